@@ -1,0 +1,40 @@
+//! Compiles `proto/**.proto` without a system `protoc`: protox parses them into a
+//! descriptor set, which drives prost/tonic code generation, pbjson's protojson
+//! serde impls, and the reflection service (embedded as bytes).
+
+use std::{env, fs, path::PathBuf};
+
+use prost::Message;
+
+const FILES: [&str; 4] = [
+    "flow/flow.proto",
+    "relay/relay.proto",
+    "observer/observer.proto",
+    "peer/peer.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    for file in FILES {
+        println!("cargo:rerun-if-changed={file}");
+    }
+
+    let descriptors = protox::Compiler::new(["."])?
+        .include_imports(true)
+        .include_source_info(false)
+        .open_files(FILES)?
+        .file_descriptor_set();
+    let encoded = descriptors.encode_to_vec();
+    fs::write(out_dir.join("hubble_descriptor.bin"), &encoded)?;
+
+    tonic_prost_build::configure()
+        .compile_well_known_types(true)
+        .extern_path(".google.protobuf", "::pbjson_types")
+        .compile_fds(descriptors)?;
+
+    pbjson_build::Builder::new()
+        .register_descriptors(&encoded)?
+        .preserve_proto_field_names()
+        .build(&[".flow", ".observer", ".peer", ".relay"])?;
+    Ok(())
+}
