@@ -33,9 +33,16 @@ pub mod peer {
 }
 
 pub mod reflection;
+mod timestamp;
 
-/// Well-known types as used by the generated code (serde-aware `Timestamp`, wrappers, ...).
-pub use pbjson_types as wkt;
+pub use timestamp::Timestamp;
+
+/// Well-known types as used by the generated code: wrappers, `FieldMask`, `Any`, and
+/// our protojson-exact [`Timestamp`].
+pub mod wkt {
+    pub use crate::Timestamp;
+    pub use pbjson_types::{Any, BoolValue, FieldMask, Int32Value, UInt32Value};
+}
 
 /// The encoded `FileDescriptorSet` of this API, imports included, under
 /// Cilium's file names (`flow/flow.proto`, ...), as reflection clients expect.

@@ -27,7 +27,12 @@ async fn serve_reflection() -> Channel {
 fn file_names(encoded: &[Vec<u8>]) -> Vec<String> {
     encoded
         .iter()
-        .map(|bytes| FileDescriptorProto::decode(bytes.as_slice()).expect("descriptor").name().to_owned())
+        .map(|bytes| {
+            FileDescriptorProto::decode(bytes.as_slice())
+                .expect("descriptor")
+                .name()
+                .to_owned()
+        })
         .collect()
 }
 
@@ -38,7 +43,10 @@ async fn v1_lists_services_and_resolves_files_by_name_and_symbol() {
         server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
     };
     let mut client = ServerReflectionClient::new(serve_reflection().await);
-    let ask = |request| ServerReflectionRequest { host: String::new(), message_request: Some(request) };
+    let ask = |request| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    };
     let requests = vec![
         ask(MessageRequest::ListServices(String::new())),
         ask(MessageRequest::FileByFilename("flow/flow.proto".into())),
@@ -57,25 +65,37 @@ async fn v1_lists_services_and_resolves_files_by_name_and_symbol() {
     }
     let [services, flow_file, peer_file, observer_file] = answers.try_into().expect("four answers");
 
-    let MessageResponse::ListServicesResponse(services) = services else { panic!("{services:?}") };
+    let MessageResponse::ListServicesResponse(services) = services else {
+        panic!("{services:?}")
+    };
     let mut names: Vec<String> = services.service.into_iter().map(|s| s.name).collect();
     names.sort();
     assert_eq!(names, ["observer.Observer", "peer.Peer"]);
 
-    let MessageResponse::FileDescriptorResponse(flow_file) = flow_file else { panic!("{flow_file:?}") };
+    let MessageResponse::FileDescriptorResponse(flow_file) = flow_file else {
+        panic!("{flow_file:?}")
+    };
     let flow = FileDescriptorProto::decode(flow_file.file_descriptor_proto[0].as_slice()).expect("flow descriptor");
     assert_eq!(flow.name(), "flow/flow.proto");
     assert!(flow.message_type.iter().any(|m| m.name() == "Flow"));
 
-    let MessageResponse::FileDescriptorResponse(peer_file) = peer_file else { panic!("{peer_file:?}") };
+    let MessageResponse::FileDescriptorResponse(peer_file) = peer_file else {
+        panic!("{peer_file:?}")
+    };
     assert_eq!(file_names(&peer_file.file_descriptor_proto), ["peer/peer.proto"]);
 
-    let MessageResponse::FileDescriptorResponse(observer_file) = observer_file else { panic!("{observer_file:?}") };
+    let MessageResponse::FileDescriptorResponse(observer_file) = observer_file else {
+        panic!("{observer_file:?}")
+    };
     let observer = FileDescriptorProto::decode(observer_file.file_descriptor_proto[0].as_slice()).expect("observer");
     assert_eq!(observer.name(), "observer/observer.proto");
 
     // A client decoding GetFlowsResponse then fetches every import by file name.
-    let imports: Vec<_> = observer.dependency.iter().map(|d| ask(MessageRequest::FileByFilename(d.clone()))).collect();
+    let imports: Vec<_> = observer
+        .dependency
+        .iter()
+        .map(|d| ask(MessageRequest::FileByFilename(d.clone())))
+        .collect();
     assert!(observer.dependency.contains(&"flow/flow.proto".to_owned()));
     let mut responses = client
         .server_reflection_info(tokio_stream::iter(imports))
@@ -99,7 +119,10 @@ async fn v1alpha_lists_services_and_resolves_flow_proto() {
         server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
     };
     let mut client = ServerReflectionClient::new(serve_reflection().await);
-    let ask = |request| ServerReflectionRequest { host: String::new(), message_request: Some(request) };
+    let ask = |request| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    };
     let requests = vec![
         ask(MessageRequest::ListServices(String::new())),
         ask(MessageRequest::FileByFilename("flow/flow.proto".into())),
@@ -110,13 +133,21 @@ async fn v1alpha_lists_services_and_resolves_flow_proto() {
         .expect("reflection stream")
         .into_inner();
 
-    let Some(first) = responses.message().await.expect("response") else { panic!("no answer") };
-    let Some(MessageResponse::ListServicesResponse(services)) = first.message_response else { panic!("not a list") };
+    let Some(first) = responses.message().await.expect("response") else {
+        panic!("no answer")
+    };
+    let Some(MessageResponse::ListServicesResponse(services)) = first.message_response else {
+        panic!("not a list")
+    };
     let mut names: Vec<String> = services.service.into_iter().map(|s| s.name).collect();
     names.sort();
     assert_eq!(names, ["observer.Observer", "peer.Peer"]);
 
-    let Some(second) = responses.message().await.expect("response") else { panic!("no answer") };
-    let Some(MessageResponse::FileDescriptorResponse(file)) = second.message_response else { panic!("not a file") };
+    let Some(second) = responses.message().await.expect("response") else {
+        panic!("no answer")
+    };
+    let Some(MessageResponse::FileDescriptorResponse(file)) = second.message_response else {
+        panic!("not a file")
+    };
     assert_eq!(file_names(&file.file_descriptor_proto)[0], "flow/flow.proto");
 }

@@ -26,7 +26,10 @@ fn reference() -> Option<FileDescriptorSet> {
     match std::fs::read(&path) {
         Ok(bytes) => Some(FileDescriptorSet::decode(bytes.as_slice()).expect("reference is a FileDescriptorSet")),
         Err(err) => {
-            let msg = format!("reference descriptor {} unavailable ({err}): wire compatibility NOT checked", path.display());
+            let msg = format!(
+                "reference descriptor {} unavailable ({err}): wire compatibility NOT checked",
+                path.display()
+            );
             assert!(std::env::var_os("CI").is_none(), "{msg}");
             eprintln!("{msg}");
             None
@@ -38,7 +41,12 @@ fn ours() -> FileDescriptorSet {
     protox::Compiler::new([env!("CARGO_MANIFEST_DIR")])
         .expect("proto include root")
         .include_imports(true)
-        .open_files(["flow/flow.proto", "observer/observer.proto", "peer/peer.proto", "relay/relay.proto"])
+        .open_files([
+            "flow/flow.proto",
+            "observer/observer.proto",
+            "peer/peer.proto",
+            "relay/relay.proto",
+        ])
         .expect("our protos compile")
         .file_descriptor_set()
 }
@@ -47,14 +55,24 @@ fn ours() -> FileDescriptorSet {
 fn protos_match_the_public_hubble_api_element_by_element() {
     let Some(reference) = reference() else { return };
     let differences = diff(&reference, &ours(), &PACKAGES);
-    assert!(differences.is_empty(), "{} differences:\n{}", differences.len(), differences.join("\n"));
+    assert!(
+        differences.is_empty(),
+        "{} differences:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
 }
 
 #[test]
 fn the_reference_covers_all_four_packages_and_both_services() {
     let Some(reference) = reference() else { return };
     let names: Vec<&str> = reference.file.iter().map(|f| f.name()).collect();
-    for file in ["flow/flow.proto", "observer/observer.proto", "peer/peer.proto", "relay/relay.proto"] {
+    for file in [
+        "flow/flow.proto",
+        "observer/observer.proto",
+        "peer/peer.proto",
+        "relay/relay.proto",
+    ] {
         assert!(names.contains(&file), "{file} missing from reference: {names:?}");
     }
     let services: Vec<String> = reference
@@ -71,44 +89,92 @@ fn the_reference_covers_all_four_packages_and_both_services() {
 fn a_single_changed_element_is_reported_readably() {
     let pristine = ours();
     let flow_file = |set: &mut FileDescriptorSet| -> usize {
-        set.file.iter().position(|f| f.name() == "flow/flow.proto").expect("flow.proto")
+        set.file
+            .iter()
+            .position(|f| f.name() == "flow/flow.proto")
+            .expect("flow.proto")
     };
     let message = |set: &mut FileDescriptorSet, name: &str| -> (usize, usize) {
         let file = flow_file(set);
-        let msg = set.file[file].message_type.iter().position(|m| m.name() == name).expect("message");
+        let msg = set.file[file]
+            .message_type
+            .iter()
+            .position(|m| m.name() == name)
+            .expect("message");
         (file, msg)
     };
 
     let mut changed = pristine.clone();
     let (file, msg) = message(&mut changed, "Flow");
-    let uuid = changed.file[file].message_type[msg].field.iter_mut().find(|f| f.name() == "uuid").expect("uuid");
+    let uuid = changed.file[file].message_type[msg]
+        .field
+        .iter_mut()
+        .find(|f| f.name() == "uuid")
+        .expect("uuid");
     uuid.number = Some(35);
-    assert_eq!(diff(&pristine, &changed, &PACKAGES), ["flow.Flow.uuid: number 34 expected, 35 found"]);
+    assert_eq!(
+        diff(&pristine, &changed, &PACKAGES),
+        ["flow.Flow.uuid: number 34 expected, 35 found"]
+    );
 
     let mut changed = pristine.clone();
     let (file, msg) = message(&mut changed, "Flow");
     changed.file[file].message_type[msg].reserved_range.pop();
-    assert_eq!(diff(&pristine, &changed, &PACKAGES), ["flow.Flow: reserved ranges [(7, 8), (12, 13), (17, 18), (18, 19)] expected, [(7, 8), (12, 13), (17, 18)] found"]);
+    assert_eq!(
+        diff(&pristine, &changed, &PACKAGES),
+        [
+            "flow.Flow: reserved ranges [(7, 8), (12, 13), (17, 18), (18, 19)] expected, [(7, 8), (12, 13), (17, 18)] found"
+        ]
+    );
 
     let mut changed = pristine.clone();
     let (file, msg) = message(&mut changed, "Layer4");
     changed.file[file].message_type[msg].field[0].oneof_index = None;
     let lines = diff(&pristine, &changed, &PACKAGES);
-    assert_eq!(lines, [r#"flow.Layer4.TCP: oneof Some("protocol") expected, None found"#]);
+    assert_eq!(
+        lines,
+        [r#"flow.Layer4.TCP: oneof Some("protocol") expected, None found"#]
+    );
 
     let mut changed = pristine.clone();
     let file = flow_file(&mut changed);
-    let verdict = changed.file[file].enum_type.iter_mut().find(|e| e.name() == "Verdict").expect("Verdict");
+    let verdict = changed.file[file]
+        .enum_type
+        .iter_mut()
+        .find(|e| e.name() == "Verdict")
+        .expect("Verdict");
     verdict.value.retain(|v| v.name() != "TRANSLATED");
-    assert_eq!(diff(&pristine, &changed, &PACKAGES), ["flow.Verdict.TRANSLATED: enum value missing"]);
+    assert_eq!(
+        diff(&pristine, &changed, &PACKAGES),
+        ["flow.Verdict.TRANSLATED: enum value missing"]
+    );
 
     let mut changed = pristine.clone();
-    let observer = changed.file.iter_mut().find(|f| f.name() == "observer/observer.proto").expect("observer");
-    observer.service[0].method.iter_mut().find(|m| m.name() == "GetFlows").expect("GetFlows").server_streaming = Some(false);
-    assert_eq!(diff(&pristine, &changed, &PACKAGES), ["observer.Observer.GetFlows: server streaming true expected, false found"]);
+    let observer = changed
+        .file
+        .iter_mut()
+        .find(|f| f.name() == "observer/observer.proto")
+        .expect("observer");
+    observer.service[0]
+        .method
+        .iter_mut()
+        .find(|m| m.name() == "GetFlows")
+        .expect("GetFlows")
+        .server_streaming = Some(false);
+    assert_eq!(
+        diff(&pristine, &changed, &PACKAGES),
+        ["observer.Observer.GetFlows: server streaming true expected, false found"]
+    );
 
     let mut changed = pristine.clone();
-    let observer = changed.file.iter_mut().find(|f| f.name() == "observer/observer.proto").expect("observer");
+    let observer = changed
+        .file
+        .iter_mut()
+        .find(|f| f.name() == "observer/observer.proto")
+        .expect("observer");
     observer.public_dependency.clear();
-    assert_eq!(diff(&pristine, &changed, &PACKAGES), [r#"observer/observer.proto: public imports ["flow/flow.proto"] expected, [] found"#]);
+    assert_eq!(
+        diff(&pristine, &changed, &PACKAGES),
+        [r#"observer/observer.proto: public imports ["flow/flow.proto"] expected, [] found"#]
+    );
 }

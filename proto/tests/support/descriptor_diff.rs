@@ -18,11 +18,13 @@ use prost_types::{
 /// Differences between `expected` and `found`, restricted to files whose package is in `packages`.
 pub fn diff(expected: &FileDescriptorSet, found: &FileDescriptorSet, packages: &[&str]) -> Vec<String> {
     let mut out = Differences::default();
-    let wanted = |f: &&FileDescriptorProto| packages.contains(&f.package())
-        || f.package().is_empty() && packages.is_empty();
+    let wanted =
+        |f: &&FileDescriptorProto| packages.contains(&f.package()) || f.package().is_empty() && packages.is_empty();
     let expected_files = by_name(expected.file.iter().filter(wanted), |f| f.name());
     let found_files = by_name(found.file.iter().filter(wanted), |f| f.name());
-    out.pair("file", "", &expected_files, &found_files, |out, path, e, f| out.file(path, e, f));
+    out.pair("file", "", &expected_files, &found_files, |out, path, e, f| {
+        out.file(path, e, f)
+    });
     out.lines
 }
 
@@ -39,13 +41,18 @@ where
 }
 
 fn join(prefix: &str, name: &str) -> String {
-    if prefix.is_empty() { name.to_owned() } else { format!("{prefix}.{name}") }
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
 }
 
 impl Differences {
     fn check<T: PartialEq + Debug>(&mut self, path: &str, what: &str, expected: T, found: T) {
         if expected != found {
-            self.lines.push(format!("{path}: {what} {expected:?} expected, {found:?} found"));
+            self.lines
+                .push(format!("{path}: {what} {expected:?} expected, {found:?} found"));
         }
     }
 
@@ -79,17 +86,26 @@ impl Differences {
         let scope = e.package();
         self.messages(scope, &e.message_type, &f.message_type);
         self.enums(scope, &e.enum_type, &f.enum_type);
-        let (es, fs) = (by_name(e.service.iter(), |s| s.name()), by_name(f.service.iter(), |s| s.name()));
+        let (es, fs) = (
+            by_name(e.service.iter(), |s| s.name()),
+            by_name(f.service.iter(), |s| s.name()),
+        );
         self.pair("service", scope, &es, &fs, |out, path, e, f| out.service(path, e, f));
     }
 
     fn messages(&mut self, scope: &str, expected: &[DescriptorProto], found: &[DescriptorProto]) {
-        let (e, f) = (by_name(expected.iter(), |m| m.name()), by_name(found.iter(), |m| m.name()));
+        let (e, f) = (
+            by_name(expected.iter(), |m| m.name()),
+            by_name(found.iter(), |m| m.name()),
+        );
         self.pair("message", scope, &e, &f, |out, path, e, f| out.message(path, e, f));
     }
 
     fn enums(&mut self, scope: &str, expected: &[EnumDescriptorProto], found: &[EnumDescriptorProto]) {
-        let (e, f) = (by_name(expected.iter(), |m| m.name()), by_name(found.iter(), |m| m.name()));
+        let (e, f) = (
+            by_name(expected.iter(), |m| m.name()),
+            by_name(found.iter(), |m| m.name()),
+        );
         self.pair("enum", scope, &e, &f, |out, path, e, f| out.enumeration(path, e, f));
     }
 
@@ -97,10 +113,20 @@ impl Differences {
         let deprecated = |m: &DescriptorProto| m.options.as_ref().is_some_and(|o| o.deprecated());
         self.check(path, "deprecated", deprecated(e), deprecated(f));
         self.check(path, "oneofs", real_oneofs(e), real_oneofs(f));
-        self.check(path, "reserved ranges", reserved(&e.reserved_range), reserved(&f.reserved_range));
+        self.check(
+            path,
+            "reserved ranges",
+            reserved(&e.reserved_range),
+            reserved(&f.reserved_range),
+        );
         self.check(path, "reserved names", &e.reserved_name, &f.reserved_name);
-        let (ef, ff) = (by_name(e.field.iter(), |x| x.name()), by_name(f.field.iter(), |x| x.name()));
-        self.pair("field", path, &ef, &ff, |out, fpath, ex, fx| out.field(fpath, (e, ex), (f, fx)));
+        let (ef, ff) = (
+            by_name(e.field.iter(), |x| x.name()),
+            by_name(f.field.iter(), |x| x.name()),
+        );
+        self.pair("field", path, &ef, &ff, |out, fpath, ex, fx| {
+            out.field(fpath, (e, ex), (f, fx))
+        });
         self.messages(path, &e.nested_type, &f.nested_type);
         self.enums(path, &e.enum_type, &f.enum_type);
     }
@@ -127,22 +153,32 @@ impl Differences {
     fn enumeration(&mut self, path: &str, e: &EnumDescriptorProto, f: &EnumDescriptorProto) {
         let deprecated = |x: &EnumDescriptorProto| x.options.as_ref().is_some_and(|o| o.deprecated());
         self.check(path, "deprecated", deprecated(e), deprecated(f));
-        self.check(path, "reserved ranges", enum_reserved(&e.reserved_range), enum_reserved(&f.reserved_range));
+        self.check(
+            path,
+            "reserved ranges",
+            enum_reserved(&e.reserved_range),
+            enum_reserved(&f.reserved_range),
+        );
         self.check(path, "reserved names", &e.reserved_name, &f.reserved_name);
         // Enum values live in the enclosing scope in protobuf, but are named under
         // the enum here so a message says which enum they belong to.
-        let (ev, fv) = (by_name(e.value.iter(), |v| v.name()), by_name(f.value.iter(), |v| v.name()));
+        let (ev, fv) = (
+            by_name(e.value.iter(), |v| v.name()),
+            by_name(f.value.iter(), |v| v.name()),
+        );
         self.pair("enum value", path, &ev, &fv, |out, vpath, e, f| {
             out.check(vpath, "number", e.number(), f.number());
-            let deprecated = |x: &prost_types::EnumValueDescriptorProto| {
-                x.options.as_ref().is_some_and(|o| o.deprecated())
-            };
+            let deprecated =
+                |x: &prost_types::EnumValueDescriptorProto| x.options.as_ref().is_some_and(|o| o.deprecated());
             out.check(vpath, "deprecated", deprecated(e), deprecated(f));
         });
     }
 
     fn service(&mut self, path: &str, e: &ServiceDescriptorProto, f: &ServiceDescriptorProto) {
-        let (em, fm) = (by_name(e.method.iter(), |m| m.name()), by_name(f.method.iter(), |m| m.name()));
+        let (em, fm) = (
+            by_name(e.method.iter(), |m| m.name()),
+            by_name(f.method.iter(), |m| m.name()),
+        );
         self.pair("method", path, &em, &fm, |out, mpath, e, f| {
             out.check(mpath, "input type", e.input_type(), f.input_type());
             out.check(mpath, "output type", e.output_type(), f.output_type());
@@ -155,7 +191,12 @@ impl Differences {
 fn public_imports(file: &FileDescriptorProto) -> Vec<&str> {
     file.public_dependency
         .iter()
-        .filter_map(|&i| usize::try_from(i).ok().and_then(|i| file.dependency.get(i)).map(String::as_str))
+        .filter_map(|&i| {
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| file.dependency.get(i))
+                .map(String::as_str)
+        })
         .collect()
 }
 
