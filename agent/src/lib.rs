@@ -5,3 +5,5 @@
 //! them with Kubernetes metadata, keeps them in the observer ring and serves the
 //! Hubble API (`observer.Observer`, `peer.Peer`) on TCP `:4244` and a unix socket,
 //! with Prometheus metrics on `:9965`. See `docs/architecture.md` for the stages.
+
+pub mod event;

@@ -1,0 +1,31 @@
+//! The unit every pipeline stage hands to the next: a decoded event on its way into
+//! the observer ring (and from there to gRPC streams, metrics and exporters).
+
+use sightline_proto::Timestamp;
+use sightline_proto::flow::{AgentEvent, DebugEvent, Flow, LostEvent};
+
+/// One observed event. Flows carry their own time; the other kinds are stamped
+/// when they are produced, because their messages have no time field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Flow(Box<Flow>),
+    Agent { time: Timestamp, event: AgentEvent },
+    Debug { time: Timestamp, event: DebugEvent },
+    /// Events lost before they reached the ring (perf ring buffer, events queue).
+    Lost { time: Timestamp, event: LostEvent },
+}
+
+impl Event {
+    pub fn time(&self) -> Timestamp {
+        match self {
+            Event::Flow(flow) => flow.time.unwrap_or_default(),
+            Event::Agent { time, .. } | Event::Debug { time, .. } | Event::Lost { time, .. } => *time,
+        }
+    }
+}
+
+/// Where a producer (the datapath decoder, the Kubernetes watchers) delivers events.
+/// Implementations must not block for long: the datapath calls this on its hot path.
+pub trait EventSink: Send {
+    fn publish(&mut self, event: Event);
+}
