@@ -10,6 +10,9 @@ use tonic_reflection::server::{
 
 use crate::FILE_DESCRIPTOR_SET;
 
+/// Why a reflection service could not be built from the descriptor set.
+pub use tonic_reflection::server::Error as ReflectionError;
+
 /// Fully qualified names of the services a Hubble server registers.
 pub const OBSERVER_SERVICE: &str = "observer.Observer";
 pub const PEER_SERVICE: &str = "peer.Peer";

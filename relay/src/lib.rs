@@ -1,6 +1,24 @@
 //! The Sightline relay.
 //!
 //! One relay serves the Hubble API for the whole cluster on `:4245`. It learns the
-//! agents from `peer.Peer/Notify`, keeps one mTLS channel per agent, fans each
-//! `GetFlows` request out to all of them and merges the answers by timestamp, so the
-//! `hubble` CLI and Hubble UI see one ordered stream with node status events.
+//! agents from `peer.Peer/Notify` (or a static list), keeps one mutually
+//! authenticated channel per agent, fans each request out to all of them and merges
+//! the answers by timestamp, so the `hubble` CLI and Hubble UI see one ordered
+//! stream with node status events. Module by module: [`discovery`] → [`pool`] (via
+//! [`dial`], [`tls`]) → [`fanout`] (via [`merge`], [`sort_buffer`]) → [`server`];
+//! [`app`] wires them together.
+
+pub mod address;
+pub mod app;
+pub mod config;
+pub mod config_file;
+pub mod dial;
+pub mod discovery;
+pub mod fanout;
+pub mod listen;
+pub mod merge;
+pub mod metrics;
+pub mod pool;
+pub mod server;
+pub mod sort_buffer;
+pub mod tls;

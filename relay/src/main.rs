@@ -1,11 +1,20 @@
-use clap::Parser;
+use sightline_relay::app;
+use sightline_relay::config::Args;
+use tokio::signal::unix::{SignalKind, signal};
 
-/// Sightline relay: one cluster-wide Hubble API in front of every agent.
-#[derive(Debug, Parser)]
-#[command(name = "sightline-relay", version)]
-struct Args {}
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let args = Args::load(std::env::args_os().collect())?;
+    let relay = app::start(args).await?;
 
-fn main() -> anyhow::Result<()> {
-    let _args = Args::parse();
-    anyhow::bail!("the relay is not built yet (issue #5)")
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: shutting down"),
+    }
+    relay.shutdown().await;
+    Ok(())
 }

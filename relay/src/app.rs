@@ -1,0 +1,298 @@
+//! Assembles the relay from its parts and runs it until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::get;
+use sightline_proto::observer::observer_server::ObserverServer;
+use sightline_proto::reflection::{self, OBSERVER_SERVICE};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::address::PeerAddress;
+use crate::config::Args;
+use crate::dial::Dialer;
+use crate::discovery::{self, PeerChange};
+use crate::fanout::FanoutSettings;
+use crate::listen;
+use crate::metrics::RelayMetrics;
+use crate::pool::{MAX_MESSAGE_SIZE, PeerState, Pool};
+use crate::server::RelayObserver;
+use crate::tls::{self, KeyPairFiles, RELOAD_CHECK_INTERVAL, Reloading, TlsError};
+
+/// Open streams get this long to end after SIGTERM before the process exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+const HEALTH_SERVICE: &str = "hubble.server.Observer";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    #[error("peers: {0}")]
+    Discovery(#[from] discovery::DiscoveryError),
+    #[error("peer service address: {0}")]
+    Address(#[from] crate::address::AddressError),
+    #[error("binding {what} on {address}: {source}")]
+    Bind {
+        what: &'static str,
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("reflection: {0}")]
+    Reflection(#[from] sightline_proto::reflection::ReflectionError),
+}
+
+/// A running relay; dropping it does not stop it, `shutdown` does.
+pub struct RunningRelay {
+    pub api_address: SocketAddr,
+    pub metrics_address: Option<SocketAddr>,
+    pub pool: Pool,
+    shutdown: CancellationToken,
+    server: JoinHandle<()>,
+}
+
+impl RunningRelay {
+    /// Ends every client stream, stops listening and waits (at most [`SHUTDOWN_GRACE`]).
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.server).await.is_err() {
+            tracing::warn!("open streams did not end within {SHUTDOWN_GRACE:?}; exiting anyway");
+        }
+    }
+}
+
+async fn bind(what: &'static str, address: &str) -> Result<TcpListener, RelayError> {
+    listen::bind(address).await.map_err(|source| RelayError::Bind {
+        what,
+        address: address.to_owned(),
+        source,
+    })
+}
+
+fn client_tls(args: &Args) -> Result<Option<Arc<Reloading<rustls::ClientConfig>>>, RelayError> {
+    if args.disable_client_tls {
+        return Ok(None);
+    }
+    let identity = match (&args.tls_hubble_client_cert_file, &args.tls_hubble_client_key_file) {
+        (Some(cert), Some(key)) => Some(KeyPairFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    let cas = args.tls_hubble_server_ca_files.clone();
+    let mut files = cas.clone();
+    files.extend(identity.iter().flat_map(|id| [id.cert.clone(), id.key.clone()]));
+    let load = move || tls::client_config(&cas, identity.as_ref());
+    Ok(Some(Reloading::watch(
+        "relay client certificate",
+        files,
+        RELOAD_CHECK_INTERVAL,
+        load,
+    )?))
+}
+
+fn server_tls(args: &Args) -> Result<Option<Arc<Reloading<rustls::ServerConfig>>>, RelayError> {
+    let (false, Some(cert), Some(key)) = (
+        args.disable_server_tls,
+        &args.tls_relay_server_cert_file,
+        &args.tls_relay_server_key_file,
+    ) else {
+        return Ok(None);
+    };
+    let identity = KeyPairFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+    };
+    let cas = args.tls_relay_client_ca_files.clone();
+    let mut files = vec![identity.cert.clone(), identity.key.clone()];
+    files.extend(cas.iter().cloned());
+    let load = move || tls::server_config(&identity, &cas);
+    Ok(Some(Reloading::watch(
+        "relay server certificate",
+        files,
+        RELOAD_CHECK_INTERVAL,
+        load,
+    )?))
+}
+
+/// Starts discovery, the pool, the API, health and metrics. Must run inside a Tokio runtime.
+pub async fn start(args: Args) -> Result<RunningRelay, RelayError> {
+    let shutdown = CancellationToken::new();
+    let dialer = Dialer::new(client_tls(&args)?, args.dial_timeout);
+    let pool = Pool::new(dialer.clone());
+    let metrics = RelayMetrics::new();
+
+    let (discovery_up, discovery_state) = watch::channel(false);
+    if args.peers.is_empty() {
+        let service = PeerAddress::parse(&args.peer_service)?;
+        let (changes_tx, mut changes_rx) = mpsc::channel::<PeerChange>(256);
+        let server_name = Some(discovery::peer_service_server_name(&args.cluster_name));
+        let follow = discovery::follow_peer_service(
+            dialer,
+            service,
+            server_name,
+            args.retry_timeout,
+            changes_tx,
+            discovery_up,
+        );
+        let token = shutdown.clone();
+        tokio::spawn(async move { token.run_until_cancelled(follow).await });
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            while let Some(change) = changes_rx.recv().await {
+                pool.apply(change);
+            }
+        });
+    } else {
+        for peer in discovery::static_peers(&args.peers)? {
+            pool.apply(PeerChange::Upsert(peer));
+        }
+        discovery_up.send_replace(true);
+    }
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    tokio::spawn(report_health(
+        health_reporter,
+        pool.clone(),
+        discovery_state,
+        shutdown.clone(),
+    ));
+
+    let settings = Arc::new(FanoutSettings {
+        sort_buffer_len: args.sort_buffer_len_max,
+        drain_timeout: args.sort_buffer_drain_timeout,
+        relay_node: args.node_name.clone(),
+        peer_refresh: Duration::from_secs(1),
+    });
+    let observer = RelayObserver {
+        pool: pool.clone(),
+        settings,
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+        started: Instant::now(),
+    };
+    let router = Server::builder()
+        .add_service(
+            ObserverServer::new(observer)
+                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE),
+        )
+        .add_service(health_service.clone())
+        .add_service(reflection::v1(&[OBSERVER_SERVICE])?)
+        .add_service(reflection::v1alpha(&[OBSERVER_SERVICE])?);
+
+    let listener = bind("the API", &args.listen_address).await?;
+    let api_address = listener.local_addr().map_err(|source| RelayError::Bind {
+        what: "the API",
+        address: args.listen_address.clone(),
+        source,
+    })?;
+    let stopping = shutdown.clone();
+    let server = match server_tls(&args)? {
+        Some(tls) => tokio::spawn(async move {
+            let incoming = listen::tls_incoming(listener, tls);
+            if let Err(err) = router
+                .serve_with_incoming_shutdown(incoming, stopping.cancelled_owned())
+                .await
+            {
+                tracing::error!(%err, "API server failed");
+            }
+        }),
+        None => tokio::spawn(async move {
+            let incoming = TcpListenerStream::new(listener);
+            if let Err(err) = router
+                .serve_with_incoming_shutdown(incoming, stopping.cancelled_owned())
+                .await
+            {
+                tracing::error!(%err, "API server failed");
+            }
+        }),
+    };
+    tracing::info!(%api_address, "relay API listening");
+
+    if !args.health_listen_address.is_empty() {
+        let listener = bind("health", &args.health_listen_address).await?;
+        let stopping = shutdown.clone();
+        tokio::spawn(async move {
+            let serve = Server::builder()
+                .add_service(health_service)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopping.cancelled_owned());
+            if let Err(err) = serve.await {
+                tracing::error!(%err, "health server failed");
+            }
+        });
+    }
+
+    let metrics_address = if args.metrics_listen_address.is_empty() {
+        None
+    } else {
+        let listener = bind("metrics", &args.metrics_listen_address).await?;
+        let address = listener.local_addr().ok();
+        let (metrics, pool) = (metrics.clone(), pool.clone());
+        let app = axum::Router::new().route(
+            "/metrics",
+            get(move || {
+                let (metrics, pool) = (metrics.clone(), pool.clone());
+                async move {
+                    metrics.observe_pool(&pool);
+                    (
+                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                        metrics.encode(),
+                    )
+                }
+            }),
+        );
+        let stopping = shutdown.clone();
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(stopping.cancelled_owned());
+            if let Err(err) = serve.await {
+                tracing::error!(%err, "metrics server failed");
+            }
+        });
+        address
+    };
+
+    Ok(RunningRelay {
+        api_address,
+        metrics_address,
+        pool,
+        shutdown,
+        server,
+    })
+}
+
+/// SERVING while the peer source works and at least one peer is connected, as in hubble-relay.
+async fn report_health(
+    reporter: HealthReporter,
+    pool: Pool,
+    mut discovery: watch::Receiver<bool>,
+    shutdown: CancellationToken,
+) {
+    let mut changes = pool.subscribe();
+    loop {
+        let connected = pool
+            .snapshot()
+            .iter()
+            .any(|p| matches!(p.state, PeerState::Connected { .. }));
+        let status = if *discovery.borrow() && connected {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        reporter.set_service_status("", status).await;
+        reporter.set_service_status(HEALTH_SERVICE, status).await;
+        tokio::select! {
+            _ = changes.changed() => {}
+            _ = discovery.changed() => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Opening gRPC channels to Hubble servers: unix sockets in plaintext, TCP with
+//! TLS 1.3 verified against the server name the peer announced (or plaintext when
+//! the operator disabled client TLS). The TLS configuration is read at each
+//! handshake, so rotated certificates apply to the next connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use tokio::net::{TcpStream, UnixStream};
+use tokio_rustls::TlsConnector;
+use tonic::transport::{Channel, Endpoint, Uri};
+use tower::service_fn;
+
+use crate::address::PeerAddress;
+use crate::tls::Reloading;
+
+/// How often an idle connection is probed; a vanished peer is noticed within
+/// interval + timeout even when no stream is moving.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    #[error("client TLS is on but the peer announced no TLS server name")]
+    MissingServerName,
+    #[error("peer announced TLS server name {0:?} but client TLS is disabled")]
+    UnexpectedServerName(String),
+    #[error("invalid TLS server name {0:?}")]
+    InvalidServerName(String),
+    #[error("connecting: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("connecting: timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+type Connecting<'a> = std::pin::Pin<Box<dyn Future<Output = Result<Channel, tonic::transport::Error>> + Send + 'a>>;
+
+#[derive(Clone)]
+pub struct Dialer {
+    tls: Option<Arc<Reloading<ClientConfig>>>,
+    timeout: Duration,
+}
+
+impl Dialer {
+    pub fn new(tls: Option<Arc<Reloading<ClientConfig>>>, timeout: Duration) -> Self {
+        Self { tls, timeout }
+    }
+
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Connects to `address`. Unix sockets never use TLS (they are node-local and
+    /// protected by file permissions), as with Hubble.
+    pub async fn connect(&self, address: &PeerAddress, server_name: Option<&str>) -> Result<Channel, DialError> {
+        let endpoint = Endpoint::from_static("http://hubble.invalid")
+            .connect_timeout(self.timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true);
+        let connecting = match address {
+            PeerAddress::Unix(path) => {
+                let path = path.clone();
+                let connector = service_fn(move |_: Uri| {
+                    let path = path.clone();
+                    async move { UnixStream::connect(path).await.map(TokioIo::new) }
+                });
+                Box::pin(endpoint.connect_with_connector(connector)) as Connecting<'_>
+            }
+            PeerAddress::Tcp(host_port) => match (&self.tls, server_name) {
+                (None, Some(name)) => return Err(DialError::UnexpectedServerName(name.to_owned())),
+                (None, None) => {
+                    let host_port = host_port.clone();
+                    let connector = service_fn(move |_: Uri| {
+                        let host_port = host_port.clone();
+                        async move {
+                            let tcp = TcpStream::connect(host_port).await?;
+                            tcp.set_nodelay(true)?;
+                            Ok::<_, std::io::Error>(TokioIo::new(tcp))
+                        }
+                    });
+                    Box::pin(endpoint.connect_with_connector(connector)) as Connecting<'_>
+                }
+                (Some(_), None) => return Err(DialError::MissingServerName),
+                (Some(tls), Some(name)) => {
+                    let name = ServerName::try_from(name.to_owned())
+                        .map_err(|_| DialError::InvalidServerName(name.to_owned()))?;
+                    let (tls, host_port) = (tls.clone(), host_port.clone());
+                    let connector = service_fn(move |_: Uri| {
+                        let (tls, host_port, name) = (tls.clone(), host_port.clone(), name.clone());
+                        async move {
+                            let tcp = TcpStream::connect(host_port).await?;
+                            tcp.set_nodelay(true)?;
+                            let stream = TlsConnector::from(tls.current()).connect(name, tcp).await?;
+                            Ok::<_, std::io::Error>(TokioIo::new(stream))
+                        }
+                    });
+                    Box::pin(endpoint.connect_with_connector(connector)) as Connecting<'_>
+                }
+            },
+        };
+        tokio::time::timeout(self.timeout, connecting)
+            .await
+            .map_err(|_| DialError::Timeout(self.timeout))?
+            .map_err(Into::into)
+    }
+}

@@ -1,0 +1,199 @@
+//! Which Hubble servers exist: from `peer.Peer/Notify` on the peer service
+//! (re-dialled with backoff whenever the stream breaks), or from a static list.
+
+use std::time::Duration;
+
+use sightline_proto::peer::{ChangeNotification, ChangeNotificationType, NotifyRequest, peer_client::PeerClient};
+use tokio::sync::{mpsc, watch};
+
+use crate::address::{AddressError, PeerAddress};
+use crate::dial::Dialer;
+
+/// A Hubble server as announced by the peer service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub name: String,
+    pub address: PeerAddress,
+    pub tls_server_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerChange {
+    Upsert(PeerInfo),
+    Delete(String),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DiscoveryError {
+    #[error("static peer {0:?}: expected name=address")]
+    StaticPeerSyntax(String),
+    #[error(transparent)]
+    Address(#[from] AddressError),
+}
+
+/// Parses `--peers name=address,...`.
+pub fn static_peers(entries: &[String]) -> Result<Vec<PeerInfo>, DiscoveryError> {
+    entries
+        .iter()
+        .filter(|entry| !entry.trim().is_empty())
+        .map(|entry| {
+            let (name, address) = entry
+                .split_once('=')
+                .ok_or_else(|| DiscoveryError::StaticPeerSyntax(entry.clone()))?;
+            if name.trim().is_empty() {
+                return Err(DiscoveryError::StaticPeerSyntax(entry.clone()));
+            }
+            Ok(PeerInfo {
+                name: name.trim().to_owned(),
+                address: PeerAddress::parse(address)?,
+                tls_server_name: None,
+            })
+        })
+        .collect()
+}
+
+/// TLS server name of the agents' peer service, which their wildcard certificate covers.
+pub fn peer_service_server_name(cluster: &str) -> String {
+    format!("hubble-peer.{}.hubble-grpc.cilium.io", cluster.replace('.', "-"))
+}
+
+/// Turns one notification into a change; malformed ones are reported, not applied.
+pub fn change_from(notification: ChangeNotification) -> Result<PeerChange, String> {
+    let tls_server_name = notification
+        .tls
+        .map(|tls| tls.server_name)
+        .filter(|name| !name.is_empty());
+    match ChangeNotificationType::try_from(notification.r#type) {
+        Ok(ChangeNotificationType::PeerDeleted) => Ok(PeerChange::Delete(notification.name)),
+        Ok(ChangeNotificationType::PeerAdded | ChangeNotificationType::PeerUpdated) => {
+            let address = PeerAddress::parse(&notification.address).map_err(|e| e.to_string())?;
+            Ok(PeerChange::Upsert(PeerInfo {
+                name: notification.name,
+                address,
+                tls_server_name,
+            }))
+        }
+        _ => Err(format!(
+            "peer {:?}: unknown change type {}",
+            notification.name, notification.r#type
+        )),
+    }
+}
+
+/// Follows the peer service until `changes` is closed, re-dialling with exponential
+/// backoff (1 s doubling up to `max_backoff`). `connected` tells health checks
+/// whether the Notify stream is currently up.
+pub async fn follow_peer_service(
+    dialer: Dialer,
+    service: PeerAddress,
+    server_name: Option<String>,
+    max_backoff: Duration,
+    changes: mpsc::Sender<PeerChange>,
+    connected: watch::Sender<bool>,
+) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match notify_once(&dialer, &service, server_name.as_deref(), &changes, &connected).await {
+            Ok(()) => return, // the receiver is gone: the relay is shutting down
+            Err(err) => {
+                connected.send_replace(false);
+                tracing::warn!(peer_service = %service, %err, retry_in = ?backoff, "peer service unavailable");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = changes.closed() => return,
+        }
+        backoff = (backoff * 2).min(max_backoff.max(Duration::from_secs(1)));
+    }
+}
+
+async fn notify_once(
+    dialer: &Dialer,
+    service: &PeerAddress,
+    server_name: Option<&str>,
+    changes: &mpsc::Sender<PeerChange>,
+    connected: &watch::Sender<bool>,
+) -> Result<(), String> {
+    let server_name = if dialer.tls_enabled() { server_name } else { None };
+    let channel = dialer.connect(service, server_name).await.map_err(|e| e.to_string())?;
+    let mut stream = PeerClient::new(channel)
+        .notify(NotifyRequest {})
+        .await
+        .map_err(|status| format!("Notify: {}", status.message()))?
+        .into_inner();
+    connected.send_replace(true);
+    tracing::info!(peer_service = %service, "following peer service");
+    loop {
+        let notification = match stream.message().await {
+            Ok(Some(notification)) => notification,
+            Ok(None) => return Err("Notify stream ended".into()),
+            Err(status) => return Err(format!("Notify stream: {}", status.message())),
+        };
+        match change_from(notification) {
+            Ok(change) => {
+                if changes.send(change).await.is_err() {
+                    return Ok(());
+                }
+            }
+            Err(err) => tracing::warn!(%err, "ignoring peer notification"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sightline_proto::peer::Tls;
+
+    #[test]
+    fn static_peers_parse_and_errors_name_the_entry() {
+        let peers = static_peers(&["a=10.0.0.1:4244".into(), "b=unix:///run/b.sock".into()]).expect("valid");
+        assert_eq!(peers[0].name, "a");
+        assert_eq!(peers[1].address, PeerAddress::Unix("/run/b.sock".into()));
+        assert_eq!(
+            static_peers(&["10.0.0.1".into()]),
+            Err(DiscoveryError::StaticPeerSyntax("10.0.0.1".into()))
+        );
+    }
+
+    #[test]
+    fn notifications_become_changes() {
+        let added = ChangeNotification {
+            name: "default/node-a".into(),
+            address: "10.0.0.1:4244".into(),
+            r#type: ChangeNotificationType::PeerAdded.into(),
+            tls: Some(Tls {
+                server_name: "node-a.default.hubble-grpc.cilium.io".into(),
+            }),
+        };
+        let Ok(PeerChange::Upsert(info)) = change_from(added) else {
+            panic!("upsert expected")
+        };
+        assert_eq!(
+            info.tls_server_name.as_deref(),
+            Some("node-a.default.hubble-grpc.cilium.io")
+        );
+        let deleted = ChangeNotification {
+            name: "x".into(),
+            r#type: 2,
+            ..Default::default()
+        };
+        assert_eq!(change_from(deleted), Ok(PeerChange::Delete("x".into())));
+        let garbage = ChangeNotification {
+            name: "x".into(),
+            address: "nowhere".into(),
+            r#type: 1,
+            tls: None,
+        };
+        assert!(change_from(garbage).expect_err("bad address").contains("nowhere"));
+    }
+
+    #[test]
+    fn peer_service_name_uses_dashes_for_dots() {
+        assert_eq!(
+            peer_service_server_name("eu.prod"),
+            "hubble-peer.eu-prod.hubble-grpc.cilium.io"
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! What the fan-out needs to know about each streaming RPC it merges: how to call
+//! it upstream, which window (`number`, `first`, `follow`) the client asked for,
+//! and how to express node status in its response type.
+
+use futures::future::BoxFuture;
+use sightline_proto::Timestamp;
+use sightline_proto::observer::{
+    GetAgentEventsRequest, GetAgentEventsResponse, GetDebugEventsRequest, GetDebugEventsResponse, GetFlowsRequest,
+    GetFlowsResponse, get_flows_response::ResponseTypes, observer_client::ObserverClient,
+};
+use sightline_proto::relay::NodeStatusEvent;
+use tonic::transport::Channel;
+use tonic::{Request, Status, Streaming};
+
+use crate::sort_buffer::Timed;
+
+/// The part of a request that decides which events the merged stream holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub number: u64,
+    pub first: bool,
+    pub follow: bool,
+}
+
+pub trait Merge: Timed + Sized + Send + 'static {
+    type Request: Clone + Send + Sync + 'static;
+
+    fn window(request: &Self::Request) -> Window;
+    /// The request for a peer that joins a follow stream late: only new events,
+    /// so a returning peer does not replay what the client already saw.
+    fn live_only(request: &Self::Request) -> Self::Request;
+    fn call(
+        client: ObserverClient<Channel>,
+        request: Request<Self::Request>,
+    ) -> BoxFuture<'static, Result<Streaming<Self>, Status>>;
+    /// Whether this response counts towards `number` (lost events and node status do not).
+    fn counts(&self) -> bool;
+    fn node_status(event: NodeStatusEvent, relay_node: &str, time: Timestamp) -> Option<Self>;
+}
+
+fn nanos(time: Option<&Timestamp>) -> i128 {
+    time.map_or(0, Timestamp::as_unix_nanos)
+}
+
+impl Timed for GetFlowsResponse {
+    fn time_nanos(&self) -> i128 {
+        nanos(self.time.as_ref())
+    }
+}
+
+impl Merge for GetFlowsResponse {
+    type Request = GetFlowsRequest;
+
+    fn window(request: &GetFlowsRequest) -> Window {
+        Window {
+            number: request.number,
+            first: request.first,
+            follow: request.follow,
+        }
+    }
+
+    fn live_only(request: &GetFlowsRequest) -> GetFlowsRequest {
+        GetFlowsRequest {
+            number: 0,
+            first: false,
+            since: None,
+            ..request.clone()
+        }
+    }
+
+    fn call(
+        mut client: ObserverClient<Channel>,
+        request: Request<GetFlowsRequest>,
+    ) -> BoxFuture<'static, Result<Streaming<Self>, Status>> {
+        Box::pin(async move { client.get_flows(request).await.map(tonic::Response::into_inner) })
+    }
+
+    fn counts(&self) -> bool {
+        matches!(self.response_types, Some(ResponseTypes::Flow(_)))
+    }
+
+    fn node_status(event: NodeStatusEvent, relay_node: &str, time: Timestamp) -> Option<Self> {
+        Some(Self {
+            response_types: Some(ResponseTypes::NodeStatus(event)),
+            node_name: relay_node.to_owned(),
+            time: Some(time),
+        })
+    }
+}
+
+impl Timed for GetAgentEventsResponse {
+    fn time_nanos(&self) -> i128 {
+        nanos(self.time.as_ref())
+    }
+}
+
+impl Merge for GetAgentEventsResponse {
+    type Request = GetAgentEventsRequest;
+
+    fn window(request: &GetAgentEventsRequest) -> Window {
+        Window {
+            number: request.number,
+            first: request.first,
+            follow: request.follow,
+        }
+    }
+
+    fn live_only(request: &GetAgentEventsRequest) -> GetAgentEventsRequest {
+        GetAgentEventsRequest {
+            number: 0,
+            first: false,
+            since: None,
+            ..*request
+        }
+    }
+
+    fn call(
+        mut client: ObserverClient<Channel>,
+        request: Request<GetAgentEventsRequest>,
+    ) -> BoxFuture<'static, Result<Streaming<Self>, Status>> {
+        Box::pin(async move { client.get_agent_events(request).await.map(tonic::Response::into_inner) })
+    }
+
+    fn counts(&self) -> bool {
+        true
+    }
+
+    fn node_status(_: NodeStatusEvent, _: &str, _: Timestamp) -> Option<Self> {
+        None
+    }
+}
+
+impl Timed for GetDebugEventsResponse {
+    fn time_nanos(&self) -> i128 {
+        nanos(self.time.as_ref())
+    }
+}
+
+impl Merge for GetDebugEventsResponse {
+    type Request = GetDebugEventsRequest;
+
+    fn window(request: &GetDebugEventsRequest) -> Window {
+        Window {
+            number: request.number,
+            first: request.first,
+            follow: request.follow,
+        }
+    }
+
+    fn live_only(request: &GetDebugEventsRequest) -> GetDebugEventsRequest {
+        GetDebugEventsRequest {
+            number: 0,
+            first: false,
+            since: None,
+            ..*request
+        }
+    }
+
+    fn call(
+        mut client: ObserverClient<Channel>,
+        request: Request<GetDebugEventsRequest>,
+    ) -> BoxFuture<'static, Result<Streaming<Self>, Status>> {
+        Box::pin(async move { client.get_debug_events(request).await.map(tonic::Response::into_inner) })
+    }
+
+    fn counts(&self) -> bool {
+        true
+    }
+
+    fn node_status(_: NodeStatusEvent, _: &str, _: Timestamp) -> Option<Self> {
+        None
+    }
+}

@@ -1,0 +1,105 @@
+//! The relay's own Prometheus metrics, served on `--metrics-listen-address`.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::pool::{PeerState, Pool};
+use crate::sort_buffer::Release;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone)]
+pub struct RelayMetrics {
+    registry: Arc<Registry>,
+    peers: Family<StatusLabel, Gauge>,
+    forwarded: Counter,
+    evictions: Family<ReasonLabel, Counter>,
+}
+
+impl Default for RelayMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RelayMetrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("hubble_relay");
+        let peers = Family::<StatusLabel, Gauge>::default();
+        registry.register(
+            "pool_peer_connection_status",
+            "Peers by connection state (connected, connecting, unavailable)",
+            peers.clone(),
+        );
+        let forwarded = Counter::default();
+        registry.register(
+            "flows_forwarded",
+            "Flows sent to clients of the relay",
+            forwarded.clone(),
+        );
+        let evictions = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "sort_buffer_evictions",
+            "Responses released by the sort buffer, by reason (full, timeout, flush)",
+            evictions.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            peers,
+            forwarded,
+            evictions,
+        }
+    }
+
+    pub fn flow_forwarded(&self) {
+        self.forwarded.inc();
+    }
+
+    pub fn released(&self, why: Release) {
+        let reason = match why {
+            Release::Full => "full",
+            Release::Timeout => "timeout",
+            Release::Flush => "flush",
+        };
+        self.evictions.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Refreshes the peer gauge from the pool (called before each scrape).
+    pub fn observe_pool(&self, pool: &Pool) {
+        let (mut connected, mut connecting, mut unavailable) = (0, 0, 0);
+        for peer in pool.snapshot() {
+            match peer.state {
+                PeerState::Connected { .. } => connected += 1,
+                PeerState::Connecting => connecting += 1,
+                PeerState::Unavailable { .. } => unavailable += 1,
+            }
+        }
+        for (status, count) in [
+            ("connected", connected),
+            ("connecting", connecting),
+            ("unavailable", unavailable),
+        ] {
+            self.peers.get_or_create(&StatusLabel { status }).set(count);
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}

@@ -1,0 +1,255 @@
+//! One managed connection per peer.
+//!
+//! Each peer gets a task that dials it, confirms it answers `ServerStatus`, then
+//! probes it periodically; on failure it retries with exponential backoff and jitter
+//! (1 s doubling to 1 min). A peer that accepts TCP but never answers therefore
+//! never counts as connected. Callers read consistent snapshots and are woken when
+//! any peer changes state.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use sightline_proto::observer::{ServerStatusRequest, ServerStatusResponse, observer_client::ObserverClient};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+use crate::dial::Dialer;
+use crate::discovery::{PeerChange, PeerInfo};
+
+const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+const MIN_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Largest message a peer may send; flows with big L7 payloads exceed tonic's 4 MiB default.
+pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+
+#[derive(Clone, Debug)]
+pub enum PeerState {
+    Connecting,
+    Connected {
+        client: ObserverClient<Channel>,
+        status: Box<ServerStatusResponse>,
+    },
+    Unavailable {
+        error: String,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct PeerView {
+    pub info: PeerInfo,
+    pub state: PeerState,
+}
+
+impl PeerView {
+    pub fn client(&self) -> Option<ObserverClient<Channel>> {
+        match &self.state {
+            PeerState::Connected { client, .. } => Some(client.clone()),
+            _ => None,
+        }
+    }
+}
+
+struct Slot {
+    info: PeerInfo,
+    state: PeerState,
+    wake: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dialer: Dialer,
+    slots: Mutex<BTreeMap<String, Slot>>,
+    generation: watch::Sender<u64>,
+}
+
+impl Pool {
+    pub fn new(dialer: Dialer) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                dialer,
+                slots: Mutex::default(),
+                generation: watch::Sender::new(0),
+            }),
+        }
+    }
+
+    fn slots(&self) -> MutexGuard<'_, BTreeMap<String, Slot>> {
+        // A poisoned lock only means a panic elsewhere mid-update of plain data; keep serving.
+        self.inner.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn bump(&self) {
+        self.inner.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Applies a discovery change. An upsert equal to the known peer is a no-op;
+    /// otherwise the old connection is dropped and the peer dialled afresh.
+    pub fn apply(&self, change: PeerChange) {
+        match change {
+            PeerChange::Upsert(info) => {
+                let mut slots = self.slots();
+                if let Some(slot) = slots.get(&info.name).filter(|slot| slot.info == info) {
+                    slot.wake.notify_one();
+                    return;
+                }
+                let wake = Arc::new(Notify::new());
+                let task = tokio::spawn(manage(self.clone(), info.clone(), wake.clone()));
+                slots.insert(
+                    info.name.clone(),
+                    Slot {
+                        info,
+                        state: PeerState::Connecting,
+                        wake,
+                        task,
+                    },
+                );
+            }
+            PeerChange::Delete(name) => {
+                if self.slots().remove(&name).is_none() {
+                    return;
+                }
+            }
+        }
+        self.bump();
+    }
+
+    pub fn snapshot(&self) -> Vec<PeerView> {
+        self.slots()
+            .values()
+            .map(|slot| PeerView {
+                info: slot.info.clone(),
+                state: slot.state.clone(),
+            })
+            .collect()
+    }
+
+    /// Resolves when any peer was added, removed or changed state.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.generation.subscribe()
+    }
+
+    /// A call to `name` failed at the transport level: re-check it now rather than at the next probe.
+    pub fn report_failure(&self, name: &str) {
+        if let Some(slot) = self.slots().get(name) {
+            slot.wake.notify_one();
+        }
+    }
+
+    fn set_state(&self, info: &PeerInfo, state: PeerState) {
+        let mut slots = self.slots();
+        // The slot may have been replaced by a newer announcement of the same name.
+        let Some(slot) = slots.get_mut(&info.name).filter(|slot| slot.info == *info) else {
+            return;
+        };
+        let changed = !matches!(
+            (&slot.state, &state),
+            (PeerState::Connected { .. }, PeerState::Connected { .. })
+        );
+        slot.state = state;
+        drop(slots);
+        if changed {
+            self.bump();
+        }
+    }
+
+    pub fn dial_timeout(&self) -> Duration {
+        self.inner.dialer.timeout()
+    }
+}
+
+async fn probe(client: &mut ObserverClient<Channel>, timeout: Duration) -> Result<ServerStatusResponse, String> {
+    match tokio::time::timeout(timeout, client.server_status(ServerStatusRequest {})).await {
+        Ok(Ok(response)) => Ok(response.into_inner()),
+        Ok(Err(status)) => Err(format!("ServerStatus: {}", status.message())),
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
+}
+
+async fn manage(pool: Pool, info: PeerInfo, wake: Arc<Notify>) {
+    let timeout = pool.inner.dialer.timeout();
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let attempt = Instant::now();
+        let error = match pool
+            .inner
+            .dialer
+            .connect(&info.address, info.tls_server_name.as_deref())
+            .await
+        {
+            Err(err) => err.to_string(),
+            Ok(channel) => {
+                let mut client = ObserverClient::new(channel)
+                    .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                    .max_encoding_message_size(MAX_MESSAGE_SIZE);
+                match probe(&mut client, timeout).await {
+                    Err(err) => err,
+                    Ok(status) => {
+                        tracing::info!(peer = %info.name, address = %info.address, "peer connected");
+                        pool.set_state(
+                            &info,
+                            PeerState::Connected {
+                                client: client.clone(),
+                                status: Box::new(status),
+                            },
+                        );
+                        backoff = MIN_BACKOFF;
+                        watch_connected(&pool, &info, &mut client, &wake, timeout).await
+                    }
+                }
+            }
+        };
+        tracing::warn!(peer = %info.name, address = %info.address, %error, retry_in = ?backoff, "peer unavailable");
+        pool.set_state(&info, PeerState::Unavailable { error });
+        // Jitter spreads the reconnects of many relays after an agent restart.
+        let jitter = 0.8 + fastrand::f64() * 0.4;
+        let wait = backoff
+            .mul_f64(jitter)
+            .saturating_sub(attempt.elapsed().min(backoff / 2));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            // A fresh announcement of the peer skips the backoff, as in Hubble.
+            () = wake.notified() => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Returns the reason the connection is no longer usable.
+async fn watch_connected(
+    pool: &Pool,
+    info: &PeerInfo,
+    client: &mut ObserverClient<Channel>,
+    wake: &Notify,
+    timeout: Duration,
+) -> String {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(PROBE_INTERVAL) => {}
+            () = wake.notified() => {}
+        }
+        match probe(client, timeout).await {
+            Ok(status) => pool.set_state(
+                info,
+                PeerState::Connected {
+                    client: client.clone(),
+                    status: Box::new(status),
+                },
+            ),
+            Err(err) => return err,
+        }
+    }
+}
