@@ -1,0 +1,385 @@
+//! Cluster-wide GetFlows through the relay, against three fake agents on loopback.
+
+mod support;
+
+use std::time::Duration;
+
+use sightline_proto::Timestamp;
+use sightline_proto::observer::{GetFlowsRequest, GetFlowsResponse, get_flows_response::ResponseTypes};
+use sightline_proto::relay::NodeState;
+use support::agent::FakeAgent;
+use support::{client, relay, until_connected};
+use tokio::time::Instant;
+use tonic::Streaming;
+
+fn peers(agents: &[&FakeAgent]) -> String {
+    agents
+        .iter()
+        .map(|a| format!("{}={}", a.name, a.address))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+async fn next(stream: &mut Streaming<GetFlowsResponse>) -> Option<GetFlowsResponse> {
+    tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("no message within 10 s")
+        .expect("stream ok")
+}
+
+fn status_of(response: &GetFlowsResponse) -> Option<(NodeState, Vec<String>)> {
+    match &response.response_types {
+        Some(ResponseTypes::NodeStatus(s)) => {
+            let mut names = s.node_names.clone();
+            names.sort();
+            Some((NodeState::try_from(s.state_change).expect("known node state"), names))
+        }
+        _ => None,
+    }
+}
+
+fn flow_node(response: &GetFlowsResponse) -> Option<&str> {
+    match &response.response_types {
+        Some(ResponseTypes::Flow(flow)) => Some(&flow.node_name),
+        _ => None,
+    }
+}
+
+fn nanos(response: &GetFlowsResponse) -> i128 {
+    response.time.map_or(0, |t| t.as_unix_nanos())
+}
+
+/// Three agents with histories whose times interleave: a at 100, 103, ...; b at 101, ...; c at 102, ...
+async fn interleaved_agents() -> [FakeAgent; 3] {
+    let agents = [
+        FakeAgent::start("node-a", &["default"]).await,
+        FakeAgent::start("node-b", &["default"]).await,
+        FakeAgent::start("node-c", &["default"]).await,
+    ];
+    for k in 0..30 {
+        for (offset, agent) in agents.iter().enumerate() {
+            agent.emit(Timestamp {
+                seconds: 100 + 3 * k + offset as i64,
+                nanos: 0,
+            });
+        }
+    }
+    agents
+}
+
+async fn collect_all(stream: &mut Streaming<GetFlowsResponse>) -> Vec<GetFlowsResponse> {
+    let mut all = Vec::new();
+    while let Some(message) = next(stream).await {
+        all.push(message);
+    }
+    all
+}
+
+#[tokio::test]
+async fn number_means_the_newest_n_flows_of_the_whole_cluster() {
+    let [a, b, c] = interleaved_agents().await;
+    let relay = relay(&["--disable-client-tls", "--peers", &peers(&[&a, &b, &c])]).await;
+    until_connected(&relay, 3).await;
+    let request = GetFlowsRequest {
+        number: 10,
+        ..Default::default()
+    };
+    let mut stream = client(&relay)
+        .await
+        .get_flows(request)
+        .await
+        .expect("GetFlows")
+        .into_inner();
+    let all = collect_all(&mut stream).await;
+    assert_eq!(
+        status_of(&all[0]),
+        Some((
+            NodeState::NodeConnected,
+            vec!["node-a".into(), "node-b".into(), "node-c".into()]
+        ))
+    );
+    let seconds: Vec<i64> = all[1..].iter().map(|r| r.time.expect("time").seconds).collect();
+    assert_eq!(
+        seconds,
+        (180..190).collect::<Vec<_>>(),
+        "10 newest across nodes, in order (Hubble would send 30)"
+    );
+}
+
+#[tokio::test]
+async fn first_means_the_oldest_n_flows_of_the_whole_cluster() {
+    let [a, b, c] = interleaved_agents().await;
+    let relay = relay(&["--disable-client-tls", "--peers", &peers(&[&a, &b, &c])]).await;
+    until_connected(&relay, 3).await;
+    let request = GetFlowsRequest {
+        number: 5,
+        first: true,
+        ..Default::default()
+    };
+    let mut stream = client(&relay)
+        .await
+        .get_flows(request)
+        .await
+        .expect("GetFlows")
+        .into_inner();
+    let all = collect_all(&mut stream).await;
+    let seconds: Vec<i64> = all
+        .iter()
+        .filter(|r| flow_node(r).is_some())
+        .map(|r| r.time.expect("time").seconds)
+        .collect();
+    assert_eq!(seconds, [100, 101, 102, 103, 104]);
+}
+
+#[tokio::test]
+async fn first_with_follow_is_invalid_argument() {
+    let relay = relay(&["--disable-client-tls", "--peers", "x=127.0.0.1:1"]).await;
+    let request = GetFlowsRequest {
+        number: 5,
+        first: true,
+        follow: true,
+        ..Default::default()
+    };
+    let status = client(&relay)
+        .await
+        .get_flows(request)
+        .await
+        .expect_err("must be refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("first"), "{}", status.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_output_is_time_ordered_when_skew_is_below_the_drain_timeout() {
+    let (a, b, c) = (
+        FakeAgent::start("node-a", &[]).await,
+        FakeAgent::start("node-b", &[]).await,
+        FakeAgent::start("node-c", &[]).await,
+    );
+    a.emit_every(Duration::from_millis(5), Duration::ZERO);
+    // node-b's flows arrive 400 ms after the time they carry, like a slow node.
+    b.emit_every(Duration::from_millis(7), Duration::from_millis(400));
+    c.emit_every(Duration::from_millis(11), Duration::ZERO);
+    let relay = relay(&[
+        "--disable-client-tls",
+        "--peers",
+        &peers(&[&a, &b, &c]),
+        "--sort-buffer-len-max",
+        "10000",
+    ])
+    .await;
+    until_connected(&relay, 3).await;
+    let mut stream = client(&relay)
+        .await
+        .get_flows(GetFlowsRequest {
+            follow: true,
+            ..Default::default()
+        })
+        .await
+        .expect("GetFlows")
+        .into_inner();
+    let first = next(&mut stream).await.expect("status");
+    assert_eq!(status_of(&first).map(|s| s.0), Some(NodeState::NodeConnected));
+    let mut flows = Vec::new();
+    while flows.len() < 300 {
+        let message = next(&mut stream).await.expect("open stream");
+        if flow_node(&message).is_some() {
+            flows.push(message);
+        }
+    }
+    let out_of_order = flows.windows(2).filter(|w| nanos(&w[0]) > nanos(&w[1])).count();
+    assert_eq!(out_of_order, 0, "merged stream must be sorted by time");
+    for node in ["node-a", "node-b", "node-c"] {
+        assert!(flows.iter().any(|f| flow_node(f) == Some(node)), "{node} missing");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_agent_is_reported_quickly_and_picked_up_again_after_restart() {
+    let (a, mut b, c) = (
+        FakeAgent::start("node-a", &[]).await,
+        FakeAgent::start("node-b", &[]).await,
+        FakeAgent::start("node-c", &[]).await,
+    );
+    for agent in [&a, &b, &c] {
+        agent.emit_every(Duration::from_millis(10), Duration::ZERO);
+    }
+    let relay = relay(&["--disable-client-tls", "--peers", &peers(&[&a, &b, &c])]).await;
+    until_connected(&relay, 3).await;
+    let mut stream = client(&relay)
+        .await
+        .get_flows(GetFlowsRequest {
+            follow: true,
+            ..Default::default()
+        })
+        .await
+        .expect("GetFlows")
+        .into_inner();
+    // Let the stream run, then kill node-b.
+    let warmup = Instant::now();
+    while warmup.elapsed() < Duration::from_millis(500) {
+        next(&mut stream).await.expect("open");
+    }
+    b.kill();
+    let killed = Instant::now();
+    let mut last_flow_at = Instant::now();
+    let mut max_gap = Duration::ZERO;
+    let mut after_kill = std::collections::HashSet::new();
+    loop {
+        let message = next(&mut stream).await.expect("open");
+        if let Some(node) = flow_node(&message) {
+            max_gap = max_gap.max(last_flow_at.elapsed());
+            last_flow_at = Instant::now();
+            after_kill.insert(node.to_owned());
+        }
+        if status_of(&message) == Some((NodeState::NodeUnavailable, vec!["node-b".into()])) {
+            break;
+        }
+    }
+    assert!(
+        killed.elapsed() < Duration::from_secs(2),
+        "NODE_UNAVAILABLE after {:?}",
+        killed.elapsed()
+    );
+
+    // The other two keep flowing without a gap.
+    let window = Instant::now();
+    let mut nodes = std::collections::HashSet::new();
+    while window.elapsed() < Duration::from_secs(1) {
+        let message = next(&mut stream).await.expect("open");
+        if let Some(node) = flow_node(&message) {
+            max_gap = max_gap.max(last_flow_at.elapsed());
+            last_flow_at = Instant::now();
+            nodes.insert(node.to_owned());
+        }
+    }
+    assert!(
+        nodes.contains("node-a") && nodes.contains("node-c") && !nodes.contains("node-b"),
+        "{nodes:?}"
+    );
+    assert!(max_gap < Duration::from_millis(1500), "flows stalled for {max_gap:?}");
+
+    b.restart().await;
+    b.emit_every(Duration::from_millis(10), Duration::ZERO);
+    let restarted = Instant::now();
+    let mut reconnected = false;
+    loop {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(15),
+            "node-b not back after 15 s"
+        );
+        let message = next(&mut stream).await.expect("open");
+        if status_of(&message) == Some((NodeState::NodeConnected, vec!["node-b".into()])) {
+            reconnected = true;
+        }
+        if reconnected && flow_node(&message) == Some("node-b") {
+            break;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_accepts_and_never_answers_does_not_stall_anything() {
+    let a = FakeAgent::start("node-a", &[]).await;
+    for s in 0..5 {
+        a.emit(Timestamp {
+            seconds: 1_000 + s,
+            nanos: 0,
+        });
+    }
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let hole_address = hole.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hole.accept().await {
+            held.push(socket);
+        }
+    });
+    let relay = relay(&[
+        "--disable-client-tls",
+        "--peers",
+        &format!("node-a={},hole={hole_address}", a.address),
+    ])
+    .await;
+    until_connected(&relay, 1).await;
+
+    let started = Instant::now();
+    let mut stream = client(&relay)
+        .await
+        .get_flows(GetFlowsRequest {
+            number: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("GetFlows")
+        .into_inner();
+    let all = collect_all(&mut stream).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        all.iter()
+            .any(|m| status_of(m) == Some((NodeState::NodeUnavailable, vec!["hole".into()])))
+    );
+    assert_eq!(all.iter().filter(|m| flow_node(m).is_some()).count(), 3);
+
+    a.emit_every(Duration::from_millis(10), Duration::ZERO);
+    let mut stream = client(&relay)
+        .await
+        .get_flows(GetFlowsRequest {
+            follow: true,
+            ..Default::default()
+        })
+        .await
+        .expect("GetFlows")
+        .into_inner();
+    let mut flows = 0;
+    while flows < 20 {
+        if flow_node(&next(&mut stream).await.expect("open")).is_some() {
+            flows += 1;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_client_cancels_every_upstream_stream() {
+    let agents = [
+        FakeAgent::start("node-a", &[]).await,
+        FakeAgent::start("node-b", &[]).await,
+        FakeAgent::start("node-c", &[]).await,
+    ];
+    let relay = relay(&[
+        "--disable-client-tls",
+        "--peers",
+        &peers(&[&agents[0], &agents[1], &agents[2]]),
+    ])
+    .await;
+    until_connected(&relay, 3).await;
+    let mut stream = client(&relay)
+        .await
+        .get_flows(GetFlowsRequest {
+            follow: true,
+            ..Default::default()
+        })
+        .await
+        .expect("GetFlows")
+        .into_inner();
+    next(&mut stream).await.expect("node status");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while agents.iter().any(|a| a.open_streams() != 1) {
+        assert!(Instant::now() < deadline, "upstream streams not opened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while agents.iter().any(|a| a.open_streams() != 0) {
+        assert!(
+            Instant::now() < deadline,
+            "upstreams still open: {:?}",
+            agents.iter().map(FakeAgent::open_streams).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,329 @@
+//! A fake Hubble agent serving `observer.Observer` from a synthetic flow history.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sightline_proto::Timestamp;
+use sightline_proto::flow::Flow;
+use sightline_proto::observer::observer_server::{Observer, ObserverServer};
+use sightline_proto::observer::{
+    GetAgentEventsRequest, GetAgentEventsResponse, GetDebugEventsRequest, GetDebugEventsResponse, GetFlowsRequest,
+    GetFlowsResponse, GetNamespacesRequest, GetNamespacesResponse, GetNodesRequest, GetNodesResponse, Namespace,
+    ServerStatusRequest, ServerStatusResponse, get_flows_response::ResponseTypes,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+pub fn flow_response(node: &str, time: Timestamp, namespace: &str) -> GetFlowsResponse {
+    let flow = Flow {
+        time: Some(time),
+        node_name: node.to_owned(),
+        source: Some(sightline_proto::flow::Endpoint {
+            namespace: namespace.to_owned(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    GetFlowsResponse {
+        response_types: Some(ResponseTypes::Flow(flow)),
+        node_name: node.to_owned(),
+        time: Some(time),
+    }
+}
+
+#[derive(Clone)]
+struct State {
+    name: String,
+    history: Arc<Mutex<Vec<GetFlowsResponse>>>,
+    live: broadcast::Sender<GetFlowsResponse>,
+    open_streams: Arc<AtomicUsize>,
+    namespaces: Vec<String>,
+}
+
+struct StreamGuard(Arc<AtomicUsize>);
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[tonic::async_trait]
+impl Observer for State {
+    type GetFlowsStream = ReceiverStream<Result<GetFlowsResponse, Status>>;
+    type GetAgentEventsStream = ReceiverStream<Result<GetAgentEventsResponse, Status>>;
+    type GetDebugEventsStream = ReceiverStream<Result<GetDebugEventsResponse, Status>>;
+
+    async fn get_flows(&self, request: Request<GetFlowsRequest>) -> Result<Response<Self::GetFlowsStream>, Status> {
+        let request = request.into_inner();
+        let mut live = self.live.subscribe();
+        let history = self.history.lock().unwrap().clone();
+        let number = usize::try_from(request.number).unwrap_or(usize::MAX);
+        let backlog: Vec<_> = if request.first {
+            history.into_iter().take(number).collect()
+        } else if request.follow && request.number == 0 {
+            Vec::new()
+        } else {
+            let skip = history
+                .len()
+                .saturating_sub(if number == 0 { usize::MAX } else { number });
+            history.into_iter().skip(skip).collect()
+        };
+        let (tx, rx) = mpsc::channel(64);
+        self.open_streams.fetch_add(1, Ordering::SeqCst);
+        let guard = StreamGuard(self.open_streams.clone());
+        tokio::spawn(async move {
+            let _guard = guard;
+            for item in backlog {
+                if tx.send(Ok(item)).await.is_err() {
+                    return;
+                }
+            }
+            if !request.follow {
+                return;
+            }
+            loop {
+                tokio::select! {
+                    () = tx.closed() => return,
+                    item = live.recv() => match item {
+                        Ok(item) => if tx.send(Ok(item)).await.is_err() { return },
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn get_agent_events(
+        &self,
+        _: Request<GetAgentEventsRequest>,
+    ) -> Result<Response<Self::GetAgentEventsStream>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn get_debug_events(
+        &self,
+        _: Request<GetDebugEventsRequest>,
+    ) -> Result<Response<Self::GetDebugEventsStream>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn get_nodes(&self, _: Request<GetNodesRequest>) -> Result<Response<GetNodesResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn get_namespaces(
+        &self,
+        _: Request<GetNamespacesRequest>,
+    ) -> Result<Response<GetNamespacesResponse>, Status> {
+        let namespaces = self
+            .namespaces
+            .iter()
+            .map(|ns| Namespace {
+                cluster: "default".into(),
+                namespace: ns.clone(),
+            })
+            .collect();
+        Ok(Response::new(GetNamespacesResponse { namespaces }))
+    }
+
+    async fn server_status(&self, _: Request<ServerStatusRequest>) -> Result<Response<ServerStatusResponse>, Status> {
+        let seen = self.history.lock().unwrap().len() as u64;
+        Ok(Response::new(ServerStatusResponse {
+            num_flows: seen.min(4095),
+            max_flows: 4095,
+            seen_flows: seen,
+            uptime_ns: 1_000,
+            version: format!("fake {}", self.name),
+            flows_rate: 1.5,
+            ..Default::default()
+        }))
+    }
+}
+
+/// A fake agent; `kill` shuts its sockets like a dying process, `restart` serves again on the same port.
+pub struct FakeAgent {
+    pub name: String,
+    pub address: SocketAddr,
+    state: State,
+    stop: CancellationToken,
+    sockets: Arc<Mutex<Vec<std::net::TcpStream>>>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl FakeAgent {
+    pub async fn start(name: &str, namespaces: &[&str]) -> Self {
+        Self::start_with_tls(name, namespaces, None).await
+    }
+
+    pub async fn start_with_tls(name: &str, namespaces: &[&str], tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let state = State {
+            name: name.to_owned(),
+            history: Arc::default(),
+            live: broadcast::channel(4096).0,
+            open_streams: Arc::default(),
+            namespaces: namespaces.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        let agent = Self {
+            name: name.to_owned(),
+            address,
+            state,
+            stop: CancellationToken::new(),
+            sockets: Arc::default(),
+            tls,
+        };
+        agent.serve(listener);
+        agent
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let (tx, rx) = mpsc::channel::<Result<Conn, std::io::Error>>(16);
+        let (stop, sockets, tls) = (self.stop.clone(), self.sockets.clone(), self.tls.clone());
+        tokio::spawn(async move {
+            loop {
+                let tcp = tokio::select! {
+                    () = stop.cancelled() => return,
+                    accepted = listener.accept() => match accepted { Ok((tcp, _)) => tcp, Err(_) => continue },
+                };
+                let std = tcp.into_std().unwrap();
+                sockets.lock().unwrap().push(std.try_clone().unwrap());
+                let tcp = TcpStream::from_std(std).unwrap();
+                let io = match &tls {
+                    None => Conn::Plain(tcp),
+                    Some(config) => match tokio_rustls::TlsAcceptor::from(config.clone()).accept(tcp).await {
+                        Ok(stream) => Conn::Tls(Box::new(stream)),
+                        Err(_) => continue,
+                    },
+                };
+                if tx.send(Ok(io)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let service = ObserverServer::new(self.state.clone());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(ReceiverStream::new(rx)),
+        );
+    }
+
+    /// Records a flow stamped `time` and sends it to followers.
+    pub fn emit(&self, time: Timestamp) {
+        let response = flow_response(&self.name, time, "default");
+        self.state.history.lock().unwrap().push(response.clone());
+        let _ = self.state.live.send(response);
+    }
+
+    /// Emits a flow stamped now (minus `skew`) every `period` until the agent is dropped or killed.
+    pub fn emit_every(&self, period: Duration, skew: Duration) {
+        let (history, live, name, stop) = (
+            self.state.history.clone(),
+            self.state.live.clone(),
+            self.name.clone(),
+            self.stop.clone(),
+        );
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(period);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = ticker.tick() => {}
+                }
+                let time: Timestamp = (std::time::SystemTime::now() - skew).into();
+                let response = flow_response(&name, time, "default");
+                history.lock().unwrap().push(response.clone());
+                let _ = live.send(response);
+            }
+        });
+    }
+
+    pub fn open_streams(&self) -> usize {
+        self.state.open_streams.load(Ordering::SeqCst)
+    }
+
+    /// Like a crash: listener closed, every connection reset.
+    pub fn kill(&mut self) {
+        self.stop.cancel();
+        for socket in self.sockets.lock().unwrap().drain(..) {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Serves again on the same port with a fresh history.
+    pub async fn restart(&mut self) {
+        self.stop = CancellationToken::new();
+        self.state.history.lock().unwrap().clear();
+        let listener = TcpListener::bind(self.address).await.unwrap();
+        self.serve(listener);
+    }
+}
+
+impl Drop for FakeAgent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Plaintext or TLS connection, so one server type serves both.
+pub enum Conn {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl tonic::transport::server::Connected for Conn {
+    type ConnectInfo = ();
+    fn connect_info(&self) -> Self::ConnectInfo {}
+}
+
+impl tokio::io::AsyncRead for Conn {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Conn {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
