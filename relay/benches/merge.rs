@@ -7,7 +7,6 @@
 //! - added latency (receive time − flow time) p50/p99 in follow mode at a fixed rate.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod support;
 
 use std::time::{Duration, Instant};
