@@ -29,6 +29,7 @@ use crate::sort_buffer::{Release, SortBuffer};
 /// streams, whose agents then report what that client lost.
 const CLIENT_QUEUE: usize = 256;
 const UPSTREAM_QUEUE: usize = 1024;
+const UPSTREAM_BATCH: usize = 128;
 
 #[derive(Debug, Clone)]
 pub struct FanoutSettings {
@@ -175,6 +176,7 @@ impl<M: Merge> Fanout<M> {
         let mut refresh = tokio::time::interval(self.settings.peer_refresh);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
+        let mut batch = Vec::with_capacity(UPSTREAM_BATCH);
         let result: Result<(), ClientGone> = async {
             loop {
                 if !self.window.follow && self.active.is_empty() {
@@ -194,7 +196,15 @@ impl<M: Merge> Fanout<M> {
                         let _ = self.out.send(Err(Status::unavailable("relay is shutting down"))).await;
                         return Err(ClientGone);
                     }
-                    Some(message) = upstream.recv() => self.on_upstream(message, &mut phase).await?,
+                    // Batches amortise the select over many responses when peers are busy.
+                    received = upstream.recv_many(&mut batch, UPSTREAM_BATCH) => {
+                        if received == 0 {
+                            return self.finish(phase).await;
+                        }
+                        for message in batch.drain(..) {
+                            self.on_upstream(message, &mut phase).await?;
+                        }
+                    }
                     () = sleep_until(deadline) => {
                         if let Phase::Stream = phase {
                             for item in self.buffer.drain_expired(Instant::now()) {
