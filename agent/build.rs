@@ -15,6 +15,9 @@ fn main() -> anyhow::Result<()> {
     // aya-build runs `cargo build --package` in the current directory; the programs crate
     // is excluded from the userspace workspace and is the root of its own.
     std::env::set_current_dir(&programs_dir)?;
+    // aya-build forwards the inner cargo's progress lines as build warnings; keep only real ones.
+    // SAFETY: the build script is single-threaded here.
+    unsafe { std::env::set_var("CARGO_TERM_QUIET", "true") };
     let package = aya_build::Package {
         name: "sightline-bpf-programs",
         root_dir: programs_dir

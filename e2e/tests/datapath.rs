@@ -1,0 +1,392 @@
+//! The datapath on the real kernel: pods in network namespaces exchange real traffic
+//! and the flows the agent publishes are checked one by one. Run as root.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::time::Duration;
+
+use sightline_agent::datapath::{AggregationLevel, DatapathArgs};
+use sightline_e2e::{DnsServer, Node, Pod, dns_server};
+use sightline_proto::flow::{
+    DropReason, Flow, FlowType, IpVersion, L7FlowType, TraceObservationPoint, TrafficDirection, Verdict, layer4, layer7,
+};
+use support::{Agent, assert_nothing_attached, is_reply, on_interface, ports, summary};
+
+fn args(level: AggregationLevel) -> DatapathArgs {
+    DatapathArgs {
+        monitor_aggregation: level,
+        ..DatapathArgs::default()
+    }
+}
+
+fn two_pods() -> (Node, Pod, Pod) {
+    let mut node = Node::new().expect("node");
+    let client = node.add_pod().expect("client pod");
+    let server = node.add_pod().expect("server pod");
+    (node, client, server)
+}
+
+fn start(node: &Node, level: AggregationLevel, pods: &[&Pod]) -> Agent {
+    let names: Vec<&str> = pods.iter().map(|p| p.host_veth.as_str()).collect();
+    Agent::start(node, args(level), &names)
+}
+
+fn stop_and_check_detached(agent: Agent, node: &Node, pods: &[&Pod]) {
+    agent.stop();
+    let names: Vec<&str> = pods.iter().map(|p| p.host_veth.as_str()).collect();
+    assert_nothing_attached(node.netns(), &names);
+}
+
+/// A TCP exchange: the client sends "hello", half-closes, reads "bye" and closes.
+fn tcp_exchange(client: &Pod, server: &Pod, port: u16) {
+    let address = SocketAddr::from((server.ipv4, port));
+    let listener = server
+        .netns
+        .run(move || TcpListener::bind(address))
+        .expect("ns")
+        .expect("bind");
+    let accept = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).expect("server read");
+        stream.write_all(b"bye").expect("server write");
+        got
+    });
+    client
+        .netns
+        .run(move || {
+            let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(3)).expect("connect");
+            stream.write_all(b"hello").expect("client write");
+            stream.shutdown(std::net::Shutdown::Write).expect("shutdown");
+            let mut reply = Vec::new();
+            stream.read_to_end(&mut reply).expect("client read");
+            assert_eq!(reply, b"bye");
+        })
+        .expect("client ns");
+    assert_eq!(accept.join().expect("server thread"), b"hello");
+}
+
+fn tcp_flows_of(pod: &Pod, port: u16) -> impl Fn(&Flow) -> bool + use<> {
+    let ifindex = pod.host_ifindex;
+    move |f: &Flow| {
+        on_interface(f, ifindex)
+            && matches!(
+                f.l4.as_ref().and_then(|l| l.protocol.as_ref()),
+                Some(layer4::Protocol::Tcp(_))
+            )
+            && ports(f).is_some_and(|(s, d)| s == port as u32 || d == port as u32)
+    }
+}
+
+#[test]
+fn tcp_every_packet_shows_handshake_data_and_close_with_directions() {
+    let (node, client, server) = two_pods();
+    let agent = start(&node, AggregationLevel::None, &[&client, &server]);
+    tcp_exchange(&client, &server, 8080);
+    let flows = agent.wait_for(tcp_flows_of(&client, 8080), |f| {
+        f.iter().filter(|f| summary(f).contains("FIN")).count() >= 2
+            && f.last().is_some_and(|l| summary(l) == "TCP Flags: ACK")
+    });
+    let seen: Vec<(&str, Option<bool>)> = flows.iter().map(|f| (summary(f), is_reply(f))).collect();
+    assert!(seen.len() >= 7, "{seen:?}");
+    assert_eq!(
+        seen[..3],
+        [
+            ("TCP Flags: SYN", Some(false)),
+            ("TCP Flags: SYN, ACK", Some(true)),
+            ("TCP Flags: ACK", Some(false))
+        ],
+        "{seen:?}"
+    );
+    let syn = &flows[0];
+    assert_eq!(syn.verdict, Verdict::Forwarded as i32);
+    assert_eq!(syn.r#type, FlowType::L3L4 as i32);
+    assert_eq!(syn.traffic_direction, TrafficDirection::Egress as i32);
+    assert_eq!(syn.trace_observation_point, TraceObservationPoint::FromEndpoint as i32);
+    assert_eq!(syn.event_type.as_ref().map(|e| e.r#type), Some(4));
+    let ip = syn.ip.as_ref().expect("ip");
+    assert_eq!(
+        (ip.source.as_str(), ip.destination.as_str()),
+        (client.ipv4.to_string().as_str(), server.ipv4.to_string().as_str())
+    );
+    assert_eq!(ip.ip_version, IpVersion::IPv4 as i32);
+    assert_eq!(ports(syn).map(|p| p.1), Some(8080));
+    assert_eq!(syn.node_name, "test-node");
+    assert_eq!(
+        syn.interface.as_ref().map(|i| i.name.as_str()),
+        Some(client.host_veth.as_str())
+    );
+    assert!(syn.ethernet.is_some() && !syn.uuid.is_empty());
+    let synack = &flows[1];
+    assert_eq!(synack.traffic_direction, TrafficDirection::Ingress as i32);
+    assert_eq!(synack.trace_observation_point, TraceObservationPoint::ToEndpoint as i32);
+    assert_eq!(ports(synack), ports(syn).map(|(s, d)| (d, s)));
+    assert!(
+        seen.contains(&("TCP Flags: ACK, PSH", Some(false))),
+        "client data missing: {seen:?}"
+    );
+    assert!(
+        seen.contains(&("TCP Flags: ACK, PSH", Some(true))),
+        "server data missing: {seen:?}"
+    );
+    let fins: Vec<_> = seen.iter().filter(|(s, _)| s.contains("FIN")).collect();
+    assert_eq!(
+        fins.iter().map(|(_, r)| *r).collect::<Vec<_>>(),
+        [Some(false), Some(true)],
+        "{seen:?}"
+    );
+    assert_eq!(seen.last(), Some(&("TCP Flags: ACK", Some(false))));
+    // The server's veth saw the same connection from the other side.
+    let server_side: Vec<_> = agent.flows().into_iter().filter(tcp_flows_of(&server, 8080)).collect();
+    assert_eq!(server_side.first().map(summary), Some("TCP Flags: SYN"));
+    assert_eq!(server_side[0].traffic_direction, TrafficDirection::Ingress as i32);
+    stop_and_check_detached(agent, &node, &[&client, &server]);
+}
+
+#[test]
+fn tcp_at_medium_aggregation_reports_only_new_flows_and_syn_fin() {
+    let (node, client, server) = two_pods();
+    let agent = start(&node, AggregationLevel::Medium, &[&client, &server]);
+    tcp_exchange(&client, &server, 8081);
+    let select = tcp_flows_of(&client, 8081);
+    let flows = agent.wait_for(&select, |f| {
+        f.iter().filter(|f| summary(f).contains("FIN")).count() >= 2
+    });
+    // Nothing else may trickle in: the report interval (5 s) has not passed.
+    std::thread::sleep(Duration::from_millis(500));
+    let flows_after: Vec<Flow> = agent.flows().into_iter().filter(|f| select(f)).collect();
+    assert_eq!(flows.len(), flows_after.len(), "late reports at medium level");
+    let seen: Vec<(&str, Option<bool>)> = flows.iter().map(|f| (summary(f), is_reply(f))).collect();
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert_eq!(seen[0], ("TCP Flags: SYN", Some(false)));
+    assert_eq!(seen[1], ("TCP Flags: SYN, ACK", Some(true)));
+    assert!(seen[2].0.contains("FIN") && seen[2].1 == Some(false), "{seen:?}");
+    assert!(seen[3].0.contains("FIN") && seen[3].1 == Some(true), "{seen:?}");
+    stop_and_check_detached(agent, &node, &[&client, &server]);
+}
+
+#[test]
+fn udp_both_ways_is_request_then_reply() {
+    let (node, client, server) = two_pods();
+    let agent = start(&node, AggregationLevel::None, &[&client, &server]);
+    let server_addr = SocketAddr::from((server.ipv4, 7000));
+    let server_socket = server
+        .netns
+        .run(move || UdpSocket::bind(server_addr))
+        .expect("ns")
+        .expect("bind");
+    let client_addr = SocketAddr::from((client.ipv4, 7001));
+    let client_socket = client
+        .netns
+        .run(move || UdpSocket::bind(client_addr))
+        .expect("ns")
+        .expect("bind");
+    client_socket.send_to(b"ping", server_addr).expect("send");
+    let mut buf = [0u8; 16];
+    let (n, from) = server_socket.recv_from(&mut buf).expect("server recv");
+    server_socket.send_to(&buf[..n], from).expect("reply");
+    client_socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    client_socket.recv_from(&mut buf).expect("client recv");
+    let ifindex = client.host_ifindex;
+    let flows = agent.wait_for(
+        |f| on_interface(f, ifindex) && ports(f).is_some_and(|p| p == (7001, 7000) || p == (7000, 7001)),
+        |f| f.len() >= 2,
+    );
+    let seen: Vec<_> = flows
+        .iter()
+        .map(|f| (summary(f), ports(f), is_reply(f), f.traffic_direction))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("UDP", Some((7001, 7000)), Some(false), TrafficDirection::Egress as i32),
+            ("UDP", Some((7000, 7001)), Some(true), TrafficDirection::Ingress as i32),
+        ]
+    );
+    stop_and_check_detached(agent, &node, &[&client, &server]);
+}
+
+#[test]
+fn ping_v4_and_v6_are_echo_request_and_reply() {
+    let (node, client, server) = two_pods();
+    let agent = start(&node, AggregationLevel::Medium, &[&client, &server]);
+    client
+        .netns
+        .exec("ping", &["-c", "1", "-W", "3", &server.ipv4.to_string()])
+        .expect("ping v4");
+    client
+        .netns
+        .exec("ping", &["-6", "-c", "1", "-W", "3", &server.ipv6.to_string()])
+        .expect("ping v6");
+    let ifindex = client.host_ifindex;
+    let echo = |f: &Flow| on_interface(f, ifindex) && summary(f).contains("Echo");
+    let flows = agent.wait_for(echo, |f| f.len() >= 4);
+    let seen: Vec<_> = flows
+        .iter()
+        .map(|f| {
+            (
+                summary(f),
+                is_reply(f),
+                f.ip.as_ref().map(|i| i.ip_version),
+                f.ip.as_ref().map(|i| i.source.clone()),
+            )
+        })
+        .collect();
+    let (c4, s4, c6, s6) = (
+        client.ipv4.to_string(),
+        server.ipv4.to_string(),
+        client.ipv6.to_string(),
+        server.ipv6.to_string(),
+    );
+    assert_eq!(
+        seen,
+        [
+            (
+                "ICMPv4 EchoRequest",
+                Some(false),
+                Some(IpVersion::IPv4 as i32),
+                Some(c4)
+            ),
+            ("ICMPv4 EchoReply", Some(true), Some(IpVersion::IPv4 as i32), Some(s4)),
+            (
+                "ICMPv6 EchoRequest",
+                Some(false),
+                Some(IpVersion::IPv6 as i32),
+                Some(c6)
+            ),
+            ("ICMPv6 EchoReply", Some(true), Some(IpVersion::IPv6 as i32), Some(s6)),
+        ]
+    );
+    stop_and_check_detached(agent, &node, &[&client, &server]);
+}
+
+#[test]
+fn dns_query_and_answer_become_l7_flows_with_latency() {
+    let (node, client, server) = two_pods();
+    let agent = start(&node, AggregationLevel::Medium, &[&client, &server]);
+    let records = HashMap::from([("example.com.".to_owned(), Ipv4Addr::new(10, 0, 0, 7))]);
+    let dns = DnsServer::start(&server, records).expect("dns server");
+    let client_addr = SocketAddr::from((client.ipv4, 0));
+    let socket = client
+        .netns
+        .run(move || UdpSocket::bind(client_addr))
+        .expect("ns")
+        .expect("bind");
+    socket.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    socket
+        .send_to(&dns_server::query(0x4242, "example.com."), dns.address)
+        .expect("query");
+    let mut buf = [0u8; 512];
+    let (n, _) = socket.recv_from(&mut buf).expect("answer");
+    assert!(n > 12);
+    let ifindex = client.host_ifindex;
+    let flows = agent.wait_for(
+        |f| on_interface(f, ifindex) && f.r#type == FlowType::L7 as i32,
+        |f| f.len() >= 2,
+    );
+    assert_eq!(flows.len(), 2, "{flows:#?}");
+    let dns_of = |f: &Flow| match f.l7.as_ref().and_then(|l| l.record.as_ref()) {
+        Some(layer7::Record::Dns(d)) => d.clone(),
+        other => panic!("not DNS: {other:?}"),
+    };
+    let (request, response) = (&flows[0], &flows[1]);
+    assert_eq!(summary(request), "DNS Query example.com. A");
+    assert_eq!(request.l7.as_ref().map(|l| l.r#type), Some(L7FlowType::Request as i32));
+    assert_eq!(request.event_type.as_ref().map(|e| e.r#type), Some(129));
+    assert_eq!(request.traffic_direction, TrafficDirection::Egress as i32);
+    assert_eq!(is_reply(request), Some(false));
+    let asked = dns_of(request);
+    assert_eq!(
+        (asked.query.as_str(), asked.qtypes.clone()),
+        ("example.com.", vec!["A".to_owned()])
+    );
+    assert_eq!(asked.observation_source, "ebpf");
+    assert_eq!(
+        summary(response),
+        "DNS Answer \"10.0.0.7\" TTL: 30 (Proxy example.com. A)"
+    );
+    assert_eq!(
+        response.l7.as_ref().map(|l| l.r#type),
+        Some(L7FlowType::Response as i32)
+    );
+    assert_eq!(is_reply(response), Some(true));
+    let answered = dns_of(response);
+    assert_eq!(answered.ips, vec!["10.0.0.7"]);
+    assert_eq!((answered.ttl, answered.rcode), (dns_server::TTL, 0));
+    assert_eq!(answered.rrtypes, vec!["A"]);
+    let latency = response.l7.as_ref().map_or(0, |l| l.latency_ns);
+    assert!(latency > 0 && latency < 1_000_000_000, "latency {latency}");
+    assert_eq!(ports(response).map(|p| p.0), Some(53));
+    drop(dns);
+    stop_and_check_detached(agent, &node, &[&client, &server]);
+}
+
+#[test]
+fn nft_drop_is_a_dropped_flow_with_reason() {
+    let (node, client, server) = two_pods();
+    let agent = start(&node, AggregationLevel::Medium, &[&client, &server]);
+    for rule in [
+        "add table inet sltest",
+        "add chain inet sltest input { type filter hook input priority 0 ; }",
+        "add rule inet sltest input tcp dport 9 drop",
+    ] {
+        server.netns.exec("nft", &[rule]).expect("nft rule");
+    }
+    let address = SocketAddr::from((server.ipv4, 9));
+    let attempt = client
+        .netns
+        .run(move || TcpStream::connect_timeout(&address, Duration::from_millis(1500)))
+        .expect("ns");
+    assert!(attempt.is_err(), "the nft rule should drop the connection");
+    let server_ip = server.ipv4.to_string();
+    let flows = agent.wait_for(
+        |f| f.verdict == Verdict::Dropped as i32 && f.ip.as_ref().is_some_and(|i| i.destination == server_ip),
+        |f| !f.is_empty(),
+    );
+    let drop = flows.first().expect("a DROPPED flow");
+    assert_eq!(drop.drop_reason_desc, DropReason::PolicyDenied as i32);
+    assert_eq!(drop.event_type.as_ref().map(|e| e.r#type), Some(1));
+    assert_eq!(ports(drop).map(|p| p.1), Some(9));
+    assert!(summary(drop).starts_with("TCP Flags: SYN"), "{}", summary(drop));
+    assert!(summary(drop).contains("NETFILTER_DROP"), "{}", summary(drop));
+    // The SYN itself was forwarded by the node before the pod's firewall dropped it.
+    let forwarded = agent.flows().into_iter().any(|f| {
+        f.verdict == Verdict::Forwarded as i32
+            && on_interface(&f, client.host_ifindex)
+            && ports(&f).map(|p| p.1) == Some(9)
+    });
+    assert!(forwarded);
+    stop_and_check_detached(agent, &node, &[&client, &server]);
+}
+
+#[test]
+fn interfaces_that_appear_later_are_followed_and_detached_on_exit() {
+    let mut node = Node::new().expect("node");
+    let first = node.add_pod().expect("pod");
+    let agent = start(&node, AggregationLevel::Medium, &[&first]);
+    let late = node.add_pod().expect("late pod");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while support::tcx_programs(node.netns(), &late.host_veth).len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "late pod's veth never observed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    late.netns
+        .exec("ping", &["-c", "1", "-W", "3", &first.ipv4.to_string()])
+        .expect("ping");
+    let ifindex = late.host_ifindex;
+    let flows = agent.wait_for(
+        |f| on_interface(f, ifindex) && summary(f) == "ICMPv4 EchoRequest",
+        |f| !f.is_empty(),
+    );
+    assert_eq!(flows.len(), 1);
+    assert_eq!(
+        flows[0].interface.as_ref().map(|i| i.name.clone()),
+        Some(late.host_veth.clone())
+    );
+    stop_and_check_detached(agent, &node, &[&first, &late]);
+}
