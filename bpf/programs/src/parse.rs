@@ -2,9 +2,7 @@
 //! Reads go through `Packet`, so the same code serves skbs (helper loads), XDP (direct
 //! access) and freed skbs (kernel reads). The parser never writes.
 
-use sightline_bpf_common::{
-    FlowKey, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, stats,
-};
+use sightline_bpf_common::{FlowKey, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, stats};
 
 pub trait Packet {
     fn read<T: Copy>(&self, offset: usize) -> Option<T>;
