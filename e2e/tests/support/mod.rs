@@ -52,6 +52,10 @@ impl Agent {
             thread: Some(thread),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
+        // With nothing to wait for, give the agent a moment to load and attach.
+        if expect_attached.is_empty() {
+            std::thread::sleep(Duration::from_millis(500));
+        }
         for interface in expect_attached {
             while tcx_programs(node.netns(), interface).len() < 2 {
                 assert!(Instant::now() < deadline, "datapath never attached to {interface}");
@@ -59,6 +63,10 @@ impl Agent {
             }
         }
         agent
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().expect("events lock").clone()
     }
 
     pub fn flows(&self) -> Vec<Flow> {
