@@ -1,7 +1,7 @@
 //! Which direction of a connection is the request: the first one seen, corrected by
 //! what the packets themselves say (a bare SYN opens, SYN-ACK and echo replies answer).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use sightline_bpf_common::{FlowKey, IPPROTO_ICMP, IPPROTO_ICMPV6, tcp_flags};
 
@@ -18,14 +18,14 @@ struct ConnectionKey {
 /// of a long-lived connection whose first packet was seen before.
 #[derive(Debug)]
 pub struct Connections {
-    requesters: HashMap<ConnectionKey, Endpoint>,
+    requesters: FxHashMap<ConnectionKey, Endpoint>,
     capacity: usize,
 }
 
 impl Connections {
     pub fn new(capacity: usize) -> Self {
         Self {
-            requesters: HashMap::with_capacity(capacity.min(4096)),
+            requesters: FxHashMap::with_capacity_and_hasher(capacity.min(4096), Default::default()),
             capacity,
         }
     }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv6Addr;
 
 use pbjson_types::BoolValue;
 use sightline_bpf_common::{
@@ -118,19 +118,19 @@ impl Decoder {
         }
     }
 
-    fn base_flow(&mut self, event: &FlowEvent, verdict: Verdict) -> Flow {
-        let mut flow = Flow {
-            time: Some(self.clock.to_wall(event.timestamp_ns)),
-            uuid: uuid::Uuid::new_v4().to_string(),
-            emitter: Some(Emitter {
-                name: "Hubble".to_owned(),
-                version: self.emitter_version.clone(),
-            }),
-            verdict: verdict as i32,
-            node_name: self.node_name.clone(),
-            r#type: FlowType::L3L4 as i32,
-            ..Default::default()
-        };
+    /// Built in its box: a `Flow` is large, and moving it costs more than filling it.
+    fn base_flow(&mut self, event: &FlowEvent, verdict: Verdict) -> Box<Flow> {
+        let mut flow = Box::<Flow>::default();
+        flow.time = Some(self.clock.to_wall(event.timestamp_ns));
+        let mut uuid = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        flow.uuid = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut uuid).to_owned();
+        flow.emitter = Some(Emitter {
+            name: "Hubble".to_owned(),
+            version: self.emitter_version.clone(),
+        });
+        flow.verdict = verdict as i32;
+        flow.node_name = self.node_name.clone();
+        flow.r#type = FlowType::L3L4 as i32;
         if event.eth_src != [0; 6] || event.eth_dst != [0; 6] {
             flow.ethernet = Some(Ethernet {
                 source: mac(&event.eth_src),
@@ -180,7 +180,7 @@ impl Decoder {
         });
         self.l4_summary(event);
         flow.summary = self.summary.clone();
-        Event::Flow(Box::new(flow))
+        Event::Flow(flow)
     }
 
     #[allow(deprecated)]
@@ -208,7 +208,7 @@ impl Decoder {
             let _ = write!(self.summary, " x{}", event.packets);
         }
         flow.summary = self.summary.clone();
-        Event::Flow(Box::new(flow))
+        Event::Flow(flow)
     }
 
     #[allow(deprecated)]
@@ -251,17 +251,37 @@ impl Decoder {
                 rrtypes: message.rrtypes.iter().map(|t| (*t).to_owned()).collect(),
             })),
         });
-        Ok(Event::Flow(Box::new(flow)))
+        Ok(Event::Flow(flow))
     }
 }
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// "aa:bb:cc:dd:ee:ff" without the formatting machinery (this runs for every event).
 fn mac(bytes: &[u8; 6]) -> String {
-    let mut out = String::with_capacity(17);
+    let mut out = [b':'; 17];
     for (i, b) in bytes.iter().enumerate() {
+        out[i * 3] = HEX[(b >> 4) as usize];
+        out[i * 3 + 1] = HEX[(b & 0xf) as usize];
+    }
+    out.iter().map(|&c| c as char).collect()
+}
+
+/// Dotted quad without the formatting machinery.
+fn ipv4_text(a: &[u8; 16]) -> String {
+    let mut out = String::with_capacity(15);
+    for (i, octet) in a[..4].iter().enumerate() {
         if i > 0 {
-            out.push(':');
+            out.push('.');
         }
-        let _ = write!(out, "{b:02x}");
+        let (h, t, o) = (octet / 100, octet / 10 % 10, octet % 10);
+        if h > 0 {
+            out.push((b'0' + h) as char);
+        }
+        if h > 0 || t > 0 {
+            out.push((b'0' + t) as char);
+        }
+        out.push((b'0' + o) as char);
     }
     out
 }
@@ -275,10 +295,9 @@ fn ip(key: &FlowKey) -> flow::Ip {
             ..Default::default()
         }
     } else {
-        let v4 = |a: &[u8; 16]| Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string();
         flow::Ip {
-            source: v4(&key.src_addr),
-            destination: v4(&key.dst_addr),
+            source: ipv4_text(&key.src_addr),
+            destination: ipv4_text(&key.dst_addr),
             ip_version: IpVersion::IPv4 as i32,
             ..Default::default()
         }

@@ -171,3 +171,17 @@ fn dns_answer_latency_is_matched_by_id_and_tuple() {
     assert_eq!(response.l7.as_ref().unwrap().latency_ns, 250_000);
     assert_eq!(response.event_type.unwrap().r#type, MONITOR_L7);
 }
+
+#[test]
+fn addresses_are_printed_as_hubble_does() {
+    assert_eq!(mac(&[0x02, 0xab, 0, 0x10, 0xff, 9]), "02:ab:00:10:ff:09");
+    let mut a = [0u8; 16];
+    for (octets, text) in [
+        ([10, 0, 0, 1], "10.0.0.1"),
+        ([192, 168, 100, 255], "192.168.100.255"),
+        ([0, 9, 10, 99], "0.9.10.99"),
+    ] {
+        a[..4].copy_from_slice(&octets);
+        assert_eq!(ipv4_text(&a), text);
+    }
+}

@@ -3,7 +3,7 @@
 //! another network namespace), follows interfaces as they come and go, and decodes
 //! ring-buffer records into Hubble flows for an `EventSink`.
 
-mod attach;
+pub mod attach;
 pub mod btf;
 pub mod clock;
 pub mod conntrack;
@@ -12,8 +12,8 @@ pub mod dns;
 mod dns_latency;
 pub mod drop_reason;
 pub mod interfaces;
-mod loader;
-mod reader;
+pub mod loader;
+pub mod reader;
 mod settings;
 pub mod summary;
 

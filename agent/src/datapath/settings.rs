@@ -87,7 +87,7 @@ impl Default for DatapathArgs {
 }
 
 impl DatapathArgs {
-    pub(super) fn load_settings(&self) -> LoadSettings {
+    pub fn load_settings(&self) -> LoadSettings {
         LoadSettings {
             aggregation_level: self.monitor_aggregation.kernel_value(),
             report_interval_ns: self.monitor_aggregation_interval.as_nanos() as u64,

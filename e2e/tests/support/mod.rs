@@ -12,6 +12,15 @@ use sightline_proto::flow::{Flow, layer4};
 
 struct Collect(Arc<Mutex<Vec<Event>>>);
 
+/// Only counts flows: for runs with too many events to keep.
+struct Count(Arc<std::sync::atomic::AtomicU64>);
+
+impl EventSink for Count {
+    fn publish(&mut self, _event: Event) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl EventSink for Collect {
     fn publish(&mut self, event: Event) {
         self.0.lock().expect("events lock").push(event);
@@ -20,6 +29,7 @@ impl EventSink for Collect {
 
 pub struct Agent {
     events: Arc<Mutex<Vec<Event>>>,
+    count: Arc<std::sync::atomic::AtomicU64>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<(), String>>>,
 }
@@ -28,8 +38,23 @@ impl Agent {
     /// Starts the datapath in the node's namespace and waits until every named
     /// interface has both classifiers attached.
     pub fn start(node: &Node, args: DatapathArgs, expect_attached: &[&str]) -> Agent {
+        Self::start_with(node, args, expect_attached, false)
+    }
+
+    /// Like `start`, but the agent only counts events instead of keeping them.
+    pub fn start_counting(node: &Node, args: DatapathArgs, expect_attached: &[&str]) -> Agent {
+        Self::start_with(node, args, expect_attached, true)
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn start_with(node: &Node, args: DatapathArgs, expect_attached: &[&str], count_only: bool) -> Agent {
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink_events = events.clone();
+        let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sink_count = count.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = node
             .netns()
@@ -38,9 +63,11 @@ impl Agent {
                     .enable_all()
                     .build()
                     .map_err(|e| e.to_string())?;
-                let mut sink = Collect(sink_events);
+                let mut collect = Collect(sink_events);
+                let mut counter = Count(sink_count);
+                let sink: &mut dyn EventSink = if count_only { &mut counter } else { &mut collect };
                 runtime
-                    .block_on(datapath::run(args, "test-node".to_owned(), &mut sink, async {
+                    .block_on(datapath::run(args, "test-node".to_owned(), sink, async {
                         let _ = stopped.await;
                     }))
                     .map_err(|e| e.to_string())
@@ -48,6 +75,7 @@ impl Agent {
             .expect("agent thread");
         let agent = Agent {
             events,
+            count,
             stop: Some(stop),
             thread: Some(thread),
         };
