@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aya::programs::{SchedClassifier, TcAttachType};
-use sightline_agent::datapath::{self, DatapathArgs};
+use sightline_agent::datapath::{self, AggregationLevel, DatapathArgs};
 use sightline_agent::event::{Event, EventSink};
-use sightline_e2e::{Netns, Node};
+use sightline_e2e::{Netns, Node, Pod};
 use sightline_proto::flow::{Flow, layer4};
 
 struct Collect(Arc<Mutex<Vec<Event>>>);
@@ -204,4 +204,29 @@ pub fn summary(flow: &Flow) -> &str {
 
 pub fn is_reply(flow: &Flow) -> Option<bool> {
     flow.is_reply.map(|b| b.value)
+}
+
+pub fn args(level: AggregationLevel) -> DatapathArgs {
+    DatapathArgs {
+        monitor_aggregation: level,
+        ..DatapathArgs::default()
+    }
+}
+
+pub fn two_pods() -> (Node, Pod, Pod) {
+    let mut node = Node::new().expect("node");
+    let client = node.add_pod().expect("client pod");
+    let server = node.add_pod().expect("server pod");
+    (node, client, server)
+}
+
+pub fn start(node: &Node, level: AggregationLevel, pods: &[&Pod]) -> Agent {
+    let names: Vec<&str> = pods.iter().map(|p| p.host_veth.as_str()).collect();
+    Agent::start(node, args(level), &names)
+}
+
+pub fn stop_and_check_detached(agent: Agent, node: &Node, pods: &[&Pod]) {
+    agent.stop();
+    let names: Vec<&str> = pods.iter().map(|p| p.host_veth.as_str()).collect();
+    assert_nothing_attached(node.netns(), &names);
 }
