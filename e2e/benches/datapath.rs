@@ -143,6 +143,10 @@ fn throughput(rows: &mut Vec<[String; 4]>) {
     ];
     let mut base = (Vec::new(), Vec::new());
     let mut measured: Vec<(Vec<f64>, Vec<f64>, u64)> = vec![(Vec::new(), Vec::new(), 0); levels.len()];
+    // Kernel-measured cost of the classifiers (run time / run count), immune to the
+    // noise other processes add to throughput figures.
+    let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).expect("BPF_ENABLE_STATS");
+    let mut program_cost = vec![(Duration::ZERO, 0u64); levels.len()];
     for _ in 0..ROUNDS {
         base.0.push(Iperf::tcp_gbits(&client, &server));
         base.1.push(Iperf::udp_pps(&client, &server));
@@ -155,6 +159,12 @@ fn throughput(rows: &mut Vec<[String; 4]>) {
             measured[i].0.push(Iperf::tcp_gbits(&client, &server));
             measured[i].1.push(Iperf::udp_pps(&client, &server));
             measured[i].2 += agent.count();
+            for info in aya::programs::loaded_programs().flatten() {
+                if info.name_as_str().is_some_and(|n| n.starts_with("sightline_tc")) {
+                    program_cost[i].0 += info.run_time();
+                    program_cost[i].1 += info.run_count();
+                }
+            }
             agent.stop();
         }
     }
@@ -171,6 +181,17 @@ fn throughput(rows: &mut Vec<[String; 4]>) {
         "1.000".into(),
         "baseline".into(),
     ]);
+    for ((name, _), (time, runs)) in levels.iter().zip(&program_cost) {
+        rows.push([
+            format!("TC program, level {name}"),
+            format!(
+                "{:.0} ns/packet ({runs} runs)",
+                time.as_nanos() as f64 / (*runs).max(1) as f64
+            ),
+            String::new(),
+            String::new(),
+        ]);
+    }
     for ((name, _), (tcp, udp, events)) in levels.iter().zip(measured) {
         let (tcp, udp) = (median(tcp), median(udp));
         let target = if *name == "medium" { ">= 0.97" } else { "" };
