@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
-use sightline_agent::datapath::{AggregationLevel, DatapathArgs};
+use sightline_agent::datapath::{AggregationLevel, DatapathArgs, TcAttachMode};
 use sightline_agent::event::Event;
 use sightline_e2e::{DnsServer, Node, dns_server};
 use sightline_proto::flow::{
@@ -290,5 +290,54 @@ fn a_drop_storm_is_rate_limited_per_flow() {
     // 200 drops within well under the 1 s per-flow interval: one report.
     assert_eq!(drops.len(), 1, "{drops:#?}");
     assert_eq!(summary(&drops[0]), "UDP (kernel drop reason: NETFILTER_DROP)");
+    stop_and_check_detached(agent, &node, &[&client, &server]);
+}
+
+#[test]
+fn netlink_attach_uses_a_clsact_qdisc_and_removes_the_one_it_created() {
+    let (node, client, server) = two_pods();
+    let args = DatapathArgs {
+        tc_attach: TcAttachMode::Netlink,
+        ..args(AggregationLevel::Medium)
+    };
+    let agent = Agent::start(&node, args, &[]);
+    let filters = |direction: &str| {
+        let out = node
+            .netns()
+            .exec("tc", &["filter", "show", "dev", &client.host_veth, direction])
+            .expect("tc filter");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !(filters("ingress").contains("sightline") && filters("egress").contains("sightline")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no clsact filters: {}",
+            filters("ingress")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let qdisc = node
+        .netns()
+        .exec("tc", &["qdisc", "show", "dev", &client.host_veth])
+        .expect("tc qdisc");
+    assert!(String::from_utf8_lossy(&qdisc.stdout).contains("clsact"));
+    assert!(
+        support::tcx_programs(node.netns(), &client.host_veth).is_empty(),
+        "TCX used despite netlink mode"
+    );
+    client
+        .netns
+        .exec("ping", &["-c", "1", "-W", "3", &server.ipv4.to_string()])
+        .expect("ping");
+    let ifindex = client.host_ifindex;
+    let flows = agent.wait_for(
+        |f| on_interface(f, ifindex) && summary(f).starts_with("ICMPv4 Echo"),
+        |f| f.len() >= 2,
+    );
+    assert_eq!(
+        flows.iter().map(summary).collect::<Vec<_>>(),
+        ["ICMPv4 EchoRequest", "ICMPv4 EchoReply"]
+    );
     stop_and_check_detached(agent, &node, &[&client, &server]);
 }

@@ -9,8 +9,8 @@ use aya::programs::tc::{self, NlOptions, SchedClassifierLinkId, TcAttachOptions}
 use aya::programs::xdp::XdpLinkId;
 use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
 
-use super::DatapathError;
 use super::loader::{TC_EGRESS, TC_INGRESS, XDP, program_mut};
+use super::{DatapathError, TcAttachMode};
 
 #[derive(Debug, Default)]
 struct Attached {
@@ -24,9 +24,17 @@ struct Attached {
 #[derive(Debug, Default)]
 pub struct Attachments {
     by_ifindex: HashMap<u32, Attached>,
+    mode: TcAttachMode,
 }
 
 impl Attachments {
+    pub fn new(mode: TcAttachMode) -> Self {
+        Self {
+            by_ifindex: HashMap::new(),
+            mode,
+        }
+    }
+
     pub fn has_tc(&self, ifindex: u32) -> bool {
         self.by_ifindex.get(&ifindex).is_some_and(|a| a.tc.is_some())
     }
@@ -42,12 +50,16 @@ impl Attachments {
         if entry.tc.is_some() {
             return Ok(());
         }
+        if self.mode == TcAttachMode::Netlink {
+            return self.attach_clsact(ebpf, ifindex, name);
+        }
         let tcx = |ebpf: &mut Ebpf, program: &'static str, kind| -> Result<SchedClassifierLinkId, DatapathError> {
             let p: &mut SchedClassifier = program_mut(ebpf, program)?;
             Ok(p.attach_with_options(name, kind, TcAttachOptions::TcxOrder(LinkOrder::default()))?)
         };
         let ingress = match tcx(ebpf, TC_INGRESS, TcAttachType::Ingress) {
             Ok(ingress) => ingress,
+            Err(error) if self.mode == TcAttachMode::Tcx => return Err(error),
             Err(error) => {
                 tracing::debug!(%error, interface = name, "TCX attach failed; falling back to clsact");
                 return self.attach_clsact(ebpf, ifindex, name);

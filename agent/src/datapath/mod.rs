@@ -28,7 +28,7 @@ use self::attach::Attachments;
 pub use self::decode::{DecodeError, Decoder, InterfaceInfo, InterfaceRole};
 use self::interfaces::{Link, LinkChange, Selector};
 use self::reader::Reader;
-pub use self::settings::{AggregationLevel, DatapathArgs, DropEvents};
+pub use self::settings::{AggregationLevel, DatapathArgs, DropEvents, TcAttachMode};
 use crate::event::EventSink;
 
 #[derive(Debug, Error)]
@@ -78,7 +78,7 @@ pub async fn run(
         tc_patterns: args.interfaces.clone(),
         xdp_patterns: args.xdp_interfaces.clone(),
     };
-    let mut attachments = Attachments::default();
+    let mut attachments = Attachments::new(args.tc_attach);
 
     let (links, mut changes) = interfaces::watch_links().await?;
     for link in links {

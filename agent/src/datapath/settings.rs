@@ -38,12 +38,26 @@ pub enum DropEvents {
     Off,
 }
 
+/// How the classifiers are attached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum TcAttachMode {
+    /// TCX links where the kernel has them (6.6+), clsact + netlink filters otherwise.
+    #[default]
+    Auto,
+    Tcx,
+    /// A clsact qdisc (created if absent, removed on exit if we created it) and filters.
+    Netlink,
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatapathArgs {
     /// Interfaces to observe with TC (names or globs, comma-separated). Default: every
     /// veth whose peer lives in another network namespace.
     #[arg(long, env = "SIGHTLINE_INTERFACES", value_delimiter = ',')]
     pub interfaces: Vec<String>,
+    /// How to attach the TC classifiers.
+    #[arg(long, env = "SIGHTLINE_TC_ATTACH", value_enum, default_value = "auto")]
+    pub tc_attach: TcAttachMode,
     /// Host uplinks to observe with XDP (names or globs, comma-separated).
     #[arg(long, env = "SIGHTLINE_XDP_INTERFACES", value_delimiter = ',')]
     pub xdp_interfaces: Vec<String>,
@@ -74,6 +88,7 @@ impl Default for DatapathArgs {
     fn default() -> Self {
         Self {
             interfaces: Vec::new(),
+            tc_attach: TcAttachMode::Auto,
             xdp_interfaces: Vec::new(),
             monitor_aggregation: AggregationLevel::Medium,
             monitor_aggregation_interval: Duration::from_secs(5),
