@@ -47,12 +47,21 @@ fn ifindex(ctx: &TcContext) -> u32 {
     unsafe { (*ctx.skb.skb).ifindex }
 }
 
-/// Reads through `bpf_skb_load_bytes`, which also copes with non-linear skbs.
+/// Reads headers by direct packet access when they lie in the skb's linear area (the
+/// common case, and far cheaper than a helper call), else through `bpf_skb_load_bytes`,
+/// which also copes with non-linear skbs.
 pub struct SkbPacket<'a>(pub &'a TcContext);
 
 impl Packet for SkbPacket<'_> {
     #[inline(always)]
     fn read<T: Copy>(&self, offset: usize) -> Option<T> {
+        let start = self.0.data();
+        let end = self.0.data_end();
+        // Keeping the offset bounded lets the verifier track the pointer range.
+        let bounded = offset & 0xfff;
+        if bounded == offset && start + bounded + core::mem::size_of::<T>() <= end {
+            return Some(unsafe { core::ptr::read_unaligned((start + bounded) as *const T) });
+        }
         self.0.load::<T>(offset).ok()
     }
 }
