@@ -7,10 +7,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
-use sightline_agent::datapath::AggregationLevel;
+use sightline_agent::datapath::{AggregationLevel, DatapathArgs};
 use sightline_e2e::Pod;
 use sightline_proto::flow::{Flow, FlowType, IpVersion, TraceObservationPoint, TrafficDirection, Verdict, layer4};
-use support::{is_reply, on_interface, ports, start, stop_and_check_detached, summary, two_pods};
+use support::{Agent, args, is_reply, on_interface, ports, start, stop_and_check_detached, summary, two_pods};
 
 /// A TCP exchange: the client sends "hello", half-closes, reads "bye" and closes.
 fn tcp_exchange(client: &Pod, server: &Pod, port: u16) {
@@ -235,4 +235,53 @@ fn ping_v4_and_v6_are_echo_request_and_reply() {
         ]
     );
     stop_and_check_detached(agent, &node, &[&client, &server]);
+}
+
+/// Sends `count` datagrams 100 ms apart and returns the client-side UDP flows reported.
+fn paced_udp_reports(level: AggregationLevel, interval: Duration, count: usize) -> Vec<Flow> {
+    let (node, client, server) = two_pods();
+    let args = DatapathArgs {
+        monitor_aggregation_interval: interval,
+        ..args(level)
+    };
+    let agent = Agent::start(&node, args, &[&client.host_veth, &server.host_veth]);
+    let target = SocketAddr::from((server.ipv4, 7300));
+    let _receiver = server
+        .netns
+        .run(move || UdpSocket::bind(target))
+        .expect("ns")
+        .expect("bind");
+    client
+        .netns
+        .run(move || {
+            let socket = UdpSocket::bind(SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 7301))).expect("bind");
+            for _ in 0..count {
+                socket.send_to(b"tick", target).expect("send");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+        .expect("ns");
+    std::thread::sleep(Duration::from_millis(100));
+    let ifindex = client.host_ifindex;
+    let flows: Vec<Flow> = agent
+        .flows()
+        .into_iter()
+        .filter(|f| on_interface(f, ifindex) && ports(f) == Some((7301, 7300)))
+        .collect();
+    stop_and_check_detached(agent, &node, &[&client, &server]);
+    flows
+}
+
+#[test]
+fn an_active_flow_is_reported_again_once_per_interval_at_medium_and_never_at_maximum() {
+    // 15 datagrams over 1.5 s with a 400 ms interval: the new flow, then about 3 updates.
+    let medium = paced_udp_reports(AggregationLevel::Medium, Duration::from_millis(400), 15);
+    assert!(
+        (3..=5).contains(&medium.len()),
+        "medium reported {} times",
+        medium.len()
+    );
+    assert!(medium.iter().all(|f| summary(f) == "UDP" && is_reply(f) == Some(false)));
+    let maximum = paced_udp_reports(AggregationLevel::Maximum, Duration::from_millis(400), 15);
+    assert_eq!(maximum.len(), 1, "maximum reports only the new flow");
 }
