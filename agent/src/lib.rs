@@ -6,4 +6,5 @@
 //! Hubble API (`observer.Observer`, `peer.Peer`) on TCP `:4244` and a unix socket,
 //! with Prometheus metrics on `:9965`. See `docs/architecture.md` for the stages.
 
+pub mod datapath;
 pub mod event;

@@ -1,0 +1,380 @@
+//! Turns ring-buffer records into Hubble `flow.Flow`s.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::Ipv6Addr;
+
+use pbjson_types::BoolValue;
+use sightline_bpf_common::{
+    DNS_MAX_LEN, FlowEvent, FlowKey, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, hook, kind,
+    tcp_flags,
+};
+use sightline_proto::flow::{
+    self, CiliumEventType, Dns, DropReason, Emitter, Ethernet, Flow, FlowType, IpVersion, L7FlowType, Layer4, Layer7,
+    NetworkInterface, TraceObservationPoint, TrafficDirection, Verdict, layer4, layer7,
+};
+use thiserror::Error;
+
+use super::clock::BootClock;
+use super::conntrack::Connections;
+use super::dns::{self, DnsError};
+use super::dns_latency::DnsLatency;
+use super::drop_reason::{DropReasonNames, hubble_equivalent};
+use super::summary;
+use crate::event::Event;
+
+/// Cilium monitor message types (`CiliumEventType.type`).
+pub const MONITOR_DROP: i32 = 1;
+pub const MONITOR_TRACE: i32 = 4;
+pub const MONITOR_L7: i32 = 129;
+
+/// Observation string for DNS seen in packets (Cilium's proxy says "proxy").
+pub const DNS_OBSERVATION_SOURCE: &str = "ebpf";
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("ring-buffer record of {0} bytes is shorter than an event header")]
+    ShortRecord(usize),
+    #[error("unknown ring-buffer event kind {0}")]
+    UnknownKind(u32),
+    #[error("DNS record claims {claimed} bytes but carries {carried}")]
+    DnsLength { claimed: usize, carried: usize },
+    #[error("malformed DNS message: {0}")]
+    Dns(#[from] DnsError),
+}
+
+/// What the agent knows about an interface it observes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceInfo {
+    pub name: String,
+    pub role: InterfaceRole,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterfaceRole {
+    /// Host side of a pod's veth: TC ingress is traffic from the pod.
+    Endpoint,
+    /// A host uplink: TC/XDP ingress is traffic from the network.
+    Uplink,
+}
+
+pub struct Decoder {
+    node_name: String,
+    emitter_version: String,
+    clock: BootClock,
+    interfaces: HashMap<u32, InterfaceInfo>,
+    connections: Connections,
+    dns_latency: DnsLatency,
+    drop_reasons: DropReasonNames,
+    summary: String,
+}
+
+impl Decoder {
+    pub fn new(node_name: String, drop_reasons: DropReasonNames) -> Self {
+        Self {
+            node_name,
+            emitter_version: env!("CARGO_PKG_VERSION").to_owned(),
+            clock: BootClock::sample(),
+            interfaces: HashMap::new(),
+            connections: Connections::new(1 << 16),
+            dns_latency: DnsLatency::new(1 << 14),
+            drop_reasons,
+            summary: String::with_capacity(64),
+        }
+    }
+
+    pub fn set_interface(&mut self, ifindex: u32, info: Option<InterfaceInfo>) {
+        match info {
+            Some(info) => self.interfaces.insert(ifindex, info),
+            None => self.interfaces.remove(&ifindex),
+        };
+    }
+
+    pub fn resample_clock(&mut self) {
+        self.clock = BootClock::sample();
+    }
+
+    pub fn decode(&mut self, record: &[u8]) -> Result<Event, DecodeError> {
+        let header_len = size_of::<FlowEvent>();
+        if record.len() < header_len {
+            return Err(DecodeError::ShortRecord(record.len()));
+        }
+        // SAFETY: the length is checked above and FlowEvent is plain old data.
+        let event: FlowEvent = unsafe { std::ptr::read_unaligned(record.as_ptr().cast()) };
+        match event.kind {
+            kind::TRACE => Ok(self.trace(&event)),
+            kind::DROP => Ok(self.drop(&event)),
+            kind::DNS => {
+                let claimed = (event.dns_len as usize).min(DNS_MAX_LEN);
+                let payload = record
+                    .get(header_len..header_len + claimed)
+                    .ok_or(DecodeError::DnsLength {
+                        claimed,
+                        carried: record.len() - header_len,
+                    })?;
+                self.dns(&event, payload)
+            }
+            other => Err(DecodeError::UnknownKind(other)),
+        }
+    }
+
+    /// Built in its box: a `Flow` is large, and moving it costs more than filling it.
+    fn base_flow(&mut self, event: &FlowEvent, verdict: Verdict) -> Box<Flow> {
+        let mut flow = Box::<Flow>::default();
+        flow.time = Some(self.clock.to_wall(event.timestamp_ns));
+        let mut uuid = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        flow.uuid = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut uuid).to_owned();
+        flow.emitter = Some(Emitter {
+            name: "Hubble".to_owned(),
+            version: self.emitter_version.clone(),
+        });
+        flow.verdict = verdict as i32;
+        flow.node_name = self.node_name.clone();
+        flow.r#type = FlowType::L3L4 as i32;
+        if event.eth_src != [0; 6] || event.eth_dst != [0; 6] {
+            flow.ethernet = Some(Ethernet {
+                source: mac(&event.eth_src),
+                destination: mac(&event.eth_dst),
+            });
+        }
+        flow.ip = Some(ip(&event.key));
+        flow.l4 = l4(event);
+        let interface = self.interfaces.get(&event.key.ifindex);
+        if event.key.ifindex != 0 {
+            flow.interface = Some(NetworkInterface {
+                index: event.key.ifindex,
+                name: interface.map(|i| i.name.clone()).unwrap_or_default(),
+            });
+        }
+        let role = interface.map_or(InterfaceRole::Endpoint, |i| i.role);
+        let (direction, point) = observation(event.key.hook, role);
+        flow.traffic_direction = direction as i32;
+        flow.trace_observation_point = point as i32;
+        flow
+    }
+
+    fn l4_summary(&mut self, event: &FlowEvent) {
+        self.summary.clear();
+        match event.key.protocol {
+            IPPROTO_TCP => summary::tcp(event.tcp_flags, &mut self.summary),
+            IPPROTO_UDP => self.summary.push_str("UDP"),
+            IPPROTO_SCTP => self.summary.push_str("SCTP"),
+            IPPROTO_ICMP => summary::icmpv4(event.icmp_type, event.icmp_code, &mut self.summary),
+            IPPROTO_ICMPV6 => summary::icmpv6(event.icmp_type, event.icmp_code, &mut self.summary),
+            other => {
+                let _ = write!(self.summary, "IP protocol {other}");
+            }
+        }
+    }
+
+    // Hubble still fills the deprecated `reply` and `Summary`, and so do we.
+    #[allow(deprecated)]
+    fn trace(&mut self, event: &FlowEvent) -> Event {
+        let mut flow = self.base_flow(event, Verdict::Forwarded);
+        let is_reply = self.connections.observe(&event.key, event.tcp_flags, event.icmp_type);
+        flow.is_reply = Some(BoolValue { value: is_reply });
+        flow.reply = is_reply;
+        flow.event_type = Some(CiliumEventType {
+            r#type: MONITOR_TRACE,
+            sub_type: trace_sub_type(flow.trace_observation_point),
+        });
+        self.l4_summary(event);
+        flow.summary = self.summary.clone();
+        Event::Flow(flow)
+    }
+
+    #[allow(deprecated)]
+    fn drop(&mut self, event: &FlowEvent) -> Event {
+        let mut flow = self.base_flow(event, Verdict::Dropped);
+        if let Some(is_reply) = self.connections.peek(&event.key) {
+            flow.is_reply = Some(BoolValue { value: is_reply });
+            flow.reply = is_reply;
+        }
+        self.l4_summary(event);
+        let kernel_name = self.drop_reasons.name(event.reason);
+        let hubble = kernel_name.and_then(hubble_equivalent);
+        let reason = hubble.unwrap_or(DropReason::Unknown);
+        flow.drop_reason_desc = reason as i32;
+        flow.drop_reason = reason as u32;
+        flow.event_type = Some(CiliumEventType {
+            r#type: MONITOR_DROP,
+            sub_type: reason as i32,
+        });
+        let _ = match kernel_name {
+            Some(name) => write!(self.summary, " (kernel drop reason: {name})"),
+            None => write!(self.summary, " (kernel drop reason: {})", event.reason),
+        };
+        if event.packets > 1 {
+            let _ = write!(self.summary, " x{}", event.packets);
+        }
+        flow.summary = self.summary.clone();
+        Event::Flow(flow)
+    }
+
+    #[allow(deprecated)]
+    fn dns(&mut self, event: &FlowEvent, payload: &[u8]) -> Result<Event, DecodeError> {
+        let message = dns::parse(payload)?;
+        let mut flow = self.base_flow(event, Verdict::Forwarded);
+        flow.r#type = FlowType::L7 as i32;
+        flow.is_reply = Some(BoolValue {
+            value: message.is_response,
+        });
+        flow.reply = message.is_response;
+        flow.event_type = Some(CiliumEventType {
+            r#type: MONITOR_L7,
+            sub_type: 0,
+        });
+        let latency_ns = if message.is_response {
+            self.dns_latency
+                .answer(&event.key, message.id, event.timestamp_ns)
+                .unwrap_or(0)
+        } else {
+            self.dns_latency.ask(&event.key, message.id, event.timestamp_ns);
+            0
+        };
+        flow.summary = summary::dns(&message);
+        flow.l7 = Some(Layer7 {
+            r#type: if message.is_response {
+                L7FlowType::Response
+            } else {
+                L7FlowType::Request
+            } as i32,
+            latency_ns,
+            record: Some(layer7::Record::Dns(Dns {
+                query: message.query,
+                ips: message.ips,
+                ttl: message.ttl,
+                cnames: message.cnames,
+                observation_source: DNS_OBSERVATION_SOURCE.to_owned(),
+                rcode: message.rcode as u32,
+                qtypes: message.qtypes.iter().map(|t| (*t).to_owned()).collect(),
+                rrtypes: message.rrtypes.iter().map(|t| (*t).to_owned()).collect(),
+            })),
+        });
+        Ok(Event::Flow(flow))
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// "aa:bb:cc:dd:ee:ff" without the formatting machinery (this runs for every event).
+fn mac(bytes: &[u8; 6]) -> String {
+    let mut out = [b':'; 17];
+    for (i, b) in bytes.iter().enumerate() {
+        out[i * 3] = HEX[(b >> 4) as usize];
+        out[i * 3 + 1] = HEX[(b & 0xf) as usize];
+    }
+    out.iter().map(|&c| c as char).collect()
+}
+
+/// Dotted quad without the formatting machinery.
+fn ipv4_text(a: &[u8; 16]) -> String {
+    let mut out = String::with_capacity(15);
+    for (i, octet) in a[..4].iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        let (h, t, o) = (octet / 100, octet / 10 % 10, octet % 10);
+        if h > 0 {
+            out.push((b'0' + h) as char);
+        }
+        if h > 0 || t > 0 {
+            out.push((b'0' + t) as char);
+        }
+        out.push((b'0' + o) as char);
+    }
+    out
+}
+
+fn ip(key: &FlowKey) -> flow::Ip {
+    if key.ip_version == 6 {
+        flow::Ip {
+            source: Ipv6Addr::from(key.src_addr).to_string(),
+            destination: Ipv6Addr::from(key.dst_addr).to_string(),
+            ip_version: IpVersion::IPv6 as i32,
+            ..Default::default()
+        }
+    } else {
+        flow::Ip {
+            source: ipv4_text(&key.src_addr),
+            destination: ipv4_text(&key.dst_addr),
+            ip_version: IpVersion::IPv4 as i32,
+            ..Default::default()
+        }
+    }
+}
+
+fn l4(event: &FlowEvent) -> Option<Layer4> {
+    let key = &event.key;
+    let (sport, dport) = (key.src_port as u32, key.dst_port as u32);
+    let protocol = match key.protocol {
+        IPPROTO_TCP => layer4::Protocol::Tcp(flow::Tcp {
+            source_port: sport,
+            destination_port: dport,
+            flags: Some(tcp_flag_set(event.tcp_flags)),
+        }),
+        IPPROTO_UDP => layer4::Protocol::Udp(flow::Udp {
+            source_port: sport,
+            destination_port: dport,
+        }),
+        IPPROTO_SCTP => layer4::Protocol::Sctp(flow::Sctp {
+            source_port: sport,
+            destination_port: dport,
+        }),
+        IPPROTO_ICMP => layer4::Protocol::IcmPv4(flow::IcmPv4 {
+            r#type: event.icmp_type as u32,
+            code: event.icmp_code as u32,
+        }),
+        IPPROTO_ICMPV6 => layer4::Protocol::IcmPv6(flow::IcmPv6 {
+            r#type: event.icmp_type as u32,
+            code: event.icmp_code as u32,
+        }),
+        _ => return None,
+    };
+    Some(Layer4 {
+        protocol: Some(protocol),
+    })
+}
+
+fn tcp_flag_set(flags: u16) -> flow::TcpFlags {
+    flow::TcpFlags {
+        fin: flags & tcp_flags::FIN != 0,
+        syn: flags & tcp_flags::SYN != 0,
+        rst: flags & tcp_flags::RST != 0,
+        psh: flags & tcp_flags::PSH != 0,
+        ack: flags & tcp_flags::ACK != 0,
+        urg: flags & tcp_flags::URG != 0,
+        ece: flags & tcp_flags::ECE != 0,
+        cwr: flags & tcp_flags::CWR != 0,
+        ns: flags & tcp_flags::NS != 0,
+    }
+}
+
+/// Direction is relative to the pod (Hubble's convention) or to the node for uplinks.
+fn observation(hook_point: u8, role: InterfaceRole) -> (TrafficDirection, TraceObservationPoint) {
+    match (hook_point, role) {
+        (hook::TC_INGRESS, InterfaceRole::Endpoint) => (TrafficDirection::Egress, TraceObservationPoint::FromEndpoint),
+        (hook::TC_EGRESS, InterfaceRole::Endpoint) => (TrafficDirection::Ingress, TraceObservationPoint::ToEndpoint),
+        (hook::TC_INGRESS | hook::XDP, InterfaceRole::Uplink) => {
+            (TrafficDirection::Ingress, TraceObservationPoint::FromNetwork)
+        }
+        (hook::TC_EGRESS, InterfaceRole::Uplink) => (TrafficDirection::Egress, TraceObservationPoint::ToNetwork),
+        (hook::XDP, InterfaceRole::Endpoint) => (TrafficDirection::Egress, TraceObservationPoint::FromEndpoint),
+        _ => (TrafficDirection::Unknown, TraceObservationPoint::UnknownPoint),
+    }
+}
+
+/// Cilium's trace sub-types (`pkg/monitor/api`): to-endpoint 0, from-endpoint 5, ...
+fn trace_sub_type(point: i32) -> i32 {
+    match TraceObservationPoint::try_from(point) {
+        Ok(TraceObservationPoint::ToEndpoint) => 0,
+        Ok(TraceObservationPoint::FromEndpoint) => 5,
+        Ok(TraceObservationPoint::FromNetwork) => 10,
+        Ok(TraceObservationPoint::ToNetwork) => 11,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+#[path = "decode_tests.rs"]
+mod tests;

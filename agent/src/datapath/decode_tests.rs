@@ -1,0 +1,187 @@
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+
+use sightline_bpf_common::{DnsEvent, FlowEvent, IPPROTO_TCP, IPPROTO_UDP, hook, kind, tcp_flags};
+use sightline_proto::flow::{DropReason, Flow, Verdict};
+
+use super::*;
+use crate::event::Event;
+
+fn bytes<T>(value: &T) -> Vec<u8> {
+    // SAFETY: the event types are repr(C) plain data with explicit padding.
+    unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+}
+
+fn tcp_event(flags: u16, from_client: bool) -> FlowEvent {
+    let mut event = FlowEvent {
+        kind: kind::TRACE,
+        timestamp_ns: 1_000,
+        tcp_flags: flags,
+        ..Default::default()
+    };
+    let (a, b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+    let (src, dst, sport, dport) = if from_client {
+        (a, b, 40000, 80)
+    } else {
+        (b, a, 80, 40000)
+    };
+    event.key.src_addr[..4].copy_from_slice(&src);
+    event.key.dst_addr[..4].copy_from_slice(&dst);
+    event.key.src_port = sport;
+    event.key.dst_port = dport;
+    event.key.protocol = IPPROTO_TCP;
+    event.key.ip_version = 4;
+    event.key.ifindex = 7;
+    event.key.hook = if from_client { hook::TC_INGRESS } else { hook::TC_EGRESS };
+    event
+}
+
+fn decoder() -> Decoder {
+    let names = HashMap::from([(77, "NETFILTER_DROP".to_owned()), (78, "QDISC_DROP".to_owned())]);
+    let mut decoder = Decoder::new("node-1".to_owned(), DropReasonNames::new(names));
+    decoder.set_interface(
+        7,
+        Some(InterfaceInfo {
+            name: "lxc1".to_owned(),
+            role: InterfaceRole::Endpoint,
+        }),
+    );
+    decoder
+}
+
+fn flow(event: Event) -> Flow {
+    match event {
+        Event::Flow(flow) => *flow,
+        other => panic!("not a flow: {other:?}"),
+    }
+}
+
+#[allow(deprecated)]
+fn summary(flow: &Flow) -> &str {
+    &flow.summary
+}
+
+#[test]
+fn handshake_directions_and_replies() {
+    let mut decoder = decoder();
+    let syn = flow(decoder.decode(&bytes(&tcp_event(tcp_flags::SYN, true))).unwrap());
+    let synack = flow(
+        decoder
+            .decode(&bytes(&tcp_event(tcp_flags::SYN | tcp_flags::ACK, false)))
+            .unwrap(),
+    );
+    let ack = flow(decoder.decode(&bytes(&tcp_event(tcp_flags::ACK, true))).unwrap());
+    assert_eq!(summary(&syn), "TCP Flags: SYN");
+    assert_eq!(summary(&synack), "TCP Flags: SYN, ACK");
+    assert_eq!(
+        [&syn, &synack, &ack].map(|f| f.is_reply.unwrap().value),
+        [false, true, false]
+    );
+    assert_eq!(syn.traffic_direction, TrafficDirection::Egress as i32);
+    assert_eq!(synack.trace_observation_point, TraceObservationPoint::ToEndpoint as i32);
+    assert_eq!(syn.interface.as_ref().unwrap().name, "lxc1");
+    assert_eq!(syn.ip.as_ref().unwrap().source, "10.0.0.1");
+    assert_eq!(syn.event_type.unwrap().r#type, MONITOR_TRACE);
+    assert_eq!(syn.node_name, "node-1");
+}
+
+#[test]
+fn first_seen_direction_is_the_request_without_syn() {
+    let mut decoder = decoder();
+    let later = flow(decoder.decode(&bytes(&tcp_event(tcp_flags::ACK, false))).unwrap());
+    let other_way = flow(decoder.decode(&bytes(&tcp_event(tcp_flags::ACK, true))).unwrap());
+    assert_eq!(
+        [later.is_reply.unwrap().value, other_way.is_reply.unwrap().value],
+        [false, true]
+    );
+}
+
+#[test]
+fn drops_map_kernel_reasons_or_name_them() {
+    let mut decoder = decoder();
+    let mut event = tcp_event(tcp_flags::SYN, true);
+    event.kind = kind::DROP;
+    event.reason = 77;
+    let mapped = flow(decoder.decode(&bytes(&event)).unwrap());
+    assert_eq!(mapped.verdict, Verdict::Dropped as i32);
+    assert_eq!(mapped.drop_reason_desc, DropReason::PolicyDenied as i32);
+    assert_eq!(summary(&mapped), "TCP Flags: SYN (kernel drop reason: NETFILTER_DROP)");
+    event.reason = 78;
+    event.packets = 5;
+    let unmapped = flow(decoder.decode(&bytes(&event)).unwrap());
+    assert_eq!(unmapped.drop_reason_desc, DropReason::Unknown as i32);
+    assert_eq!(summary(&unmapped), "TCP Flags: SYN (kernel drop reason: QDISC_DROP) x5");
+    assert_eq!(unmapped.event_type.unwrap().r#type, MONITOR_DROP);
+}
+
+#[test]
+fn malformed_records_are_errors() {
+    let mut decoder = decoder();
+    assert_eq!(decoder.decode(&[0; 10]).unwrap_err(), DecodeError::ShortRecord(10));
+    let mut event = tcp_event(0, true);
+    event.kind = 99;
+    assert_eq!(
+        decoder.decode(&bytes(&event)).unwrap_err(),
+        DecodeError::UnknownKind(99)
+    );
+    event.kind = kind::DNS;
+    event.dns_len = 40;
+    assert!(matches!(
+        decoder.decode(&bytes(&event)),
+        Err(DecodeError::DnsLength { claimed: 40, .. })
+    ));
+    let mut dns = DnsEvent {
+        flow: event,
+        payload: [0; 512],
+    };
+    dns.flow.dns_len = 3;
+    assert!(matches!(decoder.decode(&bytes(&dns)), Err(DecodeError::Dns(_))));
+}
+
+#[test]
+fn dns_answer_latency_is_matched_by_id_and_tuple() {
+    let mut decoder = decoder();
+    let query = [0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 0, 0, 1, 0, 1];
+    let mut answer = query.to_vec();
+    answer[2] = 0x81;
+    let mut asked = DnsEvent {
+        flow: tcp_event(0, true),
+        payload: [0; 512],
+    };
+    asked.flow.kind = kind::DNS;
+    asked.flow.key.protocol = IPPROTO_UDP;
+    asked.flow.key.dst_port = 53;
+    asked.flow.dns_len = query.len() as u16;
+    asked.payload[..query.len()].copy_from_slice(&query);
+    let mut answered = DnsEvent {
+        flow: tcp_event(0, false),
+        payload: [0; 512],
+    };
+    answered.flow.kind = kind::DNS;
+    answered.flow.key.protocol = IPPROTO_UDP;
+    answered.flow.key.src_port = 53;
+    answered.flow.timestamp_ns = 1_000 + 250_000;
+    answered.flow.dns_len = answer.len() as u16;
+    answered.payload[..answer.len()].copy_from_slice(&answer);
+    let request = flow(decoder.decode(&bytes(&asked)).unwrap());
+    let response = flow(decoder.decode(&bytes(&answered)).unwrap());
+    assert_eq!(summary(&request), "DNS Query a. A");
+    assert_eq!(request.l7.unwrap().r#type, L7FlowType::Request as i32);
+    assert_eq!(response.l7.as_ref().unwrap().latency_ns, 250_000);
+    assert_eq!(response.event_type.unwrap().r#type, MONITOR_L7);
+}
+
+#[test]
+fn addresses_are_printed_as_hubble_does() {
+    assert_eq!(mac(&[0x02, 0xab, 0, 0x10, 0xff, 9]), "02:ab:00:10:ff:09");
+    let mut a = [0u8; 16];
+    for (octets, text) in [
+        ([10, 0, 0, 1], "10.0.0.1"),
+        ([192, 168, 100, 255], "192.168.100.255"),
+        ([0, 9, 10, 99], "0.9.10.99"),
+    ] {
+        a[..4].copy_from_slice(&octets);
+        assert_eq!(ipv4_text(&a), text);
+    }
+}

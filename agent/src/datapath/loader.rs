@@ -1,0 +1,82 @@
+//! Loads the embedded eBPF object with the load-time settings and prepares its programs.
+
+use aya::programs::{BtfTracePoint, SchedClassifier, Xdp};
+use aya::{Btf, Ebpf, EbpfLoader};
+use sightline_bpf_common::config::{self, SkbOffsets, drop_mode};
+
+use super::DatapathError;
+use super::btf::KernelBtf;
+use super::drop_reason::DropReasonNames;
+
+pub const TC_INGRESS: &str = "sightline_tc_ingress";
+pub const TC_EGRESS: &str = "sightline_tc_egress";
+pub const XDP: &str = "sightline_xdp";
+pub const KFREE_SKB: &str = "sightline_kfree_skb";
+pub const EVENTS_MAP: &str = "EVENTS";
+pub const STATS_MAP: &str = "STATS";
+
+static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sightline"));
+
+#[derive(Debug, Clone, Copy)]
+pub struct LoadSettings {
+    pub aggregation_level: u32,
+    pub report_interval_ns: u64,
+    pub wakeup_every: u32,
+    pub drop_mode: u32,
+    pub drop_report_interval_ns: u64,
+    pub ring_buffer_bytes: u32,
+}
+
+pub struct Loaded {
+    pub ebpf: Ebpf,
+    pub drop_reasons: DropReasonNames,
+}
+
+pub fn load(settings: &LoadSettings) -> Result<Loaded, DatapathError> {
+    let mut drop_mode = settings.drop_mode;
+    let mut offsets = SkbOffsets::default();
+    let mut drop_reasons = DropReasonNames::default();
+    if drop_mode != drop_mode::OFF {
+        // Drops need the kernel's struct layout; without BTF the datapath still runs.
+        match KernelBtf::from_sys_fs().and_then(|btf| Ok((btf.skb_offsets()?, btf.drop_reasons()?))) {
+            Ok((o, names)) => {
+                offsets = o;
+                drop_reasons = DropReasonNames::new(names);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "kernel BTF unusable: drop events disabled");
+                drop_mode = drop_mode::OFF;
+            }
+        }
+    }
+    let mut ebpf = EbpfLoader::new()
+        .override_global(config::AGGREGATION_LEVEL, &settings.aggregation_level, true)
+        .override_global(config::REPORT_INTERVAL_NS, &settings.report_interval_ns, true)
+        .override_global(config::WAKEUP_EVERY, &settings.wakeup_every, true)
+        .override_global(config::DROP_MODE, &drop_mode, true)
+        .override_global(config::DROP_REPORT_INTERVAL_NS, &settings.drop_report_interval_ns, true)
+        .override_global(config::SKB_OFFSETS, &offsets, true)
+        .map_max_entries(EVENTS_MAP, settings.ring_buffer_bytes)
+        .load(PROGRAMS)?;
+    for name in [TC_INGRESS, TC_EGRESS] {
+        let program: &mut SchedClassifier = program_mut(&mut ebpf, name)?;
+        program.load()?;
+    }
+    let xdp: &mut Xdp = program_mut(&mut ebpf, XDP)?;
+    xdp.load()?;
+    if drop_mode != drop_mode::OFF {
+        let btf = Btf::from_sys_fs()?;
+        let kfree: &mut BtfTracePoint = program_mut(&mut ebpf, KFREE_SKB)?;
+        kfree.load("kfree_skb", &btf)?;
+        kfree.attach()?;
+    }
+    Ok(Loaded { ebpf, drop_reasons })
+}
+
+pub fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, DatapathError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let program = ebpf.program_mut(name).ok_or(DatapathError::MissingProgram(name))?;
+    Ok(program.try_into()?)
+}

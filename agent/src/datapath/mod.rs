@@ -1,0 +1,167 @@
+//! The eBPF datapath: loads the programs from `bpf/programs`, attaches them to the
+//! interfaces chosen by `--interfaces` (by default every veth whose peer lives in
+//! another network namespace), follows interfaces as they come and go, and decodes
+//! ring-buffer records into Hubble flows for an `EventSink`.
+
+pub mod attach;
+pub mod btf;
+pub mod clock;
+pub mod conntrack;
+pub mod decode;
+pub mod dns;
+mod dns_latency;
+pub mod drop_reason;
+pub mod interfaces;
+pub mod loader;
+pub mod reader;
+mod settings;
+pub mod summary;
+
+use std::future::Future;
+use std::time::Duration;
+
+use aya::maps::{PerCpuArray, RingBuf};
+use thiserror::Error;
+use tokio::io::unix::AsyncFd;
+
+use self::attach::Attachments;
+pub use self::decode::{DecodeError, Decoder, InterfaceInfo, InterfaceRole};
+use self::interfaces::{Link, LinkChange, Selector};
+use self::reader::Reader;
+pub use self::settings::{AggregationLevel, DatapathArgs, DropEvents, TcAttachMode};
+use crate::event::EventSink;
+
+#[derive(Debug, Error)]
+pub enum DatapathError {
+    #[error("loading eBPF object: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("eBPF program: {0}")]
+    Program(#[from] aya::programs::ProgramError),
+    #[error("eBPF map: {0}")]
+    Map(#[from] aya::maps::MapError),
+    #[error("TC setup: {0}")]
+    Tc(#[from] aya::programs::tc::TcError),
+    #[error("kernel BTF: {0}")]
+    Btf(#[from] aya::BtfError),
+    #[error("the eBPF object has no program {0}")]
+    MissingProgram(&'static str),
+    #[error("the eBPF object has no map {0}")]
+    MissingMap(&'static str),
+    #[error("netlink: {0}")]
+    Netlink(#[from] std::io::Error),
+}
+
+/// Runs the datapath until `shutdown` completes, then detaches everything it attached.
+pub async fn run(
+    args: DatapathArgs,
+    node_name: String,
+    sink: &mut dyn EventSink,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DatapathError> {
+    let loaded = loader::load(&args.load_settings())?;
+    let mut ebpf = loaded.ebpf;
+    let ring = RingBuf::try_from(
+        ebpf.take_map(loader::EVENTS_MAP)
+            .ok_or(DatapathError::MissingMap("EVENTS"))?,
+    )?;
+    let stats = PerCpuArray::try_from(
+        ebpf.take_map(loader::STATS_MAP)
+            .ok_or(DatapathError::MissingMap("STATS"))?,
+    )?;
+    let mut reader = Reader::new(ring, stats);
+    // A duplicate of the ring's fd, owned by the AsyncFd, signals readiness; the Reader keeps the map.
+    let ring_fd = reader.ring_fd().try_clone_to_owned()?;
+    // SAFETY: the AsyncFd owns `ring_fd`, so it stays open and unchanged for its lifetime.
+    let ring_ready = unsafe { AsyncFd::register(ring_fd) }.map_err(std::io::Error::from)?;
+    let mut decoder = Decoder::new(node_name, loaded.drop_reasons);
+    let selector = Selector {
+        tc_patterns: args.interfaces.clone(),
+        xdp_patterns: args.xdp_interfaces.clone(),
+    };
+    let mut attachments = Attachments::new(args.tc_attach);
+
+    let (links, mut changes) = interfaces::watch_links().await?;
+    for link in links {
+        follow(&mut ebpf, &mut attachments, &mut decoder, &selector, &link);
+    }
+
+    let mut drain_timer = tokio::time::interval(args.ring_drain_interval);
+    drain_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut lost_timer = tokio::time::interval(Duration::from_secs(1));
+    let mut clock_timer = tokio::time::interval(Duration::from_secs(60));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            guard = ring_ready.readable() => {
+                if let Ok(mut guard) = guard {
+                    guard.clear_ready();
+                }
+                reader.drain(&mut decoder, sink);
+            }
+            change = changes.recv() => match change {
+                Some(LinkChange::Present(link)) => follow(&mut ebpf, &mut attachments, &mut decoder, &selector, &link),
+                Some(LinkChange::Gone(ifindex)) => {
+                    if let Some(name) = attachments.forget(&mut ebpf, ifindex) {
+                        tracing::info!(interface = name, "interface gone");
+                    }
+                    decoder.set_interface(ifindex, None);
+                }
+                None => {
+                    tracing::warn!("netlink link watch ended; interfaces are no longer followed");
+                    changes = tokio::sync::mpsc::unbounded_channel().1;
+                }
+            },
+            _ = drain_timer.tick() => { reader.drain(&mut decoder, sink); }
+            _ = lost_timer.tick() => reader.report_lost(sink),
+            _ = clock_timer.tick() => decoder.resample_clock(),
+        }
+    }
+    attachments.detach_all(&mut ebpf).await;
+    // Events already in the ring are still delivered.
+    reader.drain(&mut decoder, sink);
+    reader.report_lost(sink);
+    Ok(())
+}
+
+fn follow(
+    ebpf: &mut aya::Ebpf,
+    attachments: &mut Attachments,
+    decoder: &mut Decoder,
+    selector: &Selector,
+    link: &Link,
+) {
+    if let Some(role) = selector.tc_role(link)
+        && !attachments.has_tc(link.index)
+    {
+        match attachments.attach_tc(ebpf, link.index, &link.name) {
+            Ok(()) => {
+                tracing::info!(interface = link.name, ifindex = link.index, ?role, "observing");
+                decoder.set_interface(
+                    link.index,
+                    Some(InterfaceInfo {
+                        name: link.name.clone(),
+                        role,
+                    }),
+                );
+            }
+            Err(error) => tracing::warn!(%error, interface = link.name, "cannot attach TC programs"),
+        }
+    }
+    if selector.wants_xdp(link) && !attachments.has_xdp(link.index) {
+        match attachments.attach_xdp(ebpf, link.index, &link.name) {
+            Ok(()) => {
+                tracing::info!(interface = link.name, "observing with XDP");
+                decoder.set_interface(
+                    link.index,
+                    Some(InterfaceInfo {
+                        name: link.name.clone(),
+                        role: InterfaceRole::Uplink,
+                    }),
+                );
+            }
+            Err(error) => tracing::warn!(%error, interface = link.name, "cannot attach XDP program"),
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Drains the ring buffer into the decoder and the sink, and turns the kernel's
+//! per-CPU "reservation failed" counters into `LostEvent`s.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Instant;
+
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use pbjson_types::Int32Value;
+use sightline_bpf_common::stats;
+use sightline_proto::Timestamp;
+use sightline_proto::flow::{LostEvent, LostEventSource};
+
+use super::decode::Decoder;
+use crate::event::{Event, EventSink};
+
+pub struct Reader {
+    ring: RingBuf<MapData>,
+    stats: PerCpuArray<MapData, u64>,
+    lost_seen: Vec<u64>,
+    decode_errors: u64,
+    last_error_log: Option<Instant>,
+}
+
+impl Reader {
+    pub fn new(ring: RingBuf<MapData>, stats: PerCpuArray<MapData, u64>) -> Self {
+        Self {
+            ring,
+            stats,
+            lost_seen: Vec::new(),
+            decode_errors: 0,
+            last_error_log: None,
+        }
+    }
+
+    pub fn ring_fd(&self) -> BorrowedFd<'_> {
+        self.ring.as_fd()
+    }
+
+    /// Decodes and publishes everything currently in the ring; returns how many records.
+    pub fn drain(&mut self, decoder: &mut Decoder, sink: &mut dyn EventSink) -> usize {
+        let mut count = 0;
+        while let Some(record) = self.ring.next() {
+            count += 1;
+            match decoder.decode(&record) {
+                Ok(event) => sink.publish(event),
+                Err(error) => {
+                    self.decode_errors += 1;
+                    // Malformed records are counted; the log is limited to one line a second.
+                    if self.last_error_log.is_none_or(|t| t.elapsed().as_secs() >= 1) {
+                        self.last_error_log = Some(Instant::now());
+                        tracing::warn!(%error, total = self.decode_errors, "undecodable datapath record");
+                    }
+                }
+            }
+        }
+        count
+    }
+
+    /// Publishes one `LostEvent` per CPU whose reservation failures grew since the last call.
+    pub fn report_lost(&mut self, sink: &mut dyn EventSink) {
+        let Ok(per_cpu) = self.stats.get(&stats::RINGBUF_LOST, 0) else {
+            return;
+        };
+        if self.lost_seen.len() < per_cpu.len() {
+            self.lost_seen.resize(per_cpu.len(), 0);
+        }
+        for (cpu, total) in per_cpu.iter().enumerate() {
+            let lost = total.saturating_sub(self.lost_seen[cpu]);
+            if lost == 0 {
+                continue;
+            }
+            self.lost_seen[cpu] = *total;
+            sink.publish(Event::Lost {
+                time: Timestamp::now(),
+                event: LostEvent {
+                    source: LostEventSource::PerfEventRingBuffer as i32,
+                    num_events_lost: lost,
+                    cpu: Some(Int32Value { value: cpu as i32 }),
+                    first: None,
+                    last: None,
+                },
+            });
+        }
+    }
+}

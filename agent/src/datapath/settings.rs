@@ -1,0 +1,153 @@
+//! Command-line and environment settings of the datapath.
+
+use std::time::Duration;
+
+use sightline_bpf_common::config::{aggregation, drop_mode};
+
+use super::loader::LoadSettings;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AggregationLevel {
+    /// Every packet.
+    None,
+    /// New flows, any new TCP flag, and once per interval.
+    Low,
+    /// New flows, SYN/FIN/RST, and once per interval.
+    Medium,
+    /// New flows and SYN/FIN/RST only.
+    Maximum,
+}
+
+impl AggregationLevel {
+    pub fn kernel_value(self) -> u32 {
+        match self {
+            Self::None => aggregation::NONE,
+            Self::Low => aggregation::LOW,
+            Self::Medium => aggregation::MEDIUM,
+            Self::Maximum => aggregation::MAXIMUM,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DropEvents {
+    /// Drops of traffic the classifiers have seen.
+    Observed,
+    /// Every packet the kernel drops.
+    All,
+    Off,
+}
+
+/// How the classifiers are attached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum TcAttachMode {
+    /// TCX links where the kernel has them (6.6+), clsact + netlink filters otherwise.
+    #[default]
+    Auto,
+    Tcx,
+    /// A clsact qdisc (created if absent, removed on exit if we created it) and filters.
+    Netlink,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatapathArgs {
+    /// Interfaces to observe with TC (names or globs, comma-separated). Default: every
+    /// veth whose peer lives in another network namespace.
+    #[arg(long, env = "SIGHTLINE_INTERFACES", value_delimiter = ',')]
+    pub interfaces: Vec<String>,
+    /// How to attach the TC classifiers.
+    #[arg(long, env = "SIGHTLINE_TC_ATTACH", value_enum, default_value = "auto")]
+    pub tc_attach: TcAttachMode,
+    /// Host uplinks to observe with XDP (names or globs, comma-separated).
+    #[arg(long, env = "SIGHTLINE_XDP_INTERFACES", value_delimiter = ',')]
+    pub xdp_interfaces: Vec<String>,
+    /// How much the kernel aggregates before reporting (as Cilium's monitor aggregation).
+    #[arg(long, env = "SIGHTLINE_MONITOR_AGGREGATION", value_enum, default_value = "medium")]
+    pub monitor_aggregation: AggregationLevel,
+    /// How often an active flow is reported again (levels low and medium).
+    #[arg(long, env = "SIGHTLINE_MONITOR_AGGREGATION_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub monitor_aggregation_interval: Duration,
+    /// Which kernel packet drops become DROPPED flows.
+    #[arg(long, env = "SIGHTLINE_DROP_EVENTS", value_enum, default_value = "observed")]
+    pub drop_events: DropEvents,
+    /// At most one drop report per flow per this interval; the rest are counted.
+    #[arg(long, env = "SIGHTLINE_DROP_EVENTS_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub drop_events_interval: Duration,
+    /// Ring-buffer size in bytes (a power of two, at least a page).
+    #[arg(long, env = "SIGHTLINE_RING_BUFFER_BYTES", default_value_t = 8 << 20)]
+    pub ring_buffer_bytes: u32,
+    /// Wake the reader every this many events (1: every event).
+    #[arg(long, env = "SIGHTLINE_RING_WAKEUP_EVERY", default_value_t = 64)]
+    pub ring_wakeup_every: u32,
+    /// Drain the ring at least this often, for events submitted without a wakeup.
+    #[arg(long, env = "SIGHTLINE_RING_DRAIN_INTERVAL", default_value = "10ms", value_parser = parse_duration)]
+    pub ring_drain_interval: Duration,
+}
+
+impl Default for DatapathArgs {
+    fn default() -> Self {
+        Self {
+            interfaces: Vec::new(),
+            tc_attach: TcAttachMode::Auto,
+            xdp_interfaces: Vec::new(),
+            monitor_aggregation: AggregationLevel::Medium,
+            monitor_aggregation_interval: Duration::from_secs(5),
+            drop_events: DropEvents::Observed,
+            drop_events_interval: Duration::from_secs(1),
+            ring_buffer_bytes: 8 << 20,
+            ring_wakeup_every: 64,
+            ring_drain_interval: Duration::from_millis(10),
+        }
+    }
+}
+
+impl DatapathArgs {
+    pub fn load_settings(&self) -> LoadSettings {
+        LoadSettings {
+            aggregation_level: self.monitor_aggregation.kernel_value(),
+            report_interval_ns: self.monitor_aggregation_interval.as_nanos() as u64,
+            wakeup_every: self.ring_wakeup_every,
+            drop_mode: match self.drop_events {
+                DropEvents::Observed => drop_mode::OBSERVED,
+                DropEvents::All => drop_mode::ALL,
+                DropEvents::Off => drop_mode::OFF,
+            },
+            drop_report_interval_ns: self.drop_events_interval.as_nanos() as u64,
+            ring_buffer_bytes: self.ring_buffer_bytes,
+        }
+    }
+}
+
+/// "5s", "250ms", "2m", "1500us", or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 5s or 250ms"))?;
+    Ok(match unit {
+        "" | "s" => Duration::from_secs(value),
+        "ms" => Duration::from_millis(value),
+        "us" => Duration::from_micros(value),
+        "m" => Duration::from_secs(value * 60),
+        _ => {
+            return Err(format!(
+                "invalid duration unit {unit:?} in {text:?}: use us, ms, s or m"
+            ));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

@@ -1,0 +1,131 @@
+//! Hubble's one-line `Summary` texts for L3/L4 and DNS flows.
+
+use std::fmt::Write as _;
+
+use sightline_bpf_common::tcp_flags;
+
+/// "TCP Flags: SYN, ACK", in Hubble's flag order.
+pub fn tcp(flags: u16, out: &mut String) {
+    const ORDER: [(u16, &str); 9] = [
+        (tcp_flags::SYN, "SYN"),
+        (tcp_flags::ACK, "ACK"),
+        (tcp_flags::PSH, "PSH"),
+        (tcp_flags::FIN, "FIN"),
+        (tcp_flags::RST, "RST"),
+        (tcp_flags::URG, "URG"),
+        (tcp_flags::ECE, "ECE"),
+        (tcp_flags::CWR, "CWR"),
+        (tcp_flags::NS, "NS"),
+    ];
+    out.push_str("TCP Flags: ");
+    let mut first = true;
+    for (bit, name) in ORDER {
+        if flags & bit != 0 {
+            if !first {
+                out.push_str(", ");
+            }
+            out.push_str(name);
+            first = false;
+        }
+    }
+}
+
+/// "ICMPv4 EchoRequest", "ICMPv4 DestinationUnreachable(Port)", as gopacket names them.
+pub fn icmpv4(icmp_type: u8, code: u8, out: &mut String) {
+    out.push_str("ICMPv4 ");
+    let name = match icmp_type {
+        0 => "EchoReply",
+        3 => "DestinationUnreachable",
+        4 => "SourceQuench",
+        5 => "Redirect",
+        8 => "EchoRequest",
+        9 => "RouterAdvertisement",
+        10 => "RouterSolicitation",
+        11 => "TimeExceeded",
+        12 => "ParameterProblem",
+        13 => "TimestampRequest",
+        14 => "TimestampReply",
+        _ => "",
+    };
+    if name.is_empty() {
+        let _ = write!(out, "{icmp_type}({code})");
+        return;
+    }
+    out.push_str(name);
+    let code_name = match (icmp_type, code) {
+        (3, 0) => "Net",
+        (3, 1) => "Host",
+        (3, 2) => "Protocol",
+        (3, 3) => "Port",
+        (3, 4) => "FragmentationNeeded",
+        (3, 13) => "CommAdminProhibited",
+        (11, 0) => "TTLExceeded",
+        (11, 1) => "FragmentReassemblyTimeExceeded",
+        _ => "",
+    };
+    if !code_name.is_empty() {
+        let _ = write!(out, "({code_name})");
+    } else if !matches!(icmp_type, 0 | 8) && code != 0 {
+        let _ = write!(out, "(Code: {code})");
+    }
+}
+
+pub fn icmpv6(icmp_type: u8, code: u8, out: &mut String) {
+    out.push_str("ICMPv6 ");
+    let name = match icmp_type {
+        1 => "DestinationUnreachable",
+        2 => "PacketTooBig",
+        3 => "TimeExceeded",
+        4 => "ParameterProblem",
+        128 => "EchoRequest",
+        129 => "EchoReply",
+        133 => "RouterSolicitation",
+        134 => "RouterAdvertisement",
+        135 => "NeighborSolicitation",
+        136 => "NeighborAdvertisement",
+        137 => "Redirect",
+        143 => "MLDv2MulticastListenerReportMessageV2",
+        _ => "",
+    };
+    if name.is_empty() {
+        let _ = write!(out, "{icmp_type}({code})");
+        return;
+    }
+    out.push_str(name);
+    let code_name = match (icmp_type, code) {
+        (1, 0) => "NoRouteToDst",
+        (1, 1) => "AdminProhibited",
+        (1, 3) => "Unreachable",
+        (1, 4) => "PortUnreachable",
+        (3, 0) => "HopLimitExceeded",
+        _ => "",
+    };
+    if !code_name.is_empty() {
+        let _ = write!(out, "({code_name})");
+    }
+}
+
+/// "DNS Query example.com. A" / "DNS Answer \"10.0.0.7\" TTL: 30 (Proxy example.com. A)".
+pub fn dns(message: &super::dns::DnsMessage) -> String {
+    let qtypes = message.qtypes.join(",");
+    if !message.is_response {
+        return format!("DNS Query {} {}", message.query, qtypes);
+    }
+    if message.rcode != 0 {
+        return format!(
+            "DNS Answer RCode: {} TTL: {} (Proxy {} {})",
+            super::dns::rcode_name(message.rcode),
+            message.ttl,
+            message.query,
+            qtypes
+        );
+    }
+    let mut answer = message.ips.join(",");
+    if answer.is_empty() {
+        answer = message.cnames.join(",");
+    }
+    format!(
+        "DNS Answer \"{answer}\" TTL: {} (Proxy {} {})",
+        message.ttl, message.query, qtypes
+    )
+}

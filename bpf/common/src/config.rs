@@ -1,0 +1,49 @@
+//! Load-time settings: globals the agent overrides in the programs before loading them.
+//! The names are the symbols the programs export; both sides use these constants.
+
+pub const AGGREGATION_LEVEL: &str = "AGGREGATION_LEVEL";
+pub const REPORT_INTERVAL_NS: &str = "REPORT_INTERVAL_NS";
+pub const WAKEUP_EVERY: &str = "WAKEUP_EVERY";
+pub const DROP_MODE: &str = "DROP_MODE";
+pub const DROP_REPORT_INTERVAL_NS: &str = "DROP_REPORT_INTERVAL_NS";
+/// `struct sk_buff` / `struct net_device` field offsets, read by the agent from the kernel's BTF.
+pub const SKB_OFFSETS: &str = "SKB_OFFSETS";
+
+/// Monitor aggregation levels, named as Cilium's `--monitor-aggregation`.
+pub mod aggregation {
+    /// Report every packet.
+    pub const NONE: u32 = 0;
+    /// Report new flows, every packet that adds any TCP flag not seen before in the flow, and
+    /// once per interval.
+    pub const LOW: u32 = 1;
+    /// Report new flows, packets whose flow gains SYN, FIN or RST, and once per interval.
+    pub const MEDIUM: u32 = 2;
+    /// Report new flows and packets whose flow gains SYN, FIN or RST; no periodic reports.
+    pub const MAXIMUM: u32 = 3;
+}
+
+/// Which kernel drops `tp_btf/kfree_skb` reports.
+pub mod drop_mode {
+    pub const OFF: u32 = 0;
+    /// Drops of packets whose 5-tuple the classifiers have seen.
+    pub const OBSERVED: u32 = 1;
+    pub const ALL: u32 = 2;
+}
+
+/// Field offsets the drop program needs; 0 in `head` means "unknown": drops are not read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SkbOffsets {
+    pub head: u32,
+    pub len: u32,
+    pub network_header: u32,
+    pub transport_header: u32,
+    pub dev: u32,
+    pub net_device_ifindex: u32,
+    pub protocol: u32,
+    pub _pad: u32,
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), integers only, no implicit padding.
+unsafe impl aya::Pod for SkbOffsets {}

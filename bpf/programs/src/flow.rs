@@ -1,0 +1,243 @@
+//! In-kernel aggregation: per-flow counters in an LRU map, and the rules that decide
+//! when a packet is worth a ring-buffer event.
+
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+
+use aya_ebpf::{
+    Global,
+    bindings::{BPF_NOEXIST, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    helpers::generated::bpf_ktime_get_boot_ns,
+    macros::map,
+    maps::{LruHashMap, PerCpuArray, RingBuf},
+};
+use sightline_bpf_common::{
+    DNS_MAX_LEN, DNS_PORT, DnsEvent, FlowEvent, FlowKey, FlowStats, IPPROTO_TCP, IPPROTO_UDP,
+    config::aggregation, kind, report, stats, tcp_flags,
+};
+
+use crate::parse::{Packet, Parsed, parse_ethernet};
+
+#[unsafe(no_mangle)]
+static AGGREGATION_LEVEL: Global<u32> = Global::new(aggregation::MEDIUM);
+#[unsafe(no_mangle)]
+static REPORT_INTERVAL_NS: Global<u64> = Global::new(5_000_000_000);
+/// Force a reader wakeup every this many events; the others are submitted without one
+/// and the agent's drain timer picks them up. 1 wakes the reader on every event.
+#[unsafe(no_mangle)]
+static WAKEUP_EVERY: Global<u32> = Global::new(64);
+
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
+#[map]
+static FLOWS: LruHashMap<FlowKey, FlowStats> = LruHashMap::with_max_entries(65536, 0);
+/// 5-tuples (ifindex and hook zeroed) the classifiers have seen, for `drop_mode::OBSERVED`.
+#[map]
+pub static SEEN_TUPLES: LruHashMap<FlowKey, u8> = LruHashMap::with_max_entries(65536, 0);
+#[map]
+pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stats::COUNT, 0);
+#[map]
+static WAKEUP_COUNTER: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
+/// Copies a packet's L4 payload (for DNS) into an event.
+pub trait PayloadSource {
+    fn copy_payload(&self, offset: u32, dst: &mut [u8; DNS_MAX_LEN]) -> u16;
+}
+
+#[inline(always)]
+pub fn count(index: u32) {
+    if let Some(counter) = STATS.get_ptr_mut(index) {
+        // Per-CPU slot: no other writer.
+        unsafe { *counter += 1 };
+    }
+}
+
+#[inline(always)]
+pub fn observe<P: Packet + PayloadSource>(pkt: &P, hook: u8, ifindex: u32, len: u32) {
+    count(stats::PACKETS);
+    let mut parsed = Parsed::default();
+    if let Err(why) = parse_ethernet(pkt, &mut parsed) {
+        count(why);
+        // Fragments and unknown transports still make a flow (without ports); the rest cannot.
+        if why != stats::FRAGMENT && why != stats::OTHER_L4 {
+            return;
+        }
+        parsed.payload_offset = 0;
+    }
+    parsed.key.ifindex = ifindex;
+    parsed.key.hook = hook;
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    aggregate(&parsed, now, len);
+    if is_dns(&parsed) {
+        emit_dns(pkt, &parsed, now, len);
+    }
+}
+
+#[inline(always)]
+fn aggregate(parsed: &Parsed, now: u64, len: u32) {
+    let key = &parsed.key;
+    let flags = parsed.tcp_flags as u32;
+    let level = AGGREGATION_LEVEL.load();
+    let Some(stats_ptr) = FLOWS.get_ptr_mut(key) else {
+        let fresh = FlowStats {
+            first_seen_ns: now,
+            last_seen_ns: now,
+            last_report_ns: now,
+            packets: 1,
+            bytes: len as u64,
+            tcp_flags: flags,
+            _pad: 0,
+        };
+        if FLOWS.insert(key, &fresh, BPF_NOEXIST as u64).is_err() {
+            count(stats::FLOW_MAP_FULL);
+        }
+        remember_tuple(key);
+        let reason = if level == aggregation::NONE {
+            report::NEW_FLOW | report::EVERY_PACKET
+        } else {
+            report::NEW_FLOW
+        };
+        emit_trace(parsed, now, len, &fresh, reason);
+        return;
+    };
+    let stats = unsafe { &mut *stats_ptr };
+    unsafe {
+        // BPF_XADD: several CPUs may count the same flow at once.
+        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&mut stats.packets, 1);
+        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&mut stats.bytes, len as u64);
+    }
+    stats.last_seen_ns = now;
+    // Racy read-modify-write: a concurrent CPU may lose a bit, which only costs a report.
+    let old_flags = stats.tcp_flags;
+    let new_bits = flags & !old_flags;
+    if new_bits != 0 {
+        stats.tcp_flags = old_flags | flags;
+    }
+    let significant = (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) as u32;
+    let mut reason = 0;
+    match level {
+        aggregation::NONE => reason |= report::EVERY_PACKET,
+        aggregation::LOW => {
+            if new_bits != 0 {
+                reason |= report::TCP_FLAGS;
+            }
+        }
+        _ => {
+            if new_bits & significant != 0 {
+                reason |= report::TCP_FLAGS;
+            }
+        }
+    }
+    if level != aggregation::MAXIMUM && now.wrapping_sub(stats.last_report_ns) >= REPORT_INTERVAL_NS.load() {
+        reason |= report::INTERVAL;
+    }
+    if reason != 0 {
+        stats.last_report_ns = now;
+        let snapshot = *stats;
+        emit_trace(parsed, now, len, &snapshot, reason);
+    }
+}
+
+#[inline(always)]
+fn remember_tuple(key: &FlowKey) {
+    let mut tuple = *key;
+    tuple.ifindex = 0;
+    tuple.hook = 0;
+    let _ = SEEN_TUPLES.insert(&tuple, &1u8, 0);
+}
+
+#[inline(always)]
+pub fn fill_event(event: &mut FlowEvent, parsed: &Parsed, now: u64, len: u32) {
+    event.kind = kind::TRACE;
+    event.reason = 0;
+    event.timestamp_ns = now;
+    event.key = parsed.key;
+    event.packets = 1;
+    event.bytes = len as u64;
+    event.packet_len = len;
+    event.tcp_flags = parsed.tcp_flags;
+    event.flow_tcp_flags = parsed.tcp_flags;
+    event.eth_src = parsed.eth_src;
+    event.eth_dst = parsed.eth_dst;
+    event.icmp_type = parsed.icmp_type;
+    event.icmp_code = parsed.icmp_code;
+    event.dns_len = 0;
+    event._pad = 0;
+}
+
+#[inline(always)]
+fn emit_trace(parsed: &Parsed, now: u64, len: u32, stats: &FlowStats, reason: u32) {
+    let Some(mut entry) = EVENTS.reserve::<FlowEvent>(0) else {
+        count(stats::RINGBUF_LOST);
+        return;
+    };
+    let event = unsafe { &mut *entry.as_mut_ptr() };
+    fill_event(event, parsed, now, len);
+    event.reason = reason;
+    event.packets = stats.packets;
+    event.bytes = stats.bytes;
+    event.flow_tcp_flags = stats.tcp_flags as u16;
+    entry.submit(submit_flags());
+}
+
+/// Emits a filled event, counting a lost one when the ring is full.
+#[inline(always)]
+pub fn emit_event(event: &FlowEvent) {
+    if EVENTS.output::<FlowEvent>(event, submit_flags()).is_err() {
+        count(stats::RINGBUF_LOST);
+    }
+}
+
+#[inline(always)]
+fn is_dns(parsed: &Parsed) -> bool {
+    let key = &parsed.key;
+    (key.protocol == IPPROTO_UDP || key.protocol == IPPROTO_TCP)
+        && (key.src_port == DNS_PORT || key.dst_port == DNS_PORT)
+        && parsed.payload_offset != 0
+}
+
+#[inline(always)]
+fn emit_dns<P: PayloadSource>(pkt: &P, parsed: &Parsed, now: u64, len: u32) {
+    // DNS over TCP prefixes each message with its 2-byte length.
+    let offset = if parsed.key.protocol == IPPROTO_TCP {
+        parsed.payload_offset + 2
+    } else {
+        parsed.payload_offset
+    };
+    if offset >= len {
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<DnsEvent>(0) else {
+        count(stats::RINGBUF_LOST);
+        return;
+    };
+    let event = unsafe { &mut *entry.as_mut_ptr() };
+    let copied = pkt.copy_payload(offset, &mut event.payload);
+    if copied == 0 {
+        entry.discard(BPF_RB_NO_WAKEUP as u64);
+        return;
+    }
+    fill_event(&mut event.flow, parsed, now, len);
+    event.flow.kind = kind::DNS;
+    event.flow.dns_len = copied;
+    // A DNS answer is awaited by someone: wake the reader now.
+    entry.submit(BPF_RB_FORCE_WAKEUP as u64);
+}
+
+#[inline(always)]
+fn submit_flags() -> u64 {
+    let every = WAKEUP_EVERY.load();
+    if every <= 1 {
+        return 0;
+    }
+    let Some(counter) = WAKEUP_COUNTER.get_ptr_mut(0) else {
+        return 0;
+    };
+    let counter = unsafe { &mut *counter };
+    *counter += 1;
+    if *counter >= every {
+        *counter = 0;
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
+}

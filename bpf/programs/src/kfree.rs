@@ -1,0 +1,152 @@
+//! `tp_btf/kfree_skb`: packets the kernel dropped, reported as flows with the kernel's
+//! drop reason. The `sk_buff` layout is not known at compile time; the agent reads the
+//! field offsets from the running kernel's BTF and sets them in `SKB_OFFSETS`.
+
+use aya_ebpf::{
+    Global,
+    helpers::{bpf_probe_read_kernel, generated::bpf_ktime_get_boot_ns},
+    macros::{btf_tracepoint, map},
+    maps::LruHashMap,
+    programs::BtfTracePointContext,
+};
+use sightline_bpf_common::{
+    DropState, FlowEvent, FlowKey, config::SkbOffsets, config::drop_mode, hook, kind, stats,
+};
+
+use crate::{
+    flow::{SEEN_TUPLES, count, emit_event, fill_event},
+    parse::{Packet, Parsed, parse_ipv4, parse_ipv6},
+};
+
+#[unsafe(no_mangle)]
+static DROP_MODE: Global<u32> = Global::new(drop_mode::OBSERVED);
+#[unsafe(no_mangle)]
+static DROP_REPORT_INTERVAL_NS: Global<u64> = Global::new(1_000_000_000);
+#[unsafe(no_mangle)]
+static SKB_OFFSETS: Global<SkbOffsets> = Global::new(SkbOffsets {
+    head: 0,
+    len: 0,
+    network_header: 0,
+    transport_header: 0,
+    dev: 0,
+    net_device_ifindex: 0,
+    protocol: 0,
+    _pad: 0,
+});
+
+#[map]
+static DROPS: LruHashMap<FlowKey, DropState> = LruHashMap::with_max_entries(16384, 0);
+
+/// `SKB_NOT_DROPPED_YET` and `SKB_CONSUMED` open the enum on every kernel that has it.
+const FIRST_DROP_REASON: u32 = 2;
+const HEADER_UNSET: u16 = 0xffff;
+
+struct KernelPacket {
+    base: *const u8,
+}
+
+impl Packet for KernelPacket {
+    #[inline(always)]
+    fn read<T: Copy>(&self, offset: usize) -> Option<T> {
+        unsafe { bpf_probe_read_kernel(self.base.wrapping_add(offset & 0xfff) as *const T).ok() }
+    }
+}
+
+#[btf_tracepoint(function = "kfree_skb")]
+pub fn sightline_kfree_skb(ctx: BtfTracePointContext) -> i32 {
+    let _ = try_kfree_skb(&ctx);
+    0
+}
+
+#[inline(always)]
+unsafe fn read_at<T: Copy>(base: *const u8, offset: u32) -> Option<T> {
+    unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize) as *const T).ok() }
+}
+
+fn try_kfree_skb(ctx: &BtfTracePointContext) -> Option<()> {
+    let mode = DROP_MODE.load();
+    let offsets = SKB_OFFSETS.load();
+    if mode == drop_mode::OFF || offsets.head == 0 {
+        return None;
+    }
+    let skb: *const u8 = ctx.arg(0);
+    let reason: u32 = ctx.arg(2);
+    if reason < FIRST_DROP_REASON {
+        return None;
+    }
+    let head: *const u8 = unsafe { read_at(skb, offsets.head)? };
+    let network_header: u16 = unsafe { read_at(skb, offsets.network_header)? };
+    if head.is_null() || network_header == HEADER_UNSET {
+        return None;
+    }
+    let len: u32 = unsafe { read_at(skb, offsets.len)? };
+    let dev: *const u8 = unsafe { read_at(skb, offsets.dev)? };
+    let ifindex: u32 = if dev.is_null() {
+        0
+    } else {
+        unsafe { read_at(dev, offsets.net_device_ifindex)? }
+    };
+    let pkt = KernelPacket {
+        base: head.wrapping_add(network_header as usize),
+    };
+    let version: u8 = pkt.read::<u8>(0)? >> 4;
+    let mut parsed = Parsed::default();
+    let result = match version {
+        4 => parse_ipv4(&pkt, 0, &mut parsed),
+        6 => parse_ipv6(&pkt, 0, &mut parsed),
+        _ => return None,
+    };
+    if let Err(why) = result
+        && why != stats::FRAGMENT
+        && why != stats::OTHER_L4
+    {
+        return None;
+    }
+    if mode == drop_mode::OBSERVED {
+        let mut tuple = parsed.key;
+        tuple.ifindex = 0;
+        tuple.hook = 0;
+        unsafe { SEEN_TUPLES.get(&tuple)? };
+    }
+    count(stats::DROPS_SEEN);
+    parsed.key.ifindex = ifindex;
+    parsed.key.hook = hook::KFREE_SKB;
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let drops = rate_limit(&parsed.key, now)?;
+    let mut event = FlowEvent::default();
+    fill_event(&mut event, &parsed, now, len);
+    event.kind = kind::DROP;
+    event.reason = reason;
+    event.packets = drops;
+    emit_event(&event);
+    Some(())
+}
+
+/// Returns the number of drops this report stands for, or `None` while the flow's
+/// report is withheld.
+#[inline(always)]
+fn rate_limit(key: &FlowKey, now: u64) -> Option<u64> {
+    let interval = DROP_REPORT_INTERVAL_NS.load();
+    match DROPS.get_ptr_mut(key) {
+        Some(state) => {
+            let state = unsafe { &mut *state };
+            if now.wrapping_sub(state.last_report_ns) < interval {
+                state.suppressed += 1;
+                count(stats::DROPS_SUPPRESSED);
+                return None;
+            }
+            let drops = state.suppressed + 1;
+            state.suppressed = 0;
+            state.last_report_ns = now;
+            Some(drops)
+        }
+        None => {
+            let state = DropState {
+                last_report_ns: now,
+                suppressed: 0,
+            };
+            let _ = DROPS.insert(key, &state, 0);
+            Some(1)
+        }
+    }
+}

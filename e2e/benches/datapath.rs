@@ -1,0 +1,362 @@
+//! Datapath benchmark: prints one table. Run as root (netns, eBPF):
+//!
+//! ```sh
+//! CARGO_TARGET_DIR=/work/main/target cargo bench -p sightline-e2e --bench datapath [-- decoder|reader|throughput]
+//! ```
+//!
+//! Rows: UDP 64-byte packets/s (a tight send loop) and TCP Gbit/s (iperf3) between two
+//! pods, 3 s each, with
+//! no programs and at each aggregation level, as a ratio of the no-program baseline
+//! measured in the same run; raw ring-buffer records drained per second by one reader;
+//! decoder cost per L3/L4 and per DNS record, with heap allocations per record.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sightline_agent::datapath::attach::Attachments;
+use sightline_agent::datapath::drop_reason::DropReasonNames;
+use sightline_agent::datapath::loader;
+use sightline_agent::datapath::{AggregationLevel, DatapathArgs, Decoder, InterfaceInfo, InterfaceRole};
+use sightline_bpf_common::{DnsEvent, FlowEvent, IPPROTO_TCP, IPPROTO_UDP, hook, kind, tcp_flags};
+use sightline_e2e::{Node, Pod};
+
+struct CountingAlloc;
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator, only counting calls.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+const SECONDS: &str = "3";
+
+struct Iperf {
+    server: std::process::Child,
+}
+
+impl Iperf {
+    fn start(server: &Pod) -> Self {
+        let child = server
+            .netns
+            .command("iperf3")
+            .args(["-s", "-B", &server.ipv4.to_string()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("iperf3 server");
+        std::thread::sleep(Duration::from_millis(300));
+        Self { server: child }
+    }
+
+    fn run(client: &Pod, server: &Pod, extra: &[&str]) -> serde_json::Value {
+        let ip = server.ipv4.to_string();
+        let mut args = vec!["-c", ip.as_str(), "-t", SECONDS, "-J"];
+        args.extend_from_slice(extra);
+        let out = client.netns.exec("iperf3", &args).expect("iperf3 client");
+        serde_json::from_slice(&out.stdout).expect("iperf3 JSON")
+    }
+
+    fn tcp_gbits(client: &Pod, server: &Pod) -> f64 {
+        let v = Self::run(client, server, &[]);
+        v["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0) / 1e9
+    }
+
+    /// 64-byte datagrams from a tight send loop (iperf3's UDP mode paces itself far
+    /// below what the stack can do); the rate the server receives.
+    fn udp_pps(client: &Pod, server: &Pod) -> f64 {
+        let target = SocketAddr::from((server.ipv4, 9000));
+        let receiver = server
+            .netns
+            .run(move || UdpSocket::bind(target))
+            .expect("ns")
+            .expect("bind");
+        receiver
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let run_for = Duration::from_secs(SECONDS.parse().expect("seconds"));
+        let sender = client
+            .netns
+            .spawn(move || {
+                let socket = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))).expect("bind");
+                let payload = [0u8; 64 - 8 - 20];
+                let start = Instant::now();
+                while start.elapsed() < run_for {
+                    for _ in 0..256 {
+                        let _ = socket.send_to(&payload, target);
+                    }
+                }
+            })
+            .expect("ns");
+        let mut buf = [0u8; 64];
+        let mut received = 0u64;
+        let start = Instant::now();
+        while receiver.recv(&mut buf).is_ok() {
+            received += 1;
+        }
+        let elapsed = start.elapsed().saturating_sub(Duration::from_millis(200));
+        sender.join().expect("sender");
+        received as f64 / elapsed.as_secs_f64()
+    }
+}
+
+impl Drop for Iperf {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+const ROUNDS: usize = 3;
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Rounds interleave the baseline with every level, so load from elsewhere on the
+/// machine hits all of them alike; each figure is the median of its rounds.
+fn throughput(rows: &mut Vec<[String; 4]>) {
+    let mut node = Node::new().expect("node");
+    let client = node.add_pod().expect("pod");
+    let server = node.add_pod().expect("pod");
+    let _iperf = Iperf::start(&server);
+    let levels = [
+        ("none", AggregationLevel::None),
+        ("low", AggregationLevel::Low),
+        ("medium", AggregationLevel::Medium),
+        ("maximum", AggregationLevel::Maximum),
+    ];
+    let mut base = (Vec::new(), Vec::new());
+    let mut measured: Vec<(Vec<f64>, Vec<f64>, u64)> = vec![(Vec::new(), Vec::new(), 0); levels.len()];
+    // Kernel-measured cost of the classifiers (run time / run count), immune to the
+    // noise other processes add to throughput figures.
+    let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).expect("BPF_ENABLE_STATS");
+    let mut program_cost = vec![(Duration::ZERO, 0u64); levels.len()];
+    for _ in 0..ROUNDS {
+        base.0.push(Iperf::tcp_gbits(&client, &server));
+        base.1.push(Iperf::udp_pps(&client, &server));
+        for (i, (_, level)) in levels.iter().enumerate() {
+            let args = DatapathArgs {
+                monitor_aggregation: *level,
+                ..DatapathArgs::default()
+            };
+            let agent = support::Agent::start_counting(&node, args, &[&client.host_veth, &server.host_veth]);
+            measured[i].0.push(Iperf::tcp_gbits(&client, &server));
+            measured[i].1.push(Iperf::udp_pps(&client, &server));
+            measured[i].2 += agent.count();
+            for info in aya::programs::loaded_programs().flatten() {
+                if info.name_as_str().is_some_and(|n| n.starts_with("sightline_tc")) {
+                    program_cost[i].0 += info.run_time();
+                    program_cost[i].1 += info.run_count();
+                }
+            }
+            agent.stop();
+        }
+    }
+    let (base_tcp, base_udp) = (median(base.0), median(base.1));
+    rows.push([
+        "TCP, no programs".into(),
+        format!("{base_tcp:.2} Gbit/s"),
+        "1.000".into(),
+        "baseline".into(),
+    ]);
+    rows.push([
+        "UDP 64 B, no programs".into(),
+        format!("{base_udp:.0} pkt/s"),
+        "1.000".into(),
+        "baseline".into(),
+    ]);
+    for ((name, _), (time, runs)) in levels.iter().zip(&program_cost) {
+        rows.push([
+            format!("TC program, level {name}"),
+            format!(
+                "{:.0} ns/packet ({runs} runs)",
+                time.as_nanos() as f64 / (*runs).max(1) as f64
+            ),
+            String::new(),
+            String::new(),
+        ]);
+    }
+    for ((name, _), (tcp, udp, events)) in levels.iter().zip(measured) {
+        let (tcp, udp) = (median(tcp), median(udp));
+        let target = if *name == "medium" { ">= 0.97" } else { "" };
+        rows.push([
+            format!("TCP, level {name}"),
+            format!("{tcp:.2} Gbit/s"),
+            format!("{:.3}", tcp / base_tcp),
+            target.into(),
+        ]);
+        rows.push([
+            format!("UDP 64 B, level {name}"),
+            format!("{udp:.0} pkt/s ({} events/round)", events / ROUNDS as u64),
+            format!("{:.3}", udp / base_udp),
+            String::new(),
+        ]);
+    }
+}
+
+/// Fills a large ring (level none, no wakeups, no reader) and times one raw drain.
+fn reader_rate(rows: &mut Vec<[String; 4]>) {
+    let mut node = Node::new().expect("node");
+    let client = node.add_pod().expect("pod");
+    let server = node.add_pod().expect("pod");
+    let veths = [
+        client.host_veth.clone(),
+        server.host_veth.clone(),
+        client.host_ifindex.to_string(),
+        server.host_ifindex.to_string(),
+    ];
+    let (records, elapsed) = node
+        .netns()
+        .run(move || {
+            let args = DatapathArgs {
+                monitor_aggregation: AggregationLevel::None,
+                ring_buffer_bytes: 256 << 20,
+                ring_wakeup_every: u32::MAX,
+                drop_events: sightline_agent::datapath::DropEvents::Off,
+                ..DatapathArgs::default()
+            };
+            let mut loaded = loader::load(&args.load_settings()).expect("load");
+            let mut attachments = Attachments::default();
+            for (name, index) in [(&veths[0], &veths[2]), (&veths[1], &veths[3])] {
+                attachments
+                    .attach_tc(&mut loaded.ebpf, index.parse().expect("ifindex"), name)
+                    .expect("attach");
+            }
+            let map = loaded.ebpf.take_map(loader::EVENTS_MAP).expect("ring");
+            let ring = aya::maps::RingBuf::try_from(map).expect("ring");
+            (ring, attachments, loaded.ebpf)
+        })
+        .map(|(mut ring, _attachments, _ebpf)| {
+            // Generate traffic while nothing drains, then drain everything at once.
+            let _iperf = Iperf::start(&server);
+            Iperf::run(&client, &server, &["-u", "-b", "0", "-l", "64", "-t", "1"]);
+            let start = Instant::now();
+            let mut records = 0u64;
+            let mut bytes = 0usize;
+            while let Some(record) = ring.next() {
+                bytes += record.len();
+                records += 1;
+            }
+            black_box(bytes);
+            (records, start.elapsed())
+        })
+        .expect("ns");
+    let rate = records as f64 / elapsed.as_secs_f64();
+    rows.push([
+        "Ring drain, one reader".into(),
+        format!("{:.2} M records/s ({records} records)", rate / 1e6),
+        String::new(),
+        ">= 5 M/s".into(),
+    ]);
+}
+
+fn decoder_cost(rows: &mut Vec<[String; 4]>) {
+    let mut decoder = Decoder::new("bench-node".into(), DropReasonNames::new(HashMap::new()));
+    decoder.set_interface(
+        7,
+        Some(InterfaceInfo {
+            name: "lxc0123".into(),
+            role: InterfaceRole::Endpoint,
+        }),
+    );
+    let mut event = FlowEvent {
+        kind: kind::TRACE,
+        timestamp_ns: 1,
+        tcp_flags: tcp_flags::ACK,
+        ..Default::default()
+    };
+    event.key.src_addr[..4].copy_from_slice(&[10, 0, 0, 1]);
+    event.key.dst_addr[..4].copy_from_slice(&[10, 0, 0, 2]);
+    event.key.src_port = 40000;
+    event.key.dst_port = 80;
+    event.key.protocol = IPPROTO_TCP;
+    event.key.ip_version = 4;
+    event.key.ifindex = 7;
+    event.key.hook = hook::TC_INGRESS;
+    event.eth_src = [2, 0, 0, 0, 0, 1];
+    event.eth_dst = [2, 0, 0, 0, 0, 2];
+    let l4 = as_bytes(&event);
+    let query = sightline_e2e::dns_server::query(7, "service.namespace.svc.cluster.local.");
+    let mut dns = DnsEvent {
+        flow: event,
+        payload: [0; 512],
+    };
+    dns.flow.kind = kind::DNS;
+    dns.flow.key.protocol = IPPROTO_UDP;
+    dns.flow.key.dst_port = 53;
+    dns.flow.dns_len = query.len() as u16;
+    dns.payload[..query.len()].copy_from_slice(&query);
+    let dns = as_bytes(&dns);
+    for (name, record, target) in [
+        ("Decode L3/L4 record", &l4, "<= 100 ns, <= 1 alloc"),
+        ("Decode DNS record", &dns, ""),
+    ] {
+        let n = 200_000u64;
+        let mut best = f64::MAX;
+        let mut allocs = 0;
+        for _ in 0..5 {
+            let before = ALLOCATIONS.load(Ordering::Relaxed);
+            let start = Instant::now();
+            for _ in 0..n {
+                black_box(decoder.decode(black_box(record)).expect("decode"));
+            }
+            best = best.min(start.elapsed().as_nanos() as f64 / n as f64);
+            allocs = (ALLOCATIONS.load(Ordering::Relaxed) - before) / n;
+        }
+        rows.push([
+            name.into(),
+            format!("{best:.0} ns/record"),
+            format!("{allocs} allocs"),
+            target.into(),
+        ]);
+    }
+}
+
+fn as_bytes<T>(value: &T) -> Vec<u8> {
+    // SAFETY: repr(C) plain data with explicit padding.
+    unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` would pass nothing to run.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    // Optional filter: `cargo bench ... -- decoder` (or reader, throughput).
+    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    let mut rows = Vec::new();
+    if wanted("decoder") {
+        decoder_cost(&mut rows);
+    }
+    if wanted("reader") {
+        reader_rate(&mut rows);
+    }
+    if wanted("throughput") {
+        throughput(&mut rows);
+    }
+    println!(
+        "| {:<28} | {:<40} | {:<10} | {:<22} |",
+        "measurement", "value", "ratio", "target"
+    );
+    println!("|{:-<30}|{:-<42}|{:-<12}|{:-<24}|", "", "", "", "");
+    for [a, b, c, d] in rows {
+        println!("| {a:<28} | {b:<40} | {c:<10} | {d:<22} |");
+    }
+}

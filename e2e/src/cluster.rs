@@ -1,0 +1,108 @@
+//! Simulated nodes and pods.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::Result;
+use crate::netns::{Netns, unique_name};
+
+static SUBNET: AtomicU8 = AtomicU8::new(0);
+
+/// A node: a namespace with a bridge `br0` that its pods' veths are enslaved to.
+/// Pods are dropped before the node, so the guards tear down in the right order.
+#[derive(Debug)]
+pub struct Node {
+    pods_created: u8,
+    subnet: u8,
+    netns: Netns,
+}
+
+/// A pod: a namespace whose `eth0` is the peer of `host_veth` in the node's namespace.
+#[derive(Debug)]
+pub struct Pod {
+    pub netns: Netns,
+    pub ipv4: Ipv4Addr,
+    pub ipv6: Ipv6Addr,
+    /// The node-side end of the pod's veth (what the agent observes).
+    pub host_veth: String,
+    /// Interface index of `host_veth` inside the node's namespace.
+    pub host_ifindex: u32,
+}
+
+impl Node {
+    /// Each node gets its own /24 (and /64) so concurrent tests never share a 5-tuple.
+    pub fn new() -> Result<Self> {
+        let netns = Netns::new("sln")?;
+        netns.ip(&["link", "add", "br0", "type", "bridge"])?;
+        netns.ip(&["link", "set", "br0", "up"])?;
+        let subnet = SUBNET.fetch_add(1, Ordering::Relaxed);
+        Ok(Self {
+            pods_created: 0,
+            subnet,
+            netns,
+        })
+    }
+
+    pub fn netns(&self) -> &Netns {
+        &self.netns
+    }
+
+    fn octet2(&self) -> u8 {
+        // Spread processes (nextest runs one per test) over 10.16.0.0/12-ish space.
+        16 + (std::process::id() % 200) as u8
+    }
+
+    pub fn add_pod(&mut self) -> Result<Pod> {
+        self.pods_created += 1;
+        let host = self.pods_created + 1;
+        let netns = Netns::new("slp")?;
+        let host_veth = unique_name("slv");
+        self.netns.ip(&[
+            "link",
+            "add",
+            &host_veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            netns.name(),
+        ])?;
+        self.netns.ip(&["link", "set", &host_veth, "master", "br0", "up"])?;
+        let ipv4 = Ipv4Addr::new(10, self.octet2(), self.subnet, host);
+        let ipv6 = Ipv6Addr::new(
+            0xfd00,
+            std::process::id() as u16,
+            self.subnet as u16,
+            0,
+            0,
+            0,
+            0,
+            host as u16,
+        );
+        netns.ip(&["addr", "add", &format!("{ipv4}/24"), "dev", "eth0"])?;
+        netns.ip(&["-6", "addr", "add", &format!("{ipv6}/64"), "dev", "eth0", "nodad"])?;
+        netns.ip(&["link", "set", "eth0", "up"])?;
+        let host_ifindex = ifindex(&self.netns, &host_veth)?;
+        Ok(Pod {
+            netns,
+            ipv4,
+            ipv6,
+            host_veth,
+            host_ifindex,
+        })
+    }
+}
+
+fn ifindex(netns: &Netns, name: &str) -> Result<u32> {
+    let out = netns.ip(&["-o", "link", "show", "dev", name])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split(':')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| crate::HarnessError::Command {
+            command: format!("ip link show {name}"),
+            stderr: text.into_owned(),
+        })
+}
