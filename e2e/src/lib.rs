@@ -10,8 +10,10 @@
 //! in parallel; every pod also gets its own subnet (see [`Node::new`]).
 
 pub mod cluster;
+pub mod demo;
 pub mod dns_server;
 pub mod netns;
+pub mod observe_format;
 
 pub use cluster::{Node, Pod};
 pub use dns_server::DnsServer;

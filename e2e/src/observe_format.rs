@@ -17,17 +17,28 @@ pub fn response_line(response: &GetFlowsResponse) -> Option<String> {
         ResponseTypes::Flow(flow) => Some(flow_line(flow)),
         ResponseTypes::NodeStatus(status) => {
             let state = NodeState::try_from(status.state_change).map_or("UNKNOWN", |s| s.as_str_name());
-            let message = if status.message.is_empty() { String::new() } else { format!(": {}", status.message) };
+            let message = if status.message.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", status.message)
+            };
             Some(format!("{state}: {}{message}", status.node_names.join(", ")))
         }
-        ResponseTypes::LostEvents(lost) => Some(format!("EVENTS LOST: {} events ({:?})", lost.num_events_lost, lost.source())),
+        ResponseTypes::LostEvents(lost) => Some(format!(
+            "EVENTS LOST: {} events ({:?})",
+            lost.num_events_lost,
+            lost.source()
+        )),
     }
 }
 
 fn time(flow: &Flow) -> String {
     flow.time
         .and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
-        .map_or_else(|| "<no time>".to_owned(), |t| t.format("%b %e %H:%M:%S%.3f").to_string())
+        .map_or_else(
+            || "<no time>".to_owned(),
+            |t| t.format("%b %e %H:%M:%S%.3f").to_string(),
+        )
 }
 
 fn endpoint(ip: &str, port: Option<u32>, endpoint: Option<&Endpoint>) -> String {
@@ -62,8 +73,11 @@ fn kind(flow: &Flow) -> String {
     if flow.verdict() == Verdict::Dropped {
         return DropReason::try_from(flow.drop_reason_desc)
             .ok()
-            .filter(|r| *r != DropReason::DropReasonUnknown)
-            .map_or_else(|| "drop".to_owned(), |r| r.as_str_name().to_lowercase().replace('_', "-"));
+            .filter(|r| *r != DropReason::Unknown)
+            .map_or_else(
+                || "drop".to_owned(),
+                |r| r.as_str_name().to_lowercase().replace('_', "-"),
+            );
     }
     if flow.r#type() == FlowType::L7 {
         let l7 = flow.l7.as_ref();
@@ -89,7 +103,11 @@ pub fn flow_line(flow: &Flow) -> String {
     let ip = flow.ip.as_ref();
     let (sport, dport) = ports(flow);
     let source = endpoint(ip.map_or("", |ip| ip.source.as_str()), sport, flow.source.as_ref());
-    let destination = endpoint(ip.map_or("", |ip| ip.destination.as_str()), dport, flow.destination.as_ref());
+    let destination = endpoint(
+        ip.map_or("", |ip| ip.destination.as_str()),
+        dport,
+        flow.destination.as_ref(),
+    );
     let (left, arrow, right) = match flow.is_reply.map(|r| r.value) {
         Some(true) => (destination, "<-", source),
         Some(false) => (source, "->", destination),
@@ -97,7 +115,12 @@ pub fn flow_line(flow: &Flow) -> String {
     };
     #[allow(deprecated)] // Summary is deprecated upstream but is still what hubble prints.
     let summary = &flow.summary;
-    format!("{}: {left} {arrow} {right} {} {} ({summary})", time(flow), kind(flow), flow.verdict().as_str_name())
+    format!(
+        "{}: {left} {arrow} {right} {} {} ({summary})",
+        time(flow),
+        kind(flow),
+        flow.verdict().as_str_name()
+    )
 }
 
 #[cfg(test)]
@@ -110,13 +133,29 @@ mod tests {
 
     fn tcp_flow(is_reply: Option<bool>) -> Flow {
         Flow {
-            time: Some(Timestamp { seconds: 1_764_043_921, nanos: 234_000_000 }),
-            verdict: Verdict::Forwarded.into(),
-            ip: Some(Ip { source: "10.0.1.2".into(), destination: "10.0.2.2".into(), ..Default::default() }),
-            l4: Some(Layer4 {
-                protocol: Some(Protocol::Tcp(Tcp { source_port: 43_210, destination_port: 8080, flags: None })),
+            time: Some(Timestamp {
+                seconds: 1_764_043_921,
+                nanos: 234_000_000,
             }),
-            source: Some(Endpoint { namespace: "shop".into(), pod_name: "frontend".into(), identity: 1234, ..Default::default() }),
+            verdict: Verdict::Forwarded.into(),
+            ip: Some(Ip {
+                source: "10.0.1.2".into(),
+                destination: "10.0.2.2".into(),
+                ..Default::default()
+            }),
+            l4: Some(Layer4 {
+                protocol: Some(Protocol::Tcp(Tcp {
+                    source_port: 43_210,
+                    destination_port: 8080,
+                    flags: None,
+                })),
+            }),
+            source: Some(Endpoint {
+                namespace: "shop".into(),
+                pod_name: "frontend".into(),
+                identity: 1234,
+                ..Default::default()
+            }),
             trace_observation_point: TraceObservationPoint::ToEndpoint.into(),
             is_reply: is_reply.map(|value| BoolValue { value }),
             summary: "TCP Flags: SYN".into(),
@@ -143,6 +182,10 @@ mod tests {
         let mut flow = tcp_flow(Some(false));
         flow.verdict = Verdict::Dropped.into();
         flow.drop_reason_desc = DropReason::PolicyDenied.into();
-        assert!(flow_line(&flow).contains(" policy-denied DROPPED "), "{}", flow_line(&flow));
+        assert!(
+            flow_line(&flow).contains(" policy-denied DROPPED "),
+            "{}",
+            flow_line(&flow)
+        );
     }
 }

@@ -1,0 +1,64 @@
+//! Child processes that are stopped (SIGTERM, then SIGKILL after 5 s) when dropped.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::DemoError;
+
+#[derive(Debug)]
+pub struct Process {
+    name: String,
+    child: Child,
+}
+
+impl Process {
+    /// Starts `command` with stdout and stderr appended to `<logs>/<name>.log`.
+    pub fn spawn(name: &str, mut command: Command, logs: &Path) -> Result<Self, DemoError> {
+        let log = std::fs::File::create(logs.join(format!("{name}.log")))
+            .map_err(|e| DemoError::Setup(format!("log file for {name}: {e}")))?;
+        let err = log.try_clone().map_err(|e| DemoError::Setup(e.to_string()))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .map_err(|e| DemoError::Setup(format!("starting {name}: {e}")))?;
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+        })
+    }
+
+    /// Fails if the process already exited (e.g. a bad flag), naming its log.
+    pub fn check_running(&mut self, logs: &Path) -> Result<(), DemoError> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(DemoError::Setup(format!(
+                "{} exited ({status}); see {}",
+                self.name,
+                logs.join(format!("{}.log", self.name)).display()
+            ))),
+            Err(e) => Err(DemoError::Setup(e.to_string())),
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: signalling our own child by pid.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("demo: {} did not stop within 5 s; killing it", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

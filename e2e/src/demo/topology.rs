@@ -1,0 +1,213 @@
+//! Two nodes joined by a bridge in the host namespace; pods routed between nodes.
+//!
+//! ```text
+//!  host: bridge sl-demo0 (10.250.0.254/24) ── relay on 127.0.0.1:4245
+//!        ├── veth ── node-a eth0 10.250.0.1, br0 = pod gateway, agent on 10.250.0.1:4244
+//!        │            └── pods frontend, dns
+//!        └── veth ── node-b eth0 10.250.0.2, br0 = pod gateway, agent on 10.250.0.2:4244
+//!                     └── pods backend, db
+//! ```
+//! Nodes route each other's pod subnets over the bridge, so pod-to-pod traffic crosses
+//! both nodes' agents. Every piece is removed when its guard drops.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Command;
+
+use super::DemoError;
+use super::certs::Pki;
+use super::processes::Process;
+use crate::netns::run;
+use crate::{Node, Pod};
+
+const BRIDGE: &str = "sl-demo0";
+const UPLINK_PREFIX: [u8; 3] = [10, 250, 0];
+const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 254);
+
+pub struct DemoPod {
+    pub name: &'static str,
+    pub node: &'static str,
+    pub pod: Pod,
+}
+
+pub struct DemoNode {
+    pub name: &'static str,
+    pub uplink_ip: Ipv4Addr,
+    pub node: Node,
+}
+
+/// The host-side bridge; deleted on drop (its veths go with the node namespaces).
+struct Bridge;
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = run("ip", &["link", "del", BRIDGE]);
+    }
+}
+
+pub struct DemoCluster {
+    // Field order is drop order: pods, then nodes, then the bridge.
+    pods: Vec<DemoPod>,
+    nodes: Vec<DemoNode>,
+    _bridge: Bridge,
+}
+
+fn subnet_of(ip: Ipv4Addr) -> (Ipv4Addr, String) {
+    let [a, b, c, _] = ip.octets();
+    (Ipv4Addr::new(a, b, c, 1), format!("{a}.{b}.{c}.0/24"))
+}
+
+impl DemoCluster {
+    pub fn build() -> Result<Self, DemoError> {
+        // A stale bridge from a demo that was killed hard would make `add` fail.
+        let _ = run("ip", &["link", "del", BRIDGE]);
+        run("ip", &["link", "add", BRIDGE, "type", "bridge"])?;
+        let bridge = Bridge;
+        run("ip", &["addr", "add", &format!("{HOST_IP}/24"), "dev", BRIDGE])?;
+        run("ip", &["link", "set", BRIDGE, "up"])?;
+
+        let layout: [(&'static str, [&'static str; 2]); 2] =
+            [("node-a", ["frontend", "dns"]), ("node-b", ["backend", "db"])];
+        let mut nodes = Vec::new();
+        let mut pods = Vec::new();
+        for (index, (name, pod_names)) in layout.into_iter().enumerate() {
+            let mut node = Node::new()?;
+            let uplink_ip = Ipv4Addr::new(UPLINK_PREFIX[0], UPLINK_PREFIX[1], UPLINK_PREFIX[2], index as u8 + 1);
+            let host_end = format!("{BRIDGE}-{}", index + 1);
+            run(
+                "ip",
+                &[
+                    "link",
+                    "add",
+                    &host_end,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "uplink0",
+                    "netns",
+                    node.netns().name(),
+                ],
+            )?;
+            run("ip", &["link", "set", &host_end, "master", BRIDGE, "up"])?;
+            node.netns()
+                .ip(&["addr", "add", &format!("{uplink_ip}/24"), "dev", "uplink0"])?;
+            node.netns().ip(&["link", "set", "uplink0", "up"])?;
+            node.netns().exec("sysctl", &["-qw", "net.ipv4.ip_forward=1"])?;
+            for pod_name in pod_names {
+                let pod = node.add_pod()?;
+                let (gateway, _) = subnet_of(pod.ipv4);
+                if pods.iter().all(|p: &DemoPod| p.node != name) {
+                    node.netns()
+                        .ip(&["addr", "add", &format!("{gateway}/24"), "dev", "br0"])?;
+                }
+                pod.netns
+                    .ip(&["route", "add", "default", "via", &gateway.to_string()])?;
+                pods.push(DemoPod {
+                    name: pod_name,
+                    node: name,
+                    pod,
+                });
+            }
+            nodes.push(DemoNode { name, uplink_ip, node });
+        }
+        // Each node reaches the other node's pods through that node's uplink.
+        for node in &nodes {
+            for other in nodes.iter().filter(|o| o.name != node.name) {
+                let Some(pod) = pods.iter().find(|p| p.node == other.name) else {
+                    continue;
+                };
+                let (_, subnet) = subnet_of(pod.pod.ipv4);
+                node.node
+                    .netns()
+                    .ip(&["route", "add", &subnet, "via", &other.uplink_ip.to_string()])?;
+            }
+        }
+        Ok(Self {
+            pods,
+            nodes,
+            _bridge: bridge,
+        })
+    }
+
+    pub fn node_names(&self) -> Vec<&'static str> {
+        self.nodes.iter().map(|n| n.name).collect()
+    }
+
+    pub fn pods(&self) -> &[DemoPod] {
+        &self.pods
+    }
+
+    pub fn pod(&self, name: &str) -> Option<&DemoPod> {
+        self.pods.iter().find(|p| p.name == name)
+    }
+
+    pub fn node(&self, name: &str) -> Option<&DemoNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    fn peers(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("{}={}:4244", n.name, n.uplink_ip))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// One agent per node, serving mutual TLS on its uplink address and observing its pods' veths.
+    pub fn start_agents(&self, binary: &Path, pki: &Pki, logs: &Path) -> Result<Vec<Process>, DemoError> {
+        let mut agents = Vec::new();
+        for node in &self.nodes {
+            let mut command = Command::new("ip");
+            command
+                .args(["netns", "exec", node.node.netns().name()])
+                .arg(binary)
+                .args([
+                    "--node-name",
+                    node.name,
+                    "--listen-address",
+                    &format!("{}:4244", node.uplink_ip),
+                    "--socket-path",
+                    &logs.join(format!("{}.sock", node.name)).to_string_lossy(),
+                    "--peers",
+                    &self.peers(),
+                    "--interfaces",
+                    "slv*",
+                ]);
+            command.arg("--tls-cert-file").arg(&pki.agent_cert);
+            command.arg("--tls-key-file").arg(&pki.agent_key);
+            command.arg("--tls-client-ca-files").arg(&pki.ca);
+            let mut agent = Process::spawn(node.name, command, logs)?;
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            agent.check_running(logs)?;
+            agents.push(agent);
+        }
+        Ok(agents)
+    }
+
+    /// The relay in the host namespace: discovers the agents through node-a's peer service.
+    pub fn start_relay(&self, binary: &Path, pki: &Pki, logs: &Path, listen: &str) -> Result<Process, DemoError> {
+        let first = self.nodes.first().ok_or_else(|| DemoError::Setup("no nodes".into()))?;
+        let mut command = Command::new(binary);
+        command.args([
+            "--listen-address",
+            listen,
+            "--disable-server-tls",
+            "--health-listen-address",
+            "",
+            "--metrics-listen-address",
+            "",
+            "--peer-service",
+            &format!("{}:4244", first.uplink_ip),
+            "--retry-timeout",
+            "2s",
+        ]);
+        command.arg("--tls-hubble-server-ca-files").arg(&pki.ca);
+        command.arg("--tls-hubble-client-cert-file").arg(&pki.relay_cert);
+        command.arg("--tls-hubble-client-key-file").arg(&pki.relay_key);
+        let mut relay = Process::spawn("relay", command, logs)?;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        relay.check_running(logs)?;
+        Ok(relay)
+    }
+}

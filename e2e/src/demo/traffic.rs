@@ -1,0 +1,170 @@
+//! Real traffic between the demo's pods, once a second until dropped: an HTTP request
+//! frontend → backend, a DNS query frontend → dns, a ping frontend → db, and a
+//! connection to backend:9000 that a firewall rule on node-b drops.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::{DemoCluster, DemoError};
+use crate::dns_server::{self, DnsServer};
+
+pub const HTTP_PORT: u16 = 8080;
+pub const BLOCKED_PORT: u16 = 9000;
+const ROUND: Duration = Duration::from_secs(1);
+
+pub struct Traffic {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    _dns: DnsServer,
+    _firewall: Firewall,
+}
+
+/// An nftables table in one namespace, deleted on drop.
+struct Firewall {
+    netns: String,
+}
+
+impl Drop for Firewall {
+    fn drop(&mut self) {
+        let _ = crate::netns::run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &self.netns,
+                "nft",
+                "delete",
+                "table",
+                "inet",
+                "sightline_demo",
+            ],
+        );
+    }
+}
+
+fn setup_err<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> DemoError {
+    move |err| DemoError::Setup(format!("{what}: {err}"))
+}
+
+fn serve_http(listener: TcpListener, stop: Arc<AtomicBool>) {
+    let _ = listener.set_nonblocking(true);
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((mut stream, _)) => {
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                let mut request = [0u8; 1024];
+                let _ = stream.read(&mut request);
+                let body = "hello from backend\n";
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn http_get(target: SocketAddr) {
+    let Ok(mut stream) = TcpStream::connect_timeout(&target, Duration::from_secs(1)) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let _ = stream.write_all(format!("GET / HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n").as_bytes());
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+}
+
+fn dns_query(server: SocketAddr, id: u16) {
+    let Ok(socket) = UdpSocket::bind("0.0.0.0:0") else {
+        return;
+    };
+    let _ = socket.set_read_timeout(Some(Duration::from_secs(1)));
+    let _ = socket.send_to(&dns_server::query(id, "backend.demo.svc."), server);
+    let mut answer = [0u8; 512];
+    let _ = socket.recv_from(&mut answer);
+}
+
+impl Traffic {
+    pub fn start(cluster: &DemoCluster) -> Result<Self, DemoError> {
+        let pod = |name: &str| {
+            cluster
+                .pod(name)
+                .ok_or_else(|| DemoError::Setup(format!("pod {name} missing")))
+        };
+        let (frontend, backend, dns, db) = (pod("frontend")?, pod("backend")?, pod("dns")?, pod("db")?);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+
+        let backend_ip = backend.pod.ipv4;
+        let listener = backend
+            .pod
+            .netns
+            .run(move || TcpListener::bind((backend_ip, HTTP_PORT)))?
+            .map_err(setup_err("HTTP server"))?;
+        let serving = stop.clone();
+        threads.push(std::thread::spawn(move || serve_http(listener, serving)));
+
+        let records: HashMap<String, Ipv4Addr> = [("backend.demo.svc.".to_owned(), backend_ip)].into();
+        let dns_server = DnsServer::start(&dns.pod, records)?;
+
+        let node_b = cluster
+            .node("node-b")
+            .ok_or_else(|| DemoError::Setup("node-b missing".into()))?;
+        let firewall = Firewall {
+            netns: node_b.node.netns().name().to_owned(),
+        };
+        let rules = format!(
+            "table inet sightline_demo {{ chain forward {{ type filter hook forward priority 0; policy accept; ip daddr {backend_ip} tcp dport {BLOCKED_PORT} drop; }} }}"
+        );
+        node_b.node.netns().exec("nft", &[&rules])?;
+
+        let (http_target, blocked_target) = (
+            SocketAddr::from((backend_ip, HTTP_PORT)),
+            SocketAddr::from((backend_ip, BLOCKED_PORT)),
+        );
+        let (dns_target, db_ip) = (dns_server.address, db.pod.ipv4);
+        let client_stop = stop.clone();
+        threads.push(
+            frontend
+                .pod
+                .netns
+                .spawn(move || {
+                    let mut id: u16 = 1;
+                    while !client_stop.load(Ordering::Relaxed) {
+                        http_get(http_target);
+                        dns_query(dns_target, id);
+                        id = id.wrapping_add(1);
+                        let _ = std::process::Command::new("ping")
+                            .args(["-c1", "-W1", &db_ip.to_string()])
+                            .output();
+                        let _ = TcpStream::connect_timeout(&blocked_target, Duration::from_millis(300));
+                        std::thread::sleep(ROUND);
+                    }
+                })
+                .map_err(DemoError::Harness)?,
+        );
+        Ok(Self {
+            stop,
+            threads,
+            _dns: dns_server,
+            _firewall: firewall,
+        })
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
