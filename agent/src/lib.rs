@@ -7,3 +7,4 @@
 //! with Prometheus metrics on `:9965`. See `docs/architecture.md` for the stages.
 
 pub mod event;
+pub mod observer;
