@@ -9,10 +9,19 @@ use sightline_proto::flow::{AgentEvent, DebugEvent, Flow, LostEvent};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Flow(Box<Flow>),
-    Agent { time: Timestamp, event: AgentEvent },
-    Debug { time: Timestamp, event: DebugEvent },
+    Agent {
+        time: Timestamp,
+        event: AgentEvent,
+    },
+    Debug {
+        time: Timestamp,
+        event: DebugEvent,
+    },
     /// Events lost before they reached the ring (perf ring buffer, events queue).
-    Lost { time: Timestamp, event: LostEvent },
+    Lost {
+        time: Timestamp,
+        event: LostEvent,
+    },
 }
 
 impl Event {

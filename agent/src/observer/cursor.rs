@@ -49,7 +49,11 @@ pub enum Item {
     /// A matching event, or a loss reported by the pipeline (flows only).
     Event(Arc<Event>),
     /// This reader was overtaken by the writer and missed `count` events.
-    RingLost { count: u64, first: Timestamp, last: Timestamp },
+    RingLost {
+        count: u64,
+        first: Timestamp,
+        last: Timestamp,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -74,7 +78,11 @@ impl LostCounter {
     fn take(&mut self) -> Option<Item> {
         let (_, first) = self.first.take()?;
         let count = std::mem::take(&mut self.count);
-        Some(Item::RingLost { count, first, last: self.last })
+        Some(Item::RingLost {
+            count,
+            first,
+            last: self.last,
+        })
     }
 }
 
@@ -97,7 +105,16 @@ impl Cursor {
     pub fn new(ring: Ring, query: Query, lost_interval: Duration) -> Self {
         let end = ring.head();
         let next = start(&ring, &query, end);
-        Self { ring, query, next, end, delivered: 0, lost: LostCounter::default(), lost_interval, done: false }
+        Self {
+            ring,
+            query,
+            next,
+            end,
+            delivered: 0,
+            lost: LostCounter::default(),
+            lost_interval,
+            done: false,
+        }
     }
 
     fn wanted(&self, event: &Event) -> bool {

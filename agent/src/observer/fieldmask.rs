@@ -25,7 +25,10 @@ pub enum FieldMaskError {
 #[derive(Debug, Clone, PartialEq)]
 enum Node {
     All,
-    Sub { children: BTreeMap<u32, Node>, preallocate: bool },
+    Sub {
+        children: BTreeMap<u32, Node>,
+        preallocate: bool,
+    },
 }
 
 /// A compiled mask; `None` paths = keep everything.
@@ -40,7 +43,8 @@ fn flow_descriptor() -> Result<MessageDescriptor, FieldMaskError> {
         .get_or_init(|| DescriptorPool::decode(sightline_proto::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string()))
         .as_ref()
         .map_err(|e| FieldMaskError::Descriptor(e.clone()))?;
-    pool.get_message_by_name("flow.Flow").ok_or_else(|| FieldMaskError::Descriptor("flow.Flow missing".into()))
+    pool.get_message_by_name("flow.Flow")
+        .ok_or_else(|| FieldMaskError::Descriptor("flow.Flow missing".into()))
 }
 
 impl FlowMask {
@@ -84,9 +88,10 @@ fn insert(root: &mut BTreeMap<u32, Node>, flow: &MessageDescriptor, path: &str) 
         }
         let child = field.kind().as_message().cloned().ok_or_else(unknown)?;
         let preallocate = !field.is_list() && field.containing_oneof().is_none();
-        let node = level
-            .entry(field.number())
-            .or_insert_with(|| Node::Sub { children: BTreeMap::new(), preallocate });
+        let node = level.entry(field.number()).or_insert_with(|| Node::Sub {
+            children: BTreeMap::new(),
+            preallocate,
+        });
         match node {
             Node::All => return Ok(()),
             Node::Sub { children, .. } => level = children,
@@ -101,7 +106,9 @@ fn filter_message(mut input: &[u8], mask: &BTreeMap<u32, Node>, out: &mut Vec<u8
     let mut seen = Vec::new();
     while input.has_remaining() {
         let start = input;
-        let Ok((number, wire_type)) = decode_key(&mut input) else { return };
+        let Ok((number, wire_type)) = decode_key(&mut input) else {
+            return;
+        };
         let value_start = input;
         if skip_value(&mut input, wire_type).is_none() {
             return;
@@ -154,10 +161,23 @@ mod tests {
         Flow {
             node_name: "n1".into(),
             uuid: "u".into(),
-            ip: Some(Ip { source: "10.0.0.1".into(), destination: "10.0.0.2".into(), ..Default::default() }),
-            source: Some(Endpoint { identity: 7, pod_name: "a".into(), namespace: "ns".into(), ..Default::default() }),
+            ip: Some(Ip {
+                source: "10.0.0.1".into(),
+                destination: "10.0.0.2".into(),
+                ..Default::default()
+            }),
+            source: Some(Endpoint {
+                identity: 7,
+                pod_name: "a".into(),
+                namespace: "ns".into(),
+                ..Default::default()
+            }),
             l4: Some(Layer4 {
-                protocol: Some(layer4::Protocol::Tcp(Tcp { source_port: 1, destination_port: 80, flags: None })),
+                protocol: Some(layer4::Protocol::Tcp(Tcp {
+                    source_port: 1,
+                    destination_port: 80,
+                    flags: None,
+                })),
             }),
             ..Default::default()
         }
@@ -167,16 +187,29 @@ mod tests {
     fn keeps_listed_paths_only() {
         let mask = FlowMask::compile(&["source.identity".into(), "l4".into(), "IP.source".into()]).unwrap();
         let masked = mask.apply(&flow());
-        assert_eq!(masked.source, Some(Endpoint { identity: 7, ..Default::default() }));
+        assert_eq!(
+            masked.source,
+            Some(Endpoint {
+                identity: 7,
+                ..Default::default()
+            })
+        );
         assert_eq!(masked.l4, flow().l4);
-        assert_eq!(masked.ip, Some(Ip { source: "10.0.0.1".into(), ..Default::default() }));
+        assert_eq!(
+            masked.ip,
+            Some(Ip {
+                source: "10.0.0.1".into(),
+                ..Default::default()
+            })
+        );
         assert_eq!(masked.uuid, "");
         assert_eq!(masked.node_name, "");
     }
 
     #[test]
     fn nested_paths_preallocate_parents_and_prefixes_win() {
-        let mask = FlowMask::compile(&["destination.pod_name".into(), "source".into(), "source.identity".into()]).unwrap();
+        let mask =
+            FlowMask::compile(&["destination.pod_name".into(), "source".into(), "source.identity".into()]).unwrap();
         let masked = mask.apply(&flow());
         assert_eq!(masked.destination, Some(Endpoint::default()));
         assert_eq!(masked.source, flow().source);
@@ -184,7 +217,10 @@ mod tests {
 
     #[test]
     fn unknown_paths_are_rejected() {
-        assert_eq!(FlowMask::compile(&["nope".into()]).unwrap_err(), FieldMaskError::UnknownPath("nope".into()));
+        assert_eq!(
+            FlowMask::compile(&["nope".into()]).unwrap_err(),
+            FieldMaskError::UnknownPath("nope".into())
+        );
         assert!(FlowMask::compile(&["uuid.x".into()]).is_err());
         assert!(FlowMask::compile(&[]).unwrap().is_empty());
     }

@@ -24,11 +24,17 @@ impl NamespaceTracker {
             if endpoint.namespace.is_empty() {
                 continue;
             }
-            let cluster = if endpoint.cluster_name == "default" { "" } else { endpoint.cluster_name.as_str() };
+            let cluster = if endpoint.cluster_name == "default" {
+                ""
+            } else {
+                endpoint.cluster_name.as_str()
+            };
             if !seen.contains_key(cluster) {
                 seen.insert(cluster.to_owned(), HashMap::new());
             }
-            let Some(namespaces) = seen.get_mut(cluster) else { continue };
+            let Some(namespaces) = seen.get_mut(cluster) else {
+                continue;
+            };
             match namespaces.get_mut(&endpoint.namespace) {
                 Some(at) => *at = now,
                 None => {
@@ -40,7 +46,9 @@ impl NamespaceTracker {
 
     /// Namespaces seen within the TTL, sorted by cluster then namespace.
     pub fn list(&self) -> Vec<Namespace> {
-        let Ok(mut seen) = self.seen.lock() else { return Vec::new() };
+        let Ok(mut seen) = self.seen.lock() else {
+            return Vec::new();
+        };
         seen.retain(|_, namespaces| {
             namespaces.retain(|_, at| at.elapsed() < NAMESPACE_TTL);
             !namespaces.is_empty()
@@ -48,7 +56,10 @@ impl NamespaceTracker {
         let mut out: Vec<Namespace> = seen
             .iter()
             .flat_map(|(cluster, namespaces)| {
-                namespaces.keys().map(|namespace| Namespace { cluster: cluster.clone(), namespace: namespace.clone() })
+                namespaces.keys().map(|namespace| Namespace {
+                    cluster: cluster.clone(),
+                    namespace: namespace.clone(),
+                })
             })
             .collect();
         out.sort_by(|a, b| (&a.cluster, &a.namespace).cmp(&(&b.cluster, &b.namespace)));
@@ -64,10 +75,31 @@ mod tests {
     #[test]
     fn lists_source_and_destination_namespaces_sorted() {
         let tracker = NamespaceTracker::default();
-        let ep = |cluster: &str, ns: &str| Some(Endpoint { cluster_name: cluster.into(), namespace: ns.into(), ..Default::default() });
-        tracker.observe(&Flow { source: ep("default", "web"), destination: ep("c2", "api"), ..Default::default() });
-        tracker.observe(&Flow { source: ep("", "app"), destination: ep("", ""), ..Default::default() });
+        let ep = |cluster: &str, ns: &str| {
+            Some(Endpoint {
+                cluster_name: cluster.into(),
+                namespace: ns.into(),
+                ..Default::default()
+            })
+        };
+        tracker.observe(&Flow {
+            source: ep("default", "web"),
+            destination: ep("c2", "api"),
+            ..Default::default()
+        });
+        tracker.observe(&Flow {
+            source: ep("", "app"),
+            destination: ep("", ""),
+            ..Default::default()
+        });
         let got: Vec<_> = tracker.list().into_iter().map(|n| (n.cluster, n.namespace)).collect();
-        assert_eq!(got, vec![("".into(), "app".into()), ("".into(), "web".into()), ("c2".into(), "api".into())]);
+        assert_eq!(
+            got,
+            vec![
+                ("".into(), "app".into()),
+                ("".into(), "web".into()),
+                ("c2".into(), "api".into())
+            ]
+        );
     }
 }

@@ -41,7 +41,11 @@ struct Slot {
 
 impl Slot {
     fn empty() -> Self {
-        Self { seq: AtomicU64::new(BUSY), event: AtomicPtr::new(ptr::null_mut()), readers: AtomicU32::new(0) }
+        Self {
+            seq: AtomicU64::new(BUSY),
+            event: AtomicPtr::new(ptr::null_mut()),
+            readers: AtomicU32::new(0),
+        }
     }
 }
 
@@ -82,7 +86,14 @@ pub fn ring(capacity: usize) -> Result<(RingWriter, Ring), RingError> {
         parked_readers: AtomicUsize::new(0),
         wakeup: Notify::new(),
     });
-    Ok((RingWriter { shared: shared.clone(), next: 0, limbo: Vec::new() }, Ring { shared }))
+    Ok((
+        RingWriter {
+            shared: shared.clone(),
+            next: 0,
+            limbo: Vec::new(),
+        },
+        Ring { shared },
+    ))
 }
 
 /// The single writer of a ring.
@@ -139,7 +150,9 @@ impl RingWriter {
     }
 
     pub fn ring(&self) -> Ring {
-        Ring { shared: self.shared.clone() }
+        Ring {
+            shared: self.shared.clone(),
+        }
     }
 }
 
@@ -159,7 +172,9 @@ impl Drop for RingWriter {
 pub enum Read {
     Event(Arc<Event>),
     /// The event was overwritten; the oldest readable one is `oldest`.
-    Overwritten { oldest: u64 },
+    Overwritten {
+        oldest: u64,
+    },
     /// Not written yet.
     Ahead,
 }
@@ -172,7 +187,10 @@ pub struct Ring {
 
 impl std::fmt::Debug for Ring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ring").field("capacity", &self.capacity()).field("head", &self.head()).finish()
+        f.debug_struct("Ring")
+            .field("capacity", &self.capacity())
+            .field("head", &self.head())
+            .finish()
     }
 }
 
@@ -272,7 +290,10 @@ mod tests {
     use sightline_proto::flow::DebugEvent;
 
     fn debug(n: i64) -> Arc<Event> {
-        Arc::new(Event::Debug { time: Timestamp { seconds: n, nanos: 0 }, event: DebugEvent::default() })
+        Arc::new(Event::Debug {
+            time: Timestamp { seconds: n, nanos: 0 },
+            event: DebugEvent::default(),
+        })
     }
 
     #[test]

@@ -69,7 +69,14 @@ pub struct ObserverService {
 impl ObserverService {
     pub fn new(ring: Ring, stats: Arc<ObserverStats>, node: NodeIdentity, lost_interval: Duration) -> Self {
         let absolute_name = node.absolute_name().into();
-        Self { ring, stats, node, absolute_name, started: Instant::now(), lost_interval }
+        Self {
+            ring,
+            stats,
+            node,
+            absolute_name,
+            started: Instant::now(),
+            lost_interval,
+        }
     }
 
     fn flows_rate(&self) -> f64 {
@@ -97,7 +104,9 @@ impl ObserverService {
 
 fn with_version<T>(message: T) -> Response<T> {
     let mut response = Response::new(message);
-    response.metadata_mut().insert(VERSION_HEADER, tonic::metadata::MetadataValue::from_static(VERSION));
+    response
+        .metadata_mut()
+        .insert(VERSION_HEADER, tonic::metadata::MetadataValue::from_static(VERSION));
     response
 }
 
@@ -107,7 +116,9 @@ fn invalid(field: &str, value: impl std::fmt::Display, reason: &str) -> Status {
 
 fn check_time(field: &str, ts: Option<Timestamp>) -> Result<Option<Timestamp>, Status> {
     match ts {
-        Some(t) if !(0..1_000_000_000).contains(&t.nanos) => Err(invalid(field, format!("{t:?}"), "nanos out of range")),
+        Some(t) if !(0..1_000_000_000).contains(&t.nanos) => {
+            Err(invalid(field, format!("{t:?}"), "nanos out of range"))
+        }
         other => Ok(other),
     }
 }
@@ -137,18 +148,18 @@ fn query(kind: Kind, c: Common, filters: FilterSet) -> Result<Query, Status> {
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-fn stream<T: Send + 'static>(
-    cursor: Cursor,
-    convert: impl FnMut(Item) -> Option<T> + Send + 'static,
-) -> BoxStream<T> {
-    Box::pin(futures_util::stream::unfold((cursor, convert), |(mut cursor, mut convert)| async move {
-        loop {
-            let item = cursor.next().await?;
-            if let Some(response) = convert(item) {
-                return Some((Ok(response), (cursor, convert)));
+fn stream<T: Send + 'static>(cursor: Cursor, convert: impl FnMut(Item) -> Option<T> + Send + 'static) -> BoxStream<T> {
+    Box::pin(futures_util::stream::unfold(
+        (cursor, convert),
+        |(mut cursor, mut convert)| async move {
+            loop {
+                let item = cursor.next().await?;
+                if let Some(response) = convert(item) {
+                    return Some((Ok(response), (cursor, convert)));
+                }
             }
-        }
-    }))
+        },
+    ))
 }
 
 impl ObserverService {
@@ -175,7 +186,13 @@ impl Observer for ObserverService {
             .map_err(|e| Status::invalid_argument(format!("invalid filter {}={:?}: {}", e.field, e.value, e.reason)))?;
         let mask = FlowMask::compile(r.field_mask.as_ref().map_or(&[][..], |m| &m.paths))
             .map_err(|e| Status::invalid_argument(format!("invalid field_mask: {e}")))?;
-        let common = Common { number: r.number, first: r.first, follow: r.follow, since: r.since, until: r.until };
+        let common = Common {
+            number: r.number,
+            first: r.first,
+            follow: r.follow,
+            since: r.since,
+            until: r.until,
+        };
         let query = query(Kind::Flows, common, filters)?;
         let cursor = Cursor::new(self.ring.clone(), query, self.lost_interval);
         let this = self.clone();
@@ -183,7 +200,11 @@ impl Observer for ObserverService {
             Some(match item {
                 Item::Event(event) => match &*event {
                     Event::Flow(flow) => {
-                        let masked: Flow = if mask.is_empty() { (**flow).clone() } else { mask.apply(flow) };
+                        let masked: Flow = if mask.is_empty() {
+                            (**flow).clone()
+                        } else {
+                            mask.apply(flow)
+                        };
                         GetFlowsResponse {
                             node_name: flow.node_name.clone(),
                             time: flow.time,
@@ -193,7 +214,7 @@ impl Observer for ObserverService {
                     Event::Lost { time, event } => GetFlowsResponse {
                         node_name: this.absolute_name.to_string(),
                         time: Some(*time),
-                        response_types: Some(ResponseTypes::LostEvents(event.clone())),
+                        response_types: Some(ResponseTypes::LostEvents(*event)),
                     },
                     _ => return None,
                 },
@@ -212,8 +233,18 @@ impl Observer for ObserverService {
         request: Request<GetAgentEventsRequest>,
     ) -> Result<Response<Self::GetAgentEventsStream>, Status> {
         let r = request.into_inner();
-        let common = Common { number: r.number, first: r.first, follow: r.follow, since: r.since, until: r.until };
-        let cursor = Cursor::new(self.ring.clone(), query(Kind::Agent, common, FilterSet::default())?, self.lost_interval);
+        let common = Common {
+            number: r.number,
+            first: r.first,
+            follow: r.follow,
+            since: r.since,
+            until: r.until,
+        };
+        let cursor = Cursor::new(
+            self.ring.clone(),
+            query(Kind::Agent, common, FilterSet::default())?,
+            self.lost_interval,
+        );
         let node_name = self.absolute_name.clone();
         Ok(with_version(stream(cursor, move |item| match item {
             Item::Event(event) => match &*event {
@@ -234,8 +265,18 @@ impl Observer for ObserverService {
         request: Request<GetDebugEventsRequest>,
     ) -> Result<Response<Self::GetDebugEventsStream>, Status> {
         let r = request.into_inner();
-        let common = Common { number: r.number, first: r.first, follow: r.follow, since: r.since, until: r.until };
-        let cursor = Cursor::new(self.ring.clone(), query(Kind::Debug, common, FilterSet::default())?, self.lost_interval);
+        let common = Common {
+            number: r.number,
+            first: r.first,
+            follow: r.follow,
+            since: r.since,
+            until: r.until,
+        };
+        let cursor = Cursor::new(
+            self.ring.clone(),
+            query(Kind::Debug, common, FilterSet::default())?,
+            self.lost_interval,
+        );
         let node_name = self.absolute_name.clone();
         Ok(with_version(stream(cursor, move |item| match item {
             Item::Event(event) => match &*event {
@@ -272,7 +313,9 @@ impl Observer for ObserverService {
         &self,
         _request: Request<GetNamespacesRequest>,
     ) -> Result<Response<GetNamespacesResponse>, Status> {
-        Ok(with_version(GetNamespacesResponse { namespaces: self.stats.namespaces.list() }))
+        Ok(with_version(GetNamespacesResponse {
+            namespaces: self.stats.namespaces.list(),
+        }))
     }
 
     async fn server_status(

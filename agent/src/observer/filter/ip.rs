@@ -78,7 +78,10 @@ impl IpSet {
         if self.exact.iter().any(|e| e == ip) {
             return true;
         }
-        !self.prefixes.is_empty() && ip.parse().is_ok_and(|addr| self.prefixes.iter().any(|p| p.contains(addr)))
+        !self.prefixes.is_empty()
+            && ip
+                .parse()
+                .is_ok_and(|addr| self.prefixes.iter().any(|p| p.contains(addr)))
     }
 }
 
@@ -89,7 +92,11 @@ mod tests {
 
     #[test]
     fn exact_and_prefix_matching() {
-        let set = IpSet::parse("source_ip", &["10.0.0.1".into(), "192.168.0.0/16".into(), "fd00::/8".into()]).unwrap();
+        let set = IpSet::parse(
+            "source_ip",
+            &["10.0.0.1".into(), "192.168.0.0/16".into(), "fd00::/8".into()],
+        )
+        .unwrap();
         assert!(set.matches("10.0.0.1"));
         assert!(!set.matches("10.0.0.2"));
         assert!(set.matches("192.168.4.4"));

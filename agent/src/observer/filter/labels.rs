@@ -42,7 +42,11 @@ fn parse_label(label: &str) -> Label<'_> {
     let (key_part, value) = label.split_once('=').unwrap_or((label, ""));
     match key_part.split_once(':') {
         Some((source, key)) => Label { source, key, value },
-        None => Label { source: "unspec", key: key_part, value },
+        None => Label {
+            source: "unspec",
+            key: key_part,
+            value,
+        },
     }
 }
 
@@ -104,7 +108,11 @@ fn parse_requirement(text: &str) -> Result<Requirement, String> {
         (text, Op::Exists)
     };
     let (source, key) = parse_key(key)?;
-    let cidr = if source.as_deref() == Some("cidr") { Prefix::parse_label_key(&key) } else { None };
+    let cidr = if source.as_deref() == Some("cidr") {
+        Prefix::parse_label_key(&key)
+    } else {
+        None
+    };
     Ok(Requirement { source, key, cidr, op })
 }
 
@@ -138,7 +146,10 @@ impl Requirement {
     }
 
     fn matches(&self, labels: &[String]) -> bool {
-        let mut with_key = labels.iter().map(|l| parse_label(l)).filter(|l| self.label_matches_key(l));
+        let mut with_key = labels
+            .iter()
+            .map(|l| parse_label(l))
+            .filter(|l| self.label_matches_key(l));
         match &self.op {
             Op::Exists => with_key.next().is_some(),
             Op::NotExists => with_key.next().is_none(),
@@ -186,7 +197,15 @@ mod tests {
     #[test]
     fn cidr_labels_match_by_containment() {
         let flow = labels(&["cidr:10.1.0.0/16"]);
-        assert!(Selector::parse("destination_label", "cidr:10.0.0.0/8").unwrap().matches(&flow));
-        assert!(!Selector::parse("destination_label", "cidr:192.168.0.0/16").unwrap().matches(&flow));
+        assert!(
+            Selector::parse("destination_label", "cidr:10.0.0.0/8")
+                .unwrap()
+                .matches(&flow)
+        );
+        assert!(
+            !Selector::parse("destination_label", "cidr:192.168.0.0/16")
+                .unwrap()
+                .matches(&flow)
+        );
     }
 }

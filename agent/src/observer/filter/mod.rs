@@ -30,7 +30,11 @@ pub struct FilterError {
 
 impl FilterError {
     pub fn invalid(field: &'static str, value: &str, reason: impl Into<String>) -> Self {
-        Self { field, value: value.to_owned(), reason: reason.into() }
+        Self {
+            field,
+            value: value.to_owned(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -64,9 +68,15 @@ pub struct FilterSet {
 
 impl FilterSet {
     pub fn compile(whitelist: &[FlowFilter], blacklist: &[FlowFilter]) -> Result<Self, FilterError> {
-        let compile_all =
-            |list: &[FlowFilter]| list.iter().map(compile).collect::<Result<Vec<CompiledFilter>, FilterError>>();
-        Ok(Self { whitelist: merge_single_field(compile_all(whitelist)?), blacklist: merge_single_field(compile_all(blacklist)?) })
+        let compile_all = |list: &[FlowFilter]| {
+            list.iter()
+                .map(compile)
+                .collect::<Result<Vec<CompiledFilter>, FilterError>>()
+        };
+        Ok(Self {
+            whitelist: merge_single_field(compile_all(whitelist)?),
+            blacklist: merge_single_field(compile_all(blacklist)?),
+        })
     }
 
     #[inline]
@@ -92,7 +102,9 @@ fn merge_single_field(filters: Vec<CompiledFilter>) -> Vec<CompiledFilter> {
     let mut out: Vec<CompiledFilter> = Vec::with_capacity(filters.len());
     'next: for mut filter in filters {
         if filter.predicates.len() == 1 {
-            let Some(mut candidate) = filter.predicates.pop() else { continue };
+            let Some(mut candidate) = filter.predicates.pop() else {
+                continue;
+            };
             for existing in out.iter_mut().filter(|f| f.predicates.len() == 1) {
                 match existing.predicates[0].merge(candidate) {
                     Ok(()) => continue 'next,
@@ -119,7 +131,11 @@ fn regex_set(field: &'static str, patterns: &[String]) -> Result<RegexSet, Filte
 fn ports(field: &'static str, values: &[String]) -> Result<PortSet, FilterError> {
     let parsed = values
         .iter()
-        .map(|v| v.trim().parse::<u16>().map_err(|_| FilterError::invalid(field, v, "not a port number (0-65535)")))
+        .map(|v| {
+            v.trim()
+                .parse::<u16>()
+                .map_err(|_| FilterError::invalid(field, v, "not a port number (0-65535)"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(PortSet::new(parsed))
 }
@@ -131,7 +147,11 @@ fn http_status(value: &str) -> Result<HttpStatus, FilterError> {
         [_, b'0'..=b'9', b'0'..=b'9'] if first_ok => Ok(HttpStatus::Exact(value.to_owned())),
         [_, b'+'] if first_ok => Ok(HttpStatus::Prefix(value[..1].to_owned())),
         [_, b'0'..=b'9', b'+'] if first_ok => Ok(HttpStatus::Prefix(value[..2].to_owned())),
-        _ => Err(FilterError::invalid("http_status_code", value, "expected a status code like 404 or a prefix like 5+ or 40+")),
+        _ => Err(FilterError::invalid(
+            "http_status_code",
+            value,
+            "expected a status code like 404 or a prefix like 5+ or 40+",
+        )),
     }
 }
 
@@ -173,7 +193,11 @@ pub fn compile(f: &FlowFilter) -> Result<CompiledFilter, FilterError> {
     use Predicate as P;
     let mut p = Vec::new();
     if let Some(cel) = f.experimental.as_ref().and_then(|e| e.cel_expression.first()) {
-        return Err(FilterError::invalid("experimental.cel_expression", cel, "CEL filters are not supported by sightline"));
+        return Err(FilterError::invalid(
+            "experimental.cel_expression",
+            cel,
+            "CEL filters are not supported by sightline",
+        ));
     }
     if !f.uuid.is_empty() {
         p.push(P::Uuid(f.uuid.clone()));
@@ -200,7 +224,11 @@ pub fn compile(f: &FlowFilter) -> Result<CompiledFilter, FilterError> {
         p.push(P::Identity(Side::Destination, f.destination_identity.clone()));
     }
     if !f.protocol.is_empty() {
-        let bits = f.protocol.iter().map(|v| protocol_bits(v)).collect::<Result<Vec<_>, _>>()?;
+        let bits = f
+            .protocol
+            .iter()
+            .map(|v| protocol_bits(v))
+            .collect::<Result<Vec<_>, _>>()?;
         p.push(P::Protocol(bits.into_iter().fold(0, |a, b| a | b)));
     }
     for (field, values, which) in [
@@ -219,30 +247,50 @@ pub fn compile(f: &FlowFilter) -> Result<CompiledFilter, FilterError> {
         ("destination_service", &f.destination_service, Side::Destination, true),
     ] {
         if !values.is_empty() {
-            let parsed = values.iter().map(|v| names::NamespacedPrefix::parse(field, v)).collect::<Result<Vec<_>, _>>()?;
-            p.push(if service { P::Service(side, parsed) } else { P::Pod(side, parsed) });
+            let parsed = values
+                .iter()
+                .map(|v| names::NamespacedPrefix::parse(field, v))
+                .collect::<Result<Vec<_>, _>>()?;
+            p.push(if service {
+                P::Service(side, parsed)
+            } else {
+                P::Pod(side, parsed)
+            });
         }
     }
-    for (values, side) in [(&f.source_workload, Side::Source), (&f.destination_workload, Side::Destination)] {
+    for (values, side) in [
+        (&f.source_workload, Side::Source),
+        (&f.destination_workload, Side::Destination),
+    ] {
         if !values.is_empty() {
-            p.push(P::Workload(side, values.iter().map(|w| (w.name.clone(), w.kind.clone())).collect()));
+            p.push(P::Workload(
+                side,
+                values.iter().map(|w| (w.name.clone(), w.kind.clone())).collect(),
+            ));
         }
     }
-    for (field, values, side) in
-        [("source_fqdn", &f.source_fqdn, Side::Source), ("destination_fqdn", &f.destination_fqdn, Side::Destination)]
-    {
+    for (field, values, side) in [
+        ("source_fqdn", &f.source_fqdn, Side::Source),
+        ("destination_fqdn", &f.destination_fqdn, Side::Destination),
+    ] {
         if !values.is_empty() {
             p.push(P::Fqdn(side, names::fqdn_regex(field, values)?));
         }
     }
     let selectors = |field: &'static str, values: &[String]| {
-        values.iter().map(|v| labels::Selector::parse(field, v)).collect::<Result<Vec<_>, _>>()
+        values
+            .iter()
+            .map(|v| labels::Selector::parse(field, v))
+            .collect::<Result<Vec<_>, _>>()
     };
     if !f.source_label.is_empty() {
         p.push(P::Label(Side::Source, selectors("source_label", &f.source_label)?));
     }
     if !f.destination_label.is_empty() {
-        p.push(P::Label(Side::Destination, selectors("destination_label", &f.destination_label)?));
+        p.push(P::Label(
+            Side::Destination,
+            selectors("destination_label", &f.destination_label)?,
+        ));
     }
     if !f.node_labels.is_empty() {
         p.push(P::NodeLabels(selectors("node_labels", &f.node_labels)?));
@@ -251,7 +299,10 @@ pub fn compile(f: &FlowFilter) -> Result<CompiledFilter, FilterError> {
         p.push(P::Port(Side::Source, ports("source_port", &f.source_port)?));
     }
     if !f.destination_port.is_empty() {
-        p.push(P::Port(Side::Destination, ports("destination_port", &f.destination_port)?));
+        p.push(P::Port(
+            Side::Destination,
+            ports("destination_port", &f.destination_port)?,
+        ));
     }
     compile_http(f, &mut p)?;
     if !f.tcp_flags.is_empty() {
@@ -261,10 +312,16 @@ pub fn compile(f: &FlowFilter) -> Result<CompiledFilter, FilterError> {
         p.push(P::NodeName(names::node_name_regex("node_name", &f.node_name)?));
     }
     if !f.source_cluster_name.is_empty() {
-        p.push(P::ClusterName(Side::Source, non_empty("source_cluster_name", &f.source_cluster_name)?));
+        p.push(P::ClusterName(
+            Side::Source,
+            non_empty("source_cluster_name", &f.source_cluster_name)?,
+        ));
     }
     if !f.destination_cluster_name.is_empty() {
-        p.push(P::ClusterName(Side::Destination, non_empty("destination_cluster_name", &f.destination_cluster_name)?));
+        p.push(P::ClusterName(
+            Side::Destination,
+            non_empty("destination_cluster_name", &f.destination_cluster_name)?,
+        ));
     }
     if !f.ip_version.is_empty() {
         p.push(P::IpVersion(enum_bits(&f.ip_version)));
@@ -276,7 +333,9 @@ pub fn compile(f: &FlowFilter) -> Result<CompiledFilter, FilterError> {
         p.push(P::TrafficDirection(enum_bits(&f.traffic_direction)));
     }
     if !f.interface.is_empty() {
-        p.push(P::Interface(f.interface.iter().map(|i| (i.index, i.name.clone())).collect()));
+        p.push(P::Interface(
+            f.interface.iter().map(|i| (i.index, i.name.clone())).collect(),
+        ));
     }
     if !f.ip_trace_id.is_empty() {
         p.push(P::IpTraceId(f.ip_trace_id.clone()));
@@ -287,7 +346,11 @@ pub fn compile(f: &FlowFilter) -> Result<CompiledFilter, FilterError> {
 fn compile_http(f: &FlowFilter, p: &mut Vec<Predicate>) -> Result<(), FilterError> {
     use Predicate as P;
     let http_fields: [(&'static str, bool, String); 5] = [
-        ("http_status_code", !f.http_status_code.is_empty(), f.http_status_code.join(",")),
+        (
+            "http_status_code",
+            !f.http_status_code.is_empty(),
+            f.http_status_code.join(","),
+        ),
         ("http_method", !f.http_method.is_empty(), f.http_method.join(",")),
         ("http_path", !f.http_path.is_empty(), f.http_path.join(",")),
         ("http_url", !f.http_url.is_empty(), f.http_url.join(",")),
@@ -296,10 +359,19 @@ fn compile_http(f: &FlowFilter, p: &mut Vec<Predicate>) -> Result<(), FilterErro
     if let Some((field, _, value)) = http_fields.iter().find(|(_, set, _)| *set)
         && !allows_http(&f.event_type)
     {
-        return Err(FilterError::invalid(field, value, "filtering by http requires the event type filter to only match 'l7' events"));
+        return Err(FilterError::invalid(
+            field,
+            value,
+            "filtering by http requires the event type filter to only match 'l7' events",
+        ));
     }
     if !f.http_status_code.is_empty() {
-        p.push(P::HttpStatus(f.http_status_code.iter().map(|v| http_status(v)).collect::<Result<_, _>>()?));
+        p.push(P::HttpStatus(
+            f.http_status_code
+                .iter()
+                .map(|v| http_status(v))
+                .collect::<Result<_, _>>()?,
+        ));
     }
     if !f.http_method.is_empty() {
         p.push(P::HttpMethod(f.http_method.clone()));
@@ -311,7 +383,9 @@ fn compile_http(f: &FlowFilter, p: &mut Vec<Predicate>) -> Result<(), FilterErro
         p.push(P::HttpUrl(regex_set("http_url", &f.http_url)?));
     }
     if !f.http_header.is_empty() {
-        p.push(P::HttpHeader(f.http_header.iter().map(|h| (h.key.clone(), h.value.clone())).collect()));
+        p.push(P::HttpHeader(
+            f.http_header.iter().map(|h| (h.key.clone(), h.value.clone())).collect(),
+        ));
     }
     if !f.dns_query.is_empty() {
         p.push(P::DnsQuery(regex_set("dns_query", &f.dns_query)?));

@@ -18,8 +18,14 @@ impl NamespacedPrefix {
             return Err(FilterError::invalid(field, value, "name must not be empty"));
         }
         Ok(match value.split_once('/') {
-            Some((namespace, prefix)) => Self { namespace: namespace.to_owned(), prefix: prefix.to_owned() },
-            None => Self { namespace: "default".to_owned(), prefix: value.to_owned() },
+            Some((namespace, prefix)) => Self {
+                namespace: namespace.to_owned(),
+                prefix: prefix.to_owned(),
+            },
+            None => Self {
+                namespace: "default".to_owned(),
+                prefix: value.to_owned(),
+            },
         })
     }
 
@@ -43,7 +49,11 @@ fn fqdn_fragment(field: &'static str, pattern: &str) -> Result<String, FilterErr
             '.' => fragment.push_str("\\."),
             '-' | '_' | '0'..='9' | 'a'..='z' => fragment.push(c),
             _ => {
-                return Err(FilterError::invalid(field, pattern, format!("character {c:?} is not allowed in a name pattern")));
+                return Err(FilterError::invalid(
+                    field,
+                    pattern,
+                    format!("character {c:?} is not allowed in a name pattern"),
+                ));
             }
         }
     }
@@ -57,7 +67,10 @@ fn anchored(field: &'static str, alternatives: &[String], shown: &str) -> Result
 
 /// One anchored regex for a list of FQDN patterns (OR).
 pub fn fqdn_regex(field: &'static str, patterns: &[String]) -> Result<Regex, FilterError> {
-    let fragments = patterns.iter().map(|p| fqdn_fragment(field, p)).collect::<Result<Vec<_>, _>>()?;
+    let fragments = patterns
+        .iter()
+        .map(|p| fqdn_fragment(field, p))
+        .collect::<Result<Vec<_>, _>>()?;
     anchored(field, &fragments, &patterns.join(","))
 }
 
@@ -66,18 +79,30 @@ pub fn node_name_regex(field: &'static str, patterns: &[String]) -> Result<Regex
     let mut fragments = Vec::with_capacity(patterns.len());
     for pattern in patterns {
         if pattern.is_empty() {
-            return Err(FilterError::invalid(field, pattern, "node name pattern must not be empty"));
+            return Err(FilterError::invalid(
+                field,
+                pattern,
+                "node name pattern must not be empty",
+            ));
         }
         let (cluster, node) = match pattern.split_once('/') {
             Some((_, rest)) if rest.contains('/') => {
-                return Err(FilterError::invalid(field, pattern, "too many '/' in node name pattern"));
+                return Err(FilterError::invalid(
+                    field,
+                    pattern,
+                    "too many '/' in node name pattern",
+                ));
             }
             Some((cluster, node)) => (cluster, node),
             None => ("*", pattern.as_str()),
         };
         let cluster = if cluster.is_empty() { "*" } else { cluster };
         let node = if node.is_empty() { "*" } else { node };
-        fragments.push(format!("{}/{}", fqdn_fragment(field, cluster)?, fqdn_fragment(field, node)?));
+        fragments.push(format!(
+            "{}/{}",
+            fqdn_fragment(field, cluster)?,
+            fqdn_fragment(field, node)?
+        ));
     }
     anchored(field, &fragments, &patterns.join(","))
 }

@@ -43,7 +43,9 @@ impl PortSet {
     fn ports(&self) -> Vec<u16> {
         match self {
             PortSet::List(list) => list.clone(),
-            PortSet::Bitmap(bits) => (0..=u16::MAX).filter(|p| bits[usize::from(p >> 6)] & (1 << (p & 63)) != 0).collect(),
+            PortSet::Bitmap(bits) => (0..=u16::MAX)
+                .filter(|p| bits[usize::from(p >> 6)] & (1 << (p & 63)) != 0)
+                .collect(),
         }
     }
 
@@ -112,7 +114,10 @@ pub enum Predicate {
 }
 
 pub fn enum_bits(values: &[i32]) -> u64 {
-    values.iter().filter(|v| (0..64).contains(*v)).fold(0, |acc, v| acc | 1 << v)
+    values
+        .iter()
+        .filter(|v| (0..64).contains(*v))
+        .fold(0, |acc, v| acc | 1 << v)
 }
 
 fn has_bit(bits: u64, value: i32) -> bool {
@@ -124,10 +129,12 @@ fn bool_bit(value: bool) -> u8 {
 }
 
 pub fn tcp_flag_bits(flags: &TcpFlags) -> u16 {
-    [flags.fin, flags.syn, flags.rst, flags.psh, flags.ack, flags.urg, flags.ece, flags.cwr, flags.ns]
-        .iter()
-        .enumerate()
-        .fold(0, |acc, (i, set)| if *set { acc | 1 << i } else { acc })
+    [
+        flags.fin, flags.syn, flags.rst, flags.psh, flags.ack, flags.urg, flags.ece, flags.cwr, flags.ns,
+    ]
+    .iter()
+    .enumerate()
+    .fold(0, |acc, (i, set)| if *set { acc | 1 << i } else { acc })
 }
 
 fn endpoint(flow: &Flow, side: Side) -> Option<&Endpoint> {
@@ -227,14 +234,18 @@ impl Predicate {
 
     /// Whether a non-flow event passes this field (only `event_type` can).
     pub fn matches_other(&self, event: &Event) -> bool {
-        let Predicate::EventType(entries) = self else { return false };
+        let Predicate::EventType(entries) = self else {
+            return false;
+        };
         let (kind, sub) = match event {
             Event::Lost { .. } => return true,
             Event::Agent { event, .. } => (130, event.r#type),
             Event::Debug { event, .. } => (2, event.r#type),
             Event::Flow(_) => return false,
         };
-        entries.iter().any(|e| (e.r#type == 0 || e.r#type == kind) && (!e.match_sub_type || e.sub_type == sub))
+        entries
+            .iter()
+            .any(|e| (e.r#type == 0 || e.r#type == kind) && (!e.match_sub_type || e.sub_type == sub))
     }
 
     #[inline]
@@ -242,7 +253,7 @@ impl Predicate {
         match self {
             Predicate::Port(side, set) => port(flow, *side).is_some_and(|p| set.contains(p)),
             Predicate::Verdict(bits) => has_bit(*bits, flow.verdict),
-            Predicate::Uuid(ids) => ids.iter().any(|id| *id == flow.uuid),
+            Predicate::Uuid(ids) => ids.contains(&flow.uuid),
             Predicate::Ip(field, set) => flow.ip.as_ref().is_some_and(|ip| {
                 set.matches(match field {
                     IpField::Source => &ip.source,
@@ -268,7 +279,11 @@ impl Predicate {
                 })
             }),
             Predicate::Fqdn(side, re) => {
-                let names = if *side == Side::Source { &flow.source_names } else { &flow.destination_names };
+                let names = if *side == Side::Source {
+                    &flow.source_names
+                } else {
+                    &flow.destination_names
+                };
                 names.iter().any(|n| re.is_match(n))
             }
             Predicate::Label(side, selectors) => {
@@ -277,14 +292,16 @@ impl Predicate {
             Predicate::NodeLabels(selectors) => selectors.iter().any(|s| s.matches(&flow.node_labels)),
             Predicate::Identity(side, ids) => endpoint(flow, *side).is_some_and(|ep| ids.contains(&ep.identity)),
             Predicate::ClusterName(side, names) => {
-                endpoint(flow, *side).is_some_and(|ep| names.iter().any(|n| *n == ep.cluster_name))
+                endpoint(flow, *side).is_some_and(|ep| names.contains(&ep.cluster_name))
             }
             Predicate::TrafficDirection(bits) => has_bit(*bits, flow.traffic_direction),
             Predicate::DropReasonDesc(reasons) => {
                 flow.verdict == Verdict::Dropped as i32 && reasons.contains(&flow.drop_reason_desc)
             }
             Predicate::Interface(wanted) => flow.interface.as_ref().is_some_and(|i| {
-                wanted.iter().any(|(index, name)| (*index == 0 || *index == i.index) && (name.is_empty() || *name == i.name))
+                wanted
+                    .iter()
+                    .any(|(index, name)| (*index == 0 || *index == i.index) && (name.is_empty() || *name == i.name))
             }),
             Predicate::EventType(entries) => flow.event_type.as_ref().is_some_and(|t| {
                 entries
@@ -303,12 +320,14 @@ impl Predicate {
             }),
             Predicate::HttpMethod(methods) => http(flow)
                 .is_some_and(|h| !h.method.is_empty() && methods.iter().any(|m| m.eq_ignore_ascii_case(&h.method))),
-            Predicate::HttpPath(set) => {
-                http(flow).and_then(|h| request_path(&h.url)).is_some_and(|path| set.is_match(&path))
-            }
+            Predicate::HttpPath(set) => http(flow)
+                .and_then(|h| request_path(&h.url))
+                .is_some_and(|path| set.is_match(&path)),
             Predicate::HttpUrl(set) => http(flow).is_some_and(|h| set.is_match(&h.url)),
             Predicate::HttpHeader(wanted) => http(flow).is_some_and(|h| {
-                h.headers.iter().any(|hd| wanted.iter().any(|(k, v)| *k == hd.key && *v == hd.value))
+                h.headers
+                    .iter()
+                    .any(|hd| wanted.iter().any(|(k, v)| *k == hd.key && *v == hd.value))
             }),
             Predicate::Protocol(bits) => protocol_bits(flow) & bits != 0,
             Predicate::Reply(bits) => match &flow.is_reply {
@@ -339,7 +358,7 @@ impl Predicate {
                 .trace_context
                 .as_ref()
                 .and_then(|t| t.parent.as_ref())
-                .is_some_and(|p| ids.iter().any(|id| *id == p.trace_id)),
+                .is_some_and(|p| ids.contains(&p.trace_id)),
             Predicate::IpTraceId(ids) => flow.ip_trace_id.as_ref().is_some_and(|t| ids.contains(&t.trace_id)),
         }
     }
