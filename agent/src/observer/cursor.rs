@@ -215,7 +215,9 @@ fn start(ring: &Ring, query: &Query, end: u64) -> u64 {
             Read::Event(event) => event,
             _ => return seq + 1,
         };
-        if !probe.wanted(&event) {
+        // Flows after `until` are not what the user asked for: do not count them
+        // (Hubble does, and then returns nothing when they fill `number`).
+        if !probe.wanted(&event) || query.until.is_some_and(|until| event.time() > until) {
             continue;
         }
         match query.since {
