@@ -250,6 +250,11 @@ impl Ring {
         }
     }
 
+    /// Readers currently parked in [`Ring::wait_for`] (live follow streams).
+    pub fn waiting_readers(&self) -> usize {
+        self.shared.parked_readers.load(SeqCst)
+    }
+
     /// Waits until an event with sequence `seq` may have been written.
     pub async fn wait_for(&self, seq: u64) {
         if self.head() > seq {

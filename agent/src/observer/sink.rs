@@ -26,6 +26,13 @@ impl RingSink {
     }
 }
 
+impl RingSink {
+    /// A reading handle on the ring this sink writes.
+    pub fn ring(&self) -> super::ring::Ring {
+        self.writer.ring()
+    }
+}
+
 impl EventSink for RingSink {
     fn publish(&mut self, event: Event) {
         if let Event::Flow(flow) = &event {

@@ -91,7 +91,19 @@ impl TestAgent {
 }
 
 pub async fn unix_channel(path: PathBuf) -> Channel {
-    Endpoint::from_static("http://localhost")
+    connect_unix(Endpoint::from_static("http://localhost"), path).await
+}
+
+/// A client whose HTTP/2 windows hold only a few flows (a slow consumer).
+pub async fn small_window_observer(agent: &TestAgent) -> ObserverClient<Channel> {
+    let endpoint = Endpoint::from_static("http://localhost")
+        .initial_stream_window_size(16 * 1024)
+        .initial_connection_window_size(16 * 1024);
+    ObserverClient::new(connect_unix(endpoint, agent.socket.clone()).await)
+}
+
+async fn connect_unix(endpoint: Endpoint, path: PathBuf) -> Channel {
+    endpoint
         .connect_with_connector(tower::service_fn(move |_| {
             let path = path.clone();
             async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
