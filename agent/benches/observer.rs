@@ -12,6 +12,7 @@ use criterion::{Criterion, Throughput, criterion_group};
 use sightline_agent::app::Agent;
 use sightline_agent::cli::Args;
 use sightline_agent::event::{Event, EventSink};
+use sightline_agent::observer::codec::CountingCodec;
 use sightline_agent::observer::filter::FilterSet;
 use sightline_agent::observer::ring;
 use sightline_agent::synthetic;
@@ -19,6 +20,8 @@ use sightline_proto::Timestamp;
 use sightline_proto::flow::FlowFilter;
 use sightline_proto::observer::GetFlowsRequest;
 use sightline_proto::observer::observer_client::ObserverClient;
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::transport::Channel;
 
 /// (name, ns per op or flows/s, Hubble's figure, target) rows for the summary.
 static SUMMARY: Mutex<Vec<(String, f64)>> = Mutex::new(Vec::new());
@@ -38,7 +41,9 @@ fn time_per_op(iterations: u64, f: impl Fn()) -> f64 {
 fn ring_write(c: &mut Criterion) {
     let (mut writer, _reader) = ring::ring(ring::DEFAULT_CAPACITY).unwrap();
     let event = Arc::new(Event::Flow(Box::new(synthetic::flow(1, "bench", Timestamp::now()))));
-    c.bench_function("ring write (shared Arc<Event>)", |b| b.iter(|| writer.write(black_box(event.clone()))));
+    c.bench_function("ring write (shared Arc<Event>)", |b| {
+        b.iter(|| writer.write(black_box(event.clone())))
+    });
     let mut ns = 0.0;
     for _ in 0..3 {
         let start = Instant::now();
@@ -52,11 +57,18 @@ fn ring_write(c: &mut Criterion) {
 }
 
 fn port_filter(port: u32) -> FlowFilter {
-    FlowFilter { destination_port: vec![port.to_string()], ..Default::default() }
+    FlowFilter {
+        destination_port: vec![port.to_string()],
+        ..Default::default()
+    }
 }
 
 fn proto_port_filter(port: u32) -> FlowFilter {
-    FlowFilter { protocol: vec!["tcp".into()], destination_port: vec![port.to_string()], ..Default::default() }
+    FlowFilter {
+        protocol: vec!["tcp".into()],
+        destination_port: vec![port.to_string()],
+        ..Default::default()
+    }
 }
 
 fn filters(c: &mut Criterion) {
@@ -67,30 +79,70 @@ fn filters(c: &mut Criterion) {
     let hundred_l4 = FilterSet::compile(&(1..=100).map(proto_port_filter).collect::<Vec<_>>(), &[]).unwrap();
     assert!(one.matches_flow(&flow) && !hundred_ports.matches_flow(&flow) && !hundred_l4.matches_flow(&flow));
     let mut group = c.benchmark_group("filter");
-    group.bench_function("one port filter", |b| b.iter(|| black_box(&one).matches_flow(black_box(&flow))));
-    group.bench_function("100 port filters", |b| b.iter(|| black_box(&hundred_ports).matches_flow(black_box(&flow))));
-    group.bench_function("100 tcp+port filters", |b| b.iter(|| black_box(&hundred_l4).matches_flow(black_box(&flow))));
+    group.bench_function("one port filter", |b| {
+        b.iter(|| black_box(&one).matches_flow(black_box(&flow)))
+    });
+    group.bench_function("100 port filters", |b| {
+        b.iter(|| black_box(&hundred_ports).matches_flow(black_box(&flow)))
+    });
+    group.bench_function("100 tcp+port filters", |b| {
+        b.iter(|| black_box(&hundred_l4).matches_flow(black_box(&flow)))
+    });
     group.finish();
     let n = 20_000_000;
-    record("one port filter, ns", time_per_op(n, || _ = black_box(black_box(&one).matches_flow(black_box(&flow)))));
-    record("100 port filters, ns", time_per_op(n / 10, || _ = black_box(hundred_ports.matches_flow(black_box(&flow)))));
-    record("100 tcp+port filters, ns", time_per_op(n / 10, || _ = black_box(hundred_l4.matches_flow(black_box(&flow)))));
+    record(
+        "one port filter, ns",
+        time_per_op(n, || _ = black_box(black_box(&one).matches_flow(black_box(&flow)))),
+    );
+    record(
+        "100 port filters, ns",
+        time_per_op(n / 10, || _ = black_box(hundred_ports.matches_flow(black_box(&flow)))),
+    );
+    record(
+        "100 tcp+port filters, ns",
+        time_per_op(n / 10, || _ = black_box(hundred_l4.matches_flow(black_box(&flow)))),
+    );
 }
 
 const RING: usize = (1 << 18) - 1;
 
 /// Streams the whole ring to `clients` concurrent clients; returns flows/s over all of them.
-async fn stream_ring(address: std::net::SocketAddr, clients: usize) -> f64 {
+/// `decode`: clients decode every response (as the hubble CLI does) or only count them.
+async fn stream_ring(address: std::net::SocketAddr, clients: usize, decode: bool) -> f64 {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
         tasks.push(tokio::spawn(async move {
-            let mut client = ObserverClient::connect(format!("http://{address}")).await.unwrap();
-            client = client.max_decoding_message_size(16 << 20);
-            let mut stream = client.get_flows(GetFlowsRequest::default()).await.unwrap().into_inner();
+            let channel = Channel::from_shared(format!("http://{address}"))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
             let mut n = 0u64;
-            while let Some(_flow) = stream.message().await.unwrap() {
-                n += 1;
+            if decode {
+                let client = ObserverClient::new(channel).max_decoding_message_size(16 << 20);
+                let mut stream = client
+                    .clone()
+                    .get_flows(GetFlowsRequest::default())
+                    .await
+                    .unwrap()
+                    .into_inner();
+                while stream.message().await.unwrap().is_some() {
+                    n += 1;
+                }
+            } else {
+                let mut grpc = tonic::client::Grpc::new(channel);
+                grpc.ready().await.unwrap();
+                let path = PathAndQuery::from_static("/observer.Observer/GetFlows");
+                let request = tonic::Request::new(GetFlowsRequest::default());
+                let mut stream = grpc
+                    .server_streaming(request, path, CountingCodec)
+                    .await
+                    .unwrap()
+                    .into_inner();
+                while stream.message().await.unwrap().is_some() {
+                    n += 1;
+                }
             }
             n
         }));
@@ -118,7 +170,9 @@ fn get_flows(c: &mut Criterion) {
         .collect();
         let mut agent = Agent::start(&Args::load_from(argv).unwrap()).await.unwrap();
         for i in 0..RING as u64 {
-            agent.sink.publish(Event::Flow(Box::new(synthetic::flow(i, "bench", Timestamp::now()))));
+            agent
+                .sink
+                .publish(Event::Flow(Box::new(synthetic::flow(i, "bench", Timestamp::now()))));
         }
         let address = agent.server.local_addr().unwrap();
         let (stop, shutdown) = tokio::sync::watch::channel(false);
@@ -126,19 +180,25 @@ fn get_flows(c: &mut Criterion) {
         (address, (stop, agent.sink))
     });
     let mut group = c.benchmark_group("GetFlows over loopback");
-    group.sample_size(10).measurement_time(Duration::from_secs(20)).throughput(Throughput::Elements(RING as u64));
-    for clients in [1usize, 10] {
-        group.bench_function(format!("{clients} client(s), whole ring"), |b| {
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .throughput(Throughput::Elements(RING as u64));
+    for (clients, decode) in [(1usize, false), (10, false), (1, true)] {
+        let label = if decode { "decoding" } else { "counting" };
+        group.bench_function(format!("{clients} {label} client(s), whole ring"), |b| {
             b.iter_custom(|iterations| {
                 let start = Instant::now();
                 for _ in 0..iterations {
-                    runtime.block_on(stream_ring(address, clients));
+                    runtime.block_on(stream_ring(address, clients, decode));
                 }
                 start.elapsed() / clients as u32
             })
         });
-        let best = (0..3).map(|_| runtime.block_on(stream_ring(address, clients))).fold(0.0, f64::max);
-        record(&format!("GetFlows to {clients} client(s), flows/s"), best);
+        let best = (0..3)
+            .map(|_| runtime.block_on(stream_ring(address, clients, decode)))
+            .fold(0.0, f64::max);
+        record(&format!("GetFlows to {clients} {label} client(s), flows/s"), best);
     }
     group.finish();
 }
@@ -149,13 +209,22 @@ fn summary() {
         ("one port filter, ns", "11", "<= 5"),
         ("100 port filters, ns", "~900", "<= 300"),
         ("100 tcp+port filters, ns", "~900", "<= 300"),
-        ("GetFlows to 1 client(s), flows/s", "-", ">= 2M"),
-        ("GetFlows to 10 client(s), flows/s", "-", "-"),
+        ("GetFlows to 1 counting client(s), flows/s", "-", ">= 2M"),
+        ("GetFlows to 10 counting client(s), flows/s", "-", "-"),
+        ("GetFlows to 1 decoding client(s), flows/s", "-", "-"),
     ];
     println!("\n| measurement | sightline | Hubble (this machine) | target |\n|---|---|---|---|");
     for (name, value) in SUMMARY.lock().unwrap().iter() {
-        let (_, hubble, target) = hubble.iter().find(|(n, _, _)| n == name).copied().unwrap_or(("", "-", "-"));
-        let shown = if *value >= 1000.0 { format!("{:.2} M", value / 1e6) } else { format!("{value:.1}") };
+        let (_, hubble, target) = hubble
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .copied()
+            .unwrap_or(("", "-", "-"));
+        let shown = if *value >= 1000.0 {
+            format!("{:.2} M", value / 1e6)
+        } else {
+            format!("{value:.1}")
+        };
         println!("| {name} | {shown} | {hubble} | {target} |");
     }
 }

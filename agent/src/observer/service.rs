@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::Stream;
 use sightline_proto::Timestamp;
-use sightline_proto::flow::{Flow, LostEvent, LostEventSource};
+use sightline_proto::flow::{LostEvent, LostEventSource};
 use sightline_proto::observer::observer_server::Observer;
 use sightline_proto::observer::{
     GetAgentEventsRequest, GetAgentEventsResponse, GetDebugEventsRequest, GetDebugEventsResponse, GetFlowsRequest,
@@ -23,6 +23,7 @@ use sightline_proto::observer::{
 use sightline_proto::relay::NodeState;
 use tonic::{Request, Response, Status};
 
+use super::codec::FlowsItem;
 use super::cursor::{Cursor, Item, Kind, Query};
 use super::fieldmask::FlowMask;
 use super::filter::FilterSet;
@@ -146,7 +147,7 @@ fn query(kind: Kind, c: Common, filters: FilterSet) -> Result<Query, Status> {
     })
 }
 
-type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+pub type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 fn stream<T: Send + 'static>(cursor: Cursor, convert: impl FnMut(Item) -> Option<T> + Send + 'static) -> BoxStream<T> {
     Box::pin(futures_util::stream::unfold(
@@ -163,24 +164,8 @@ fn stream<T: Send + 'static>(cursor: Cursor, convert: impl FnMut(Item) -> Option
 }
 
 impl ObserverService {
-    fn ring_lost(&self, count: u64, first: Timestamp, last: Timestamp) -> LostEvent {
-        LostEvent {
-            source: LostEventSource::HubbleRingBuffer as i32,
-            num_events_lost: count,
-            cpu: None,
-            first: Some(first),
-            last: Some(last),
-        }
-    }
-}
-
-#[tonic::async_trait]
-impl Observer for ObserverService {
-    type GetFlowsStream = BoxStream<GetFlowsResponse>;
-    type GetAgentEventsStream = BoxStream<GetAgentEventsResponse>;
-    type GetDebugEventsStream = BoxStream<GetDebugEventsResponse>;
-
-    async fn get_flows(&self, request: Request<GetFlowsRequest>) -> Result<Response<Self::GetFlowsStream>, Status> {
+    /// GetFlows as [`FlowsItem`]s: unmasked flows are sent straight from the ring.
+    pub fn flows(&self, request: Request<GetFlowsRequest>) -> Result<Response<BoxStream<FlowsItem>>, Status> {
         let r = request.into_inner();
         let filters = FilterSet::compile(&r.whitelist, &r.blacklist)
             .map_err(|e| Status::invalid_argument(format!("invalid filter {}={:?}: {}", e.field, e.value, e.reason)))?;
@@ -199,33 +184,53 @@ impl Observer for ObserverService {
         let convert = move |item| {
             Some(match item {
                 Item::Event(event) => match &*event {
-                    Event::Flow(flow) => {
-                        let masked: Flow = if mask.is_empty() {
-                            (**flow).clone()
-                        } else {
-                            mask.apply(flow)
-                        };
-                        GetFlowsResponse {
-                            node_name: flow.node_name.clone(),
-                            time: flow.time,
-                            response_types: Some(ResponseTypes::Flow(masked)),
-                        }
-                    }
-                    Event::Lost { time, event } => GetFlowsResponse {
+                    Event::Flow(_) if mask.is_empty() => FlowsItem::Shared(event),
+                    Event::Flow(flow) => FlowsItem::Owned(Box::new(GetFlowsResponse {
+                        node_name: flow.node_name.clone(),
+                        time: flow.time,
+                        response_types: Some(ResponseTypes::Flow(mask.apply(flow))),
+                    })),
+                    Event::Lost { time, event } => FlowsItem::Owned(Box::new(GetFlowsResponse {
                         node_name: this.absolute_name.to_string(),
                         time: Some(*time),
                         response_types: Some(ResponseTypes::LostEvents(*event)),
-                    },
+                    })),
                     _ => return None,
                 },
-                Item::RingLost { count, first, last } => GetFlowsResponse {
+                Item::RingLost { count, first, last } => FlowsItem::Owned(Box::new(GetFlowsResponse {
                     node_name: this.absolute_name.to_string(),
                     time: Some(Timestamp::now()),
                     response_types: Some(ResponseTypes::LostEvents(this.ring_lost(count, first, last))),
-                },
+                })),
             })
         };
         Ok(with_version(stream(cursor, convert)))
+    }
+
+    fn ring_lost(&self, count: u64, first: Timestamp, last: Timestamp) -> LostEvent {
+        LostEvent {
+            source: LostEventSource::HubbleRingBuffer as i32,
+            num_events_lost: count,
+            cpu: None,
+            first: Some(first),
+            last: Some(last),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Observer for ObserverService {
+    type GetFlowsStream = BoxStream<GetFlowsResponse>;
+    type GetAgentEventsStream = BoxStream<GetAgentEventsResponse>;
+    type GetDebugEventsStream = BoxStream<GetDebugEventsResponse>;
+
+    async fn get_flows(&self, request: Request<GetFlowsRequest>) -> Result<Response<Self::GetFlowsStream>, Status> {
+        let response = self.flows(request)?;
+        let (metadata, stream, extensions) = response.into_parts();
+        let stream: Self::GetFlowsStream = Box::pin(futures_util::StreamExt::map(stream, |item| {
+            item.map(FlowsItem::into_response)
+        }));
+        Ok(Response::from_parts(metadata, stream, extensions))
     }
 
     async fn get_agent_events(

@@ -10,7 +10,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use sightline_proto::observer::observer_server::ObserverServer;
 use sightline_proto::peer::peer_server::PeerServer;
 use sightline_proto::reflection::{self, OBSERVER_SERVICE, PEER_SERVICE};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -22,6 +21,7 @@ use tonic::transport::Server;
 use tonic::transport::server::{Connected, Router};
 use tonic_health::ServingStatus;
 
+use crate::observer::router::ObserverRouter;
 use crate::observer::service::ObserverService;
 use crate::peer::PeerService;
 pub use tls::{TlsError, TlsFiles};
@@ -158,7 +158,7 @@ async fn router(services: &Services) -> Result<Router, ServerError> {
         .await;
     Ok(Server::builder()
         .add_service(health)
-        .add_service(ObserverServer::new(services.observer.clone()))
+        .add_service(ObserverRouter::new(services.observer.clone()))
         .add_service(PeerServer::new(services.peer.clone()))
         .add_service(reflection::v1(&[OBSERVER_SERVICE, PEER_SERVICE])?)
         .add_service(reflection::v1alpha(&[OBSERVER_SERVICE, PEER_SERVICE])?))
