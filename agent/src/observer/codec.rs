@@ -1,24 +1,25 @@
-//! GetFlows without copying flows: responses are encoded straight from the shared
-//! `Arc<Event>` in the ring, instead of deep-cloning each Flow into a
-//! `GetFlowsResponse` per client first. The bytes on the wire are a regular
-//! `GetFlowsResponse`.
+//! GetFlows without copying flows: an unmasked flow's response bytes are encoded
+//! once per ring entry (see [`Entry::flow_response`]) and copied to every client,
+//! instead of deep-cloning each Flow into a `GetFlowsResponse` per client. The
+//! bytes on the wire are a regular `GetFlowsResponse`.
 
 use std::sync::Arc;
 
 use prost::Message;
-use prost::encoding::{message, string};
+use prost::bytes::BufMut;
 use sightline_proto::observer::{GetFlowsRequest, GetFlowsResponse};
 use tonic::Status;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic_prost::ProstDecoder;
 
+use super::entry::Entry;
 use crate::event::Event;
 
 /// One GetFlows response, either borrowed from the ring or built for this client.
 #[derive(Debug, Clone)]
 pub enum FlowsItem {
     /// A flow sent whole: response `flow` = the flow, `time`/`node_name` from it.
-    Shared(Arc<Event>),
+    Shared(Arc<Entry>),
     Owned(Box<GetFlowsResponse>),
 }
 
@@ -27,7 +28,7 @@ impl FlowsItem {
     pub fn into_response(self) -> GetFlowsResponse {
         match self {
             FlowsItem::Owned(response) => *response,
-            FlowsItem::Shared(event) => match &*event {
+            FlowsItem::Shared(event) => match event.event() {
                 Event::Flow(flow) => GetFlowsResponse {
                     node_name: flow.node_name.clone(),
                     time: flow.time,
@@ -55,16 +56,9 @@ impl Encoder for FlowsEncoder {
         let too_small = |e: prost::EncodeError| Status::internal(format!("encoding GetFlowsResponse: {e}"));
         match item {
             FlowsItem::Owned(response) => response.encode(buf).map_err(too_small),
-            FlowsItem::Shared(event) => {
-                if let Event::Flow(flow) = &*event {
-                    // Field numbers of GetFlowsResponse: flow = 1, node_name = 1000, time = 1001.
-                    message::encode(1, flow.as_ref(), buf);
-                    if !flow.node_name.is_empty() {
-                        string::encode(1000, &flow.node_name, buf);
-                    }
-                    if let Some(time) = &flow.time {
-                        message::encode(1001, time, buf);
-                    }
+            FlowsItem::Shared(entry) => {
+                if let Some(bytes) = entry.flow_response() {
+                    buf.put_slice(bytes);
                 }
                 Ok(())
             }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use sightline_proto::Timestamp;
 
+use super::entry::Entry;
 use super::filter::FilterSet;
 use super::ring::{Read, Ring};
 use crate::event::Event;
@@ -47,7 +48,7 @@ pub struct Query {
 #[derive(Debug, Clone)]
 pub enum Item {
     /// A matching event, or a loss reported by the pipeline (flows only).
-    Event(Arc<Event>),
+    Event(Arc<Entry>),
     /// This reader was overtaken by the writer and missed `count` events.
     RingLost {
         count: u64,
@@ -162,7 +163,7 @@ impl Cursor {
                 Read::Event(event) => event,
             };
             self.next += 1;
-            if let Event::Lost { .. } = *event {
+            if let Event::Lost { .. } = event.event() {
                 if self.query.kind == Kind::Flows {
                     return Some(Item::Event(event));
                 }

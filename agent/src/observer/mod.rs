@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod cursor;
+pub mod entry;
 pub mod fieldmask;
 pub mod filter;
 pub mod namespaces;

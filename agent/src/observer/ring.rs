@@ -1,6 +1,6 @@
 //! The observer ring: the last `capacity` events, one writer, many lock-free readers.
 //!
-//! Each slot is a small seqlock around an `Arc<Event>` pointer. The writer marks the
+//! Each slot is a small seqlock around an `Arc<Entry>` pointer. The writer marks the
 //! slot busy, swaps the pointer, stamps the slot with the event's sequence number and
 //! only then advances `head`, so an event is readable the moment `write` returns
 //! (Hubble hides the newest event until the next write; we do not).
@@ -14,11 +14,12 @@
 
 use std::ptr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 
 use tokio::sync::Notify;
 
-use crate::event::Event;
+pub use super::entry::Entry;
 
 /// Marks a slot whose pointer is being replaced.
 const BUSY: u64 = u64::MAX;
@@ -35,7 +36,7 @@ pub enum RingError {
 
 struct Slot {
     seq: AtomicU64,
-    event: AtomicPtr<Event>,
+    event: AtomicPtr<Entry>,
     readers: AtomicU32,
 }
 
@@ -101,22 +102,24 @@ pub struct RingWriter {
     shared: Arc<Shared>,
     next: u64,
     /// Replaced events some reader may still be taking a reference to.
-    limbo: Vec<(usize, *const Event)>,
+    limbo: Vec<(usize, *const Entry)>,
 }
 
-// SAFETY: the raw pointers in `limbo` are owned `Arc<Event>` counts; `Event` is Send + Sync.
+// SAFETY: the raw pointers in `limbo` are owned `Arc<Entry>` counts; `Entry` is Send + Sync.
 unsafe impl Send for RingWriter {}
 
 impl RingWriter {
     /// Appends an event, overwriting the oldest one once the ring is full.
     #[inline]
-    pub fn write(&mut self, event: Arc<Event>) {
+    pub fn write(&mut self, event: Arc<Entry>) {
         let seq = self.next;
         let index = (seq & self.shared.mask) as usize;
         let slot = &self.shared.slots[index];
-        slot.seq.store(BUSY, SeqCst);
+        // The swap is a SeqCst read-modify-write: it publishes BUSY before the new
+        // pointer, and the Release stamp publishes the pointer before the new sequence.
+        slot.seq.store(BUSY, Relaxed);
         let old = slot.event.swap(Arc::into_raw(event).cast_mut(), SeqCst);
-        slot.seq.store(seq, SeqCst);
+        slot.seq.store(seq, Release);
         if !old.is_null() {
             if slot.readers.load(SeqCst) == 0 {
                 // SAFETY: `old` owned one count and no reader can still be loading it.
@@ -170,7 +173,7 @@ impl Drop for RingWriter {
 /// What a reader finds at a sequence number.
 #[derive(Debug, Clone)]
 pub enum Read {
-    Event(Arc<Event>),
+    Event(Arc<Entry>),
     /// The event was overwritten; the oldest readable one is `oldest`.
     Overwritten {
         oldest: u64,
@@ -294,11 +297,13 @@ mod tests {
     use sightline_proto::Timestamp;
     use sightline_proto::flow::DebugEvent;
 
-    fn debug(n: i64) -> Arc<Event> {
-        Arc::new(Event::Debug {
+    use crate::event::Event;
+
+    fn debug(n: i64) -> Arc<Entry> {
+        Arc::new(Entry::new(Event::Debug {
             time: Timestamp { seconds: n, nanos: 0 },
             event: DebugEvent::default(),
-        })
+        }))
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl ObserverService {
             if age > window {
                 break;
             }
-            if matches!(*event, Event::Flow(_)) {
+            if matches!(event.event(), Event::Flow(_)) {
                 flows += 1;
             }
             if seq == oldest {
@@ -183,7 +183,7 @@ impl ObserverService {
         let this = self.clone();
         let convert = move |item| {
             Some(match item {
-                Item::Event(event) => match &*event {
+                Item::Event(event) => match event.event() {
                     Event::Flow(_) if mask.is_empty() => FlowsItem::Shared(event),
                     Event::Flow(flow) => FlowsItem::Owned(Box::new(GetFlowsResponse {
                         node_name: flow.node_name.clone(),
@@ -252,7 +252,7 @@ impl Observer for ObserverService {
         );
         let node_name = self.absolute_name.clone();
         Ok(with_version(stream(cursor, move |item| match item {
-            Item::Event(event) => match &*event {
+            Item::Event(event) => match event.event() {
                 Event::Agent { time, event } => Some(GetAgentEventsResponse {
                     agent_event: Some(event.clone()),
                     node_name: node_name.to_string(),
@@ -284,7 +284,7 @@ impl Observer for ObserverService {
         );
         let node_name = self.absolute_name.clone();
         Ok(with_version(stream(cursor, move |item| match item {
-            Item::Event(event) => match &*event {
+            Item::Event(event) => match event.event() {
                 Event::Debug { time, event } => Some(GetDebugEventsResponse {
                     debug_event: Some(event.clone()),
                     node_name: node_name.to_string(),

@@ -39,6 +39,6 @@ impl EventSink for RingSink {
             self.stats.namespaces.observe(flow);
             self.stats.seen_flows.fetch_add(1, Ordering::Relaxed);
         }
-        self.writer.write(Arc::new(event));
+        self.writer.write(Arc::new(super::entry::Entry::new(event)));
     }
 }

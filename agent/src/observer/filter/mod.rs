@@ -2,8 +2,8 @@
 //! `docs/observer.md`): whitelist = OR of filters (empty = all), blacklist = OR
 //! (empty = none), AND across the populated fields of one filter, OR within a field.
 //!
-//! A request's filters are compiled once into predicate lists; single-field
-//! whitelist filters of the same kind are merged so N port filters cost one lookup.
+//! A request's filters are compiled once into predicate lists; filters that differ
+//! in one value-list field are merged, so N port filters cost one lookup.
 
 mod ip;
 mod labels;
@@ -97,28 +97,34 @@ impl FilterSet {
     }
 }
 
-/// OR of single-predicate filters of one mergeable kind = one predicate with the union.
+/// Folds OR-ed filters that differ in one mergeable field into one filter:
+/// `(A and port 80) or (A and port 443)` = `A and port in {80, 443}`, so N filters of
+/// one shape cost one evaluation. Filters are compared by their compiled form.
 fn merge_single_field(filters: Vec<CompiledFilter>) -> Vec<CompiledFilter> {
-    let mut out: Vec<CompiledFilter> = Vec::with_capacity(filters.len());
-    'next: for mut filter in filters {
-        if filter.predicates.len() == 1 {
-            let Some(mut candidate) = filter.predicates.pop() else {
-                continue;
-            };
-            for existing in out.iter_mut().filter(|f| f.predicates.len() == 1) {
-                match existing.predicates[0].merge(candidate) {
-                    Ok(()) => continue 'next,
-                    Err(back) => candidate = back,
-                }
-            }
-            filter.predicates.push(candidate);
-        } else if filter.predicates.is_empty() {
+    let mut out: Vec<(CompiledFilter, Vec<String>)> = Vec::with_capacity(filters.len());
+    'next: for filter in filters {
+        if filter.predicates.is_empty() {
             // `{}` matches everything: the OR is decided.
             return vec![filter];
         }
-        out.push(filter);
+        let keys: Vec<String> = filter.predicates.iter().map(|p| format!("{p:?}")).collect();
+        for (existing, existing_keys) in out.iter_mut() {
+            if existing_keys.len() != keys.len() {
+                continue;
+            }
+            let differing: Vec<usize> = (0..keys.len()).filter(|&i| existing_keys[i] != keys[i]).collect();
+            match differing.as_slice() {
+                [] => continue 'next,
+                [i] if existing.predicates[*i].merge(filter.predicates[*i].clone()).is_ok() => {
+                    existing_keys[*i] = format!("{:?}", existing.predicates[*i]);
+                    continue 'next;
+                }
+                _ => {}
+            }
+        }
+        out.push((filter, keys));
     }
-    out
+    out.into_iter().map(|(filter, _)| filter).collect()
 }
 
 fn regex_set(field: &'static str, patterns: &[String]) -> Result<RegexSet, FilterError> {
