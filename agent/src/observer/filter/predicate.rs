@@ -144,7 +144,7 @@ fn endpoint(flow: &Flow, side: Side) -> Option<&Endpoint> {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn port(flow: &Flow, side: Side) -> Option<u16> {
     let (src, dst) = match flow.l4.as_ref()?.protocol.as_ref()? {
         layer4::Protocol::Tcp(l4) => (l4.source_port, l4.destination_port),
@@ -248,11 +248,24 @@ impl Predicate {
             .any(|e| (e.r#type == 0 || e.r#type == kind) && (!e.match_sub_type || e.sub_type == sub))
     }
 
+    /// The common L3/L4 fields inline; the rest out of line, to keep this small.
     #[inline]
     pub fn matches(&self, flow: &Flow) -> bool {
         match self {
             Predicate::Port(side, set) => port(flow, *side).is_some_and(|p| set.contains(p)),
             Predicate::Verdict(bits) => has_bit(*bits, flow.verdict),
+            Predicate::Protocol(bits) => protocol_bits(flow) & bits != 0,
+            Predicate::Identity(side, ids) => endpoint(flow, *side).is_some_and(|ep| ids.contains(&ep.identity)),
+            _ => self.matches_other_field(flow),
+        }
+    }
+
+    #[inline(never)]
+    fn matches_other_field(&self, flow: &Flow) -> bool {
+        match self {
+            Predicate::Port(..) | Predicate::Verdict(_) | Predicate::Protocol(_) | Predicate::Identity(..) => {
+                self.matches(flow)
+            }
             Predicate::Uuid(ids) => ids.contains(&flow.uuid),
             Predicate::Ip(field, set) => flow.ip.as_ref().is_some_and(|ip| {
                 set.matches(match field {
@@ -290,7 +303,6 @@ impl Predicate {
                 endpoint(flow, *side).is_some_and(|ep| selectors.iter().any(|s| s.matches(&ep.labels)))
             }
             Predicate::NodeLabels(selectors) => selectors.iter().any(|s| s.matches(&flow.node_labels)),
-            Predicate::Identity(side, ids) => endpoint(flow, *side).is_some_and(|ep| ids.contains(&ep.identity)),
             Predicate::ClusterName(side, names) => {
                 endpoint(flow, *side).is_some_and(|ep| names.contains(&ep.cluster_name))
             }
@@ -329,7 +341,6 @@ impl Predicate {
                     .iter()
                     .any(|hd| wanted.iter().any(|(k, v)| *k == hd.key && *v == hd.value))
             }),
-            Predicate::Protocol(bits) => protocol_bits(flow) & bits != 0,
             Predicate::Reply(bits) => match &flow.is_reply {
                 None if flow.verdict != Verdict::Dropped as i32 => false,
                 reply => bits & bool_bit(reply.as_ref().is_some_and(|r| r.value)) != 0,
@@ -364,6 +375,7 @@ impl Predicate {
     }
 }
 
+#[inline]
 fn protocol_bits(flow: &Flow) -> u16 {
     use protocol::*;
     let l4 = match flow.l4.as_ref().and_then(|l4| l4.protocol.as_ref()) {
