@@ -64,6 +64,8 @@ impl CompiledFilter {
 pub struct FilterSet {
     whitelist: Vec<CompiledFilter>,
     blacklist: Vec<CompiledFilter>,
+    /// The whole set when it is one predicate (after merging): no list walking.
+    single: Option<Predicate>,
 }
 
 impl FilterSet {
@@ -73,9 +75,16 @@ impl FilterSet {
                 .map(compile)
                 .collect::<Result<Vec<CompiledFilter>, FilterError>>()
         };
+        let whitelist = merge_single_field(compile_all(whitelist)?);
+        let blacklist = merge_single_field(compile_all(blacklist)?);
+        let single = match (whitelist.as_slice(), blacklist.is_empty()) {
+            ([only], true) if only.predicates.len() == 1 => only.predicates.first().cloned(),
+            _ => None,
+        };
         Ok(Self {
-            whitelist: merge_single_field(compile_all(whitelist)?),
-            blacklist: merge_single_field(compile_all(blacklist)?),
+            whitelist,
+            blacklist,
+            single,
         })
     }
 
@@ -92,6 +101,9 @@ impl FilterSet {
 
     #[inline]
     pub fn matches_flow(&self, flow: &Flow) -> bool {
+        if let Some(predicate) = &self.single {
+            return predicate.matches(flow);
+        }
         (self.whitelist.is_empty() || self.whitelist.iter().any(|f| f.matches_flow(flow)))
             && !self.blacklist.iter().any(|f| f.matches_flow(flow))
     }
@@ -346,6 +358,8 @@ pub fn compile(f: &FlowFilter) -> Result<CompiledFilter, FilterError> {
     if !f.ip_trace_id.is_empty() {
         p.push(P::IpTraceId(f.ip_trace_id.clone()));
     }
+    // AND is commutative: evaluate cheap fields first.
+    p.sort_by_key(Predicate::cost);
     Ok(CompiledFilter { predicates: p })
 }
 

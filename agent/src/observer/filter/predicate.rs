@@ -232,6 +232,42 @@ impl Predicate {
         }
     }
 
+    /// Relative evaluation cost: cheap checks run first, so a failing one skips the rest.
+    pub fn cost(&self) -> u8 {
+        match self {
+            Predicate::Port(..)
+            | Predicate::Verdict(_)
+            | Predicate::Protocol(_)
+            | Predicate::Identity(..)
+            | Predicate::TrafficDirection(_)
+            | Predicate::IpVersion(_)
+            | Predicate::Reply(_)
+            | Predicate::Encrypted(_)
+            | Predicate::DropReasonDesc(_)
+            | Predicate::EventType(_)
+            | Predicate::Interface(_)
+            | Predicate::IpTraceId(_)
+            | Predicate::TcpFlags(_) => 0,
+            Predicate::Uuid(_)
+            | Predicate::Ip(..)
+            | Predicate::Pod(..)
+            | Predicate::Service(..)
+            | Predicate::Workload(..)
+            | Predicate::ClusterName(..)
+            | Predicate::TraceId(_)
+            | Predicate::HttpStatus(_)
+            | Predicate::HttpMethod(_)
+            | Predicate::HttpHeader(_) => 1,
+            Predicate::Fqdn(..)
+            | Predicate::Label(..)
+            | Predicate::NodeLabels(_)
+            | Predicate::HttpPath(_)
+            | Predicate::HttpUrl(_)
+            | Predicate::DnsQuery(_)
+            | Predicate::NodeName(_) => 2,
+        }
+    }
+
     /// Whether a non-flow event passes this field (only `event_type` can).
     pub fn matches_other(&self, event: &Event) -> bool {
         let Predicate::EventType(entries) = self else {
