@@ -6,5 +6,11 @@
 //! Hubble API (`observer.Observer`, `peer.Peer`) on TCP `:4244` and a unix socket,
 //! with Prometheus metrics on `:9965`. See `docs/architecture.md` for the stages.
 
+pub mod app;
+pub mod cli;
 pub mod datapath;
 pub mod event;
+pub mod observer;
+pub mod peer;
+pub mod server;
+pub mod synthetic;

@@ -66,6 +66,7 @@ pub struct Decoder {
     connections: Connections,
     dns_latency: DnsLatency,
     drop_reasons: DropReasonNames,
+    ignored_drop_reasons: Vec<u32>,
     summary: String,
 }
 
@@ -79,6 +80,7 @@ impl Decoder {
             connections: Connections::new(1 << 16),
             dns_latency: DnsLatency::new(1 << 14),
             drop_reasons,
+            ignored_drop_reasons: Vec::new(),
             summary: String::with_capacity(64),
         }
     }
@@ -88,6 +90,29 @@ impl Decoder {
             Some(info) => self.interfaces.insert(ifindex, info),
             None => self.interfaces.remove(&ifindex),
         };
+    }
+
+    /// Stops reporting drops with these kernel reasons; returns the names this kernel does not know.
+    pub fn ignore_drop_reasons<'a>(&mut self, names: &'a [String]) -> Vec<&'a str> {
+        let mut unknown = Vec::new();
+        for name in names {
+            let name = name.trim().trim_start_matches("SKB_DROP_REASON_");
+            match self.drop_reasons.value(name) {
+                Some(value) => self.ignored_drop_reasons.push(value),
+                None => unknown.push(name),
+            }
+        }
+        unknown
+    }
+
+    /// Whether `record` is a drop this decoder was told to ignore.
+    pub fn ignores(&self, record: &[u8]) -> bool {
+        if self.ignored_drop_reasons.is_empty() || record.len() < size_of::<FlowEvent>() {
+            return false;
+        }
+        // SAFETY: the length is checked above and FlowEvent is plain old data.
+        let event: FlowEvent = unsafe { std::ptr::read_unaligned(record.as_ptr().cast()) };
+        event.kind == kind::DROP && self.ignored_drop_reasons.contains(&event.reason)
     }
 
     pub fn resample_clock(&mut self) {

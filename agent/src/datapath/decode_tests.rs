@@ -116,6 +116,22 @@ fn drops_map_kernel_reasons_or_name_them() {
 }
 
 #[test]
+fn ignored_drop_reasons_are_skipped_and_unknown_names_reported() {
+    let mut decoder = decoder();
+    let unknown = decoder.ignore_drop_reasons(&["SKB_DROP_REASON_QDISC_DROP".to_owned(), "NO_SUCH_REASON".to_owned()]);
+    assert_eq!(unknown, ["NO_SUCH_REASON"]);
+    let mut event = tcp_event(tcp_flags::SYN, true);
+    event.kind = kind::DROP;
+    event.reason = 78;
+    assert!(decoder.ignores(&bytes(&event)), "QDISC_DROP is ignored");
+    event.reason = 77;
+    assert!(!decoder.ignores(&bytes(&event)), "NETFILTER_DROP is still reported");
+    event.kind = kind::TRACE;
+    event.reason = 78;
+    assert!(!decoder.ignores(&bytes(&event)), "only drops are ever ignored");
+}
+
+#[test]
 fn malformed_records_are_errors() {
     let mut decoder = decoder();
     assert_eq!(decoder.decode(&[0; 10]).unwrap_err(), DecodeError::ShortRecord(10));

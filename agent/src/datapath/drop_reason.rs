@@ -20,6 +20,11 @@ impl DropReasonNames {
     pub fn name(&self, value: u32) -> Option<&str> {
         self.names.get(&value).map(String::as_str)
     }
+
+    /// The kernel's value for `name` (without the prefix), if this kernel has it.
+    pub fn value(&self, name: &str) -> Option<u32> {
+        self.names.iter().find(|(_, n)| n.as_str() == name).map(|(value, _)| *value)
+    }
 }
 
 /// Hubble's equivalent of a kernel drop reason, where one exists.

@@ -41,6 +41,9 @@ impl Reader {
         let mut count = 0;
         while let Some(record) = self.ring.next() {
             count += 1;
+            if decoder.ignores(&record) {
+                continue;
+            }
             match decoder.decode(&record) {
                 Ok(event) => sink.publish(event),
                 Err(error) => {

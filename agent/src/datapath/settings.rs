@@ -70,6 +70,15 @@ pub struct DatapathArgs {
     /// Which kernel packet drops become DROPPED flows.
     #[arg(long, env = "SIGHTLINE_DROP_EVENTS", value_enum, default_value = "observed")]
     pub drop_events: DropEvents,
+    /// Kernel drop reasons not reported: frees that are routine rather than network drops
+    /// (`NOT_SPECIFIED` is mostly multicast nobody listens to, `QUEUE_PURGE` a closing socket).
+    #[arg(
+        long,
+        env = "SIGHTLINE_DROP_EVENTS_IGNORE",
+        value_delimiter = ',',
+        default_value = "NOT_SPECIFIED,QUEUE_PURGE"
+    )]
+    pub drop_events_ignore: Vec<String>,
     /// At most one drop report per flow per this interval; the rest are counted.
     #[arg(long, env = "SIGHTLINE_DROP_EVENTS_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub drop_events_interval: Duration,
@@ -93,6 +102,7 @@ impl Default for DatapathArgs {
             monitor_aggregation: AggregationLevel::Medium,
             monitor_aggregation_interval: Duration::from_secs(5),
             drop_events: DropEvents::Observed,
+            drop_events_ignore: vec!["NOT_SPECIFIED".into(), "QUEUE_PURGE".into()],
             drop_events_interval: Duration::from_secs(1),
             ring_buffer_bytes: 8 << 20,
             ring_wakeup_every: 64,

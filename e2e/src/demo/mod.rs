@@ -9,6 +9,7 @@ mod traffic;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sightline_proto::flow::FlowFilter;
 use sightline_proto::observer::GetFlowsRequest;
 use sightline_proto::observer::observer_client::ObserverClient;
 use tonic::transport::Channel;
@@ -80,6 +81,7 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
         tokio::time::sleep(options.duration).await;
         let request = GetFlowsRequest {
             number: 200,
+            blacklist: quiet(),
             ..Default::default()
         };
         let mut stream = client.get_flows(request).await?.into_inner();
@@ -92,6 +94,7 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
     } else {
         let request = GetFlowsRequest {
             follow: true,
+            blacklist: quiet(),
             ..Default::default()
         };
         let mut stream = client.get_flows(request).await?.into_inner();
@@ -111,6 +114,12 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
     drop(cluster);
     let _ = std::fs::remove_dir_all(&workdir);
     result
+}
+
+/// IPv6 neighbour discovery and MLD chatter of freshly created interfaces is real but
+/// drowns the demo's traffic; leave it out the way a user would with `--not --protocol icmpv6`.
+fn quiet() -> Vec<FlowFilter> {
+    vec![FlowFilter { protocol: vec!["icmpv6".into()], ..Default::default() }]
 }
 
 fn tempdir() -> Result<PathBuf, DemoError> {

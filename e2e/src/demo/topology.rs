@@ -36,11 +36,18 @@ pub struct DemoNode {
     pub node: Node,
 }
 
-/// The host-side bridge; deleted on drop (its veths go with the node namespaces).
-struct Bridge;
+/// The host-side bridge and the host ends of the node uplinks, deleted on drop.
+/// The uplinks are deleted explicitly: a namespace's veths otherwise linger for a
+/// moment after `ip netns del` while the kernel cleans up asynchronously.
+struct Bridge {
+    uplinks: Vec<String>,
+}
 
 impl Drop for Bridge {
     fn drop(&mut self) {
+        for uplink in &self.uplinks {
+            let _ = run("ip", &["link", "del", uplink]);
+        }
         let _ = run("ip", &["link", "del", BRIDGE]);
     }
 }
@@ -62,7 +69,7 @@ impl DemoCluster {
         // A stale bridge from a demo that was killed hard would make `add` fail.
         let _ = run("ip", &["link", "del", BRIDGE]);
         run("ip", &["link", "add", BRIDGE, "type", "bridge"])?;
-        let bridge = Bridge;
+        let mut bridge = Bridge { uplinks: Vec::new() };
         run("ip", &["addr", "add", &format!("{HOST_IP}/24"), "dev", BRIDGE])?;
         run("ip", &["link", "set", BRIDGE, "up"])?;
 
@@ -89,6 +96,7 @@ impl DemoCluster {
                     node.netns().name(),
                 ],
             )?;
+            bridge.uplinks.push(host_end.clone());
             run("ip", &["link", "set", &host_end, "master", BRIDGE, "up"])?;
             node.netns()
                 .ip(&["addr", "add", &format!("{uplink_ip}/24"), "dev", "uplink0"])?;

@@ -121,10 +121,13 @@ impl Traffic {
         let firewall = Firewall {
             netns: node_b.node.netns().name().to_owned(),
         };
-        let rules = format!(
-            "table inet sightline_demo {{ chain forward {{ type filter hook forward priority 0; policy accept; ip daddr {backend_ip} tcp dport {BLOCKED_PORT} drop; }} }}"
-        );
-        node_b.node.netns().exec("nft", &[&rules])?;
+        for rule in [
+            "add table inet sightline_demo".to_owned(),
+            "add chain inet sightline_demo forward { type filter hook forward priority 0 ; policy accept ; }".to_owned(),
+            format!("add rule inet sightline_demo forward ip daddr {backend_ip} tcp dport {BLOCKED_PORT} drop"),
+        ] {
+            node_b.node.netns().exec("nft", &[&rule])?;
+        }
 
         let (http_target, blocked_target) = (
             SocketAddr::from((backend_ip, HTTP_PORT)),

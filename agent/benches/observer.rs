@@ -1,0 +1,280 @@
+//! Observer benchmarks: ring writes, filter evaluation and GetFlows throughput over
+//! loopback TCP. `cargo bench -p sightline-agent --bench observer` prints criterion's
+//! numbers and, at the end, one table with Hubble's figures on this machine.
+#![allow(clippy::unwrap_used)]
+
+use std::ffi::OsString;
+use std::hint::black_box;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group};
+use sightline_agent::app::Agent;
+use sightline_agent::cli::Args;
+use sightline_agent::event::{Event, EventSink};
+use sightline_agent::observer::codec::CountingCodec;
+use sightline_agent::observer::filter::FilterSet;
+use sightline_agent::observer::ring;
+use sightline_agent::synthetic;
+use sightline_proto::Timestamp;
+use sightline_proto::flow::FlowFilter;
+use sightline_proto::observer::GetFlowsRequest;
+use sightline_proto::observer::observer_client::ObserverClient;
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::transport::Channel;
+
+/// (name, ns per op or flows/s, Hubble's figure, target) rows for the summary.
+static SUMMARY: Mutex<Vec<(String, f64)>> = Mutex::new(Vec::new());
+
+fn record(name: &str, value: f64) {
+    SUMMARY.lock().unwrap().push((name.to_owned(), value));
+}
+
+/// Best of five runs: other work on a shared machine only ever adds time.
+fn time_per_op(iterations: u64, f: impl Fn()) -> f64 {
+    (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..iterations / 5 {
+                f();
+            }
+            start.elapsed().as_nanos() as f64 / (iterations / 5) as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn ring_write(c: &mut Criterion) {
+    let (mut writer, _reader) = ring::ring(ring::DEFAULT_CAPACITY).unwrap();
+    let event = Arc::new(ring::Entry::new(Event::Flow(Box::new(synthetic::flow(
+        1,
+        "bench",
+        Timestamp::now(),
+    )))));
+    c.bench_function("ring write (shared Arc<Entry>)", |b| {
+        b.iter(|| writer.write(black_box(event.clone())))
+    });
+    let mut ns = 0.0;
+    for _ in 0..3 {
+        let start = Instant::now();
+        for _ in 0..10_000_000 {
+            writer.write(black_box(event.clone()));
+        }
+        let run = start.elapsed().as_nanos() as f64 / 1e7;
+        ns = if ns == 0.0 { run } else { f64::min(ns, run) };
+    }
+    record("ring write, ns/event", ns);
+}
+
+fn port_filter(port: u32) -> FlowFilter {
+    FlowFilter {
+        destination_port: vec![port.to_string()],
+        ..Default::default()
+    }
+}
+
+fn proto_port_filter(port: u32) -> FlowFilter {
+    FlowFilter {
+        protocol: vec!["tcp".into()],
+        destination_port: vec![port.to_string()],
+        ..Default::default()
+    }
+}
+
+/// Two fields that differ from filter to filter: nothing to merge.
+fn pod_port_filter(i: u32) -> FlowFilter {
+    FlowFilter {
+        source_pod: vec![format!("ns{i}/pod")],
+        destination_port: vec![i.to_string()],
+        ..Default::default()
+    }
+}
+
+fn filters(c: &mut Criterion) {
+    // Flow 2 goes to port 8080: no filter below except the first set matches it.
+    let flow = synthetic::flow(2, "bench", Timestamp::now());
+    let one = FilterSet::compile(&[port_filter(8080)], &[]).unwrap();
+    let hundred_ports = FilterSet::compile(&(1..=100).map(port_filter).collect::<Vec<_>>(), &[]).unwrap();
+    let hundred_l4 = FilterSet::compile(&(1..=100).map(proto_port_filter).collect::<Vec<_>>(), &[]).unwrap();
+    let hundred_distinct = FilterSet::compile(&(1..=100).map(pod_port_filter).collect::<Vec<_>>(), &[]).unwrap();
+    assert!(one.matches_flow(&flow) && !hundred_ports.matches_flow(&flow) && !hundred_l4.matches_flow(&flow));
+    assert!(!hundred_distinct.matches_flow(&flow));
+    let mut group = c.benchmark_group("filter");
+    group.bench_function("one port filter", |b| {
+        b.iter(|| black_box(&one).matches_flow(black_box(&flow)))
+    });
+    group.bench_function("100 port filters", |b| {
+        b.iter(|| black_box(&hundred_ports).matches_flow(black_box(&flow)))
+    });
+    group.bench_function("100 tcp+port filters", |b| {
+        b.iter(|| black_box(&hundred_l4).matches_flow(black_box(&flow)))
+    });
+    group.bench_function("100 pod+port filters (unmergeable)", |b| {
+        b.iter(|| black_box(&hundred_distinct).matches_flow(black_box(&flow)))
+    });
+    group.finish();
+    let n = 20_000_000;
+    record(
+        "one port filter, ns",
+        time_per_op(n, || _ = black_box(black_box(&one).matches_flow(black_box(&flow)))),
+    );
+    record(
+        "100 port filters, ns",
+        time_per_op(n / 10, || {
+            _ = black_box(black_box(&hundred_ports).matches_flow(black_box(&flow)))
+        }),
+    );
+    record(
+        "100 tcp+port filters, ns",
+        time_per_op(n / 10, || {
+            _ = black_box(black_box(&hundred_l4).matches_flow(black_box(&flow)))
+        }),
+    );
+    record(
+        "100 pod+port filters (unmergeable), ns",
+        time_per_op(n / 10, || {
+            _ = black_box(black_box(&hundred_distinct).matches_flow(black_box(&flow)))
+        }),
+    );
+}
+
+const RING: usize = (1 << 18) - 1;
+
+/// Streams the whole ring to `clients` concurrent clients; returns flows/s over all of them.
+/// `decode`: clients decode every response (as the hubble CLI does) or only count them.
+async fn stream_ring(address: std::net::SocketAddr, clients: usize, decode: bool) -> f64 {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        tasks.push(tokio::spawn(async move {
+            let channel = Channel::from_shared(format!("http://{address}"))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let mut n = 0u64;
+            if decode {
+                let client = ObserverClient::new(channel).max_decoding_message_size(16 << 20);
+                let mut stream = client
+                    .clone()
+                    .get_flows(GetFlowsRequest::default())
+                    .await
+                    .unwrap()
+                    .into_inner();
+                while stream.message().await.unwrap().is_some() {
+                    n += 1;
+                }
+            } else {
+                let mut grpc = tonic::client::Grpc::new(channel);
+                grpc.ready().await.unwrap();
+                let path = PathAndQuery::from_static("/observer.Observer/GetFlows");
+                let request = tonic::Request::new(GetFlowsRequest::default());
+                let mut stream = grpc
+                    .server_streaming(request, path, CountingCodec)
+                    .await
+                    .unwrap()
+                    .into_inner();
+                while stream.message().await.unwrap().is_some() {
+                    n += 1;
+                }
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    assert_eq!(total, (RING * clients) as u64);
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+fn get_flows(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (address, _agent_guard) = runtime.block_on(async {
+        let argv: Vec<OsString> = [
+            "bench",
+            "--listen-address=127.0.0.1:0",
+            "--socket-path=",
+            "--disable-server-tls",
+            &format!("--event-buffer-capacity={RING}"),
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        let mut agent = Agent::start(&Args::load_from(argv).unwrap()).await.unwrap();
+        for i in 0..RING as u64 {
+            agent
+                .sink
+                .publish(Event::Flow(Box::new(synthetic::flow(i, "bench", Timestamp::now()))));
+        }
+        let address = agent.server.local_addr().unwrap();
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        tokio::spawn(agent.server.run(shutdown));
+        (address, (stop, agent.sink))
+    });
+    let mut group = c.benchmark_group("GetFlows over loopback");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5))
+        .throughput(Throughput::Elements(RING as u64));
+    // The first read encodes every flow once; later reads copy the cached bytes.
+    let fresh = runtime.block_on(stream_ring(address, 1, false));
+    record("GetFlows to 1 counting client, first read (encodes), flows/s", fresh);
+    for (clients, decode) in [(1usize, false), (10, false), (1, true)] {
+        let label = if decode { "decoding" } else { "counting" };
+        group.bench_function(format!("{clients} {label} client(s), whole ring"), |b| {
+            b.iter_custom(|iterations| {
+                let start = Instant::now();
+                for _ in 0..iterations {
+                    runtime.block_on(stream_ring(address, clients, decode));
+                }
+                start.elapsed() / clients as u32
+            })
+        });
+        let best = (0..3)
+            .map(|_| runtime.block_on(stream_ring(address, clients, decode)))
+            .fold(0.0, f64::max);
+        record(&format!("GetFlows to {clients} {label} client(s), flows/s"), best);
+    }
+    group.finish();
+}
+
+fn summary() {
+    let hubble = [
+        ("ring write, ns/event", "51", "<= 10"),
+        ("one port filter, ns", "11", "<= 5"),
+        ("100 port filters, ns", "~900", "<= 300"),
+        ("100 tcp+port filters, ns", "~900", "<= 300"),
+        ("100 pod+port filters (unmergeable), ns", "-", "-"),
+        (
+            "GetFlows to 1 counting client, first read (encodes), flows/s",
+            "-",
+            ">= 2M",
+        ),
+        ("GetFlows to 1 counting client(s), flows/s", "-", ">= 2M"),
+        ("GetFlows to 10 counting client(s), flows/s", "-", "-"),
+        ("GetFlows to 1 decoding client(s), flows/s", "-", "-"),
+    ];
+    println!("\n| measurement | sightline | Hubble (this machine) | target |\n|---|---|---|---|");
+    for (name, value) in SUMMARY.lock().unwrap().iter() {
+        let (_, hubble, target) = hubble
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .copied()
+            .unwrap_or(("", "-", "-"));
+        let shown = if name.ends_with("flows/s") {
+            format!("{:.2} M", value / 1e6)
+        } else {
+            format!("{value:.1}")
+        };
+        println!("| {name} | {shown} | {hubble} | {target} |");
+    }
+}
+
+criterion_group!(benches, ring_write, filters, get_flows);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    summary();
+}

@@ -1,0 +1,302 @@
+//! The agent's command line. Every flag can also come from the environment
+//! (`SIGHTLINE_<FLAG>`) and from a YAML or TOML file given with `--config`, whose
+//! keys are the flag names (`listen-address` or `listen_address`).
+//! Precedence: command line, then environment, then file, then default.
+
+use std::ffi::OsString;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Clap(#[from] clap::Error),
+    #[error("cannot read config file {path}: {reason}")]
+    ConfigFile { path: PathBuf, reason: String },
+    #[error("config file {path}: unknown key {key:?}")]
+    UnknownKey { path: PathBuf, key: String },
+    #[error("config file {path}: key {key:?} must be a string, number, boolean or list of those")]
+    BadValue { path: PathBuf, key: String },
+    #[error("invalid --{flag} {value:?}: {reason}")]
+    Invalid {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Sightline node agent: captures flows with eBPF and serves the Hubble API.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sightline-agent", version, args_override_self = true)]
+pub struct Args {
+    /// YAML (.yaml/.yml) or TOML (.toml) file with flag values.
+    #[arg(long, env = "SIGHTLINE_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// TCP address of the Hubble server (`:4244` = all interfaces); empty disables TCP.
+    #[arg(long, env = "SIGHTLINE_LISTEN_ADDRESS", default_value = ":4244")]
+    pub listen_address: String,
+
+    /// Unix socket of the Hubble server (plaintext, mode 0600); empty disables it.
+    #[arg(
+        long,
+        env = "SIGHTLINE_SOCKET_PATH",
+        default_value = "/var/run/sightline/hubble.sock"
+    )]
+    pub socket_path: String,
+
+    /// This node's name [default: $NODE_NAME, else the hostname].
+    #[arg(long, env = "SIGHTLINE_NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// Cluster name (prefixes node names and TLS server names).
+    #[arg(long, env = "SIGHTLINE_CLUSTER_NAME", default_value = "default")]
+    pub cluster_name: String,
+
+    /// Events kept in the observer ring: 2^n - 1, at most 1048575.
+    #[arg(long, env = "SIGHTLINE_EVENT_BUFFER_CAPACITY", default_value_t = crate::observer::ring::DEFAULT_CAPACITY)]
+    pub event_buffer_capacity: usize,
+
+    /// How often a client that fell behind is told how many events it missed.
+    #[arg(long, env = "SIGHTLINE_LOST_EVENT_SEND_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub lost_event_send_interval: Duration,
+
+    /// The cluster's agents for peer.Peer, as `name=host:port,...`.
+    #[arg(long, env = "SIGHTLINE_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+
+    /// Serve plaintext on TCP (the unix socket is always plaintext).
+    #[arg(long, env = "SIGHTLINE_DISABLE_SERVER_TLS")]
+    pub disable_server_tls: bool,
+
+    /// Server certificate chain (PEM).
+    #[arg(long, env = "SIGHTLINE_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// Server private key (PEM).
+    #[arg(long, env = "SIGHTLINE_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// CAs whose client certificates are accepted; when set, clients must present one.
+    #[arg(long, env = "SIGHTLINE_TLS_CLIENT_CA_FILES", value_delimiter = ',')]
+    pub tls_client_ca_files: Vec<PathBuf>,
+
+    /// How often the TLS files are checked for changes.
+    #[arg(long, env = "SIGHTLINE_TLS_RELOAD_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub tls_reload_interval: Duration,
+
+    /// Feed this many synthetic flows per second into the ring instead of capturing
+    /// packets (a development aid that needs no privileges; 0 = capture with eBPF).
+    #[arg(long, env = "SIGHTLINE_SYNTHETIC_FLOWS_PER_SECOND", default_value_t = 0)]
+    pub synthetic_flows_per_second: u64,
+
+    #[command(flatten)]
+    pub datapath: crate::datapath::DatapathArgs,
+}
+
+/// `1s`, `500ms`, `2m`, or a number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 1s or 500ms"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1e3,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("unknown duration unit {unit:?} (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string())
+}
+
+impl Args {
+    pub fn load() -> Result<Self, CliError> {
+        Self::load_from(std::env::args_os().collect())
+    }
+
+    pub fn load_from(argv: Vec<OsString>) -> Result<Self, CliError> {
+        let first = Self::try_parse_from(&argv)?;
+        let Some(path) = first.config.clone() else {
+            return Ok(first);
+        };
+        let mut merged: Vec<OsString> = argv.first().cloned().into_iter().collect();
+        merged.extend(config_file_args(&path)?);
+        merged.extend(argv.into_iter().skip(1));
+        Ok(Self::try_parse_from(merged)?)
+    }
+
+    pub fn node_name(&self) -> String {
+        self.node_name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .or_else(|| std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()))
+            .unwrap_or_else(hostname)
+    }
+
+    /// The TCP address to bind, `None` when TCP is disabled.
+    pub fn listen_socket_address(&self) -> Result<Option<SocketAddr>, CliError> {
+        let text = self.listen_address.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let full = if text.starts_with(':') {
+            format!("[::]{text}")
+        } else {
+            text.to_owned()
+        };
+        let invalid = |reason: String| CliError::Invalid {
+            flag: "listen-address",
+            value: text.to_owned(),
+            reason,
+        };
+        full.to_socket_addrs()
+            .map_err(|e| invalid(e.to_string()))?
+            .next()
+            .map(Some)
+            .ok_or_else(|| invalid("resolves to no address".into()))
+    }
+
+    pub fn socket_path(&self) -> Option<PathBuf> {
+        (!self.socket_path.trim().is_empty()).then(|| PathBuf::from(self.socket_path.trim()))
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Flattens one config value to the text a flag takes.
+fn flag_text(value: serde_json::Value) -> Option<Vec<String>> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Some(vec![s]),
+        Value::Number(n) => Some(vec![n.to_string()]),
+        Value::Bool(b) => Some(vec![b.to_string()]),
+        Value::Array(items) => items
+            .into_iter()
+            .map(flag_text)
+            .collect::<Option<Vec<_>>>()
+            .map(|v| v.concat()),
+        Value::Null | Value::Object(_) => None,
+    }
+}
+
+fn config_file_args(path: &Path) -> Result<Vec<OsString>, CliError> {
+    let file_error = |reason: String| CliError::ConfigFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+    let is_toml = path.extension().is_some_and(|e| e == "toml");
+    let table: serde_json::Map<String, serde_json::Value> = if is_toml {
+        toml::from_str(&text).map_err(|e| file_error(e.to_string()))?
+    } else {
+        serde_yaml_ng::from_str::<Option<_>>(&text)
+            .map_err(|e| file_error(e.to_string()))?
+            .unwrap_or_default()
+    };
+    let command = Args::command();
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let flag = key.replace('_', "-");
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(flag.as_str()) && flag != "config")
+            .ok_or_else(|| CliError::UnknownKey {
+                path: path.to_owned(),
+                key: key.clone(),
+            })?;
+        if arg.get_env().is_some_and(|env| std::env::var_os(env).is_some()) {
+            continue;
+        }
+        let values = flag_text(value).ok_or_else(|| CliError::BadValue {
+            path: path.to_owned(),
+            key: key.clone(),
+        })?;
+        let takes_value = arg.get_action().takes_values();
+        match (takes_value, values.as_slice()) {
+            (false, [v]) if v == "true" => out.push(OsString::from(format!("--{flag}"))),
+            (false, [v]) if v == "false" => {}
+            (false, _) => {
+                return Err(CliError::BadValue {
+                    path: path.to_owned(),
+                    key,
+                });
+            }
+            (true, _) => out.push(OsString::from(format!("--{flag}={}", values.join(",")))),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn argv(list: &[&str]) -> Vec<OsString> {
+        std::iter::once("sightline-agent")
+            .chain(list.iter().copied())
+            .map(OsString::from)
+            .collect()
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1s").unwrap(), Duration::from_secs(1));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("1 fortnight").is_err());
+    }
+
+    #[test]
+    fn config_file_values_yield_to_the_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = dir.path().join("agent.yaml");
+        std::fs::write(&yaml, "cluster-name: prod\nevent_buffer_capacity: 1023\npeers: [a=1.2.3.4:4244, b=5.6.7.8:4244]\ndisable-server-tls: true\n").unwrap();
+        let args = Args::load_from(argv(&["--config", yaml.to_str().unwrap(), "--cluster-name", "cli"])).unwrap();
+        assert_eq!(args.cluster_name, "cli");
+        assert_eq!(args.event_buffer_capacity, 1023);
+        assert_eq!(args.peers, vec!["a=1.2.3.4:4244", "b=5.6.7.8:4244"]);
+        assert!(args.disable_server_tls);
+
+        let toml = dir.path().join("agent.toml");
+        std::fs::write(
+            &toml,
+            "listen-address = \"127.0.0.1:0\"\nlost_event_send_interval = \"250ms\"\n",
+        )
+        .unwrap();
+        let args = Args::load_from(argv(&["--config", toml.to_str().unwrap()])).unwrap();
+        assert_eq!(args.listen_address, "127.0.0.1:0");
+        assert_eq!(args.lost_event_send_interval, Duration::from_millis(250));
+
+        std::fs::write(&toml, "no-such-flag = 1\n").unwrap();
+        assert!(matches!(
+            Args::load_from(argv(&["--config", toml.to_str().unwrap()])),
+            Err(CliError::UnknownKey { .. })
+        ));
+    }
+
+    #[test]
+    fn listen_address_forms() {
+        let args = Args::load_from(argv(&["--listen-address", ":4244"])).unwrap();
+        assert_eq!(
+            args.listen_socket_address().unwrap(),
+            Some("[::]:4244".parse().unwrap())
+        );
+        let args = Args::load_from(argv(&["--listen-address", ""])).unwrap();
+        assert_eq!(args.listen_socket_address().unwrap(), None);
+    }
+}

@@ -1,0 +1,118 @@
+//! GetFlows without copying flows: an unmasked flow's response bytes are encoded
+//! once per ring entry (see [`Entry::flow_response`]) and copied to every client,
+//! instead of deep-cloning each Flow into a `GetFlowsResponse` per client. The
+//! bytes on the wire are a regular `GetFlowsResponse`.
+
+use std::sync::Arc;
+
+use prost::Message;
+use prost::bytes::BufMut;
+use sightline_proto::observer::{GetFlowsRequest, GetFlowsResponse};
+use tonic::Status;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic_prost::ProstDecoder;
+
+use super::entry::Entry;
+use crate::event::Event;
+
+/// One GetFlows response, either borrowed from the ring or built for this client.
+#[derive(Debug, Clone)]
+pub enum FlowsItem {
+    /// A flow sent whole: response `flow` = the flow, `time`/`node_name` from it.
+    Shared(Arc<Entry>),
+    Owned(Box<GetFlowsResponse>),
+}
+
+impl FlowsItem {
+    /// The equivalent message (clones a shared flow).
+    pub fn into_response(self) -> GetFlowsResponse {
+        match self {
+            FlowsItem::Owned(response) => *response,
+            FlowsItem::Shared(event) => match event.event() {
+                Event::Flow(flow) => GetFlowsResponse {
+                    node_name: flow.node_name.clone(),
+                    time: flow.time,
+                    response_types: Some(sightline_proto::observer::get_flows_response::ResponseTypes::Flow(
+                        (**flow).clone(),
+                    )),
+                },
+                _ => GetFlowsResponse::default(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FlowsCodec;
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FlowsEncoder;
+
+impl Encoder for FlowsEncoder {
+    type Item = FlowsItem;
+    type Error = Status;
+
+    fn encode(&mut self, item: FlowsItem, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        let too_small = |e: prost::EncodeError| Status::internal(format!("encoding GetFlowsResponse: {e}"));
+        match item {
+            FlowsItem::Owned(response) => response.encode(buf).map_err(too_small),
+            FlowsItem::Shared(entry) => {
+                if let Some(bytes) = entry.flow_response() {
+                    buf.put_slice(bytes);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Codec for FlowsCodec {
+    type Encode = FlowsItem;
+    type Decode = GetFlowsRequest;
+    type Encoder = FlowsEncoder;
+    type Decoder = ProstDecoder<GetFlowsRequest>;
+
+    fn encoder(&mut self) -> FlowsEncoder {
+        FlowsEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProstDecoder::default()
+    }
+}
+
+/// Decodes nothing but the message size: lets benchmarks and tests count responses
+/// without paying for decoding on the client.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CountingDecoder;
+
+impl Decoder for CountingDecoder {
+    type Item = usize;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<usize>, Status> {
+        use prost::bytes::Buf;
+        let len = buf.remaining();
+        buf.advance(len);
+        Ok(Some(len))
+    }
+}
+
+/// Client side of GetFlows that counts responses without decoding them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CountingCodec;
+
+impl Codec for CountingCodec {
+    type Encode = GetFlowsRequest;
+    type Decode = usize;
+    type Encoder = tonic_prost::ProstEncoder<GetFlowsRequest>;
+    type Decoder = CountingDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic_prost::ProstEncoder::default()
+    }
+
+    fn decoder(&mut self) -> CountingDecoder {
+        CountingDecoder
+    }
+}

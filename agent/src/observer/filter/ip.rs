@@ -1,0 +1,111 @@
+//! IP filter values: plain addresses (compared as strings, as Hubble does) and CIDRs.
+
+use std::net::IpAddr;
+
+use super::FilterError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prefix {
+    addr: IpAddr,
+    len: u8,
+}
+
+fn bits(addr: IpAddr) -> (u128, u8) {
+    match addr {
+        IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32),
+        IpAddr::V6(v6) => (u128::from(v6), 128),
+    }
+}
+
+impl Prefix {
+    pub fn new(addr: IpAddr, len: u8) -> Option<Self> {
+        (len <= bits(addr).1).then_some(Self { addr, len })
+    }
+
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        let (net, width) = bits(self.addr);
+        let (candidate, candidate_width) = bits(addr);
+        if width != candidate_width {
+            return false;
+        }
+        let shift = u32::from(width - self.len);
+        shift >= u32::from(width) || (net >> shift) == (candidate >> shift)
+    }
+
+    pub fn contains_prefix(&self, inner: &Prefix) -> bool {
+        inner.len >= self.len && self.contains(inner.addr)
+    }
+}
+
+/// The values of one IP field: OR over exact addresses and prefixes.
+#[derive(Debug, Clone, Default)]
+pub struct IpSet {
+    exact: Vec<String>,
+    prefixes: Vec<Prefix>,
+}
+
+impl IpSet {
+    pub fn parse(field: &'static str, values: &[String]) -> Result<Self, FilterError> {
+        let mut set = Self::default();
+        for value in values {
+            if let Some((addr, len)) = value.split_once('/') {
+                let prefix = addr
+                    .parse()
+                    .ok()
+                    .zip(len.parse().ok())
+                    .and_then(|(addr, len)| Prefix::new(addr, len))
+                    .ok_or_else(|| FilterError::invalid(field, value, "not a valid CIDR"))?;
+                set.prefixes.push(prefix);
+            } else {
+                value
+                    .parse::<IpAddr>()
+                    .map_err(|_| FilterError::invalid(field, value, "not a valid IP address"))?;
+                set.exact.push(value.clone());
+            }
+        }
+        Ok(set)
+    }
+
+    pub fn merge(&mut self, other: IpSet) {
+        self.exact.extend(other.exact);
+        self.prefixes.extend(other.prefixes);
+    }
+
+    pub fn matches(&self, ip: &str) -> bool {
+        if ip.is_empty() {
+            return false;
+        }
+        if self.exact.iter().any(|e| e == ip) {
+            return true;
+        }
+        !self.prefixes.is_empty()
+            && ip
+                .parse()
+                .is_ok_and(|addr| self.prefixes.iter().any(|p| p.contains(addr)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn exact_and_prefix_matching() {
+        let set = IpSet::parse(
+            "source_ip",
+            &["10.0.0.1".into(), "192.168.0.0/16".into(), "fd00::/8".into()],
+        )
+        .unwrap();
+        assert!(set.matches("10.0.0.1"));
+        assert!(!set.matches("10.0.0.2"));
+        assert!(set.matches("192.168.4.4"));
+        assert!(set.matches("fd12::1"));
+        assert!(!set.matches(""));
+        assert!(IpSet::parse("source_ip", &["10.0.0.0/33".into()]).is_err());
+        assert!(IpSet::parse("source_ip", &["nope".into()]).is_err());
+        let all = IpSet::parse("source_ip", &["0.0.0.0/0".into()]).unwrap();
+        assert!(all.matches("1.2.3.4"));
+        assert!(!all.matches("::1"));
+    }
+}

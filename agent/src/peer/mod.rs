@@ -1,0 +1,46 @@
+//! `peer.Peer`: tells clients (hubble-relay) which agents make up the cluster.
+//!
+//! Peers come from a [`PeerSource`]: a watch over the full peer set. The service
+//! diffs successive sets into PEER_ADDED / PEER_UPDATED / PEER_DELETED, so any
+//! source (the static `--peers` list today, Kubernetes Node objects later) only has
+//! to publish the current set.
+
+mod service;
+mod source;
+
+pub use service::PeerService;
+pub use source::{PeerError, PeerSet, PeerSource, StaticPeers, parse_peers};
+
+/// One agent of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub node_name: String,
+    pub cluster_name: String,
+    /// `host:port` (or a unix socket path) where its Hubble server listens.
+    pub address: String,
+}
+
+impl Peer {
+    /// Hubble's `Node.Fullname()`: `<cluster>/<node>` unless the cluster is empty or `default`.
+    pub fn full_name(&self) -> String {
+        if self.cluster_name.is_empty() || self.cluster_name == "default" {
+            self.node_name.clone()
+        } else {
+            format!("{}/{}", self.cluster_name, self.node_name)
+        }
+    }
+
+    /// The name hubble-relay verifies this agent's certificate against.
+    pub fn tls_server_name(&self) -> String {
+        let cluster = if self.cluster_name.is_empty() {
+            "default"
+        } else {
+            self.cluster_name.as_str()
+        };
+        format!(
+            "{}.{}.hubble-grpc.cilium.io",
+            self.node_name.replace('.', "-"),
+            cluster.replace('.', "-")
+        )
+    }
+}

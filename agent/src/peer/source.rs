@@ -1,0 +1,102 @@
+//! Where the peer list comes from.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::Peer;
+
+/// The current peers, keyed by full name.
+pub type PeerSet = Arc<BTreeMap<String, Peer>>;
+
+/// A source of the cluster's agents. Implementations publish the whole current set
+/// whenever it changes; the service computes the notifications.
+pub trait PeerSource: Send + Sync + 'static {
+    fn subscribe(&self) -> watch::Receiver<PeerSet>;
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PeerError {
+    #[error("invalid peer {0:?}: expected name=address")]
+    Malformed(String),
+    #[error("duplicate peer name {0:?}")]
+    Duplicate(String),
+}
+
+/// Parses `--peers name=address,...` entries.
+pub fn parse_peers(entries: &[String], cluster_name: &str) -> Result<Vec<Peer>, PeerError> {
+    let mut peers: Vec<Peer> = Vec::new();
+    for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+        let (name, address) = entry
+            .split_once('=')
+            .ok_or_else(|| PeerError::Malformed(entry.to_owned()))?;
+        let (name, address) = (name.trim(), address.trim());
+        if name.is_empty() || address.is_empty() {
+            return Err(PeerError::Malformed(entry.to_owned()));
+        }
+        if peers.iter().any(|p| p.node_name == name) {
+            return Err(PeerError::Duplicate(name.to_owned()));
+        }
+        peers.push(Peer {
+            node_name: name.to_owned(),
+            cluster_name: cluster_name.to_owned(),
+            address: address.to_owned(),
+        });
+    }
+    Ok(peers)
+}
+
+/// A fixed peer list that can still be replaced at run time (tests, reloads).
+#[derive(Debug)]
+pub struct StaticPeers {
+    sender: watch::Sender<PeerSet>,
+}
+
+fn to_set(peers: Vec<Peer>) -> PeerSet {
+    Arc::new(peers.into_iter().map(|p| (p.full_name(), p)).collect())
+}
+
+impl StaticPeers {
+    pub fn new(peers: Vec<Peer>) -> Self {
+        Self {
+            sender: watch::Sender::new(to_set(peers)),
+        }
+    }
+
+    pub fn replace(&self, peers: Vec<Peer>) {
+        self.sender.send_replace(to_set(peers));
+    }
+}
+
+impl PeerSource for StaticPeers {
+    fn subscribe(&self) -> watch::Receiver<PeerSet> {
+        self.sender.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_name_address_pairs() {
+        let peers = parse_peers(&["a=10.0.0.1:4244".into(), " b = 10.0.0.2:4244 ".into()], "c1").expect("valid");
+        assert_eq!(
+            peers[1],
+            Peer {
+                node_name: "b".into(),
+                cluster_name: "c1".into(),
+                address: "10.0.0.2:4244".into()
+            }
+        );
+        assert_eq!(
+            parse_peers(&["nope".into()], "c"),
+            Err(PeerError::Malformed("nope".into()))
+        );
+        assert_eq!(
+            parse_peers(&["a=x".into(), "a=y".into()], "c"),
+            Err(PeerError::Duplicate("a".into()))
+        );
+    }
+}

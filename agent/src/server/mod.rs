@@ -1,0 +1,273 @@
+//! The agent's gRPC server: `observer.Observer`, `peer.Peer`, health and reflection,
+//! on a TCP listener (TLS unless disabled) and on an always-plaintext unix socket.
+
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use sightline_proto::peer::peer_server::PeerServer;
+use sightline_proto::reflection::{self, OBSERVER_SERVICE, PEER_SERVICE};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::server::TlsStream;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream, UnixListenerStream};
+use tonic::transport::Server;
+use tonic::transport::server::{Connected, Router};
+use tonic_health::ServingStatus;
+
+use crate::observer::router::ObserverRouter;
+use crate::observer::service::ObserverService;
+use crate::peer::PeerService;
+pub use tls::{TlsError, TlsFiles};
+
+/// The health service name Hubble reports as SERVING.
+pub const HEALTH_SERVICE: &str = "hubble.server.Observer";
+/// How long open streams get to finish after shutdown is requested.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {address}: {source}")]
+    Listen { address: String, source: std::io::Error },
+    #[error("cannot prepare unix socket {path}: {source}")]
+    Socket { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// TCP address; `None` serves the unix socket only.
+    pub listen_address: Option<SocketAddr>,
+    pub socket_path: Option<PathBuf>,
+    /// `None` serves plaintext on TCP.
+    pub tls: Option<TlsFiles>,
+    pub tls_reload_interval: Duration,
+}
+
+#[derive(Clone)]
+pub struct Services {
+    pub observer: ObserverService,
+    pub peer: PeerService,
+}
+
+/// Listeners bound and ready; `run` serves until shutdown.
+pub struct BoundServer {
+    tcp: Option<TcpListener>,
+    unix: Option<UnixListener>,
+    tls: Option<(tls::ReloadingConfig, TlsFiles, Duration)>,
+    services: Services,
+}
+
+impl BoundServer {
+    pub async fn bind(options: &ServerOptions, services: Services) -> Result<Self, ServerError> {
+        let tls = match &options.tls {
+            Some(files) => Some((
+                tls::ReloadingConfig::new(files)?,
+                files.clone(),
+                options.tls_reload_interval,
+            )),
+            None => None,
+        };
+        let tcp = match options.listen_address {
+            Some(address) => Some(TcpListener::bind(address).await.map_err(|source| ServerError::Listen {
+                address: address.to_string(),
+                source,
+            })?),
+            None => None,
+        };
+        let unix = match &options.socket_path {
+            Some(path) => Some(bind_unix(path)?),
+            None => None,
+        };
+        Ok(Self {
+            tcp,
+            unix,
+            tls,
+            services,
+        })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), ServerError> {
+        let mut servers = tokio::task::JoinSet::new();
+        if let Some(listener) = self.unix {
+            let router = router(&self.services).await?;
+            let incoming = UnixListenerStream::new(listener);
+            servers.spawn(serve(router, incoming, shutdown.clone()));
+        }
+        if let Some(listener) = self.tcp {
+            let router = router(&self.services).await?;
+            match self.tls {
+                Some((config, files, interval)) => {
+                    tokio::spawn(config.clone().watch(files, interval, shutdown.clone()));
+                    let incoming = tls_incoming(listener, config, shutdown.clone());
+                    servers.spawn(serve(router, incoming, shutdown.clone()));
+                }
+                None => {
+                    servers.spawn(serve(router, TcpListenerStream::new(listener), shutdown.clone()));
+                }
+            }
+        }
+        while let Some(result) = servers.join_next().await {
+            match result {
+                Ok(served) => served?,
+                Err(join) => tracing::error!(%join, "server task failed"),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn bind_unix(path: &std::path::Path) -> Result<UnixListener, ServerError> {
+    let err = |source| ServerError::Socket {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    let listener = UnixListener::bind(path).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    Ok(listener)
+}
+
+async fn router(services: &Services) -> Result<Router, ServerError> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status(HEALTH_SERVICE, ServingStatus::Serving)
+        .await;
+    Ok(Server::builder()
+        .add_service(health)
+        .add_service(ObserverRouter::new(services.observer.clone()))
+        .add_service(PeerServer::new(services.peer.clone()))
+        .add_service(reflection::v1(&[OBSERVER_SERVICE, PEER_SERVICE])?)
+        .add_service(reflection::v1alpha(&[OBSERVER_SERVICE, PEER_SERVICE])?))
+}
+
+async fn shutdown_requested(mut shutdown: watch::Receiver<bool>) {
+    // A dropped sender also means shutdown.
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+async fn serve<S, IO, E>(router: Router, incoming: S, shutdown: watch::Receiver<bool>) -> Result<(), ServerError>
+where
+    S: tokio_stream::Stream<Item = Result<IO, E>> + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+    IO::ConnectInfo: Clone + Send + Sync + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let graceful = router.serve_with_incoming_shutdown(incoming, shutdown_requested(shutdown.clone()));
+    // Follow streams never end by themselves: give them a grace period, then drop them.
+    let deadline = async {
+        shutdown_requested(shutdown).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = graceful => Ok(served?),
+        () = deadline => Ok(()),
+    }
+}
+
+/// Accepts TCP connections and completes handshakes off the accept loop, so a slow
+/// or hostile client cannot hold up the others.
+fn tls_incoming(
+    listener: TcpListener,
+    config: tls::ReloadingConfig,
+    shutdown: watch::Receiver<bool>,
+) -> ReceiverStream<Result<TlsConnection, std::io::Error>> {
+    let (sender, receiver) = mpsc::channel(64);
+    tokio::spawn(async move {
+        let stop = shutdown_requested(shutdown);
+        tokio::pin!(stop);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed");
+                        continue;
+                    }
+                },
+                () = &mut stop => return,
+            };
+            let acceptor = tokio_rustls::TlsAcceptor::from(config.current());
+            let sender = sender.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = sender.send(Ok(TlsConnection { inner: tls, peer })).await;
+                    }
+                    Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    ReceiverStream::new(receiver)
+}
+
+/// A server-side TLS connection as tonic sees it.
+pub struct TlsConnection {
+    inner: TlsStream<TcpStream>,
+    peer: SocketAddr,
+}
+
+impl Connected for TlsConnection {
+    type ConnectInfo = SocketAddr;
+
+    fn connect_info(&self) -> SocketAddr {
+        self.peer
+    }
+}
+
+impl AsyncRead for TlsConnection {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsConnection {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}

@@ -1,0 +1,42 @@
+//! The README demo, run the way `scripts/demo --once` runs it (debug binaries here).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn sibling(binary: &str) -> PathBuf {
+    let demo = PathBuf::from(env!("CARGO_BIN_EXE_sightline-demo"));
+    demo.with_file_name(binary)
+}
+
+#[test]
+fn demo_once_prints_flows_from_both_nodes_through_the_relay() {
+    let (agent, relay) = (sibling("sightline-agent"), sibling("sightline-relay"));
+    assert!(agent.exists() && relay.exists(), "agent and relay binaries are built beside the demo");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+    let output = Command::new(env!("CARGO_BIN_EXE_sightline-demo"))
+        .args(["--once", "--duration", "4s", "--relay-address", &format!("127.0.0.1:{port}")])
+        .arg("--agent")
+        .arg(&agent)
+        .arg("--relay")
+        .arg(&relay)
+        .output()
+        .expect("demo runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "demo failed:\n{stdout}\n{stderr}");
+
+    let has = |needle: &str| stdout.lines().any(|line| line.contains(needle));
+    assert!(has("NODE_CONNECTED: node-a, node-b"), "{stdout}");
+    // HTTP frontend (node-a) -> backend (node-b): seen leaving one node and entering the other.
+    assert!(has(":8080 from-endpoint FORWARDED (TCP Flags: SYN)"), "{stdout}");
+    assert!(has(":8080 to-endpoint FORWARDED (TCP Flags: SYN)"), "{stdout}");
+    assert!(has(":8080 from-endpoint FORWARDED (TCP Flags: SYN, ACK)"), "{stdout}");
+    assert!(has("dns-request FORWARDED (DNS Query backend.demo.svc. A)"), "{stdout}");
+    assert!(has("dns-response FORWARDED (DNS Answer"), "{stdout}");
+    assert!(has("FORWARDED (ICMPv4 EchoRequest)"), "{stdout}");
+    assert!(has(":9000 policy-denied DROPPED (TCP Flags: SYN (kernel drop reason: NETFILTER_DROP))"), "{stdout}");
+
+    // Nothing the demo created is left behind.
+    let links = Command::new("ip").args(["-o", "link", "show"]).output().expect("ip link");
+    assert!(!String::from_utf8_lossy(&links.stdout).contains("sl-demo0"), "demo bridge left behind");
+}
