@@ -11,10 +11,23 @@ fn sibling(binary: &str) -> PathBuf {
 #[test]
 fn demo_once_prints_flows_from_both_nodes_through_the_relay() {
     let (agent, relay) = (sibling("sightline-agent"), sibling("sightline-relay"));
-    assert!(agent.exists() && relay.exists(), "agent and relay binaries are built beside the demo");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+    assert!(
+        agent.exists() && relay.exists(),
+        "agent and relay binaries are built beside the demo"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
     let output = Command::new(env!("CARGO_BIN_EXE_sightline-demo"))
-        .args(["--once", "--duration", "4s", "--relay-address", &format!("127.0.0.1:{port}")])
+        .args([
+            "--once",
+            "--duration",
+            "4s",
+            "--relay-address",
+            &format!("127.0.0.1:{port}"),
+        ])
         .arg("--agent")
         .arg(&agent)
         .arg("--relay")
@@ -34,9 +47,18 @@ fn demo_once_prints_flows_from_both_nodes_through_the_relay() {
     assert!(has("dns-request FORWARDED (DNS Query backend.demo.svc. A)"), "{stdout}");
     assert!(has("dns-response FORWARDED (DNS Answer"), "{stdout}");
     assert!(has("FORWARDED (ICMPv4 EchoRequest)"), "{stdout}");
-    assert!(has(":9000 policy-denied DROPPED (TCP Flags: SYN (kernel drop reason: NETFILTER_DROP))"), "{stdout}");
+    assert!(
+        has(":9000 policy-denied DROPPED (TCP Flags: SYN (kernel drop reason: NETFILTER_DROP))"),
+        "{stdout}"
+    );
 
     // Nothing the demo created is left behind.
-    let links = Command::new("ip").args(["-o", "link", "show"]).output().expect("ip link");
-    assert!(!String::from_utf8_lossy(&links.stdout).contains("sl-demo0"), "demo bridge left behind");
+    let links = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .expect("ip link");
+    assert!(
+        !String::from_utf8_lossy(&links.stdout).contains("sl-demo0"),
+        "demo bridge left behind"
+    );
 }

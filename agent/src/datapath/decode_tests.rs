@@ -118,7 +118,8 @@ fn drops_map_kernel_reasons_or_name_them() {
 #[test]
 fn ignored_drop_reasons_are_skipped_and_unknown_names_reported() {
     let mut decoder = decoder();
-    let unknown = decoder.ignore_drop_reasons(&["SKB_DROP_REASON_QDISC_DROP".to_owned(), "NO_SUCH_REASON".to_owned()]);
+    let names = ["SKB_DROP_REASON_QDISC_DROP".to_owned(), "NO_SUCH_REASON".to_owned()];
+    let unknown = decoder.ignore_drop_reasons(&names);
     assert_eq!(unknown, ["NO_SUCH_REASON"]);
     let mut event = tcp_event(tcp_flags::SYN, true);
     event.kind = kind::DROP;

@@ -23,7 +23,10 @@ impl DropReasonNames {
 
     /// The kernel's value for `name` (without the prefix), if this kernel has it.
     pub fn value(&self, name: &str) -> Option<u32> {
-        self.names.iter().find(|(_, n)| n.as_str() == name).map(|(value, _)| *value)
+        self.names
+            .iter()
+            .find(|(_, n)| n.as_str() == name)
+            .map(|(value, _)| *value)
     }
 }
 

@@ -75,7 +75,10 @@ pub async fn run(
     let ring_ready = unsafe { AsyncFd::register(ring_fd) }.map_err(std::io::Error::from)?;
     let mut decoder = Decoder::new(node_name, loaded.drop_reasons);
     for unknown in decoder.ignore_drop_reasons(&args.drop_events_ignore) {
-        tracing::warn!(reason = unknown, "--drop-events-ignore names a drop reason this kernel does not have");
+        tracing::warn!(
+            reason = unknown,
+            "--drop-events-ignore names a drop reason this kernel does not have"
+        );
     }
     let selector = Selector {
         tc_patterns: args.interfaces.clone(),

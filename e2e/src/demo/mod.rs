@@ -119,7 +119,10 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
 /// IPv6 neighbour discovery and MLD chatter of freshly created interfaces is real but
 /// drowns the demo's traffic; leave it out the way a user would with `--not --protocol icmpv6`.
 fn quiet() -> Vec<FlowFilter> {
-    vec![FlowFilter { protocol: vec!["icmpv6".into()], ..Default::default() }]
+    vec![FlowFilter {
+        protocol: vec!["icmpv6".into()],
+        ..Default::default()
+    }]
 }
 
 fn tempdir() -> Result<PathBuf, DemoError> {

@@ -123,7 +123,8 @@ impl Traffic {
         };
         for rule in [
             "add table inet sightline_demo".to_owned(),
-            "add chain inet sightline_demo forward { type filter hook forward priority 0 ; policy accept ; }".to_owned(),
+            "add chain inet sightline_demo forward { type filter hook forward priority 0 ; policy accept ; }"
+                .to_owned(),
             format!("add rule inet sightline_demo forward ip daddr {backend_ip} tcp dport {BLOCKED_PORT} drop"),
         ] {
             node_b.node.netns().exec("nft", &[&rule])?;
