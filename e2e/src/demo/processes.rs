@@ -44,6 +44,14 @@ impl Process {
     }
 }
 
+impl Process {
+    /// SIGKILL, as when a node dies: no chance to close connections cleanly.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         if let Ok(pid) = i32::try_from(self.child.id()) {
