@@ -88,86 +88,52 @@ impl Merge for GetFlowsResponse {
     }
 }
 
-impl Timed for GetAgentEventsResponse {
-    fn time_nanos(&self) -> i128 {
-        nanos(self.time.as_ref())
-    }
+/// Agent and debug events share one shape: a time, no filters, no node status.
+macro_rules! merge_events {
+    ($response:ty, $request:ident, $rpc:ident) => {
+        impl Timed for $response {
+            fn time_nanos(&self) -> i128 {
+                nanos(self.time.as_ref())
+            }
+        }
+
+        impl Merge for $response {
+            type Request = $request;
+
+            fn window(request: &$request) -> Window {
+                Window {
+                    number: request.number,
+                    first: request.first,
+                    follow: request.follow,
+                }
+            }
+
+            fn live_only(request: &$request) -> $request {
+                $request {
+                    number: 0,
+                    first: false,
+                    since: None,
+                    ..*request
+                }
+            }
+
+            fn call(
+                mut client: ObserverClient<Channel>,
+                request: Request<$request>,
+            ) -> BoxFuture<'static, Result<Streaming<Self>, Status>> {
+                Box::pin(async move { client.$rpc(request).await.map(tonic::Response::into_inner) })
+            }
+
+            fn counts(&self) -> bool {
+                true
+            }
+
+            fn node_status(_: NodeStatusEvent, _: &str, _: Timestamp) -> Option<Self> {
+                None
+            }
+        }
+    };
 }
 
-impl Merge for GetAgentEventsResponse {
-    type Request = GetAgentEventsRequest;
-
-    fn window(request: &GetAgentEventsRequest) -> Window {
-        Window {
-            number: request.number,
-            first: request.first,
-            follow: request.follow,
-        }
-    }
-
-    fn live_only(request: &GetAgentEventsRequest) -> GetAgentEventsRequest {
-        GetAgentEventsRequest {
-            number: 0,
-            first: false,
-            since: None,
-            ..*request
-        }
-    }
-
-    fn call(
-        mut client: ObserverClient<Channel>,
-        request: Request<GetAgentEventsRequest>,
-    ) -> BoxFuture<'static, Result<Streaming<Self>, Status>> {
-        Box::pin(async move { client.get_agent_events(request).await.map(tonic::Response::into_inner) })
-    }
-
-    fn counts(&self) -> bool {
-        true
-    }
-
-    fn node_status(_: NodeStatusEvent, _: &str, _: Timestamp) -> Option<Self> {
-        None
-    }
-}
-
-impl Timed for GetDebugEventsResponse {
-    fn time_nanos(&self) -> i128 {
-        nanos(self.time.as_ref())
-    }
-}
-
-impl Merge for GetDebugEventsResponse {
-    type Request = GetDebugEventsRequest;
-
-    fn window(request: &GetDebugEventsRequest) -> Window {
-        Window {
-            number: request.number,
-            first: request.first,
-            follow: request.follow,
-        }
-    }
-
-    fn live_only(request: &GetDebugEventsRequest) -> GetDebugEventsRequest {
-        GetDebugEventsRequest {
-            number: 0,
-            first: false,
-            since: None,
-            ..*request
-        }
-    }
-
-    fn call(
-        mut client: ObserverClient<Channel>,
-        request: Request<GetDebugEventsRequest>,
-    ) -> BoxFuture<'static, Result<Streaming<Self>, Status>> {
-        Box::pin(async move { client.get_debug_events(request).await.map(tonic::Response::into_inner) })
-    }
-
-    fn counts(&self) -> bool {
-        true
-    }
-
-    fn node_status(_: NodeStatusEvent, _: &str, _: Timestamp) -> Option<Self> {
-        None
-    }
-}
+merge_events!(GetAgentEventsResponse, GetAgentEventsRequest, get_agent_events);
+merge_events!(GetDebugEventsResponse, GetDebugEventsRequest, get_debug_events);
