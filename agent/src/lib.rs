@@ -7,4 +7,6 @@
 //! with Prometheus metrics on `:9965`. See `docs/architecture.md` for the stages.
 
 pub mod datapath;
+pub mod enrich;
 pub mod event;
+pub mod k8s;
