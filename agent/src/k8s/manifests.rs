@@ -80,7 +80,7 @@ fn objects_of(value: Value, out: &mut Vec<Object>) -> Result<(), String> {
         "" => Err("no `kind` field".to_owned()),
         _ => Ok(None),
     }
-    .map_err(|e| format!("{kind}: {e}"))?;
+    .map_err(|e| if kind.is_empty() { e } else { format!("{kind}: {e}") })?;
     match object {
         Some(object) => out.push(object),
         None => return Err(format!("{kind} without metadata.name")),
