@@ -20,15 +20,52 @@ fn enrich(enricher: &mut Enricher<Collect>, sink: &Collect, flow: Flow) -> Flow 
     sink.flows().pop().expect("flow forwarded")
 }
 
-fn shop_cluster() -> (std::sync::Arc<sightline_agent::enrich::Index>, Enricher<Collect>, Collect) {
+fn shop_cluster() -> (
+    std::sync::Arc<sightline_agent::enrich::Index>,
+    Enricher<Collect>,
+    Collect,
+) {
     let index = index("node-a");
     upsert(&index, SHOP);
     upsert(&index, WEB_OWNERS);
     upsert(&index, &node("node-a", "192.168.0.1"));
     upsert(&index, &node("node-b", "192.168.0.2"));
-    upsert(&index, &pod("shop", "web-7d4b9-aaaaa", "u-web1", &["10.0.1.5", "fd00::5"], "node-a", "2026-01-01T00:00:00Z", WEB_LABELS));
-    upsert(&index, &pod("shop", "web-7d4b9-bbbbb", "u-web2", &["10.0.2.5"], "node-b", "2026-01-01T00:00:00Z", WEB_LABELS));
-    upsert(&index, &pod("shop", "db-0", "u-db", &["10.0.1.9"], "node-a", "2026-01-01T00:00:00Z", "  labels: {app: db, statefulset.kubernetes.io/pod-name: db-0}\n  ownerReferences: [{apiVersion: apps/v1, kind: StatefulSet, name: db, uid: s1, controller: true}]\n"));
+    upsert(
+        &index,
+        &pod(
+            "shop",
+            "web-7d4b9-aaaaa",
+            "u-web1",
+            &["10.0.1.5", "fd00::5"],
+            "node-a",
+            "2026-01-01T00:00:00Z",
+            WEB_LABELS,
+        ),
+    );
+    upsert(
+        &index,
+        &pod(
+            "shop",
+            "web-7d4b9-bbbbb",
+            "u-web2",
+            &["10.0.2.5"],
+            "node-b",
+            "2026-01-01T00:00:00Z",
+            WEB_LABELS,
+        ),
+    );
+    upsert(
+        &index,
+        &pod(
+            "shop",
+            "db-0",
+            "u-db",
+            &["10.0.1.9"],
+            "node-a",
+            "2026-01-01T00:00:00Z",
+            "  labels: {app: db, statefulset.kubernetes.io/pod-name: db-0}\n  ownerReferences: [{apiVersion: apps/v1, kind: StatefulSet, name: db, uid: s1, controller: true}]\n",
+        ),
+    );
     upsert(&index, &service("shop", "web", "10.96.0.10"));
     let sink = Collect::default();
     let enricher = Enricher::new(index.clone(), sink.clone());
@@ -43,7 +80,13 @@ fn pod_to_service_flow_carries_pod_workload_labels_identity_and_service() {
     assert_eq!(source.namespace, "shop");
     assert_eq!(source.pod_name, "web-7d4b9-aaaaa");
     assert_eq!(source.cluster_name, "default");
-    assert_eq!(source.workloads, vec![Workload { name: "web".into(), kind: "Deployment".into() }]);
+    assert_eq!(
+        source.workloads,
+        vec![Workload {
+            name: "web".into(),
+            kind: "Deployment".into()
+        }]
+    );
     assert_eq!(
         source.labels,
         vec![
@@ -54,8 +97,18 @@ fn pod_to_service_flow_carries_pod_workload_labels_identity_and_service() {
             "k8s:io.kubernetes.pod.namespace=shop",
         ]
     );
-    assert!(source.identity >= 256 && source.identity < 1 << 24, "{}", source.identity);
-    assert_eq!(out.destination_service, Some(Service { name: "web".into(), namespace: "shop".into() }));
+    assert!(
+        source.identity >= 256 && source.identity < 1 << 24,
+        "{}",
+        source.identity
+    );
+    assert_eq!(
+        out.destination_service,
+        Some(Service {
+            name: "web".into(),
+            namespace: "shop".into()
+        })
+    );
     assert_eq!(out.source_service, None);
     // A VIP is no endpoint: the destination is outside every known endpoint.
     assert_eq!(out.destination.unwrap().labels, vec!["reserved:world"]);
@@ -69,34 +122,64 @@ fn replicas_share_an_identity_across_nodes_and_ipv6_addresses_resolve() {
     assert_eq!(source.pod_name, "web-7d4b9-aaaaa");
     assert_eq!(destination.pod_name, "web-7d4b9-bbbbb");
     assert_eq!(source.identity, destination.identity);
-    let db = enrich(&mut enricher, &sink, flow("10.0.1.9", "10.0.1.5", 100)).source.unwrap();
+    let db = enrich(&mut enricher, &sink, flow("10.0.1.9", "10.0.1.5", 100))
+        .source
+        .unwrap();
     assert_ne!(db.identity, source.identity);
-    assert_eq!(db.workloads, vec![Workload { name: "db".into(), kind: "StatefulSet".into() }]);
+    assert_eq!(
+        db.workloads,
+        vec![Workload {
+            name: "db".into(),
+            kind: "StatefulSet".into()
+        }]
+    );
     assert!(!db.labels.iter().any(|l| l.contains("pod-name")), "{:?}", db.labels);
 }
 
 #[test]
 fn nodes_world_and_api_server_get_reserved_identities() {
     let (index, mut enricher, sink) = shop_cluster();
-    upsert(&index, "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: kubernetes\n  namespace: default\n  labels: {kubernetes.io/service-name: kubernetes}\naddressType: IPv4\nendpoints: [{addresses: [\"172.18.0.2\"]}]\n");
+    upsert(
+        &index,
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: kubernetes\n  namespace: default\n  labels: {kubernetes.io/service-name: kubernetes}\naddressType: IPv4\nendpoints: [{addresses: [\"172.18.0.2\"]}]\n",
+    );
     let check = |enricher: &mut Enricher<Collect>, ip: &str| {
         let e: Endpoint = enrich(enricher, &sink, flow(ip, "10.0.1.5", 100)).source.unwrap();
         (e.identity, e.labels)
     };
-    assert_eq!(check(&mut enricher, "192.168.0.1"), (1, vec!["reserved:host".to_string()]));
-    assert_eq!(check(&mut enricher, "192.168.0.2"), (6, vec!["reserved:remote-node".to_string()]));
+    assert_eq!(
+        check(&mut enricher, "192.168.0.1"),
+        (1, vec!["reserved:host".to_string()])
+    );
+    assert_eq!(
+        check(&mut enricher, "192.168.0.2"),
+        (6, vec!["reserved:remote-node".to_string()])
+    );
     assert_eq!(check(&mut enricher, "8.8.8.8"), (2, vec!["reserved:world".to_string()]));
-    assert_eq!(check(&mut enricher, "172.18.0.2"), (7, vec!["reserved:kube-apiserver".to_string()]));
+    assert_eq!(
+        check(&mut enricher, "172.18.0.2"),
+        (7, vec!["reserved:kube-apiserver".to_string()])
+    );
 }
 
 #[test]
 fn host_network_pods_are_shown_as_their_node() {
     let (index, mut enricher, sink) = shop_cluster();
     let extra = "  labels: {app: agent}\n";
-    let yaml = pod("kube-system", "agent-x", "u-agent", &["192.168.0.2"], "node-b", "2026-01-01T00:00:00Z", extra)
-        .replace("spec:\n", "spec:\n  hostNetwork: true\n");
+    let yaml = pod(
+        "kube-system",
+        "agent-x",
+        "u-agent",
+        &["192.168.0.2"],
+        "node-b",
+        "2026-01-01T00:00:00Z",
+        extra,
+    )
+    .replace("spec:\n", "spec:\n  hostNetwork: true\n");
     upsert(&index, &yaml);
-    let source = enrich(&mut enricher, &sink, flow("192.168.0.2", "10.0.1.5", 100)).source.unwrap();
+    let source = enrich(&mut enricher, &sink, flow("192.168.0.2", "10.0.1.5", 100))
+        .source
+        .unwrap();
     assert_eq!((source.identity, source.pod_name.as_str()), (6, ""));
 }
 
@@ -104,25 +187,70 @@ fn host_network_pods_are_shown_as_their_node() {
 fn a_new_pod_that_takes_a_dead_pods_ip_is_shown_never_the_old_one() {
     let (index, mut enricher, sink) = shop_cluster();
     let ip = "10.0.1.77";
-    upsert(&index, &pod("shop", "old", "u-old", &[ip], "node-a", "2026-01-01T00:00:00Z", ""));
-    assert_eq!(enrich(&mut enricher, &sink, flow(ip, "8.8.8.8", 1)).source.unwrap().pod_name, "old");
+    upsert(
+        &index,
+        &pod("shop", "old", "u-old", &[ip], "node-a", "2026-01-01T00:00:00Z", ""),
+    );
+    assert_eq!(
+        enrich(&mut enricher, &sink, flow(ip, "8.8.8.8", 1))
+            .source
+            .unwrap()
+            .pod_name,
+        "old"
+    );
     // The new pod's add arrives before the old pod's delete.
-    upsert(&index, &pod("shop", "new", "u-new", &[ip], "node-a", "2026-01-02T00:00:00Z", ""));
-    assert_eq!(enrich(&mut enricher, &sink, flow(ip, "8.8.8.8", 2)).source.unwrap().pod_name, "new");
+    upsert(
+        &index,
+        &pod("shop", "new", "u-new", &[ip], "node-a", "2026-01-02T00:00:00Z", ""),
+    );
+    assert_eq!(
+        enrich(&mut enricher, &sink, flow(ip, "8.8.8.8", 2))
+            .source
+            .unwrap()
+            .pod_name,
+        "new"
+    );
     // A late update of the old pod (terminating) must not take the IP back.
-    let old = pod("shop", "old", "u-old", &[ip], "node-a", "2026-01-01T00:00:00Z", "").replace("phase: Running", "phase: Failed");
+    let old = pod("shop", "old", "u-old", &[ip], "node-a", "2026-01-01T00:00:00Z", "")
+        .replace("phase: Running", "phase: Failed");
     upsert(&index, &old);
-    assert_eq!(enrich(&mut enricher, &sink, flow(ip, "8.8.8.8", 3)).source.unwrap().pod_name, "new");
+    assert_eq!(
+        enrich(&mut enricher, &sink, flow(ip, "8.8.8.8", 3))
+            .source
+            .unwrap()
+            .pod_name,
+        "new"
+    );
     index.apply(Change::Delete(Kind::Pod, "shop/old".into()));
-    assert_eq!(enrich(&mut enricher, &sink, flow(ip, "8.8.8.8", 4)).source.unwrap().pod_name, "new");
+    assert_eq!(
+        enrich(&mut enricher, &sink, flow(ip, "8.8.8.8", 4))
+            .source
+            .unwrap()
+            .pod_name,
+        "new"
+    );
     index.apply(Change::Delete(Kind::Pod, "shop/new".into()));
-    assert_eq!(enrich(&mut enricher, &sink, flow(ip, "8.8.8.8", 5)).source.unwrap().labels, vec!["reserved:world"]);
+    assert_eq!(
+        enrich(&mut enricher, &sink, flow(ip, "8.8.8.8", 5))
+            .source
+            .unwrap()
+            .labels,
+        vec!["reserved:world"]
+    );
 }
 
 #[test]
 fn a_relist_drops_what_was_deleted_meanwhile_and_a_service_can_move() {
     let (index, mut enricher, sink) = shop_cluster();
-    let keep = objects(&pod("shop", "web-7d4b9-bbbbb", "u-web2", &["10.0.2.5"], "node-b", "2026-01-01T00:00:00Z", WEB_LABELS));
+    let keep = objects(&pod(
+        "shop",
+        "web-7d4b9-bbbbb",
+        "u-web2",
+        &["10.0.2.5"],
+        "node-b",
+        "2026-01-01T00:00:00Z",
+        WEB_LABELS,
+    ));
     index.apply(Change::Replace(Kind::Pod, keep));
     let flow1 = enrich(&mut enricher, &sink, flow("10.0.1.5", "10.0.2.5", 100));
     assert_eq!(flow1.source.unwrap().labels, vec!["reserved:world"]);
@@ -153,7 +281,11 @@ fn dns_response(query: &str, ips: &[&str], ttl: u32, at: i128) -> Flow {
 #[test]
 fn dns_answers_name_later_flows_until_their_ttl_runs_out() {
     let (_index, mut enricher, sink) = shop_cluster();
-    enrich(&mut enricher, &sink, dns_response("api.example.com.", &["203.0.113.7"], 30, 1000));
+    enrich(
+        &mut enricher,
+        &sink,
+        dns_response("api.example.com.", &["203.0.113.7"], 30, 1000),
+    );
     let out = enrich(&mut enricher, &sink, flow("10.0.1.5", "203.0.113.7", 1020));
     assert_eq!(out.destination_names, vec!["api.example.com"]);
     assert!(out.source_names.is_empty());
@@ -180,10 +312,35 @@ fn changes_become_agent_events_before_the_next_flow() {
     let sink = Collect::default();
     let mut enricher = Enricher::new(index.clone(), sink.clone());
     upsert(&index, &node("node-a", "192.168.0.1"));
-    upsert(&index, &pod("shop", "local", "u-l", &["10.0.1.5"], "node-a", "2026-01-01T00:00:00Z", ""));
-    upsert(&index, &pod("shop", "remote", "u-r", &["10.0.2.5"], "node-b", "2026-01-01T00:00:00Z", ""));
+    upsert(
+        &index,
+        &pod(
+            "shop",
+            "local",
+            "u-l",
+            &["10.0.1.5"],
+            "node-a",
+            "2026-01-01T00:00:00Z",
+            "",
+        ),
+    );
+    upsert(
+        &index,
+        &pod(
+            "shop",
+            "remote",
+            "u-r",
+            &["10.0.2.5"],
+            "node-b",
+            "2026-01-01T00:00:00Z",
+            "",
+        ),
+    );
     upsert(&index, &service("shop", "web", "10.96.0.10"));
-    upsert(&index, "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: shop, uid: p1}\nspec:\n  podSelector: {}\n  ingress: [{}]\n");
+    upsert(
+        &index,
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: shop, uid: p1}\nspec:\n  podSelector: {}\n  ingress: [{}]\n",
+    );
     index.apply(Change::Delete(Kind::NetworkPolicy, "shop/deny".into()));
     index.apply(Change::Delete(Kind::Pod, "shop/local".into()));
     enricher.flush_agent_events();
@@ -191,7 +348,11 @@ fn changes_become_agent_events_before_the_next_flow() {
     let types: Vec<i32> = events.iter().map(|(t, _)| *t).collect();
     use AgentEventType as T;
     let count = |t: T| types.iter().filter(|x| **x == t as i32).count();
-    assert_eq!(count(T::EndpointCreated), 1, "only the local pod is an endpoint: {types:?}");
+    assert_eq!(
+        count(T::EndpointCreated),
+        1,
+        "only the local pod is an endpoint: {types:?}"
+    );
     assert_eq!(count(T::EndpointDeleted), 1);
     assert_eq!(count(T::ServiceUpserted), 1);
     assert_eq!(count(T::PolicyUpdated), 1);
@@ -202,8 +363,15 @@ fn changes_become_agent_events_before_the_next_flow() {
         _ => None,
     });
     let created = created.unwrap();
-    assert_eq!((created.namespace.as_str(), created.pod_name.as_str()), ("shop", "local"));
-    assert!(created.labels.contains(&"k8s:io.kubernetes.pod.namespace=shop".to_string()));
+    assert_eq!(
+        (created.namespace.as_str(), created.pod_name.as_str()),
+        ("shop", "local")
+    );
+    assert!(
+        created
+            .labels
+            .contains(&"k8s:io.kubernetes.pod.namespace=shop".to_string())
+    );
     let ipcache = events.iter().find_map(|(_, n)| match n {
         Some(Notification::IpcacheUpdate(u)) if u.pod_name == "local" => Some(u.clone()),
         _ => None,
@@ -218,10 +386,25 @@ fn changes_become_agent_events_before_the_next_flow() {
     });
     let policy = policy.unwrap();
     assert_eq!((policy.revision, policy.rule_count), (1, 1));
-    assert!(policy.labels.contains(&"k8s:io.cilium.k8s.policy.name=deny".to_string()));
+    assert!(
+        policy
+            .labels
+            .contains(&"k8s:io.cilium.k8s.policy.name=deny".to_string())
+    );
 
     // A label change moves the pod to another identity: the IP cache says so.
-    upsert(&index, &pod("shop", "remote", "u-r", &["10.0.2.5"], "node-b", "2026-01-01T00:00:00Z", "  labels: {app: x}\n"));
+    upsert(
+        &index,
+        &pod(
+            "shop",
+            "remote",
+            "u-r",
+            &["10.0.2.5"],
+            "node-b",
+            "2026-01-01T00:00:00Z",
+            "  labels: {app: x}\n",
+        ),
+    );
     enricher.publish(Event::Flow(Box::new(flow("10.0.2.5", "10.0.1.5", 1))));
     let events = agent_events(&sink);
     match &events[..] {
@@ -240,9 +423,18 @@ fn node_peers_follow_node_objects() {
     upsert(&index, &node("node-a", "192.168.0.1"));
     upsert(&index, &node("node-b", "192.168.0.2"));
     assert!(peers.has_changed().unwrap());
-    let list: Vec<(String, String)> =
-        peers.borrow_and_update().iter().map(|p| (p.name.clone(), p.address.to_string())).collect();
-    assert_eq!(list, vec![("node-a".into(), "192.168.0.1:4244".into()), ("node-b".into(), "192.168.0.2:4244".into())]);
+    let list: Vec<(String, String)> = peers
+        .borrow_and_update()
+        .iter()
+        .map(|p| (p.name.clone(), p.address.to_string()))
+        .collect();
+    assert_eq!(
+        list,
+        vec![
+            ("node-a".into(), "192.168.0.1:4244".into()),
+            ("node-b".into(), "192.168.0.2:4244".into())
+        ]
+    );
     index.apply(Change::Delete(Kind::Node, "node-b".into()));
     assert!(peers.has_changed().unwrap());
     assert_eq!(peers.borrow_and_update().len(), 1);
@@ -250,12 +442,17 @@ fn node_peers_follow_node_objects() {
 
 #[test]
 fn outside_the_default_cluster_node_names_carry_the_cluster() {
-    let index = std::sync::Arc::new(sightline_agent::enrich::Index::new(sightline_agent::enrich::IndexConfig {
-        cluster: "east".into(),
-        local_node: "node-a".into(),
-        agent_port: 4244,
-    }));
-    upsert(&index, &pod("shop", "p", "u", &["10.0.1.5"], "node-a", "2026-01-01T00:00:00Z", ""));
+    let index = std::sync::Arc::new(sightline_agent::enrich::Index::new(
+        sightline_agent::enrich::IndexConfig {
+            cluster: "east".into(),
+            local_node: "node-a".into(),
+            agent_port: 4244,
+        },
+    ));
+    upsert(
+        &index,
+        &pod("shop", "p", "u", &["10.0.1.5"], "node-a", "2026-01-01T00:00:00Z", ""),
+    );
     let sink = Collect::default();
     let mut enricher = Enricher::new(index.clone(), sink.clone());
     let out = enrich(&mut enricher, &sink, flow("10.0.1.5", "8.8.8.8", 1));

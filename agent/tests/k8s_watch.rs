@@ -42,7 +42,10 @@ fn list(kind: &str, resource_version: &str, items: Vec<Value>) -> String {
 }
 
 fn watch_events(events: &[(&str, Value)]) -> String {
-    events.iter().map(|(kind, object)| format!("{}\n", json!({"type": kind, "object": object}))).collect()
+    events
+        .iter()
+        .map(|(kind, object)| format!("{}\n", json!({"type": kind, "object": object})))
+        .collect()
 }
 
 fn gone() -> String {
@@ -92,10 +95,21 @@ async fn pod_watch_handles_ip_reuse_gone_relist_and_deletions_while_down() {
         &mut api,
         "/api/v1/pods",
         false,
-        list("PodList", "10", vec![pod("old", "10.0.0.5", t0, "8"), pod("keep", "10.0.0.6", t0, "9"), pod("gone", "10.0.0.7", t0, "10")]),
+        list(
+            "PodList",
+            "10",
+            vec![
+                pod("old", "10.0.0.5", t0, "8"),
+                pod("keep", "10.0.0.6", t0, "9"),
+                pod("gone", "10.0.0.7", t0, "10"),
+            ],
+        ),
     )
     .await;
-    eventually("the list is indexed", || pod_at(&index, "10.0.0.7").as_deref() == Some("gone")).await;
+    eventually("the list is indexed", || {
+        pod_at(&index, "10.0.0.7").as_deref() == Some("gone")
+    })
+    .await;
     assert_eq!(pod_at(&index, "10.0.0.5").as_deref(), Some("old"));
 
     // A new pod gets the dead pod's IP before the old pod's deletion arrives.
@@ -103,10 +117,16 @@ async fn pod_watch_handles_ip_reuse_gone_relist_and_deletions_while_down() {
         &mut api,
         "/api/v1/pods",
         true,
-        watch_events(&[("ADDED", pod("new", "10.0.0.5", t1, "11")), ("DELETED", pod("old", "10.0.0.5", t0, "12"))]),
+        watch_events(&[
+            ("ADDED", pod("new", "10.0.0.5", t1, "11")),
+            ("DELETED", pod("old", "10.0.0.5", t0, "12")),
+        ]),
     )
     .await;
-    eventually("the new pod owns the IP", || pod_at(&index, "10.0.0.5").as_deref() == Some("new")).await;
+    eventually("the new pod owns the IP", || {
+        pod_at(&index, "10.0.0.5").as_deref() == Some("new")
+    })
+    .await;
 
     // The next watch is too old: the watcher relists; "gone" was deleted meanwhile.
     answer(&mut api, "/api/v1/pods", true, gone()).await;
@@ -114,10 +134,17 @@ async fn pod_watch_handles_ip_reuse_gone_relist_and_deletions_while_down() {
         &mut api,
         "/api/v1/pods",
         false,
-        list("PodList", "20", vec![pod("new", "10.0.0.5", t1, "11"), pod("keep", "10.0.0.6", t0, "9")]),
+        list(
+            "PodList",
+            "20",
+            vec![pod("new", "10.0.0.5", t1, "11"), pod("keep", "10.0.0.6", t0, "9")],
+        ),
     )
     .await;
-    eventually("the pod deleted during the outage is gone", || pod_at(&index, "10.0.0.7").is_none()).await;
+    eventually("the pod deleted during the outage is gone", || {
+        pod_at(&index, "10.0.0.7").is_none()
+    })
+    .await;
     assert_eq!(pod_at(&index, "10.0.0.5").as_deref(), Some("new"));
     assert_eq!(pod_at(&index, "10.0.0.6").as_deref(), Some("keep"));
     watcher.abort();
@@ -139,12 +166,33 @@ async fn a_service_that_changes_its_cluster_ip_moves_in_the_index() {
     let watcher = spawn(watch::run::<Service>(Api::all(client), index.clone()));
     let vip = |ip: &str| index.service(ip.parse().unwrap()).map(|s| s.name.clone());
 
-    answer(&mut api, "/api/v1/services", false, list("ServiceList", "5", vec![service("10.96.0.10", "5")])).await;
+    answer(
+        &mut api,
+        "/api/v1/services",
+        false,
+        list("ServiceList", "5", vec![service("10.96.0.10", "5")]),
+    )
+    .await;
     eventually("the service is indexed", || vip("10.96.0.10").as_deref() == Some("web")).await;
-    answer(&mut api, "/api/v1/services", true, watch_events(&[("MODIFIED", service("10.96.0.20", "6"))])).await;
-    eventually("the new VIP names the service", || vip("10.96.0.20").as_deref() == Some("web")).await;
+    answer(
+        &mut api,
+        "/api/v1/services",
+        true,
+        watch_events(&[("MODIFIED", service("10.96.0.20", "6"))]),
+    )
+    .await;
+    eventually("the new VIP names the service", || {
+        vip("10.96.0.20").as_deref() == Some("web")
+    })
+    .await;
     assert_eq!(vip("10.96.0.10"), None);
-    answer(&mut api, "/api/v1/services", true, watch_events(&[("DELETED", service("10.96.0.20", "7"))])).await;
+    answer(
+        &mut api,
+        "/api/v1/services",
+        true,
+        watch_events(&[("DELETED", service("10.96.0.20", "7"))]),
+    )
+    .await;
     eventually("the deleted service is gone", || vip("10.96.0.20").is_none()).await;
     watcher.abort();
 }
@@ -159,11 +207,29 @@ async fn node_peers_come_from_watched_nodes() {
         json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "resourceVersion": "1"},
                "status": {"addresses": [{"type": "Hostname", "address": name}, {"type": "InternalIP", "address": ip}]}})
     };
-    answer(&mut api, "/api/v1/nodes", false, list("NodeList", "1", vec![node("node-a", "192.168.0.1")])).await;
-    tokio::time::timeout(Duration::from_secs(10), peers.changed()).await.unwrap().unwrap();
+    answer(
+        &mut api,
+        "/api/v1/nodes",
+        false,
+        list("NodeList", "1", vec![node("node-a", "192.168.0.1")]),
+    )
+    .await;
+    tokio::time::timeout(Duration::from_secs(10), peers.changed())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(peers.borrow_and_update()[0].address.to_string(), "192.168.0.1:4244");
-    answer(&mut api, "/api/v1/nodes", true, watch_events(&[("ADDED", node("node-b", "192.168.0.2"))])).await;
-    tokio::time::timeout(Duration::from_secs(10), peers.changed()).await.unwrap().unwrap();
+    answer(
+        &mut api,
+        "/api/v1/nodes",
+        true,
+        watch_events(&[("ADDED", node("node-b", "192.168.0.2"))]),
+    )
+    .await;
+    tokio::time::timeout(Duration::from_secs(10), peers.changed())
+        .await
+        .unwrap()
+        .unwrap();
     let names: Vec<String> = peers.borrow_and_update().iter().map(|p| p.name.clone()).collect();
     assert_eq!(names, vec!["node-a", "node-b"]);
     watcher.abort();

@@ -13,7 +13,12 @@ fn write(dir: &std::path::Path, name: &str, text: &str) {
     std::fs::write(&path, text).unwrap();
     // Distinct mtimes even on coarse-grained filesystems.
     let later = SystemTime::now() + Duration::from_secs(rand_secs());
-    std::fs::File::options().write(true).open(&path).unwrap().set_modified(later).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
 }
 
 fn rand_secs() -> u64 {
@@ -22,7 +27,10 @@ fn rand_secs() -> u64 {
 }
 
 fn pod_name_at(index: &sightline_agent::enrich::Index, ip: &str) -> Option<String> {
-    index.endpoint(ip.parse().unwrap()).map(|e| e.pod_name.clone()).filter(|n| !n.is_empty())
+    index
+        .endpoint(ip.parse().unwrap())
+        .map(|e| e.pod_name.clone())
+        .filter(|n| !n.is_empty())
 }
 
 #[test]
@@ -45,7 +53,14 @@ fn multi_document_files_load_and_a_broken_file_loses_nothing_else() {
 
     // Break the pods file: the error names the file and document, and both the
     // other file and this file's last good objects stay.
-    write(dir.path(), "pods.yaml", &format!("{}kind: Pod\nmetadata: [oops\n", pod("shop", "c", "uc", &["10.0.1.3"], "n1", "2026-01-01T00:00:00Z", "")));
+    write(
+        dir.path(),
+        "pods.yaml",
+        &format!(
+            "{}kind: Pod\nmetadata: [oops\n",
+            pod("shop", "c", "uc", &["10.0.1.3"], "n1", "2026-01-01T00:00:00Z", "")
+        ),
+    );
     let (changed, errors) = manifests.reload().unwrap();
     assert!(!changed);
     match &errors[..] {
@@ -64,12 +79,20 @@ fn multi_document_files_load_and_a_broken_file_loses_nothing_else() {
 #[test]
 fn edits_and_removed_files_are_picked_up() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "pods.yaml", &pod("shop", "a", "ua", &["10.0.1.1"], "n1", "2026-01-01T00:00:00Z", ""));
+    write(
+        dir.path(),
+        "pods.yaml",
+        &pod("shop", "a", "ua", &["10.0.1.1"], "n1", "2026-01-01T00:00:00Z", ""),
+    );
     write(dir.path(), "svc.yaml", &service("shop", "web", "10.96.0.1"));
     let index = index("n1");
     let mut manifests = ManifestDir::new(dir.path());
     manifests.sync(&index).unwrap();
-    write(dir.path(), "pods.yaml", &pod("shop", "z", "uz", &["10.0.1.1"], "n1", "2026-01-01T00:00:00Z", ""));
+    write(
+        dir.path(),
+        "pods.yaml",
+        &pod("shop", "z", "uz", &["10.0.1.1"], "n1", "2026-01-01T00:00:00Z", ""),
+    );
     std::fs::remove_file(dir.path().join("svc.yaml")).unwrap();
     assert!(manifests.sync(&index).unwrap());
     assert_eq!(pod_name_at(&index, "10.0.1.1").as_deref(), Some("z"));
@@ -78,7 +101,8 @@ fn edits_and_removed_files_are_picked_up() {
 
 #[test]
 fn a_pod_without_a_kind_or_a_wrong_field_type_is_a_clear_error() {
-    let err = sightline_agent::k8s::manifests::parse(std::path::Path::new("x.yaml"), "metadata: {name: a}\n").unwrap_err();
+    let err =
+        sightline_agent::k8s::manifests::parse(std::path::Path::new("x.yaml"), "metadata: {name: a}\n").unwrap_err();
     assert_eq!(err.to_string(), "x.yaml: document 1: no `kind` field");
     let err = sightline_agent::k8s::manifests::parse(
         std::path::Path::new("y.yaml"),

@@ -72,7 +72,11 @@ impl DnsCache {
     /// Unexpired names for `ip`, oldest answer first.
     pub fn names(&self, ip: &IpAddr, now: i128) -> Vec<String> {
         match self.by_ip.get(ip) {
-            Some(entries) => entries.iter().filter(|e| e.expires > now).map(|e| e.name.clone()).collect(),
+            Some(entries) => entries
+                .iter()
+                .filter(|e| e.expires > now)
+                .map(|e| e.name.clone())
+                .collect(),
             None => Vec::new(),
         }
     }

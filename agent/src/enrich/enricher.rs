@@ -54,13 +54,21 @@ impl<S: EventSink> Enricher<S> {
         let Some(ip) = flow.ip.as_ref() else { return };
         let source: Option<IpAddr> = ip.source.parse().ok();
         let destination: Option<IpAddr> = ip.destination.parse().ok();
-        let now = flow.time.map(|t| t.as_unix_nanos()).unwrap_or_else(|| Timestamp::now().as_unix_nanos());
+        let now = flow
+            .time
+            .map(|t| t.as_unix_nanos())
+            .unwrap_or_else(|| Timestamp::now().as_unix_nanos());
         self.learn_dns(flow, now);
 
         let (src_ep, dst_ep, src_svc, dst_svc) = self.index.read(|lookup| {
             let endpoint = |ip: Option<IpAddr>| ip.and_then(|ip| lookup.endpoint(&ip).cloned());
             let service = |ip: Option<IpAddr>| ip.and_then(|ip| lookup.service(&ip).cloned());
-            (endpoint(source), endpoint(destination), service(source), service(destination))
+            (
+                endpoint(source),
+                endpoint(destination),
+                service(source),
+                service(destination),
+            )
         });
         let world = self.index.world();
         flow.source = Some(endpoint_or(src_ep, source, world));
@@ -85,7 +93,9 @@ impl<S: EventSink> Enricher<S> {
         if l7.r#type != L7FlowType::Response as i32 {
             return;
         }
-        let Some(layer7::Record::Dns(dns)) = &l7.record else { return };
+        let Some(layer7::Record::Dns(dns)) = &l7.record else {
+            return;
+        };
         let ips: Vec<IpAddr> = dns.ips.iter().filter_map(|ip| ip.parse().ok()).collect();
         if !ips.is_empty() {
             self.dns.learn(&dns.query, &ips, dns.ttl, now);

@@ -187,7 +187,9 @@ pub fn service_upserted(service: &ServiceInfo) -> AgentEvent {
 pub fn service_deleted(service: &ServiceInfo) -> AgentEvent {
     event(
         AgentEventType::ServiceDeleted,
-        Notification::ServiceDelete(ServiceDeleteNotification { id: service_id(service) }),
+        Notification::ServiceDelete(ServiceDeleteNotification {
+            id: service_id(service),
+        }),
     )
 }
 

@@ -137,7 +137,10 @@ mod tests {
     #[test]
     fn identity_is_stable_across_builds() {
         // A changed hash would renumber every workload in a rolling upgrade.
-        let labels = vec!["k8s:app=web".to_string(), "k8s:io.kubernetes.pod.namespace=shop".to_string()];
+        let labels = vec![
+            "k8s:app=web".to_string(),
+            "k8s:io.kubernetes.pod.namespace=shop".to_string(),
+        ];
         let first = identity_for_labels(&labels);
         assert_eq!(first, identity_for_labels(&labels.clone()));
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;

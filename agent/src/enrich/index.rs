@@ -178,7 +178,10 @@ impl Index {
         let claim = state.claim_for(ip);
         let new = match &claim {
             IpClaim::Pod(entry) => Some(entry.endpoint.clone()),
-            IpClaim::ApiServer { local: true, node: true } => Some(self.reserved.apiserver_on_host.clone()),
+            IpClaim::ApiServer {
+                local: true,
+                node: true,
+            } => Some(self.reserved.apiserver_on_host.clone()),
             IpClaim::ApiServer { node: true, .. } => Some(self.reserved.apiserver_on_remote_node.clone()),
             IpClaim::ApiServer { .. } => Some(self.reserved.apiserver.clone()),
             IpClaim::Node { local: true } => Some(self.reserved.host.clone()),
@@ -208,8 +211,9 @@ impl Index {
                 },
             )),
             (old, Some(new)) => {
-                let same_owner =
-                    old.as_ref().is_some_and(|o| o.namespace == new.namespace && o.pod_name == new.pod_name);
+                let same_owner = old
+                    .as_ref()
+                    .is_some_and(|o| o.namespace == new.namespace && o.pod_name == new.pod_name);
                 let same_identity = old.as_ref().is_some_and(|o| o.identity == new.identity);
                 if !(same_owner && same_identity && old_host_ip == host_ip) {
                     events.push(events::ipcache(

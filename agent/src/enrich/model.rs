@@ -170,6 +170,8 @@ impl Object {
 }
 
 /// What a watcher or the manifest loader tells the index.
+// Changes are applied one at a time and never stored, so their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Change {
     Upsert(Object),

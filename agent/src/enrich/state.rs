@@ -98,8 +98,7 @@ impl State {
             Change::Upsert(object) => self.upsert(object, &mut touched),
             Change::Delete(kind, key) => self.delete(kind, &key, &mut touched),
             Change::Replace(kind, objects) => {
-                let keep: FxHashSet<String> =
-                    objects.iter().filter(|o| o.kind() == kind).map(Object::key).collect();
+                let keep: FxHashSet<String> = objects.iter().filter(|o| o.kind() == kind).map(Object::key).collect();
                 for key in self.keys(kind) {
                     if !keep.contains(&key) {
                         self.delete(kind, &key, &mut touched);
@@ -189,7 +188,9 @@ impl State {
                     return;
                 }
                 self.policy_revision += 1;
-                touched.events.push(events::policy(false, &policy, self.policy_revision));
+                touched
+                    .events
+                    .push(events::policy(false, &policy, self.policy_revision));
                 self.policies.insert(key, policy);
             }
         }
@@ -269,14 +270,21 @@ impl State {
             touched.endpoint_ips.insert(*ip);
         }
         if self.is_local_endpoint(&old.info) {
-            touched.events.push(events::endpoint(false, &old.info, &old.endpoint.labels));
+            touched
+                .events
+                .push(events::endpoint(false, &old.info, &old.endpoint.labels));
         }
     }
 
     /// Re-derives labels, identity and workloads of the matching pods after a
     /// namespace, owner or node changed under them.
     fn rebuild_pods(&mut self, matches: impl Fn(&PodInfo) -> bool, touched: &mut Touched) {
-        let keys: Vec<String> = self.pods.iter().filter(|(_, p)| matches(&p.info)).map(|(k, _)| k.clone()).collect();
+        let keys: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|(_, p)| matches(&p.info))
+            .map(|(k, _)| k.clone())
+            .collect();
         for key in keys {
             let Some(info) = self.pods.get(&key).map(|p| p.info.clone()) else {
                 continue;
@@ -316,7 +324,11 @@ impl State {
     }
 
     fn build_endpoint(&self, pod: &PodInfo) -> Endpoint {
-        let labels = pod_labels(pod, self.namespaces.get(&pod.namespace).map(|n| &n.labels), &self.cluster);
+        let labels = pod_labels(
+            pod,
+            self.namespaces.get(&pod.namespace).map(|n| &n.labels),
+            &self.cluster,
+        );
         Endpoint {
             id: 0,
             identity: identity_for_labels(&labels),
@@ -334,8 +346,13 @@ impl State {
     fn workload(&self, pod: &PodInfo) -> Option<Workload> {
         let mut current = pod.owner.clone()?;
         for _ in 0..4 {
-            match self.owners.get(&owner_key(&current.kind, &pod.namespace, &current.name)) {
-                Some(OwnerInfo { owner: Some(parent), .. }) => current = parent.clone(),
+            match self
+                .owners
+                .get(&owner_key(&current.kind, &pod.namespace, &current.name))
+            {
+                Some(OwnerInfo {
+                    owner: Some(parent), ..
+                }) => current = parent.clone(),
                 Some(_) => break,
                 None => {
                     if current.kind == "ReplicaSet"

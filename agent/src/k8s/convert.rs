@@ -10,8 +10,8 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use crate::enrich::model::{
-    EndpointSliceInfo, Kind, NamespaceInfo, NodeInfo, Object, OwnerInfo, OwnerRef, PodInfo, PolicyInfo,
-    ServiceInfo, ServicePort,
+    EndpointSliceInfo, Kind, NamespaceInfo, NodeInfo, Object, OwnerInfo, OwnerRef, PodInfo, PolicyInfo, ServiceInfo,
+    ServicePort,
 };
 
 /// A Kubernetes type the agent watches, with the kind its objects replace on relist.
@@ -66,12 +66,19 @@ impl Watched for Pod {
             name,
             uid: self.metadata.uid.clone().unwrap_or_default(),
             labels: self.metadata.labels.clone().unwrap_or_default(),
-            service_account: spec.and_then(|s| s.service_account_name.clone()).unwrap_or_else(|| "default".into()),
+            service_account: spec
+                .and_then(|s| s.service_account_name.clone())
+                .unwrap_or_else(|| "default".into()),
             node_name: spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
             host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
             ips: parse_ips(ip_strings),
             terminated: matches!(phase, "Succeeded" | "Failed") || self.metadata.deletion_timestamp.is_some(),
-            created: self.metadata.creation_timestamp.as_ref().map(|t| t.0.as_nanosecond()).unwrap_or(0),
+            created: self
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_nanosecond())
+                .unwrap_or(0),
             owner: owner_of(self.metadata.owner_references.as_ref()),
         }))
     }
@@ -85,7 +92,11 @@ impl Watched for Service {
         let mut ips: Vec<&String> = spec.cluster_ips.iter().flatten().collect();
         ips.extend(spec.cluster_ip.iter());
         ips.extend(spec.external_ips.iter().flatten());
-        let ingress = self.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|l| l.ingress.as_ref());
+        let ingress = self
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|l| l.ingress.as_ref());
         ips.extend(ingress.into_iter().flatten().filter_map(|i| i.ip.as_ref()));
         let ports = spec
             .ports
@@ -115,7 +126,10 @@ impl Watched for EndpointSlice {
     fn convert(&self) -> Option<Object> {
         let (namespace, name) = name_of(&self.metadata)?;
         let labels = self.metadata.labels.as_ref();
-        let service_name = labels.and_then(|l| l.get("kubernetes.io/service-name")).cloned().unwrap_or_default();
+        let service_name = labels
+            .and_then(|l| l.get("kubernetes.io/service-name"))
+            .cloned()
+            .unwrap_or_default();
         Some(Object::EndpointSlice(EndpointSliceInfo {
             namespace,
             name,
@@ -139,7 +153,15 @@ impl Watched for Node {
     const KIND: Kind = Kind::Node;
     fn convert(&self) -> Option<Object> {
         let addresses = self.status.as_ref().and_then(|s| s.addresses.as_ref());
-        let of_type = |kind: &str| parse_ips(addresses.into_iter().flatten().filter(|a| a.type_ == kind).map(|a| &a.address));
+        let of_type = |kind: &str| {
+            parse_ips(
+                addresses
+                    .into_iter()
+                    .flatten()
+                    .filter(|a| a.type_ == kind)
+                    .map(|a| &a.address),
+            )
+        };
         Some(Object::Node(NodeInfo {
             name: self.metadata.name.clone()?,
             internal_ips: of_type("InternalIP"),
@@ -181,7 +203,9 @@ impl Watched for NetworkPolicy {
     fn convert(&self) -> Option<Object> {
         let (namespace, name) = name_of(&self.metadata)?;
         let spec = self.spec.as_ref();
-        let rules = spec.map(|s| s.ingress.iter().flatten().count() + s.egress.iter().flatten().count()).unwrap_or(0);
+        let rules = spec
+            .map(|s| s.ingress.iter().flatten().count() + s.egress.iter().flatten().count())
+            .unwrap_or(0);
         Some(Object::NetworkPolicy(PolicyInfo {
             namespace,
             name,

@@ -19,8 +19,8 @@ use serde::Deserialize;
 use serde_yaml_ng::Value;
 
 use super::convert::Watched;
-use crate::enrich::model::{ALL_KINDS, Change, Object};
 use crate::enrich::Index;
+use crate::enrich::model::{ALL_KINDS, Change, Object};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -59,7 +59,11 @@ fn objects_of(value: Value, out: &mut Vec<Object>) -> Result<(), String> {
     let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
     let object = match kind.as_str() {
         "List" => {
-            let items = value.get("items").and_then(Value::as_sequence).cloned().unwrap_or_default();
+            let items = value
+                .get("items")
+                .and_then(Value::as_sequence)
+                .cloned()
+                .unwrap_or_default();
             for item in items {
                 objects_of(item, out)?;
             }
@@ -128,7 +132,10 @@ impl ManifestDir {
         for entry in std::fs::read_dir(&self.dir).map_err(dir_error)? {
             let Ok(entry) = entry else { continue };
             let path = entry.path();
-            let wanted = path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "yaml" | "yml" | "json"));
+            let wanted = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"));
             let Ok(meta) = entry.metadata() else { continue };
             if !wanted || !meta.is_file() {
                 continue;
@@ -169,8 +176,13 @@ impl ManifestDir {
         ALL_KINDS
             .iter()
             .map(|kind| {
-                let objects =
-                    self.files.values().flat_map(|f| &f.objects).filter(|o| o.kind() == *kind).cloned().collect();
+                let objects = self
+                    .files
+                    .values()
+                    .flat_map(|f| &f.objects)
+                    .filter(|o| o.kind() == *kind)
+                    .cloned()
+                    .collect();
                 Change::Replace(*kind, objects)
             })
             .collect()

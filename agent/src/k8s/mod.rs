@@ -88,11 +88,18 @@ pub async fn start(args: &K8sArgs, node_name: &str, agent_port: u16) -> Result<O
     let tasks = if let Some(dir) = &args.manifests {
         let mut manifests = manifests::ManifestDir::new(dir);
         manifests.sync(&index)?;
-        vec![tokio::spawn(manifests::poll(manifests, index.clone(), MANIFEST_POLL_INTERVAL))]
+        vec![tokio::spawn(manifests::poll(
+            manifests,
+            index.clone(),
+            MANIFEST_POLL_INTERVAL,
+        ))]
     } else {
         let config = match &args.kubeconfig {
             Some(path) => {
-                let error = |source| K8sError::Kubeconfig { path: path.clone(), source };
+                let error = |source| K8sError::Kubeconfig {
+                    path: path.clone(),
+                    source,
+                };
                 let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(error)?;
                 kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
                     .await
