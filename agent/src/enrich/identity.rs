@@ -62,6 +62,7 @@ pub fn pod_labels(pod: &PodInfo, namespace_labels: Option<&Labels>, cluster: &st
     }
     labels.sort();
     labels.dedup();
+    labels.shrink_to_fit();
     labels
 }
 

@@ -2,7 +2,6 @@
 //! loader map API objects to these before storing them, so managed fields, specs and
 //! statuses we never read are dropped on arrival.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// Which watcher or manifest kind an object came from; a relist replaces one kind.
@@ -33,7 +32,8 @@ pub const ALL_KINDS: [Kind; 9] = [
     Kind::NetworkPolicy,
 ];
 
-pub type Labels = BTreeMap<String, String>;
+/// Sorted by key; a Vec is a third of a BTreeMap's size for the few labels a pod has.
+pub type Labels = Vec<(String, String)>;
 
 /// An ownerReference (`kind`, `name`) in the object's namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

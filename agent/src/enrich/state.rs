@@ -39,30 +39,31 @@ pub struct Touched {
 pub struct State {
     cluster: String,
     local_node: String,
-    pods: FxHashMap<String, PodEntry>,
+    /// Boxed: a hash table keeps spare slots, and empty ones should be small.
+    pods: FxHashMap<Arc<str>, Box<PodEntry>>,
     /// Every live or terminated pod that reported an IP; the winner is chosen per lookup.
-    ip_pods: FxHashMap<IpAddr, Vec<String>>,
+    ip_pods: FxHashMap<IpAddr, Vec<Arc<str>>>,
     services: FxHashMap<String, ServiceInfo>,
-    ip_services: FxHashMap<IpAddr, Vec<String>>,
+    ip_services: FxHashMap<IpAddr, Vec<Arc<str>>>,
     apiserver_slices: FxHashMap<String, EndpointSliceInfo>,
     namespaces: FxHashMap<String, NamespaceInfo>,
     pub(super) nodes: FxHashMap<String, NodeInfo>,
-    ip_nodes: FxHashMap<IpAddr, Vec<String>>,
+    ip_nodes: FxHashMap<IpAddr, Vec<Arc<str>>>,
     owners: FxHashMap<String, OwnerInfo>,
     policies: FxHashMap<String, PolicyInfo>,
     policy_revision: u64,
 }
 
-fn claim(map: &mut FxHashMap<IpAddr, Vec<String>>, ip: IpAddr, key: &str) {
+fn claim(map: &mut FxHashMap<IpAddr, Vec<Arc<str>>>, ip: IpAddr, key: &Arc<str>) {
     let keys = map.entry(ip).or_default();
     if !keys.iter().any(|k| k == key) {
-        keys.push(key.to_owned());
+        keys.push(key.clone());
     }
 }
 
-fn release(map: &mut FxHashMap<IpAddr, Vec<String>>, ip: IpAddr, key: &str) {
+fn release(map: &mut FxHashMap<IpAddr, Vec<Arc<str>>>, ip: IpAddr, key: &str) {
     if let Some(keys) = map.get_mut(&ip) {
-        keys.retain(|k| k != key);
+        keys.retain(|k| &**k != key);
         if keys.is_empty() {
             map.remove(&ip);
         }
@@ -114,7 +115,7 @@ impl State {
 
     fn keys(&self, kind: Kind) -> Vec<String> {
         match kind {
-            Kind::Pod => self.pods.keys().cloned().collect(),
+            Kind::Pod => self.pods.keys().map(|k| k.to_string()).collect(),
             Kind::Service => self.services.keys().cloned().collect(),
             Kind::EndpointSlice => self.apiserver_slices.keys().cloned().collect(),
             Kind::Namespace => self.namespaces.keys().cloned().collect(),
@@ -138,12 +139,13 @@ impl State {
                     return;
                 }
                 self.delete_service(&key, touched, false);
+                let key: Arc<str> = key.into();
                 for ip in &service.ips {
                     claim(&mut self.ip_services, *ip, &key);
                     touched.service_ips.insert(*ip);
                 }
                 touched.events.push(events::service_upserted(&service));
-                self.services.insert(key, service);
+                self.services.insert(key.to_string(), service);
             }
             Object::EndpointSlice(slice) => {
                 if slice.namespace != "default" || slice.service_name != "kubernetes" {
@@ -166,14 +168,15 @@ impl State {
                     return;
                 }
                 self.delete_node(&key, touched);
+                let key: Arc<str> = key.into();
                 for ip in node.internal_ips.iter().chain(&node.external_ips) {
                     claim(&mut self.ip_nodes, *ip, &key);
                     touched.endpoint_ips.insert(*ip);
                 }
-                self.nodes.insert(key.clone(), node);
+                self.nodes.insert(key.to_string(), node);
                 touched.nodes_changed = true;
                 // Host IPs of this node's pods may have changed.
-                self.rebuild_pods(|pod| pod.node_name == key, touched);
+                self.rebuild_pods(|pod| *pod.node_name == *key, touched);
             }
             Object::Owner(owner) => {
                 if self.owners.get(&key) == Some(&owner) {
@@ -237,10 +240,10 @@ impl State {
     }
 
     fn upsert_pod(&mut self, key: String, pod: PodInfo, touched: &mut Touched) {
-        if self.pods.get(&key).is_some_and(|old| old.info == pod) {
+        if self.pods.get(key.as_str()).is_some_and(|old| old.info == pod) {
             return;
         }
-        let was_local = match self.pods.remove(&key) {
+        let was_local = match self.pods.remove(key.as_str()) {
             Some(old) => {
                 for ip in &old.info.ips {
                     release(&mut self.ip_pods, *ip, &key);
@@ -251,6 +254,7 @@ impl State {
             None => false,
         };
         let endpoint = Arc::new(self.build_endpoint(&pod));
+        let key: Arc<str> = key.into();
         if !pod.host_network {
             for ip in &pod.ips {
                 claim(&mut self.ip_pods, *ip, &key);
@@ -261,7 +265,7 @@ impl State {
         if is_local != was_local {
             touched.events.push(events::endpoint(is_local, &pod, &endpoint.labels));
         }
-        self.pods.insert(key, PodEntry { info: pod, endpoint });
+        self.pods.insert(key, Box::new(PodEntry { info: pod, endpoint }));
     }
 
     fn release_pod(&mut self, key: &str, old: &PodEntry, touched: &mut Touched) {
@@ -279,7 +283,7 @@ impl State {
     /// Re-derives labels, identity and workloads of the matching pods after a
     /// namespace, owner or node changed under them.
     fn rebuild_pods(&mut self, matches: impl Fn(&PodInfo) -> bool, touched: &mut Touched) {
-        let keys: Vec<String> = self
+        let keys: Vec<Arc<str>> = self
             .pods
             .iter()
             .filter(|(_, p)| matches(&p.info))
@@ -356,7 +360,7 @@ impl State {
                 Some(_) => break,
                 None => {
                     if current.kind == "ReplicaSet"
-                        && let Some(hash) = pod.labels.get("pod-template-hash")
+                        && let Some((_, hash)) = pod.labels.iter().find(|(k, _)| k == "pod-template-hash")
                         && let Some(deployment) = current.name.strip_suffix(&format!("-{hash}"))
                     {
                         current = super::model::OwnerRef {
@@ -387,7 +391,7 @@ impl State {
             return IpClaim::Pod(pod);
         }
         let node = self.ip_nodes.get(&ip).and_then(|keys| keys.first());
-        let local = node.is_some_and(|n| *n == self.local_node);
+        let local = node.is_some_and(|n| **n == *self.local_node);
         if self.apiserver_slices.values().any(|s| s.addresses.contains(&ip)) {
             return IpClaim::ApiServer {
                 local,
@@ -402,7 +406,7 @@ impl State {
 
     pub fn service_for(&self, ip: IpAddr) -> Option<Arc<Service>> {
         let key = self.ip_services.get(&ip)?.first()?;
-        let service = self.services.get(key)?;
+        let service = self.services.get(&**key)?;
         Some(Arc::new(Service {
             name: service.name.clone(),
             namespace: service.namespace.clone(),
@@ -415,7 +419,7 @@ impl State {
     }
 
     pub fn node_of_pod(&self, namespace: &str, name: &str) -> Option<IpAddr> {
-        let pod = self.pods.get(&format!("{namespace}/{name}"))?;
+        let pod = self.pods.get(format!("{namespace}/{name}").as_str())?;
         self.node_ip(&pod.info.node_name)
     }
 }

@@ -10,8 +10,8 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use crate::enrich::model::{
-    EndpointSliceInfo, Kind, NamespaceInfo, NodeInfo, Object, OwnerInfo, OwnerRef, PodInfo, PolicyInfo, ServiceInfo,
-    ServicePort,
+    EndpointSliceInfo, Kind, Labels, NamespaceInfo, NodeInfo, Object, OwnerInfo, OwnerRef, PodInfo, PolicyInfo,
+    ServiceInfo, ServicePort,
 };
 
 /// A Kubernetes type the agent watches, with the kind its objects replace on relist.
@@ -23,6 +23,14 @@ pub trait Watched {
 
 fn name_of(meta: &ObjectMeta) -> Option<(String, String)> {
     Some((meta.namespace.clone().unwrap_or_default(), meta.name.clone()?))
+}
+
+fn labels_of(meta: &ObjectMeta) -> Labels {
+    meta.labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn parse_ips<'a>(ips: impl IntoIterator<Item = &'a String>) -> Vec<IpAddr> {
@@ -65,7 +73,7 @@ impl Watched for Pod {
             namespace,
             name,
             uid: self.metadata.uid.clone().unwrap_or_default(),
-            labels: self.metadata.labels.clone().unwrap_or_default(),
+            labels: labels_of(&self.metadata),
             service_account: spec
                 .and_then(|s| s.service_account_name.clone())
                 .unwrap_or_else(|| "default".into()),
@@ -144,7 +152,7 @@ impl Watched for Namespace {
     fn convert(&self) -> Option<Object> {
         Some(Object::Namespace(NamespaceInfo {
             name: self.metadata.name.clone()?,
-            labels: self.metadata.labels.clone().unwrap_or_default(),
+            labels: labels_of(&self.metadata),
         }))
     }
 }
