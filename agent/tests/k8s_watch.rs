@@ -234,3 +234,47 @@ async fn node_peers_come_from_watched_nodes() {
     assert_eq!(names, vec!["node-a", "node-b"]);
     watcher.abort();
 }
+
+fn args_with(kubeconfig: Option<std::path::PathBuf>) -> sightline_agent::k8s::K8sArgs {
+    sightline_agent::k8s::K8sArgs {
+        kubeconfig,
+        manifests: None,
+        k8s_disabled: false,
+        cluster_name: "default".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_kubeconfig_gives_a_running_source_and_a_broken_one_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    // An https server nobody listens on: the TLS client must still build.
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
+    )
+    .unwrap();
+    let k8s = sightline_agent::k8s::start(&args_with(Some(path)), "node-a", 4244)
+        .await
+        .unwrap();
+    let k8s = k8s.expect("a configured cluster enables enrichment");
+    assert_eq!(k8s.index.agent_events().len(), 1, "AGENT_STARTED is queued");
+
+    let broken = dir.path().join("broken");
+    std::fs::write(&broken, "clusters: [oops").unwrap();
+    let error = sightline_agent::k8s::start(&args_with(Some(broken.clone())), "node-a", 4244)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains(&broken.display().to_string()), "{error}");
+
+    let disabled = sightline_agent::k8s::K8sArgs {
+        k8s_disabled: true,
+        ..args_with(None)
+    };
+    assert!(
+        sightline_agent::k8s::start(&disabled, "node-a", 4244)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
