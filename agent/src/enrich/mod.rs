@@ -12,6 +12,7 @@ pub mod index;
 pub mod model;
 pub mod peers;
 mod state;
+mod workload;
 
 pub use enricher::Enricher;
 pub use index::{Index, IndexConfig};

@@ -4,13 +4,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use sightline_proto::flow::{AgentEvent, Endpoint, Service, Workload};
+use sightline_proto::flow::{AgentEvent, Endpoint, Service};
 
 use super::events;
 use super::identity::{identity_for_labels, pod_labels};
 use super::model::{
     Change, EndpointSliceInfo, Kind, NamespaceInfo, NodeInfo, Object, OwnerInfo, PodInfo, PolicyInfo, ServiceInfo,
 };
+use super::workload::workload_of;
 
 #[derive(Debug)]
 pub struct PodEntry {
@@ -68,10 +69,6 @@ fn release(map: &mut FxHashMap<IpAddr, Vec<Arc<str>>>, ip: IpAddr, key: &str) {
             map.remove(&ip);
         }
     }
-}
-
-fn owner_key(kind: &str, namespace: &str, name: &str) -> String {
-    format!("{kind}/{namespace}/{name}")
 }
 
 impl State {
@@ -340,42 +337,8 @@ impl State {
             namespace: pod.namespace.clone(),
             labels,
             pod_name: pod.name.clone(),
-            workloads: self.workload(pod).into_iter().collect(),
+            workloads: workload_of(&self.owners, pod).into_iter().collect(),
         }
-    }
-
-    /// Follows owner references up to the top (ReplicaSet → Deployment, Job → CronJob).
-    /// When the ReplicaSet is not (yet) known, its name minus the pod-template-hash
-    /// suffix names the Deployment, as Cilium guesses.
-    fn workload(&self, pod: &PodInfo) -> Option<Workload> {
-        let mut current = pod.owner.clone()?;
-        for _ in 0..4 {
-            match self
-                .owners
-                .get(&owner_key(&current.kind, &pod.namespace, &current.name))
-            {
-                Some(OwnerInfo {
-                    owner: Some(parent), ..
-                }) => current = parent.clone(),
-                Some(_) => break,
-                None => {
-                    if current.kind == "ReplicaSet"
-                        && let Some((_, hash)) = pod.labels.iter().find(|(k, _)| k == "pod-template-hash")
-                        && let Some(deployment) = current.name.strip_suffix(&format!("-{hash}"))
-                    {
-                        current = super::model::OwnerRef {
-                            kind: "Deployment".to_owned(),
-                            name: deployment.to_owned(),
-                        };
-                    }
-                    break;
-                }
-            }
-        }
-        Some(Workload {
-            name: current.name,
-            kind: current.kind,
-        })
     }
 
     pub fn claim_for(&self, ip: IpAddr) -> IpClaim<'_> {
