@@ -9,7 +9,9 @@
 pub mod app;
 pub mod cli;
 pub mod datapath;
+pub mod enrich;
 pub mod event;
+pub mod k8s;
 pub mod observer;
 pub mod peer;
 pub mod server;

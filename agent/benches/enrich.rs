@@ -1,0 +1,258 @@
+//! Enrichment cost per flow with 10 000 pods and 2 000 services indexed, and index
+//! memory per 1 000 pods, measured with a counting allocator. Prints one table.
+//!
+//! `cargo bench -p sightline-agent --bench enrich`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use sightline_agent::enrich::model::{
+    Labels, NamespaceInfo, NodeInfo, Object, OwnerInfo, OwnerRef, PodInfo, ServiceInfo,
+};
+use sightline_agent::enrich::{Change, Enricher, Index, IndexConfig};
+use sightline_agent::event::{Event, EventSink};
+use sightline_proto::Timestamp;
+use sightline_proto::flow::{Flow, Ip};
+
+struct Counting;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: `ptr` came from `alloc` above with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const PODS: u32 = 10_000;
+const SERVICES: u32 = 2_000;
+const FLOWS: u32 = 1_000_000;
+
+struct Discard;
+impl EventSink for Discard {
+    fn publish(&mut self, event: Event) {
+        black_box(event);
+    }
+}
+
+fn pod_ip(i: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))
+}
+
+fn service_ip(i: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(0x0a60_0000 + i))
+}
+
+fn labels(pairs: &[(&str, String)]) -> Labels {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+}
+
+/// A realistic spread: 100 namespaces, 50 nodes, 10 replicas per deployment.
+fn pods(index: &Index, count: u32) {
+    for i in 0..count {
+        let namespace = format!("team-{}", i % 100);
+        let app = format!("app-{}", i / 10);
+        let hash = format!("{:x}", 0x5f00_0000 + i / 10);
+        index.apply(Change::Upsert(Object::Pod(PodInfo {
+            name: format!("{app}-{hash}-{i:05}"),
+            uid: format!("00000000-0000-0000-0000-{i:012}"),
+            labels: labels(&[
+                ("app", app.clone()),
+                ("pod-template-hash", hash.clone()),
+                ("version", "v1".into()),
+                ("app.kubernetes.io/part-of", namespace.clone()),
+            ]),
+            namespace,
+            service_account: "default".into(),
+            node_name: format!("node-{}", i % 50),
+            host_network: false,
+            ips: vec![pod_ip(i)],
+            terminated: false,
+            created: i128::from(i),
+            owner: Some(OwnerRef {
+                kind: "ReplicaSet".into(),
+                name: format!("{app}-{hash}"),
+            }),
+        })));
+    }
+}
+
+fn build(pod_count: u32) -> Arc<Index> {
+    let index = Arc::new(Index::new(IndexConfig {
+        cluster: "default".into(),
+        local_node: "node-0".into(),
+        agent_port: 4244,
+    }));
+    for n in 0..100 {
+        index.apply(Change::Upsert(Object::Namespace(NamespaceInfo {
+            name: format!("team-{n}"),
+            labels: labels(&[("kubernetes.io/metadata.name", format!("team-{n}"))]),
+        })));
+    }
+    for n in 0..50 {
+        index.apply(Change::Upsert(Object::Node(NodeInfo {
+            name: format!("node-{n}"),
+            internal_ips: vec![IpAddr::V4(Ipv4Addr::new(192, 168, 0, n + 1))],
+            external_ips: vec![],
+        })));
+    }
+    for d in 0..pod_count / 10 {
+        index.apply(Change::Upsert(Object::Owner(OwnerInfo {
+            namespace: format!("team-{}", (d * 10) % 100),
+            kind: "ReplicaSet".into(),
+            name: format!("app-{d}-{:x}", 0x5f00_0000 + d),
+            owner: Some(OwnerRef {
+                kind: "Deployment".into(),
+                name: format!("app-{d}"),
+            }),
+        })));
+    }
+    pods(&index, pod_count);
+    index
+}
+
+fn flow(src: IpAddr, dst: IpAddr) -> Flow {
+    Flow {
+        time: Some(Timestamp::from_unix_nanos(1_700_000_000_000_000_000)),
+        ip: Some(Ip {
+            source: src.to_string(),
+            destination: dst.to_string(),
+            ip_version: 1,
+            ..Ip::default()
+        }),
+        node_name: "node-0".into(),
+        ..Flow::default()
+    }
+}
+
+/// ns per flow and allocations per flow over FLOWS publishes of clones of `templates`.
+fn measure(sink: &mut dyn EventSink, templates: &[Flow]) -> (f64, f64) {
+    let allocs = ALLOCATIONS.load(Ordering::Relaxed);
+    let start = Instant::now();
+    for i in 0..FLOWS as usize {
+        let flow = templates[i % templates.len()].clone();
+        sink.publish(Event::Flow(Box::new(flow)));
+    }
+    let elapsed = start.elapsed().as_nanos() as f64 / f64::from(FLOWS);
+    let allocs = (ALLOCATIONS.load(Ordering::Relaxed) - allocs) as f64 / f64::from(FLOWS);
+    (elapsed, allocs)
+}
+
+/// The part enrichment controls: parse both addresses, two lookups, Arc clones.
+fn measure_lookup(index: &Index, templates: &[Flow]) -> f64 {
+    let start = Instant::now();
+    for i in 0..FLOWS as usize {
+        let ip = templates[i % templates.len()]
+            .ip
+            .as_ref()
+            .map(|ip| (ip.source.parse::<IpAddr>(), ip.destination.parse::<IpAddr>()));
+        if let Some((Ok(src), Ok(dst))) = ip {
+            black_box(index.read(|l| {
+                (
+                    l.endpoint(&src).cloned(),
+                    l.endpoint(&dst).cloned(),
+                    l.service(&dst).cloned(),
+                )
+            }));
+        }
+    }
+    start.elapsed().as_nanos() as f64 / f64::from(FLOWS)
+}
+
+fn main() {
+    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let started = Instant::now();
+    let index = build(PODS);
+    let build_ms = started.elapsed().as_millis();
+    // Agent events the changes queued (one or two per pod IP) are not index memory.
+    let mut queued = index.agent_events().len();
+    index.agent_events().drain_into(&mut Discard);
+    let with_pods = LIVE_BYTES.load(Ordering::Relaxed);
+    for i in 0..SERVICES {
+        index.apply(Change::Upsert(Object::Service(ServiceInfo {
+            namespace: format!("team-{}", i % 100),
+            name: format!("svc-{i}"),
+            uid: format!("svc-uid-{i}"),
+            service_type: "ClusterIP".into(),
+            ips: vec![service_ip(i)],
+            ports: vec![],
+            external_traffic_policy: String::new(),
+            internal_traffic_policy: String::new(),
+        })));
+    }
+    queued += index.agent_events().len();
+    index.agent_events().drain_into(&mut Discard);
+    let with_services = LIVE_BYTES.load(Ordering::Relaxed);
+    let pod_bytes = (with_pods - before) as f64;
+    let per_1k_pods_mib = pod_bytes / f64::from(PODS / 1000) / (1024.0 * 1024.0);
+    let service_bytes = (with_services - with_pods) as f64 / f64::from(SERVICES);
+
+    let pod_to_pod: Vec<Flow> = (0..1024)
+        .map(|i| flow(pod_ip(i * 7 % PODS), pod_ip(i * 13 % PODS)))
+        .collect();
+    let pod_to_service: Vec<Flow> = (0..1024)
+        .map(|i| flow(pod_ip(i * 7 % PODS), service_ip(i % SERVICES)))
+        .collect();
+    let unknown: Vec<Flow> = (0..1024)
+        .map(|i| {
+            flow(
+                IpAddr::V4(Ipv4Addr::from(0xcb00_7100 + i)),
+                IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8)),
+            )
+        })
+        .collect();
+
+    let mut enricher = Enricher::new(index.clone(), Discard);
+    let (base_ns, base_allocs) = measure(&mut Discard, &pod_to_pod);
+    let rows = [
+        ("pod -> pod", measure(&mut enricher, &pod_to_pod)),
+        ("pod -> service VIP", measure(&mut enricher, &pod_to_service)),
+        ("world -> world", measure(&mut enricher, &unknown)),
+    ];
+
+    println!("enrichment with {PODS} pods, {SERVICES} services indexed ({FLOWS} flows per row)");
+    println!(
+        "{:<34} {:>10} {:>12} {:>10}",
+        "case", "ns/flow", "allocs/flow", "vs base"
+    );
+    println!(
+        "{:<34} {:>10.0} {:>12.1} {:>10}",
+        "baseline: clone + forward, no enrich", base_ns, base_allocs, "1.00x"
+    );
+    for (name, (ns, allocs)) in rows {
+        println!(
+            "{:<34} {:>10.0} {:>12.1} {:>9.2}x   (+{:.0} ns, +{:.1} allocs)",
+            format!("enrich {name}"),
+            ns,
+            allocs,
+            ns / base_ns,
+            ns - base_ns,
+            allocs - base_allocs
+        );
+    }
+    println!(
+        "{:<34} {:>10.0}   (parse 2 IPs + lookups, no proto fill; not a per-flow total)",
+        "index lookup only, pod -> pod",
+        measure_lookup(&index, &pod_to_pod)
+    );
+    println!(
+        "index memory: {per_1k_pods_mib:.2} MiB per 1k pods; {service_bytes:.0} B per service; build {build_ms} ms for {PODS} pods"
+    );
+    println!("(not counted: {queued} agent events queued by the inserts, drained before measuring)");
+}

@@ -1,0 +1,123 @@
+//! IP → DNS names, learnt from the DNS responses the agent sees, kept for their TTL.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
+
+/// Names are kept at least this long, so a zero-TTL answer still names the
+/// connection that follows it immediately.
+const MIN_TTL_NANOS: i128 = 1_000_000_000;
+
+#[derive(Debug)]
+struct Entry {
+    name: String,
+    expires: i128,
+}
+
+/// Bounded by IP count: when full, the IP learnt earliest is forgotten first.
+#[derive(Debug)]
+pub struct DnsCache {
+    by_ip: FxHashMap<IpAddr, Vec<Entry>>,
+    order: VecDeque<IpAddr>,
+    max_ips: usize,
+    max_names_per_ip: usize,
+}
+
+impl DnsCache {
+    pub fn new(max_ips: usize) -> Self {
+        DnsCache {
+            by_ip: FxHashMap::default(),
+            order: VecDeque::new(),
+            max_ips: max_ips.max(1),
+            max_names_per_ip: 8,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_ip.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_ip.is_empty()
+    }
+
+    /// Records that `query` resolved to `ips` at `now` (unix ns) for `ttl` seconds.
+    pub fn learn(&mut self, query: &str, ips: &[IpAddr], ttl_secs: u32, now: i128) {
+        let name = query.strip_suffix('.').unwrap_or(query);
+        if name.is_empty() {
+            return;
+        }
+        let expires = now + (i128::from(ttl_secs) * 1_000_000_000).max(MIN_TTL_NANOS);
+        for ip in ips {
+            if !self.by_ip.contains_key(ip) {
+                while self.by_ip.len() >= self.max_ips {
+                    let Some(oldest) = self.order.pop_front() else { break };
+                    self.by_ip.remove(&oldest);
+                }
+                self.order.push_back(*ip);
+            }
+            let names = self.by_ip.entry(*ip).or_default();
+            names.retain(|e| e.expires > now && e.name != name);
+            if names.len() >= self.max_names_per_ip {
+                names.remove(0);
+            }
+            names.push(Entry {
+                name: name.to_owned(),
+                expires,
+            });
+        }
+    }
+
+    /// Unexpired names for `ip`, oldest answer first.
+    pub fn names(&self, ip: &IpAddr, now: i128) -> Vec<String> {
+        match self.by_ip.get(ip) {
+            Some(entries) => entries
+                .iter()
+                .filter(|e| e.expires > now)
+                .map(|e| e.name.clone())
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: i128 = 1_000_000_000;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn names_expire_after_their_ttl() {
+        let mut cache = DnsCache::new(16);
+        cache.learn("example.com.", &[ip("10.0.0.7")], 30, 100 * SEC);
+        assert_eq!(cache.names(&ip("10.0.0.7"), 129 * SEC), vec!["example.com"]);
+        assert!(cache.names(&ip("10.0.0.7"), 130 * SEC).is_empty());
+        assert!(cache.names(&ip("10.0.0.8"), 100 * SEC).is_empty());
+    }
+
+    #[test]
+    fn a_repeated_answer_refreshes_instead_of_duplicating() {
+        let mut cache = DnsCache::new(16);
+        cache.learn("a.example.", &[ip("10.0.0.7")], 10, 0);
+        cache.learn("a.example.", &[ip("10.0.0.7")], 10, 5 * SEC);
+        cache.learn("b.example.", &[ip("10.0.0.7")], 10, 5 * SEC);
+        assert_eq!(cache.names(&ip("10.0.0.7"), 12 * SEC), vec!["a.example", "b.example"]);
+    }
+
+    #[test]
+    fn the_cache_stays_bounded_and_forgets_the_oldest_ip() {
+        let mut cache = DnsCache::new(2);
+        cache.learn("one.", &[ip("10.0.0.1")], 60, 0);
+        cache.learn("two.", &[ip("10.0.0.2")], 60, 0);
+        cache.learn("three.", &[ip("10.0.0.3")], 60, 0);
+        assert_eq!(cache.len(), 2);
+        assert!(cache.names(&ip("10.0.0.1"), SEC).is_empty());
+        assert_eq!(cache.names(&ip("10.0.0.3"), SEC), vec!["three"]);
+    }
+}

@@ -1,0 +1,236 @@
+//! The IP → endpoint index every flow is looked up in.
+//!
+//! Writers (watchers, the manifest loader) go through `apply`, which updates the stored
+//! objects under a mutex, recomputes only the IPs the change touched, and then swaps
+//! those entries in the read-side maps. Readers take a read lock for two hash lookups
+//! and leave with `Arc`s to endpoints that were built once, when the pod changed.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+
+use rustc_hash::FxHashMap;
+use sightline_proto::flow::{Endpoint, Service};
+use tokio::sync::watch;
+
+use super::events::{self, AgentEventQueue, IpCacheChange};
+use super::identity::{
+    IDENTITY_HOST, IDENTITY_KUBE_APISERVER, IDENTITY_REMOTE_NODE, IDENTITY_WORLD, LABEL_HOST, LABEL_KUBE_APISERVER,
+    LABEL_REMOTE_NODE, LABEL_WORLD,
+};
+use super::model::Change;
+use super::peers::{NodePeer, peers_of};
+use super::state::{IpClaim, State};
+
+/// What the index needs to know about the agent itself.
+#[derive(Debug, Clone)]
+pub struct IndexConfig {
+    /// Cluster name (`default` unless configured), put in `cluster_name` and the
+    /// `io.cilium.k8s.policy.cluster` label.
+    pub cluster: String,
+    /// This node's name as Kubernetes knows it: its IPs are `reserved:host`, its pods
+    /// get endpoint events.
+    pub local_node: String,
+    /// The port peers are told to dial (the agent's gRPC port).
+    pub agent_port: u16,
+}
+
+#[derive(Debug, Default)]
+pub struct Lookup {
+    endpoints: FxHashMap<IpAddr, Arc<Endpoint>>,
+    services: FxHashMap<IpAddr, Arc<Service>>,
+}
+
+impl Lookup {
+    pub fn endpoint(&self, ip: &IpAddr) -> Option<&Arc<Endpoint>> {
+        self.endpoints.get(ip)
+    }
+
+    pub fn service(&self, ip: &IpAddr) -> Option<&Arc<Service>> {
+        self.services.get(ip)
+    }
+}
+
+/// Endpoints for the reserved identities, shared by every IP that maps to them.
+#[derive(Debug)]
+pub(super) struct Reserved {
+    pub world: Arc<Endpoint>,
+    pub host: Arc<Endpoint>,
+    pub remote_node: Arc<Endpoint>,
+    pub apiserver: Arc<Endpoint>,
+    pub apiserver_on_host: Arc<Endpoint>,
+    pub apiserver_on_remote_node: Arc<Endpoint>,
+}
+
+fn reserved(identity: u32, labels: &[&str]) -> Arc<Endpoint> {
+    Arc::new(Endpoint {
+        identity,
+        labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+        ..Endpoint::default()
+    })
+}
+
+impl Reserved {
+    fn new() -> Self {
+        Reserved {
+            world: reserved(IDENTITY_WORLD, &[LABEL_WORLD]),
+            host: reserved(IDENTITY_HOST, &[LABEL_HOST]),
+            remote_node: reserved(IDENTITY_REMOTE_NODE, &[LABEL_REMOTE_NODE]),
+            apiserver: reserved(IDENTITY_KUBE_APISERVER, &[LABEL_KUBE_APISERVER]),
+            // An API server on a node keeps the node's identity, as in Cilium.
+            apiserver_on_host: reserved(IDENTITY_HOST, &[LABEL_HOST, LABEL_KUBE_APISERVER]),
+            apiserver_on_remote_node: reserved(IDENTITY_REMOTE_NODE, &[LABEL_KUBE_APISERVER, LABEL_REMOTE_NODE]),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Index {
+    config: IndexConfig,
+    state: Mutex<State>,
+    lookup: RwLock<Lookup>,
+    reserved: Reserved,
+    events: AgentEventQueue,
+    peers: watch::Sender<Vec<NodePeer>>,
+}
+
+impl Index {
+    pub fn new(config: IndexConfig) -> Self {
+        let (peers, _) = watch::channel(Vec::new());
+        Index {
+            state: Mutex::new(State::new(config.cluster.clone(), config.local_node.clone())),
+            config,
+            lookup: RwLock::new(Lookup::default()),
+            reserved: Reserved::new(),
+            events: AgentEventQueue::new(8192),
+            peers,
+        }
+    }
+
+    pub fn config(&self) -> &IndexConfig {
+        &self.config
+    }
+
+    /// Agent events produced by changes, for the enricher to forward.
+    pub fn agent_events(&self) -> &AgentEventQueue {
+        &self.events
+    }
+
+    /// Node peers (every node with an address), updated on each node change.
+    pub fn peers(&self) -> watch::Receiver<Vec<NodePeer>> {
+        self.peers.subscribe()
+    }
+
+    /// The endpoint for an address outside everything known: the world.
+    pub fn world(&self) -> &Arc<Endpoint> {
+        &self.reserved.world
+    }
+
+    /// Runs `f` with the read side; keep it short, writers wait for it.
+    pub fn read<R>(&self, f: impl FnOnce(&Lookup) -> R) -> R {
+        let lookup = self.lookup.read().unwrap_or_else(|e| e.into_inner());
+        f(&lookup)
+    }
+
+    pub fn endpoint(&self, ip: IpAddr) -> Option<Arc<Endpoint>> {
+        self.read(|l| l.endpoint(&ip).cloned())
+    }
+
+    pub fn service(&self, ip: IpAddr) -> Option<Arc<Service>> {
+        self.read(|l| l.service(&ip).cloned())
+    }
+
+    pub fn apply(&self, change: Change) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut touched = state.apply(change);
+        let mut lookup = self.lookup.write().unwrap_or_else(|e| e.into_inner());
+        for ip in touched.endpoint_ips.drain() {
+            self.recompute_endpoint(&state, &mut lookup, ip, &mut touched.events);
+        }
+        for ip in touched.service_ips.drain() {
+            match state.service_for(ip) {
+                Some(service) => lookup.services.insert(ip, service),
+                None => lookup.services.remove(&ip),
+            };
+        }
+        drop(lookup);
+        for event in touched.events {
+            self.events.push(event);
+        }
+        if touched.nodes_changed {
+            let peers = peers_of(&state, &self.config);
+            self.peers.send_if_modified(|current| {
+                if *current == peers {
+                    return false;
+                }
+                *current = peers;
+                true
+            });
+        }
+    }
+
+    fn recompute_endpoint(
+        &self,
+        state: &State,
+        lookup: &mut Lookup,
+        ip: IpAddr,
+        events: &mut Vec<sightline_proto::flow::AgentEvent>,
+    ) {
+        let claim = state.claim_for(ip);
+        let new = match &claim {
+            IpClaim::Pod(entry) => Some(entry.endpoint.clone()),
+            IpClaim::ApiServer {
+                local: true,
+                node: true,
+            } => Some(self.reserved.apiserver_on_host.clone()),
+            IpClaim::ApiServer { node: true, .. } => Some(self.reserved.apiserver_on_remote_node.clone()),
+            IpClaim::ApiServer { .. } => Some(self.reserved.apiserver.clone()),
+            IpClaim::Node { local: true } => Some(self.reserved.host.clone()),
+            IpClaim::Node { local: false } => Some(self.reserved.remote_node.clone()),
+            IpClaim::None => None,
+        };
+        let host_ip = match &claim {
+            IpClaim::Pod(entry) => state.node_ip(&entry.info.node_name),
+            _ => None,
+        };
+        let old = match &new {
+            Some(endpoint) => lookup.endpoints.insert(ip, endpoint.clone()),
+            None => lookup.endpoints.remove(&ip),
+        };
+        let old_host_ip = old.as_ref().and_then(|o| state.node_of_pod(&o.namespace, &o.pod_name));
+        match (old, new) {
+            (Some(old), None) => events.push(events::ipcache(
+                true,
+                IpCacheChange {
+                    ip,
+                    identity: old.identity,
+                    old_identity: None,
+                    host_ip: old_host_ip,
+                    old_host_ip: None,
+                    namespace: &old.namespace,
+                    pod_name: &old.pod_name,
+                },
+            )),
+            (old, Some(new)) => {
+                let same_owner = old
+                    .as_ref()
+                    .is_some_and(|o| o.namespace == new.namespace && o.pod_name == new.pod_name);
+                let same_identity = old.as_ref().is_some_and(|o| o.identity == new.identity);
+                if !(same_owner && same_identity && old_host_ip == host_ip) {
+                    events.push(events::ipcache(
+                        false,
+                        IpCacheChange {
+                            ip,
+                            identity: new.identity,
+                            old_identity: old.as_ref().map(|o| o.identity),
+                            host_ip,
+                            old_host_ip: if same_owner { old_host_ip } else { None },
+                            namespace: &new.namespace,
+                            pod_name: &new.pod_name,
+                        },
+                    ));
+                }
+            }
+            (None, None) => {}
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! Enrichment: Kubernetes metadata on every flow.
+//!
+//! Watchers and the manifest loader (`crate::k8s`) describe objects as the small
+//! structs in `model`; the `Index` keeps them and an IP → endpoint map; the `Enricher`
+//! is the pipeline stage that looks each flow's addresses up. See `docs/enrichment.md`.
+
+pub mod dns;
+pub mod enricher;
+pub mod events;
+pub mod identity;
+pub mod index;
+pub mod model;
+pub mod peers;
+mod state;
+mod workload;
+
+pub use enricher::Enricher;
+pub use index::{Index, IndexConfig};
+pub use model::{Change, Kind, Object};
+pub use peers::{NodePeer, NodePeers};

@@ -1,0 +1,50 @@
+//! Other agents, one per Node object: what the peer service announces.
+
+use std::net::{IpAddr, SocketAddr};
+
+use tokio::sync::watch;
+
+use super::index::IndexConfig;
+use super::state::State;
+
+/// One agent as Hubble's peer service names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodePeer {
+    /// `<cluster>/<node>`, or just `<node>` in the `default` cluster (Hubble's
+    /// absolute node name).
+    pub name: String,
+    /// The node's InternalIP (IPv4 preferred, else the first ExternalIP) and the agent port.
+    pub address: SocketAddr,
+}
+
+/// Snapshots of every node with an address; `changed().await` wakes on a change.
+pub type NodePeers = watch::Receiver<Vec<NodePeer>>;
+
+/// Hubble's `GetAbsoluteNodeName`: the cluster prefix only outside the default cluster.
+pub fn absolute_node_name(cluster: &str, node: &str) -> String {
+    if cluster.is_empty() || cluster == "default" {
+        node.to_owned()
+    } else {
+        format!("{cluster}/{node}")
+    }
+}
+
+fn preferred(ips: &[IpAddr]) -> Option<IpAddr> {
+    ips.iter().find(|ip| ip.is_ipv4()).or(ips.first()).copied()
+}
+
+pub(super) fn peers_of(state: &State, config: &IndexConfig) -> Vec<NodePeer> {
+    let mut peers: Vec<NodePeer> = state
+        .nodes
+        .values()
+        .filter_map(|node| {
+            let ip = preferred(&node.internal_ips).or_else(|| preferred(&node.external_ips))?;
+            Some(NodePeer {
+                name: absolute_node_name(&config.cluster, &node.name),
+                address: SocketAddr::new(ip, config.agent_port),
+            })
+        })
+        .collect();
+    peers.sort_by(|a, b| a.name.cmp(&b.name));
+    peers
+}

@@ -1,0 +1,120 @@
+//! Where Kubernetes objects come from: an API server (in-cluster config or
+//! `--kubeconfig`) watched with `kube`'s runtime watchers, or `--manifests DIR`.
+
+pub mod convert;
+pub mod manifests;
+pub mod watch;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::enrich::{Enricher, Index, IndexConfig, NodePeers, events};
+use crate::event::EventSink;
+
+/// How often `--manifests` is checked for changed files.
+pub const MANIFEST_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct K8sArgs {
+    /// Kubeconfig file for the API server. Default: the in-cluster service account,
+    /// else $KUBECONFIG or ~/.kube/config.
+    #[arg(long, env = "SIGHTLINE_KUBECONFIG", value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Standalone mode: read Pods, Services, Nodes, Namespaces, workloads… from the
+    /// Kubernetes YAML files in DIR instead of an API server; re-read when they change.
+    #[arg(long, env = "SIGHTLINE_MANIFESTS", value_name = "DIR", conflicts_with = "kubeconfig")]
+    pub manifests: Option<PathBuf>,
+    /// No Kubernetes metadata: flows leave the agent as the datapath decoded them.
+    #[arg(long, env = "SIGHTLINE_K8S_DISABLED", conflicts_with_all = ["kubeconfig", "manifests"])]
+    pub k8s_disabled: bool,
+    /// Cluster name for endpoints' cluster_name and node names (`<cluster>/<node>`
+    /// outside the `default` cluster).
+    #[arg(long, env = "SIGHTLINE_CLUSTER_NAME", default_value = "default")]
+    pub cluster_name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum K8sError {
+    #[error("kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: PathBuf,
+        source: kube::config::KubeconfigError,
+    },
+    #[error("kubernetes client: {0}")]
+    Client(#[from] kube::Error),
+    #[error(transparent)]
+    Manifests(#[from] manifests::ManifestError),
+}
+
+/// The running metadata source. Dropping it stops the watchers.
+#[derive(Debug)]
+pub struct K8s {
+    pub index: Arc<Index>,
+    pub peers: NodePeers,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl K8s {
+    /// The pipeline stage to put between the datapath and the observer ring.
+    pub fn enricher<S: EventSink>(&self, next: S) -> Enricher<S> {
+        Enricher::new(self.index.clone(), next)
+    }
+}
+
+impl Drop for K8s {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Starts the configured source. `Ok(None)`: run without metadata (disabled, or no
+/// cluster found and none asked for). `node_name` is this node's Kubernetes name;
+/// `agent_port` is what peers dial.
+pub async fn start(args: &K8sArgs, node_name: &str, agent_port: u16) -> Result<Option<K8s>, K8sError> {
+    if args.k8s_disabled {
+        return Ok(None);
+    }
+    let index = Arc::new(Index::new(IndexConfig {
+        cluster: args.cluster_name.clone(),
+        local_node: node_name.to_owned(),
+        agent_port,
+    }));
+    index.agent_events().push(events::agent_started());
+    let tasks = if let Some(dir) = &args.manifests {
+        let mut manifests = manifests::ManifestDir::new(dir);
+        manifests.sync(&index)?;
+        vec![tokio::spawn(manifests::poll(
+            manifests,
+            index.clone(),
+            MANIFEST_POLL_INTERVAL,
+        ))]
+    } else {
+        let config = match &args.kubeconfig {
+            Some(path) => {
+                let error = |source| K8sError::Kubeconfig {
+                    path: path.clone(),
+                    source,
+                };
+                let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(error)?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+                    .await
+                    .map_err(error)?
+            }
+            None => match kube::Config::infer().await {
+                Ok(config) => config,
+                Err(error) => {
+                    tracing::warn!(%error, "no Kubernetes configuration found; flows get no Kubernetes metadata (use --manifests or --kubeconfig)");
+                    return Ok(None);
+                }
+            },
+        };
+        watch::spawn_all(kube::Client::try_from(config)?, index.clone())
+    };
+    let peers = index.peers();
+    Ok(Some(K8s { index, peers, tasks }))
+}

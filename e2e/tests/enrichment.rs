@@ -1,0 +1,230 @@
+//! Enrichment end to end: real pods in network namespaces, the datapath, and
+//! `--manifests` describing those pods; flows must name pods, namespaces and
+//! workloads. Run as root.
+
+mod support;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sightline_agent::datapath;
+use sightline_agent::datapath::DatapathArgs;
+use sightline_agent::event::{Event, EventSink};
+use sightline_agent::k8s::{self, K8sArgs};
+use sightline_e2e::{Node, Pod};
+use sightline_proto::flow::{AgentEventType, Flow, Workload};
+use support::{on_interface, tcx_programs};
+
+const NODE_NAME: &str = "test-node";
+
+#[derive(Clone, Default)]
+struct Collect(Arc<Mutex<Vec<Event>>>);
+
+impl EventSink for Collect {
+    fn publish(&mut self, event: Event) {
+        self.0.lock().expect("events").push(event);
+    }
+}
+
+fn pod_yaml(name: &str, pod: &Pod, labels: &str, owner_kind: &str, owner: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: shop
+  uid: uid-{name}
+  labels: {{{labels}}}
+  ownerReferences: [{{apiVersion: apps/v1, kind: {owner_kind}, name: {owner}, uid: o-{owner}, controller: true}}]
+spec:
+  nodeName: {NODE_NAME}
+  containers: [{{name: main, image: example}}]
+status:
+  phase: Running
+  podIP: \"{}\"
+  podIPs: [{{ip: \"{}\"}}, {{ip: \"{}\"}}]
+---
+",
+        pod.ipv4, pod.ipv4, pod.ipv6
+    )
+}
+
+fn manifests(client: &Pod, server: &Pod) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let workloads = "apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: web-5d9c
+  namespace: shop
+  ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: web, uid: d1, controller: true}]
+spec:
+  selector: {matchLabels: {app: web}}
+";
+    std::fs::write(dir.path().join("workloads.yaml"), workloads).expect("write");
+    let pods = format!(
+        "{}{}",
+        pod_yaml(
+            "web-5d9c-x7k2p",
+            client,
+            "app: web, pod-template-hash: 5d9c",
+            "ReplicaSet",
+            "web-5d9c"
+        ),
+        pod_yaml(
+            "db-0",
+            server,
+            "app: db, controller-revision-hash: db-6f",
+            "StatefulSet",
+            "db"
+        ),
+    );
+    std::fs::write(dir.path().join("pods.yaml"), pods).expect("write");
+    dir
+}
+
+#[test]
+fn flows_between_harness_pods_carry_pod_names_namespaces_and_workloads() {
+    let mut node = Node::new().expect("node");
+    let client = node.add_pod().expect("client pod");
+    let server = node.add_pod().expect("server pod");
+    let dir = manifests(&client, &server);
+    let k8s_args = K8sArgs {
+        kubeconfig: None,
+        manifests: Some(dir.path().to_owned()),
+        k8s_disabled: false,
+        cluster_name: "default".into(),
+    };
+    let collect = Collect::default();
+    let sink = collect.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = node
+        .netns()
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async move {
+                let k8s = k8s::start(&k8s_args, NODE_NAME, 4244)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("manifests mode must enable enrichment")?;
+                let mut enricher = k8s.enricher(sink);
+                datapath::run(DatapathArgs::default(), NODE_NAME.to_owned(), &mut enricher, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .map_err(|e| e.to_string())
+            })
+        })
+        .expect("agent thread");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for pod in [&client, &server] {
+        while tcx_programs(node.netns(), &pod.host_veth).len() < 2 {
+            assert!(Instant::now() < deadline, "datapath never attached");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    let target = SocketAddr::from((server.ipv4, 9999));
+    let receiver = server
+        .netns
+        .run(move || UdpSocket::bind(target))
+        .expect("ns")
+        .expect("bind");
+    client
+        .netns
+        .run(move || {
+            let socket = UdpSocket::bind("0.0.0.0:0").expect("bind");
+            socket.send_to(b"hello", target).expect("send");
+        })
+        .expect("client ns");
+    let mut buf = [0u8; 16];
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    assert_eq!(receiver.recv(&mut buf).expect("received"), 5);
+
+    let ifindex = client.host_ifindex;
+    let client_ip = client.ipv4.to_string();
+    let find = || -> Option<Flow> {
+        collect.0.lock().expect("events").iter().find_map(|e| match e {
+            Event::Flow(f) if on_interface(f, ifindex) && f.ip.as_ref().is_some_and(|ip| ip.source == client_ip) => {
+                Some((**f).clone())
+            }
+            _ => None,
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let flow = loop {
+        if let Some(flow) = find() {
+            break flow;
+        }
+        assert!(Instant::now() < deadline, "no flow from the client");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = stop.send(());
+    thread.join().expect("agent thread").expect("agent run");
+
+    let source = flow.source.expect("source endpoint");
+    let destination = flow.destination.expect("destination endpoint");
+    assert_eq!(
+        (source.namespace.as_str(), source.pod_name.as_str()),
+        ("shop", "web-5d9c-x7k2p")
+    );
+    assert_eq!(
+        source.workloads,
+        vec![Workload {
+            name: "web".into(),
+            kind: "Deployment".into()
+        }]
+    );
+    assert!(
+        source.labels.contains(&"k8s:app=web".to_string()),
+        "{:?}",
+        source.labels
+    );
+    assert!(
+        source
+            .labels
+            .contains(&"k8s:io.kubernetes.pod.namespace=shop".to_string())
+    );
+    assert!(source.identity >= 256);
+    assert_eq!(
+        (destination.namespace.as_str(), destination.pod_name.as_str()),
+        ("shop", "db-0")
+    );
+    assert_eq!(
+        destination.workloads,
+        vec![Workload {
+            name: "db".into(),
+            kind: "StatefulSet".into()
+        }]
+    );
+    assert_ne!(source.identity, destination.identity);
+
+    let agent_events: Vec<i32> = collect
+        .0
+        .lock()
+        .expect("events")
+        .iter()
+        .filter_map(|e| match e {
+            Event::Agent { event, .. } => Some(event.r#type),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        agent_events.contains(&(AgentEventType::AgentStarted as i32)),
+        "{agent_events:?}"
+    );
+    let created = agent_events
+        .iter()
+        .filter(|t| **t == AgentEventType::EndpointCreated as i32)
+        .count();
+    assert_eq!(created, 2, "{agent_events:?}");
+}
