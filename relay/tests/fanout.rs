@@ -8,7 +8,7 @@ use sightline_proto::Timestamp;
 use sightline_proto::observer::{GetFlowsRequest, GetFlowsResponse, get_flows_response::ResponseTypes};
 use sightline_proto::relay::NodeState;
 use support::agent::FakeAgent;
-use support::{client, relay, until_connected};
+use support::{client, follow, relay, until_connected};
 use tokio::time::Instant;
 use tonic::Streaming;
 
@@ -169,15 +169,7 @@ async fn follow_output_is_time_ordered_when_skew_is_below_the_drain_timeout() {
     ])
     .await;
     until_connected(&relay, 3).await;
-    let mut stream = client(&relay)
-        .await
-        .get_flows(GetFlowsRequest {
-            follow: true,
-            ..Default::default()
-        })
-        .await
-        .expect("GetFlows")
-        .into_inner();
+    let mut stream = follow(&relay).await;
     let first = next(&mut stream).await.expect("status");
     assert_eq!(status_of(&first).map(|s| s.0), Some(NodeState::NodeConnected));
     let mut flows = Vec::new();
@@ -206,15 +198,7 @@ async fn a_killed_agent_is_reported_quickly_and_picked_up_again_after_restart() 
     }
     let relay = relay(&["--disable-client-tls", "--peers", &peers(&[&a, &b, &c])]).await;
     until_connected(&relay, 3).await;
-    let mut stream = client(&relay)
-        .await
-        .get_flows(GetFlowsRequest {
-            follow: true,
-            ..Default::default()
-        })
-        .await
-        .expect("GetFlows")
-        .into_inner();
+    let mut stream = follow(&relay).await;
     // Let the stream run, then kill node-b.
     let warmup = Instant::now();
     while warmup.elapsed() < Duration::from_millis(500) {
@@ -326,15 +310,7 @@ async fn a_peer_that_accepts_and_never_answers_does_not_stall_anything() {
     assert_eq!(all.iter().filter(|m| flow_node(m).is_some()).count(), 3);
 
     a.emit_every(Duration::from_millis(10), Duration::ZERO);
-    let mut stream = client(&relay)
-        .await
-        .get_flows(GetFlowsRequest {
-            follow: true,
-            ..Default::default()
-        })
-        .await
-        .expect("GetFlows")
-        .into_inner();
+    let mut stream = follow(&relay).await;
     let mut flows = 0;
     while flows < 20 {
         if flow_node(&next(&mut stream).await.expect("open")).is_some() {
@@ -357,15 +333,7 @@ async fn a_cancelled_client_cancels_every_upstream_stream() {
     ])
     .await;
     until_connected(&relay, 3).await;
-    let mut stream = client(&relay)
-        .await
-        .get_flows(GetFlowsRequest {
-            follow: true,
-            ..Default::default()
-        })
-        .await
-        .expect("GetFlows")
-        .into_inner();
+    let mut stream = follow(&relay).await;
     next(&mut stream).await.expect("node status");
     let deadline = Instant::now() + Duration::from_secs(5);
     while agents.iter().any(|a| a.open_streams() != 1) {

@@ -13,7 +13,7 @@ use sightline_proto::relay::NodeState;
 use support::agent::FakeAgent;
 use support::certs::{Ca, agent_server_config};
 use support::peer_service::FakePeerService;
-use support::{client, relay, until_connected};
+use support::{client, follow, relay, until_connected};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -189,15 +189,7 @@ async fn sigterm_path_ends_open_follow_streams_within_five_seconds() {
     a.emit_every(Duration::from_millis(10), Duration::ZERO);
     let relay = relay(&["--disable-client-tls", "--peers", &format!("node-a={}", a.address)]).await;
     until_connected(&relay, 1).await;
-    let mut stream = client(&relay)
-        .await
-        .get_flows(GetFlowsRequest {
-            follow: true,
-            ..Default::default()
-        })
-        .await
-        .expect("GetFlows")
-        .into_inner();
+    let mut stream = follow(&relay).await;
     stream.message().await.expect("first message");
     let started = Instant::now();
     relay.shutdown().await;

@@ -42,6 +42,20 @@ pub async fn client(relay: &RunningRelay) -> ObserverClient<Channel> {
     ObserverClient::new(channel)
 }
 
+/// A follow-mode GetFlows stream through `relay`.
+pub async fn follow(relay: &RunningRelay) -> tonic::Streaming<sightline_proto::observer::GetFlowsResponse> {
+    let request = sightline_proto::observer::GetFlowsRequest {
+        follow: true,
+        ..Default::default()
+    };
+    client(relay)
+        .await
+        .get_flows(request)
+        .await
+        .expect("GetFlows")
+        .into_inner()
+}
+
 /// Waits until `relay` reports `connected` peers as connected.
 pub async fn until_connected(relay: &RunningRelay, connected: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
