@@ -68,6 +68,15 @@ pub struct ObserverService {
 }
 
 impl ObserverService {
+    /// A cursor over agent or debug events: they take no filters.
+    fn event_cursor(&self, kind: Kind, common: Common) -> Result<Cursor, Status> {
+        Ok(Cursor::new(
+            self.ring.clone(),
+            query(kind, common, FilterSet::default())?,
+            self.lost_interval,
+        ))
+    }
+
     pub fn new(ring: Ring, stats: Arc<ObserverStats>, node: NodeIdentity, lost_interval: Duration) -> Self {
         let absolute_name = node.absolute_name().into();
         Self {
@@ -238,18 +247,16 @@ impl Observer for ObserverService {
         request: Request<GetAgentEventsRequest>,
     ) -> Result<Response<Self::GetAgentEventsStream>, Status> {
         let r = request.into_inner();
-        let common = Common {
-            number: r.number,
-            first: r.first,
-            follow: r.follow,
-            since: r.since,
-            until: r.until,
-        };
-        let cursor = Cursor::new(
-            self.ring.clone(),
-            query(Kind::Agent, common, FilterSet::default())?,
-            self.lost_interval,
-        );
+        let cursor = self.event_cursor(
+            Kind::Agent,
+            Common {
+                number: r.number,
+                first: r.first,
+                follow: r.follow,
+                since: r.since,
+                until: r.until,
+            },
+        )?;
         let node_name = self.absolute_name.clone();
         Ok(with_version(stream(cursor, move |item| match item {
             Item::Event(event) => match event.event() {
@@ -270,18 +277,16 @@ impl Observer for ObserverService {
         request: Request<GetDebugEventsRequest>,
     ) -> Result<Response<Self::GetDebugEventsStream>, Status> {
         let r = request.into_inner();
-        let common = Common {
-            number: r.number,
-            first: r.first,
-            follow: r.follow,
-            since: r.since,
-            until: r.until,
-        };
-        let cursor = Cursor::new(
-            self.ring.clone(),
-            query(Kind::Debug, common, FilterSet::default())?,
-            self.lost_interval,
-        );
+        let cursor = self.event_cursor(
+            Kind::Debug,
+            Common {
+                number: r.number,
+                first: r.first,
+                follow: r.follow,
+                since: r.since,
+                until: r.until,
+            },
+        )?;
         let node_name = self.absolute_name.clone();
         Ok(with_version(stream(cursor, move |item| match item {
             Item::Event(event) => match event.event() {
