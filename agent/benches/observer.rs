@@ -196,6 +196,7 @@ fn get_flows(c: &mut Criterion) {
             "--listen-address=127.0.0.1:0",
             "--socket-path=",
             "--disable-server-tls",
+            "--k8s-disabled",
             &format!("--event-buffer-capacity={RING}"),
         ]
         .iter()

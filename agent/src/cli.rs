@@ -95,6 +95,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub datapath: crate::datapath::DatapathArgs,
+
+    #[command(flatten)]
+    pub k8s: crate::k8s::K8sArgs,
 }
 
 /// `1s`, `500ms`, `2m`, or a number of seconds.

@@ -37,4 +37,19 @@ impl Event {
 /// Implementations must not block for long: the datapath calls this on its hot path.
 pub trait EventSink: Send {
     fn publish(&mut self, event: Event);
+
+    /// Called by producers at least once a second, also when they have nothing to
+    /// publish: stages that queue work of their own (agent events from the Kubernetes
+    /// watchers) deliver it here, so it does not wait for the next packet.
+    fn idle(&mut self) {}
+}
+
+impl<S: EventSink + ?Sized> EventSink for Box<S> {
+    fn publish(&mut self, event: Event) {
+        (**self).publish(event);
+    }
+
+    fn idle(&mut self) {
+        (**self).idle();
+    }
 }

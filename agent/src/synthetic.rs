@@ -94,5 +94,6 @@ pub async fn run(mut sink: impl EventSink, node_name: String, per_second: u64, m
             sink.publish(Event::Flow(Box::new(flow(i, &node_name, Timestamp::now()))));
             i += 1;
         }
+        sink.idle();
     }
 }

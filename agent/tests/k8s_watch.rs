@@ -240,7 +240,14 @@ fn args_with(kubeconfig: Option<std::path::PathBuf>) -> sightline_agent::k8s::K8
         kubeconfig,
         manifests: None,
         k8s_disabled: false,
-        cluster_name: "default".into(),
+    }
+}
+
+fn node_a() -> sightline_agent::enrich::IndexConfig {
+    sightline_agent::enrich::IndexConfig {
+        cluster: "default".into(),
+        local_node: "node-a".into(),
+        agent_port: 4244,
     }
 }
 
@@ -254,7 +261,7 @@ async fn a_kubeconfig_gives_a_running_source_and_a_broken_one_a_clear_error() {
         "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
     )
     .unwrap();
-    let k8s = sightline_agent::k8s::start(&args_with(Some(path)), "node-a", 4244)
+    let k8s = sightline_agent::k8s::start(&args_with(Some(path)), node_a())
         .await
         .unwrap();
     let k8s = k8s.expect("a configured cluster enables enrichment");
@@ -262,7 +269,7 @@ async fn a_kubeconfig_gives_a_running_source_and_a_broken_one_a_clear_error() {
 
     let broken = dir.path().join("broken");
     std::fs::write(&broken, "clusters: [oops").unwrap();
-    let error = sightline_agent::k8s::start(&args_with(Some(broken.clone())), "node-a", 4244)
+    let error = sightline_agent::k8s::start(&args_with(Some(broken.clone())), node_a())
         .await
         .unwrap_err();
     assert!(error.to_string().contains(&broken.display().to_string()), "{error}");
@@ -272,7 +279,7 @@ async fn a_kubeconfig_gives_a_running_source_and_a_broken_one_a_clear_error() {
         ..args_with(None)
     };
     assert!(
-        sightline_agent::k8s::start(&disabled, "node-a", 4244)
+        sightline_agent::k8s::start(&disabled, node_a())
             .await
             .unwrap()
             .is_none()

@@ -40,15 +40,43 @@ fn demo_once_prints_flows_from_both_nodes_through_the_relay() {
 
     let has = |needle: &str| stdout.lines().any(|line| line.contains(needle));
     assert!(has("NODE_CONNECTED: node-a, node-b"), "{stdout}");
+    // Kubernetes names from the demo's manifests: pods with namespaces, identities.
+    assert!(has("shop/frontend-7d4b9c6f5-q2x8l:"), "flows carry pod names: {stdout}");
+    assert!(has("-> kube-system/coredns-6f9c8d7b5-h4k2n:53 (ID:"), "{stdout}");
+    assert!(has("-> shop/db-0 (ID:"), "{stdout}");
     // HTTP frontend (node-a) -> backend (node-b): seen leaving one node and entering the other.
-    assert!(has(":8080 from-endpoint FORWARDED (TCP Flags: SYN)"), "{stdout}");
-    assert!(has(":8080 to-endpoint FORWARDED (TCP Flags: SYN)"), "{stdout}");
-    assert!(has(":8080 from-endpoint FORWARDED (TCP Flags: SYN, ACK)"), "{stdout}");
-    assert!(has("dns-request FORWARDED (DNS Query backend.demo.svc. A)"), "{stdout}");
+    let backend = "shop/backend-5c8d7b9f4-m7p3z";
+    assert!(has(&format!("-> {backend}:8080 (ID:")), "{stdout}");
+    let has_both = |a: &str, b: &str| stdout.lines().any(|line| line.contains(a) && line.contains(b));
+    assert!(
+        has_both(":8080 (ID:", "from-endpoint FORWARDED (TCP Flags: SYN)"),
+        "{stdout}"
+    );
+    assert!(
+        has_both(":8080 (ID:", "to-endpoint FORWARDED (TCP Flags: SYN)"),
+        "{stdout}"
+    );
+    assert!(
+        has_both(":8080 (ID:", "from-endpoint FORWARDED (TCP Flags: SYN, ACK)"),
+        "{stdout}"
+    );
+    assert!(
+        has("dns-request FORWARDED (DNS Query backend.shop.svc.cluster.local. A)"),
+        "{stdout}"
+    );
     assert!(has("dns-response FORWARDED (DNS Answer"), "{stdout}");
     assert!(has("FORWARDED (ICMPv4 EchoRequest)"), "{stdout}");
+    assert!(has("FORWARDED (ICMPv4 EchoReply)"), "{stdout}");
+    // ping(8) reads replies on a raw socket; the kernel still frees them as NO_SOCKET.
     assert!(
-        has(":9000 policy-denied DROPPED (TCP Flags: SYN (kernel drop reason: NETFILTER_DROP))"),
+        !has("DROPPED (ICMPv4 EchoReply"),
+        "a successful ping shown as dropped: {stdout}"
+    );
+    assert!(
+        has_both(
+            &format!("{backend}:9000 (ID:"),
+            "policy-denied DROPPED (TCP Flags: SYN (kernel drop reason: NETFILTER_DROP))"
+        ),
         "{stdout}"
     );
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use sightline_agent::datapath;
 use sightline_agent::datapath::DatapathArgs;
+use sightline_agent::enrich::IndexConfig;
 use sightline_agent::event::{Event, EventSink};
 use sightline_agent::k8s::{self, K8sArgs};
 use sightline_e2e::{Node, Pod};
@@ -97,7 +98,6 @@ fn flows_between_harness_pods_carry_pod_names_namespaces_and_workloads() {
         kubeconfig: None,
         manifests: Some(dir.path().to_owned()),
         k8s_disabled: false,
-        cluster_name: "default".into(),
     };
     let collect = Collect::default();
     let sink = collect.clone();
@@ -110,10 +110,17 @@ fn flows_between_harness_pods_carry_pod_names_namespaces_and_workloads() {
                 .build()
                 .map_err(|e| e.to_string())?;
             runtime.block_on(async move {
-                let k8s = k8s::start(&k8s_args, NODE_NAME, 4244)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or("manifests mode must enable enrichment")?;
+                let k8s = k8s::start(
+                    &k8s_args,
+                    IndexConfig {
+                        cluster: "default".into(),
+                        local_node: NODE_NAME.into(),
+                        agent_port: 4244,
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("manifests mode must enable enrichment")?;
                 let mut enricher = k8s.enricher(sink);
                 datapath::run(DatapathArgs::default(), NODE_NAME.to_owned(), &mut enricher, async {
                     let _ = stopped.await;

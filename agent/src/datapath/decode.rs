@@ -67,6 +67,8 @@ pub struct Decoder {
     dns_latency: DnsLatency,
     drop_reasons: DropReasonNames,
     ignored_drop_reasons: Vec<u32>,
+    /// The kernel's NO_SOCKET value, for the echo-reply exception in `ignores`.
+    no_socket: Option<u32>,
     summary: String,
 }
 
@@ -79,6 +81,7 @@ impl Decoder {
             interfaces: HashMap::new(),
             connections: Connections::new(1 << 16),
             dns_latency: DnsLatency::new(1 << 14),
+            no_socket: drop_reasons.value("NO_SOCKET"),
             drop_reasons,
             ignored_drop_reasons: Vec::new(),
             summary: String::with_capacity(64),
@@ -105,14 +108,22 @@ impl Decoder {
         unknown
     }
 
-    /// Whether `record` is a drop this decoder was told to ignore.
+    /// Whether `record` is a drop not to report: one of the ignored reasons, or an
+    /// ICMP echo reply freed as NO_SOCKET. The ICMP layer frees every echo reply that
+    /// no ping *datagram* socket claims, even when a raw socket (ping(8) with
+    /// CAP_NET_RAW) already received its copy, so reporting it would show a
+    /// successful ping as dropped.
     pub fn ignores(&self, record: &[u8]) -> bool {
-        if self.ignored_drop_reasons.is_empty() || record.len() < size_of::<FlowEvent>() {
+        if record.len() < size_of::<FlowEvent>() {
             return false;
         }
         // SAFETY: the length is checked above and FlowEvent is plain old data.
         let event: FlowEvent = unsafe { std::ptr::read_unaligned(record.as_ptr().cast()) };
-        event.kind == kind::DROP && self.ignored_drop_reasons.contains(&event.reason)
+        if event.kind != kind::DROP {
+            return false;
+        }
+        let echo_reply = matches!((event.key.protocol, event.icmp_type), (1, 0) | (58, 129));
+        self.ignored_drop_reasons.contains(&event.reason) || (echo_reply && Some(event.reason) == self.no_socket)
     }
 
     pub fn resample_clock(&mut self) {

@@ -37,8 +37,14 @@ fn tcp_event(flags: u16, from_client: bool) -> FlowEvent {
     event
 }
 
+const NO_SOCKET: u32 = 3;
+
 fn decoder() -> Decoder {
-    let names = HashMap::from([(77, "NETFILTER_DROP".to_owned()), (78, "QDISC_DROP".to_owned())]);
+    let names = HashMap::from([
+        (77, "NETFILTER_DROP".to_owned()),
+        (78, "QDISC_DROP".to_owned()),
+        (NO_SOCKET, "NO_SOCKET".to_owned()),
+    ]);
     let mut decoder = Decoder::new("node-1".to_owned(), DropReasonNames::new(names));
     decoder.set_interface(
         7,
@@ -130,6 +136,31 @@ fn ignored_drop_reasons_are_skipped_and_unknown_names_reported() {
     event.kind = kind::TRACE;
     event.reason = 78;
     assert!(!decoder.ignores(&bytes(&event)), "only drops are ever ignored");
+}
+
+#[test]
+fn echo_replies_freed_without_a_ping_socket_are_not_drops() {
+    let decoder = decoder();
+    let mut event = tcp_event(0, true);
+    event.kind = kind::DROP;
+    event.reason = NO_SOCKET;
+    event.key.protocol = 1;
+    event.icmp_type = 0;
+    assert!(decoder.ignores(&bytes(&event)), "ICMPv4 echo reply");
+    event.key.protocol = 58;
+    event.icmp_type = 129;
+    assert!(decoder.ignores(&bytes(&event)), "ICMPv6 echo reply");
+    event.icmp_type = 128;
+    assert!(
+        !decoder.ignores(&bytes(&event)),
+        "an echo request nobody takes is a drop"
+    );
+    event.key.protocol = 6;
+    event.icmp_type = 0;
+    assert!(
+        !decoder.ignores(&bytes(&event)),
+        "a TCP segment without a socket is a drop"
+    );
 }
 
 #[test]

@@ -120,7 +120,10 @@ pub async fn run(
                 }
             },
             _ = drain_timer.tick() => { reader.drain(&mut decoder, sink); }
-            _ = lost_timer.tick() => reader.report_lost(sink),
+            _ = lost_timer.tick() => {
+                reader.report_lost(sink);
+                sink.idle();
+            }
             _ = clock_timer.tick() => decoder.resample_clock(),
         }
     }

@@ -16,7 +16,7 @@ pub const DNS_CACHE_IPS: usize = 65_536;
 
 /// Wraps the next stage. Flows get `source`/`destination` endpoints, services and DNS
 /// names; agent events queued by the index are forwarded before the next event, and
-/// by `flush_agent_events` (call it on a timer so they also flow when traffic is quiet).
+/// by `idle`, which producers call on a timer, so they also flow when traffic is quiet.
 pub struct Enricher<S> {
     inner: S,
     index: Arc<Index>,
@@ -121,5 +121,10 @@ impl<S: EventSink> EventSink for Enricher<S> {
             }
             other => self.inner.publish(other),
         }
+    }
+
+    fn idle(&mut self) {
+        self.flush_agent_events();
+        self.inner.idle();
     }
 }

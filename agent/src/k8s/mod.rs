@@ -30,10 +30,6 @@ pub struct K8sArgs {
     /// No Kubernetes metadata: flows leave the agent as the datapath decoded them.
     #[arg(long, env = "SIGHTLINE_K8S_DISABLED", conflicts_with_all = ["kubeconfig", "manifests"])]
     pub k8s_disabled: bool,
-    /// Cluster name for endpoints' cluster_name and node names (`<cluster>/<node>`
-    /// outside the `default` cluster).
-    #[arg(long, env = "SIGHTLINE_CLUSTER_NAME", default_value = "default")]
-    pub cluster_name: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,17 +69,12 @@ impl Drop for K8s {
 }
 
 /// Starts the configured source. `Ok(None)`: run without metadata (disabled, or no
-/// cluster found and none asked for). `node_name` is this node's Kubernetes name;
-/// `agent_port` is what peers dial.
-pub async fn start(args: &K8sArgs, node_name: &str, agent_port: u16) -> Result<Option<K8s>, K8sError> {
+/// cluster found and none asked for).
+pub async fn start(args: &K8sArgs, config: IndexConfig) -> Result<Option<K8s>, K8sError> {
     if args.k8s_disabled {
         return Ok(None);
     }
-    let index = Arc::new(Index::new(IndexConfig {
-        cluster: args.cluster_name.clone(),
-        local_node: node_name.to_owned(),
-        agent_port,
-    }));
+    let index = Arc::new(Index::new(config));
     index.agent_events().push(events::agent_started());
     let tasks = if let Some(dir) = &args.manifests {
         let mut manifests = manifests::ManifestDir::new(dir);

@@ -46,6 +46,7 @@ pub async fn start(args: &[&str]) -> TestAgent {
         "127.0.0.1:0",
         "--node-name",
         "node-1",
+        "--k8s-disabled",
     ]
     .into_iter()
     .map(OsString::from)

@@ -2,6 +2,7 @@
 //! relay, real traffic between pods, and the flows printed as the relay merges them.
 
 mod certs;
+mod manifests;
 mod processes;
 mod topology;
 mod traffic;
@@ -60,12 +61,14 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
     let workdir = tempdir()?;
     let cluster = DemoCluster::build()?;
     let pki = certs::Pki::write(&workdir)?;
-    let agents = cluster.start_agents(&options.agent, &pki, &workdir)?;
+    let manifests = manifests::write(&cluster, &workdir)?;
+    let agents = cluster.start_agents(&options.agent, &pki, &workdir, &manifests)?;
     let relay = cluster.start_relay(&options.relay, &pki, &workdir, &options.relay_address)?;
 
     println!("Sightline demo: nodes {}, pods:", cluster.node_names().join(", "));
     for pod in cluster.pods() {
-        println!("  {:<12} {:<16} on {}", pod.name, pod.pod.ipv4, pod.node);
+        let name = manifests::meta(pod.name).map_or(pod.name.to_owned(), |m| format!("{}/{}", m.namespace, m.pod_name));
+        println!("  {:<36} {:<16} on {}", name, pod.pod.ipv4, pod.node);
     }
     println!(
         "Relay on {} — from another shell: hubble observe --server {} --follow",

@@ -154,16 +154,15 @@ impl DemoCluster {
         self.nodes.iter().find(|n| n.name == name)
     }
 
-    fn peers(&self) -> String {
-        self.nodes
-            .iter()
-            .map(|n| format!("{}={}:4244", n.name, n.uplink_ip))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    /// One agent per node, serving mutual TLS on its uplink address and observing its pods' veths.
-    pub fn start_agents(&self, binary: &Path, pki: &Pki, logs: &Path) -> Result<Vec<Process>, DemoError> {
+    /// One agent per node, serving mutual TLS on its uplink address and observing its
+    /// pods' veths. Pod metadata and the peer list come from the manifests in `manifests`.
+    pub fn start_agents(
+        &self,
+        binary: &Path,
+        pki: &Pki,
+        logs: &Path,
+        manifests: &Path,
+    ) -> Result<Vec<Process>, DemoError> {
         let mut agents = Vec::new();
         for node in &self.nodes {
             let mut command = Command::new("ip");
@@ -177,11 +176,10 @@ impl DemoCluster {
                     &format!("{}:4244", node.uplink_ip),
                     "--socket-path",
                     &logs.join(format!("{}.sock", node.name)).to_string_lossy(),
-                    "--peers",
-                    &self.peers(),
                     "--interfaces",
                     "slv*",
                 ]);
+            command.arg("--manifests").arg(manifests);
             command.arg("--tls-cert-file").arg(&pki.agent_cert);
             command.arg("--tls-key-file").arg(&pki.agent_key);
             command.arg("--tls-client-ca-files").arg(&pki.ca);

@@ -87,7 +87,7 @@ fn dns_query(server: SocketAddr, id: u16) {
         return;
     };
     let _ = socket.set_read_timeout(Some(Duration::from_secs(1)));
-    let _ = socket.send_to(&dns_server::query(id, "backend.demo.svc."), server);
+    let _ = socket.send_to(&dns_server::query(id, "backend.shop.svc.cluster.local."), server);
     let mut answer = [0u8; 512];
     let _ = socket.recv_from(&mut answer);
 }
@@ -112,7 +112,7 @@ impl Traffic {
         let serving = stop.clone();
         threads.push(std::thread::spawn(move || serve_http(listener, serving)));
 
-        let records: HashMap<String, Ipv4Addr> = [("backend.demo.svc.".to_owned(), backend_ip)].into();
+        let records: HashMap<String, Ipv4Addr> = [("backend.shop.svc.cluster.local.".to_owned(), backend_ip)].into();
         let dns_server = DnsServer::start(&dns.pod, records)?;
 
         let node_b = cluster
