@@ -12,6 +12,7 @@ use criterion::{Criterion, Throughput, criterion_group};
 use sightline_agent::app::Agent;
 use sightline_agent::cli::Args;
 use sightline_agent::event::{Event, EventSink};
+use sightline_agent::flow_record::FlowRecord;
 use sightline_agent::observer::codec::CountingCodec;
 use sightline_agent::observer::filter::FilterSet;
 use sightline_agent::observer::ring;
@@ -45,11 +46,11 @@ fn time_per_op(iterations: u64, f: impl Fn()) -> f64 {
 
 fn ring_write(c: &mut Criterion) {
     let (mut writer, _reader) = ring::ring(ring::DEFAULT_CAPACITY).unwrap();
-    let event = Arc::new(ring::Entry::new(Event::Flow(Box::new(synthetic::flow(
+    let event = Arc::new(ring::Entry::new(Event::flow(synthetic::flow(
         1,
         "bench",
         Timestamp::now(),
-    )))));
+    ))));
     c.bench_function("ring write (shared Arc<Entry>)", |b| {
         b.iter(|| writer.write(black_box(event.clone())))
     });
@@ -91,7 +92,7 @@ fn pod_port_filter(i: u32) -> FlowFilter {
 
 fn filters(c: &mut Criterion) {
     // Flow 2 goes to port 8080: no filter below except the first set matches it.
-    let flow = synthetic::flow(2, "bench", Timestamp::now());
+    let flow = FlowRecord::new(synthetic::flow(2, "bench", Timestamp::now()));
     let one = FilterSet::compile(&[port_filter(8080)], &[]).unwrap();
     let hundred_ports = FilterSet::compile(&(1..=100).map(port_filter).collect::<Vec<_>>(), &[]).unwrap();
     let hundred_l4 = FilterSet::compile(&(1..=100).map(proto_port_filter).collect::<Vec<_>>(), &[]).unwrap();
@@ -206,7 +207,7 @@ fn get_flows(c: &mut Criterion) {
         for i in 0..RING as u64 {
             agent
                 .sink
-                .publish(Event::Flow(Box::new(synthetic::flow(i, "bench", Timestamp::now()))));
+                .publish(Event::flow(synthetic::flow(i, "bench", Timestamp::now())));
         }
         let address = agent.server.local_addr().unwrap();
         let (stop, shutdown) = tokio::sync::watch::channel(false);

@@ -18,7 +18,7 @@ struct Print;
 impl EventSink for Print {
     fn publish(&mut self, event: Event) {
         match event {
-            Event::Flow(flow) => match serde_json::to_string(&flow) {
+            Event::Flow(flow) => match serde_json::to_string(&flow.to_flow()) {
                 Ok(json) => println!("{json}"),
                 Err(error) => eprintln!("unprintable flow: {error}"),
             },

@@ -4,11 +4,13 @@
 use sightline_proto::Timestamp;
 use sightline_proto::flow::{AgentEvent, DebugEvent, Flow, LostEvent};
 
+use crate::flow_record::FlowRecord;
+
 /// One observed event. Flows carry their own time; the other kinds are stamped
 /// when they are produced, because their messages have no time field.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    Flow(Box<Flow>),
+    Flow(Box<FlowRecord>),
     Agent {
         time: Timestamp,
         event: AgentEvent,
@@ -25,6 +27,10 @@ pub enum Event {
 }
 
 impl Event {
+    pub fn flow(flow: Flow) -> Self {
+        Event::Flow(Box::new(FlowRecord::new(flow)))
+    }
+
     pub fn time(&self) -> Timestamp {
         match self {
             Event::Flow(flow) => flow.time.unwrap_or_default(),

@@ -91,7 +91,7 @@ pub async fn run(mut sink: impl EventSink, node_name: String, per_second: u64, m
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
         for _ in 0..per_tick {
-            sink.publish(Event::Flow(Box::new(flow(i, &node_name, Timestamp::now()))));
+            sink.publish(Event::flow(flow(i, &node_name, Timestamp::now())));
             i += 1;
         }
         sink.idle();

@@ -84,7 +84,7 @@ async fn manifests_mode_enriches_flows_and_announces_nodes_as_peers() {
         ]
     );
 
-    pipeline.publish(Event::Flow(Box::new(flow("10.1.0.5", "10.0.0.2", 1_700_000_000))));
+    pipeline.publish(Event::flow(flow("10.1.0.5", "10.0.0.2", 1_700_000_000)));
     pipeline.idle();
     let mut observer = ObserverClient::new(channel);
     let responses = support::collect(

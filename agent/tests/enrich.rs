@@ -16,7 +16,7 @@ const WEB_LABELS: &str = "  labels: {app: web, pod-template-hash: 7d4b9}\n  owne
 
 fn enrich(enricher: &mut Enricher<Collect>, sink: &Collect, flow: Flow) -> Flow {
     sink.take();
-    enricher.publish(Event::Flow(Box::new(flow)));
+    enricher.publish(Event::flow(flow));
     sink.flows().pop().expect("flow forwarded")
 }
 
@@ -405,7 +405,7 @@ fn changes_become_agent_events_before_the_next_flow() {
             "  labels: {app: x}\n",
         ),
     );
-    enricher.publish(Event::Flow(Box::new(flow("10.0.2.5", "10.0.1.5", 1))));
+    enricher.publish(Event::flow(flow("10.0.2.5", "10.0.1.5", 1)));
     let events = agent_events(&sink);
     match &events[..] {
         [(t, Some(Notification::IpcacheUpdate(u)))] => {

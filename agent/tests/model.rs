@@ -211,7 +211,7 @@ fn get_flows_matches_the_reference_model() {
                 let mut agent = start(&["--event-buffer-capacity", &capacity.to_string()]).await;
                 for (i, (time, ev)) in events.iter().enumerate() {
                     agent.publish(match ev {
-                        Ev::Flow(a) => Event::Flow(Box::new(to_flow(i, *time, a))),
+                        Ev::Flow(a) => Event::flow(to_flow(i, *time, a)),
                         Ev::Agent => Event::Agent {
                             time: at(*time),
                             event: AgentEvent::default(),

@@ -162,7 +162,7 @@ fn flows_between_harness_pods_carry_pod_names_namespaces_and_workloads() {
     let find = || -> Option<Flow> {
         collect.0.lock().expect("events").iter().find_map(|e| match e {
             Event::Flow(f) if on_interface(f, ifindex) && f.ip.as_ref().is_some_and(|ip| ip.source == client_ip) => {
-                Some((**f).clone())
+                Some(f.to_flow())
             }
             _ => None,
         })

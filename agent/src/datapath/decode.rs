@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use pbjson_types::BoolValue;
 use sightline_bpf_common::{
@@ -10,7 +10,7 @@ use sightline_bpf_common::{
     tcp_flags,
 };
 use sightline_proto::flow::{
-    self, CiliumEventType, Dns, DropReason, Emitter, Ethernet, Flow, FlowType, IpVersion, L7FlowType, Layer4, Layer7,
+    self, CiliumEventType, Dns, DropReason, Emitter, Ethernet, FlowType, IpVersion, L7FlowType, Layer4, Layer7,
     NetworkInterface, TraceObservationPoint, TrafficDirection, Verdict, layer4, layer7,
 };
 use thiserror::Error;
@@ -22,6 +22,7 @@ use super::dns_latency::DnsLatency;
 use super::drop_reason::{DropReasonNames, hubble_equivalent};
 use super::summary;
 use crate::event::Event;
+use crate::flow_record::FlowRecord;
 
 /// Cilium monitor message types (`CiliumEventType.type`).
 pub const MONITOR_DROP: i32 = 1;
@@ -155,8 +156,9 @@ impl Decoder {
     }
 
     /// Built in its box: a `Flow` is large, and moving it costs more than filling it.
-    fn base_flow(&mut self, event: &FlowEvent, verdict: Verdict) -> Box<Flow> {
-        let mut flow = Box::<Flow>::default();
+    fn base_flow(&mut self, event: &FlowEvent, verdict: Verdict) -> Box<FlowRecord> {
+        let mut flow = Box::<FlowRecord>::default();
+        flow.addresses = Some(addresses(&event.key));
         flow.time = Some(self.clock.to_wall(event.timestamp_ns));
         let mut uuid = [0u8; uuid::fmt::Hyphenated::LENGTH];
         flow.uuid = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut uuid).to_owned();
@@ -320,6 +322,15 @@ fn ipv4_text(a: &[u8; 16]) -> String {
         out.push((b'0' + o) as char);
     }
     out
+}
+
+fn addresses(key: &FlowKey) -> (IpAddr, IpAddr) {
+    if key.ip_version == 6 {
+        (Ipv6Addr::from(key.src_addr).into(), Ipv6Addr::from(key.dst_addr).into())
+    } else {
+        let v4 = |a: &[u8; 16]| IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]));
+        (v4(&key.src_addr), v4(&key.dst_addr))
+    }
 }
 
 fn ip(key: &FlowKey) -> flow::Ip {

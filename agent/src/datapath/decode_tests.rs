@@ -58,7 +58,7 @@ fn decoder() -> Decoder {
 
 fn flow(event: Event) -> Flow {
     match event {
-        Event::Flow(flow) => *flow,
+        Event::Flow(flow) => flow.into_flow(),
         other => panic!("not a flow: {other:?}"),
     }
 }

@@ -2,8 +2,11 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
+
+use crate::flow_record::Names;
 
 /// Names are kept at least this long, so a zero-TTL answer still names the
 /// connection that follows it immediately.
@@ -15,10 +18,26 @@ struct Entry {
     expires: i128,
 }
 
+/// The names of one IP, and the list flows share until one of them expires.
+#[derive(Debug, Default)]
+struct IpNames {
+    entries: Vec<Entry>,
+    shared: Option<Names>,
+    first_expiry: i128,
+}
+
+impl IpNames {
+    fn rebuild(&mut self) {
+        self.first_expiry = self.entries.iter().map(|e| e.expires).min().unwrap_or(i128::MAX);
+        self.shared =
+            (!self.entries.is_empty()).then(|| self.entries.iter().map(|e| e.name.clone()).collect::<Arc<[String]>>());
+    }
+}
+
 /// Bounded by IP count: when full, the IP learnt earliest is forgotten first.
 #[derive(Debug)]
 pub struct DnsCache {
-    by_ip: FxHashMap<IpAddr, Vec<Entry>>,
+    by_ip: FxHashMap<IpAddr, IpNames>,
     order: VecDeque<IpAddr>,
     max_ips: usize,
     max_names_per_ip: usize,
@@ -58,27 +77,27 @@ impl DnsCache {
                 self.order.push_back(*ip);
             }
             let names = self.by_ip.entry(*ip).or_default();
-            names.retain(|e| e.expires > now && e.name != name);
-            if names.len() >= self.max_names_per_ip {
-                names.remove(0);
+            names.entries.retain(|e| e.expires > now && e.name != name);
+            if names.entries.len() >= self.max_names_per_ip {
+                names.entries.remove(0);
             }
-            names.push(Entry {
+            names.entries.push(Entry {
                 name: name.to_owned(),
                 expires,
             });
+            names.rebuild();
         }
     }
 
-    /// Unexpired names for `ip`, oldest answer first.
-    pub fn names(&self, ip: &IpAddr, now: i128) -> Vec<String> {
-        match self.by_ip.get(ip) {
-            Some(entries) => entries
-                .iter()
-                .filter(|e| e.expires > now)
-                .map(|e| e.name.clone())
-                .collect(),
-            None => Vec::new(),
+    /// Unexpired names for `ip`, oldest answer first. Flows share one list per IP
+    /// until a name expires or another is learnt.
+    pub fn names(&mut self, ip: &IpAddr, now: i128) -> Option<Names> {
+        let names = self.by_ip.get_mut(ip)?;
+        if now >= names.first_expiry {
+            names.entries.retain(|e| e.expires > now);
+            names.rebuild();
         }
+        names.shared.clone()
     }
 }
 
@@ -92,13 +111,17 @@ mod tests {
         s.parse().expect("ip")
     }
 
+    fn names(cache: &mut DnsCache, address: &str, now: i128) -> Vec<String> {
+        cache.names(&ip(address), now).map(|n| n.to_vec()).unwrap_or_default()
+    }
+
     #[test]
     fn names_expire_after_their_ttl() {
         let mut cache = DnsCache::new(16);
         cache.learn("example.com.", &[ip("10.0.0.7")], 30, 100 * SEC);
-        assert_eq!(cache.names(&ip("10.0.0.7"), 129 * SEC), vec!["example.com"]);
-        assert!(cache.names(&ip("10.0.0.7"), 130 * SEC).is_empty());
-        assert!(cache.names(&ip("10.0.0.8"), 100 * SEC).is_empty());
+        assert_eq!(names(&mut cache, "10.0.0.7", 129 * SEC), vec!["example.com"]);
+        assert!(names(&mut cache, "10.0.0.7", 130 * SEC).is_empty());
+        assert!(names(&mut cache, "10.0.0.8", 100 * SEC).is_empty());
     }
 
     #[test]
@@ -107,7 +130,7 @@ mod tests {
         cache.learn("a.example.", &[ip("10.0.0.7")], 10, 0);
         cache.learn("a.example.", &[ip("10.0.0.7")], 10, 5 * SEC);
         cache.learn("b.example.", &[ip("10.0.0.7")], 10, 5 * SEC);
-        assert_eq!(cache.names(&ip("10.0.0.7"), 12 * SEC), vec!["a.example", "b.example"]);
+        assert_eq!(names(&mut cache, "10.0.0.7", 12 * SEC), vec!["a.example", "b.example"]);
     }
 
     #[test]
@@ -117,7 +140,7 @@ mod tests {
         cache.learn("two.", &[ip("10.0.0.2")], 60, 0);
         cache.learn("three.", &[ip("10.0.0.3")], 60, 0);
         assert_eq!(cache.len(), 2);
-        assert!(cache.names(&ip("10.0.0.1"), SEC).is_empty());
-        assert_eq!(cache.names(&ip("10.0.0.3"), SEC), vec!["three"]);
+        assert!(names(&mut cache, "10.0.0.1", SEC).is_empty());
+        assert_eq!(names(&mut cache, "10.0.0.3", SEC), vec!["three"]);
     }
 }

@@ -4,12 +4,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use sightline_proto::Timestamp;
-use sightline_proto::flow::{Endpoint, Flow, L7FlowType, layer7};
+use sightline_proto::flow::{Flow, L7FlowType, layer7};
 
 use super::dns::DnsCache;
 use super::index::Index;
 use super::peers::absolute_node_name;
 use crate::event::{Event, EventSink};
+use crate::flow_record::FlowRecord;
 
 /// How many IPs the DNS name cache remembers.
 pub const DNS_CACHE_IPS: usize = 65_536;
@@ -50,41 +51,42 @@ impl<S: EventSink> Enricher<S> {
         self.index.agent_events().drain_into(&mut self.inner);
     }
 
-    pub fn enrich(&mut self, flow: &mut Flow) {
-        let Some(ip) = flow.ip.as_ref() else { return };
-        let source: Option<IpAddr> = ip.source.parse().ok();
-        let destination: Option<IpAddr> = ip.destination.parse().ok();
-        let now = flow
+    pub fn enrich(&mut self, record: &mut FlowRecord) {
+        let (source, destination) = match record.addresses {
+            Some((source, destination)) => (Some(source), Some(destination)),
+            None => match record.flow.ip.as_ref() {
+                Some(ip) => (ip.source.parse().ok(), ip.destination.parse().ok()),
+                None => return,
+            },
+        };
+        let now = record
+            .flow
             .time
             .map(|t| t.as_unix_nanos())
             .unwrap_or_else(|| Timestamp::now().as_unix_nanos());
-        self.learn_dns(flow, now);
+        self.learn_dns(&record.flow, now);
 
-        let (src_ep, dst_ep, src_svc, dst_svc) = self.index.read(|lookup| {
-            let endpoint = |ip: Option<IpAddr>| ip.and_then(|ip| lookup.endpoint(&ip).cloned());
-            let service = |ip: Option<IpAddr>| ip.and_then(|ip| lookup.service(&ip).cloned());
-            (
-                endpoint(source),
-                endpoint(destination),
-                service(source),
-                service(destination),
-            )
-        });
         let world = self.index.world();
-        flow.source = Some(endpoint_or(src_ep, source, world));
-        flow.destination = Some(endpoint_or(dst_ep, destination, world));
-        flow.source_service = src_svc.map(|s| (*s).clone());
-        flow.destination_service = dst_svc.map(|s| (*s).clone());
-        if let Some(ip) = source {
-            flow.source_names = self.dns.names(&ip, now);
-        }
-        if let Some(ip) = destination {
-            flow.destination_names = self.dns.names(&ip, now);
+        let metadata = &mut record.metadata;
+        self.index.read(|lookup| {
+            let endpoint = |ip: Option<IpAddr>| {
+                let ip = ip?;
+                Some(lookup.endpoint(&ip).unwrap_or(world).clone())
+            };
+            let service = |ip: Option<IpAddr>| ip.and_then(|ip| lookup.service(&ip).cloned());
+            metadata.source = endpoint(source);
+            metadata.destination = endpoint(destination);
+            metadata.source_service = service(source);
+            metadata.destination_service = service(destination);
+        });
+        if !self.dns.is_empty() {
+            metadata.source_names = source.and_then(|ip| self.dns.names(&ip, now));
+            metadata.destination_names = destination.and_then(|ip| self.dns.names(&ip, now));
         }
         if let Some(absolute) = &self.absolute_node_name
-            && flow.node_name == self.index.config().local_node
+            && record.flow.node_name == self.index.config().local_node
         {
-            flow.node_name.clone_from(absolute);
+            record.flow.node_name.clone_from(absolute);
         }
     }
 
@@ -100,14 +102,6 @@ impl<S: EventSink> Enricher<S> {
         if !ips.is_empty() {
             self.dns.learn(&dns.query, &ips, dns.ttl, now);
         }
-    }
-}
-
-fn endpoint_or(found: Option<Arc<Endpoint>>, ip: Option<IpAddr>, world: &Arc<Endpoint>) -> Endpoint {
-    match (found, ip) {
-        (Some(endpoint), _) => (*endpoint).clone(),
-        (None, Some(_)) => (**world).clone(),
-        (None, None) => Endpoint::default(),
     }
 }
 

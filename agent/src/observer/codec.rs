@@ -33,7 +33,7 @@ impl FlowsItem {
                     node_name: flow.node_name.clone(),
                     time: flow.time,
                     response_types: Some(sightline_proto::observer::get_flows_response::ResponseTypes::Flow(
-                        (**flow).clone(),
+                        flow.to_flow(),
                     )),
                 },
                 _ => GetFlowsResponse::default(),

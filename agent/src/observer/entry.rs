@@ -33,7 +33,7 @@ impl Entry {
         Some(self.response.get_or_init(|| {
             let mut out = Vec::with_capacity(512);
             // Field numbers of GetFlowsResponse: flow = 1, node_name = 1000, time = 1001.
-            message::encode(1, flow.as_ref(), &mut out);
+            flow.encode_as_flow(1, &mut out);
             if !flow.node_name.is_empty() {
                 string::encode(1000, &flow.node_name, &mut out);
             }
@@ -71,7 +71,7 @@ mod tests {
     #[test]
     fn flow_response_is_a_regular_get_flows_response() {
         let flow = crate::synthetic::flow(3, "node-9", Timestamp { seconds: 5, nanos: 6 });
-        let entry = Entry::new(Event::Flow(Box::new(flow.clone())));
+        let entry = Entry::new(Event::flow(flow.clone()));
         let decoded = GetFlowsResponse::decode(entry.flow_response().unwrap().clone()).unwrap();
         assert_eq!(
             decoded,

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sightline_proto::flow::Flow;
+use crate::flow_record::FlowRecord;
 use sightline_proto::observer::Namespace;
 
 /// Hubble forgets a namespace one hour after its last flow.
@@ -17,10 +17,10 @@ pub struct NamespaceTracker {
 }
 
 impl NamespaceTracker {
-    pub fn observe(&self, flow: &Flow) {
+    pub fn observe(&self, flow: &FlowRecord) {
         let now = Instant::now();
         let Ok(mut seen) = self.seen.lock() else { return };
-        for endpoint in [&flow.source, &flow.destination].into_iter().flatten() {
+        for endpoint in [flow.source(), flow.destination()].into_iter().flatten() {
             if endpoint.namespace.is_empty() {
                 continue;
             }
@@ -70,7 +70,7 @@ impl NamespaceTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sightline_proto::flow::Endpoint;
+    use sightline_proto::flow::{Endpoint, Flow};
 
     #[test]
     fn lists_source_and_destination_namespaces_sorted() {
@@ -82,16 +82,16 @@ mod tests {
                 ..Default::default()
             })
         };
-        tracker.observe(&Flow {
+        tracker.observe(&FlowRecord::new(Flow {
             source: ep("default", "web"),
             destination: ep("c2", "api"),
             ..Default::default()
-        });
-        tracker.observe(&Flow {
+        }));
+        tracker.observe(&FlowRecord::new(Flow {
             source: ep("", "app"),
             destination: ep("", ""),
             ..Default::default()
-        });
+        }));
         let got: Vec<_> = tracker.list().into_iter().map(|n| (n.cluster, n.namespace)).collect();
         assert_eq!(
             got,

@@ -197,7 +197,7 @@ impl ObserverService {
                     Event::Flow(flow) => FlowsItem::Owned(Box::new(GetFlowsResponse {
                         node_name: flow.node_name.clone(),
                         time: flow.time,
-                        response_types: Some(ResponseTypes::Flow(mask.apply(flow))),
+                        response_types: Some(ResponseTypes::Flow(mask.apply(&flow.complete()))),
                     })),
                     Event::Lost { time, event } => FlowsItem::Owned(Box::new(GetFlowsResponse {
                         node_name: this.absolute_name.to_string(),

@@ -81,7 +81,7 @@ impl Collect {
         self.take()
             .into_iter()
             .filter_map(|e| match e {
-                Event::Flow(f) => Some(*f),
+                Event::Flow(f) => Some(f.into_flow()),
                 _ => None,
             })
             .collect()

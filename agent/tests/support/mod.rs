@@ -87,7 +87,7 @@ impl TestAgent {
     }
 
     pub fn publish_flow(&mut self, flow: Flow) {
-        self.sink.publish(Event::Flow(Box::new(flow)));
+        self.sink.publish(Event::flow(flow));
     }
 }
 

@@ -103,7 +103,7 @@ impl Agent {
             .expect("events lock")
             .iter()
             .filter_map(|e| match e {
-                Event::Flow(flow) => Some((**flow).clone()),
+                Event::Flow(flow) => Some(flow.to_flow()),
                 _ => None,
             })
             .collect()

@@ -11,9 +11,10 @@ mod names;
 mod predicate;
 
 use regex::RegexSet;
-use sightline_proto::flow::{EventTypeFilter, Flow, FlowFilter};
+use sightline_proto::flow::{EventTypeFilter, FlowFilter};
 
 use crate::event::Event;
+use crate::flow_record::FlowRecord;
 pub use predicate::{HttpStatus, IpField, PortSet, Predicate, Side};
 use predicate::{enum_bits, protocol, tcp_flag_bits};
 
@@ -54,7 +55,7 @@ impl CompiledFilter {
     }
 
     #[inline]
-    pub fn matches_flow(&self, flow: &Flow) -> bool {
+    pub fn matches_flow(&self, flow: &FlowRecord) -> bool {
         self.predicates.iter().all(|p| p.matches(flow))
     }
 }
@@ -100,7 +101,7 @@ impl FilterSet {
     }
 
     #[inline]
-    pub fn matches_flow(&self, flow: &Flow) -> bool {
+    pub fn matches_flow(&self, flow: &FlowRecord) -> bool {
         if let Some(predicate) = &self.single {
             return predicate.matches(flow);
         }

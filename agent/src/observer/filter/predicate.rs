@@ -1,12 +1,13 @@
 //! One compiled FlowFilter field and how it matches a flow.
 
 use regex::{Regex, RegexSet};
-use sightline_proto::flow::{Endpoint, EventTypeFilter, Flow, TcpFlags, Verdict, layer4, layer7};
+use sightline_proto::flow::{Endpoint, EventTypeFilter, TcpFlags, Verdict, layer4, layer7};
 
 use super::ip::IpSet;
 use super::labels::Selector;
 use super::names::NamespacedPrefix;
 use crate::event::Event;
+use crate::flow_record::FlowRecord;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -137,15 +138,15 @@ pub fn tcp_flag_bits(flags: &TcpFlags) -> u16 {
     .fold(0, |acc, (i, set)| if *set { acc | 1 << i } else { acc })
 }
 
-fn endpoint(flow: &Flow, side: Side) -> Option<&Endpoint> {
+fn endpoint(flow: &FlowRecord, side: Side) -> Option<&Endpoint> {
     match side {
-        Side::Source => flow.source.as_ref(),
-        Side::Destination => flow.destination.as_ref(),
+        Side::Source => flow.source(),
+        Side::Destination => flow.destination(),
     }
 }
 
 #[inline(always)]
-fn port(flow: &Flow, side: Side) -> Option<u16> {
+fn port(flow: &FlowRecord, side: Side) -> Option<u16> {
     let (src, dst) = match flow.l4.as_ref()?.protocol.as_ref()? {
         layer4::Protocol::Tcp(l4) => (l4.source_port, l4.destination_port),
         layer4::Protocol::Udp(l4) => (l4.source_port, l4.destination_port),
@@ -155,7 +156,7 @@ fn port(flow: &Flow, side: Side) -> Option<u16> {
     u16::try_from(if side == Side::Source { src } else { dst }).ok()
 }
 
-fn http(flow: &Flow) -> Option<&sightline_proto::flow::Http> {
+fn http(flow: &FlowRecord) -> Option<&sightline_proto::flow::Http> {
     match flow.l7.as_ref()?.record.as_ref()? {
         layer7::Record::Http(http) => Some(http),
         _ => None,
@@ -286,7 +287,7 @@ impl Predicate {
 
     /// The common L3/L4 fields inline; the rest out of line, to keep this small.
     #[inline]
-    pub fn matches(&self, flow: &Flow) -> bool {
+    pub fn matches(&self, flow: &FlowRecord) -> bool {
         match self {
             Predicate::Port(side, set) => port(flow, *side).is_some_and(|p| set.contains(p)),
             Predicate::Verdict(bits) => has_bit(*bits, flow.verdict),
@@ -297,7 +298,7 @@ impl Predicate {
     }
 
     #[inline(never)]
-    fn matches_other_field(&self, flow: &Flow) -> bool {
+    fn matches_other_field(&self, flow: &FlowRecord) -> bool {
         match self {
             Predicate::Port(..) | Predicate::Verdict(_) | Predicate::Protocol(_) | Predicate::Identity(..) => {
                 self.matches(flow)
@@ -315,8 +316,8 @@ impl Predicate {
             }
             Predicate::Service(side, services) => {
                 let service = match side {
-                    Side::Source => flow.source_service.as_ref(),
-                    Side::Destination => flow.destination_service.as_ref(),
+                    Side::Source => flow.source_service(),
+                    Side::Destination => flow.destination_service(),
                 };
                 service.is_some_and(|s| services.iter().any(|p| p.matches(&s.namespace, &s.name)))
             }
@@ -329,9 +330,9 @@ impl Predicate {
             }),
             Predicate::Fqdn(side, re) => {
                 let names = if *side == Side::Source {
-                    &flow.source_names
+                    flow.source_names()
                 } else {
-                    &flow.destination_names
+                    flow.destination_names()
                 };
                 names.iter().any(|n| re.is_match(n))
             }
@@ -412,7 +413,7 @@ impl Predicate {
 }
 
 #[inline]
-fn protocol_bits(flow: &Flow) -> u16 {
+fn protocol_bits(flow: &FlowRecord) -> u16 {
     use protocol::*;
     let l4 = match flow.l4.as_ref().and_then(|l4| l4.protocol.as_ref()) {
         Some(layer4::Protocol::Tcp(_)) => TCP,

@@ -1,0 +1,354 @@
+//! A flow as the pipeline carries it: the protobuf the datapath decoded, plus the
+//! Kubernetes metadata enrichment attached by reference.
+//!
+//! Endpoints, services and DNS names are built once per pod, service or DNS answer
+//! and shared with the index (`Arc`). Copying them into each `flow.Flow` would cost
+//! one allocation per label and name, several microseconds per flow; holding
+//! references costs a few reference counts. They become protobuf fields when the
+//! flow is encoded for a client ([`FlowRecord::encode_as_flow`]) or materialised
+//! ([`FlowRecord::to_flow`]). Readers use the accessors (`source()`, ...), which see
+//! metadata from either place.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use prost::Message;
+use prost::bytes::BufMut;
+use prost::encoding::{WireType, encode_key, encode_varint, message, string};
+use sightline_proto::flow::{Endpoint, Flow, Service};
+
+/// Field numbers of `flow.Flow` that `Metadata` fills.
+mod field {
+    pub const SOURCE: u32 = 8;
+    pub const DESTINATION: u32 = 9;
+    pub const SOURCE_NAMES: u32 = 13;
+    pub const DESTINATION_NAMES: u32 = 14;
+    pub const SOURCE_SERVICE: u32 = 20;
+    pub const DESTINATION_SERVICE: u32 = 21;
+}
+
+/// DNS names of one address, shared by every flow that reaches it.
+pub type Names = Arc<[String]>;
+
+/// What enrichment attached. A set field replaces the flow's own.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metadata {
+    pub source: Option<Arc<Endpoint>>,
+    pub destination: Option<Arc<Endpoint>>,
+    pub source_service: Option<Arc<Service>>,
+    pub destination_service: Option<Arc<Service>>,
+    pub source_names: Option<Names>,
+    pub destination_names: Option<Names>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlowRecord {
+    pub flow: Flow,
+    /// Source and destination in binary form when the producer has them, so
+    /// enrichment does not parse `flow.ip` back.
+    pub addresses: Option<(IpAddr, IpAddr)>,
+    pub metadata: Metadata,
+}
+
+fn names_of<'a>(attached: &'a Option<Names>, own: &'a [String]) -> &'a [String] {
+    attached.as_deref().unwrap_or(own)
+}
+
+impl FlowRecord {
+    pub fn new(flow: Flow) -> Self {
+        Self {
+            flow,
+            addresses: None,
+            metadata: Metadata::default(),
+        }
+    }
+
+    pub fn source(&self) -> Option<&Endpoint> {
+        self.metadata.source.as_deref().or(self.flow.source.as_ref())
+    }
+
+    pub fn destination(&self) -> Option<&Endpoint> {
+        self.metadata.destination.as_deref().or(self.flow.destination.as_ref())
+    }
+
+    pub fn source_service(&self) -> Option<&Service> {
+        self.metadata
+            .source_service
+            .as_deref()
+            .or(self.flow.source_service.as_ref())
+    }
+
+    pub fn destination_service(&self) -> Option<&Service> {
+        self.metadata
+            .destination_service
+            .as_deref()
+            .or(self.flow.destination_service.as_ref())
+    }
+
+    pub fn source_names(&self) -> &[String] {
+        names_of(&self.metadata.source_names, &self.flow.source_names)
+    }
+
+    pub fn destination_names(&self) -> &[String] {
+        names_of(&self.metadata.destination_names, &self.flow.destination_names)
+    }
+
+    /// The complete `flow.Flow`, borrowed when nothing was attached.
+    pub fn complete(&self) -> Cow<'_, Flow> {
+        if self.metadata == Metadata::default() {
+            Cow::Borrowed(&self.flow)
+        } else {
+            Cow::Owned(self.to_flow())
+        }
+    }
+
+    /// The complete `flow.Flow`, metadata included.
+    pub fn to_flow(&self) -> Flow {
+        self.clone().into_flow()
+    }
+
+    pub fn into_flow(self) -> Flow {
+        let Self { mut flow, metadata, .. } = self;
+        let owned = |endpoint: Arc<Endpoint>| Arc::unwrap_or_clone(endpoint);
+        if let Some(endpoint) = metadata.source {
+            flow.source = Some(owned(endpoint));
+        }
+        if let Some(endpoint) = metadata.destination {
+            flow.destination = Some(owned(endpoint));
+        }
+        if let Some(service) = metadata.source_service {
+            flow.source_service = Some(Arc::unwrap_or_clone(service));
+        }
+        if let Some(service) = metadata.destination_service {
+            flow.destination_service = Some(Arc::unwrap_or_clone(service));
+        }
+        if let Some(names) = metadata.source_names {
+            flow.source_names = names.to_vec();
+        }
+        if let Some(names) = metadata.destination_names {
+            flow.destination_names = names.to_vec();
+        }
+        flow
+    }
+
+    /// The flow's own fields without those `metadata` replaces, so encoding never
+    /// writes a field twice.
+    fn without_replaced(&self) -> Option<Flow> {
+        let m = &self.metadata;
+        let f = &self.flow;
+        let clash = (m.source.is_some() && f.source.is_some())
+            || (m.destination.is_some() && f.destination.is_some())
+            || (m.source_service.is_some() && f.source_service.is_some())
+            || (m.destination_service.is_some() && f.destination_service.is_some())
+            || (m.source_names.is_some() && !f.source_names.is_empty())
+            || (m.destination_names.is_some() && !f.destination_names.is_empty());
+        clash.then(|| {
+            let mut flow = f.clone();
+            if m.source.is_some() {
+                flow.source = None;
+            }
+            if m.destination.is_some() {
+                flow.destination = None;
+            }
+            if m.source_service.is_some() {
+                flow.source_service = None;
+            }
+            if m.destination_service.is_some() {
+                flow.destination_service = None;
+            }
+            if m.source_names.is_some() {
+                flow.source_names.clear();
+            }
+            if m.destination_names.is_some() {
+                flow.destination_names.clear();
+            }
+            flow
+        })
+    }
+
+    fn metadata_len(&self) -> usize {
+        let m = &self.metadata;
+        m.source
+            .as_ref()
+            .map_or(0, |e| message::encoded_len(field::SOURCE, &**e))
+            + m.destination
+                .as_ref()
+                .map_or(0, |e| message::encoded_len(field::DESTINATION, &**e))
+            + m.source_names
+                .as_ref()
+                .map_or(0, |n| string::encoded_len_repeated(field::SOURCE_NAMES, n))
+            + m.destination_names
+                .as_ref()
+                .map_or(0, |n| string::encoded_len_repeated(field::DESTINATION_NAMES, n))
+            + m.source_service
+                .as_ref()
+                .map_or(0, |s| message::encoded_len(field::SOURCE_SERVICE, &**s))
+            + m.destination_service
+                .as_ref()
+                .map_or(0, |s| message::encoded_len(field::DESTINATION_SERVICE, &**s))
+    }
+
+    fn encode_metadata(&self, out: &mut impl BufMut) {
+        let m = &self.metadata;
+        if let Some(endpoint) = &m.source {
+            message::encode(field::SOURCE, &**endpoint, out);
+        }
+        if let Some(endpoint) = &m.destination {
+            message::encode(field::DESTINATION, &**endpoint, out);
+        }
+        if let Some(names) = &m.source_names {
+            string::encode_repeated(field::SOURCE_NAMES, names, out);
+        }
+        if let Some(names) = &m.destination_names {
+            string::encode_repeated(field::DESTINATION_NAMES, names, out);
+        }
+        if let Some(service) = &m.source_service {
+            message::encode(field::SOURCE_SERVICE, &**service, out);
+        }
+        if let Some(service) = &m.destination_service {
+            message::encode(field::DESTINATION_SERVICE, &**service, out);
+        }
+    }
+
+    /// Writes field `tag` of an enclosing message as this flow's `flow.Flow`
+    /// encoding, metadata included, without building the complete `Flow`.
+    pub fn encode_as_flow(&self, tag: u32, out: &mut impl BufMut) {
+        let stripped = self.without_replaced();
+        let own = stripped.as_ref().unwrap_or(&self.flow);
+        encode_key(tag, WireType::LengthDelimited, out);
+        encode_varint((own.encoded_len() + self.metadata_len()) as u64, out);
+        // Protobuf fields may come in any order; decoders see one complete Flow.
+        // `encode_raw` is what prost's own `message::encode` writes after the length.
+        own.encode_raw(out);
+        self.encode_metadata(out);
+    }
+}
+
+impl Deref for FlowRecord {
+    type Target = Flow;
+
+    fn deref(&self) -> &Flow {
+        &self.flow
+    }
+}
+
+impl DerefMut for FlowRecord {
+    fn deref_mut(&mut self) -> &mut Flow {
+        &mut self.flow
+    }
+}
+
+impl From<Flow> for FlowRecord {
+    fn from(flow: Flow) -> Self {
+        Self::new(flow)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use prost::encoding::message;
+    use sightline_proto::flow::{Ip, Workload};
+
+    use super::*;
+
+    fn endpoint(pod: &str) -> Arc<Endpoint> {
+        Arc::new(Endpoint {
+            identity: 4242,
+            namespace: "shop".into(),
+            pod_name: pod.into(),
+            labels: vec!["k8s:app=web".into(), "k8s:io.kubernetes.pod.namespace=shop".into()],
+            workloads: vec![Workload {
+                name: "web".into(),
+                kind: "Deployment".into(),
+            }],
+            ..Endpoint::default()
+        })
+    }
+
+    fn enriched() -> FlowRecord {
+        let mut record = FlowRecord::new(Flow {
+            uuid: "u1".into(),
+            node_name: "node-a".into(),
+            ip: Some(Ip {
+                source: "10.0.0.1".into(),
+                destination: "10.96.0.10".into(),
+                ..Ip::default()
+            }),
+            ..Flow::default()
+        });
+        record.metadata = Metadata {
+            source: Some(endpoint("web-1")),
+            destination: Some(endpoint("web-2")),
+            source_service: None,
+            destination_service: Some(Arc::new(Service {
+                name: "web".into(),
+                namespace: "shop".into(),
+            })),
+            source_names: None,
+            destination_names: Some(vec!["web.shop.svc.cluster.local".to_owned()].into()),
+        };
+        record
+    }
+
+    /// What a client decodes from `encode_as_flow` is the materialised flow.
+    fn decoded(record: &FlowRecord) -> Flow {
+        let mut out = Vec::new();
+        record.encode_as_flow(1, &mut out);
+        let mut reference = Vec::new();
+        message::encode(1, &record.to_flow(), &mut reference);
+        assert_eq!(
+            out.len(),
+            reference.len(),
+            "same length as the complete flow's encoding"
+        );
+        let mut buf = &out[..];
+        let (tag, wire_type) = prost::encoding::decode_key(&mut buf).unwrap();
+        assert_eq!((tag, wire_type), (1, WireType::LengthDelimited));
+        let mut flow = Flow::default();
+        message::merge(wire_type, &mut flow, &mut buf, Default::default()).unwrap();
+        flow
+    }
+
+    #[test]
+    fn attached_metadata_is_encoded_as_flow_fields() {
+        let record = enriched();
+        let flow = decoded(&record);
+        assert_eq!(flow, record.to_flow());
+        assert_eq!(flow.source.unwrap().pod_name, "web-1");
+        assert_eq!(flow.destination_service.unwrap().name, "web");
+        assert_eq!(flow.destination_names, vec!["web.shop.svc.cluster.local"]);
+        assert_eq!(flow.uuid, "u1");
+    }
+
+    #[test]
+    fn attached_metadata_replaces_the_flows_own_without_duplicates() {
+        let mut record = enriched();
+        record.flow.source = Some(Endpoint {
+            pod_name: "stale".into(),
+            ..Endpoint::default()
+        });
+        record.flow.destination_names = vec!["old.example".into()];
+        record.flow.source_names = vec!["kept.example".into()];
+        let flow = decoded(&record);
+        assert_eq!(flow.source.as_ref().unwrap().pod_name, "web-1");
+        assert_eq!(flow.destination_names, vec!["web.shop.svc.cluster.local"]);
+        assert_eq!(
+            flow.source_names,
+            vec!["kept.example"],
+            "nothing attached: the flow's own stay"
+        );
+        assert_eq!(record.source().unwrap().pod_name, "web-1");
+        assert_eq!(record.source_names(), ["kept.example"]);
+    }
+
+    #[test]
+    fn a_plain_flow_encodes_and_borrows_as_itself() {
+        let record = FlowRecord::new(enriched().flow);
+        assert!(matches!(record.complete(), Cow::Borrowed(_)));
+        assert_eq!(decoded(&record), record.flow);
+        assert!(record.source().is_none());
+    }
+}
