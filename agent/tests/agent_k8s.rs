@@ -13,7 +13,7 @@ use enrich_support::{flow, node, pod};
 use sightline_agent::app::Agent;
 use sightline_agent::cli::Args;
 use sightline_agent::event::Event;
-use sightline_proto::flow::AgentEventType;
+use sightline_proto::flow::{AgentEventType, FlowFilter, Workload};
 use sightline_proto::observer::observer_client::ObserverClient;
 use sightline_proto::observer::{GetAgentEventsRequest, GetFlowsRequest, get_flows_response::ResponseTypes};
 use sightline_proto::peer::NotifyRequest;
@@ -121,6 +121,38 @@ async fn manifests_mode_enriches_flows_and_announces_nodes_as_peers() {
         destination.labels.contains(&"reserved:remote-node".to_owned()),
         "{destination:?}"
     );
+
+    // Filters see the attached metadata: `--from-pod`, `--from-label`, `--to-namespace`.
+    let matching = |filter: FlowFilter| {
+        let mut observer = observer.clone();
+        async move {
+            let request = GetFlowsRequest {
+                number: 10,
+                whitelist: vec![filter],
+                ..Default::default()
+            };
+            support::uuids(&support::collect(&mut observer, request).await).len()
+        }
+    };
+    let by_pod = |pod: &str| FlowFilter {
+        source_pod: vec![pod.into()],
+        ..Default::default()
+    };
+    assert_eq!(matching(by_pod("shop/web-5d8f")).await, 1);
+    assert_eq!(matching(by_pod("shop/db")).await, 0);
+    let by_label = FlowFilter {
+        source_label: vec!["k8s:app=web".into()],
+        ..Default::default()
+    };
+    assert_eq!(matching(by_label).await, 1);
+    let by_workload = FlowFilter {
+        source_workload: vec![Workload {
+            name: "web".into(),
+            kind: "Deployment".into(),
+        }],
+        ..Default::default()
+    };
+    assert_eq!(matching(by_workload).await, 1);
 
     let mut events = observer
         .get_agent_events(GetAgentEventsRequest {
