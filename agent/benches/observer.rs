@@ -64,6 +64,19 @@ fn ring_write(c: &mut Criterion) {
         ns = if ns == 0.0 { run } else { f64::min(ns, run) };
     }
     record("ring write, ns/event", ns);
+
+    // What the first reader of each flow pays: its GetFlowsResponse encoding.
+    let entries: Vec<ring::Entry> = (0..100_000)
+        .map(|i| ring::Entry::new(Event::flow(synthetic::flow(i, "bench", Timestamp::now()))))
+        .collect();
+    let start = Instant::now();
+    for entry in &entries {
+        black_box(entry.flow_response());
+    }
+    record(
+        "encode a flow response (once per flow), ns",
+        start.elapsed().as_nanos() as f64 / entries.len() as f64,
+    );
 }
 
 fn port_filter(port: u32) -> FlowFilter {

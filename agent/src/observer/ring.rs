@@ -5,17 +5,17 @@
 //! only then advances `head`, so an event is readable the moment `write` returns
 //! (Hubble hides the newest event until the next write; we do not).
 //!
-//! Reclamation: a reader announces itself in the slot's `readers` count before it
-//! loads the pointer and leaves after it has taken its own reference. The writer
-//! swaps the pointer out first and checks the count afterwards; all four operations
-//! are `SeqCst`, so a reader that saw the old pointer is always seen by the writer,
+//! Reclamation: a reader announces itself in the slot's `readers` count (a SeqCst
+//! read-modify-write) before it loads the pointer and leaves after it has taken its
+//! own reference. The writer replaces the pointer first and checks the count after a
+//! SeqCst fence, so a reader that saw the old pointer is always seen by the writer,
 //! which then parks the old `Arc` in `limbo` until the slot has no readers. Readers
-//! never wait; the writer never waits either.
+//! never wait; the writer never waits either, and pays one fence per event.
 
 use std::ptr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, fence};
 
 use tokio::sync::Notify;
 
@@ -115,13 +115,22 @@ impl RingWriter {
         let seq = self.next;
         let index = (seq & self.shared.mask) as usize;
         let slot = &self.shared.slots[index];
-        // The swap is a SeqCst read-modify-write: it publishes BUSY before the new
-        // pointer, and the Release stamp publishes the pointer before the new sequence.
+        // Only this writer stores slot pointers, so a plain load reads the old one.
+        let old = slot.event.load(Relaxed);
         slot.seq.store(BUSY, Relaxed);
-        let old = slot.event.swap(Arc::into_raw(event).cast_mut(), SeqCst);
+        // Readers that see the new pointer must also see BUSY or the new stamp.
+        fence(Release);
+        slot.event.store(Arc::into_raw(event).cast_mut(), Relaxed);
         slot.seq.store(seq, Release);
+        self.next = seq + 1;
+        self.shared.head.store(seq + 1, Release);
+        // One full barrier serves both store-then-load handshakes below: a reader that
+        // announced itself (slot `readers`, `parked_readers`, SeqCst read-modify-writes)
+        // before this fence is seen by the loads after it; one that announced itself
+        // later sees the new pointer and head.
+        fence(SeqCst);
         if !old.is_null() {
-            if slot.readers.load(SeqCst) == 0 {
+            if slot.readers.load(Relaxed) == 0 {
                 // SAFETY: `old` owned one count and no reader can still be loading it.
                 drop(unsafe { Arc::from_raw(old) });
             } else {
@@ -131,9 +140,7 @@ impl RingWriter {
         if !self.limbo.is_empty() {
             self.release_limbo();
         }
-        self.next = seq + 1;
-        self.shared.head.store(seq + 1, SeqCst);
-        if self.shared.parked_readers.load(SeqCst) > 0 {
+        if self.shared.parked_readers.load(Relaxed) > 0 {
             self.shared.wakeup.notify_waiters();
         }
     }
