@@ -1,9 +1,12 @@
-//! Relay throughput and added latency, against synthetic agents on loopback.
+//! Relay throughput and added latency: real Sightline agents (ring and gRPC server,
+//! synthetic flows instead of the datapath) on loopback for throughput, fake agents
+//! emitting at a fixed rate for latency.
 //!
 //! `cargo bench -p sightline-relay --bench merge` prints one table:
 //! - merged flows/s from 2, 4 and 8 agents replaying their history (non-follow,
 //!   everything through the sort buffer), with the rate one client gets straight
-//!   from a single agent in the same run as the baseline;
+//!   from a single agent in the same run as the baseline; the client counts
+//!   responses without decoding flows, so it measures the relay, not the client;
 //! - added latency (receive time − flow time) p50/p99 in follow mode at a fixed rate.
 
 #[path = "../tests/support/mod.rs"]
@@ -11,44 +14,102 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use sightline_agent::app::Agent;
+use sightline_agent::cli::Args;
+use sightline_agent::event::{Event, EventSink};
+use sightline_agent::synthetic;
 use sightline_proto::Timestamp;
-use sightline_proto::observer::observer_client::ObserverClient;
 use sightline_proto::observer::{GetFlowsRequest, get_flows_response::ResponseTypes};
+use sightline_relay::raw::UpstreamCodec;
 use support::agent::FakeAgent;
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 
 const TOTAL_FLOWS: i64 = 400_000;
 
-async fn agents_with_history(count: usize) -> Vec<FakeAgent> {
+/// A real Sightline agent (ring + gRPC server, no datapath) holding synthetic flows.
+struct UpstreamAgent {
+    name: String,
+    address: std::net::SocketAddr,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+async fn upstream_agent(name: &str, flows: i64, node_index: i64) -> UpstreamAgent {
+    let capacity = (flows as usize + 1).next_power_of_two() - 1;
+    let argv: Vec<std::ffi::OsString> = [
+        "sightline-agent",
+        "--listen-address=127.0.0.1:0",
+        "--socket-path=",
+        "--disable-server-tls",
+        "--k8s-disabled",
+        &format!("--node-name={name}"),
+        &format!("--event-buffer-capacity={capacity}"),
+    ]
+    .iter()
+    .map(std::ffi::OsString::from)
+    .collect();
+    let args = Args::load_from(argv).expect("agent args");
+    let mut agent = Agent::start(&args).await.expect("agent");
+    for k in 0..flows {
+        // Interleaved clocks: every agent's k-th flow lands between the others'.
+        let time = Timestamp::from_unix_nanos(i128::from(k) * 1_000 + i128::from(node_index));
+        agent.sink.publish(Event::flow(synthetic::flow(k as u64, name, time)));
+    }
+    let address = agent.server.local_addr().expect("tcp address");
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    tokio::spawn(agent.server.run(shutdown));
+    let upstream = UpstreamAgent {
+        name: name.to_owned(),
+        address,
+        _stop: stop,
+    };
+    // Agents encode each flow once, for its first reader; do that before measuring.
+    drain(connect(address).await, GetFlowsRequest::default()).await;
+    upstream
+}
+
+async fn agents_with_history(count: usize) -> Vec<UpstreamAgent> {
+    let per_agent = TOTAL_FLOWS / count as i64;
     let mut agents = Vec::new();
     for i in 0..count {
-        agents.push(FakeAgent::start(&format!("node-{i}"), &[]).await);
-    }
-    let per_agent = TOTAL_FLOWS / count as i64;
-    for k in 0..per_agent {
-        for (i, agent) in agents.iter().enumerate() {
-            agent.emit(Timestamp::from_unix_nanos(i128::from(k) * 1_000 + i as i128));
-        }
+        agents.push(upstream_agent(&format!("node-{i}"), per_agent, i as i64).await);
     }
     agents
 }
 
-async fn drain(mut client: ObserverClient<Channel>, request: GetFlowsRequest) -> (u64, Duration) {
+async fn connect(address: std::net::SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{address}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// Reads a whole GetFlows stream, counting flows without decoding them (the
+/// relay's own upstream codec), so the client's decoding does not cap the number.
+async fn drain(channel: Channel, request: GetFlowsRequest) -> (u64, Duration) {
     let started = Instant::now();
-    let mut stream = client.get_flows(request).await.expect("GetFlows").into_inner();
+    let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(16 << 20);
+    grpc.ready().await.expect("ready");
+    let path = PathAndQuery::from_static("/observer.Observer/GetFlows");
+    let mut stream = grpc
+        .server_streaming(tonic::Request::new(request), path, UpstreamCodec)
+        .await
+        .expect("GetFlows")
+        .into_inner();
     let mut flows = 0;
     while let Some(message) = stream.message().await.expect("stream") {
-        if matches!(message.response_types, Some(ResponseTypes::Flow(_))) {
+        if message.is_flow() {
             flows += 1;
         }
     }
     (flows, started.elapsed())
 }
 
-fn peers(agents: &[FakeAgent]) -> String {
+fn peers<'a>(agents: impl IntoIterator<Item = (&'a str, std::net::SocketAddr)>) -> String {
     agents
-        .iter()
-        .map(|a| format!("{}={}", a.name, a.address))
+        .into_iter()
+        .map(|(name, address)| format!("{name}={address}"))
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -63,12 +124,7 @@ async fn main() {
     println!("|---|---|---|");
 
     let direct = agents_with_history(1).await;
-    let channel = Channel::from_shared(format!("http://{}", direct[0].address))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    let (flows, took) = drain(ObserverClient::new(channel), GetFlowsRequest::default()).await;
+    let (flows, took) = drain(connect(direct[0].address).await, GetFlowsRequest::default()).await;
     let baseline = flows as f64 / took.as_secs_f64();
     println!("| one agent straight to the client (baseline) | {baseline:.0} flows/s | 1.00 |");
     drop(direct);
@@ -80,11 +136,11 @@ async fn main() {
             "--dial-timeout",
             "10s",
             "--peers",
-            &peers(&agents),
+            &peers(agents.iter().map(|a| (a.name.as_str(), a.address))),
         ])
         .await;
         support::until_connected(&relay, count).await;
-        let (flows, took) = drain(support::client(&relay).await, GetFlowsRequest::default()).await;
+        let (flows, took) = drain(connect(relay.api_address).await, GetFlowsRequest::default()).await;
         assert_eq!(
             flows,
             TOTAL_FLOWS as u64 / count as u64 * count as u64,
@@ -96,6 +152,7 @@ async fn main() {
             rate / baseline
         );
         relay.shutdown().await;
+        drop(agents);
     }
 
     let agents: Vec<FakeAgent> = {
@@ -110,7 +167,7 @@ async fn main() {
         "--dial-timeout",
         "10s",
         "--peers",
-        &peers(&agents),
+        &peers(agents.iter().map(|a| (a.name.as_str(), a.address))),
     ])
     .await;
     support::until_connected(&relay, 4).await;

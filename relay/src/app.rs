@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
-use sightline_proto::observer::observer_server::ObserverServer;
 use sightline_proto::reflection::{self, OBSERVER_SERVICE};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -23,7 +22,8 @@ use crate::discovery::{self, PeerChange};
 use crate::fanout::FanoutSettings;
 use crate::listen;
 use crate::metrics::RelayMetrics;
-use crate::pool::{MAX_MESSAGE_SIZE, PeerState, Pool};
+use crate::pool::{PeerState, Pool};
+use crate::router::RelayRouter;
 use crate::server::RelayObserver;
 use crate::tls::{self, KeyPairFiles, RELOAD_CHECK_INTERVAL, Reloading, TlsError};
 
@@ -180,11 +180,7 @@ pub async fn start(args: Args) -> Result<RunningRelay, RelayError> {
         started: Instant::now(),
     };
     let router = Server::builder()
-        .add_service(
-            ObserverServer::new(observer)
-                .max_decoding_message_size(MAX_MESSAGE_SIZE)
-                .max_encoding_message_size(MAX_MESSAGE_SIZE),
-        )
+        .add_service(RelayRouter::new(observer))
         .add_service(health_service.clone())
         .add_service(reflection::v1(&[OBSERVER_SERVICE])?)
         .add_service(reflection::v1alpha(&[OBSERVER_SERVICE])?);

@@ -7,9 +7,11 @@
 //! Dropping the client stream drops every upstream stream with it.
 
 use std::collections::{BTreeSet, HashSet};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::{Stream, StreamExt};
 use sightline_proto::Timestamp;
 use sightline_proto::relay::{NodeState, NodeStatusEvent};
 use tokio::sync::mpsc;
@@ -25,10 +27,17 @@ use crate::metrics::RelayMetrics;
 use crate::pool::{PeerState, PeerView, Pool};
 use crate::sort_buffer::{Release, SortBuffer};
 
-/// Responses queued towards one client; a slower client backs up into the upstream
-/// streams, whose agents then report what that client lost.
-const CLIENT_QUEUE: usize = 256;
-const UPSTREAM_QUEUE: usize = 1024;
+/// Batches of responses queued towards one client; a slower client backs up into
+/// the upstream streams, whose agents then report what that client lost.
+const CLIENT_QUEUE: usize = 8;
+/// Most responses handed to the client's stream at once.
+const CLIENT_BATCH: usize = 128;
+
+/// The merged stream as the server hands it to tonic.
+pub type ClientStream<M> = Pin<Box<dyn Stream<Item = Result<M, Status>> + Send>>;
+/// Batches queued from all upstream streams towards the merge.
+const UPSTREAM_QUEUE: usize = 64;
+/// Most responses of one peer handed over at once.
 const UPSTREAM_BATCH: usize = 128;
 
 #[derive(Debug, Clone)]
@@ -40,10 +49,12 @@ pub struct FanoutSettings {
     pub peer_refresh: Duration,
 }
 
+/// What upstream tasks report. Responses come in batches of whatever one peer's
+/// stream had ready, so a busy stream costs one channel send per batch, not per flow.
 enum Upstream<M> {
-    Item(String, M),
-    Ended(String),
-    Failed(String, Status),
+    Items(Arc<str>, Vec<M>),
+    Ended(Arc<str>),
+    Failed(Arc<str>, Status),
 }
 
 /// Where responses go before they reach the client, by request window.
@@ -68,7 +79,7 @@ pub fn start<M: Merge>(
     metrics: RelayMetrics,
     request: Request<M::Request>,
     shutdown: CancellationToken,
-) -> ReceiverStream<Result<M, Status>> {
+) -> ClientStream<M> {
     let (out, receiver) = mpsc::channel(CLIENT_QUEUE);
     let (metadata, _, message) = request.into_parts();
     let window = M::window(&message);
@@ -82,6 +93,7 @@ pub fn start<M: Merge>(
         request: message,
         window,
         out,
+        pending: Vec::with_capacity(CLIENT_BATCH),
         upstream_tx,
         tasks: JoinSet::new(),
         active: BTreeSet::new(),
@@ -89,7 +101,7 @@ pub fn start<M: Merge>(
         started: Timestamp::now(),
     };
     tokio::spawn(fanout.run(upstream_rx, shutdown));
-    ReceiverStream::new(receiver)
+    Box::pin(ReceiverStream::new(receiver).flat_map(futures::stream::iter))
 }
 
 /// The client's metadata minus transport headers, passed on to the agents as Hubble does.
@@ -140,7 +152,10 @@ struct Fanout<M: Merge> {
     metadata: MetadataMap,
     request: M::Request,
     window: Window,
-    out: mpsc::Sender<Result<M, Status>>,
+    out: mpsc::Sender<Vec<Result<M, Status>>>,
+    /// Responses not yet handed to the client's stream; sent when full and whenever
+    /// the merge is about to wait.
+    pending: Vec<Result<M, Status>>,
     upstream_tx: mpsc::Sender<Upstream<M>>,
     tasks: JoinSet<()>,
     active: BTreeSet<String>,
@@ -185,6 +200,7 @@ impl<M: Merge> Fanout<M> {
                 if self.gate_open(&phase) {
                     phase = self.open_gate(phase).await?;
                 }
+                self.flush().await?;
                 let deadline = match &phase {
                     Phase::Gate { quiet_since, .. } => Some(*quiet_since + self.settings.drain_timeout),
                     Phase::Stream => self.buffer.next_deadline(),
@@ -193,7 +209,8 @@ impl<M: Merge> Fanout<M> {
                 tokio::select! {
                     () = self.out.closed() => return Err(ClientGone),
                     () = shutdown.cancelled() => {
-                        let _ = self.out.send(Err(Status::unavailable("relay is shutting down"))).await;
+                        self.pending.push(Err(Status::unavailable("relay is shutting down")));
+                        let _ = self.flush().await;
                         return Err(ClientGone);
                     }
                     // Batches amortise the select over many responses when peers are busy.
@@ -241,21 +258,21 @@ impl<M: Merge> Fanout<M> {
                 message: String::new(),
             };
             if let Some(status) = M::node_status(event, &self.settings.relay_node, now) {
-                self.out.send(Ok(status)).await.map_err(|_| ClientGone)?;
+                self.pending.push(Ok(status));
             }
         }
         Ok(())
     }
 
     fn spawn_upstream(&mut self, peer: &PeerView, request: M::Request) {
-        let Some(client) = peer.client() else { return };
-        let name = peer.info.name.clone();
-        self.active.insert(name.clone());
+        let Some(channel) = peer.channel() else { return };
+        let name: Arc<str> = peer.info.name.as_str().into();
+        self.active.insert(peer.info.name.clone());
         let tx = self.upstream_tx.clone();
         let request = Request::from_parts(self.metadata.clone(), Default::default(), request);
         let timeout = self.pool.dial_timeout();
         self.tasks.spawn(async move {
-            let mut stream = match tokio::time::timeout(timeout, M::call(client, request)).await {
+            let stream = match tokio::time::timeout(timeout, M::call(channel, request)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(status)) => {
                     let _ = tx.send(Upstream::Failed(name, status)).await;
@@ -267,14 +284,28 @@ impl<M: Merge> Fanout<M> {
                     return;
                 }
             };
+            let mut batches = stream.ready_chunks(UPSTREAM_BATCH);
             loop {
-                let message = match stream.message().await {
-                    Ok(Some(item)) => Upstream::Item(name.clone(), item),
-                    Ok(None) => Upstream::Ended(name.clone()),
-                    Err(status) => Upstream::Failed(name.clone(), status),
+                let Some(batch) = batches.next().await else {
+                    let _ = tx.send(Upstream::Ended(name)).await;
+                    return;
                 };
-                let last = !matches!(message, Upstream::Item(..));
-                if tx.send(message).await.is_err() || last {
+                let mut items = Vec::with_capacity(batch.len());
+                let mut failure = None;
+                for result in batch {
+                    match result {
+                        Ok(item) => items.push(item),
+                        Err(status) => {
+                            failure = Some(status);
+                            break;
+                        }
+                    }
+                }
+                if !items.is_empty() && tx.send(Upstream::Items(name.clone(), items)).await.is_err() {
+                    return;
+                }
+                if let Some(status) = failure {
+                    let _ = tx.send(Upstream::Failed(name, status)).await;
                     return;
                 }
             }
@@ -283,16 +314,21 @@ impl<M: Merge> Fanout<M> {
 
     async fn on_upstream(&mut self, message: Upstream<M>, phase: &mut Phase<M>) -> Result<(), ClientGone> {
         match message {
-            Upstream::Item(peer, item) => self.route(Some(&peer), item, phase).await,
+            Upstream::Items(peer, items) => {
+                for item in items {
+                    self.route(Some(&peer), item, phase).await?;
+                }
+                Ok(())
+            }
             Upstream::Ended(peer) => {
-                self.active.remove(&peer);
+                self.active.remove(&*peer);
                 Ok(())
             }
             Upstream::Failed(peer, status) => {
-                self.active.remove(&peer);
+                self.active.remove(&*peer);
                 let (state, message) = if is_transport_failure(&status) {
                     self.pool.report_failure(&peer);
-                    self.awaiting_reconnect.insert(peer.clone());
+                    self.awaiting_reconnect.insert(peer.to_string());
                     (NodeState::NodeUnavailable, String::new())
                 } else {
                     (NodeState::NodeError, status.message().to_owned())
@@ -300,7 +336,7 @@ impl<M: Merge> Fanout<M> {
                 tracing::info!(%peer, code = ?status.code(), message = status.message(), "peer stream ended with an error");
                 let event = NodeStatusEvent {
                     state_change: state.into(),
-                    node_names: vec![peer],
+                    node_names: vec![peer.to_string()],
                     message,
                 };
                 match M::node_status(event, &self.settings.relay_node, Timestamp::now()) {
@@ -379,7 +415,7 @@ impl<M: Merge> Fanout<M> {
         for item in items {
             self.emit(item, Release::Flush).await?;
         }
-        Ok(())
+        self.flush().await
     }
 
     async fn emit(&mut self, item: M, why: Release) -> Result<(), ClientGone> {
@@ -387,7 +423,19 @@ impl<M: Merge> Fanout<M> {
         if item.counts() {
             self.metrics.flow_forwarded();
         }
-        self.out.send(Ok(item)).await.map_err(|_| ClientGone)
+        self.pending.push(Ok(item));
+        if self.pending.len() >= CLIENT_BATCH {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), ClientGone> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(CLIENT_BATCH));
+        self.out.send(batch).await.map_err(|_| ClientGone)
     }
 
     async fn join_new_peers(&mut self, phase: &mut Phase<M>) -> Result<(), ClientGone> {

@@ -19,6 +19,8 @@ pub mod listen;
 pub mod merge;
 pub mod metrics;
 pub mod pool;
+pub mod raw;
+pub mod router;
 pub mod server;
 pub mod sort_buffer;
 pub mod tls;

@@ -9,9 +9,12 @@ use sightline_proto::observer::{
     GetFlowsResponse, get_flows_response::ResponseTypes, observer_client::ObserverClient,
 };
 use sightline_proto::relay::NodeStatusEvent;
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 use tonic::{Request, Status, Streaming};
 
+use crate::pool::MAX_MESSAGE_SIZE;
+use crate::raw::{RelayFlow, UpstreamCodec};
 use crate::sort_buffer::Timed;
 
 /// The part of a request that decides which events the merged stream holds.
@@ -29,13 +32,16 @@ pub trait Merge: Timed + Sized + Send + 'static {
     /// The request for a peer that joins a follow stream late: only new events,
     /// so a returning peer does not replay what the client already saw.
     fn live_only(request: &Self::Request) -> Self::Request;
-    fn call(
-        client: ObserverClient<Channel>,
-        request: Request<Self::Request>,
-    ) -> BoxFuture<'static, Result<Streaming<Self>, Status>>;
+    fn call(channel: Channel, request: Request<Self::Request>) -> BoxFuture<'static, Result<Streaming<Self>, Status>>;
     /// Whether this response counts towards `number` (lost events and node status do not).
     fn counts(&self) -> bool;
     fn node_status(event: NodeStatusEvent, relay_node: &str, time: Timestamp) -> Option<Self>;
+}
+
+fn client(channel: Channel) -> ObserverClient<Channel> {
+    ObserverClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE)
 }
 
 fn nanos(time: Option<&Timestamp>) -> i128 {
@@ -69,10 +75,15 @@ impl Merge for GetFlowsResponse {
     }
 
     fn call(
-        mut client: ObserverClient<Channel>,
+        channel: Channel,
         request: Request<GetFlowsRequest>,
     ) -> BoxFuture<'static, Result<Streaming<Self>, Status>> {
-        Box::pin(async move { client.get_flows(request).await.map(tonic::Response::into_inner) })
+        Box::pin(async move {
+            client(channel)
+                .get_flows(request)
+                .await
+                .map(tonic::Response::into_inner)
+        })
     }
 
     fn counts(&self) -> bool {
@@ -85,6 +96,49 @@ impl Merge for GetFlowsResponse {
             node_name: relay_node.to_owned(),
             time: Some(time),
         })
+    }
+}
+
+impl Timed for RelayFlow {
+    fn time_nanos(&self) -> i128 {
+        RelayFlow::time_nanos(self)
+    }
+}
+
+/// What the relay serves for GetFlows: agents' responses passed through undecoded.
+impl Merge for RelayFlow {
+    type Request = GetFlowsRequest;
+
+    fn window(request: &GetFlowsRequest) -> Window {
+        <GetFlowsResponse as Merge>::window(request)
+    }
+
+    fn live_only(request: &GetFlowsRequest) -> GetFlowsRequest {
+        <GetFlowsResponse as Merge>::live_only(request)
+    }
+
+    fn call(
+        channel: Channel,
+        request: Request<GetFlowsRequest>,
+    ) -> BoxFuture<'static, Result<Streaming<Self>, Status>> {
+        Box::pin(async move {
+            let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(MAX_MESSAGE_SIZE);
+            grpc.ready()
+                .await
+                .map_err(|e| Status::unavailable(format!("peer not ready: {e}")))?;
+            let path = PathAndQuery::from_static("/observer.Observer/GetFlows");
+            grpc.server_streaming(request, path, UpstreamCodec)
+                .await
+                .map(tonic::Response::into_inner)
+        })
+    }
+
+    fn counts(&self) -> bool {
+        self.is_flow()
+    }
+
+    fn node_status(event: NodeStatusEvent, relay_node: &str, time: Timestamp) -> Option<Self> {
+        <GetFlowsResponse as Merge>::node_status(event, relay_node, time).map(RelayFlow::from)
     }
 }
 
@@ -118,10 +172,15 @@ macro_rules! merge_events {
             }
 
             fn call(
-                mut client: ObserverClient<Channel>,
+                channel: Channel,
                 request: Request<$request>,
             ) -> BoxFuture<'static, Result<Streaming<Self>, Status>> {
-                Box::pin(async move { client.$rpc(request).await.map(tonic::Response::into_inner) })
+                Box::pin(async move {
+                    client(channel)
+                        .$rpc(request)
+                        .await
+                        .map(tonic::Response::into_inner)
+                })
             }
 
             fn counts(&self) -> bool {

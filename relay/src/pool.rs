@@ -30,6 +30,8 @@ pub enum PeerState {
     Connecting,
     Connected {
         client: ObserverClient<Channel>,
+        /// The same connection, for calls with other codecs.
+        channel: Channel,
         status: Box<ServerStatusResponse>,
     },
     Unavailable {
@@ -47,6 +49,13 @@ impl PeerView {
     pub fn client(&self) -> Option<ObserverClient<Channel>> {
         match &self.state {
             PeerState::Connected { client, .. } => Some(client.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn channel(&self) -> Option<Channel> {
+        match &self.state {
+            PeerState::Connected { channel, .. } => Some(channel.clone()),
             _ => None,
         }
     }
@@ -192,7 +201,7 @@ async fn manage(pool: Pool, info: PeerInfo, wake: Arc<Notify>) {
         {
             Err(err) => err.to_string(),
             Ok(channel) => {
-                let mut client = ObserverClient::new(channel)
+                let mut client = ObserverClient::new(channel.clone())
                     .max_decoding_message_size(MAX_MESSAGE_SIZE)
                     .max_encoding_message_size(MAX_MESSAGE_SIZE);
                 match probe(&mut client, timeout).await {
@@ -203,11 +212,12 @@ async fn manage(pool: Pool, info: PeerInfo, wake: Arc<Notify>) {
                             &info,
                             PeerState::Connected {
                                 client: client.clone(),
+                                channel: channel.clone(),
                                 status: Box::new(status),
                             },
                         );
                         backoff = MIN_BACKOFF;
-                        watch_connected(&pool, &info, &mut client, &wake, timeout).await
+                        watch_connected(&pool, &info, (&mut client, &channel), &wake, timeout).await
                     }
                 }
             }
@@ -232,7 +242,7 @@ async fn manage(pool: Pool, info: PeerInfo, wake: Arc<Notify>) {
 async fn watch_connected(
     pool: &Pool,
     info: &PeerInfo,
-    client: &mut ObserverClient<Channel>,
+    (client, channel): (&mut ObserverClient<Channel>, &Channel),
     wake: &Notify,
     timeout: Duration,
 ) -> String {
@@ -246,6 +256,7 @@ async fn watch_connected(
                 info,
                 PeerState::Connected {
                     client: client.clone(),
+                    channel: channel.clone(),
                     status: Box::new(status),
                 },
             ),

@@ -12,7 +12,6 @@ use sightline_proto::observer::{
 };
 use sightline_proto::relay::NodeState;
 use sightline_proto::wkt::UInt32Value;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -20,12 +19,14 @@ use crate::fanout::{self, FanoutSettings};
 use crate::merge::Merge;
 use crate::metrics::RelayMetrics;
 use crate::pool::{PeerState, Pool};
+use crate::raw::RelayFlow;
 
 /// `version` in ServerStatus, like hubble-relay's `hubble-relay v<semver>`.
 pub const VERSION: &str = concat!("sightline-relay v", env!("CARGO_PKG_VERSION"));
 /// At most this many names in ServerStatus.unavailable_nodes, as in Hubble.
 const MAX_UNAVAILABLE_LISTED: usize = 10;
 
+#[derive(Clone)]
 pub struct RelayObserver {
     pub pool: Pool,
     pub settings: Arc<FanoutSettings>,
@@ -34,7 +35,7 @@ pub struct RelayObserver {
     pub started: Instant,
 }
 
-type Stream<M> = ReceiverStream<Result<M, Status>>;
+pub type Stream<M> = fanout::ClientStream<M>;
 
 fn versioned<T>(message: T) -> Response<T> {
     let mut response = Response::new(message);
@@ -46,6 +47,11 @@ fn versioned<T>(message: T) -> Response<T> {
 }
 
 impl RelayObserver {
+    /// GetFlows as the relay serves it: agents' responses forwarded undecoded.
+    pub fn flows(&self, request: Request<GetFlowsRequest>) -> Result<Response<Stream<RelayFlow>>, Status> {
+        self.fan_out(request)
+    }
+
     fn fan_out<M: Merge>(&self, request: Request<M::Request>) -> Result<Response<Stream<M>>, Status> {
         let window = M::window(request.get_ref());
         if window.first && window.follow {

@@ -1,0 +1,211 @@
+//! GetFlows responses passed through without decoding the flows.
+//!
+//! Merging needs three facts per response: its `time`, whether it is a flow (it
+//! counts towards `number`) and the bytes to forward. Decoding a whole `flow.Flow`
+//! to learn them and encoding it again for the client costs microseconds per flow;
+//! reading the response's top-level fields and keeping the agent's bytes costs a
+//! few varint reads. Filters and field masks were already applied by the agents.
+//! Node status events the relay makes itself are ordinary messages.
+
+use prost::Message;
+use prost::bytes::{Buf, BufMut, Bytes};
+use prost::encoding::{WireType, decode_key, message, skip_field};
+use sightline_proto::Timestamp;
+use sightline_proto::observer::{GetFlowsRequest, GetFlowsResponse};
+use tonic::Status;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic_prost::{ProstDecoder, ProstEncoder};
+
+/// Field numbers of `observer.GetFlowsResponse`.
+mod field {
+    pub const FLOW: u32 = 1;
+    pub const TIME: u32 = 1001;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RelayFlow {
+    /// A response from an agent, forwarded byte for byte.
+    Raw { time: i128, is_flow: bool, bytes: Bytes },
+    /// A response the relay made (node status).
+    Own(Box<GetFlowsResponse>),
+}
+
+impl RelayFlow {
+    pub fn time_nanos(&self) -> i128 {
+        match self {
+            RelayFlow::Raw { time, .. } => *time,
+            RelayFlow::Own(response) => response.time.as_ref().map_or(0, Timestamp::as_unix_nanos),
+        }
+    }
+
+    pub fn is_flow(&self) -> bool {
+        match self {
+            RelayFlow::Raw { is_flow, .. } => *is_flow,
+            RelayFlow::Own(response) => matches!(
+                response.response_types,
+                Some(sightline_proto::observer::get_flows_response::ResponseTypes::Flow(_))
+            ),
+        }
+    }
+
+    /// Reads what merging needs from an encoded `GetFlowsResponse`.
+    pub fn parse(bytes: Bytes) -> Result<Self, prost::DecodeError> {
+        let mut buf = bytes.clone();
+        let (mut time, mut is_flow) = (0, false);
+        while buf.has_remaining() {
+            let (tag, wire_type) = decode_key(&mut buf)?;
+            match (tag, wire_type) {
+                (field::TIME, WireType::LengthDelimited) => {
+                    let mut timestamp = Timestamp::default();
+                    message::merge(wire_type, &mut timestamp, &mut buf, Default::default())?;
+                    time = timestamp.as_unix_nanos();
+                }
+                (field::FLOW, WireType::LengthDelimited) => {
+                    is_flow = true;
+                    skip_field(wire_type, tag, &mut buf, Default::default())?;
+                }
+                _ => skip_field(wire_type, tag, &mut buf, Default::default())?,
+            }
+        }
+        Ok(RelayFlow::Raw { time, is_flow, bytes })
+    }
+
+    /// The decoded message (tests, and clients that want one).
+    pub fn into_response(self) -> Result<GetFlowsResponse, prost::DecodeError> {
+        match self {
+            RelayFlow::Raw { bytes, .. } => GetFlowsResponse::decode(bytes),
+            RelayFlow::Own(response) => Ok(*response),
+        }
+    }
+}
+
+impl From<GetFlowsResponse> for RelayFlow {
+    fn from(response: GetFlowsResponse) -> Self {
+        RelayFlow::Own(Box::new(response))
+    }
+}
+
+/// Client side: requests as usual, responses as [`RelayFlow`]s.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UpstreamCodec;
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RawDecoder;
+
+impl Decoder for RawDecoder {
+    type Item = RelayFlow;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<RelayFlow>, Status> {
+        let bytes = buf.copy_to_bytes(buf.remaining());
+        RelayFlow::parse(bytes)
+            .map(Some)
+            .map_err(|e| Status::internal(format!("malformed GetFlowsResponse from agent: {e}")))
+    }
+}
+
+impl Codec for UpstreamCodec {
+    type Encode = GetFlowsRequest;
+    type Decode = RelayFlow;
+    type Encoder = ProstEncoder<GetFlowsRequest>;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstEncoder::default()
+    }
+
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+/// Server side: requests as usual, [`RelayFlow`]s written as they came.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DownstreamCodec;
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RawEncoder;
+
+impl Encoder for RawEncoder {
+    type Item = RelayFlow;
+    type Error = Status;
+
+    fn encode(&mut self, item: RelayFlow, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        match item {
+            RelayFlow::Raw { bytes, .. } => {
+                buf.put(bytes);
+                Ok(())
+            }
+            RelayFlow::Own(response) => response
+                .encode(buf)
+                .map_err(|e| Status::internal(format!("encoding GetFlowsResponse: {e}"))),
+        }
+    }
+}
+
+impl Codec for DownstreamCodec {
+    type Encode = RelayFlow;
+    type Decode = GetFlowsRequest;
+    type Encoder = RawEncoder;
+    type Decoder = ProstDecoder<GetFlowsRequest>;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProstDecoder::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use sightline_proto::flow::{Flow, LostEvent};
+    use sightline_proto::observer::get_flows_response::ResponseTypes;
+
+    use super::*;
+
+    fn response(kind: ResponseTypes, seconds: i64) -> GetFlowsResponse {
+        GetFlowsResponse {
+            response_types: Some(kind),
+            node_name: "node-a".into(),
+            time: Some(Timestamp { seconds, nanos: 7 }),
+        }
+    }
+
+    #[test]
+    fn time_and_kind_are_read_and_the_bytes_kept() {
+        let flow = response(
+            ResponseTypes::Flow(Flow {
+                uuid: "u".into(),
+                ..Flow::default()
+            }),
+            42,
+        );
+        let bytes = Bytes::from(flow.encode_to_vec());
+        let parsed = RelayFlow::parse(bytes.clone()).unwrap();
+        assert_eq!(
+            parsed,
+            RelayFlow::Raw {
+                time: 42_000_000_007,
+                is_flow: true,
+                bytes
+            }
+        );
+        assert_eq!(parsed.into_response().unwrap(), flow);
+
+        let lost = response(ResponseTypes::LostEvents(LostEvent::default()), 1);
+        let parsed = RelayFlow::parse(Bytes::from(lost.encode_to_vec())).unwrap();
+        assert!(!parsed.is_flow());
+        assert_eq!(parsed.time_nanos(), 1_000_000_007);
+    }
+
+    #[test]
+    fn malformed_bytes_are_an_error() {
+        let mut bytes = response(ResponseTypes::Flow(Flow::default()), 3).encode_to_vec();
+        bytes.truncate(bytes.len() - 2);
+        assert!(RelayFlow::parse(Bytes::from(bytes)).is_err());
+        assert!(RelayFlow::parse(Bytes::from_static(&[0xff, 0xff, 0xff])).is_err());
+    }
+}
