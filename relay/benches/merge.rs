@@ -68,6 +68,36 @@ async fn upstream_agent(name: &str, flows: i64, node_index: i64) -> UpstreamAgen
     upstream
 }
 
+const RELAY_THREAD: &str = "relay-rt";
+
+/// CPU seconds (user + system) used so far by the threads named `RELAY_THREAD`.
+fn relay_cpu_seconds() -> f64 {
+    // USER_HZ: the unit of /proc times on Linux.
+    let ticks_per_second = 100.0;
+    let mut ticks = 0u64;
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // "<tid> (<comm>) <state> ..." — comm may hold spaces, so split at the last ')'.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if !head.ends_with(RELAY_THREAD) {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // After comm: state is field 3 of the line, utime 14 and stime 15.
+        let (utime, stime) = (fields.get(11), fields.get(12));
+        ticks += utime.and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+        ticks += stime.and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+    }
+    ticks as f64 / ticks_per_second
+}
+
 async fn agents_with_history(count: usize) -> Vec<UpstreamAgent> {
     let per_agent = TOTAL_FLOWS / count as i64;
     let mut agents = Vec::new();
@@ -129,18 +159,27 @@ async fn main() {
     println!("| one agent straight to the client (baseline) | {baseline:.0} flows/s | 1.00 |");
     drop(direct);
 
+    // The relay runs on its own one-thread runtime, so its CPU time can be read apart
+    // from the agents' and the client's.
+    let relay_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(RELAY_THREAD)
+        .enable_all()
+        .build()
+        .expect("relay runtime");
     for count in [2, 4, 8] {
         let agents = agents_with_history(count).await;
-        let relay = support::relay(&[
-            "--disable-client-tls",
-            "--dial-timeout",
-            "10s",
-            "--peers",
-            &peers(agents.iter().map(|a| (a.name.as_str(), a.address))),
-        ])
-        .await;
+        let peer_list = peers(agents.iter().map(|a| (a.name.as_str(), a.address)));
+        let relay = relay_runtime
+            .spawn(async move {
+                support::relay(&["--disable-client-tls", "--dial-timeout", "10s", "--peers", &peer_list]).await
+            })
+            .await
+            .expect("relay task");
         support::until_connected(&relay, count).await;
+        let cpu_before = relay_cpu_seconds();
         let (flows, took) = drain(connect(relay.api_address).await, GetFlowsRequest::default()).await;
+        let relay_cpu = relay_cpu_seconds() - cpu_before;
         assert_eq!(
             flows,
             TOTAL_FLOWS as u64 / count as u64 * count as u64,
@@ -151,9 +190,15 @@ async fn main() {
             "| merged through the relay from {count} agents | {rate:.0} flows/s | {:.2} |",
             rate / baseline
         );
+        println!(
+            "| relay CPU per merged flow, {count} agents | {:.2} µs = {:.2} M flows/s per relay core | — |",
+            relay_cpu / flows as f64 * 1e6,
+            flows as f64 / relay_cpu / 1e6
+        );
         relay.shutdown().await;
         drop(agents);
     }
+    relay_runtime.shutdown_background();
 
     let agents: Vec<FakeAgent> = {
         let mut agents = Vec::new();

@@ -273,6 +273,7 @@ async fn report_health(
     shutdown: CancellationToken,
 ) {
     let mut changes = pool.subscribe();
+    let mut discovery_open = true;
     loop {
         let connected = pool
             .snapshot()
@@ -285,9 +286,11 @@ async fn report_health(
         };
         reporter.set_service_status("", status).await;
         reporter.set_service_status(HEALTH_SERVICE, status).await;
+        // A closed channel answers `changed()` at once, forever: with static peers
+        // discovery's sender is gone from the start, and waiting on it would spin.
         tokio::select! {
-            _ = changes.changed() => {}
-            _ = discovery.changed() => {}
+            changed = changes.changed() => if changed.is_err() { return },
+            changed = discovery.changed(), if discovery_open => discovery_open = changed.is_ok(),
             () = shutdown.cancelled() => return,
         }
     }

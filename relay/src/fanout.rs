@@ -315,8 +315,9 @@ impl<M: Merge> Fanout<M> {
     async fn on_upstream(&mut self, message: Upstream<M>, phase: &mut Phase<M>) -> Result<(), ClientGone> {
         match message {
             Upstream::Items(peer, items) => {
+                let now = Instant::now();
                 for item in items {
-                    self.route(Some(&peer), item, phase).await?;
+                    self.route_at(Some(&peer), item, phase, now).await?;
                 }
                 Ok(())
             }
@@ -349,6 +350,17 @@ impl<M: Merge> Fanout<M> {
 
     /// Sends `item` on its way according to the phase.
     async fn route(&mut self, peer: Option<&str>, item: M, phase: &mut Phase<M>) -> Result<(), ClientGone> {
+        self.route_at(peer, item, phase, Instant::now()).await
+    }
+
+    /// `route` with the arrival time given, so a batch reads the clock once.
+    async fn route_at(
+        &mut self,
+        peer: Option<&str>,
+        item: M,
+        phase: &mut Phase<M>,
+        now: Instant,
+    ) -> Result<(), ClientGone> {
         match phase {
             Phase::Collect(items) => items.push(item),
             Phase::Gate {
@@ -359,7 +371,7 @@ impl<M: Merge> Fanout<M> {
             } => {
                 if item.time_nanos() <= self.started.as_unix_nanos() && item.counts() {
                     history.push(item);
-                    *quiet_since = Instant::now();
+                    *quiet_since = now;
                 } else {
                     if let Some(peer) = peer {
                         live_peers.insert(peer.to_owned());
@@ -368,7 +380,7 @@ impl<M: Merge> Fanout<M> {
                 }
             }
             Phase::Stream => {
-                if let Some(released) = self.buffer.push(item, Instant::now()) {
+                if let Some(released) = self.buffer.push(item, now) {
                     self.emit(released, Release::Full).await?;
                 }
             }

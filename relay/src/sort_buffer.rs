@@ -16,28 +16,15 @@ pub trait Timed {
     fn time_nanos(&self) -> i128;
 }
 
-struct Entry<T> {
+/// What the heap orders: time, then arrival; `slot` finds the item. Items stay in
+/// their slot while the heap moves only these 32-byte keys around.
+type Key = (i128, u64, u32);
+
+struct Held<T> {
     time: i128,
     seq: u64,
     arrived: Instant,
     item: T,
-}
-
-impl<T> PartialEq for Entry<T> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.time, self.seq) == (other.time, other.seq)
-    }
-}
-impl<T> Eq for Entry<T> {}
-impl<T> PartialOrd for Entry<T> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<T> Ord for Entry<T> {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.time, self.seq).cmp(&(other.time, other.seq))
-    }
 }
 
 /// Why an item left the buffer, for the relay's eviction metrics.
@@ -52,7 +39,9 @@ pub enum Release {
 }
 
 pub struct SortBuffer<T> {
-    heap: BinaryHeap<Reverse<Entry<T>>>,
+    heap: BinaryHeap<Reverse<Key>>,
+    slots: Vec<Option<Held<T>>>,
+    free: Vec<u32>,
     capacity: usize,
     drain_timeout: Duration,
     seq: u64,
@@ -63,6 +52,8 @@ impl<T: Timed> SortBuffer<T> {
         let capacity = capacity.max(1);
         Self {
             heap: BinaryHeap::with_capacity(capacity + 1),
+            slots: Vec::with_capacity(capacity + 1),
+            free: Vec::with_capacity(capacity + 1),
             capacity,
             drain_timeout,
             seq: 0,
@@ -80,17 +71,36 @@ impl<T: Timed> SortBuffer<T> {
     /// Adds `item`; returns the oldest item when that made the buffer overflow.
     pub fn push(&mut self, item: T, now: Instant) -> Option<T> {
         self.seq += 1;
-        self.heap.push(Reverse(Entry {
-            time: item.time_nanos(),
+        let time = item.time_nanos();
+        let held = Held {
+            time,
             seq: self.seq,
             arrived: now,
             item,
-        }));
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(held);
+                slot
+            }
+            None => {
+                self.slots.push(Some(held));
+                // At most capacity + 1 items are ever held at once.
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.heap.push(Reverse((time, self.seq, slot)));
         (self.heap.len() > self.capacity).then(|| self.pop()).flatten()
     }
 
     fn pop(&mut self) -> Option<T> {
-        self.heap.pop().map(|Reverse(entry)| entry.item)
+        let Reverse((_, _, slot)) = self.heap.pop()?;
+        self.free.push(slot);
+        self.slots.get_mut(slot as usize)?.take().map(|held| held.item)
+    }
+
+    fn held(&self) -> impl Iterator<Item = &Held<T>> {
+        self.slots.iter().flatten()
     }
 
     /// Releases, oldest first, everything up to and including the newest item that
@@ -98,17 +108,16 @@ impl<T: Timed> SortBuffer<T> {
     /// overtaken by a later arrival within the window either.
     pub fn drain_expired(&mut self, now: Instant) -> Vec<T> {
         let Some(cutoff) = self
-            .heap
-            .iter()
-            .filter(|Reverse(e)| now.duration_since(e.arrived) >= self.drain_timeout)
-            .map(|Reverse(e)| (e.time, e.seq))
+            .held()
+            .filter(|held| now.duration_since(held.arrived) >= self.drain_timeout)
+            .map(|held| (held.time, held.seq))
             .max()
         else {
             return Vec::new();
         };
         let mut out = Vec::new();
-        while let Some(Reverse(head)) = self.heap.peek() {
-            if (head.time, head.seq) > cutoff {
+        while let Some(Reverse((time, seq, _))) = self.heap.peek() {
+            if (*time, *seq) > cutoff {
                 break;
             }
             out.extend(self.pop());
@@ -118,7 +127,7 @@ impl<T: Timed> SortBuffer<T> {
 
     /// When the next item expires, if any is waiting.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.heap.iter().map(|Reverse(e)| e.arrived + self.drain_timeout).min()
+        self.held().map(|held| held.arrived + self.drain_timeout).min()
     }
 
     pub fn drain_all(&mut self) -> Vec<T> {
