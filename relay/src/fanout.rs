@@ -29,14 +29,14 @@ use crate::sort_buffer::{Release, SortBuffer};
 
 /// Batches of responses queued towards one client; a slower client backs up into
 /// the upstream streams, whose agents then report what that client lost.
-const CLIENT_QUEUE: usize = 8;
+const CLIENT_QUEUE: usize = 4;
 /// Most responses handed to the client's stream at once.
 const CLIENT_BATCH: usize = 128;
 
 /// The merged stream as the server hands it to tonic.
 pub type ClientStream<M> = Pin<Box<dyn Stream<Item = Result<M, Status>> + Send>>;
 /// Batches queued from all upstream streams towards the merge.
-const UPSTREAM_QUEUE: usize = 64;
+const UPSTREAM_QUEUE: usize = 8;
 /// Most responses of one peer handed over at once.
 const UPSTREAM_BATCH: usize = 128;
 
@@ -315,9 +315,10 @@ impl<M: Merge> Fanout<M> {
     async fn on_upstream(&mut self, message: Upstream<M>, phase: &mut Phase<M>) -> Result<(), ClientGone> {
         match message {
             Upstream::Items(peer, items) => {
-                let now = Instant::now();
+                // Arrival is read per item: a slow client can hold up a batch for a
+                // while, and an early stamp would let the drain timeout release too soon.
                 for item in items {
-                    self.route_at(Some(&peer), item, phase, now).await?;
+                    self.route(Some(&peer), item, phase).await?;
                 }
                 Ok(())
             }
@@ -350,17 +351,7 @@ impl<M: Merge> Fanout<M> {
 
     /// Sends `item` on its way according to the phase.
     async fn route(&mut self, peer: Option<&str>, item: M, phase: &mut Phase<M>) -> Result<(), ClientGone> {
-        self.route_at(peer, item, phase, Instant::now()).await
-    }
-
-    /// `route` with the arrival time given, so a batch reads the clock once.
-    async fn route_at(
-        &mut self,
-        peer: Option<&str>,
-        item: M,
-        phase: &mut Phase<M>,
-        now: Instant,
-    ) -> Result<(), ClientGone> {
+        let now = Instant::now();
         match phase {
             Phase::Collect(items) => items.push(item),
             Phase::Gate {

@@ -131,6 +131,7 @@ pub async fn run(
     // Events already in the ring are still delivered.
     reader.drain(&mut decoder, sink);
     reader.report_lost(sink);
+    sink.idle();
     Ok(())
 }
 

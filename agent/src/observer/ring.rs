@@ -14,7 +14,7 @@
 
 use std::ptr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, fence};
 
 use tokio::sync::Notify;
@@ -130,7 +130,9 @@ impl RingWriter {
         // later sees the new pointer and head.
         fence(SeqCst);
         if !old.is_null() {
-            if slot.readers.load(Relaxed) == 0 {
+            // Acquire pairs with a reader's release of the slot: its reference count
+            // increment happens before we drop ours.
+            if slot.readers.load(Acquire) == 0 {
                 // SAFETY: `old` owned one count and no reader can still be loading it.
                 drop(unsafe { Arc::from_raw(old) });
             } else {
