@@ -1,11 +1,48 @@
 //! The README demo, run the way `scripts/demo --once` runs it (debug binaries here).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sightline_proto::observer::observer_client::ObserverClient;
+use sightline_proto::observer::{GetFlowsRequest, get_flows_response::ResponseTypes};
 
 fn sibling(binary: &str) -> PathBuf {
     let demo = PathBuf::from(env!("CARGO_BIN_EXE_sightline-demo"));
     demo.with_file_name(binary)
+}
+
+/// `kind/name` of every workload on the flows the relay holds, polled until all four
+/// demo workloads appear or `within` passes.
+async fn workloads_seen(address: &str, within: Duration) -> BTreeSet<String> {
+    let deadline = Instant::now() + within;
+    let mut seen = BTreeSet::new();
+    while Instant::now() < deadline && seen.len() < 4 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let Ok(endpoint) = tonic::transport::Endpoint::from_shared(format!("http://{address}")) else {
+            break;
+        };
+        let Ok(channel) = endpoint.connect().await else {
+            continue;
+        };
+        let request = GetFlowsRequest {
+            number: 500,
+            ..Default::default()
+        };
+        let Ok(response) = ObserverClient::new(channel).get_flows(request).await else {
+            continue;
+        };
+        let mut stream = response.into_inner();
+        while let Ok(Some(message)) = stream.message().await {
+            if let Some(ResponseTypes::Flow(flow)) = message.response_types {
+                for endpoint in [flow.source, flow.destination].into_iter().flatten() {
+                    seen.extend(endpoint.workloads.iter().map(|w| format!("{}/{}", w.kind, w.name)));
+                }
+            }
+        }
+    }
+    seen
 }
 
 #[test]
@@ -20,23 +57,35 @@ fn demo_once_prints_flows_from_both_nodes_through_the_relay() {
         .local_addr()
         .expect("addr")
         .port();
-    let output = Command::new(env!("CARGO_BIN_EXE_sightline-demo"))
-        .args([
-            "--once",
-            "--duration",
-            "4s",
-            "--relay-address",
-            &format!("127.0.0.1:{port}"),
-        ])
+    let relay_address = format!("127.0.0.1:{port}");
+    let demo = Command::new(env!("CARGO_BIN_EXE_sightline-demo"))
+        .args(["--once", "--duration", "6s", "--relay-address", &relay_address])
         .arg("--agent")
         .arg(&agent)
         .arg("--relay")
         .arg(&relay)
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("demo runs");
+    // While the demo runs, ask its relay the way `hubble observe -o json` would.
+    let workloads = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(workloads_seen(&relay_address, Duration::from_secs(6)));
+    let output = demo.wait_with_output().expect("demo exits");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "demo failed:\n{stdout}\n{stderr}");
+
+    // Flows through the relay name the workloads from the demo's manifests.
+    for expected in [
+        "Deployment/frontend",
+        "Deployment/backend",
+        "Deployment/coredns",
+        "StatefulSet/db",
+    ] {
+        assert!(workloads.contains(expected), "{expected} not among {workloads:?}");
+    }
 
     let has = |needle: &str| stdout.lines().any(|line| line.contains(needle));
     assert!(has("NODE_CONNECTED: node-a, node-b"), "{stdout}");
