@@ -23,7 +23,7 @@ use crate::fanout::FanoutSettings;
 use crate::listen;
 use crate::metrics::RelayMetrics;
 use crate::pool::{PeerState, Pool};
-use crate::router::RelayRouter;
+use crate::router::relay_router;
 use crate::server::RelayObserver;
 use crate::tls::{self, KeyPairFiles, RELOAD_CHECK_INTERVAL, Reloading, TlsError};
 
@@ -180,7 +180,7 @@ pub async fn start(args: Args) -> Result<RunningRelay, RelayError> {
         started: Instant::now(),
     };
     let router = Server::builder()
-        .add_service(RelayRouter::new(observer))
+        .add_service(relay_router(observer))
         .add_service(health_service.clone())
         .add_service(reflection::v1(&[OBSERVER_SERVICE])?)
         .add_service(reflection::v1alpha(&[OBSERVER_SERVICE])?);

@@ -21,7 +21,7 @@ use tonic::transport::Server;
 use tonic::transport::server::{Connected, Router};
 use tonic_health::ServingStatus;
 
-use crate::observer::router::ObserverRouter;
+use crate::observer::router::observer_router;
 use crate::observer::service::ObserverService;
 use crate::peer::PeerService;
 pub use tls::{TlsError, TlsFiles};
@@ -158,7 +158,7 @@ async fn router(services: &Services) -> Result<Router, ServerError> {
         .await;
     Ok(Server::builder()
         .add_service(health)
-        .add_service(ObserverRouter::new(services.observer.clone()))
+        .add_service(observer_router(services.observer.clone()))
         .add_service(PeerServer::new(services.peer.clone()))
         .add_service(reflection::v1(&[OBSERVER_SERVICE, PEER_SERVICE])?)
         .add_service(reflection::v1alpha(&[OBSERVER_SERVICE, PEER_SERVICE])?))
