@@ -17,7 +17,6 @@ use sightline_proto::relay::{NodeState, NodeStatusEvent};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Status};
@@ -29,14 +28,14 @@ use crate::sort_buffer::{Release, SortBuffer};
 
 /// Batches of responses queued towards one client; a slower client backs up into
 /// the upstream streams, whose agents then report what that client lost.
-const CLIENT_QUEUE: usize = 4;
+const CLIENT_QUEUE: usize = 8;
 /// Most responses handed to the client's stream at once.
 const CLIENT_BATCH: usize = 128;
 
 /// The merged stream as the server hands it to tonic.
 pub type ClientStream<M> = Pin<Box<dyn Stream<Item = Result<M, Status>> + Send>>;
 /// Batches queued from all upstream streams towards the merge.
-const UPSTREAM_QUEUE: usize = 8;
+const UPSTREAM_QUEUE: usize = 32;
 /// Most responses of one peer handed over at once.
 const UPSTREAM_BATCH: usize = 128;
 
@@ -101,7 +100,37 @@ pub fn start<M: Merge>(
         started: Timestamp::now(),
     };
     tokio::spawn(fanout.run(upstream_rx, shutdown));
-    Box::pin(ReceiverStream::new(receiver).flat_map(futures::stream::iter))
+    Box::pin(Batches {
+        receiver,
+        current: Vec::new().into_iter(),
+    })
+}
+
+/// The merge's batches, one response at a time, as tonic wants them.
+struct Batches<T> {
+    receiver: mpsc::Receiver<Vec<T>>,
+    current: std::vec::IntoIter<T>,
+}
+
+// Items are moved out, never pinned in place, so `Batches` may move freely.
+impl<T> Unpin for Batches<T> {}
+
+impl<T> Stream for Batches<T> {
+    type Item = T;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<T>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(item) = this.current.next() {
+                return std::task::Poll::Ready(Some(item));
+            }
+            match this.receiver.poll_recv(cx) {
+                std::task::Poll::Ready(Some(batch)) => this.current = batch.into_iter(),
+                std::task::Poll::Ready(None) => return std::task::Poll::Ready(None),
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+            }
+        }
+    }
 }
 
 /// The client's metadata minus transport headers, passed on to the agents as Hubble does.
