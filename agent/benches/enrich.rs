@@ -16,6 +16,8 @@ use sightline_agent::enrich::model::{
 use sightline_agent::enrich::{Change, Enricher, Index, IndexConfig};
 use sightline_agent::event::{Event, EventSink};
 use sightline_agent::flow_record::FlowRecord;
+use sightline_agent::observer::ring;
+use sightline_agent::observer::sink::{ObserverStats, RingSink};
 use sightline_proto::Timestamp;
 use sightline_proto::flow::{Flow, Ip};
 
@@ -246,10 +248,14 @@ fn main() {
 
     let mut enricher = Enricher::new(index.clone(), Discard);
     let (base_ns, base_allocs) = measure(&mut Discard, &pod_to_pod);
+    // The real last stage: namespace tracking and the observer ring.
+    let (writer, _ring) = ring::ring(ring::DEFAULT_CAPACITY).expect("ring");
+    let mut into_ring = Enricher::new(index.clone(), RingSink::new(writer, Arc::new(ObserverStats::default())));
     let rows = [
         ("pod -> pod", measure(&mut enricher, &pod_to_pod)),
         ("pod -> service VIP", measure(&mut enricher, &pod_to_service)),
         ("world -> world", measure(&mut enricher, &unknown)),
+        ("pod -> pod, into the ring", measure(&mut into_ring, &pod_to_pod)),
     ];
 
     println!("enrichment with {PODS} pods, {SERVICES} services indexed (median of {RUNS} passes of {FLOWS} flows)");
