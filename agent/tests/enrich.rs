@@ -20,6 +20,13 @@ fn enrich(enricher: &mut Enricher<Collect>, sink: &Collect, flow: Flow) -> Flow 
     sink.flows().pop().expect("flow forwarded")
 }
 
+/// The source endpoint of a flow from `ip` to the internet at `time`.
+fn source_at(enricher: &mut Enricher<Collect>, sink: &Collect, ip: &str, time: i128) -> Endpoint {
+    enrich(enricher, sink, flow(ip, "8.8.8.8", time))
+        .source
+        .expect("source endpoint")
+}
+
 fn shop_cluster() -> (
     std::sync::Arc<sightline_agent::enrich::Index>,
     Enricher<Collect>,
@@ -191,52 +198,22 @@ fn a_new_pod_that_takes_a_dead_pods_ip_is_shown_never_the_old_one() {
         &index,
         &pod("shop", "old", "u-old", &[ip], "node-a", "2026-01-01T00:00:00Z", ""),
     );
-    assert_eq!(
-        enrich(&mut enricher, &sink, flow(ip, "8.8.8.8", 1))
-            .source
-            .unwrap()
-            .pod_name,
-        "old"
-    );
+    assert_eq!(source_at(&mut enricher, &sink, ip, 1).pod_name, "old");
     // The new pod's add arrives before the old pod's delete.
     upsert(
         &index,
         &pod("shop", "new", "u-new", &[ip], "node-a", "2026-01-02T00:00:00Z", ""),
     );
-    assert_eq!(
-        enrich(&mut enricher, &sink, flow(ip, "8.8.8.8", 2))
-            .source
-            .unwrap()
-            .pod_name,
-        "new"
-    );
+    assert_eq!(source_at(&mut enricher, &sink, ip, 2).pod_name, "new");
     // A late update of the old pod (terminating) must not take the IP back.
     let old = pod("shop", "old", "u-old", &[ip], "node-a", "2026-01-01T00:00:00Z", "")
         .replace("phase: Running", "phase: Failed");
     upsert(&index, &old);
-    assert_eq!(
-        enrich(&mut enricher, &sink, flow(ip, "8.8.8.8", 3))
-            .source
-            .unwrap()
-            .pod_name,
-        "new"
-    );
+    assert_eq!(source_at(&mut enricher, &sink, ip, 3).pod_name, "new");
     index.apply(Change::Delete(Kind::Pod, "shop/old".into()));
-    assert_eq!(
-        enrich(&mut enricher, &sink, flow(ip, "8.8.8.8", 4))
-            .source
-            .unwrap()
-            .pod_name,
-        "new"
-    );
+    assert_eq!(source_at(&mut enricher, &sink, ip, 4).pod_name, "new");
     index.apply(Change::Delete(Kind::Pod, "shop/new".into()));
-    assert_eq!(
-        enrich(&mut enricher, &sink, flow(ip, "8.8.8.8", 5))
-            .source
-            .unwrap()
-            .labels,
-        vec!["reserved:world"]
-    );
+    assert_eq!(source_at(&mut enricher, &sink, ip, 5).labels, vec!["reserved:world"]);
 }
 
 #[test]

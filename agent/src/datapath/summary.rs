@@ -47,11 +47,6 @@ pub fn icmpv4(icmp_type: u8, code: u8, out: &mut String) {
         14 => "TimestampReply",
         _ => "",
     };
-    if name.is_empty() {
-        let _ = write!(out, "{icmp_type}({code})");
-        return;
-    }
-    out.push_str(name);
     let code_name = match (icmp_type, code) {
         (3, 0) => "Net",
         (3, 1) => "Host",
@@ -63,11 +58,9 @@ pub fn icmpv4(icmp_type: u8, code: u8, out: &mut String) {
         (11, 1) => "FragmentReassemblyTimeExceeded",
         _ => "",
     };
-    if !code_name.is_empty() {
-        let _ = write!(out, "({code_name})");
-    } else if !matches!(icmp_type, 0 | 8) && code != 0 {
-        let _ = write!(out, "(Code: {code})");
-    }
+    // gopacket spells out unnamed codes for ICMPv4 types other than echo.
+    let show_code = !matches!(icmp_type, 0 | 8);
+    icmp_name(out, icmp_type, code, name, code_name, show_code);
 }
 
 pub fn icmpv6(icmp_type: u8, code: u8, out: &mut String) {
@@ -87,11 +80,6 @@ pub fn icmpv6(icmp_type: u8, code: u8, out: &mut String) {
         143 => "MLDv2MulticastListenerReportMessageV2",
         _ => "",
     };
-    if name.is_empty() {
-        let _ = write!(out, "{icmp_type}({code})");
-        return;
-    }
-    out.push_str(name);
     let code_name = match (icmp_type, code) {
         (1, 0) => "NoRouteToDst",
         (1, 1) => "AdminProhibited",
@@ -100,8 +88,20 @@ pub fn icmpv6(icmp_type: u8, code: u8, out: &mut String) {
         (3, 0) => "HopLimitExceeded",
         _ => "",
     };
-    if !code_name.is_empty() {
-        let _ = write!(out, "({code_name})");
+    icmp_name(out, icmp_type, code, name, code_name, false);
+}
+
+/// `name(code_name)`, `name(Code: n)` when asked for unnamed codes, or `type(code)`
+/// for a type without a name.
+fn icmp_name(out: &mut String, icmp_type: u8, code: u8, name: &str, code_name: &str, show_unnamed_code: bool) {
+    if name.is_empty() {
+        let _ = write!(out, "{icmp_type}({code})");
+    } else if !code_name.is_empty() {
+        let _ = write!(out, "{name}({code_name})");
+    } else if show_unnamed_code && code != 0 {
+        let _ = write!(out, "{name}(Code: {code})");
+    } else {
+        out.push_str(name);
     }
 }
 
@@ -128,4 +128,34 @@ pub fn dns(message: &super::dns::DnsMessage) -> String {
         "DNS Answer \"{answer}\" TTL: {} (Proxy {} {})",
         message.ttl, message.query, qtypes
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(icmp_type: u8, code: u8) -> String {
+        let mut out = String::new();
+        icmpv4(icmp_type, code, &mut out);
+        out
+    }
+
+    fn v6(icmp_type: u8, code: u8) -> String {
+        let mut out = String::new();
+        icmpv6(icmp_type, code, &mut out);
+        out
+    }
+
+    #[test]
+    fn icmp_types_and_codes_read_like_gopacket() {
+        assert_eq!(v4(8, 0), "ICMPv4 EchoRequest");
+        assert_eq!(v4(3, 3), "ICMPv4 DestinationUnreachable(Port)");
+        assert_eq!(v4(3, 9), "ICMPv4 DestinationUnreachable(Code: 9)");
+        assert_eq!(v4(8, 5), "ICMPv4 EchoRequest");
+        assert_eq!(v4(42, 1), "ICMPv4 42(1)");
+        assert_eq!(v6(129, 0), "ICMPv6 EchoReply");
+        assert_eq!(v6(1, 4), "ICMPv6 DestinationUnreachable(PortUnreachable)");
+        assert_eq!(v6(1, 9), "ICMPv6 DestinationUnreachable");
+        assert_eq!(v6(200, 2), "ICMPv6 200(2)");
+    }
 }
