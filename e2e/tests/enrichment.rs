@@ -15,7 +15,7 @@ use sightline_agent::event::{Event, EventSink};
 use sightline_agent::k8s::{self, K8sArgs};
 use sightline_e2e::{Node, Pod};
 use sightline_proto::flow::{AgentEventType, Flow, Workload};
-use support::{on_interface, tcx_programs};
+use support::{on_interface, wait_attached};
 
 const NODE_NAME: &str = "test-node";
 
@@ -130,13 +130,7 @@ fn flows_between_harness_pods_carry_pod_names_namespaces_and_workloads() {
             })
         })
         .expect("agent thread");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for pod in [&client, &server] {
-        while tcx_programs(node.netns(), &pod.host_veth).len() < 2 {
-            assert!(Instant::now() < deadline, "datapath never attached");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+    wait_attached(node.netns(), &[&client.host_veth, &server.host_veth]);
 
     let target = SocketAddr::from((server.ipv4, 9999));
     let receiver = server

@@ -79,17 +79,11 @@ impl Agent {
             stop: Some(stop),
             thread: Some(thread),
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
         // With nothing to wait for, give the agent a moment to load and attach.
         if expect_attached.is_empty() {
             std::thread::sleep(Duration::from_millis(500));
         }
-        for interface in expect_attached {
-            while tcx_programs(node.netns(), interface).len() < 2 {
-                assert!(Instant::now() < deadline, "datapath never attached to {interface}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+        wait_attached(node.netns(), expect_attached);
         agent
     }
 
@@ -145,6 +139,17 @@ impl Drop for Agent {
 }
 
 /// Names of the TCX programs on an interface (ingress and egress) in a namespace.
+/// Waits (up to 20 s) until both TC programs are attached to each of `interfaces`.
+pub fn wait_attached(netns: &Netns, interfaces: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for interface in interfaces {
+        while tcx_programs(netns, interface).len() < 2 {
+            assert!(Instant::now() < deadline, "datapath never attached to {interface}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 pub fn tcx_programs(netns: &Netns, interface: &str) -> Vec<String> {
     let interface = interface.to_owned();
     netns
