@@ -24,6 +24,7 @@ fn enrich(enricher: &mut Enricher<Collect>, sink: &Collect, flow: Flow) -> Flow 
 fn source_at(enricher: &mut Enricher<Collect>, sink: &Collect, ip: &str, time: i128) -> Endpoint {
     enrich(enricher, sink, flow(ip, "8.8.8.8", time))
         .source
+        .map(|e| *e)
         .expect("source endpoint")
 }
 
@@ -111,10 +112,10 @@ fn pod_to_service_flow_carries_pod_workload_labels_identity_and_service() {
     );
     assert_eq!(
         out.destination_service,
-        Some(Service {
+        Some(Box::new(Service {
             name: "web".into(),
             namespace: "shop".into()
-        })
+        }))
     );
     assert_eq!(out.source_service, None);
     // A VIP is no endpoint: the destination is outside every known endpoint.
@@ -151,7 +152,10 @@ fn nodes_world_and_api_server_get_reserved_identities() {
         "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: kubernetes\n  namespace: default\n  labels: {kubernetes.io/service-name: kubernetes}\naddressType: IPv4\nendpoints: [{addresses: [\"172.18.0.2\"]}]\n",
     );
     let check = |enricher: &mut Enricher<Collect>, ip: &str| {
-        let e: Endpoint = enrich(enricher, &sink, flow(ip, "10.0.1.5", 100)).source.unwrap();
+        let e: Endpoint = enrich(enricher, &sink, flow(ip, "10.0.1.5", 100))
+            .source
+            .map(|e| *e)
+            .unwrap();
         (e.identity, e.labels)
     };
     assert_eq!(
@@ -242,7 +246,7 @@ fn a_relist_drops_what_was_deleted_meanwhile_and_a_service_can_move() {
 
 fn dns_response(query: &str, ips: &[&str], ttl: u32, at: i128) -> Flow {
     let mut flow = flow("10.0.1.53", "10.0.1.5", at);
-    flow.l7 = Some(Layer7 {
+    flow.l7 = Some(Box::new(Layer7 {
         r#type: L7FlowType::Response as i32,
         record: Some(layer7::Record::Dns(Dns {
             query: query.into(),
@@ -251,7 +255,7 @@ fn dns_response(query: &str, ips: &[&str], ttl: u32, at: i128) -> Flow {
             ..Dns::default()
         })),
         ..Layer7::default()
-    });
+    }));
     flow
 }
 

@@ -13,15 +13,15 @@ use sightline_proto::observer::GetFlowsRequest;
 use sightline_proto::wkt::BoolValue;
 use support::{at, collect, start, uuids};
 
-fn endpoint(ns: &str, pod: &str, identity: u32, labels: &[&str]) -> Option<Endpoint> {
-    Some(Endpoint {
+fn endpoint(ns: &str, pod: &str, identity: u32, labels: &[&str]) -> Option<Box<Endpoint>> {
+    Some(Box::new(Endpoint {
         namespace: ns.into(),
         pod_name: pod.into(),
         identity,
         cluster_name: "c1".into(),
         labels: labels.iter().map(|l| l.to_string()).collect(),
         ..Default::default()
-    })
+    }))
 }
 
 fn tcp(src: u32, dst: u32, flags: TcpFlags) -> Option<Layer4> {
@@ -58,18 +58,18 @@ fn flows() -> Vec<Flow> {
             },
         ),
         source: endpoint("default", "web-1", 100, &["k8s:app=web", "k8s:tier=front"]),
-        destination: Some(Endpoint {
+        destination: Some(Box::new(Endpoint {
             workloads: vec![Workload {
                 name: "api".into(),
                 kind: "Deployment".into(),
             }],
-            ..endpoint("shop", "api-1", 200, &["k8s:app=api"]).unwrap()
-        }),
+            ..endpoint("shop", "api-1", 200, &["k8s:app=api"]).map(|e| *e).unwrap()
+        })),
         destination_names: vec!["api.shop.svc.cluster.local".into()],
-        destination_service: Some(Service {
+        destination_service: Some(Box::new(Service {
             name: "api".into(),
             namespace: "shop".into(),
-        }),
+        })),
         traffic_direction: TrafficDirection::Egress as i32,
         is_reply: Some(BoolValue { value: false }),
         node_name: "node-1".into(),
@@ -79,9 +79,9 @@ fn flows() -> Vec<Flow> {
             index: 5,
             name: "eth0".into(),
         }),
-        trace_context: Some(TraceContext {
+        trace_context: Some(Box::new(TraceContext {
             parent: Some(TraceParent { trace_id: "abc".into() }),
-        }),
+        })),
         ip_trace_id: Some(IpTraceId {
             trace_id: 42,
             ip_option_type: 136,
@@ -102,13 +102,13 @@ fn flows() -> Vec<Flow> {
         source: endpoint("kube-system", "coredns-abc", 300, &["k8s:k8s-app=kube-dns"]),
         destination: endpoint("default", "web-1", 100, &["k8s:app=web"]),
         source_names: vec!["kube-dns.kube-system.svc.cluster.local".into()],
-        l7: Some(Layer7 {
+        l7: Some(Box::new(Layer7 {
             record: Some(layer7::Record::Dns(Dns {
                 query: "cilium.io.".into(),
                 ..Default::default()
             })),
             ..Default::default()
-        }),
+        })),
         event_type: Some(CiliumEventType {
             r#type: 129,
             sub_type: 0,
@@ -137,15 +137,17 @@ fn flows() -> Vec<Flow> {
             },
         ),
         source: endpoint("shop", "api-1", 200, &["k8s:app=api", "container:app=web"]),
-        destination: Some(Endpoint {
+        destination: Some(Box::new(Endpoint {
             cluster_name: "c2".into(),
-            ..endpoint("shop", "db-0", 500, &["cidr:10.1.0.0/16"]).unwrap()
-        }),
-        source_service: Some(Service {
+            ..endpoint("shop", "db-0", 500, &["cidr:10.1.0.0/16"])
+                .map(|e| *e)
+                .unwrap()
+        })),
+        source_service: Some(Box::new(Service {
             name: "api".into(),
             namespace: "shop".into(),
-        }),
-        l7: Some(Layer7 {
+        })),
+        l7: Some(Box::new(Layer7 {
             record: Some(layer7::Record::Http(Http {
                 code: 503,
                 method: "get".into(),
@@ -157,7 +159,7 @@ fn flows() -> Vec<Flow> {
                 ..Default::default()
             })),
             ..Default::default()
-        }),
+        })),
         event_type: Some(CiliumEventType {
             r#type: 129,
             sub_type: 0,

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use sightline_agent::event::Event;
-use sightline_proto::flow::{AgentEvent, FlowFilter, LostEvent, LostEventSource};
+use sightline_proto::flow::{FlowFilter, LostEvent, LostEventSource};
 use sightline_proto::observer::{GetFlowsRequest, get_flows_response::ResponseTypes};
 use sightline_proto::wkt::FieldMask;
 use support::{at, collect, flow, start, uuids};
@@ -31,7 +31,7 @@ async fn number_returns_the_last_matching_flows_including_the_newest() {
         // Non-flow events must not count towards `number` (Hubble counts them).
         agent.publish(Event::Agent {
             time: at(100),
-            event: AgentEvent::default(),
+            event: Box::default(),
         });
     }
     let mut client = agent.observer().await;
@@ -294,7 +294,7 @@ async fn pipeline_losses_are_forwarded_unfiltered() {
     };
     agent.publish(Event::Lost {
         time: at(101),
-        event: lost,
+        event: Box::new(lost),
     });
     let mut client = agent.observer().await;
     let request = GetFlowsRequest {

@@ -7,7 +7,7 @@ mod support;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use sightline_agent::event::Event;
-use sightline_proto::flow::{AgentEvent, Flow, FlowFilter, LostEvent, Verdict, layer4};
+use sightline_proto::flow::{Flow, FlowFilter, Verdict, layer4};
 use sightline_proto::observer::GetFlowsRequest;
 use sightline_proto::wkt::BoolValue;
 use support::{at, collect, start, uuids};
@@ -214,11 +214,11 @@ fn get_flows_matches_the_reference_model() {
                         Ev::Flow(a) => Event::flow(to_flow(i, *time, a)),
                         Ev::Agent => Event::Agent {
                             time: at(*time),
-                            event: AgentEvent::default(),
+                            event: Box::default(),
                         },
                         Ev::Lost => Event::Lost {
                             time: at(*time),
-                            event: LostEvent::default(),
+                            event: Box::default(),
                         },
                     });
                 }

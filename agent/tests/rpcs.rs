@@ -27,7 +27,7 @@ async fn server_status_counts_the_ring_and_reports_our_version() {
     }
     agent.publish(Event::Agent {
         time: Timestamp::now(),
-        event: AgentEvent::default(),
+        event: Box::default(),
     });
     let mut client = agent.observer().await;
     let response = client.server_status(ServerStatusRequest {}).await.unwrap();
@@ -55,22 +55,22 @@ async fn server_status_counts_the_ring_and_reports_our_version() {
 async fn namespaces_are_listed_sorted_by_cluster_then_name() {
     let mut agent = start(&[]).await;
     let mut f = flow(1, 1);
-    f.source = Some(Endpoint {
+    f.source = Some(Box::new(Endpoint {
         namespace: "shop".into(),
         cluster_name: "default".into(),
         ..Default::default()
-    });
-    f.destination = Some(Endpoint {
+    }));
+    f.destination = Some(Box::new(Endpoint {
         namespace: "db".into(),
         cluster_name: "east".into(),
         ..Default::default()
-    });
+    }));
     agent.publish_flow(f);
     let mut g = flow(2, 2);
-    g.source = Some(Endpoint {
+    g.source = Some(Box::new(Endpoint {
         namespace: "app".into(),
         ..Default::default()
-    });
+    }));
     g.destination = None;
     agent.publish_flow(g);
     let mut client = agent.observer().await;
@@ -105,17 +105,17 @@ async fn agent_and_debug_events_have_their_own_streams() {
     for i in 0..4 {
         agent.publish(Event::Agent {
             time: at(i),
-            event: AgentEvent {
+            event: Box::new(AgentEvent {
                 r#type: i as i32 + 2,
                 ..Default::default()
-            },
+            }),
         });
         agent.publish(Event::Debug {
             time: at(i),
-            event: DebugEvent {
+            event: Box::new(DebugEvent {
                 r#type: i as i32 + 1,
                 ..Default::default()
-            },
+            }),
         });
         agent.publish_flow(flow(i as u64, i));
     }
@@ -165,10 +165,10 @@ async fn agent_and_debug_events_have_their_own_streams() {
         .into_inner();
     agent.publish(Event::Debug {
         time: at(9),
-        event: DebugEvent {
+        event: Box::new(DebugEvent {
             r#type: 7,
             ..Default::default()
-        },
+        }),
     });
     let next = tokio::time::timeout(Duration::from_secs(5), follow.message())
         .await

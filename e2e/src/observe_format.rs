@@ -102,11 +102,11 @@ fn kind(flow: &Flow) -> String {
 pub fn flow_line(flow: &Flow) -> String {
     let ip = flow.ip.as_ref();
     let (sport, dport) = ports(flow);
-    let source = endpoint(ip.map_or("", |ip| ip.source.as_str()), sport, flow.source.as_ref());
+    let source = endpoint(ip.map_or("", |ip| ip.source.as_str()), sport, flow.source.as_deref());
     let destination = endpoint(
         ip.map_or("", |ip| ip.destination.as_str()),
         dport,
-        flow.destination.as_ref(),
+        flow.destination.as_deref(),
     );
     let (left, arrow, right) = match flow.is_reply.map(|r| r.value) {
         Some(true) => (destination, "<-", source),
@@ -150,12 +150,12 @@ mod tests {
                     flags: None,
                 })),
             }),
-            source: Some(Endpoint {
+            source: Some(Box::new(Endpoint {
                 namespace: "shop".into(),
                 pod_name: "frontend".into(),
                 identity: 1234,
                 ..Default::default()
-            }),
+            })),
             trace_observation_point: TraceObservationPoint::ToEndpoint.into(),
             is_reply: is_reply.map(|value| BoolValue { value }),
             summary: "TCP Flags: SYN".into(),

@@ -154,11 +154,12 @@ fn flows_between_harness_pods_carry_pod_names_namespaces_and_workloads() {
     let ifindex = client.host_ifindex;
     let client_ip = client.ipv4.to_string();
     let find = || -> Option<Flow> {
-        collect.0.lock().expect("events").iter().find_map(|e| match e {
-            Event::Flow(f) if on_interface(f, ifindex) && f.ip.as_ref().is_some_and(|ip| ip.source == client_ip) => {
-                Some(f.to_flow())
+        collect.0.lock().expect("events").iter().find_map(|e| {
+            match e {
+                Event::Flow(f) => Some(f.to_flow()),
+                _ => None,
             }
-            _ => None,
+            .filter(|f| on_interface(f, ifindex) && f.ip.as_ref().is_some_and(|ip| ip.source == client_ip))
         })
     };
     let deadline = Instant::now() + Duration::from_secs(10);

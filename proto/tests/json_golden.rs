@@ -47,16 +47,16 @@ fn fully_populated() -> GetFlowsResponse {
     let flow = Flow {
         time: Some(time),
         uuid: "0b9c7a0e-5a7f-4a8e-9a55-6f1c2f6f3d11".into(),
-        emitter: Some(Emitter {
+        emitter: Some(Box::new(Emitter {
             name: "Hubble".into(),
             version: "1.19.4".into(),
-        }),
+        })),
         verdict: Verdict::Forwarded.into(),
         drop_reason_desc: DropReason::PolicyDenied.into(),
-        ethernet: Some(Ethernet {
+        ethernet: Some(Box::new(Ethernet {
             source: "0a:58:0a:f4:00:05".into(),
             destination: "0a:58:0a:f4:00:01".into(),
-        }),
+        })),
         ip: Some(Ip {
             source: "10.244.0.5".into(),
             destination: "10.96.0.10".into(),
@@ -75,21 +75,28 @@ fn fully_populated() -> GetFlowsResponse {
                 }),
             })),
         }),
-        source: Some(endpoint(
+        source: Some(Box::new(endpoint(
             1234,
             54_321,
             "shop",
             "frontend-7d9c-x2x",
             "frontend",
             ("frontend", "Deployment"),
-        )),
-        destination: Some(endpoint(77, 40_000, "shop", "cart-0", "cart", ("cart", "StatefulSet"))),
+        ))),
+        destination: Some(Box::new(endpoint(
+            77,
+            40_000,
+            "shop",
+            "cart-0",
+            "cart",
+            ("cart", "StatefulSet"),
+        ))),
         r#type: FlowType::L7.into(),
         node_name: "default/node-a".into(),
         node_labels: vec!["kubernetes.io/hostname=node-a".into()],
         source_names: vec!["frontend.shop.svc.cluster.local".into()],
         destination_names: vec!["cart.shop.svc.cluster.local".into(), "api.example.com".into()],
-        l7: Some(Layer7 {
+        l7: Some(Box::new(Layer7 {
             r#type: L7FlowType::Response.into(),
             latency_ns: 18_446_744_073_709_551_615,
             record: Some(layer7::Record::Http(Http {
@@ -102,19 +109,19 @@ fn fully_populated() -> GetFlowsResponse {
                     value: "abc".into(),
                 }],
             })),
-        }),
+        })),
         event_type: Some(CiliumEventType {
             r#type: 129,
             sub_type: 0,
         }),
-        source_service: Some(Service {
+        source_service: Some(Box::new(Service {
             name: "frontend".into(),
             namespace: "shop".into(),
-        }),
-        destination_service: Some(Service {
+        })),
+        destination_service: Some(Box::new(Service {
             name: "cart".into(),
             namespace: "shop".into(),
-        }),
+        })),
         traffic_direction: TrafficDirection::Egress.into(),
         trace_observation_point: TraceObservationPoint::ToEndpoint.into(),
         is_reply: Some(BoolValue { value: false }),
@@ -160,11 +167,11 @@ fn dns_response() -> GetFlowsResponse {
         verdict: Verdict::Dropped.into(),
         drop_reason_desc: DropReason::PolicyDenied.into(),
         r#type: FlowType::L7.into(),
-        l7: Some(Layer7 {
+        l7: Some(Box::new(Layer7 {
             r#type: L7FlowType::Response.into(),
             latency_ns: 250_000,
             record: Some(layer7::Record::Dns(dns)),
-        }),
+        })),
         is_reply: Some(BoolValue { value: true }),
         ..Flow::default()
     };

@@ -5,14 +5,16 @@ use sightline_proto::Timestamp;
 /// Wall clock minus boot clock, sampled once; re-sample after the wall clock steps.
 #[derive(Debug, Clone, Copy)]
 pub struct BootClock {
-    offset_ns: i128,
+    offset_ns: i64,
 }
 
-fn clock_ns(clock: libc::clockid_t) -> i128 {
+/// Nanoseconds fit an i64 until 2262; 64-bit arithmetic keeps `to_wall` (once per
+/// event) free of 128-bit division.
+fn clock_ns(clock: libc::clockid_t) -> i64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec; both clocks exist on every Linux.
     unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+    ts.tv_sec.saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec)
 }
 
 impl BootClock {
@@ -27,6 +29,12 @@ impl BootClock {
     }
 
     pub fn to_wall(&self, boot_ns: u64) -> Timestamp {
-        Timestamp::from_unix_nanos(boot_ns as i128 + self.offset_ns)
+        let wall = i64::try_from(boot_ns)
+            .unwrap_or(i64::MAX)
+            .saturating_add(self.offset_ns);
+        Timestamp {
+            seconds: wall.div_euclid(1_000_000_000),
+            nanos: wall.rem_euclid(1_000_000_000) as i32,
+        }
     }
 }

@@ -5,7 +5,9 @@ use rustc_hash::FxHashMap;
 
 use sightline_bpf_common::{FlowKey, IPPROTO_ICMP, IPPROTO_ICMPV6, tcp_flags};
 
-type Endpoint = ([u8; 16], u16);
+/// Address and port; addresses as integers so ordering and hashing are a few
+/// instructions (this runs once per packet event).
+type Endpoint = (u128, u16);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct ConnectionKey {
@@ -18,66 +20,72 @@ struct ConnectionKey {
 /// of a long-lived connection whose first packet was seen before.
 #[derive(Debug)]
 pub struct Connections {
-    requesters: FxHashMap<ConnectionKey, Endpoint>,
+    /// Whether the lower endpoint of the key is the one that asked.
+    low_requested: FxHashMap<ConnectionKey, bool>,
     capacity: usize,
 }
 
 impl Connections {
     pub fn new(capacity: usize) -> Self {
         Self {
-            requesters: FxHashMap::with_capacity_and_hasher(capacity.min(4096), Default::default()),
+            low_requested: FxHashMap::with_capacity_and_hasher(capacity.min(4096), Default::default()),
             capacity,
         }
     }
 
-    fn key(flow: &FlowKey) -> (ConnectionKey, Endpoint) {
-        let src = (flow.src_addr, flow.src_port);
-        let dst = (flow.dst_addr, flow.dst_port);
-        let (low, high) = if src <= dst { (src, dst) } else { (dst, src) };
+    /// The connection and whether the packet's source is its lower endpoint.
+    fn key(flow: &FlowKey) -> (ConnectionKey, bool) {
+        let src = (u128::from_be_bytes(flow.src_addr), flow.src_port);
+        let dst = (u128::from_be_bytes(flow.dst_addr), flow.dst_port);
+        let src_is_low = src <= dst;
+        let (low, high) = if src_is_low { (src, dst) } else { (dst, src) };
         (
             ConnectionKey {
                 protocol: flow.protocol,
                 low,
                 high,
             },
-            src,
+            src_is_low,
         )
     }
 
     /// Records the packet and says whether it travels in the reply direction.
     pub fn observe(&mut self, flow: &FlowKey, tcp: u16, icmp_type: u8) -> bool {
-        let (key, src) = Self::key(flow);
-        let dst = (flow.dst_addr, flow.dst_port);
-        let stated = match flow.protocol {
+        let (key, src_is_low) = Self::key(flow);
+        // Whether the packet itself says its source is the requester.
+        let source_requests = match flow.protocol {
             IPPROTO_ICMP => match icmp_type {
-                8 => Some(src),
-                0 => Some(dst),
+                8 => Some(true),
+                0 => Some(false),
                 _ => None,
             },
             IPPROTO_ICMPV6 => match icmp_type {
-                128 => Some(src),
-                129 => Some(dst),
+                128 => Some(true),
+                129 => Some(false),
                 _ => None,
             },
-            _ if tcp & tcp_flags::SYN != 0 => Some(if tcp & tcp_flags::ACK != 0 { dst } else { src }),
+            _ if tcp & tcp_flags::SYN != 0 => Some(tcp & tcp_flags::ACK == 0),
             _ => None,
         };
-        if self.requesters.len() >= self.capacity && !self.requesters.contains_key(&key) {
-            self.requesters.clear();
+        if self.low_requested.len() >= self.capacity && !self.low_requested.contains_key(&key) {
+            self.low_requested.clear();
         }
-        let requester = match stated {
-            Some(requester) => {
-                self.requesters.insert(key, requester);
-                requester
+        let low_requested = match source_requests {
+            Some(source_requests) => {
+                let low_requested = source_requests == src_is_low;
+                self.low_requested.insert(key, low_requested);
+                low_requested
             }
-            None => *self.requesters.entry(key).or_insert(src),
+            None => *self.low_requested.entry(key).or_insert(src_is_low),
         };
-        requester != src
+        low_requested != src_is_low
     }
 
     /// Like `observe` but never records (drops must not define a connection's direction).
     pub fn peek(&self, flow: &FlowKey) -> Option<bool> {
-        let (key, src) = Self::key(flow);
-        self.requesters.get(&key).map(|requester| *requester != src)
+        let (key, src_is_low) = Self::key(flow);
+        self.low_requested
+            .get(&key)
+            .map(|low_requested| *low_requested != src_is_low)
     }
 }

@@ -1,8 +1,8 @@
 //! Turns ring-buffer records into Hubble `flow.Flow`s.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
+use rustc_hash::FxHashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use pbjson_types::BoolValue;
 use sightline_bpf_common::{
@@ -10,8 +10,8 @@ use sightline_bpf_common::{
     tcp_flags,
 };
 use sightline_proto::flow::{
-    self, CiliumEventType, Dns, DropReason, Emitter, Ethernet, FlowType, IpVersion, L7FlowType, Layer4, Layer7,
-    NetworkInterface, TraceObservationPoint, TrafficDirection, Verdict, layer4, layer7,
+    self, CiliumEventType, Dns, DropReason, FlowType, L7FlowType, Layer4, Layer7, TraceObservationPoint,
+    TrafficDirection, Verdict, layer4, layer7,
 };
 use thiserror::Error;
 
@@ -20,9 +20,9 @@ use super::conntrack::Connections;
 use super::dns::{self, DnsError};
 use super::dns_latency::DnsLatency;
 use super::drop_reason::{DropReasonNames, hubble_equivalent};
-use super::summary;
+use super::summary::{self, DropNote, L4Summary};
 use crate::event::Event;
-use crate::flow_record::FlowRecord;
+use crate::flow_record::{FlowRecord, pack_mac};
 
 /// Cilium monitor message types (`CiliumEventType.type`).
 pub const MONITOR_DROP: i32 = 1;
@@ -59,39 +59,57 @@ pub enum InterfaceRole {
     Uplink,
 }
 
+/// `flow.emitter.version`.
+const EMITTER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// An observed interface as flows share it.
+struct Interface {
+    name: Arc<str>,
+    role: InterfaceRole,
+}
+
 pub struct Decoder {
-    node_name: String,
-    emitter_version: String,
+    node_name: Arc<str>,
     clock: BootClock,
-    interfaces: HashMap<u32, InterfaceInfo>,
+    interfaces: FxHashMap<u32, Interface>,
+    /// Name of interfaces the agent was not told about (shared, not allocated per flow).
+    unnamed: Arc<str>,
     connections: Connections,
     dns_latency: DnsLatency,
     drop_reasons: DropReasonNames,
     ignored_drop_reasons: Vec<u32>,
     /// The kernel's NO_SOCKET value, for the echo-reply exception in `ignores`.
     no_socket: Option<u32>,
-    summary: String,
+    /// Flow UUIDs only need to be unique: a fast generator seeded from the OS
+    /// costs ~2 ns where a cryptographic one costs ~15 ns per event.
+    uuids: fastrand::Rng,
 }
 
 impl Decoder {
     pub fn new(node_name: String, drop_reasons: DropReasonNames) -> Self {
         Self {
-            node_name,
-            emitter_version: env!("CARGO_PKG_VERSION").to_owned(),
+            node_name: node_name.into(),
             clock: BootClock::sample(),
-            interfaces: HashMap::new(),
+            interfaces: FxHashMap::default(),
+            unnamed: Arc::from(""),
             connections: Connections::new(1 << 16),
             dns_latency: DnsLatency::new(1 << 14),
             no_socket: drop_reasons.value("NO_SOCKET"),
             drop_reasons,
             ignored_drop_reasons: Vec::new(),
-            summary: String::with_capacity(64),
+            uuids: fastrand::Rng::new(),
         }
     }
 
     pub fn set_interface(&mut self, ifindex: u32, info: Option<InterfaceInfo>) {
         match info {
-            Some(info) => self.interfaces.insert(ifindex, info),
+            Some(info) => self.interfaces.insert(
+                ifindex,
+                Interface {
+                    name: info.name.into(),
+                    role: info.role,
+                },
+            ),
             None => self.interfaces.remove(&ifindex),
         };
     }
@@ -156,52 +174,41 @@ impl Decoder {
     }
 
     /// Built in its box: a `Flow` is large, and moving it costs more than filling it.
+    /// Text fields are left to `FlowRecord::deferred` (see `flow_record::deferred`):
+    /// this box is the only allocation of an L3/L4 event.
     fn base_flow(&mut self, event: &FlowEvent, verdict: Verdict) -> Box<FlowRecord> {
         let mut flow = Box::<FlowRecord>::default();
         flow.addresses = Some(addresses(&event.key));
         flow.time = Some(self.clock.to_wall(event.timestamp_ns));
-        let mut uuid = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        flow.uuid = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut uuid).to_owned();
-        flow.emitter = Some(Emitter {
-            name: "Hubble".to_owned(),
-            version: self.emitter_version.clone(),
-        });
         flow.verdict = verdict as i32;
-        flow.node_name = self.node_name.clone();
         flow.r#type = FlowType::L3L4 as i32;
-        if event.eth_src != [0; 6] || event.eth_dst != [0; 6] {
-            flow.ethernet = Some(Ethernet {
-                source: mac(&event.eth_src),
-                destination: mac(&event.eth_dst),
-            });
-        }
-        flow.ip = Some(ip(&event.key));
         flow.l4 = l4(event);
         let interface = self.interfaces.get(&event.key.ifindex);
-        if event.key.ifindex != 0 {
-            flow.interface = Some(NetworkInterface {
-                index: event.key.ifindex,
-                name: interface.map(|i| i.name.clone()).unwrap_or_default(),
-            });
-        }
         let role = interface.map_or(InterfaceRole::Endpoint, |i| i.role);
         let (direction, point) = observation(event.key.hook, role);
         flow.traffic_direction = direction as i32;
         flow.trace_observation_point = point as i32;
+        let deferred = &mut flow.deferred;
+        deferred.uuid = Some(uuid::Builder::from_random_bytes(self.uuids.u128(..).to_le_bytes()).into_uuid());
+        deferred.emitter_version = Some(EMITTER_VERSION);
+        deferred.node_name = Some(Arc::clone(&self.node_name));
+        if event.eth_src != [0; 6] || event.eth_dst != [0; 6] {
+            deferred.ethernet = Some([pack_mac(&event.eth_src), pack_mac(&event.eth_dst)]);
+        }
+        if event.key.ifindex != 0 {
+            let name = interface.map_or_else(|| Arc::clone(&self.unnamed), |i| Arc::clone(&i.name));
+            deferred.interface = Some((event.key.ifindex, name));
+        }
         flow
     }
 
-    fn l4_summary(&mut self, event: &FlowEvent) {
-        self.summary.clear();
-        match event.key.protocol {
-            IPPROTO_TCP => summary::tcp(event.tcp_flags, &mut self.summary),
-            IPPROTO_UDP => self.summary.push_str("UDP"),
-            IPPROTO_SCTP => self.summary.push_str("SCTP"),
-            IPPROTO_ICMP => summary::icmpv4(event.icmp_type, event.icmp_code, &mut self.summary),
-            IPPROTO_ICMPV6 => summary::icmpv6(event.icmp_type, event.icmp_code, &mut self.summary),
-            other => {
-                let _ = write!(self.summary, "IP protocol {other}");
-            }
+    fn l4_summary(event: &FlowEvent, drop: Option<DropNote>) -> L4Summary {
+        L4Summary {
+            protocol: event.key.protocol,
+            tcp_flags: event.tcp_flags,
+            icmp_type: event.icmp_type,
+            icmp_code: event.icmp_code,
+            drop,
         }
     }
 
@@ -216,8 +223,7 @@ impl Decoder {
             r#type: MONITOR_TRACE,
             sub_type: trace_sub_type(flow.trace_observation_point),
         });
-        self.l4_summary(event);
-        flow.summary = self.summary.clone();
+        flow.deferred.summary = Some(Self::l4_summary(event, None));
         Event::Flow(flow)
     }
 
@@ -228,9 +234,8 @@ impl Decoder {
             flow.is_reply = Some(BoolValue { value: is_reply });
             flow.reply = is_reply;
         }
-        self.l4_summary(event);
-        let kernel_name = self.drop_reasons.name(event.reason);
-        let hubble = kernel_name.and_then(hubble_equivalent);
+        let kernel_name = self.drop_reasons.shared_name(event.reason);
+        let hubble = kernel_name.as_deref().and_then(hubble_equivalent);
         let reason = hubble.unwrap_or(DropReason::Unknown);
         flow.drop_reason_desc = reason as i32;
         flow.drop_reason = reason as u32;
@@ -238,14 +243,12 @@ impl Decoder {
             r#type: MONITOR_DROP,
             sub_type: reason as i32,
         });
-        let _ = match kernel_name {
-            Some(name) => write!(self.summary, " (kernel drop reason: {name})"),
-            None => write!(self.summary, " (kernel drop reason: {})", event.reason),
+        let note = DropNote {
+            reason: event.reason,
+            kernel_name,
+            packets: event.packets,
         };
-        if event.packets > 1 {
-            let _ = write!(self.summary, " x{}", event.packets);
-        }
-        flow.summary = self.summary.clone();
+        flow.deferred.summary = Some(Self::l4_summary(event, Some(note)));
         Event::Flow(flow)
     }
 
@@ -271,7 +274,7 @@ impl Decoder {
             0
         };
         flow.summary = summary::dns(&message);
-        flow.l7 = Some(Layer7 {
+        flow.l7 = Some(Box::new(Layer7 {
             r#type: if message.is_response {
                 L7FlowType::Response
             } else {
@@ -288,40 +291,9 @@ impl Decoder {
                 qtypes: message.qtypes.iter().map(|t| (*t).to_owned()).collect(),
                 rrtypes: message.rrtypes.iter().map(|t| (*t).to_owned()).collect(),
             })),
-        });
+        }));
         Ok(Event::Flow(flow))
     }
-}
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// "aa:bb:cc:dd:ee:ff" without the formatting machinery (this runs for every event).
-fn mac(bytes: &[u8; 6]) -> String {
-    let mut out = [b':'; 17];
-    for (i, b) in bytes.iter().enumerate() {
-        out[i * 3] = HEX[(b >> 4) as usize];
-        out[i * 3 + 1] = HEX[(b & 0xf) as usize];
-    }
-    out.iter().map(|&c| c as char).collect()
-}
-
-/// Dotted quad without the formatting machinery.
-fn ipv4_text(a: &[u8; 16]) -> String {
-    let mut out = String::with_capacity(15);
-    for (i, octet) in a[..4].iter().enumerate() {
-        if i > 0 {
-            out.push('.');
-        }
-        let (h, t, o) = (octet / 100, octet / 10 % 10, octet % 10);
-        if h > 0 {
-            out.push((b'0' + h) as char);
-        }
-        if h > 0 || t > 0 {
-            out.push((b'0' + t) as char);
-        }
-        out.push((b'0' + o) as char);
-    }
-    out
 }
 
 fn addresses(key: &FlowKey) -> (IpAddr, IpAddr) {
@@ -330,24 +302,6 @@ fn addresses(key: &FlowKey) -> (IpAddr, IpAddr) {
     } else {
         let v4 = |a: &[u8; 16]| IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]));
         (v4(&key.src_addr), v4(&key.dst_addr))
-    }
-}
-
-fn ip(key: &FlowKey) -> flow::Ip {
-    if key.ip_version == 6 {
-        flow::Ip {
-            source: Ipv6Addr::from(key.src_addr).to_string(),
-            destination: Ipv6Addr::from(key.dst_addr).to_string(),
-            ip_version: IpVersion::IPv6 as i32,
-            ..Default::default()
-        }
-    } else {
-        flow::Ip {
-            source: ipv4_text(&key.src_addr),
-            destination: ipv4_text(&key.dst_addr),
-            ip_version: IpVersion::IPv4 as i32,
-            ..Default::default()
-        }
     }
 }
 

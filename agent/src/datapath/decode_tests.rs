@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use prost::Message;
 use sightline_bpf_common::{DnsEvent, FlowEvent, IPPROTO_TCP, IPPROTO_UDP, hook, kind, tcp_flags};
 use sightline_proto::flow::{DropReason, Flow, Verdict};
 
@@ -221,15 +222,97 @@ fn dns_answer_latency_is_matched_by_id_and_tuple() {
 }
 
 #[test]
-fn addresses_are_printed_as_hubble_does() {
-    assert_eq!(mac(&[0x02, 0xab, 0, 0x10, 0xff, 9]), "02:ab:00:10:ff:09");
-    let mut a = [0u8; 16];
-    for (octets, text) in [
-        ([10, 0, 0, 1], "10.0.0.1"),
-        ([192, 168, 100, 255], "192.168.100.255"),
-        ([0, 9, 10, 99], "0.9.10.99"),
-    ] {
-        a[..4].copy_from_slice(&octets);
-        assert_eq!(ipv4_text(&a), text);
+fn a_decoded_record_encodes_as_its_materialised_flow() {
+    let mut decoder = decoder();
+    let mut drop = tcp_event(tcp_flags::SYN, true);
+    drop.kind = kind::DROP;
+    drop.reason = 77;
+    drop.packets = 3;
+    drop.eth_src = [2, 0xab, 0, 0x10, 0xff, 9];
+    for event in [tcp_event(tcp_flags::SYN, true), drop] {
+        let Event::Flow(record) = decoder.decode(&bytes(&event)).unwrap() else {
+            panic!("not a flow")
+        };
+        let mut wire = Vec::new();
+        record.encode_as_flow(1, &mut wire);
+        let materialised = record.to_flow();
+        let mut reference = Vec::new();
+        prost::encoding::message::encode(1, &materialised, &mut reference);
+        assert_eq!(wire.len(), reference.len());
+        let response = sightline_proto::observer::GetFlowsResponse::decode(&wire[..]).unwrap();
+        let Some(sightline_proto::observer::get_flows_response::ResponseTypes::Flow(decoded)) = response.response_types
+        else {
+            panic!("no flow in {response:?}")
+        };
+        assert_eq!(decoded, materialised);
+        assert_eq!(decoded.ip.unwrap().source, "10.0.0.1");
+        assert_eq!(decoded.interface.unwrap().name, "lxc1");
+        assert_eq!(decoded.node_name, "node-1");
+        assert_eq!(decoded.uuid.len(), 36);
+        assert_eq!(decoded.emitter.unwrap().name, "Hubble");
+    }
+}
+
+/// Filters read the fields the decoder leaves unformatted the same as written ones.
+#[test]
+fn filters_see_deferred_fields() {
+    use sightline_proto::flow::FlowFilter;
+
+    use crate::observer::filter::compile;
+
+    let mut decoder = decoder();
+    let Event::Flow(record) = decoder.decode(&bytes(&tcp_event(tcp_flags::SYN, true))).unwrap() else {
+        panic!("not a flow")
+    };
+    let uuid = record.to_flow().uuid;
+    let matching = [
+        FlowFilter {
+            uuid: vec![uuid],
+            ..Default::default()
+        },
+        FlowFilter {
+            source_ip: vec!["10.0.0.0/24".into()],
+            destination_ip: vec!["10.0.0.2".into()],
+            ..Default::default()
+        },
+        FlowFilter {
+            node_name: vec!["node-*".into()],
+            ..Default::default()
+        },
+        FlowFilter {
+            interface: vec![sightline_proto::flow::NetworkInterface {
+                index: 0,
+                name: "lxc1".into(),
+            }],
+            ..Default::default()
+        },
+        FlowFilter {
+            ip_version: vec![sightline_proto::flow::IpVersion::IPv4 as i32],
+            ..Default::default()
+        },
+    ];
+    for filter in matching {
+        assert!(compile(&filter).unwrap().matches_flow(&record), "{filter:?}");
+    }
+    let missing = [
+        FlowFilter {
+            uuid: vec!["00000000-0000-4000-8000-000000000000".into()],
+            ..Default::default()
+        },
+        FlowFilter {
+            source_ip: vec!["10.0.0.2".into()],
+            ..Default::default()
+        },
+        FlowFilter {
+            node_name: vec!["other".into()],
+            ..Default::default()
+        },
+        FlowFilter {
+            ip_version: vec![sightline_proto::flow::IpVersion::IPv6 as i32],
+            ..Default::default()
+        },
+    ];
+    for filter in missing {
+        assert!(!compile(&filter).unwrap().matches_flow(&record), "{filter:?}");
     }
 }

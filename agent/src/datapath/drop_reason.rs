@@ -3,30 +3,35 @@
 //! docs/drop-reasons.md documents the table.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sightline_proto::flow::DropReason;
 
 /// Kernel drop-reason values to names, without the `SKB_DROP_REASON_` prefix.
 #[derive(Debug, Clone, Default)]
 pub struct DropReasonNames {
-    names: HashMap<u32, String>,
+    names: HashMap<u32, Arc<str>>,
 }
 
 impl DropReasonNames {
     pub fn new(names: HashMap<u32, String>) -> Self {
-        Self { names }
+        Self {
+            names: names.into_iter().map(|(value, name)| (value, name.into())).collect(),
+        }
     }
 
     pub fn name(&self, value: u32) -> Option<&str> {
-        self.names.get(&value).map(String::as_str)
+        self.names.get(&value).map(|name| &**name)
+    }
+
+    /// The name, shared rather than copied (flows keep it until they are read).
+    pub fn shared_name(&self, value: u32) -> Option<Arc<str>> {
+        self.names.get(&value).cloned()
     }
 
     /// The kernel's value for `name` (without the prefix), if this kernel has it.
     pub fn value(&self, name: &str) -> Option<u32> {
-        self.names
-            .iter()
-            .find(|(_, n)| n.as_str() == name)
-            .map(|(value, _)| *value)
+        self.names.iter().find(|(_, n)| &***n == name).map(|(value, _)| *value)
     }
 }
 

@@ -75,13 +75,13 @@ impl Reader {
             self.lost_seen[cpu] = *total;
             sink.publish(Event::Lost {
                 time: Timestamp::now(),
-                event: LostEvent {
+                event: Box::new(LostEvent {
                     source: LostEventSource::PerfEventRingBuffer as i32,
                     num_events_lost: lost,
                     cpu: Some(Int32Value { value: cpu as i32 }),
                     first: None,
                     last: None,
-                },
+                }),
             });
         }
     }

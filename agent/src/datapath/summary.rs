@@ -1,8 +1,54 @@
 //! Hubble's one-line `Summary` texts for L3/L4 and DNS flows.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
-use sightline_bpf_common::tcp_flags;
+use sightline_bpf_common::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, tcp_flags};
+
+/// The facts an L3/L4 flow's `Summary` is made of. The decoder keeps these and the
+/// text is written only when a client reads the flow (most flows never are).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct L4Summary {
+    pub protocol: u8,
+    pub tcp_flags: u16,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    pub drop: Option<DropNote>,
+}
+
+/// Why the kernel dropped the packets, and how many the record stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropNote {
+    pub reason: u32,
+    pub kernel_name: Option<Arc<str>>,
+    pub packets: u64,
+}
+
+impl L4Summary {
+    /// "TCP Flags: SYN", "UDP", "ICMPv4 EchoRequest", with
+    /// " (kernel drop reason: NAME) xN" for drops.
+    pub fn render(&self, out: &mut String) {
+        match self.protocol {
+            IPPROTO_TCP => tcp(self.tcp_flags, out),
+            IPPROTO_UDP => out.push_str("UDP"),
+            IPPROTO_SCTP => out.push_str("SCTP"),
+            IPPROTO_ICMP => icmpv4(self.icmp_type, self.icmp_code, out),
+            IPPROTO_ICMPV6 => icmpv6(self.icmp_type, self.icmp_code, out),
+            other => {
+                let _ = write!(out, "IP protocol {other}");
+            }
+        }
+        if let Some(drop) = &self.drop {
+            let _ = match &drop.kernel_name {
+                Some(name) => write!(out, " (kernel drop reason: {name})"),
+                None => write!(out, " (kernel drop reason: {})", drop.reason),
+            };
+            if drop.packets > 1 {
+                let _ = write!(out, " x{}", drop.packets);
+            }
+        }
+    }
+}
 
 /// "TCP Flags: SYN, ACK", in Hubble's flag order.
 pub fn tcp(flags: u16, out: &mut String) {

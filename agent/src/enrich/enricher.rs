@@ -23,14 +23,14 @@ pub struct Enricher<S> {
     index: Arc<Index>,
     dns: DnsCache,
     /// `Some` when the cluster is not `default`: flows carry `<cluster>/<node>`.
-    absolute_node_name: Option<String>,
+    absolute_node_name: Option<Arc<str>>,
 }
 
 impl<S: EventSink> Enricher<S> {
     pub fn new(index: Arc<Index>, inner: S) -> Self {
         let config = index.config();
         let absolute = absolute_node_name(&config.cluster, &config.local_node);
-        let absolute_node_name = (absolute != config.local_node).then_some(absolute);
+        let absolute_node_name = (absolute != config.local_node).then(|| Arc::from(absolute));
         Enricher {
             inner,
             index,
@@ -52,13 +52,10 @@ impl<S: EventSink> Enricher<S> {
     }
 
     pub fn enrich(&mut self, record: &mut FlowRecord) {
-        let (source, destination) = match record.addresses {
-            Some((source, destination)) => (Some(source), Some(destination)),
-            None => match record.flow.ip.as_ref() {
-                Some(ip) => (ip.source.parse().ok(), ip.destination.parse().ok()),
-                None => return,
-            },
-        };
+        let (source, destination) = record.ip_addresses();
+        if source.is_none() && destination.is_none() {
+            return;
+        }
         let now = record
             .flow
             .time
@@ -84,9 +81,9 @@ impl<S: EventSink> Enricher<S> {
             metadata.destination_names = destination.and_then(|ip| self.dns.names(&ip, now));
         }
         if let Some(absolute) = &self.absolute_node_name
-            && record.flow.node_name == self.index.config().local_node
+            && record.node_name() == self.index.config().local_node
         {
-            record.flow.node_name.clone_from(absolute);
+            record.set_node_name(absolute);
         }
     }
 

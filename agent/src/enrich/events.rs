@@ -51,7 +51,7 @@ impl AgentEventQueue {
         }
         queue.push_back(Event::Agent {
             time: Timestamp::now(),
-            event,
+            event: Box::new(event),
         });
         self.shared.pending.store(queue.len(), Ordering::Release);
     }

@@ -30,7 +30,7 @@ impl FlowsItem {
             FlowsItem::Owned(response) => *response,
             FlowsItem::Shared(event) => match event.event() {
                 Event::Flow(flow) => GetFlowsResponse {
-                    node_name: flow.node_name.clone(),
+                    node_name: flow.node_name().to_owned(),
                     time: flow.time,
                     response_types: Some(sightline_proto::observer::get_flows_response::ResponseTypes::Flow(
                         flow.to_flow(),

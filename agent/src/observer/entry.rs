@@ -5,7 +5,7 @@ use std::ops::Deref;
 use std::sync::OnceLock;
 
 use prost::bytes::Bytes;
-use prost::encoding::{message, string};
+use prost::encoding::{WireType, encode_key, encode_varint, message};
 
 use crate::event::Event;
 
@@ -34,8 +34,11 @@ impl Entry {
             let mut out = Vec::with_capacity(512);
             // Field numbers of GetFlowsResponse: flow = 1, node_name = 1000, time = 1001.
             flow.encode_as_flow(1, &mut out);
-            if !flow.node_name.is_empty() {
-                string::encode(1000, &flow.node_name, &mut out);
+            let node_name = flow.node_name();
+            if !node_name.is_empty() {
+                encode_key(1000, WireType::LengthDelimited, &mut out);
+                encode_varint(node_name.len() as u64, &mut out);
+                out.extend_from_slice(node_name.as_bytes());
             }
             if let Some(time) = &flow.time {
                 message::encode(1001, time, &mut out);

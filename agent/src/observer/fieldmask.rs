@@ -166,12 +166,12 @@ mod tests {
                 destination: "10.0.0.2".into(),
                 ..Default::default()
             }),
-            source: Some(Endpoint {
+            source: Some(Box::new(Endpoint {
                 identity: 7,
                 pod_name: "a".into(),
                 namespace: "ns".into(),
                 ..Default::default()
-            }),
+            })),
             l4: Some(Layer4 {
                 protocol: Some(layer4::Protocol::Tcp(Tcp {
                     source_port: 1,
@@ -189,10 +189,10 @@ mod tests {
         let masked = mask.apply(&flow());
         assert_eq!(
             masked.source,
-            Some(Endpoint {
+            Some(Box::new(Endpoint {
                 identity: 7,
                 ..Default::default()
-            })
+            }))
         );
         assert_eq!(masked.l4, flow().l4);
         assert_eq!(
@@ -211,7 +211,7 @@ mod tests {
         let mask =
             FlowMask::compile(&["destination.pod_name".into(), "source".into(), "source.identity".into()]).unwrap();
         let masked = mask.apply(&flow());
-        assert_eq!(masked.destination, Some(Endpoint::default()));
+        assert_eq!(masked.destination, Some(Box::default()));
         assert_eq!(masked.source, flow().source);
     }
 

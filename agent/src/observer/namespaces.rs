@@ -76,11 +76,11 @@ mod tests {
     fn lists_source_and_destination_namespaces_sorted() {
         let tracker = NamespaceTracker::default();
         let ep = |cluster: &str, ns: &str| {
-            Some(Endpoint {
+            Some(Box::new(Endpoint {
                 cluster_name: cluster.into(),
                 namespace: ns.into(),
                 ..Default::default()
-            })
+            }))
         };
         tracker.observe(&FlowRecord::new(Flow {
             source: ep("default", "web"),

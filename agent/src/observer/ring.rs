@@ -304,14 +304,13 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use sightline_proto::Timestamp;
-    use sightline_proto::flow::DebugEvent;
 
     use crate::event::Event;
 
     fn debug(n: i64) -> Arc<Entry> {
         Arc::new(Entry::new(Event::Debug {
             time: Timestamp { seconds: n, nanos: 0 },
-            event: DebugEvent::default(),
+            event: Box::default(),
         }))
     }
 

@@ -195,14 +195,14 @@ impl ObserverService {
                 Item::Event(event) => match event.event() {
                     Event::Flow(_) if mask.is_empty() => FlowsItem::Shared(event),
                     Event::Flow(flow) => FlowsItem::Owned(Box::new(GetFlowsResponse {
-                        node_name: flow.node_name.clone(),
+                        node_name: flow.node_name().to_owned(),
                         time: flow.time,
                         response_types: Some(ResponseTypes::Flow(mask.apply(&flow.complete()))),
                     })),
                     Event::Lost { time, event } => FlowsItem::Owned(Box::new(GetFlowsResponse {
                         node_name: this.absolute_name.to_string(),
                         time: Some(*time),
-                        response_types: Some(ResponseTypes::LostEvents(*event)),
+                        response_types: Some(ResponseTypes::LostEvents(**event)),
                     })),
                     _ => return None,
                 },
@@ -261,7 +261,7 @@ impl Observer for ObserverService {
         Ok(with_version(stream(cursor, move |item| match item {
             Item::Event(event) => match event.event() {
                 Event::Agent { time, event } => Some(GetAgentEventsResponse {
-                    agent_event: Some(event.clone()),
+                    agent_event: Some((**event).clone()),
                     node_name: node_name.to_string(),
                     time: Some(*time),
                 }),
@@ -291,7 +291,7 @@ impl Observer for ObserverService {
         Ok(with_version(stream(cursor, move |item| match item {
             Item::Event(event) => match event.event() {
                 Event::Debug { time, event } => Some(GetDebugEventsResponse {
-                    debug_event: Some(event.clone()),
+                    debug_event: Some((**event).clone()),
                     node_name: node_name.to_string(),
                     time: Some(*time),
                 }),

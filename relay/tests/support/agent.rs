@@ -24,10 +24,10 @@ pub fn flow_response(node: &str, time: Timestamp, namespace: &str) -> GetFlowsRe
     let flow = Flow {
         time: Some(time),
         node_name: node.to_owned(),
-        source: Some(sightline_proto::flow::Endpoint {
+        source: Some(Box::new(sightline_proto::flow::Endpoint {
             namespace: namespace.to_owned(),
             ..Default::default()
-        }),
+        })),
         ..Default::default()
     };
     GetFlowsResponse {

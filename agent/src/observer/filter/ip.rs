@@ -40,7 +40,7 @@ impl Prefix {
 /// The values of one IP field: OR over exact addresses and prefixes.
 #[derive(Debug, Clone, Default)]
 pub struct IpSet {
-    exact: Vec<String>,
+    exact: Vec<IpAddr>,
     prefixes: Vec<Prefix>,
 }
 
@@ -57,10 +57,10 @@ impl IpSet {
                     .ok_or_else(|| FilterError::invalid(field, value, "not a valid CIDR"))?;
                 set.prefixes.push(prefix);
             } else {
-                value
+                let addr = value
                     .parse::<IpAddr>()
                     .map_err(|_| FilterError::invalid(field, value, "not a valid IP address"))?;
-                set.exact.push(value.clone());
+                set.exact.push(addr);
             }
         }
         Ok(set)
@@ -71,17 +71,9 @@ impl IpSet {
         self.prefixes.extend(other.prefixes);
     }
 
-    pub fn matches(&self, ip: &str) -> bool {
-        if ip.is_empty() {
-            return false;
-        }
-        if self.exact.iter().any(|e| e == ip) {
-            return true;
-        }
-        !self.prefixes.is_empty()
-            && ip
-                .parse()
-                .is_ok_and(|addr| self.prefixes.iter().any(|p| p.contains(addr)))
+    /// Addresses compare as addresses, so "fd00::1" matches "fd00:0::1".
+    pub fn matches(&self, addr: IpAddr) -> bool {
+        self.exact.contains(&addr) || self.prefixes.iter().any(|p| p.contains(addr))
     }
 }
 
@@ -97,15 +89,17 @@ mod tests {
             &["10.0.0.1".into(), "192.168.0.0/16".into(), "fd00::/8".into()],
         )
         .unwrap();
-        assert!(set.matches("10.0.0.1"));
-        assert!(!set.matches("10.0.0.2"));
-        assert!(set.matches("192.168.4.4"));
-        assert!(set.matches("fd12::1"));
-        assert!(!set.matches(""));
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert!(set.matches(ip("10.0.0.1")));
+        assert!(!set.matches(ip("10.0.0.2")));
+        assert!(set.matches(ip("192.168.4.4")));
+        assert!(set.matches(ip("fd12::1")));
         assert!(IpSet::parse("source_ip", &["10.0.0.0/33".into()]).is_err());
         assert!(IpSet::parse("source_ip", &["nope".into()]).is_err());
         let all = IpSet::parse("source_ip", &["0.0.0.0/0".into()]).unwrap();
-        assert!(all.matches("1.2.3.4"));
-        assert!(!all.matches("::1"));
+        assert!(all.matches(ip("1.2.3.4")));
+        assert!(!all.matches(ip("::1")));
+        let v6 = IpSet::parse("source_ip", &["fd00:0::1".into()]).unwrap();
+        assert!(v6.matches(ip("fd00::1")), "the same address written differently");
     }
 }

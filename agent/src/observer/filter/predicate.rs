@@ -303,14 +303,20 @@ impl Predicate {
             Predicate::Port(..) | Predicate::Verdict(_) | Predicate::Protocol(_) | Predicate::Identity(..) => {
                 self.matches(flow)
             }
-            Predicate::Uuid(ids) => ids.contains(&flow.uuid),
-            Predicate::Ip(field, set) => flow.ip.as_ref().is_some_and(|ip| {
-                set.matches(match field {
-                    IpField::Source => &ip.source,
-                    IpField::Destination => &ip.destination,
-                    IpField::SourceXlated => &ip.source_xlated,
-                })
-            }),
+            Predicate::Uuid(ids) => {
+                let uuid = flow.uuid();
+                ids.iter().any(|id| *id == *uuid)
+            }
+            Predicate::Ip(IpField::SourceXlated, set) => flow
+                .ip
+                .as_ref()
+                .and_then(|ip| ip.source_xlated.parse().ok())
+                .is_some_and(|addr| set.matches(addr)),
+            Predicate::Ip(field, set) => {
+                let (source, destination) = flow.ip_addresses();
+                let addr = if *field == IpField::Source { source } else { destination };
+                addr.is_some_and(|addr| set.matches(addr))
+            }
             Predicate::Pod(side, pods) => {
                 endpoint(flow, *side).is_some_and(|ep| pods.iter().any(|p| p.matches(&ep.namespace, &ep.pod_name)))
             }
@@ -347,10 +353,10 @@ impl Predicate {
             Predicate::DropReasonDesc(reasons) => {
                 flow.verdict == Verdict::Dropped as i32 && reasons.contains(&flow.drop_reason_desc)
             }
-            Predicate::Interface(wanted) => flow.interface.as_ref().is_some_and(|i| {
-                wanted
-                    .iter()
-                    .any(|(index, name)| (*index == 0 || *index == i.index) && (name.is_empty() || *name == i.name))
+            Predicate::Interface(wanted) => flow.interface().is_some_and(|(have_index, have_name)| {
+                wanted.iter().any(|(index, name)| {
+                    (*index == 0 || *index == have_index) && (name.is_empty() || *name == have_name)
+                })
             }),
             Predicate::EventType(entries) => flow.event_type.as_ref().is_some_and(|t| {
                 entries
@@ -395,13 +401,14 @@ impl Predicate {
                 _ => false,
             },
             Predicate::NodeName(re) => {
-                if flow.node_name.contains('/') {
-                    re.is_match(&flow.node_name)
+                let node_name = flow.node_name();
+                if node_name.contains('/') {
+                    re.is_match(node_name)
                 } else {
-                    re.is_match(&format!("default/{}", flow.node_name))
+                    re.is_match(&format!("default/{node_name}"))
                 }
             }
-            Predicate::IpVersion(bits) => has_bit(*bits, flow.ip.as_ref().map_or(0, |ip| ip.ip_version)),
+            Predicate::IpVersion(bits) => has_bit(*bits, flow.ip_version()),
             Predicate::TraceId(ids) => flow
                 .trace_context
                 .as_ref()

@@ -8,12 +8,19 @@
 //! flow is encoded for a client ([`FlowRecord::encode_as_flow`]) or materialised
 //! ([`FlowRecord::to_flow`]). Readers use the accessors (`source()`, ...), which see
 //! metadata from either place.
+//!
+//! The datapath's text fields (UUID, addresses, interface and node names, summary)
+//! wait in binary form in [`Deferred`] for the same reason; `node_name()`,
+//! `uuid()`, `interface()`, `ip_addresses()` and `ip_version()` read them.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
+mod deferred;
+
+pub use deferred::{Deferred, pack_mac};
 use prost::Message;
 use prost::bytes::BufMut;
 use prost::encoding::{WireType, encode_key, encode_varint, message, string};
@@ -50,6 +57,7 @@ pub struct FlowRecord {
     /// enrichment does not parse `flow.ip` back.
     pub addresses: Option<(IpAddr, IpAddr)>,
     pub metadata: Metadata,
+    pub deferred: Deferred,
 }
 
 fn names_of<'a>(attached: &'a Option<Names>, own: &'a [String]) -> &'a [String] {
@@ -62,29 +70,33 @@ impl FlowRecord {
             flow,
             addresses: None,
             metadata: Metadata::default(),
+            deferred: Deferred::default(),
         }
     }
 
     pub fn source(&self) -> Option<&Endpoint> {
-        self.metadata.source.as_deref().or(self.flow.source.as_ref())
+        self.metadata.source.as_deref().or(self.flow.source.as_deref())
     }
 
     pub fn destination(&self) -> Option<&Endpoint> {
-        self.metadata.destination.as_deref().or(self.flow.destination.as_ref())
+        self.metadata
+            .destination
+            .as_deref()
+            .or(self.flow.destination.as_deref())
     }
 
     pub fn source_service(&self) -> Option<&Service> {
         self.metadata
             .source_service
             .as_deref()
-            .or(self.flow.source_service.as_ref())
+            .or(self.flow.source_service.as_deref())
     }
 
     pub fn destination_service(&self) -> Option<&Service> {
         self.metadata
             .destination_service
             .as_deref()
-            .or(self.flow.destination_service.as_ref())
+            .or(self.flow.destination_service.as_deref())
     }
 
     pub fn source_names(&self) -> &[String] {
@@ -95,9 +107,64 @@ impl FlowRecord {
         names_of(&self.metadata.destination_names, &self.flow.destination_names)
     }
 
-    /// The complete `flow.Flow`, borrowed when nothing was attached.
+    /// Whether `flow` alone is the complete flow: nothing attached or deferred.
+    fn is_plain(&self) -> bool {
+        self.metadata == Metadata::default()
+            && self.deferred.is_empty()
+            && (self.addresses.is_none() || self.flow.ip.is_some())
+    }
+
+    pub fn node_name(&self) -> &str {
+        match &self.deferred.node_name {
+            Some(name) if self.flow.node_name.is_empty() => name,
+            _ => &self.flow.node_name,
+        }
+    }
+
+    /// Replaces the node name without copying it into the flow.
+    pub fn set_node_name(&mut self, name: &Arc<str>) {
+        self.flow.node_name.clear();
+        self.deferred.node_name = Some(Arc::clone(name));
+    }
+
+    pub fn uuid(&self) -> Cow<'_, str> {
+        match self.deferred.uuid {
+            Some(id) if self.flow.uuid.is_empty() => Cow::Owned(id.hyphenated().to_string()),
+            _ => Cow::Borrowed(&self.flow.uuid),
+        }
+    }
+
+    /// Index and name of the interface the flow was observed on.
+    pub fn interface(&self) -> Option<(u32, &str)> {
+        match (&self.flow.interface, &self.deferred.interface) {
+            (Some(own), _) => Some((own.index, &own.name)),
+            (None, Some((index, name))) => Some((*index, name)),
+            (None, None) => None,
+        }
+    }
+
+    /// Source and destination addresses, from the binary form or parsed from `flow.ip`.
+    pub fn ip_addresses(&self) -> (Option<IpAddr>, Option<IpAddr>) {
+        match (&self.flow.ip, self.addresses) {
+            (None, Some((source, destination))) => (Some(source), Some(destination)),
+            (Some(ip), _) => (ip.source.parse().ok(), ip.destination.parse().ok()),
+            (None, None) => (None, None),
+        }
+    }
+
+    /// `flow.IPVersion` as a number (0 when the flow has no IP layer).
+    pub fn ip_version(&self) -> i32 {
+        match (&self.flow.ip, self.addresses) {
+            (Some(ip), _) => ip.ip_version,
+            (None, Some((IpAddr::V4(_), _))) => sightline_proto::flow::IpVersion::IPv4 as i32,
+            (None, Some((IpAddr::V6(_), _))) => sightline_proto::flow::IpVersion::IPv6 as i32,
+            (None, None) => 0,
+        }
+    }
+
+    /// The complete `flow.Flow`, borrowed when nothing was attached or deferred.
     pub fn complete(&self) -> Cow<'_, Flow> {
-        if self.metadata == Metadata::default() {
+        if self.is_plain() {
             Cow::Borrowed(&self.flow)
         } else {
             Cow::Owned(self.to_flow())
@@ -110,8 +177,14 @@ impl FlowRecord {
     }
 
     pub fn into_flow(self) -> Flow {
-        let Self { mut flow, metadata, .. } = self;
-        let owned = |endpoint: Arc<Endpoint>| Arc::unwrap_or_clone(endpoint);
+        let Self {
+            mut flow,
+            metadata,
+            deferred,
+            addresses,
+        } = self;
+        deferred.fill(&mut flow, addresses);
+        let owned = |endpoint: Arc<Endpoint>| Box::new(Arc::unwrap_or_clone(endpoint));
         if let Some(endpoint) = metadata.source {
             flow.source = Some(owned(endpoint));
         }
@@ -119,10 +192,10 @@ impl FlowRecord {
             flow.destination = Some(owned(endpoint));
         }
         if let Some(service) = metadata.source_service {
-            flow.source_service = Some(Arc::unwrap_or_clone(service));
+            flow.source_service = Some(Box::new(Arc::unwrap_or_clone(service)));
         }
         if let Some(service) = metadata.destination_service {
-            flow.destination_service = Some(Arc::unwrap_or_clone(service));
+            flow.destination_service = Some(Box::new(Arc::unwrap_or_clone(service)));
         }
         if let Some(names) = metadata.source_names {
             flow.source_names = names.to_vec();
@@ -217,12 +290,17 @@ impl FlowRecord {
     pub fn encode_as_flow(&self, tag: u32, out: &mut impl BufMut) {
         let stripped = self.without_replaced();
         let own = stripped.as_ref().unwrap_or(&self.flow);
+        let deferred = self.deferred.render(own, self.addresses);
         encode_key(tag, WireType::LengthDelimited, out);
-        encode_varint((own.encoded_len() + self.metadata_len()) as u64, out);
+        encode_varint(
+            (own.encoded_len() + self.metadata_len() + deferred.encoded_len()) as u64,
+            out,
+        );
         // Protobuf fields may come in any order; decoders see one complete Flow.
         // `encode_raw` is what prost's own `message::encode` writes after the length.
         own.encode_raw(out);
         self.encode_metadata(out);
+        deferred.encode(out);
     }
 }
 
@@ -326,10 +404,10 @@ mod tests {
     #[test]
     fn attached_metadata_replaces_the_flows_own_without_duplicates() {
         let mut record = enriched();
-        record.flow.source = Some(Endpoint {
+        record.flow.source = Some(Box::new(Endpoint {
             pod_name: "stale".into(),
             ..Endpoint::default()
-        });
+        }));
         record.flow.destination_names = vec!["old.example".into()];
         record.flow.source_names = vec!["kept.example".into()];
         let flow = decoded(&record);

@@ -1,0 +1,378 @@
+//! Flow fields the datapath decoder keeps in binary form. Formatting a UUID, two MAC
+//! and two IP addresses, a summary and copying names costs ten allocations and
+//! several hundred nanoseconds per packet event, and most flows leave the ring
+//! without any client reading them. These fields become text only when a flow is
+//! encoded for a client or materialised.
+//!
+//! A deferred field is used only where the flow's own field is empty, so producers
+//! that fill `flow.Flow` directly (tests, the synthetic source) are unaffected. The
+//! `IP` message comes from [`FlowRecord::addresses`] when `flow.ip` is unset.
+
+use std::fmt::{self, Write as _};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use prost::bytes::BufMut;
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+use sightline_proto::flow::{Emitter, Ethernet, Flow, Ip, IpVersion, NetworkInterface};
+
+use crate::datapath::summary::L4Summary;
+
+/// Field numbers of `flow.Flow` and of the messages written here.
+mod field {
+    pub const ETHERNET: u32 = 4;
+    pub const IP: u32 = 5;
+    pub const NODE_NAME: u32 = 11;
+    pub const INTERFACE: u32 = 28;
+    pub const UUID: u32 = 34;
+    pub const EMITTER: u32 = 41;
+    pub const SUMMARY: u32 = 100_000;
+}
+
+/// The name Hubble's own parser puts in `flow.emitter`.
+const EMITTER_NAME: &str = "Hubble";
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Deferred {
+    pub uuid: Option<uuid::Uuid>,
+    /// `emitter.version`; the name is always Hubble's.
+    pub emitter_version: Option<&'static str>,
+    pub node_name: Option<Arc<str>>,
+    /// Source and destination MAC, packed by [`pack_mac`] (a plain 8-byte copy
+    /// where two 6-byte arrays stall the store buffer).
+    pub ethernet: Option<[u64; 2]>,
+    /// Index and name.
+    pub interface: Option<(u32, Arc<str>)>,
+    pub summary: Option<L4Summary>,
+}
+
+impl Deferred {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Text formatted on the stack: the longest deferred text but the summary is an
+/// IPv6 address (45 bytes).
+#[derive(Clone, Copy)]
+struct StackText {
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl StackText {
+    const fn new() -> Self {
+        Self { bytes: [0; 48], len: 0 }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+
+    fn push_byte(&mut self, byte: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
+        }
+    }
+}
+
+impl fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+pub fn pack_mac(bytes: &[u8; 6]) -> u64 {
+    let [a, b, c, d, e, f] = *bytes;
+    u64::from_be_bytes([0, 0, a, b, c, d, e, f])
+}
+
+/// "aa:bb:cc:dd:ee:ff" of a [`pack_mac`]ed address.
+fn mac_text(packed: u64) -> StackText {
+    let bytes = &packed.to_be_bytes()[2..];
+    let mut text = StackText::new();
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            text.push_byte(b':');
+        }
+        text.push_byte(HEX[(b >> 4) as usize]);
+        text.push_byte(HEX[(b & 0xf) as usize]);
+    }
+    text
+}
+
+/// The address as Go's `net.IP.String()` writes it; dotted quads without the
+/// formatting machinery, which is most of the cost.
+fn ip_text(addr: IpAddr) -> StackText {
+    let mut text = StackText::new();
+    match addr {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text.push_byte(b'.');
+                }
+                let (h, t, o) = (octet / 100, octet / 10 % 10, octet % 10);
+                if h > 0 {
+                    text.push_byte(b'0' + h);
+                }
+                if h > 0 || t > 0 {
+                    text.push_byte(b'0' + t);
+                }
+                text.push_byte(b'0' + o);
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(text, "{v6}");
+        }
+    }
+    text
+}
+
+fn ip_version(addr: IpAddr) -> IpVersion {
+    match addr {
+        IpAddr::V4(_) => IpVersion::IPv4,
+        IpAddr::V6(_) => IpVersion::IPv6,
+    }
+}
+
+/// Length of a length-delimited field holding `len` bytes.
+fn delimited_len(tag: u32, len: usize) -> usize {
+    key_len(tag) + encoded_len_varint(len as u64) + len
+}
+
+fn put_str(tag: u32, value: &str, out: &mut impl BufMut) {
+    encode_key(tag, WireType::LengthDelimited, out);
+    encode_varint(value.len() as u64, out);
+    out.put_slice(value.as_bytes());
+}
+
+/// Length of an optional proto3 string field: empty strings are not written.
+fn str_len(tag: u32, value: &str) -> usize {
+    if value.is_empty() {
+        0
+    } else {
+        delimited_len(tag, value.len())
+    }
+}
+
+fn put_nonempty_str(tag: u32, value: &str, out: &mut impl BufMut) {
+    if !value.is_empty() {
+        put_str(tag, value, out);
+    }
+}
+
+/// The deferred fields a flow will actually write, formatted once per encoding.
+pub(super) struct Rendered<'a> {
+    uuid: Option<StackText>,
+    emitter_version: Option<&'static str>,
+    node_name: Option<&'a str>,
+    ethernet: Option<[StackText; 2]>,
+    ip: Option<(StackText, StackText, IpVersion)>,
+    interface: Option<(u32, &'a str)>,
+    summary: Option<String>,
+}
+
+impl Deferred {
+    /// The fields `flow` (the record's own) leaves empty, as text.
+    pub(super) fn render(&self, flow: &Flow, addresses: Option<(IpAddr, IpAddr)>) -> Rendered<'_> {
+        let deferred = self;
+        #[allow(deprecated)]
+        let own_summary_empty = flow.summary.is_empty();
+        Rendered {
+            uuid: self.uuid.filter(|_| flow.uuid.is_empty()).map(|id| {
+                let mut text = StackText::new();
+                id.hyphenated().encode_lower(&mut text.bytes);
+                text.len = uuid::fmt::Hyphenated::LENGTH;
+                text
+            }),
+            emitter_version: deferred.emitter_version.filter(|_| flow.emitter.is_none()),
+            node_name: deferred.node_name.as_deref().filter(|_| flow.node_name.is_empty()),
+            ethernet: deferred
+                .ethernet
+                .filter(|_| flow.ethernet.is_none())
+                .map(|[source, destination]| [mac_text(source), mac_text(destination)]),
+            ip: addresses
+                .filter(|_| flow.ip.is_none())
+                .map(|(source, destination)| (ip_text(source), ip_text(destination), ip_version(source))),
+            interface: deferred
+                .interface
+                .as_ref()
+                .filter(|_| flow.interface.is_none())
+                .map(|(index, name)| (*index, &**name)),
+            summary: deferred.summary.as_ref().filter(|_| own_summary_empty).map(|summary| {
+                let mut text = String::with_capacity(48);
+                summary.render(&mut text);
+                text
+            }),
+        }
+    }
+
+    /// Fills the flow's empty fields from the deferred ones.
+    pub(super) fn fill(&self, flow: &mut Flow, addresses: Option<(IpAddr, IpAddr)>) {
+        let rendered = self.render(flow, addresses);
+        if let Some(uuid) = rendered.uuid {
+            flow.uuid = uuid.as_str().to_owned();
+        }
+        if let Some(version) = rendered.emitter_version {
+            flow.emitter = Some(Box::new(Emitter {
+                name: EMITTER_NAME.to_owned(),
+                version: version.to_owned(),
+            }));
+        }
+        if let Some(name) = rendered.node_name {
+            flow.node_name = name.to_owned();
+        }
+        if let Some([source, destination]) = rendered.ethernet {
+            flow.ethernet = Some(Box::new(Ethernet {
+                source: source.as_str().to_owned(),
+                destination: destination.as_str().to_owned(),
+            }));
+        }
+        if let Some((source, destination, version)) = rendered.ip {
+            flow.ip = Some(Ip {
+                source: source.as_str().to_owned(),
+                destination: destination.as_str().to_owned(),
+                ip_version: version as i32,
+                ..Ip::default()
+            });
+        }
+        if let Some((index, name)) = rendered.interface {
+            flow.interface = Some(NetworkInterface {
+                index,
+                name: name.to_owned(),
+            });
+        }
+        if let Some(summary) = rendered.summary {
+            #[allow(deprecated)]
+            {
+                flow.summary = summary;
+            }
+        }
+    }
+}
+
+impl Rendered<'_> {
+    fn emitter_body_len(version: &str) -> usize {
+        str_len(1, EMITTER_NAME) + str_len(2, version)
+    }
+
+    fn ethernet_body_len(macs: &[StackText; 2]) -> usize {
+        str_len(1, macs[0].as_str()) + str_len(2, macs[1].as_str())
+    }
+
+    fn ip_body_len(source: &StackText, destination: &StackText, version: IpVersion) -> usize {
+        str_len(1, source.as_str())
+            + str_len(2, destination.as_str())
+            + if version as i32 == 0 {
+                0
+            } else {
+                key_len(3) + encoded_len_varint(version as u64)
+            }
+    }
+
+    fn interface_body_len(index: u32, name: &str) -> usize {
+        (if index == 0 {
+            0
+        } else {
+            key_len(1) + encoded_len_varint(u64::from(index))
+        }) + str_len(2, name)
+    }
+
+    pub(super) fn encoded_len(&self) -> usize {
+        self.uuid.as_ref().map_or(0, |u| str_len(field::UUID, u.as_str()))
+            + self
+                .emitter_version
+                .map_or(0, |v| delimited_len(field::EMITTER, Self::emitter_body_len(v)))
+            + self.node_name.map_or(0, |n| str_len(field::NODE_NAME, n))
+            + self
+                .ethernet
+                .as_ref()
+                .map_or(0, |m| delimited_len(field::ETHERNET, Self::ethernet_body_len(m)))
+            + self
+                .ip
+                .as_ref()
+                .map_or(0, |(s, d, v)| delimited_len(field::IP, Self::ip_body_len(s, d, *v)))
+            + self.interface.map_or(0, |(i, n)| {
+                delimited_len(field::INTERFACE, Self::interface_body_len(i, n))
+            })
+            + self.summary.as_deref().map_or(0, |s| str_len(field::SUMMARY, s))
+    }
+
+    pub(super) fn encode(&self, out: &mut impl BufMut) {
+        if let Some(uuid) = &self.uuid {
+            put_nonempty_str(field::UUID, uuid.as_str(), out);
+        }
+        if let Some(version) = self.emitter_version {
+            encode_key(field::EMITTER, WireType::LengthDelimited, out);
+            encode_varint(Self::emitter_body_len(version) as u64, out);
+            put_nonempty_str(1, EMITTER_NAME, out);
+            put_nonempty_str(2, version, out);
+        }
+        if let Some(name) = self.node_name {
+            put_nonempty_str(field::NODE_NAME, name, out);
+        }
+        if let Some(macs) = &self.ethernet {
+            encode_key(field::ETHERNET, WireType::LengthDelimited, out);
+            encode_varint(Self::ethernet_body_len(macs) as u64, out);
+            put_nonempty_str(1, macs[0].as_str(), out);
+            put_nonempty_str(2, macs[1].as_str(), out);
+        }
+        if let Some((source, destination, version)) = &self.ip {
+            encode_key(field::IP, WireType::LengthDelimited, out);
+            encode_varint(Self::ip_body_len(source, destination, *version) as u64, out);
+            put_nonempty_str(1, source.as_str(), out);
+            put_nonempty_str(2, destination.as_str(), out);
+            if *version as i32 != 0 {
+                encode_key(3, WireType::Varint, out);
+                encode_varint(*version as u64, out);
+            }
+        }
+        if let Some((index, name)) = self.interface {
+            encode_key(field::INTERFACE, WireType::LengthDelimited, out);
+            encode_varint(Self::interface_body_len(index, name) as u64, out);
+            if index != 0 {
+                encode_key(1, WireType::Varint, out);
+                encode_varint(u64::from(index), out);
+            }
+            put_nonempty_str(2, name, out);
+        }
+        if let Some(summary) = &self.summary {
+            put_nonempty_str(field::SUMMARY, summary, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_printed_as_hubble_does() {
+        assert_eq!(
+            mac_text(pack_mac(&[0x02, 0xab, 0, 0x10, 0xff, 9])).as_str(),
+            "02:ab:00:10:ff:09"
+        );
+        for text in [
+            "10.0.0.1",
+            "192.168.100.255",
+            "0.9.10.99",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+            "2001:db8:0:1:2:3:4:5",
+        ] {
+            let addr: IpAddr = text.parse().unwrap_or_else(|_| panic!("{text}"));
+            assert_eq!(ip_text(addr).as_str(), text);
+        }
+        let longest: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+            .parse()
+            .unwrap_or_else(|_| panic!("longest"));
+        assert_eq!(ip_text(longest).as_str(), "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+    }
+}
