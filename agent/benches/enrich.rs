@@ -10,16 +10,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use sightline_agent::enrich::model::{
-    Labels, NamespaceInfo, NodeInfo, Object, OwnerInfo, OwnerRef, PodInfo, ServiceInfo,
-};
-use sightline_agent::enrich::{Change, Enricher, Index, IndexConfig};
+use sightline_agent::enrich::model::{Object, ServiceInfo};
+use sightline_agent::enrich::{Change, Enricher, Index};
 use sightline_agent::event::{Event, EventSink};
 use sightline_agent::flow_record::FlowRecord;
 use sightline_agent::observer::ring;
 use sightline_agent::observer::sink::{ObserverStats, RingSink};
 use sightline_proto::Timestamp;
-use sightline_proto::flow::{Flow, Ip};
+use sightline_proto::flow::Flow;
+
+#[path = "support/cluster.rs"]
+mod cluster;
+
+use cluster::{build, pod_ip, service_ip};
 
 struct Counting;
 
@@ -54,92 +57,10 @@ impl EventSink for Discard {
     }
 }
 
-fn pod_ip(i: u32) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))
-}
-
-fn service_ip(i: u32) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from(0x0a60_0000 + i))
-}
-
-fn labels(pairs: &[(&str, String)]) -> Labels {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
-}
-
-/// A realistic spread: 100 namespaces, 50 nodes, 10 replicas per deployment.
-fn pods(index: &Index, count: u32) {
-    for i in 0..count {
-        let namespace = format!("team-{}", i % 100);
-        let app = format!("app-{}", i / 10);
-        let hash = format!("{:x}", 0x5f00_0000 + i / 10);
-        index.apply(Change::Upsert(Object::Pod(PodInfo {
-            name: format!("{app}-{hash}-{i:05}"),
-            uid: format!("00000000-0000-0000-0000-{i:012}"),
-            labels: labels(&[
-                ("app", app.clone()),
-                ("pod-template-hash", hash.clone()),
-                ("version", "v1".into()),
-                ("app.kubernetes.io/part-of", namespace.clone()),
-            ]),
-            namespace,
-            service_account: "default".into(),
-            node_name: format!("node-{}", i % 50),
-            host_network: false,
-            ips: vec![pod_ip(i)],
-            terminated: false,
-            created: i128::from(i),
-            owner: Some(OwnerRef {
-                kind: "ReplicaSet".into(),
-                name: format!("{app}-{hash}"),
-            }),
-        })));
-    }
-}
-
-fn build(pod_count: u32) -> Arc<Index> {
-    let index = Arc::new(Index::new(IndexConfig {
-        cluster: "default".into(),
-        local_node: "node-0".into(),
-        agent_port: 4244,
-    }));
-    for n in 0..100 {
-        index.apply(Change::Upsert(Object::Namespace(NamespaceInfo {
-            name: format!("team-{n}"),
-            labels: labels(&[("kubernetes.io/metadata.name", format!("team-{n}"))]),
-        })));
-    }
-    for n in 0..50 {
-        index.apply(Change::Upsert(Object::Node(NodeInfo {
-            name: format!("node-{n}"),
-            internal_ips: vec![IpAddr::V4(Ipv4Addr::new(192, 168, 0, n + 1))],
-            external_ips: vec![],
-        })));
-    }
-    for d in 0..pod_count / 10 {
-        index.apply(Change::Upsert(Object::Owner(OwnerInfo {
-            namespace: format!("team-{}", (d * 10) % 100),
-            kind: "ReplicaSet".into(),
-            name: format!("app-{d}-{:x}", 0x5f00_0000 + d),
-            owner: Some(OwnerRef {
-                kind: "Deployment".into(),
-                name: format!("app-{d}"),
-            }),
-        })));
-    }
-    pods(&index, pod_count);
-    index
-}
-
 /// A flow as the datapath hands it over: proto fields plus binary addresses.
 fn flow(src: IpAddr, dst: IpAddr) -> FlowRecord {
     let mut record = FlowRecord::new(Flow {
         time: Some(Timestamp::from_unix_nanos(1_700_000_000_000_000_000)),
-        ip: Some(Ip {
-            source: src.to_string(),
-            destination: dst.to_string(),
-            ip_version: 1,
-            ..Ip::default()
-        }),
         node_name: "node-0".into(),
         ..Flow::default()
     });

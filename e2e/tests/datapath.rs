@@ -91,7 +91,13 @@ fn tcp_every_packet_shows_handshake_data_and_close_with_directions() {
         syn.interface.as_ref().map(|i| i.name.as_str()),
         Some(client.host_veth.as_str())
     );
-    assert!(syn.ethernet.is_some() && !syn.uuid.is_empty());
+    let client_mac = client.netns.exec("cat", &["/sys/class/net/eth0/address"]).expect("MAC");
+    assert_eq!(
+        syn.ethernet.as_ref().map(|e| e.source.as_str()),
+        Some(String::from_utf8_lossy(&client_mac.stdout).trim()),
+        "the source MAC is the client pod's"
+    );
+    assert_eq!(syn.uuid.len(), 36);
     let synack = &flows[1];
     assert_eq!(synack.traffic_direction, TrafficDirection::Ingress as i32);
     assert_eq!(synack.trace_observation_point, TraceObservationPoint::ToEndpoint as i32);

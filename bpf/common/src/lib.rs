@@ -91,7 +91,9 @@ pub struct FlowKey {
     pub _pad2: u32,
 }
 
-/// Per-flow counters kept in the kernel's LRU map.
+/// Per-flow counters kept in the kernel's LRU map. Times are on the coarse
+/// monotonic clock (interval checks only); counts are approximate when several
+/// CPUs update one flow at once.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowStats {

@@ -66,9 +66,13 @@ fn tcp(flags: u8) -> Vec<u8> {
 }
 
 fn parse(frame: Vec<u8>) -> (Result<(), u32>, Parsed) {
-    let mut parsed = Parsed::default();
-    let result = parse_ethernet(&Bytes(frame), &mut parsed);
-    (result, parsed)
+    // Scratch memory that held something else before, as the BPF stack does.
+    let mut slot = std::mem::MaybeUninit::<Parsed>::uninit();
+    // SAFETY: writes bytes only; `Parsed::zero` initialises them again.
+    unsafe { slot.as_mut_ptr().cast::<u8>().write_bytes(0xa5, size_of::<Parsed>()) };
+    let parsed = Parsed::zero(&mut slot);
+    let result = parse_ethernet(&Bytes(frame), parsed);
+    (result, *parsed)
 }
 
 #[test]
@@ -81,7 +85,12 @@ fn ipv4_with_options_and_tcp() {
     assert_eq!((parsed.key.src_port, parsed.key.dst_port), (12345, 80));
     assert_eq!(parsed.tcp_flags, tcp_flags::SYN | tcp_flags::ACK);
     assert_eq!(parsed.payload_offset, 14 + 28 + 20);
-    assert_eq!(parsed.eth_src, [0x02, 0, 0, 0, 0, 1]);
+    assert_eq!(
+        &parsed.key.src_addr[4..],
+        &[0; 12],
+        "the rest of an IPv4 key stays zero"
+    );
+    assert_eq!((parsed.key._pad, parsed.key._pad2), (0, 0));
 }
 
 #[test]

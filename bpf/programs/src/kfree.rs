@@ -9,9 +9,7 @@ use aya_ebpf::{
     maps::LruHashMap,
     programs::BtfTracePointContext,
 };
-use sightline_bpf_common::{
-    DropState, FlowEvent, FlowKey, config::SkbOffsets, config::drop_mode, hook, kind, stats,
-};
+use sightline_bpf_common::{DropState, FlowEvent, FlowKey, config::SkbOffsets, config::drop_mode, hook, kind, stats};
 
 use crate::{
     flow::{SEEN_TUPLES, count, emit_event, fill_event},
@@ -90,10 +88,11 @@ fn try_kfree_skb(ctx: &BtfTracePointContext) -> Option<()> {
         base: head.wrapping_add(network_header as usize),
     };
     let version: u8 = pkt.read::<u8>(0)? >> 4;
-    let mut parsed = Parsed::default();
+    let mut slot = core::mem::MaybeUninit::uninit();
+    let parsed = Parsed::zero(&mut slot);
     let result = match version {
-        4 => parse_ipv4(&pkt, 0, &mut parsed),
-        6 => parse_ipv6(&pkt, 0, &mut parsed),
+        4 => parse_ipv4(&pkt, 0, parsed),
+        6 => parse_ipv6(&pkt, 0, parsed),
         _ => return None,
     };
     if let Err(why) = result
@@ -114,7 +113,7 @@ fn try_kfree_skb(ctx: &BtfTracePointContext) -> Option<()> {
     let now = unsafe { bpf_ktime_get_boot_ns() };
     let drops = rate_limit(&parsed.key, now)?;
     let mut event = FlowEvent::default();
-    fill_event(&mut event, &parsed, now, len);
+    fill_event(&mut event, parsed, now, len);
     event.kind = kind::DROP;
     event.reason = reason;
     event.packets = drops;

@@ -3,9 +3,6 @@
 
 #![no_std]
 #![no_main]
-// Atomic adds: `AtomicU64` has no read-modify-write methods on the BPF target.
-#![allow(internal_features)]
-#![feature(core_intrinsics)]
 
 mod flow;
 mod kfree;
@@ -118,12 +115,7 @@ impl flow::PayloadSource for XdpPacket<'_> {
         let len = if available > 512 { 512 } else { available };
         let len = ((len - 1) & 0x1ff) + 1;
         let ret = unsafe {
-            aya_ebpf::helpers::generated::bpf_xdp_load_bytes(
-                self.0.ctx,
-                offset,
-                dst.as_mut_ptr().cast(),
-                len,
-            )
+            aya_ebpf::helpers::generated::bpf_xdp_load_bytes(self.0.ctx, offset, dst.as_mut_ptr().cast(), len)
         };
         if ret == 0 { len as u16 } else { 0 }
     }
