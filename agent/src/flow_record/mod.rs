@@ -23,7 +23,7 @@ mod deferred;
 pub use deferred::{Deferred, pack_mac};
 use prost::Message;
 use prost::bytes::BufMut;
-use prost::encoding::{WireType, encode_key, encode_varint, message, string};
+use prost::encoding::{WireType, encode_key, encode_varint, string};
 use sightline_proto::flow::{Endpoint, Flow, Service};
 
 /// Field numbers of `flow.Flow` that `Metadata` fills.
@@ -241,66 +241,134 @@ impl FlowRecord {
         })
     }
 
-    fn metadata_len(&self) -> usize {
+    /// Lengths of the attached messages' bodies, computed once per encoding: prost
+    /// would compute each one again to write its length prefix.
+    fn metadata_lens(&self) -> MetadataLens {
         let m = &self.metadata;
-        m.source
-            .as_ref()
-            .map_or(0, |e| message::encoded_len(field::SOURCE, &**e))
-            + m.destination
-                .as_ref()
-                .map_or(0, |e| message::encoded_len(field::DESTINATION, &**e))
-            + m.source_names
+        MetadataLens {
+            source: m.source.as_ref().map(|e| e.encoded_len()),
+            destination: m.destination.as_ref().map(|e| e.encoded_len()),
+            source_service: m.source_service.as_ref().map(|s| s.encoded_len()),
+            destination_service: m.destination_service.as_ref().map(|s| s.encoded_len()),
+            names: m
+                .source_names
                 .as_ref()
                 .map_or(0, |n| string::encoded_len_repeated(field::SOURCE_NAMES, n))
-            + m.destination_names
-                .as_ref()
-                .map_or(0, |n| string::encoded_len_repeated(field::DESTINATION_NAMES, n))
-            + m.source_service
-                .as_ref()
-                .map_or(0, |s| message::encoded_len(field::SOURCE_SERVICE, &**s))
-            + m.destination_service
-                .as_ref()
-                .map_or(0, |s| message::encoded_len(field::DESTINATION_SERVICE, &**s))
+                + m.destination_names
+                    .as_ref()
+                    .map_or(0, |n| string::encoded_len_repeated(field::DESTINATION_NAMES, n)),
+        }
     }
 
-    fn encode_metadata(&self, out: &mut impl BufMut) {
+    fn encode_metadata(&self, lens: &MetadataLens, out: &mut impl BufMut) {
         let m = &self.metadata;
-        if let Some(endpoint) = &m.source {
-            message::encode(field::SOURCE, &**endpoint, out);
+        fn put(tag: u32, body_len: Option<usize>, message: Option<&impl Message>, out: &mut impl BufMut) {
+            if let (Some(len), Some(message)) = (body_len, message) {
+                encode_key(tag, WireType::LengthDelimited, out);
+                encode_varint(len as u64, out);
+                message.encode_raw(out);
+            }
         }
-        if let Some(endpoint) = &m.destination {
-            message::encode(field::DESTINATION, &**endpoint, out);
-        }
+        put(field::SOURCE, lens.source, m.source.as_deref(), out);
+        put(field::DESTINATION, lens.destination, m.destination.as_deref(), out);
         if let Some(names) = &m.source_names {
             string::encode_repeated(field::SOURCE_NAMES, names, out);
         }
         if let Some(names) = &m.destination_names {
             string::encode_repeated(field::DESTINATION_NAMES, names, out);
         }
-        if let Some(service) = &m.source_service {
-            message::encode(field::SOURCE_SERVICE, &**service, out);
-        }
-        if let Some(service) = &m.destination_service {
-            message::encode(field::DESTINATION_SERVICE, &**service, out);
+        put(
+            field::SOURCE_SERVICE,
+            lens.source_service,
+            m.source_service.as_deref(),
+            out,
+        );
+        put(
+            field::DESTINATION_SERVICE,
+            lens.destination_service,
+            m.destination_service.as_deref(),
+            out,
+        );
+    }
+
+    /// This flow's `flow.Flow` encoding, metadata and deferred fields included,
+    /// with its length known before anything is written.
+    pub fn flow_encoding(&self) -> FlowEncoding<'_> {
+        let own = match self.without_replaced() {
+            Some(stripped) => Cow::Owned(stripped),
+            None => Cow::Borrowed(&self.flow),
+        };
+        let deferred = self.deferred.render(&own, self.addresses);
+        let metadata = self.metadata_lens();
+        let body_len = own.encoded_len() + metadata.total() + deferred.encoded_len();
+        FlowEncoding {
+            record: self,
+            own,
+            metadata,
+            deferred,
+            body_len,
         }
     }
 
     /// Writes field `tag` of an enclosing message as this flow's `flow.Flow`
     /// encoding, metadata included, without building the complete `Flow`.
     pub fn encode_as_flow(&self, tag: u32, out: &mut impl BufMut) {
-        let stripped = self.without_replaced();
-        let own = stripped.as_ref().unwrap_or(&self.flow);
-        let deferred = self.deferred.render(own, self.addresses);
+        self.flow_encoding().encode(tag, out);
+    }
+}
+
+struct MetadataLens {
+    source: Option<usize>,
+    destination: Option<usize>,
+    source_service: Option<usize>,
+    destination_service: Option<usize>,
+    /// Whole fields, keys included.
+    names: usize,
+}
+
+impl MetadataLens {
+    fn total(&self) -> usize {
+        let delimited = |tag: u32, len: Option<usize>| {
+            len.map_or(0, |len| {
+                prost::encoding::key_len(tag) + prost::encoding::encoded_len_varint(len as u64) + len
+            })
+        };
+        delimited(field::SOURCE, self.source)
+            + delimited(field::DESTINATION, self.destination)
+            + delimited(field::SOURCE_SERVICE, self.source_service)
+            + delimited(field::DESTINATION_SERVICE, self.destination_service)
+            + self.names
+    }
+}
+
+/// A flow ready to encode: see [`FlowRecord::flow_encoding`].
+pub struct FlowEncoding<'a> {
+    record: &'a FlowRecord,
+    own: Cow<'a, Flow>,
+    metadata: MetadataLens,
+    deferred: deferred::Rendered<'a>,
+    body_len: usize,
+}
+
+impl FlowEncoding<'_> {
+    /// Bytes of the `flow.Flow` message itself.
+    pub fn body_len(&self) -> usize {
+        self.body_len
+    }
+
+    /// Bytes of the whole field `tag`: key, length and body.
+    pub fn field_len(&self, tag: u32) -> usize {
+        prost::encoding::key_len(tag) + prost::encoding::encoded_len_varint(self.body_len as u64) + self.body_len
+    }
+
+    pub fn encode(&self, tag: u32, out: &mut impl BufMut) {
         encode_key(tag, WireType::LengthDelimited, out);
-        encode_varint(
-            (own.encoded_len() + self.metadata_len() + deferred.encoded_len()) as u64,
-            out,
-        );
+        encode_varint(self.body_len as u64, out);
         // Protobuf fields may come in any order; decoders see one complete Flow.
         // `encode_raw` is what prost's own `message::encode` writes after the length.
-        own.encode_raw(out);
-        self.encode_metadata(out);
-        deferred.encode(out);
+        self.own.encode_raw(out);
+        self.record.encode_metadata(&self.metadata, out);
+        self.deferred.encode(out);
     }
 }
 

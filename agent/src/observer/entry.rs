@@ -5,7 +5,7 @@ use std::ops::Deref;
 use std::sync::OnceLock;
 
 use prost::bytes::Bytes;
-use prost::encoding::{WireType, encode_key, encode_varint, message};
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len, message};
 
 use crate::event::Event;
 
@@ -31,10 +31,19 @@ impl Entry {
     pub fn flow_response(&self) -> Option<&Bytes> {
         let Event::Flow(flow) = &self.event else { return None };
         Some(self.response.get_or_init(|| {
-            let mut out = Vec::with_capacity(512);
             // Field numbers of GetFlowsResponse: flow = 1, node_name = 1000, time = 1001.
-            flow.encode_as_flow(1, &mut out);
+            let encoding = flow.flow_encoding();
             let node_name = flow.node_name();
+            let node_name_len = if node_name.is_empty() {
+                0
+            } else {
+                key_len(1000) + encoded_len_varint(node_name.len() as u64) + node_name.len()
+            };
+            let time_len = flow.time.as_ref().map_or(0, |time| message::encoded_len(1001, time));
+            // Exactly sized: no reallocation while encoding, and `Bytes` takes the
+            // vector as it is.
+            let mut out = Vec::with_capacity(encoding.field_len(1) + node_name_len + time_len);
+            encoding.encode(1, &mut out);
             if !node_name.is_empty() {
                 encode_key(1000, WireType::LengthDelimited, &mut out);
                 encode_varint(node_name.len() as u64, &mut out);
@@ -43,6 +52,7 @@ impl Entry {
             if let Some(time) = &flow.time {
                 message::encode(1001, time, &mut out);
             }
+            debug_assert_eq!(out.len(), out.capacity());
             Bytes::from(out)
         }))
     }
