@@ -1,7 +1,7 @@
 //! Datapath benchmark: prints one table. Run as root (netns, eBPF):
 //!
 //! ```sh
-//! CARGO_TARGET_DIR=/work/main/target cargo bench -p sightline-e2e --bench datapath [-- decoder|reader|throughput]
+//! CARGO_TARGET_DIR=/work/main/target cargo bench -p sightline-e2e --bench datapath [-- decoder|reader|program|throughput]
 //! ```
 //!
 //! Rows: UDP 64-byte packets/s (a tight send loop) and TCP Gbit/s (iperf3) between two
@@ -14,6 +14,7 @@
 mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::os::fd::{AsFd, AsRawFd};
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -242,6 +243,96 @@ struct Measured {
     program_runs: u64,
 }
 
+/// The classifier's own cost per packet without the network around it: the kernel
+/// runs it over one TCP ACK frame a million times (`BPF_PROG_TEST_RUN`) and reports
+/// the mean. The first run creates the flow; the others take the known-flow path a
+/// bulk transfer's packets take. Unlike throughput, this barely moves between runs.
+fn program_cost(rows: &mut Vec<[String; 4]>) {
+    const REPEAT: u32 = 1_000_000;
+    let frame = tcp_ack_frame();
+    for (name, level) in [
+        ("none", AggregationLevel::None),
+        ("medium", AggregationLevel::Medium),
+        ("maximum", AggregationLevel::Maximum),
+    ] {
+        let args = DatapathArgs {
+            monitor_aggregation: level,
+            ..DatapathArgs::default()
+        };
+        let mut loaded = loader::load(&args.load_settings()).expect("load");
+        let program: &mut aya::programs::SchedClassifier =
+            loader::program_mut(&mut loaded.ebpf, loader::TC_INGRESS).expect("classifier");
+        let fd = program.fd().expect("loaded").as_fd().as_raw_fd();
+        let best = (0..3)
+            .map(|_| test_run(fd, &frame, REPEAT).expect("BPF_PROG_TEST_RUN"))
+            .min()
+            .unwrap_or_default();
+        let note = if name == "none" { "emits every packet" } else { "known flow, no event" };
+        rows.push([
+            format!("TC program (test run), {name}"),
+            format!("{best} ns/packet ({note})"),
+            String::new(),
+            String::new(),
+        ]);
+    }
+}
+
+/// Ethernet + IPv4 + TCP ACK, 54 bytes.
+fn tcp_ack_frame() -> Vec<u8> {
+    let mut frame = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+    frame.extend_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, IPPROTO_TCP, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+    frame.extend_from_slice(&[0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
+    frame
+}
+
+/// `bpf_attr` for `BPF_PROG_TEST_RUN` (linux/bpf.h), which aya 0.14 does not expose.
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    _pad: u32,
+}
+
+/// Mean ns per run of program `fd` over `packet`, `repeat` times.
+fn test_run(fd: std::os::fd::RawFd, packet: &[u8], repeat: u32) -> std::io::Result<u32> {
+    const BPF_PROG_TEST_RUN: libc::c_long = 10;
+    let mut attr = TestRunAttr {
+        prog_fd: fd as u32,
+        data_size_in: packet.len() as u32,
+        data_in: packet.as_ptr() as u64,
+        repeat,
+        ..TestRunAttr::default()
+    };
+    // SAFETY: `attr` is a complete, zero-padded attribute block that outlives the
+    // call; the kernel reads `packet` through `data_in` and writes only into `attr`.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            &mut attr as *mut TestRunAttr,
+            size_of::<TestRunAttr>(),
+        )
+    };
+    if ret < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(attr.duration)
+}
+
 /// Fills a large ring (level none, no wakeups, no reader) and times one raw drain.
 fn reader_rate(rows: &mut Vec<[String; 4]>) {
     let mut node = Node::new().expect("node");
@@ -370,7 +461,7 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    // Optional filter: `cargo bench ... -- decoder` (or reader, throughput).
+    // Optional filter: `cargo bench ... -- decoder` (or reader, program, throughput).
     let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     let mut rows = Vec::new();
@@ -379,6 +470,9 @@ fn main() {
     }
     if wanted("reader") {
         reader_rate(&mut rows);
+    }
+    if wanted("program") {
+        program_cost(&mut rows);
     }
     if wanted("throughput") {
         throughput(&mut rows);
