@@ -270,7 +270,7 @@ fn program_cost(rows: &mut Vec<[String; 4]>) {
             .min()
             .unwrap_or_default();
         let note = if name == "none" {
-            "emits every packet"
+            "every packet reports"
         } else {
             "known flow, no event"
         };
