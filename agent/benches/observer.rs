@@ -195,7 +195,7 @@ async fn stream_ring(address: std::net::SocketAddr, clients: usize, decode: bool
                 let path = PathAndQuery::from_static("/observer.Observer/GetFlows");
                 let request = tonic::Request::new(GetFlowsRequest::default());
                 let mut stream = grpc
-                    .server_streaming(request, path, CountingCodec)
+                    .server_streaming(request, path, CountingCodec::new())
                     .await
                     .unwrap()
                     .into_inner();

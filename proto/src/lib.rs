@@ -32,6 +32,7 @@ pub mod peer {
     include!(concat!(env!("OUT_DIR"), "/peer.serde.rs"));
 }
 
+pub mod codec;
 pub mod flows_route;
 pub mod reflection;
 mod timestamp;

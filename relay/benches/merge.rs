@@ -123,7 +123,7 @@ async fn drain(channel: Channel, request: GetFlowsRequest) -> (u64, Duration) {
     grpc.ready().await.expect("ready");
     let path = PathAndQuery::from_static("/observer.Observer/GetFlows");
     let mut stream = grpc
-        .server_streaming(tonic::Request::new(request), path, UpstreamCodec)
+        .server_streaming(tonic::Request::new(request), path, UpstreamCodec::new())
         .await
         .expect("GetFlows")
         .into_inner();

@@ -127,7 +127,7 @@ impl Merge for RelayFlow {
                 .await
                 .map_err(|e| Status::unavailable(format!("peer not ready: {e}")))?;
             let path = PathAndQuery::from_static("/observer.Observer/GetFlows");
-            grpc.server_streaming(request, path, UpstreamCodec)
+            grpc.server_streaming(request, path, UpstreamCodec::new())
                 .await
                 .map(tonic::Response::into_inner)
         })

@@ -11,9 +11,10 @@ use prost::Message;
 use prost::bytes::{Buf, BufMut, Bytes};
 use prost::encoding::{WireType, decode_key, message, skip_field};
 use sightline_proto::Timestamp;
+use sightline_proto::codec::CodecPair;
 use sightline_proto::observer::{GetFlowsRequest, GetFlowsResponse};
 use tonic::Status;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic_prost::{ProstDecoder, ProstEncoder};
 
 /// Field numbers of `observer.GetFlowsResponse`.
@@ -86,8 +87,7 @@ impl From<GetFlowsResponse> for RelayFlow {
 }
 
 /// Client side: requests as usual, responses as [`RelayFlow`]s.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct UpstreamCodec;
+pub type UpstreamCodec = CodecPair<ProstEncoder<GetFlowsRequest>, RawDecoder>;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RawDecoder;
@@ -104,24 +104,8 @@ impl Decoder for RawDecoder {
     }
 }
 
-impl Codec for UpstreamCodec {
-    type Encode = GetFlowsRequest;
-    type Decode = RelayFlow;
-    type Encoder = ProstEncoder<GetFlowsRequest>;
-    type Decoder = RawDecoder;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        ProstEncoder::default()
-    }
-
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
-
 /// Server side: requests as usual, [`RelayFlow`]s written as they came.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct DownstreamCodec;
+pub type DownstreamCodec = CodecPair<RawEncoder, ProstDecoder<GetFlowsRequest>>;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RawEncoder;
@@ -140,21 +124,6 @@ impl Encoder for RawEncoder {
                 .encode(buf)
                 .map_err(|e| Status::internal(format!("encoding GetFlowsResponse: {e}"))),
         }
-    }
-}
-
-impl Codec for DownstreamCodec {
-    type Encode = RelayFlow;
-    type Decode = GetFlowsRequest;
-    type Encoder = RawEncoder;
-    type Decoder = ProstDecoder<GetFlowsRequest>;
-
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        ProstDecoder::default()
     }
 }
 

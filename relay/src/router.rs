@@ -20,7 +20,7 @@ pub fn relay_router(observer: RelayObserver) -> RelayRouter {
     let generated = ObserverServer::new(observer.clone())
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
-    FlowsRoute::new(generated, GetFlows(observer), DownstreamCodec).max_encoding_message_size(MAX_MESSAGE_SIZE)
+    FlowsRoute::new(generated, GetFlows(observer), DownstreamCodec::new()).max_encoding_message_size(MAX_MESSAGE_SIZE)
 }
 
 #[derive(Clone)]

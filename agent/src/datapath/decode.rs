@@ -234,7 +234,7 @@ impl Decoder {
             flow.is_reply = Some(BoolValue { value: is_reply });
             flow.reply = is_reply;
         }
-        let kernel_name = self.drop_reasons.shared_name(event.reason);
+        let kernel_name = self.drop_reasons.name(event.reason);
         let hubble = kernel_name.as_deref().and_then(hubble_equivalent);
         let reason = hubble.unwrap_or(DropReason::Unknown);
         flow.drop_reason_desc = reason as i32;

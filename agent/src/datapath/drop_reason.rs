@@ -20,12 +20,8 @@ impl DropReasonNames {
         }
     }
 
-    pub fn name(&self, value: u32) -> Option<&str> {
-        self.names.get(&value).map(|name| &**name)
-    }
-
     /// The name, shared rather than copied (flows keep it until they are read).
-    pub fn shared_name(&self, value: u32) -> Option<Arc<str>> {
+    pub fn name(&self, value: u32) -> Option<Arc<str>> {
         self.names.get(&value).cloned()
     }
 

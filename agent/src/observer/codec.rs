@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use prost::Message;
 use prost::bytes::BufMut;
+use sightline_proto::codec::CodecPair;
 use sightline_proto::observer::{GetFlowsRequest, GetFlowsResponse};
 use tonic::Status;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic_prost::ProstDecoder;
 
 use super::entry::Entry;
@@ -42,8 +43,7 @@ impl FlowsItem {
     }
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-pub struct FlowsCodec;
+pub type FlowsCodec = CodecPair<FlowsEncoder, ProstDecoder<GetFlowsRequest>>;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FlowsEncoder;
@@ -66,21 +66,6 @@ impl Encoder for FlowsEncoder {
     }
 }
 
-impl Codec for FlowsCodec {
-    type Encode = FlowsItem;
-    type Decode = GetFlowsRequest;
-    type Encoder = FlowsEncoder;
-    type Decoder = ProstDecoder<GetFlowsRequest>;
-
-    fn encoder(&mut self) -> FlowsEncoder {
-        FlowsEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        ProstDecoder::default()
-    }
-}
-
 /// Decodes nothing but the message size: lets benchmarks and tests count responses
 /// without paying for decoding on the client.
 #[derive(Debug, Default, Clone, Copy)]
@@ -99,20 +84,4 @@ impl Decoder for CountingDecoder {
 }
 
 /// Client side of GetFlows that counts responses without decoding them.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct CountingCodec;
-
-impl Codec for CountingCodec {
-    type Encode = GetFlowsRequest;
-    type Decode = usize;
-    type Encoder = tonic_prost::ProstEncoder<GetFlowsRequest>;
-    type Decoder = CountingDecoder;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        tonic_prost::ProstEncoder::default()
-    }
-
-    fn decoder(&mut self) -> CountingDecoder {
-        CountingDecoder
-    }
-}
+pub type CountingCodec = CodecPair<tonic_prost::ProstEncoder<GetFlowsRequest>, CountingDecoder>;

@@ -19,7 +19,7 @@ pub fn observer_router(service: ObserverService) -> ObserverRouter {
     FlowsRoute::new(
         ObserverServer::new(service.clone()),
         GetFlows(Arc::new(service)),
-        FlowsCodec,
+        FlowsCodec::new(),
     )
 }
 
