@@ -1,6 +1,7 @@
 //! A synthetic event source: realistic-looking flows for development, tests and
 //! benchmarks until the datapath feeds the ring.
 
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use sightline_proto::Timestamp;
@@ -11,27 +12,66 @@ use sightline_proto::flow::{
 use tokio::sync::watch;
 
 use crate::event::{Event, EventSink};
+use crate::flow_record::{FlowRecord, Shared, SharedEndpoint};
 
 const NAMESPACES: [&str; 4] = ["default", "kube-system", "shop", "payments"];
+/// Distinct synthetic pods; endpoint `k` is pod `k % PODS`.
+const PODS: u64 = 4096;
+
+fn endpoint(k: u64) -> Endpoint {
+    let pod = k % PODS;
+    let namespace = NAMESPACES[(pod % NAMESPACES.len() as u64) as usize];
+    Endpoint {
+        id: (pod % 500) as u32,
+        identity: 1000 + (pod % 64) as u32,
+        cluster_name: "default".into(),
+        namespace: namespace.to_owned(),
+        labels: vec![
+            format!("k8s:app=app{}", pod % 8),
+            format!("k8s:io.kubernetes.pod.namespace={namespace}"),
+        ],
+        pod_name: format!("app{}-{pod:05x}", pod % 8),
+        workloads: vec![Workload {
+            name: format!("app{}", pod % 8),
+            kind: "Deployment".into(),
+        }],
+    }
+}
+
+/// The synthetic pods as the enricher attaches them: built once, shared by flows.
+fn shared_endpoint(k: u64) -> SharedEndpoint {
+    static POOL: LazyLock<Vec<SharedEndpoint>> =
+        LazyLock::new(|| (0..PODS).map(|k| Arc::new(Shared::new(endpoint(k)))).collect());
+    Arc::clone(&POOL[(k % PODS) as usize])
+}
+
+/// The `i`-th synthetic TCP flow as the pipeline carries it: the endpoints
+/// attached by reference, as enrichment attaches them.
+pub fn record(i: u64, node_name: &str, time: Timestamp) -> FlowRecord {
+    let mut record = FlowRecord::new(bare_flow(i, node_name, time));
+    record.metadata.source = Some(shared_endpoint(source_pod(i)));
+    record.metadata.destination = Some(shared_endpoint(destination_pod(i)));
+    record
+}
 
 /// The `i`-th synthetic TCP flow: endpoints, ports and verdicts vary with `i`.
 pub fn flow(i: u64, node_name: &str, time: Timestamp) -> Flow {
-    let ns = |k: u64| NAMESPACES[(k % NAMESPACES.len() as u64) as usize].to_owned();
-    let endpoint = |k: u64| Endpoint {
-        id: (k % 500) as u32,
-        identity: 1000 + (k % 64) as u32,
-        cluster_name: "default".into(),
-        namespace: ns(k),
-        labels: vec![
-            format!("k8s:app=app{}", k % 8),
-            format!("k8s:io.kubernetes.pod.namespace={}", ns(k)),
-        ],
-        pod_name: format!("app{}-{:05x}", k % 8, k % 4096),
-        workloads: vec![Workload {
-            name: format!("app{}", k % 8),
-            kind: "Deployment".into(),
-        }],
-    };
+    Flow {
+        source: Some(Box::new(endpoint(source_pod(i)))),
+        destination: Some(Box::new(endpoint(destination_pod(i)))),
+        ..bare_flow(i, node_name, time)
+    }
+}
+
+fn source_pod(i: u64) -> u64 {
+    i
+}
+
+fn destination_pod(i: u64) -> u64 {
+    i / 3 + 1
+}
+
+fn bare_flow(i: u64, node_name: &str, time: Timestamp) -> Flow {
     Flow {
         time: Some(time),
         uuid: format!("00000000-0000-4000-8000-{i:012x}"),
@@ -57,8 +97,6 @@ pub fn flow(i: u64, node_name: &str, time: Timestamp) -> Flow {
                 }),
             })),
         }),
-        source: Some(Box::new(endpoint(i))),
-        destination: Some(Box::new(endpoint(i / 3 + 1))),
         r#type: FlowType::L3L4 as i32,
         node_name: node_name.to_owned(),
         event_type: Some(CiliumEventType { r#type: 4, sub_type: 0 }),
@@ -91,7 +129,7 @@ pub async fn run(mut sink: impl EventSink, node_name: String, per_second: u64, m
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
         for _ in 0..per_tick {
-            sink.publish(Event::flow(flow(i, &node_name, Timestamp::now())));
+            sink.publish(Event::Flow(Box::new(record(i, &node_name, Timestamp::now()))));
             i += 1;
         }
         sink.idle();

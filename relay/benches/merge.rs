@@ -53,7 +53,9 @@ async fn upstream_agent(name: &str, flows: i64, node_index: i64) -> UpstreamAgen
     for k in 0..flows {
         // Interleaved clocks: every agent's k-th flow lands between the others'.
         let time = Timestamp::from_unix_nanos(i128::from(k) * 1_000 + i128::from(node_index));
-        agent.sink.publish(Event::flow(synthetic::flow(k as u64, name, time)));
+        agent
+            .sink
+            .publish(Event::Flow(Box::new(synthetic::record(k as u64, name, time))));
     }
     let address = agent.server.local_addr().expect("tcp address");
     let (stop, shutdown) = tokio::sync::watch::channel(false);

@@ -9,8 +9,10 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
 use rustc_hash::FxHashMap;
-use sightline_proto::flow::{Endpoint, Service};
+use sightline_proto::flow::Endpoint;
 use tokio::sync::watch;
+
+use crate::flow_record::{Shared, SharedEndpoint, SharedService};
 
 use super::events::{self, AgentEventQueue, IpCacheChange};
 use super::identity::{
@@ -36,16 +38,16 @@ pub struct IndexConfig {
 
 #[derive(Debug, Default)]
 pub struct Lookup {
-    endpoints: FxHashMap<IpAddr, Arc<Endpoint>>,
-    services: FxHashMap<IpAddr, Arc<Service>>,
+    endpoints: FxHashMap<IpAddr, SharedEndpoint>,
+    services: FxHashMap<IpAddr, SharedService>,
 }
 
 impl Lookup {
-    pub fn endpoint(&self, ip: &IpAddr) -> Option<&Arc<Endpoint>> {
+    pub fn endpoint(&self, ip: &IpAddr) -> Option<&SharedEndpoint> {
         self.endpoints.get(ip)
     }
 
-    pub fn service(&self, ip: &IpAddr) -> Option<&Arc<Service>> {
+    pub fn service(&self, ip: &IpAddr) -> Option<&SharedService> {
         self.services.get(ip)
     }
 }
@@ -53,20 +55,20 @@ impl Lookup {
 /// Endpoints for the reserved identities, shared by every IP that maps to them.
 #[derive(Debug)]
 pub(super) struct Reserved {
-    pub world: Arc<Endpoint>,
-    pub host: Arc<Endpoint>,
-    pub remote_node: Arc<Endpoint>,
-    pub apiserver: Arc<Endpoint>,
-    pub apiserver_on_host: Arc<Endpoint>,
-    pub apiserver_on_remote_node: Arc<Endpoint>,
+    pub world: SharedEndpoint,
+    pub host: SharedEndpoint,
+    pub remote_node: SharedEndpoint,
+    pub apiserver: SharedEndpoint,
+    pub apiserver_on_host: SharedEndpoint,
+    pub apiserver_on_remote_node: SharedEndpoint,
 }
 
-fn reserved(identity: u32, labels: &[&str]) -> Arc<Endpoint> {
-    Arc::new(Endpoint {
+fn reserved(identity: u32, labels: &[&str]) -> SharedEndpoint {
+    Arc::new(Shared::new(Endpoint {
         identity,
         labels: labels.iter().map(|l| (*l).to_owned()).collect(),
         ..Endpoint::default()
-    })
+    }))
 }
 
 impl Reserved {
@@ -121,7 +123,7 @@ impl Index {
     }
 
     /// The endpoint for an address outside everything known: the world.
-    pub fn world(&self) -> &Arc<Endpoint> {
+    pub fn world(&self) -> &SharedEndpoint {
         &self.reserved.world
     }
 
@@ -131,11 +133,11 @@ impl Index {
         f(&lookup)
     }
 
-    pub fn endpoint(&self, ip: IpAddr) -> Option<Arc<Endpoint>> {
+    pub fn endpoint(&self, ip: IpAddr) -> Option<SharedEndpoint> {
         self.read(|l| l.endpoint(&ip).cloned())
     }
 
-    pub fn service(&self, ip: IpAddr) -> Option<Arc<Service>> {
+    pub fn service(&self, ip: IpAddr) -> Option<SharedService> {
         self.read(|l| l.service(&ip).cloned())
     }
 

@@ -12,11 +12,12 @@ use super::model::{
     Change, EndpointSliceInfo, Kind, NamespaceInfo, NodeInfo, Object, OwnerInfo, PodInfo, PolicyInfo, ServiceInfo,
 };
 use super::workload::workload_of;
+use crate::flow_record::{Shared, SharedEndpoint, SharedService};
 
 #[derive(Debug)]
 pub struct PodEntry {
     pub info: PodInfo,
-    pub endpoint: Arc<Endpoint>,
+    pub endpoint: SharedEndpoint,
 }
 
 /// Who an IP belongs to, strongest claim first.
@@ -250,7 +251,7 @@ impl State {
             }
             None => false,
         };
-        let endpoint = Arc::new(self.build_endpoint(&pod));
+        let endpoint = Arc::new(Shared::new(self.build_endpoint(&pod)));
         let key: Arc<str> = key.into();
         if !pod.host_network {
             for ip in &pod.ips {
@@ -293,11 +294,12 @@ impl State {
             let endpoint = self.build_endpoint(&info);
             if let Some(entry) = self.pods.get_mut(&key) {
                 // Host IP changes need an ipcache event even when the endpoint is the same.
-                if *entry.endpoint != endpoint || !info.host_network {
+                let changed = **entry.endpoint != endpoint;
+                if changed || !info.host_network {
                     touched.endpoint_ips.extend(info.ips.iter().copied());
                 }
-                if *entry.endpoint != endpoint {
-                    entry.endpoint = Arc::new(endpoint);
+                if changed {
+                    entry.endpoint = Arc::new(Shared::new(endpoint));
                 }
             }
         }
@@ -367,13 +369,13 @@ impl State {
         }
     }
 
-    pub fn service_for(&self, ip: IpAddr) -> Option<Arc<Service>> {
+    pub fn service_for(&self, ip: IpAddr) -> Option<SharedService> {
         let key = self.ip_services.get(&ip)?.first()?;
         let service = self.services.get(&**key)?;
-        Some(Arc::new(Service {
+        Some(Arc::new(Shared::new(Service {
             name: service.name.clone(),
             namespace: service.namespace.clone(),
-        }))
+        })))
     }
 
     pub fn node_ip(&self, node: &str) -> Option<IpAddr> {

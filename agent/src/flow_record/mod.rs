@@ -19,11 +19,13 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 mod deferred;
+mod shared;
 
 pub use deferred::{Deferred, pack_mac};
 use prost::Message;
 use prost::bytes::BufMut;
 use prost::encoding::{WireType, encode_key, encode_varint, string};
+pub use shared::Shared;
 use sightline_proto::flow::{Endpoint, Flow, Service};
 
 /// Field numbers of `flow.Flow` that `Metadata` fills.
@@ -38,14 +40,17 @@ mod field {
 
 /// DNS names of one address, shared by every flow that reaches it.
 pub type Names = Arc<[String]>;
+/// One endpoint (a pod, a node, the world), shared by every flow that touches it.
+pub type SharedEndpoint = Arc<Shared<Endpoint>>;
+pub type SharedService = Arc<Shared<Service>>;
 
 /// What enrichment attached. A set field replaces the flow's own.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Metadata {
-    pub source: Option<Arc<Endpoint>>,
-    pub destination: Option<Arc<Endpoint>>,
-    pub source_service: Option<Arc<Service>>,
-    pub destination_service: Option<Arc<Service>>,
+    pub source: Option<SharedEndpoint>,
+    pub destination: Option<SharedEndpoint>,
+    pub source_service: Option<SharedService>,
+    pub destination_service: Option<SharedService>,
     pub source_names: Option<Names>,
     pub destination_names: Option<Names>,
 }
@@ -75,13 +80,18 @@ impl FlowRecord {
     }
 
     pub fn source(&self) -> Option<&Endpoint> {
-        self.metadata.source.as_deref().or(self.flow.source.as_deref())
+        self.metadata
+            .source
+            .as_deref()
+            .map(Shared::message)
+            .or(self.flow.source.as_deref())
     }
 
     pub fn destination(&self) -> Option<&Endpoint> {
         self.metadata
             .destination
             .as_deref()
+            .map(Shared::message)
             .or(self.flow.destination.as_deref())
     }
 
@@ -89,6 +99,7 @@ impl FlowRecord {
         self.metadata
             .source_service
             .as_deref()
+            .map(Shared::message)
             .or(self.flow.source_service.as_deref())
     }
 
@@ -96,6 +107,7 @@ impl FlowRecord {
         self.metadata
             .destination_service
             .as_deref()
+            .map(Shared::message)
             .or(self.flow.destination_service.as_deref())
     }
 
@@ -184,7 +196,9 @@ impl FlowRecord {
             addresses,
         } = self;
         deferred.fill(&mut flow, addresses);
-        let owned = |endpoint: Arc<Endpoint>| Box::new(Arc::unwrap_or_clone(endpoint));
+        fn owned<M: Message + Clone>(shared: Arc<Shared<M>>) -> Box<M> {
+            Box::new(Arc::unwrap_or_clone(shared).into_message())
+        }
         if let Some(endpoint) = metadata.source {
             flow.source = Some(owned(endpoint));
         }
@@ -192,10 +206,10 @@ impl FlowRecord {
             flow.destination = Some(owned(endpoint));
         }
         if let Some(service) = metadata.source_service {
-            flow.source_service = Some(Box::new(Arc::unwrap_or_clone(service)));
+            flow.source_service = Some(owned(service));
         }
         if let Some(service) = metadata.destination_service {
-            flow.destination_service = Some(Box::new(Arc::unwrap_or_clone(service)));
+            flow.destination_service = Some(owned(service));
         }
         if let Some(names) = metadata.source_names {
             flow.source_names = names.to_vec();
@@ -241,15 +255,18 @@ impl FlowRecord {
         })
     }
 
-    /// Lengths of the attached messages' bodies, computed once per encoding: prost
-    /// would compute each one again to write its length prefix.
+    /// Lengths of the attached messages' bodies, known once their shared
+    /// encodings exist.
     fn metadata_lens(&self) -> MetadataLens {
         let m = &self.metadata;
+        fn body_len<M: Message>(shared: &Option<Arc<Shared<M>>>) -> Option<usize> {
+            shared.as_ref().map(|s| s.encoded_body().len())
+        }
         MetadataLens {
-            source: m.source.as_ref().map(|e| e.encoded_len()),
-            destination: m.destination.as_ref().map(|e| e.encoded_len()),
-            source_service: m.source_service.as_ref().map(|s| s.encoded_len()),
-            destination_service: m.destination_service.as_ref().map(|s| s.encoded_len()),
+            source: body_len(&m.source),
+            destination: body_len(&m.destination),
+            source_service: body_len(&m.source_service),
+            destination_service: body_len(&m.destination_service),
             names: m
                 .source_names
                 .as_ref()
@@ -260,35 +277,26 @@ impl FlowRecord {
         }
     }
 
-    fn encode_metadata(&self, lens: &MetadataLens, out: &mut impl BufMut) {
+    fn encode_metadata(&self, out: &mut impl BufMut) {
         let m = &self.metadata;
-        fn put(tag: u32, body_len: Option<usize>, message: Option<&impl Message>, out: &mut impl BufMut) {
-            if let (Some(len), Some(message)) = (body_len, message) {
+        fn put<M: Message>(tag: u32, shared: Option<&Shared<M>>, out: &mut impl BufMut) {
+            if let Some(shared) = shared {
+                let body = shared.encoded_body();
                 encode_key(tag, WireType::LengthDelimited, out);
-                encode_varint(len as u64, out);
-                message.encode_raw(out);
+                encode_varint(body.len() as u64, out);
+                out.put_slice(body);
             }
         }
-        put(field::SOURCE, lens.source, m.source.as_deref(), out);
-        put(field::DESTINATION, lens.destination, m.destination.as_deref(), out);
+        put(field::SOURCE, m.source.as_deref(), out);
+        put(field::DESTINATION, m.destination.as_deref(), out);
         if let Some(names) = &m.source_names {
             string::encode_repeated(field::SOURCE_NAMES, names, out);
         }
         if let Some(names) = &m.destination_names {
             string::encode_repeated(field::DESTINATION_NAMES, names, out);
         }
-        put(
-            field::SOURCE_SERVICE,
-            lens.source_service,
-            m.source_service.as_deref(),
-            out,
-        );
-        put(
-            field::DESTINATION_SERVICE,
-            lens.destination_service,
-            m.destination_service.as_deref(),
-            out,
-        );
+        put(field::SOURCE_SERVICE, m.source_service.as_deref(), out);
+        put(field::DESTINATION_SERVICE, m.destination_service.as_deref(), out);
     }
 
     /// This flow's `flow.Flow` encoding, metadata and deferred fields included,
@@ -299,12 +307,10 @@ impl FlowRecord {
             None => Cow::Borrowed(&self.flow),
         };
         let deferred = self.deferred.render(&own, self.addresses);
-        let metadata = self.metadata_lens();
-        let body_len = own.encoded_len() + metadata.total() + deferred.encoded_len();
+        let body_len = own.encoded_len() + self.metadata_lens().total() + deferred.encoded_len();
         FlowEncoding {
             record: self,
             own,
-            metadata,
             deferred,
             body_len,
         }
@@ -345,7 +351,6 @@ impl MetadataLens {
 pub struct FlowEncoding<'a> {
     record: &'a FlowRecord,
     own: Cow<'a, Flow>,
-    metadata: MetadataLens,
     deferred: deferred::Rendered<'a>,
     body_len: usize,
 }
@@ -367,7 +372,7 @@ impl FlowEncoding<'_> {
         // Protobuf fields may come in any order; decoders see one complete Flow.
         // `encode_raw` is what prost's own `message::encode` writes after the length.
         self.own.encode_raw(out);
-        self.record.encode_metadata(&self.metadata, out);
+        self.record.encode_metadata(out);
         self.deferred.encode(out);
     }
 }
@@ -400,8 +405,8 @@ mod tests {
 
     use super::*;
 
-    fn endpoint(pod: &str) -> Arc<Endpoint> {
-        Arc::new(Endpoint {
+    fn endpoint(pod: &str) -> SharedEndpoint {
+        Arc::new(Shared::new(Endpoint {
             identity: 4242,
             namespace: "shop".into(),
             pod_name: pod.into(),
@@ -411,7 +416,7 @@ mod tests {
                 kind: "Deployment".into(),
             }],
             ..Endpoint::default()
-        })
+        }))
     }
 
     fn enriched() -> FlowRecord {
@@ -429,10 +434,10 @@ mod tests {
             source: Some(endpoint("web-1")),
             destination: Some(endpoint("web-2")),
             source_service: None,
-            destination_service: Some(Arc::new(Service {
+            destination_service: Some(Arc::new(Shared::new(Service {
                 name: "web".into(),
                 namespace: "shop".into(),
-            })),
+            }))),
             source_names: None,
             destination_names: Some(vec!["web.shop.svc.cluster.local".to_owned()].into()),
         };
