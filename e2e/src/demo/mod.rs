@@ -15,6 +15,7 @@ use sightline_proto::observer::GetFlowsRequest;
 use sightline_proto::observer::observer_client::ObserverClient;
 use tonic::transport::Channel;
 
+pub use certs::Pki;
 pub use processes::Process;
 pub use topology::{DemoCluster, DemoPod};
 
