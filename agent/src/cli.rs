@@ -5,21 +5,18 @@
 
 use std::ffi::OsString;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
+use sightline_common::config_file::{self, ConfigFileError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
     Clap(#[from] clap::Error),
-    #[error("cannot read config file {path}: {reason}")]
-    ConfigFile { path: PathBuf, reason: String },
-    #[error("config file {path}: unknown key {key:?}")]
-    UnknownKey { path: PathBuf, key: String },
-    #[error("config file {path}: key {key:?} must be a string, number, boolean or list of those")]
-    BadValue { path: PathBuf, key: String },
+    #[error(transparent)]
+    ConfigFile(#[from] ConfigFileError),
     #[error("invalid --{flag} {value:?}: {reason}")]
     Invalid {
         flag: &'static str,
@@ -130,10 +127,11 @@ impl Args {
         let Some(path) = first.config.clone() else {
             return Ok(first);
         };
-        let mut merged: Vec<OsString> = argv.first().cloned().into_iter().collect();
-        merged.extend(config_file_args(&path)?);
-        merged.extend(argv.into_iter().skip(1));
-        Ok(Self::try_parse_from(merged)?)
+        Ok(Self::try_parse_from(config_file::merge(
+            &Self::command(),
+            &path,
+            argv,
+        )?)?)
     }
 
     pub fn node_name(&self) -> String {
@@ -180,70 +178,6 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// Flattens one config value to the text a flag takes.
-fn flag_text(value: serde_json::Value) -> Option<Vec<String>> {
-    use serde_json::Value;
-    match value {
-        Value::String(s) => Some(vec![s]),
-        Value::Number(n) => Some(vec![n.to_string()]),
-        Value::Bool(b) => Some(vec![b.to_string()]),
-        Value::Array(items) => items
-            .into_iter()
-            .map(flag_text)
-            .collect::<Option<Vec<_>>>()
-            .map(|v| v.concat()),
-        Value::Null | Value::Object(_) => None,
-    }
-}
-
-fn config_file_args(path: &Path) -> Result<Vec<OsString>, CliError> {
-    let file_error = |reason: String| CliError::ConfigFile {
-        path: path.to_owned(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-    let is_toml = path.extension().is_some_and(|e| e == "toml");
-    let table: serde_json::Map<String, serde_json::Value> = if is_toml {
-        toml::from_str(&text).map_err(|e| file_error(e.to_string()))?
-    } else {
-        serde_yaml_ng::from_str::<Option<_>>(&text)
-            .map_err(|e| file_error(e.to_string()))?
-            .unwrap_or_default()
-    };
-    let command = Args::command();
-    let mut out = Vec::new();
-    for (key, value) in table {
-        let flag = key.replace('_', "-");
-        let arg = command
-            .get_arguments()
-            .find(|a| a.get_long() == Some(flag.as_str()) && flag != "config")
-            .ok_or_else(|| CliError::UnknownKey {
-                path: path.to_owned(),
-                key: key.clone(),
-            })?;
-        if arg.get_env().is_some_and(|env| std::env::var_os(env).is_some()) {
-            continue;
-        }
-        let values = flag_text(value).ok_or_else(|| CliError::BadValue {
-            path: path.to_owned(),
-            key: key.clone(),
-        })?;
-        let takes_value = arg.get_action().takes_values();
-        match (takes_value, values.as_slice()) {
-            (false, [v]) if v == "true" => out.push(OsString::from(format!("--{flag}"))),
-            (false, [v]) if v == "false" => {}
-            (false, _) => {
-                return Err(CliError::BadValue {
-                    path: path.to_owned(),
-                    key,
-                });
-            }
-            (true, _) => out.push(OsString::from(format!("--{flag}={}", values.join(",")))),
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -288,7 +222,7 @@ mod tests {
         std::fs::write(&toml, "no-such-flag = 1\n").unwrap();
         assert!(matches!(
             Args::load_from(argv(&["--config", toml.to_str().unwrap()])),
-            Err(CliError::UnknownKey { .. })
+            Err(CliError::ConfigFile(ConfigFileError::UnknownKey { .. }))
         ));
     }
 

@@ -11,7 +11,6 @@
 pub mod address;
 pub mod app;
 pub mod config;
-pub mod config_file;
 pub mod dial;
 pub mod discovery;
 pub mod fanout;
@@ -23,4 +22,5 @@ pub mod raw;
 pub mod router;
 pub mod server;
 pub mod sort_buffer;
-pub mod tls;
+
+pub use sightline_common::{config_file, tls};

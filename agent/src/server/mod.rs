@@ -7,9 +7,12 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use rustls::ServerConfig;
+use sightline_common::tls::Reloading;
 use sightline_proto::peer::peer_server::PeerServer;
 use sightline_proto::reflection::{self, OBSERVER_SERVICE, PEER_SERVICE};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -66,18 +69,14 @@ pub struct Services {
 pub struct BoundServer {
     tcp: Option<TcpListener>,
     unix: Option<UnixListener>,
-    tls: Option<(tls::ReloadingConfig, TlsFiles, Duration)>,
+    tls: Option<Arc<Reloading<ServerConfig>>>,
     services: Services,
 }
 
 impl BoundServer {
     pub async fn bind(options: &ServerOptions, services: Services) -> Result<Self, ServerError> {
         let tls = match &options.tls {
-            Some(files) => Some((
-                tls::ReloadingConfig::new(files)?,
-                files.clone(),
-                options.tls_reload_interval,
-            )),
+            Some(files) => Some(tls::reloading(files, options.tls_reload_interval)?),
             None => None,
         };
         let tcp = match options.listen_address {
@@ -113,8 +112,7 @@ impl BoundServer {
         if let Some(listener) = self.tcp {
             let router = router(&self.services).await?;
             match self.tls {
-                Some((config, files, interval)) => {
-                    tokio::spawn(config.clone().watch(files, interval, shutdown.clone()));
+                Some(config) => {
                     let incoming = tls_incoming(listener, config, shutdown.clone());
                     servers.spawn(serve(router, incoming, shutdown.clone()));
                 }
@@ -192,7 +190,7 @@ where
 /// or hostile client cannot hold up the others.
 fn tls_incoming(
     listener: TcpListener,
-    config: tls::ReloadingConfig,
+    config: Arc<Reloading<ServerConfig>>,
     shutdown: watch::Receiver<bool>,
 ) -> ReceiverStream<Result<TlsConnection, std::io::Error>> {
     let (sender, receiver) = mpsc::channel(64);

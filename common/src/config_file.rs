@@ -1,0 +1,246 @@
+//! Flags from a YAML or TOML file, with the precedence operators expect:
+//! command line > environment > config file > built-in default.
+//!
+//! Keys are the long flag names (`cluster-name: prod`, as in hubble-relay's
+//! `config.yaml`; `cluster_name` works too). The file's values become arguments placed
+//! before the real ones, so clap validates them exactly like typed flags; a key whose
+//! environment variable is set is skipped, so the environment wins over the file.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use clap::parser::ValueSource;
+use clap::{Arg, Command};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("reading config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {reason}")]
+    Parse { path: PathBuf, reason: String },
+    #[error("config file {path}: top level must be a mapping of flag names to values")]
+    NotAMapping { path: PathBuf },
+    #[error("config file {path}: unknown key {key:?} (keys are the long flag names)")]
+    UnknownKey { path: PathBuf, key: String },
+    #[error("config file {path}: key {key:?} must be a string, number, boolean or list of those")]
+    BadValue { path: PathBuf, key: String },
+}
+
+/// A scalar or a list of scalars, whichever format it came from.
+enum Value {
+    Scalar(String),
+    List(Vec<String>),
+    Other,
+}
+
+fn from_yaml(value: serde_yaml_ng::Value) -> Value {
+    use serde_yaml_ng::Value as Yaml;
+    let scalar = |value: Yaml| match value {
+        Yaml::String(s) => Some(s),
+        Yaml::Bool(b) => Some(b.to_string()),
+        Yaml::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    match value {
+        Yaml::Sequence(items) => items
+            .into_iter()
+            .map(scalar)
+            .collect::<Option<_>>()
+            .map_or(Value::Other, Value::List),
+        other => scalar(other).map_or(Value::Other, Value::Scalar),
+    }
+}
+
+fn from_toml(value: toml::Value) -> Value {
+    use toml::Value as Toml;
+    let scalar = |value: Toml| match value {
+        Toml::String(s) => Some(s),
+        Toml::Boolean(b) => Some(b.to_string()),
+        Toml::Integer(n) => Some(n.to_string()),
+        Toml::Float(n) => Some(n.to_string()),
+        _ => None,
+    };
+    match value {
+        Toml::Array(items) => items
+            .into_iter()
+            .map(scalar)
+            .collect::<Option<_>>()
+            .map_or(Value::Other, Value::List),
+        other => scalar(other).map_or(Value::Other, Value::Scalar),
+    }
+}
+
+/// The file's keys and values, in file order for YAML.
+fn entries(path: &Path) -> Result<Vec<(String, Value)>, ConfigFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let parse_error = |reason: String| ConfigFileError::Parse {
+        path: path.to_owned(),
+        reason,
+    };
+    let not_a_mapping = || ConfigFileError::NotAMapping { path: path.to_owned() };
+    if path.extension().is_some_and(|e| e == "toml") {
+        let table: toml::Table = toml::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
+        return Ok(table.into_iter().map(|(k, v)| (k, from_toml(v))).collect());
+    }
+    let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
+    let mapping = match document {
+        serde_yaml_ng::Value::Mapping(mapping) => mapping,
+        serde_yaml_ng::Value::Null => return Ok(Vec::new()),
+        _ => return Err(not_a_mapping()),
+    };
+    mapping
+        .into_iter()
+        .map(|(key, value)| Ok((key.as_str().ok_or_else(not_a_mapping)?.to_owned(), from_yaml(value))))
+        .collect()
+}
+
+/// Returns `args` with the flags of the file at `path` (YAML, or TOML for `.toml`)
+/// inserted after the program name.
+pub fn merge(command: &Command, path: &Path, args: Vec<OsString>) -> Result<Vec<OsString>, ConfigFileError> {
+    // Flags already given on the command line or in the environment keep their
+    // value whole: a list on the command line replaces the file's list rather
+    // than adding to it.
+    let given = command.clone().ignore_errors(true).try_get_matches_from(&args).ok();
+    let is_given = |arg: &Arg| {
+        let source = given.as_ref().and_then(|m| m.value_source(arg.get_id().as_str()));
+        matches!(source, Some(ValueSource::CommandLine | ValueSource::EnvVariable))
+            || arg.get_env().is_some_and(|env| std::env::var_os(env).is_some())
+    };
+    let mut injected = Vec::new();
+    for (key, value) in entries(path)? {
+        let flag = key.replace('_', "-");
+        let arg = command
+            .get_arguments()
+            .find(|arg| arg.get_long() == Some(flag.as_str()) && flag != "config")
+            .ok_or_else(|| ConfigFileError::UnknownKey {
+                path: path.to_owned(),
+                key: key.clone(),
+            })?;
+        if is_given(arg) {
+            continue;
+        }
+        let values = match value {
+            Value::Scalar(value) => vec![value],
+            Value::List(values) => values,
+            Value::Other => {
+                return Err(ConfigFileError::BadValue {
+                    path: path.to_owned(),
+                    key,
+                });
+            }
+        };
+        injected.extend(flag_arguments(arg, &flag, values).ok_or(ConfigFileError::BadValue {
+            path: path.to_owned(),
+            key,
+        })?);
+    }
+    let mut args = args.into_iter();
+    Ok(args.next().into_iter().chain(injected).chain(args).collect())
+}
+
+/// The command-line arguments that give `arg` the file's `values`.
+fn flag_arguments(arg: &Arg, flag: &str, values: Vec<String>) -> Option<Vec<OsString>> {
+    if !arg.get_action().takes_values() {
+        return match values.as_slice() {
+            [v] if v == "true" => Some(vec![OsString::from(format!("--{flag}"))]),
+            [v] if v == "false" => Some(Vec::new()),
+            _ => None,
+        };
+    }
+    match arg.get_value_delimiter() {
+        // One occurrence holding the whole list, as an operator would type it.
+        Some(delimiter) => Some(vec![OsString::from(format!(
+            "--{flag}={}",
+            values.join(&delimiter.to_string())
+        ))]),
+        None => Some(
+            values
+                .into_iter()
+                .map(|value| OsString::from(format!("--{flag}={value}")))
+                .collect(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use clap::{ArgAction, CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    #[command(args_override_self = true)]
+    struct Flags {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value = "default")]
+        cluster_name: String,
+        #[arg(long, value_delimiter = ',')]
+        peers: Vec<String>,
+        #[arg(long, action = ArgAction::SetTrue)]
+        disable_server_tls: bool,
+        #[arg(long, default_value_t = 4095)]
+        capacity: usize,
+    }
+
+    fn load(file: &Path, extra: &[&str]) -> Result<Flags, String> {
+        let argv: Vec<OsString> = ["prog"].iter().chain(extra).map(OsString::from).collect();
+        let merged = merge(&Flags::command(), file, argv).map_err(|e| e.to_string())?;
+        Flags::try_parse_from(merged).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn yaml_and_toml_values_yield_to_the_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = dir.path().join("c.yaml");
+        std::fs::write(
+            &yaml,
+            "cluster-name: prod\ncapacity: 1023\npeers: [a=1.2.3.4:4244, b=5.6.7.8:4244]\ndisable_server_tls: true\n",
+        )
+        .unwrap();
+        let flags = load(&yaml, &["--cluster-name", "cli"]).unwrap();
+        assert_eq!(flags.cluster_name, "cli");
+        assert_eq!(flags.capacity, 1023);
+        assert_eq!(flags.peers, ["a=1.2.3.4:4244", "b=5.6.7.8:4244"]);
+        assert!(flags.disable_server_tls);
+        assert_eq!(load(&yaml, &["--peers", "c=9.9.9.9:1"]).unwrap().peers, ["c=9.9.9.9:1"]);
+
+        let toml = dir.path().join("c.toml");
+        std::fs::write(
+            &toml,
+            "cluster_name = \"eu\"\ndisable-server-tls = false\npeers = [\"x=1:2\"]\n",
+        )
+        .unwrap();
+        let flags = load(&toml, &[]).unwrap();
+        assert_eq!((flags.cluster_name.as_str(), flags.disable_server_tls), ("eu", false));
+        assert_eq!(flags.peers, ["x=1:2"]);
+    }
+
+    #[test]
+    fn bad_files_name_the_file_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        let shown = file.display().to_string();
+        for (text, expected) in [
+            ("no-such-flag: 1\n", "unknown key \"no-such-flag\""),
+            ("config: other.yaml\n", "unknown key \"config\""),
+            ("cluster-name: {nested: 1}\n", "key \"cluster-name\" must be"),
+            (
+                "disable-server-tls: [true, false]\n",
+                "key \"disable-server-tls\" must be",
+            ),
+            ("- just\n- a list\n", "top level must be a mapping"),
+            ("cluster-name: [unclosed\n", "config file"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let error = load(&file, &[]).unwrap_err();
+            assert!(error.contains(&shown) && error.contains(expected), "{text:?}: {error}");
+        }
+        let missing = dir.path().join("missing.yaml");
+        assert!(load(&missing, &[]).unwrap_err().starts_with("reading config file"));
+    }
+}
