@@ -276,7 +276,15 @@ fn get_flows(c: &mut Criterion) {
 
     // What an agent really holds: datapath records, decoded and enriched, whose text
     // fields are formatted on this first read.
-    for event in datapath_flows(RING) {
+    let events = datapath_flows(RING);
+    // gRPC message bytes per flow: the response plus its 5-byte length prefix.
+    let sample = &events[..10_000];
+    let wire_bytes = sample
+        .iter()
+        .map(|e| ring::Entry::new(e.clone()).flow_response().map_or(0, |b| b.len() + 5))
+        .sum::<usize>() as f64
+        / sample.len() as f64;
+    for event in events {
         agent_guard.1.publish(event);
     }
     let fresh = runtime.block_on(stream_ring(address, 1, false));
@@ -288,6 +296,47 @@ fn get_flows(c: &mut Criterion) {
         .map(|_| runtime.block_on(stream_ring(address, 1, false)))
         .fold(0.0, f64::max);
     record("GetFlows to 1 counting client, datapath flows, flows/s", cached);
+    record("datapath flow on the wire, bytes", wire_bytes);
+    let streamed = cached * wire_bytes * 8.0 / 1e9;
+    record("GetFlows to 1 counting client, datapath flows, Gbit/s", streamed);
+    // The ceiling for any server: what TCP itself moves over loopback on this
+    // machine with nothing but large writes and reads (iperf3, same run).
+    if let Some(ceiling) = loopback_tcp_gbits() {
+        record("loopback TCP, iperf3 (ceiling), Gbit/s", ceiling);
+        record("datapath GetFlows / loopback TCP, %", 100.0 * streamed / ceiling);
+    }
+}
+
+/// Median of three 3-second iperf3 runs over 127.0.0.1, when iperf3 is installed.
+fn loopback_tcp_gbits() -> Option<f64> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port()
+        .to_string();
+    let mut server = std::process::Command::new("iperf3")
+        .args(["-s", "-B", "127.0.0.1", "-p", &port])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let mut runs: Vec<f64> = (0..3)
+        .filter_map(|_| {
+            let out = std::process::Command::new("iperf3")
+                .args(["-c", "127.0.0.1", "-p", &port, "-t", "3", "-J"])
+                .output()
+                .ok()?;
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            report["end"]["sum_received"]["bits_per_second"]
+                .as_f64()
+                .map(|b| b / 1e9)
+        })
+        .collect();
+    let _ = server.kill();
+    let _ = server.wait();
+    runs.sort_by(f64::total_cmp);
+    runs.get(runs.len() / 2).copied()
 }
 
 struct Discard;
