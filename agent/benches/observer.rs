@@ -16,9 +16,11 @@ use sightline_agent::datapath::{Decoder, InterfaceInfo, InterfaceRole};
 use sightline_agent::enrich::Enricher;
 use sightline_agent::event::{Event, EventSink};
 use sightline_agent::flow_record::FlowRecord;
-use sightline_agent::observer::codec::CountingCodec;
+use sightline_agent::observer::codec::{CountingCodec, FlowsItem};
 use sightline_agent::observer::filter::FilterSet;
 use sightline_agent::observer::ring;
+use sightline_agent::observer::service::{NodeIdentity, ObserverService};
+use sightline_agent::observer::sink::ObserverStats;
 use sightline_agent::synthetic;
 use sightline_bpf_common::{FlowEvent, IPPROTO_TCP, hook, kind, tcp_flags};
 use sightline_proto::Timestamp;
@@ -223,6 +225,43 @@ async fn stream_ring(address: std::net::SocketAddr, clients: usize, decode: bool
     total as f64 / start.elapsed().as_secs_f64()
 }
 
+/// What one GetFlows stream costs the server per flow before tonic and the network:
+/// the cursor walking the ring and handing out cached responses. Best of 5 passes
+/// over the whole ring, after one pass (responses are already encoded
+/// when it runs).
+async fn stream_cost(ring: ring::Ring) -> f64 {
+    use futures_util::StreamExt;
+    let entries = ring.head() - ring.oldest();
+    let service = ObserverService::new(
+        ring,
+        Arc::new(ObserverStats::default()),
+        NodeIdentity {
+            node_name: "bench".into(),
+            cluster_name: "default".into(),
+            address: String::new(),
+            tls_server_name: None,
+        },
+        Duration::from_secs(1),
+    );
+    let mut best = f64::MAX;
+    for pass in 0..6 {
+        let request = tonic::Request::new(GetFlowsRequest::default());
+        let mut stream = service.flows(request).unwrap().into_inner();
+        let start = Instant::now();
+        let mut bytes = 0;
+        while let Some(item) = stream.next().await {
+            if let Ok(FlowsItem::Shared(entry)) = item {
+                bytes += entry.flow_response().map_or(0, |b| b.len());
+            }
+        }
+        black_box(bytes);
+        if pass > 0 {
+            best = f64::min(best, start.elapsed().as_nanos() as f64 / entries as f64);
+        }
+    }
+    best
+}
+
 fn get_flows(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (address, mut agent_guard) = runtime.block_on(async {
@@ -256,6 +295,10 @@ fn get_flows(c: &mut Criterion) {
     // The first read encodes every flow once; later reads copy the cached bytes.
     let fresh = runtime.block_on(stream_ring(address, 1, false));
     record("GetFlows to 1 counting client, first read (encodes), flows/s", fresh);
+    record(
+        "GetFlows stream, server side without the network (cached), ns/flow",
+        runtime.block_on(stream_cost(agent_guard.1.ring())),
+    );
     for (clients, decode) in [(1usize, false), (10, false), (1, true)] {
         let label = if decode { "decoding" } else { "counting" };
         group.bench_function(format!("{clients} {label} client(s), whole ring"), |b| {

@@ -159,13 +159,17 @@ fn query(kind: Kind, c: Common, filters: FilterSet) -> Result<Query, Status> {
 pub type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 fn stream<T: Send + 'static>(cursor: Cursor, convert: impl FnMut(Item) -> Option<T> + Send + 'static) -> BoxStream<T> {
+    // `unfold` moves its state into a new future for every item; boxed, that is one
+    // pointer instead of the cursor and its compiled filters (a memcpy per flow that
+    // profiled at ~9 % of a GetFlows stream's CPU).
     Box::pin(futures_util::stream::unfold(
-        (cursor, convert),
-        |(mut cursor, mut convert)| async move {
+        Box::new((cursor, convert)),
+        |mut state| async move {
             loop {
+                let (cursor, convert) = &mut *state;
                 let item = cursor.next().await?;
                 if let Some(response) = convert(item) {
-                    return Some((Ok(response), (cursor, convert)));
+                    return Some((Ok(response), state));
                 }
             }
         },
