@@ -255,26 +255,23 @@ impl FlowRecord {
         })
     }
 
-    /// Lengths of the attached messages' bodies, known once their shared
-    /// encodings exist.
-    fn metadata_lens(&self) -> MetadataLens {
+    /// Bytes the attached metadata adds to the `Flow`, keys and lengths included.
+    fn metadata_len(&self) -> usize {
+        fn field_len<M: Message>(tag: u32, shared: &Option<Arc<Shared<M>>>) -> usize {
+            shared.as_ref().map_or(0, |s| {
+                let body = s.encoded_body().len();
+                prost::encoding::key_len(tag) + prost::encoding::encoded_len_varint(body as u64) + body
+            })
+        }
+        let names =
+            |tag: u32, names: &Option<Names>| names.as_ref().map_or(0, |n| string::encoded_len_repeated(tag, n));
         let m = &self.metadata;
-        fn body_len<M: Message>(shared: &Option<Arc<Shared<M>>>) -> Option<usize> {
-            shared.as_ref().map(|s| s.encoded_body().len())
-        }
-        MetadataLens {
-            source: body_len(&m.source),
-            destination: body_len(&m.destination),
-            source_service: body_len(&m.source_service),
-            destination_service: body_len(&m.destination_service),
-            names: m
-                .source_names
-                .as_ref()
-                .map_or(0, |n| string::encoded_len_repeated(field::SOURCE_NAMES, n))
-                + m.destination_names
-                    .as_ref()
-                    .map_or(0, |n| string::encoded_len_repeated(field::DESTINATION_NAMES, n)),
-        }
+        field_len(field::SOURCE, &m.source)
+            + field_len(field::DESTINATION, &m.destination)
+            + field_len(field::SOURCE_SERVICE, &m.source_service)
+            + field_len(field::DESTINATION_SERVICE, &m.destination_service)
+            + names(field::SOURCE_NAMES, &m.source_names)
+            + names(field::DESTINATION_NAMES, &m.destination_names)
     }
 
     fn encode_metadata(&self, out: &mut impl BufMut) {
@@ -307,7 +304,7 @@ impl FlowRecord {
             None => Cow::Borrowed(&self.flow),
         };
         let deferred = self.deferred.render(&own, self.addresses);
-        let body_len = own.encoded_len() + self.metadata_lens().total() + deferred.encoded_len();
+        let body_len = own.encoded_len() + self.metadata_len() + deferred.encoded_len();
         FlowEncoding {
             record: self,
             own,
@@ -320,30 +317,6 @@ impl FlowRecord {
     /// encoding, metadata included, without building the complete `Flow`.
     pub fn encode_as_flow(&self, tag: u32, out: &mut impl BufMut) {
         self.flow_encoding().encode(tag, out);
-    }
-}
-
-struct MetadataLens {
-    source: Option<usize>,
-    destination: Option<usize>,
-    source_service: Option<usize>,
-    destination_service: Option<usize>,
-    /// Whole fields, keys included.
-    names: usize,
-}
-
-impl MetadataLens {
-    fn total(&self) -> usize {
-        let delimited = |tag: u32, len: Option<usize>| {
-            len.map_or(0, |len| {
-                prost::encoding::key_len(tag) + prost::encoding::encoded_len_varint(len as u64) + len
-            })
-        };
-        delimited(field::SOURCE, self.source)
-            + delimited(field::DESTINATION, self.destination)
-            + delimited(field::SOURCE_SERVICE, self.source_service)
-            + delimited(field::DESTINATION_SERVICE, self.destination_service)
-            + self.names
     }
 }
 
