@@ -3,14 +3,15 @@
 //!
 //! Keys are the long flag names (`cluster-name: prod`, as in hubble-relay's
 //! `config.yaml`; `cluster_name` works too). The file's values become arguments placed
-//! before the real ones, so clap validates them exactly like typed flags; a key whose
-//! environment variable is set is skipped, so the environment wins over the file.
+//! before the real ones, so clap validates them exactly like typed flags; a key already
+//! given on the command line or in the environment is skipped whole.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use clap::parser::ValueSource;
 use clap::{Arg, Command};
+use serde_json::{Map, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
@@ -26,52 +27,22 @@ pub enum ConfigFileError {
     BadValue { path: PathBuf, key: String },
 }
 
-/// A scalar or a list of scalars, whichever format it came from.
-enum Value {
-    Scalar(String),
-    List(Vec<String>),
-    Other,
-}
-
-fn from_yaml(value: serde_yaml_ng::Value) -> Value {
-    use serde_yaml_ng::Value as Yaml;
-    let scalar = |value: Yaml| match value {
-        Yaml::String(s) => Some(s),
-        Yaml::Bool(b) => Some(b.to_string()),
-        Yaml::Number(n) => Some(n.to_string()),
+/// The flag values one config value stands for: a scalar, or a list of scalars.
+fn flag_values(value: Value) -> Option<Vec<String>> {
+    let scalar = |value: Value| match value {
+        Value::String(s) => Some(s),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
         _ => None,
     };
     match value {
-        Yaml::Sequence(items) => items
-            .into_iter()
-            .map(scalar)
-            .collect::<Option<_>>()
-            .map_or(Value::Other, Value::List),
-        other => scalar(other).map_or(Value::Other, Value::Scalar),
+        Value::Array(items) => items.into_iter().map(scalar).collect(),
+        other => scalar(other).map(|s| vec![s]),
     }
 }
 
-fn from_toml(value: toml::Value) -> Value {
-    use toml::Value as Toml;
-    let scalar = |value: Toml| match value {
-        Toml::String(s) => Some(s),
-        Toml::Boolean(b) => Some(b.to_string()),
-        Toml::Integer(n) => Some(n.to_string()),
-        Toml::Float(n) => Some(n.to_string()),
-        _ => None,
-    };
-    match value {
-        Toml::Array(items) => items
-            .into_iter()
-            .map(scalar)
-            .collect::<Option<_>>()
-            .map_or(Value::Other, Value::List),
-        other => scalar(other).map_or(Value::Other, Value::Scalar),
-    }
-}
-
-/// The file's keys and values, in file order for YAML.
-fn entries(path: &Path) -> Result<Vec<(String, Value)>, ConfigFileError> {
+/// The file's keys and values. YAML and TOML both land in one JSON-shaped map.
+fn entries(path: &Path) -> Result<Map<String, Value>, ConfigFileError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
         path: path.to_owned(),
         source,
@@ -80,21 +51,16 @@ fn entries(path: &Path) -> Result<Vec<(String, Value)>, ConfigFileError> {
         path: path.to_owned(),
         reason,
     };
-    let not_a_mapping = || ConfigFileError::NotAMapping { path: path.to_owned() };
-    if path.extension().is_some_and(|e| e == "toml") {
-        let table: toml::Table = toml::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
-        return Ok(table.into_iter().map(|(k, v)| (k, from_toml(v))).collect());
-    }
-    let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
-    let mapping = match document {
-        serde_yaml_ng::Value::Mapping(mapping) => mapping,
-        serde_yaml_ng::Value::Null => return Ok(Vec::new()),
-        _ => return Err(not_a_mapping()),
+    let document: Value = if path.extension().is_some_and(|e| e == "toml") {
+        toml::from_str(&text).map_err(|e| parse_error(e.to_string()))?
+    } else {
+        serde_yaml_ng::from_str(&text).map_err(|e| parse_error(e.to_string()))?
     };
-    mapping
-        .into_iter()
-        .map(|(key, value)| Ok((key.as_str().ok_or_else(not_a_mapping)?.to_owned(), from_yaml(value))))
-        .collect()
+    match document {
+        Value::Object(map) => Ok(map),
+        Value::Null => Ok(Map::new()),
+        _ => Err(ConfigFileError::NotAMapping { path: path.to_owned() }),
+    }
 }
 
 /// Returns `args` with the flags of the file at `path` (YAML, or TOML for `.toml`)
@@ -122,17 +88,8 @@ pub fn merge(command: &Command, path: &Path, args: Vec<OsString>) -> Result<Vec<
         if is_given(arg) {
             continue;
         }
-        let values = match value {
-            Value::Scalar(value) => vec![value],
-            Value::List(values) => values,
-            Value::Other => {
-                return Err(ConfigFileError::BadValue {
-                    path: path.to_owned(),
-                    key,
-                });
-            }
-        };
-        injected.extend(flag_arguments(arg, &flag, values).ok_or(ConfigFileError::BadValue {
+        let arguments = flag_values(value).and_then(|values| flag_arguments(arg, &flag, values));
+        injected.extend(arguments.ok_or(ConfigFileError::BadValue {
             path: path.to_owned(),
             key,
         })?);
