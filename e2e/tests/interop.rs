@@ -4,24 +4,15 @@
 //! serve mutual TLS the way Cilium deploys Hubble; a relay process discovers them
 //! through the peer service and serves the cluster.
 
+mod binaries;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use binaries::{binary, free_port};
 use serde_json::Value;
 use sightline_e2e::demo::{Pki, Process};
-
-fn binary(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_sightline-demo")).with_file_name(name)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 /// The published Hubble API (v1.19.4), where `proto/tests/wire_compat.rs` finds it.
 fn descriptors() -> PathBuf {

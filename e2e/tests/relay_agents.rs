@@ -2,27 +2,18 @@
 //! a node killed with SIGKILL is reported within 2 s while the others keep flowing,
 //! and is picked up again when it comes back.
 
+mod binaries;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use binaries::{binary, free_port};
 use sightline_e2e::demo::Process;
 use sightline_proto::observer::observer_client::ObserverClient;
 use sightline_proto::observer::{GetFlowsRequest, GetFlowsResponse, get_flows_response::ResponseTypes};
 use sightline_proto::relay::NodeState;
 use tonic::Streaming;
-
-fn binary(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_sightline-demo")).with_file_name(name)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 struct Cluster {
     dir: PathBuf,
