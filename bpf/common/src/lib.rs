@@ -97,12 +97,12 @@ pub struct FlowKey {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowStats {
+    /// When the flow was first seen (for inspection with `bpftool map dump`).
     pub first_seen_ns: u64,
-    pub last_seen_ns: u64,
     pub last_report_ns: u64,
     pub packets: u64,
     pub bytes: u64,
-    /// OR of every packet's TCP flags (u32 so the kernel can update it atomically).
+    /// OR of every packet's TCP flags.
     pub tcp_flags: u32,
     pub _pad: u32,
 }

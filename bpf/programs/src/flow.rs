@@ -94,7 +94,6 @@ fn aggregate<P: Packet>(pkt: &P, parsed: &Parsed, len: u32) {
     let Some(stats_ptr) = FLOWS.get_ptr_mut(key) else {
         let fresh = FlowStats {
             first_seen_ns: now,
-            last_seen_ns: now,
             last_report_ns: now,
             packets: 1,
             bytes: len as u64,
