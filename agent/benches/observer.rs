@@ -185,6 +185,7 @@ async fn stream_ring(address: std::net::SocketAddr, clients: usize, decode: bool
         tasks.push(tokio::spawn(async move {
             let channel = Channel::from_shared(format!("http://{address}"))
                 .unwrap()
+                .max_frame_size(sightline_proto::codec::STREAM_MAX_FRAME_SIZE)
                 .connect()
                 .await
                 .unwrap();

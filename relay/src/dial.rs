@@ -14,6 +14,8 @@ use tokio_rustls::TlsConnector;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tower::service_fn;
 
+use sightline_proto::codec::STREAM_MAX_FRAME_SIZE;
+
 use crate::address::PeerAddress;
 use crate::tls::Reloading;
 
@@ -63,6 +65,7 @@ impl Dialer {
         let endpoint = Endpoint::from_static("http://hubble.invalid")
             .connect_timeout(self.timeout)
             .tcp_nodelay(true)
+            .max_frame_size(STREAM_MAX_FRAME_SIZE)
             .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
             .keep_alive_timeout(KEEPALIVE_TIMEOUT)
             .keep_alive_while_idle(true);

@@ -11,10 +11,10 @@ use prost::Message;
 use prost::bytes::{Buf, BufMut, Bytes};
 use prost::encoding::{WireType, decode_key, message, skip_field};
 use sightline_proto::Timestamp;
-use sightline_proto::codec::CodecPair;
+use sightline_proto::codec::{CodecPair, stream_buffers};
 use sightline_proto::observer::{GetFlowsRequest, GetFlowsResponse};
 use tonic::Status;
-use tonic::codec::{DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{BufferSettings, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic_prost::{ProstDecoder, ProstEncoder};
 
 /// Field numbers of `observer.GetFlowsResponse`.
@@ -96,6 +96,10 @@ impl Decoder for RawDecoder {
     type Item = RelayFlow;
     type Error = Status;
 
+    fn buffer_settings(&self) -> BufferSettings {
+        stream_buffers()
+    }
+
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<RelayFlow>, Status> {
         let bytes = buf.copy_to_bytes(buf.remaining());
         RelayFlow::parse(bytes)
@@ -113,6 +117,10 @@ pub struct RawEncoder;
 impl Encoder for RawEncoder {
     type Item = RelayFlow;
     type Error = Status;
+
+    fn buffer_settings(&self) -> BufferSettings {
+        stream_buffers()
+    }
 
     fn encode(&mut self, item: RelayFlow, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
         match item {

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use prost::Message;
 use prost::bytes::BufMut;
-use sightline_proto::codec::CodecPair;
+use sightline_proto::codec::{CodecPair, stream_buffers};
 use sightline_proto::observer::{GetFlowsRequest, GetFlowsResponse};
 use tonic::Status;
-use tonic::codec::{DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{BufferSettings, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic_prost::ProstDecoder;
 
 use super::entry::Entry;
@@ -52,6 +52,10 @@ impl Encoder for FlowsEncoder {
     type Item = FlowsItem;
     type Error = Status;
 
+    fn buffer_settings(&self) -> BufferSettings {
+        stream_buffers()
+    }
+
     fn encode(&mut self, item: FlowsItem, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
         let too_small = |e: prost::EncodeError| Status::internal(format!("encoding GetFlowsResponse: {e}"));
         match item {
@@ -74,6 +78,10 @@ pub struct CountingDecoder;
 impl Decoder for CountingDecoder {
     type Item = usize;
     type Error = Status;
+
+    fn buffer_settings(&self) -> BufferSettings {
+        stream_buffers()
+    }
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<usize>, Status> {
         use prost::bytes::Buf;
