@@ -3,10 +3,13 @@
 //! emitting at a fixed rate for latency.
 //!
 //! `cargo bench -p sightline-relay --bench merge` prints one table:
+//! - the sort buffer's own cost per flow;
 //! - merged flows/s from 2, 4 and 8 agents replaying their history (non-follow,
 //!   everything through the sort buffer), with the rate one client gets straight
 //!   from a single agent in the same run as the baseline; the client counts
-//!   responses without decoding flows, so it measures the relay, not the client;
+//!   responses without decoding flows, so it measures the relay, not the client,
+//!   and accepts 256 KiB HTTP/2 frames as the relay does from agents; one more row
+//!   repeats 2 agents with a client that accepts only the default 16 KiB frames;
 //! - added latency (receive time − flow time) p50/p99 in follow mode at a fixed rate.
 
 #[path = "../tests/support/mod.rs"]
@@ -109,12 +112,26 @@ async fn agents_with_history(count: usize) -> Vec<UpstreamAgent> {
     agents
 }
 
+/// Which HTTP/2 frames the benchmark's client accepts.
+#[derive(Clone, Copy, PartialEq)]
+enum Frames {
+    /// 256 KiB, as the relay accepts from agents.
+    Large,
+    /// HTTP/2's default 16 KiB, what a client that sets nothing accepts.
+    Default,
+}
+
 async fn connect(address: std::net::SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{address}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect")
+    connect_with(address, Frames::Large).await
+}
+
+async fn connect_with(address: std::net::SocketAddr, frames: Frames) -> Channel {
+    let endpoint = Channel::from_shared(format!("http://{address}")).expect("uri");
+    let endpoint = match frames {
+        Frames::Large => endpoint.max_frame_size(sightline_proto::codec::STREAM_MAX_FRAME_SIZE),
+        Frames::Default => endpoint,
+    };
+    endpoint.connect().await.expect("connect")
 }
 
 /// Reads a whole GetFlows stream, counting flows without decoding them (the
@@ -150,10 +167,46 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// The merge's own cost: every flow through a default-sized sort buffer (push and
+/// release), 8 sources interleaved with a little jitter. Best of three passes.
+fn sort_buffer_ns_per_flow() -> f64 {
+    use sightline_relay::raw::RelayFlow;
+    use sightline_relay::sort_buffer::SortBuffer;
+    const FLOWS: usize = 2_000_000;
+    let body = prost::bytes::Bytes::from(vec![0u8; 300]);
+    let items: Vec<RelayFlow> = (0..FLOWS)
+        .map(|i| RelayFlow::Raw {
+            // Source i % 8 runs (i * 37 % 11) ns behind its neighbours.
+            time: 1_700_000_000_000_000_000 + (i as i128) * 100 + ((i * 37) % 11) as i128 * (i % 8) as i128,
+            is_flow: true,
+            bytes: body.clone(),
+        })
+        .collect();
+    let now = tokio::time::Instant::now();
+    (0..3)
+        .map(|_| {
+            let mut buffer = SortBuffer::new(100, Duration::from_secs(1));
+            let batch = items.clone();
+            let start = Instant::now();
+            let mut released = 0usize;
+            for item in batch {
+                released += usize::from(buffer.push(item, now).is_some());
+            }
+            released += buffer.drain_all().len();
+            assert_eq!(released, FLOWS);
+            start.elapsed().as_nanos() as f64 / FLOWS as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
 #[tokio::main]
 async fn main() {
     println!("| measurement | value | vs baseline |");
     println!("|---|---|---|");
+    println!(
+        "| sort buffer (length 100), push and release | {:.1} ns/flow | — |",
+        sort_buffer_ns_per_flow()
+    );
 
     let direct = agents_with_history(1).await;
     let (flows, took) = drain(connect(direct[0].address).await, GetFlowsRequest::default()).await;
@@ -197,6 +250,18 @@ async fn main() {
             relay_cpu / flows as f64 * 1e6,
             flows as f64 / relay_cpu / 1e6
         );
+        if count == 2 {
+            let (flows, took) = drain(
+                connect_with(relay.api_address, Frames::Default).await,
+                GetFlowsRequest::default(),
+            )
+            .await;
+            let rate = flows as f64 / took.as_secs_f64();
+            println!(
+                "| merged from 2 agents, client accepting only 16 KiB frames | {rate:.0} flows/s | {:.2} |",
+                rate / baseline
+            );
+        }
         relay.shutdown().await;
         drop(agents);
     }

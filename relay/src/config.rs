@@ -141,8 +141,12 @@ impl Args {
                 "server TLS needs --tls-relay-server-cert-file and --tls-relay-server-key-file (or pass --disable-server-tls)",
             );
         }
-        if self.sort_buffer_len_max == 0 {
-            return invalid("--sort-buffer-len-max must be at least 1");
+        if !(1..=crate::sort_buffer::MAX_CAPACITY).contains(&self.sort_buffer_len_max) {
+            return invalid(&format!(
+                "--sort-buffer-len-max must be between 1 and {}, not {}",
+                crate::sort_buffer::MAX_CAPACITY,
+                self.sort_buffer_len_max
+            ));
         }
         Ok(())
     }
@@ -177,6 +181,18 @@ mod tests {
         assert!(err.to_string().contains("--tls-hubble-server-ca-files"), "{err}");
         let err = load(&["--disable-client-tls"]).expect_err("no server cert");
         assert!(err.to_string().contains("--tls-relay-server-cert-file"), "{err}");
+    }
+
+    #[test]
+    fn sort_buffer_length_out_of_range_is_named() {
+        let plain = ["--disable-client-tls", "--disable-server-tls", "--sort-buffer-len-max"];
+        for value in ["0", "2000000"] {
+            let args: Vec<&str> = plain.iter().copied().chain([value]).collect();
+            let err = load(&args).expect_err("out of range");
+            assert!(err.to_string().contains(&format!("not {value}")), "{err}");
+        }
+        let args: Vec<&str> = plain.iter().copied().chain(["1048574"]).collect();
+        assert!(load(&args).is_ok(), "the largest length is accepted");
     }
 
     #[test]

@@ -98,6 +98,7 @@ pub fn start<M: Merge>(
         active: BTreeSet::new(),
         awaiting_reconnect: HashSet::new(),
         started: Timestamp::now(),
+        arrival: Instant::now(),
     };
     tokio::spawn(fanout.run(upstream_rx, shutdown));
     Box::pin(Batches {
@@ -192,6 +193,10 @@ struct Fanout<M: Merge> {
     awaiting_reconnect: HashSet<String>,
     started: Timestamp,
     buffer: SortBuffer<M>,
+    /// When the responses being routed arrived. Read when a batch comes in and again
+    /// after each wait for the client, the only place time passes while routing: a
+    /// clock read per flow cost more than the rest of routing it.
+    arrival: Instant,
 }
 
 /// The client went away; stop everything.
@@ -342,10 +347,9 @@ impl<M: Merge> Fanout<M> {
     }
 
     async fn on_upstream(&mut self, message: Upstream<M>, phase: &mut Phase<M>) -> Result<(), ClientGone> {
+        self.arrival = Instant::now();
         match message {
             Upstream::Items(peer, items) => {
-                // Arrival is read per item: a slow client can hold up a batch for a
-                // while, and an early stamp would let the drain timeout release too soon.
                 for item in items {
                     self.route(Some(&peer), item, phase).await?;
                 }
@@ -380,7 +384,7 @@ impl<M: Merge> Fanout<M> {
 
     /// Sends `item` on its way according to the phase.
     async fn route(&mut self, peer: Option<&str>, item: M, phase: &mut Phase<M>) -> Result<(), ClientGone> {
-        let now = Instant::now();
+        let now = self.arrival;
         match phase {
             Phase::Collect(items) => items.push(item),
             Phase::Gate {
@@ -424,6 +428,7 @@ impl<M: Merge> Fanout<M> {
         let Phase::Gate { history, live, .. } = phase else {
             return Ok(phase);
         };
+        self.arrival = Instant::now();
         for item in cut(history, self.window.number, false) {
             self.emit(item, Release::Flush).await?;
         }
@@ -467,10 +472,14 @@ impl<M: Merge> Fanout<M> {
             return Ok(());
         }
         let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(CLIENT_BATCH));
-        self.out.send(batch).await.map_err(|_| ClientGone)
+        self.out.send(batch).await.map_err(|_| ClientGone)?;
+        // A slow client may have held us up here; later stamps must not predate it.
+        self.arrival = Instant::now();
+        Ok(())
     }
 
     async fn join_new_peers(&mut self, phase: &mut Phase<M>) -> Result<(), ClientGone> {
+        self.arrival = Instant::now();
         let mut joined = Vec::new();
         for peer in self.pool.snapshot() {
             let name = &peer.info.name;

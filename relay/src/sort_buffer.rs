@@ -16,13 +16,31 @@ pub trait Timed {
     fn time_nanos(&self) -> i128;
 }
 
-/// What the heap orders: time, then arrival; `slot` finds the item. Items stay in
-/// their slot while the heap moves only these 32-byte keys around.
-type Key = (i128, u64, u32);
+/// What the heap orders, packed into one integer so the heap compares and moves
+/// 16 bytes: the time in the high 64 bits (order-preserving), then the arrival
+/// number and the slot holding the item. Arrival numbers wrap after 2^44 items, where
+/// two items with the same time may swap places once.
+type Key = u128;
+
+const SLOT_BITS: u32 = 20;
+const SLOT_MASK: u128 = (1 << SLOT_BITS) - 1;
+const SEQ_MASK: u64 = (1 << (64 - SLOT_BITS)) - 1;
+/// Most items a buffer holds: `capacity + 1` slots must be numbered in `SLOT_BITS`.
+pub const MAX_CAPACITY: usize = (1 << SLOT_BITS) - 2;
+
+fn key(time: i128, seq: u64, slot: u32) -> Key {
+    let clamped = i64::try_from(time).unwrap_or(if time < 0 { i64::MIN } else { i64::MAX });
+    // Flipping the sign bit maps i64 order onto u64 order.
+    let time_bits = (clamped as u64) ^ (1 << 63);
+    (u128::from(time_bits) << 64) | (u128::from(seq & SEQ_MASK) << SLOT_BITS) | u128::from(slot)
+}
+
+fn slot_of(key: Key) -> usize {
+    (key & SLOT_MASK) as usize
+}
 
 struct Held<T> {
-    time: i128,
-    seq: u64,
+    key: Key,
     arrived: Instant,
     item: T,
 }
@@ -48,8 +66,9 @@ pub struct SortBuffer<T> {
 }
 
 impl<T: Timed> SortBuffer<T> {
+    /// `capacity` is clamped to 1..=[`MAX_CAPACITY`].
     pub fn new(capacity: usize, drain_timeout: Duration) -> Self {
-        let capacity = capacity.max(1);
+        let capacity = capacity.clamp(1, MAX_CAPACITY);
         Self {
             heap: BinaryHeap::with_capacity(capacity + 1),
             slots: Vec::with_capacity(capacity + 1),
@@ -71,32 +90,29 @@ impl<T: Timed> SortBuffer<T> {
     /// Adds `item`; returns the oldest item when that made the buffer overflow.
     pub fn push(&mut self, item: T, now: Instant) -> Option<T> {
         self.seq += 1;
-        let time = item.time_nanos();
-        let held = Held {
-            time,
-            seq: self.seq,
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(None);
+                // At most capacity + 1 <= 2^SLOT_BITS - 1 items are ever held at once.
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let key = key(item.time_nanos(), self.seq, slot);
+        self.slots[slot as usize] = Some(Held {
+            key,
             arrived: now,
             item,
-        };
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = Some(held);
-                slot
-            }
-            None => {
-                self.slots.push(Some(held));
-                // At most capacity + 1 items are ever held at once.
-                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
-            }
-        };
-        self.heap.push(Reverse((time, self.seq, slot)));
+        });
+        self.heap.push(Reverse(key));
         (self.heap.len() > self.capacity).then(|| self.pop()).flatten()
     }
 
     fn pop(&mut self) -> Option<T> {
-        let Reverse((_, _, slot)) = self.heap.pop()?;
-        self.free.push(slot);
-        self.slots.get_mut(slot as usize)?.take().map(|held| held.item)
+        let Reverse(key) = self.heap.pop()?;
+        let slot = slot_of(key);
+        self.free.push(slot as u32);
+        self.slots.get_mut(slot)?.take().map(|held| held.item)
     }
 
     fn held(&self) -> impl Iterator<Item = &Held<T>> {
@@ -110,14 +126,15 @@ impl<T: Timed> SortBuffer<T> {
         let Some(cutoff) = self
             .held()
             .filter(|held| now.duration_since(held.arrived) >= self.drain_timeout)
-            .map(|held| (held.time, held.seq))
+            .map(|held| held.key)
             .max()
         else {
             return Vec::new();
         };
         let mut out = Vec::new();
-        while let Some(Reverse((time, seq, _))) = self.heap.peek() {
-            if (*time, *seq) > cutoff {
+        // Keys differ in their arrival numbers, so the slot bits never decide.
+        while let Some(Reverse(key)) = self.heap.peek() {
+            if *key > cutoff {
                 break;
             }
             out.extend(self.pop());
