@@ -22,28 +22,41 @@ pub enum IpField {
     SourceXlated,
 }
 
-/// Ports as a short list, or a 64 Ki-bit map once the list grows (merged filters).
+/// Ports as up to eight inline values, or a 64 Ki-bit map beyond (merged filters).
 #[derive(Debug, Clone)]
 pub enum PortSet {
-    List(Vec<u16>),
+    /// Unused places repeat the first port, so a lookup compares all eight at once
+    /// with no length and no pointer to follow.
+    Few([u16; 8]),
     Bitmap(Box<[u64; 1024]>),
 }
 
 impl PortSet {
     pub fn new(ports: Vec<u16>) -> Self {
-        if ports.len() <= 8 {
-            return PortSet::List(ports);
+        match ports.first() {
+            Some(&first) if ports.len() <= 8 => {
+                let mut few = [first; 8];
+                few[..ports.len()].copy_from_slice(&ports);
+                PortSet::Few(few)
+            }
+            _ => {
+                let mut bits = Box::new([0u64; 1024]);
+                for p in ports {
+                    bits[usize::from(p >> 6)] |= 1 << (p & 63);
+                }
+                PortSet::Bitmap(bits)
+            }
         }
-        let mut bits = Box::new([0u64; 1024]);
-        for p in ports {
-            bits[usize::from(p >> 6)] |= 1 << (p & 63);
-        }
-        PortSet::Bitmap(bits)
     }
 
     fn ports(&self) -> Vec<u16> {
         match self {
-            PortSet::List(list) => list.clone(),
+            PortSet::Few(few) => {
+                let mut ports = few.to_vec();
+                ports.sort_unstable();
+                ports.dedup();
+                ports
+            }
             PortSet::Bitmap(bits) => (0..=u16::MAX)
                 .filter(|p| bits[usize::from(p >> 6)] & (1 << (p & 63)) != 0)
                 .collect(),
@@ -53,7 +66,8 @@ impl PortSet {
     #[inline]
     fn contains(&self, port: u16) -> bool {
         match self {
-            PortSet::List(list) => list.contains(&port),
+            // `|` rather than `||`: eight compares the compiler can do as one.
+            PortSet::Few(few) => few.iter().fold(false, |found, &p| found | (p == port)),
             PortSet::Bitmap(bits) => bits[usize::from(port >> 6)] & (1 << (port & 63)) != 0,
         }
     }
@@ -445,6 +459,26 @@ fn protocol_bits(flow: &FlowRecord) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_sets_hold_exactly_their_ports_in_either_form() {
+        for ports in [
+            vec![443],
+            vec![80, 443, 8080],
+            (1..=8).collect(),
+            (1..=9).collect(),
+            vec![],
+        ] {
+            let set = PortSet::new(ports.clone());
+            assert_eq!(matches!(set, PortSet::Few(_)), (1..=8).contains(&ports.len()));
+            for port in [0, 1, 8, 9, 10, 80, 443, 8080, u16::MAX] {
+                assert_eq!(set.contains(port), ports.contains(&port), "{ports:?} / {port}");
+            }
+            let mut sorted = ports.clone();
+            sorted.sort_unstable();
+            assert_eq!(set.ports(), sorted);
+        }
+    }
 
     #[test]
     fn request_paths_follow_parse_request_uri() {
