@@ -152,7 +152,8 @@ pub async fn start(args: Args) -> Result<RunningRelay, RelayError> {
             }
         });
     } else {
-        for peer in discovery::static_peers(&args.peers)? {
+        let tls_cluster = dialer.tls_enabled().then_some(args.cluster_name.as_str());
+        for peer in discovery::static_peers(&args.peers, tls_cluster)? {
             pool.apply(PeerChange::Upsert(peer));
         }
         discovery_up.send_replace(true);

@@ -31,8 +31,10 @@ pub enum DiscoveryError {
     Address(#[from] AddressError),
 }
 
-/// Parses `--peers name=address,...`.
-pub fn static_peers(entries: &[String]) -> Result<Vec<PeerInfo>, DiscoveryError> {
+/// Parses `--peers name=address,...`. With `tls_cluster` (client TLS on), each TCP
+/// peer is verified against the name its agent announces over Notify,
+/// `<name>.<cluster>.hubble-grpc.cilium.io`, so the same certificates serve both.
+pub fn static_peers(entries: &[String], tls_cluster: Option<&str>) -> Result<Vec<PeerInfo>, DiscoveryError> {
     entries
         .iter()
         .filter(|entry| !entry.trim().is_empty())
@@ -43,13 +45,28 @@ pub fn static_peers(entries: &[String]) -> Result<Vec<PeerInfo>, DiscoveryError>
             if name.trim().is_empty() {
                 return Err(DiscoveryError::StaticPeerSyntax(entry.clone()));
             }
+            let name = name.trim();
+            let address = PeerAddress::parse(address)?;
+            let tls_server_name = match (&address, tls_cluster) {
+                (PeerAddress::Tcp(_), Some(cluster)) => Some(agent_server_name(name, cluster)),
+                _ => None,
+            };
             Ok(PeerInfo {
-                name: name.trim().to_owned(),
-                address: PeerAddress::parse(address)?,
-                tls_server_name: None,
+                name: name.to_owned(),
+                address,
+                tls_server_name,
             })
         })
         .collect()
+}
+
+/// TLS server name of one agent, as agents announce it (Hubble's convention).
+pub fn agent_server_name(node: &str, cluster: &str) -> String {
+    format!(
+        "{}.{}.hubble-grpc.cilium.io",
+        node.replace('.', "-"),
+        cluster.replace('.', "-")
+    )
 }
 
 /// TLS server name of the agents' peer service, which their wildcard certificate covers.
@@ -148,13 +165,25 @@ mod tests {
 
     #[test]
     fn static_peers_parse_and_errors_name_the_entry() {
-        let peers = static_peers(&["a=10.0.0.1:4244".into(), "b=unix:///run/b.sock".into()]).expect("valid");
+        let peers = static_peers(&["a=10.0.0.1:4244".into(), "b=unix:///run/b.sock".into()], None).expect("valid");
         assert_eq!(peers[0].name, "a");
+        assert_eq!(peers[0].tls_server_name, None, "plaintext");
         assert_eq!(peers[1].address, PeerAddress::Unix("/run/b.sock".into()));
         assert_eq!(
-            static_peers(&["10.0.0.1".into()]),
+            static_peers(&["10.0.0.1".into()], None),
             Err(DiscoveryError::StaticPeerSyntax("10.0.0.1".into()))
         );
+    }
+
+    #[test]
+    fn static_tcp_peers_under_tls_expect_the_names_agents_announce() {
+        let entries = ["node.a=10.0.0.1:4244".into(), "b=unix:///run/b.sock".into()];
+        let peers = static_peers(&entries, Some("prod.eu")).expect("valid");
+        assert_eq!(
+            peers[0].tls_server_name.as_deref(),
+            Some("node-a.prod-eu.hubble-grpc.cilium.io")
+        );
+        assert_eq!(peers[1].tls_server_name, None, "unix sockets never use TLS");
     }
 
     #[test]

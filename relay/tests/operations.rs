@@ -89,6 +89,64 @@ async fn unary_rpcs_aggregate_the_cluster() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_peers_over_mutual_tls_are_checked_against_hubbles_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = Ca::new("Sightline test CA");
+    let ca_file = ca.write_ca(dir.path(), "ca.crt");
+    let server = ca.issue(dir.path(), "server", &["*.default.hubble-grpc.cilium.io"]);
+    let relay_client = ca.issue(dir.path(), "relay", &["client.hubble-relay.cilium.io"]);
+    let wrong_cluster = ca.issue(dir.path(), "other", &["*.other.hubble-grpc.cilium.io"]);
+    let a = FakeAgent::start_with_tls("node-a", &[], Some(agent_server_config(&server, &ca_file))).await;
+    let imposter = FakeAgent::start_with_tls("node-x", &[], Some(agent_server_config(&wrong_cluster, &ca_file))).await;
+    let peers = format!("node-a={},node-x={}", a.address, imposter.address);
+    let relay = relay(&[
+        "--peers",
+        &peers,
+        "--tls-hubble-server-ca-files",
+        ca_file.to_str().expect("utf-8"),
+        "--tls-hubble-client-cert-file",
+        relay_client.cert.to_str().expect("utf-8"),
+        "--tls-hubble-client-key-file",
+        relay_client.key.to_str().expect("utf-8"),
+    ])
+    .await;
+    until_connected(&relay, 1).await;
+    // A handshake on loopback takes milliseconds: by now the imposter has been tried.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let nodes = client(&relay)
+        .await
+        .get_nodes(GetNodesRequest {})
+        .await
+        .expect("GetNodes")
+        .into_inner()
+        .nodes;
+    let state = |name: &str| {
+        nodes.iter().find(|n| n.name == name).map(|n| {
+            let tls = n.tls.clone().expect("tls");
+            (n.state, tls.enabled, tls.server_name)
+        })
+    };
+    assert_eq!(
+        state("node-a"),
+        Some((
+            NodeState::NodeConnected.into(),
+            true,
+            "node-a.default.hubble-grpc.cilium.io".into()
+        ))
+    );
+    assert_eq!(
+        state("node-x"),
+        Some((
+            NodeState::NodeUnavailable.into(),
+            true,
+            "node-x.default.hubble-grpc.cilium.io".into()
+        )),
+        "certificate for another cluster"
+    );
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_come_from_notify_over_mutual_tls_and_leave_when_deleted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = Ca::new("Sightline test CA");
