@@ -9,7 +9,8 @@
 //!   from a single agent in the same run as the baseline; the client counts
 //!   responses without decoding flows, so it measures the relay, not the client,
 //!   and accepts 256 KiB HTTP/2 frames as the relay does from agents; one more row
-//!   repeats 2 agents with a client that accepts only the default 16 KiB frames;
+//!   repeats 2 agents with a client that accepts only the default 16 KiB frames,
+//!   and another 2 agents with mutual TLS between relay and agents, as deployed;
 //! - added latency (receive time − flow time) p50/p99 in follow mode at a fixed rate.
 
 #[path = "../tests/support/mod.rs"]
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 use sightline_agent::app::Agent;
 use sightline_agent::cli::Args;
 use sightline_agent::event::{Event, EventSink};
+use sightline_agent::observer::ring::Read;
 use sightline_agent::synthetic;
 use sightline_proto::Timestamp;
 use sightline_proto::observer::{GetFlowsRequest, get_flows_response::ResponseTypes};
@@ -37,21 +39,55 @@ struct UpstreamAgent {
     _stop: tokio::sync::watch::Sender<bool>,
 }
 
-async fn upstream_agent(name: &str, flows: i64, node_index: i64) -> UpstreamAgent {
+/// Certificates for a run with mutual TLS between relay and agents, as files like
+/// mounted secrets.
+struct Pki {
+    _dir: tempfile::TempDir,
+    ca: String,
+    agent_cert: String,
+    agent_key: String,
+    relay_cert: String,
+    relay_key: String,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = support::certs::Ca::new("Sightline bench CA");
+        let ca_file = ca.write_ca(dir.path(), "ca.crt");
+        let agent = ca.issue(dir.path(), "agent", &["*.default.hubble-grpc.cilium.io"]);
+        let relay = ca.issue(dir.path(), "relay", &["client.hubble-relay.cilium.io"]);
+        let text = |p: std::path::PathBuf| p.to_str().expect("utf-8").to_owned();
+        Self {
+            ca: text(ca_file),
+            agent_cert: text(agent.cert),
+            agent_key: text(agent.key),
+            relay_cert: text(relay.cert),
+            relay_key: text(relay.key),
+            _dir: dir,
+        }
+    }
+}
+
+async fn upstream_agent(name: &str, flows: i64, node_index: i64, tls: Option<&Pki>) -> UpstreamAgent {
     let capacity = (flows as usize + 1).next_power_of_two() - 1;
-    let argv: Vec<std::ffi::OsString> = [
-        "sightline-agent",
-        "--listen-address=127.0.0.1:0",
-        "--socket-path=",
-        "--disable-server-tls",
-        "--k8s-disabled",
-        &format!("--node-name={name}"),
-        &format!("--event-buffer-capacity={capacity}"),
-    ]
-    .iter()
-    .map(std::ffi::OsString::from)
-    .collect();
-    let args = Args::load_from(argv).expect("agent args");
+    let mut argv: Vec<String> = vec![
+        "sightline-agent".into(),
+        "--listen-address=127.0.0.1:0".into(),
+        "--socket-path=".into(),
+        "--k8s-disabled".into(),
+        format!("--node-name={name}"),
+        format!("--event-buffer-capacity={capacity}"),
+    ];
+    match tls {
+        Some(pki) => argv.extend([
+            format!("--tls-cert-file={}", pki.agent_cert),
+            format!("--tls-key-file={}", pki.agent_key),
+            format!("--tls-client-ca-files={}", pki.ca),
+        ]),
+        None => argv.push("--disable-server-tls".into()),
+    }
+    let args = Args::load_from(argv.into_iter().map(std::ffi::OsString::from).collect()).expect("agent args");
     let mut agent = Agent::start(&args).await.expect("agent");
     for k in 0..flows {
         // Interleaved clocks: every agent's k-th flow lands between the others'.
@@ -60,17 +96,21 @@ async fn upstream_agent(name: &str, flows: i64, node_index: i64) -> UpstreamAgen
             .sink
             .publish(Event::Flow(Box::new(synthetic::record(k as u64, name, time))));
     }
+    // Agents encode each flow once, for its first reader; do that before measuring.
+    let ring = agent.sink.ring();
+    for seq in ring.oldest()..ring.head() {
+        if let Read::Event(entry) = ring.get(seq) {
+            entry.flow_response();
+        }
+    }
     let address = agent.server.local_addr().expect("tcp address");
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     tokio::spawn(agent.server.run(shutdown));
-    let upstream = UpstreamAgent {
+    UpstreamAgent {
         name: name.to_owned(),
         address,
         _stop: stop,
-    };
-    // Agents encode each flow once, for its first reader; do that before measuring.
-    drain(connect(address).await, GetFlowsRequest::default()).await;
-    upstream
+    }
 }
 
 const RELAY_THREAD: &str = "relay-rt";
@@ -103,11 +143,11 @@ fn relay_cpu_seconds() -> f64 {
     ticks as f64 / ticks_per_second
 }
 
-async fn agents_with_history(count: usize) -> Vec<UpstreamAgent> {
+async fn agents_with_history(count: usize, tls: Option<&Pki>) -> Vec<UpstreamAgent> {
     let per_agent = TOTAL_FLOWS / count as i64;
     let mut agents = Vec::new();
     for i in 0..count {
-        agents.push(upstream_agent(&format!("node-{i}"), per_agent, i as i64).await);
+        agents.push(upstream_agent(&format!("node-{i}"), per_agent, i as i64, tls).await);
     }
     agents
 }
@@ -199,6 +239,59 @@ fn sort_buffer_ns_per_flow() -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
+/// A relay on `runtime` with `agents` as static peers, plaintext or mutual TLS.
+async fn start_relay(
+    runtime: &tokio::runtime::Runtime,
+    agents: &[UpstreamAgent],
+    tls: Option<&Pki>,
+) -> sightline_relay::app::RunningRelay {
+    let mut args: Vec<String> = vec![
+        "--dial-timeout".into(),
+        "10s".into(),
+        "--peers".into(),
+        peers(agents.iter().map(|a| (a.name.as_str(), a.address))),
+    ];
+    match tls {
+        Some(pki) => args.extend([
+            "--tls-hubble-server-ca-files".into(),
+            pki.ca.clone(),
+            "--tls-hubble-client-cert-file".into(),
+            pki.relay_cert.clone(),
+            "--tls-hubble-client-key-file".into(),
+            pki.relay_key.clone(),
+        ]),
+        None => args.push("--disable-client-tls".into()),
+    }
+    let relay = runtime
+        .spawn(async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            support::relay(&args).await
+        })
+        .await
+        .expect("relay task");
+    support::until_connected(&relay, agents.len()).await;
+    relay
+}
+
+/// Drains every flow of `count` agents through `relay`: flows/s and the relay's CPU
+/// per flow, formatted.
+async fn merged(relay: &sightline_relay::app::RunningRelay, count: usize) -> (f64, String) {
+    let cpu_before = relay_cpu_seconds();
+    let (flows, took) = drain(connect(relay.api_address).await, GetFlowsRequest::default()).await;
+    let relay_cpu = relay_cpu_seconds() - cpu_before;
+    assert_eq!(
+        flows,
+        TOTAL_FLOWS as u64 / count as u64 * count as u64,
+        "every flow arrives"
+    );
+    let cpu = format!(
+        "{:.2} µs = {:.2} M flows/s per relay core",
+        relay_cpu / flows as f64 * 1e6,
+        flows as f64 / relay_cpu / 1e6
+    );
+    (flows as f64 / took.as_secs_f64(), cpu)
+}
+
 #[tokio::main]
 async fn main() {
     println!("| measurement | value | vs baseline |");
@@ -208,7 +301,7 @@ async fn main() {
         sort_buffer_ns_per_flow()
     );
 
-    let direct = agents_with_history(1).await;
+    let direct = agents_with_history(1, None).await;
     let (flows, took) = drain(connect(direct[0].address).await, GetFlowsRequest::default()).await;
     let baseline = flows as f64 / took.as_secs_f64();
     println!("| one agent straight to the client (baseline) | {baseline:.0} flows/s | 1.00 |");
@@ -223,33 +316,14 @@ async fn main() {
         .build()
         .expect("relay runtime");
     for count in [2, 4, 8] {
-        let agents = agents_with_history(count).await;
-        let peer_list = peers(agents.iter().map(|a| (a.name.as_str(), a.address)));
-        let relay = relay_runtime
-            .spawn(async move {
-                support::relay(&["--disable-client-tls", "--dial-timeout", "10s", "--peers", &peer_list]).await
-            })
-            .await
-            .expect("relay task");
-        support::until_connected(&relay, count).await;
-        let cpu_before = relay_cpu_seconds();
-        let (flows, took) = drain(connect(relay.api_address).await, GetFlowsRequest::default()).await;
-        let relay_cpu = relay_cpu_seconds() - cpu_before;
-        assert_eq!(
-            flows,
-            TOTAL_FLOWS as u64 / count as u64 * count as u64,
-            "every flow arrives"
-        );
-        let rate = flows as f64 / took.as_secs_f64();
+        let agents = agents_with_history(count, None).await;
+        let relay = start_relay(&relay_runtime, &agents, None).await;
+        let (rate, relay_cpu) = merged(&relay, count).await;
         println!(
             "| merged through the relay from {count} agents | {rate:.0} flows/s | {:.2} |",
             rate / baseline
         );
-        println!(
-            "| relay CPU per merged flow, {count} agents | {:.2} µs = {:.2} M flows/s per relay core | — |",
-            relay_cpu / flows as f64 * 1e6,
-            flows as f64 / relay_cpu / 1e6
-        );
+        println!("| relay CPU per merged flow, {count} agents | {relay_cpu} | — |");
         if count == 2 {
             let (flows, took) = drain(
                 connect_with(relay.api_address, Frames::Default).await,
@@ -265,6 +339,19 @@ async fn main() {
         relay.shutdown().await;
         drop(agents);
     }
+    // As deployed: agents serve mutual TLS 1.3 and the relay dials them with its
+    // client certificate (the client still reads the relay in plaintext).
+    let pki = Pki::new();
+    let agents = agents_with_history(2, Some(&pki)).await;
+    let relay = start_relay(&relay_runtime, &agents, Some(&pki)).await;
+    let (rate, relay_cpu) = merged(&relay, 2).await;
+    println!(
+        "| merged from 2 agents over mutual TLS 1.3 | {rate:.0} flows/s | {:.2} |",
+        rate / baseline
+    );
+    println!("| relay CPU per merged flow, 2 agents over mutual TLS | {relay_cpu} | — |");
+    relay.shutdown().await;
+    drop(agents);
     relay_runtime.shutdown_background();
 
     let agents: Vec<FakeAgent> = {
