@@ -97,9 +97,10 @@ fn encode_cost(events: impl IntoIterator<Item = Event>) -> f64 {
     for _ in 0..2 {
         for window in events.chunks(4095) {
             let entries: Vec<ring::Entry> = window.iter().cloned().map(ring::Entry::new).collect();
+            let mut arena = ring::EncodeArena::default();
             let start = Instant::now();
             for entry in &entries {
-                black_box(entry.flow_response());
+                black_box(entry.flow_response(&mut arena));
             }
             spent += start.elapsed();
         }
@@ -250,6 +251,7 @@ async fn stream_cost(ring: ring::Ring) -> f64 {
         Duration::from_secs(1),
     );
     let mut best = f64::MAX;
+    let mut arena = ring::EncodeArena::default();
     for pass in 0..6 {
         let request = tonic::Request::new(GetFlowsRequest::default());
         let mut stream = service.flows(request).unwrap().into_inner();
@@ -257,7 +259,7 @@ async fn stream_cost(ring: ring::Ring) -> f64 {
         let mut bytes = 0;
         while let Some(item) = stream.next().await {
             if let Ok(FlowsItem::Shared(entry)) = item {
-                bytes += entry.flow_response().map_or(0, |b| b.len());
+                bytes += entry.flow_response(&mut arena).map_or(0, |b| b.len());
             }
         }
         black_box(bytes);
@@ -330,7 +332,12 @@ fn get_flows(c: &mut Criterion) {
     let sample = &events[..10_000];
     let wire_bytes = sample
         .iter()
-        .map(|e| ring::Entry::new(e.clone()).flow_response().map_or(0, |b| b.len() + 5))
+        .map(|e| {
+            let entry = ring::Entry::new(e.clone());
+            entry
+                .flow_response(&mut ring::EncodeArena::default())
+                .map_or(0, |b| b.len() + 5)
+        })
         .sum::<usize>() as f64
         / sample.len() as f64;
     for event in events {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use sightline_agent::app::Agent;
 use sightline_agent::cli::Args;
 use sightline_agent::event::{Event, EventSink};
-use sightline_agent::observer::ring::Read;
+use sightline_agent::observer::ring::{EncodeArena, Read};
 use sightline_agent::synthetic;
 use sightline_proto::Timestamp;
 use sightline_proto::observer::{GetFlowsRequest, get_flows_response::ResponseTypes};
@@ -98,9 +98,10 @@ async fn upstream_agent(name: &str, flows: i64, node_index: i64, tls: Option<&Pk
     }
     // Agents encode each flow once, for its first reader; do that before measuring.
     let ring = agent.sink.ring();
+    let mut arena = EncodeArena::default();
     for seq in ring.oldest()..ring.head() {
         if let Read::Event(entry) = ring.get(seq) {
-            entry.flow_response();
+            entry.flow_response(&mut arena);
         }
     }
     let address = agent.server.local_addr().expect("tcp address");

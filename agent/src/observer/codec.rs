@@ -13,7 +13,7 @@ use tonic::Status;
 use tonic::codec::{BufferSettings, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic_prost::ProstDecoder;
 
-use super::entry::Entry;
+use super::entry::{EncodeArena, Entry};
 use crate::event::Event;
 
 /// One GetFlows response, either borrowed from the ring or built for this client.
@@ -45,8 +45,11 @@ impl FlowsItem {
 
 pub type FlowsCodec = CodecPair<FlowsEncoder, ProstDecoder<GetFlowsRequest>>;
 
-#[derive(Debug, Default, Clone, Copy)]
-pub struct FlowsEncoder;
+/// One per stream: first reads of flows encode into the stream's own arena.
+#[derive(Debug, Default)]
+pub struct FlowsEncoder {
+    arena: EncodeArena,
+}
 
 impl Encoder for FlowsEncoder {
     type Item = FlowsItem;
@@ -61,7 +64,7 @@ impl Encoder for FlowsEncoder {
         match item {
             FlowsItem::Owned(response) => response.encode(buf).map_err(too_small),
             FlowsItem::Shared(entry) => {
-                if let Some(bytes) = entry.flow_response() {
+                if let Some(bytes) = entry.flow_response(&mut self.arena) {
                     buf.put_slice(bytes);
                 }
                 Ok(())

@@ -4,7 +4,7 @@
 use std::ops::Deref;
 use std::sync::OnceLock;
 
-use prost::bytes::Bytes;
+use prost::bytes::{Bytes, BytesMut};
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len, message};
 
 use crate::event::Event;
@@ -13,6 +13,39 @@ use crate::event::Event;
 pub struct Entry {
     event: Event,
     response: OnceLock<Bytes>,
+}
+
+/// Where a stream puts the encodings it caches in ring entries: consecutive slices
+/// of shared chunks. A first read used to allocate one exactly sized buffer per
+/// flow; at a few hundred thousand flows that was glibc's slow path (no free block
+/// of the size at hand) and cost as much as the encoding itself. Slices of one
+/// chunk belong to flows this stream encoded one after another, which the ring
+/// overwrites in the same order, so a chunk is freed soon after its flows are.
+#[derive(Debug, Default)]
+pub struct EncodeArena {
+    chunk: BytesMut,
+    next_chunk_size: usize,
+}
+
+impl EncodeArena {
+    /// Chunks start small so an idle follower holds little and double up to this.
+    const FIRST_CHUNK: usize = 4 * 1024;
+    const LARGEST_CHUNK: usize = 64 * 1024;
+
+    /// Room for `len` more bytes, in a new chunk when the current one is short.
+    fn room_for(&mut self, len: usize) -> &mut BytesMut {
+        if self.chunk.capacity() - self.chunk.len() < len {
+            let size = self.next_chunk_size.clamp(Self::FIRST_CHUNK, Self::LARGEST_CHUNK);
+            self.next_chunk_size = size * 2;
+            self.chunk = BytesMut::with_capacity(size.max(len));
+        }
+        &mut self.chunk
+    }
+
+    /// The bytes written since the last call, as their own `Bytes`.
+    fn take(&mut self) -> Bytes {
+        self.chunk.split().freeze()
+    }
 }
 
 impl Entry {
@@ -27,8 +60,9 @@ impl Entry {
         &self.event
     }
 
-    /// The encoded `GetFlowsResponse{flow, node_name, time}` of an unmasked flow.
-    pub fn flow_response(&self) -> Option<&Bytes> {
+    /// The encoded `GetFlowsResponse{flow, node_name, time}` of an unmasked flow,
+    /// encoded into `arena` by the first caller.
+    pub fn flow_response(&self, arena: &mut EncodeArena) -> Option<&Bytes> {
         let Event::Flow(flow) = &self.event else { return None };
         Some(self.response.get_or_init(|| {
             // Field numbers of GetFlowsResponse: flow = 1, node_name = 1000, time = 1001.
@@ -40,20 +74,18 @@ impl Entry {
                 key_len(1000) + encoded_len_varint(node_name.len() as u64) + node_name.len()
             };
             let time_len = flow.time.as_ref().map_or(0, |time| message::encoded_len(1001, time));
-            // Exactly sized: no reallocation while encoding, and `Bytes` takes the
-            // vector as it is.
-            let mut out = Vec::with_capacity(encoding.field_len(1) + node_name_len + time_len);
-            encoding.encode(1, &mut out);
+            // Sized before writing: the chunk never reallocates under earlier slices.
+            let out = arena.room_for(encoding.field_len(1) + node_name_len + time_len);
+            encoding.encode(1, out);
             if !node_name.is_empty() {
-                encode_key(1000, WireType::LengthDelimited, &mut out);
-                encode_varint(node_name.len() as u64, &mut out);
+                encode_key(1000, WireType::LengthDelimited, out);
+                encode_varint(node_name.len() as u64, out);
                 out.extend_from_slice(node_name.as_bytes());
             }
             if let Some(time) = &flow.time {
-                message::encode(1001, time, &mut out);
+                message::encode(1001, time, out);
             }
-            debug_assert_eq!(out.len(), out.capacity());
-            Bytes::from(out)
+            arena.take()
         }))
     }
 }
@@ -85,7 +117,8 @@ mod tests {
     fn flow_response_is_a_regular_get_flows_response() {
         let flow = crate::synthetic::flow(3, "node-9", Timestamp { seconds: 5, nanos: 6 });
         let entry = Entry::new(Event::flow(flow.clone()));
-        let decoded = GetFlowsResponse::decode(entry.flow_response().unwrap().clone()).unwrap();
+        let decoded =
+            GetFlowsResponse::decode(entry.flow_response(&mut EncodeArena::default()).unwrap().clone()).unwrap();
         assert_eq!(
             decoded,
             GetFlowsResponse {
@@ -98,6 +131,59 @@ mod tests {
             time: Timestamp::now(),
             event: Default::default(),
         });
-        assert!(lost.flow_response().is_none());
+        assert!(lost.flow_response(&mut EncodeArena::default()).is_none());
+    }
+
+    fn response_of(entry: &Entry) -> GetFlowsResponse {
+        let Event::Flow(flow) = entry.event() else {
+            unreachable!()
+        };
+        GetFlowsResponse {
+            node_name: flow.node_name().to_owned(),
+            time: flow.time,
+            response_types: Some(ResponseTypes::Flow(flow.to_flow())),
+        }
+    }
+
+    /// Flows encoded one after another share chunks, across chunk boundaries and
+    /// with flows bigger than a chunk, and each still decodes to itself alone.
+    #[test]
+    fn flows_encoded_through_one_arena_stay_separate() {
+        let mut arena = EncodeArena::default();
+        let mut entries: Vec<Entry> = (0..600)
+            .map(|i| {
+                Entry::new(Event::Flow(Box::new(crate::synthetic::record(
+                    i,
+                    "node-1",
+                    Timestamp::now(),
+                ))))
+            })
+            .collect();
+        let mut huge = crate::synthetic::flow(7, "node-1", Timestamp::now());
+        huge.source_names = vec!["x".repeat(100 * 1024)];
+        entries.insert(300, Entry::new(Event::flow(huge)));
+        let encoded: Vec<Bytes> = entries
+            .iter()
+            .map(|e| e.flow_response(&mut arena).unwrap().clone())
+            .collect();
+        drop(arena);
+        for (entry, bytes) in entries.iter().zip(&encoded) {
+            assert_eq!(GetFlowsResponse::decode(bytes.clone()).unwrap(), response_of(entry));
+        }
+        assert!(encoded[300].len() > 100 * 1024);
+    }
+
+    #[test]
+    fn a_cached_encoding_is_reused_by_later_readers() {
+        let entry = Entry::new(Event::Flow(Box::new(crate::synthetic::record(
+            1,
+            "node-1",
+            Timestamp::now(),
+        ))));
+        let first = entry.flow_response(&mut EncodeArena::default()).unwrap().clone();
+        let mut other = EncodeArena::default();
+        let again = entry.flow_response(&mut other).unwrap();
+        assert_eq!(first.as_ptr(), again.as_ptr(), "same bytes, not a second encoding");
+        assert_eq!(other.chunk.capacity(), 0, "the later reader's arena stays empty");
     }
 }

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, fence};
 
 use tokio::sync::Notify;
 
-pub use super::entry::Entry;
+pub use super::entry::{EncodeArena, Entry};
 
 /// Marks a slot whose pointer is being replaced.
 const BUSY: u64 = u64::MAX;
