@@ -36,6 +36,7 @@ pub mod codec;
 pub mod flows_route;
 pub mod reflection;
 mod timestamp;
+pub mod wire;
 
 pub use timestamp::Timestamp;
 

@@ -233,7 +233,7 @@ fn a_decoded_record_encodes_as_its_materialised_flow() {
         let Event::Flow(record) = decoder.decode(&bytes(&event)).unwrap() else {
             panic!("not a flow")
         };
-        let mut wire = Vec::new();
+        let mut wire = prost::bytes::BytesMut::new();
         record.encode_as_flow(1, &mut wire);
         let materialised = record.to_flow();
         let mut reference = Vec::new();

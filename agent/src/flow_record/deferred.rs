@@ -12,9 +12,8 @@ use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use prost::bytes::BufMut;
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 use sightline_proto::flow::{Emitter, Ethernet, Flow, Ip, IpVersion, NetworkInterface};
+use sightline_proto::wire::Writer;
 
 use crate::datapath::summary::L4Summary;
 
@@ -143,31 +142,6 @@ fn ip_version(addr: IpAddr) -> IpVersion {
 }
 
 /// Length of a length-delimited field holding `len` bytes.
-fn delimited_len(tag: u32, len: usize) -> usize {
-    key_len(tag) + encoded_len_varint(len as u64) + len
-}
-
-fn put_str(tag: u32, value: &str, out: &mut impl BufMut) {
-    encode_key(tag, WireType::LengthDelimited, out);
-    encode_varint(value.len() as u64, out);
-    out.put_slice(value.as_bytes());
-}
-
-/// Length of an optional proto3 string field: empty strings are not written.
-fn str_len(tag: u32, value: &str) -> usize {
-    if value.is_empty() {
-        0
-    } else {
-        delimited_len(tag, value.len())
-    }
-}
-
-fn put_nonempty_str(tag: u32, value: &str, out: &mut impl BufMut) {
-    if !value.is_empty() {
-        put_str(tag, value, out);
-    }
-}
-
 /// The deferred fields a flow will actually write, formatted once per encoding.
 pub(super) struct Rendered<'a> {
     uuid: Option<StackText>,
@@ -259,92 +233,41 @@ impl Deferred {
 }
 
 impl Rendered<'_> {
-    fn emitter_body_len(version: &str) -> usize {
-        str_len(1, EMITTER_NAME) + str_len(2, version)
-    }
-
-    fn ethernet_body_len(macs: &[StackText; 2]) -> usize {
-        str_len(1, macs[0].as_str()) + str_len(2, macs[1].as_str())
-    }
-
-    fn ip_body_len(source: &StackText, destination: &StackText, version: IpVersion) -> usize {
-        str_len(1, source.as_str())
-            + str_len(2, destination.as_str())
-            + if version as i32 == 0 {
-                0
-            } else {
-                key_len(3) + encoded_len_varint(version as u64)
-            }
-    }
-
-    fn interface_body_len(index: u32, name: &str) -> usize {
-        (if index == 0 {
-            0
-        } else {
-            key_len(1) + encoded_len_varint(u64::from(index))
-        }) + str_len(2, name)
-    }
-
-    pub(super) fn encoded_len(&self) -> usize {
-        self.uuid.as_ref().map_or(0, |u| str_len(field::UUID, u.as_str()))
-            + self
-                .emitter_version
-                .map_or(0, |v| delimited_len(field::EMITTER, Self::emitter_body_len(v)))
-            + self.node_name.map_or(0, |n| str_len(field::NODE_NAME, n))
-            + self
-                .ethernet
-                .as_ref()
-                .map_or(0, |m| delimited_len(field::ETHERNET, Self::ethernet_body_len(m)))
-            + self
-                .ip
-                .as_ref()
-                .map_or(0, |(s, d, v)| delimited_len(field::IP, Self::ip_body_len(s, d, *v)))
-            + self.interface.map_or(0, |(i, n)| {
-                delimited_len(field::INTERFACE, Self::interface_body_len(i, n))
-            })
-            + self.summary.as_deref().map_or(0, |s| str_len(field::SUMMARY, s))
-    }
-
-    pub(super) fn encode(&self, out: &mut impl BufMut) {
+    /// Writes the rendered fields as `flow.Flow` fields.
+    pub(super) fn write(&self, w: &mut Writer<'_>) {
         if let Some(uuid) = &self.uuid {
-            put_nonempty_str(field::UUID, uuid.as_str(), out);
+            w.string(field::UUID, uuid.as_str());
         }
         if let Some(version) = self.emitter_version {
-            encode_key(field::EMITTER, WireType::LengthDelimited, out);
-            encode_varint(Self::emitter_body_len(version) as u64, out);
-            put_nonempty_str(1, EMITTER_NAME, out);
-            put_nonempty_str(2, version, out);
+            w.message(field::EMITTER, |w| {
+                w.string(1, EMITTER_NAME);
+                w.string(2, version);
+            });
         }
         if let Some(name) = self.node_name {
-            put_nonempty_str(field::NODE_NAME, name, out);
+            w.string(field::NODE_NAME, name);
         }
-        if let Some(macs) = &self.ethernet {
-            encode_key(field::ETHERNET, WireType::LengthDelimited, out);
-            encode_varint(Self::ethernet_body_len(macs) as u64, out);
-            put_nonempty_str(1, macs[0].as_str(), out);
-            put_nonempty_str(2, macs[1].as_str(), out);
+        if let Some([source, destination]) = &self.ethernet {
+            w.message(field::ETHERNET, |w| {
+                w.string(1, source.as_str());
+                w.string(2, destination.as_str());
+            });
         }
         if let Some((source, destination, version)) = &self.ip {
-            encode_key(field::IP, WireType::LengthDelimited, out);
-            encode_varint(Self::ip_body_len(source, destination, *version) as u64, out);
-            put_nonempty_str(1, source.as_str(), out);
-            put_nonempty_str(2, destination.as_str(), out);
-            if *version as i32 != 0 {
-                encode_key(3, WireType::Varint, out);
-                encode_varint(*version as u64, out);
-            }
+            w.message(field::IP, |w| {
+                w.string(1, source.as_str());
+                w.string(2, destination.as_str());
+                w.int32(3, *version as i32);
+            });
         }
         if let Some((index, name)) = self.interface {
-            encode_key(field::INTERFACE, WireType::LengthDelimited, out);
-            encode_varint(Self::interface_body_len(index, name) as u64, out);
-            if index != 0 {
-                encode_key(1, WireType::Varint, out);
-                encode_varint(u64::from(index), out);
-            }
-            put_nonempty_str(2, name, out);
+            w.message(field::INTERFACE, |w| {
+                w.uint(1, u64::from(index));
+                w.string(2, name);
+            });
         }
         if let Some(summary) = &self.summary {
-            put_nonempty_str(field::SUMMARY, summary, out);
+            w.string(field::SUMMARY, summary);
         }
     }
 }

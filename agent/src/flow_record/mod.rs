@@ -23,10 +23,10 @@ mod shared;
 
 pub use deferred::{Deferred, pack_mac};
 use prost::Message;
-use prost::bytes::BufMut;
-use prost::encoding::{WireType, encode_key, encode_varint, string};
+use prost::bytes::BytesMut;
 pub use shared::Shared;
 use sightline_proto::flow::{Endpoint, Flow, Service};
+use sightline_proto::wire::{self, Skip, Writer};
 
 /// Field numbers of `flow.Flow` that `Metadata` fills.
 mod field {
@@ -220,133 +220,47 @@ impl FlowRecord {
         flow
     }
 
-    /// The flow's own fields without those `metadata` replaces, so encoding never
-    /// writes a field twice.
-    fn without_replaced(&self) -> Option<Flow> {
+    /// Writes the body of this flow's `flow.Flow`: its own fields but those the
+    /// attached metadata replaces (a field written twice would merge), the
+    /// metadata's cached encodings, and the deferred fields rendered as text.
+    pub fn write_flow_body(&self, w: &mut Writer<'_>) {
         let m = &self.metadata;
-        let f = &self.flow;
-        let clash = (m.source.is_some() && f.source.is_some())
-            || (m.destination.is_some() && f.destination.is_some())
-            || (m.source_service.is_some() && f.source_service.is_some())
-            || (m.destination_service.is_some() && f.destination_service.is_some())
-            || (m.source_names.is_some() && !f.source_names.is_empty())
-            || (m.destination_names.is_some() && !f.destination_names.is_empty());
-        clash.then(|| {
-            let mut flow = f.clone();
-            if m.source.is_some() {
-                flow.source = None;
-            }
-            if m.destination.is_some() {
-                flow.destination = None;
-            }
-            if m.source_service.is_some() {
-                flow.source_service = None;
-            }
-            if m.destination_service.is_some() {
-                flow.destination_service = None;
-            }
-            if m.source_names.is_some() {
-                flow.source_names.clear();
-            }
-            if m.destination_names.is_some() {
-                flow.destination_names.clear();
-            }
-            flow
-        })
-    }
-
-    /// Bytes the attached metadata adds to the `Flow`, keys and lengths included.
-    fn metadata_len(&self) -> usize {
-        fn field_len<M: Message>(tag: u32, shared: &Option<Arc<Shared<M>>>) -> usize {
-            shared.as_ref().map_or(0, |s| {
-                let body = s.encoded_body().len();
-                prost::encoding::key_len(tag) + prost::encoding::encoded_len_varint(body as u64) + body
-            })
+        let skip = Skip {
+            source: m.source.is_some(),
+            destination: m.destination.is_some(),
+            source_service: m.source_service.is_some(),
+            destination_service: m.destination_service.is_some(),
+            source_names: m.source_names.is_some(),
+            destination_names: m.destination_names.is_some(),
+        };
+        wire::flow_fields(&self.flow, skip, w);
+        if let Some(endpoint) = &m.source {
+            w.encoded_message(field::SOURCE, endpoint.encoded_body());
         }
-        let names =
-            |tag: u32, names: &Option<Names>| names.as_ref().map_or(0, |n| string::encoded_len_repeated(tag, n));
-        let m = &self.metadata;
-        field_len(field::SOURCE, &m.source)
-            + field_len(field::DESTINATION, &m.destination)
-            + field_len(field::SOURCE_SERVICE, &m.source_service)
-            + field_len(field::DESTINATION_SERVICE, &m.destination_service)
-            + names(field::SOURCE_NAMES, &m.source_names)
-            + names(field::DESTINATION_NAMES, &m.destination_names)
-    }
-
-    fn encode_metadata(&self, out: &mut impl BufMut) {
-        let m = &self.metadata;
-        fn put<M: Message>(tag: u32, shared: Option<&Shared<M>>, out: &mut impl BufMut) {
-            if let Some(shared) = shared {
-                let body = shared.encoded_body();
-                encode_key(tag, WireType::LengthDelimited, out);
-                encode_varint(body.len() as u64, out);
-                out.put_slice(body);
-            }
+        if let Some(endpoint) = &m.destination {
+            w.encoded_message(field::DESTINATION, endpoint.encoded_body());
         }
-        put(field::SOURCE, m.source.as_deref(), out);
-        put(field::DESTINATION, m.destination.as_deref(), out);
         if let Some(names) = &m.source_names {
-            string::encode_repeated(field::SOURCE_NAMES, names, out);
+            w.strings(field::SOURCE_NAMES, names);
         }
         if let Some(names) = &m.destination_names {
-            string::encode_repeated(field::DESTINATION_NAMES, names, out);
+            w.strings(field::DESTINATION_NAMES, names);
         }
-        put(field::SOURCE_SERVICE, m.source_service.as_deref(), out);
-        put(field::DESTINATION_SERVICE, m.destination_service.as_deref(), out);
-    }
-
-    /// This flow's `flow.Flow` encoding, metadata and deferred fields included,
-    /// with its length known before anything is written.
-    pub fn flow_encoding(&self) -> FlowEncoding<'_> {
-        let own = match self.without_replaced() {
-            Some(stripped) => Cow::Owned(stripped),
-            None => Cow::Borrowed(&self.flow),
-        };
-        let deferred = self.deferred.render(&own, self.addresses);
-        let body_len = own.encoded_len() + self.metadata_len() + deferred.encoded_len();
-        FlowEncoding {
-            record: self,
-            own,
-            deferred,
-            body_len,
+        if let Some(service) = &m.source_service {
+            w.encoded_message(field::SOURCE_SERVICE, service.encoded_body());
+        }
+        if let Some(service) = &m.destination_service {
+            w.encoded_message(field::DESTINATION_SERVICE, service.encoded_body());
+        }
+        if !self.deferred.is_empty() || self.addresses.is_some() {
+            self.deferred.render(&self.flow, self.addresses).write(w);
         }
     }
 
-    /// Writes field `tag` of an enclosing message as this flow's `flow.Flow`
-    /// encoding, metadata included, without building the complete `Flow`.
-    pub fn encode_as_flow(&self, tag: u32, out: &mut impl BufMut) {
-        self.flow_encoding().encode(tag, out);
-    }
-}
-
-/// A flow ready to encode: see [`FlowRecord::flow_encoding`].
-pub struct FlowEncoding<'a> {
-    record: &'a FlowRecord,
-    own: Cow<'a, Flow>,
-    deferred: deferred::Rendered<'a>,
-    body_len: usize,
-}
-
-impl FlowEncoding<'_> {
-    /// Bytes of the `flow.Flow` message itself.
-    pub fn body_len(&self) -> usize {
-        self.body_len
-    }
-
-    /// Bytes of the whole field `tag`: key, length and body.
-    pub fn field_len(&self, tag: u32) -> usize {
-        prost::encoding::key_len(tag) + prost::encoding::encoded_len_varint(self.body_len as u64) + self.body_len
-    }
-
-    pub fn encode(&self, tag: u32, out: &mut impl BufMut) {
-        encode_key(tag, WireType::LengthDelimited, out);
-        encode_varint(self.body_len as u64, out);
-        // Protobuf fields may come in any order; decoders see one complete Flow.
-        // `encode_raw` is what prost's own `message::encode` writes after the length.
-        self.own.encode_raw(out);
-        self.record.encode_metadata(out);
-        self.deferred.encode(out);
+    /// Writes field `tag` of an enclosing message as this flow's `flow.Flow`,
+    /// metadata included, without building the complete `Flow`.
+    pub fn encode_as_flow(&self, tag: u32, out: &mut BytesMut) {
+        Writer::new(out).large_message(tag, |w| self.write_flow_body(w));
     }
 }
 
@@ -373,7 +287,7 @@ impl From<Flow> for FlowRecord {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use prost::encoding::message;
+    use prost::encoding::{WireType, message};
     use sightline_proto::flow::{Ip, Workload};
 
     use super::*;
@@ -419,7 +333,7 @@ mod tests {
 
     /// What a client decodes from `encode_as_flow` is the materialised flow.
     fn decoded(record: &FlowRecord) -> Flow {
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         record.encode_as_flow(1, &mut out);
         let mut reference = Vec::new();
         message::encode(1, &record.to_flow(), &mut reference);

@@ -5,7 +5,7 @@ use std::ops::Deref;
 use std::sync::OnceLock;
 
 use prost::bytes::{Bytes, BytesMut};
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len, message};
+use sightline_proto::wire::Writer;
 
 use crate::event::Event;
 
@@ -25,6 +25,8 @@ pub struct Entry {
 pub struct EncodeArena {
     chunk: BytesMut,
     next_chunk_size: usize,
+    /// Size of the last encoding, to guess the next one's.
+    last_len: usize,
 }
 
 impl EncodeArena {
@@ -32,7 +34,9 @@ impl EncodeArena {
     const FIRST_CHUNK: usize = 4 * 1024;
     const LARGEST_CHUNK: usize = 64 * 1024;
 
-    /// Room for `len` more bytes, in a new chunk when the current one is short.
+    /// A chunk with room for about `len` more bytes. An encoding may still run
+    /// past the end: `BytesMut` then moves the unfinished part to a new buffer and
+    /// the slices already taken keep the old one.
     fn room_for(&mut self, len: usize) -> &mut BytesMut {
         if self.chunk.capacity() - self.chunk.len() < len {
             let size = self.next_chunk_size.clamp(Self::FIRST_CHUNK, Self::LARGEST_CHUNK);
@@ -44,7 +48,9 @@ impl EncodeArena {
 
     /// The bytes written since the last call, as their own `Bytes`.
     fn take(&mut self) -> Bytes {
-        self.chunk.split().freeze()
+        let bytes = self.chunk.split().freeze();
+        self.last_len = bytes.len();
+        bytes
     }
 }
 
@@ -65,25 +71,12 @@ impl Entry {
     pub fn flow_response(&self, arena: &mut EncodeArena) -> Option<&Bytes> {
         let Event::Flow(flow) = &self.event else { return None };
         Some(self.response.get_or_init(|| {
+            let mut w = Writer::new(arena.room_for(2 * arena.last_len + 256));
             // Field numbers of GetFlowsResponse: flow = 1, node_name = 1000, time = 1001.
-            let encoding = flow.flow_encoding();
-            let node_name = flow.node_name();
-            let node_name_len = if node_name.is_empty() {
-                0
-            } else {
-                key_len(1000) + encoded_len_varint(node_name.len() as u64) + node_name.len()
-            };
-            let time_len = flow.time.as_ref().map_or(0, |time| message::encoded_len(1001, time));
-            // Sized before writing: the chunk never reallocates under earlier slices.
-            let out = arena.room_for(encoding.field_len(1) + node_name_len + time_len);
-            encoding.encode(1, out);
-            if !node_name.is_empty() {
-                encode_key(1000, WireType::LengthDelimited, out);
-                encode_varint(node_name.len() as u64, out);
-                out.extend_from_slice(node_name.as_bytes());
-            }
+            w.large_message(1, |w| flow.write_flow_body(w));
+            w.string(1000, flow.node_name());
             if let Some(time) = &flow.time {
-                message::encode(1001, time, out);
+                w.timestamp(1001, time);
             }
             arena.take()
         }))

@@ -1,0 +1,469 @@
+//! A protobuf writer for the messages every flow carries, faster than prost's.
+//!
+//! prost computes a message's length before writing it, so a nested message's
+//! length is computed once per level above it (`Flow` → `Layer4` → `TCP` →
+//! `TCPFlags` four times), and it writes each varint one byte at a time through
+//! `BufMut`. Encoding a flow for its first reader was most of a GetFlows stream's
+//! cost. [`Writer`] instead reserves one byte for a nested message's length, writes
+//! the body, and patches the length in (moving the body in the rare case the
+//! length needs more than one byte); a varint is one bounded store.
+//!
+//! The output is canonical protobuf (the same bytes a conformant encoder may
+//! produce, in field-number order for the hand-written messages); what decoders
+//! read is identical to prost's encoding of the same message. Sub-messages that
+//! flows rarely carry go through prost.
+
+use prost::Message;
+use prost::bytes::{BufMut, BytesMut};
+use prost::encoding::{WireType, encoded_len_varint};
+
+use crate::Timestamp;
+use crate::flow::{
+    CiliumEventType, Emitter, Ethernet, Flow, IcmPv4, IcmPv6, Ip, Layer4, NetworkInterface, Sctp, Tcp, TcpFlags, Udp,
+    layer4,
+};
+
+/// Appends protobuf fields to a `BytesMut`, growing it as needed.
+pub struct Writer<'a> {
+    out: &'a mut BytesMut,
+}
+
+impl<'a> Writer<'a> {
+    pub fn new(out: &'a mut BytesMut) -> Self {
+        Self { out }
+    }
+
+    /// Bytes written to the underlying buffer so far (including what it held before).
+    pub fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+
+    #[inline(always)]
+    pub fn varint(&mut self, mut value: u64) {
+        self.out.reserve(10);
+        if let Some(spare) = self.out.spare_capacity_mut().first_chunk_mut::<10>() {
+            let mut n = 0;
+            while value >= 0x80 {
+                spare[n].write((value as u8) | 0x80);
+                value >>= 7;
+                n += 1;
+            }
+            spare[n].write(value as u8);
+            // SAFETY: the n + 1 bytes after the current length were just written,
+            // and `reserve` made room for them.
+            unsafe { self.out.set_len(self.out.len() + n + 1) };
+        } else {
+            prost::encoding::encode_varint(value, self.out);
+        }
+    }
+
+    #[inline(always)]
+    fn key(&mut self, tag: u32, wire_type: WireType) {
+        self.varint(u64::from(tag << 3 | wire_type as u32));
+    }
+
+    #[inline(always)]
+    pub fn bytes(&mut self, tag: u32, value: &[u8]) {
+        if !value.is_empty() {
+            self.key(tag, WireType::LengthDelimited);
+            self.varint(value.len() as u64);
+            self.out.extend_from_slice(value);
+        }
+    }
+
+    #[inline(always)]
+    pub fn string(&mut self, tag: u32, value: &str) {
+        self.bytes(tag, value.as_bytes());
+    }
+
+    pub fn strings(&mut self, tag: u32, values: &[String]) {
+        for value in values {
+            // Repeated fields keep empty elements.
+            self.key(tag, WireType::LengthDelimited);
+            self.varint(value.len() as u64);
+            self.out.extend_from_slice(value.as_bytes());
+        }
+    }
+
+    /// `uint32`, `uint64`, `bool` and enum fields (enums and `int32` go through
+    /// [`Writer::int32`]).
+    #[inline(always)]
+    pub fn uint(&mut self, tag: u32, value: u64) {
+        if value != 0 {
+            self.key(tag, WireType::Varint);
+            self.varint(value);
+        }
+    }
+
+    /// `int32` and enum fields: negative values are sign-extended to ten bytes.
+    #[inline(always)]
+    pub fn int32(&mut self, tag: u32, value: i32) {
+        self.uint(tag, i64::from(value) as u64);
+    }
+
+    #[inline(always)]
+    pub fn int64(&mut self, tag: u32, value: i64) {
+        self.uint(tag, value as u64);
+    }
+
+    #[inline(always)]
+    pub fn bool(&mut self, tag: u32, value: bool) {
+        self.uint(tag, u64::from(value));
+    }
+
+    /// A message field whose body `body` writes.
+    #[inline(always)]
+    pub fn message(&mut self, tag: u32, body: impl FnOnce(&mut Self)) {
+        self.key(tag, WireType::LengthDelimited);
+        let length_at = self.out.len();
+        self.out.put_u8(0);
+        body(self);
+        self.patch_length(length_at);
+    }
+
+    /// A message field whose body is usually 128 bytes to 16 KiB (a whole flow):
+    /// two bytes are reserved for its length, so the body rarely moves.
+    #[inline]
+    pub fn large_message(&mut self, tag: u32, body: impl FnOnce(&mut Self)) {
+        self.key(tag, WireType::LengthDelimited);
+        let length_at = self.out.len();
+        self.out.put_u16(0);
+        body(self);
+        let body_len = self.out.len() - length_at - 2;
+        if (0x80..0x4000).contains(&body_len) {
+            self.out[length_at] = (body_len as u8 & 0x7f) | 0x80;
+            self.out[length_at + 1] = (body_len >> 7) as u8;
+        } else {
+            // Give the second byte back and write the length as for any message.
+            self.out.copy_within(length_at + 2.., length_at + 1);
+            self.out.truncate(self.out.len() - 1);
+            self.patch_length(length_at);
+        }
+    }
+
+    /// A message field given its body's encoding.
+    #[inline(always)]
+    pub fn encoded_message(&mut self, tag: u32, body: &[u8]) {
+        self.key(tag, WireType::LengthDelimited);
+        self.varint(body.len() as u64);
+        self.out.extend_from_slice(body);
+    }
+
+    /// A message field written by prost, for messages flows rarely carry.
+    pub fn prost_message(&mut self, tag: u32, message: &impl Message) {
+        self.message(tag, |w| message.encode_raw(w.out));
+    }
+
+    /// Writes the length of the body that follows the one byte reserved at
+    /// `length_at`.
+    #[inline(always)]
+    fn patch_length(&mut self, length_at: usize) {
+        let body_len = self.out.len() - length_at - 1;
+        if body_len < 0x80 {
+            self.out[length_at] = body_len as u8;
+        } else {
+            self.patch_long_length(length_at, body_len);
+        }
+    }
+
+    /// A length of more than one byte: the body moves to make room for it.
+    #[cold]
+    #[inline(never)]
+    fn patch_long_length(&mut self, length_at: usize, body_len: usize) {
+        let length_len = encoded_len_varint(body_len as u64);
+        let end = self.out.len();
+        self.out.resize(end + length_len - 1, 0);
+        self.out.copy_within(length_at + 1..end, length_at + length_len);
+        let mut value = body_len as u64;
+        for byte in &mut self.out[length_at..length_at + length_len] {
+            *byte = (value as u8 & 0x7f) | if value >= 0x80 { 0x80 } else { 0 };
+            value >>= 7;
+        }
+    }
+
+    pub fn timestamp(&mut self, tag: u32, time: &Timestamp) {
+        self.message(tag, |w| {
+            w.int64(1, time.seconds);
+            w.int32(2, time.nanos);
+        });
+    }
+}
+
+/// Writes every field of `flow` except those `skip` names, in field-number order
+/// (no key and length: this is the body of a `flow.Flow`).
+pub fn flow_fields(flow: &Flow, skip: Skip, w: &mut Writer<'_>) {
+    // Destructured without `..`: a field added to `flow.Flow` does not compile
+    // until it is written here.
+    #[allow(deprecated)]
+    let Flow {
+        time,
+        uuid,
+        emitter,
+        verdict,
+        drop_reason,
+        auth_type,
+        ethernet,
+        ip,
+        l4,
+        tunnel,
+        source,
+        destination,
+        r#type,
+        node_name,
+        node_labels,
+        source_names,
+        destination_names,
+        l7,
+        reply,
+        event_type,
+        source_service,
+        destination_service,
+        traffic_direction,
+        policy_match_type,
+        trace_observation_point,
+        trace_reason,
+        file,
+        ip_trace_id,
+        drop_reason_desc,
+        is_reply,
+        debug_capture_point,
+        interface,
+        proxy_port,
+        trace_context,
+        sock_xlate_point,
+        socket_cookie,
+        cgroup_id,
+        summary,
+        extensions,
+        egress_allowed_by,
+        ingress_allowed_by,
+        egress_denied_by,
+        ingress_denied_by,
+        policy_log,
+        aggregate,
+    } = flow;
+    if let Some(time) = time {
+        w.timestamp(1, time);
+    }
+    w.int32(2, *verdict);
+    w.uint(3, u64::from(*drop_reason));
+    if let Some(ethernet) = ethernet {
+        write_ethernet(4, ethernet, w);
+    }
+    if let Some(ip) = ip {
+        write_ip(5, ip, w);
+    }
+    if let Some(l4) = l4 {
+        write_layer4(6, l4, w);
+    }
+    if let (Some(source), false) = (source, skip.source) {
+        w.prost_message(8, &**source);
+    }
+    if let (Some(destination), false) = (destination, skip.destination) {
+        w.prost_message(9, &**destination);
+    }
+    w.int32(10, *r#type);
+    w.string(11, node_name);
+    if !skip.source_names {
+        w.strings(13, source_names);
+    }
+    if !skip.destination_names {
+        w.strings(14, destination_names);
+    }
+    if let Some(l7) = l7 {
+        w.prost_message(15, &**l7);
+    }
+    w.bool(16, *reply);
+    if let Some(event_type) = event_type {
+        write_event_type(19, event_type, w);
+    }
+    if let (Some(service), false) = (source_service, skip.source_service) {
+        w.prost_message(20, &**service);
+    }
+    if let (Some(service), false) = (destination_service, skip.destination_service) {
+        w.prost_message(21, &**service);
+    }
+    w.int32(22, *traffic_direction);
+    w.uint(23, u64::from(*policy_match_type));
+    w.int32(24, *trace_observation_point);
+    w.int32(25, *drop_reason_desc);
+    if let Some(is_reply) = is_reply {
+        w.message(26, |w| w.bool(1, is_reply.value));
+    }
+    w.int32(27, *debug_capture_point);
+    if let Some(interface) = interface {
+        write_interface(28, interface, w);
+    }
+    w.uint(29, u64::from(*proxy_port));
+    if let Some(trace_context) = trace_context {
+        w.prost_message(30, &**trace_context);
+    }
+    w.int32(31, *sock_xlate_point);
+    w.uint(32, *socket_cookie);
+    w.uint(33, *cgroup_id);
+    w.string(34, uuid);
+    w.int32(35, *auth_type);
+    w.int32(36, *trace_reason);
+    w.strings(37, node_labels);
+    if let Some(file) = file {
+        w.prost_message(38, &**file);
+    }
+    if let Some(tunnel) = tunnel {
+        w.prost_message(39, &**tunnel);
+    }
+    if let Some(ip_trace_id) = ip_trace_id {
+        w.prost_message(40, ip_trace_id);
+    }
+    if let Some(emitter) = emitter {
+        write_emitter(41, emitter, w);
+    }
+    for policy in egress_allowed_by {
+        w.prost_message(21001, policy);
+    }
+    for policy in ingress_allowed_by {
+        w.prost_message(21002, policy);
+    }
+    for policy in egress_denied_by {
+        w.prost_message(21004, policy);
+    }
+    for policy in ingress_denied_by {
+        w.prost_message(21005, policy);
+    }
+    w.strings(21006, policy_log);
+    if let Some(aggregate) = aggregate {
+        w.prost_message(21007, aggregate);
+    }
+    w.string(100000, summary);
+    if let Some(extensions) = extensions {
+        w.prost_message(150000, &**extensions);
+    }
+}
+
+/// Fields of `flow.Flow` that the caller writes itself (attached metadata that
+/// replaces the flow's own): writing them twice would merge two messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Skip {
+    pub source: bool,
+    pub destination: bool,
+    pub source_service: bool,
+    pub destination_service: bool,
+    pub source_names: bool,
+    pub destination_names: bool,
+}
+
+pub fn write_ethernet(tag: u32, ethernet: &Ethernet, w: &mut Writer<'_>) {
+    let Ethernet { source, destination } = ethernet;
+    w.message(tag, |w| {
+        w.string(1, source);
+        w.string(2, destination);
+    });
+}
+
+pub fn write_ip(tag: u32, ip: &Ip, w: &mut Writer<'_>) {
+    let Ip {
+        source,
+        source_xlated,
+        destination,
+        ip_version,
+        encrypted,
+    } = ip;
+    w.message(tag, |w| {
+        w.string(1, source);
+        w.string(2, destination);
+        w.int32(3, *ip_version);
+        w.bool(4, *encrypted);
+        w.string(5, source_xlated);
+    });
+}
+
+pub fn write_interface(tag: u32, interface: &NetworkInterface, w: &mut Writer<'_>) {
+    let NetworkInterface { index, name } = interface;
+    w.message(tag, |w| {
+        w.uint(1, u64::from(*index));
+        w.string(2, name);
+    });
+}
+
+pub fn write_emitter(tag: u32, emitter: &Emitter, w: &mut Writer<'_>) {
+    let Emitter { name, version } = emitter;
+    w.message(tag, |w| {
+        w.string(1, name);
+        w.string(2, version);
+    });
+}
+
+fn write_event_type(tag: u32, event_type: &CiliumEventType, w: &mut Writer<'_>) {
+    let CiliumEventType { r#type, sub_type } = event_type;
+    w.message(tag, |w| {
+        w.int32(1, *r#type);
+        w.int32(2, *sub_type);
+    });
+}
+
+fn write_layer4(tag: u32, l4: &Layer4, w: &mut Writer<'_>) {
+    let Layer4 { protocol } = l4;
+    w.message(tag, |w| match protocol {
+        None => {}
+        Some(layer4::Protocol::Tcp(tcp)) => {
+            let Tcp {
+                source_port,
+                destination_port,
+                flags,
+            } = tcp;
+            w.message(1, |w| {
+                w.uint(1, u64::from(*source_port));
+                w.uint(2, u64::from(*destination_port));
+                if let Some(flags) = flags {
+                    write_tcp_flags(3, flags, w);
+                }
+            });
+        }
+        Some(layer4::Protocol::Udp(Udp {
+            source_port,
+            destination_port,
+        })) => w.message(2, |w| {
+            w.uint(1, u64::from(*source_port));
+            w.uint(2, u64::from(*destination_port));
+        }),
+        Some(layer4::Protocol::IcmPv4(IcmPv4 { r#type, code })) => w.message(3, |w| {
+            w.uint(1, u64::from(*r#type));
+            w.uint(2, u64::from(*code));
+        }),
+        Some(layer4::Protocol::IcmPv6(IcmPv6 { r#type, code })) => w.message(4, |w| {
+            w.uint(1, u64::from(*r#type));
+            w.uint(2, u64::from(*code));
+        }),
+        Some(layer4::Protocol::Sctp(Sctp {
+            source_port,
+            destination_port,
+        })) => w.message(5, |w| {
+            w.uint(1, u64::from(*source_port));
+            w.uint(2, u64::from(*destination_port));
+        }),
+        Some(layer4::Protocol::Vrrp(vrrp)) => w.prost_message(6, vrrp),
+        Some(layer4::Protocol::Igmp(igmp)) => w.prost_message(7, igmp),
+    });
+}
+
+fn write_tcp_flags(tag: u32, flags: &TcpFlags, w: &mut Writer<'_>) {
+    let TcpFlags {
+        fin,
+        syn,
+        rst,
+        psh,
+        ack,
+        urg,
+        ece,
+        cwr,
+        ns,
+    } = flags;
+    w.message(tag, |w| {
+        for (field, set) in [fin, syn, rst, psh, ack, urg, ece, cwr, ns].into_iter().enumerate() {
+            w.bool(field as u32 + 1, *set);
+        }
+    });
+}
