@@ -271,10 +271,16 @@ async fn stream_cost(ring: ring::Ring) -> f64 {
 }
 
 fn get_flows(c: &mut Criterion) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    // Clients run on their own thread and runtime, as a separate program would:
-    // sharing the agent's workers, a client's task and the stream it reads took
-    // turns on one worker thread.
+    // The agent and its clients get one worker thread each, one per core of this
+    // 2-core machine, as with a client on another node: sharing two workers, a
+    // client's task and the stream it read took turns on one thread, and a third
+    // busy thread had no core of its own.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("bench-agent")
+        .enable_all()
+        .build()
+        .unwrap();
     let client_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("bench-client")
@@ -336,15 +342,22 @@ fn get_flows(c: &mut Criterion) {
 
     // A running agent's ring is full and recycles memory: the flows above are
     // replaced by as many new ones, and the first read of those encodes again.
-    let refill_from = RING as u64;
-    for i in refill_from..refill_from + RING as u64 {
-        agent_guard
-            .1
-            .publish(Event::Flow(Box::new(synthetic::record(i, "bench", Timestamp::now()))));
-    }
+    // Median of five rounds: one read is a single sample on a noisy VM.
+    let mut refilled: Vec<f64> = (1..=5u64)
+        .map(|round| {
+            let first = round * RING as u64;
+            for i in first..first + RING as u64 {
+                agent_guard
+                    .1
+                    .publish(Event::Flow(Box::new(synthetic::record(i, "bench", Timestamp::now()))));
+            }
+            client_runtime.block_on(stream_ring(address, 1, false))
+        })
+        .collect();
+    refilled.sort_by(f64::total_cmp);
     record(
-        "GetFlows to 1 counting client, first read of a refilled ring (encodes), flows/s",
-        client_runtime.block_on(stream_ring(address, 1, false)),
+        "GetFlows to 1 counting client, first read of a refilled ring (encodes, median of 5), flows/s",
+        refilled[2],
     );
 
     // What an agent really holds: datapath records, decoded and enriched, whose text
@@ -487,7 +500,7 @@ fn summary() {
             ">= 2M",
         ),
         (
-            "GetFlows to 1 counting client, first read of a refilled ring (encodes), flows/s",
+            "GetFlows to 1 counting client, first read of a refilled ring (encodes, median of 5), flows/s",
             "-",
             ">= 2M",
         ),
