@@ -232,6 +232,34 @@ async fn stream_ring(address: std::net::SocketAddr, clients: usize, decode: bool
     total as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Median time of a `hubble observe --last 20`-sized request (GetFlows number=20)
+/// on an open connection, in microseconds.
+async fn last_20_latency_us(address: std::net::SocketAddr) -> f64 {
+    let channel = Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = ObserverClient::new(channel);
+    let mut times = Vec::new();
+    for _ in 0..200 {
+        let start = Instant::now();
+        let request = GetFlowsRequest {
+            number: 20,
+            ..Default::default()
+        };
+        let mut stream = client.get_flows(request).await.unwrap().into_inner();
+        let mut n = 0;
+        while stream.message().await.unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 20);
+        times.push(start.elapsed());
+    }
+    times.sort();
+    times[times.len() / 2].as_secs_f64() * 1e6
+}
+
 /// What one GetFlows stream costs the server per flow before tonic and the network:
 /// the cursor walking the ring and handing out cached responses. Best of 5 passes
 /// over the whole ring, after one pass (responses are already encoded
@@ -339,6 +367,10 @@ fn get_flows(c: &mut Criterion) {
         record(&format!("GetFlows to {clients} {label} client(s), flows/s"), best);
     }
     group.finish();
+    record(
+        "GetFlows number=20 on an open connection, median of 200, us",
+        client_runtime.block_on(last_20_latency_us(address)),
+    );
 
     // A running agent's ring is full and recycles memory: the flows above are
     // replaced by as many new ones, and the first read of those encodes again.

@@ -2,4 +2,5 @@
 //! files, and flags read from a config file.
 
 pub mod config_file;
+pub mod net;
 pub mod tls;

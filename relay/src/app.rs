@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
+use sightline_common::net::nodelay_incoming;
 use sightline_proto::reflection::{self, OBSERVER_SERVICE};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
@@ -204,7 +204,7 @@ pub async fn start(args: Args) -> Result<RunningRelay, RelayError> {
             }
         }),
         None => tokio::spawn(async move {
-            let incoming = TcpListenerStream::new(listener);
+            let incoming = nodelay_incoming(listener);
             if let Err(err) = router
                 .serve_with_incoming_shutdown(incoming, stopping.cancelled_owned())
                 .await
@@ -221,7 +221,7 @@ pub async fn start(args: Args) -> Result<RunningRelay, RelayError> {
         tokio::spawn(async move {
             let serve = Server::builder()
                 .add_service(health_service)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopping.cancelled_owned());
+                .serve_with_incoming_shutdown(nodelay_incoming(listener), stopping.cancelled_owned());
             if let Err(err) = serve.await {
                 tracing::error!(%err, "health server failed");
             }

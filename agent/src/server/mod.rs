@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustls::ServerConfig;
+use sightline_common::net::nodelay_incoming;
 use sightline_common::tls::Reloading;
 use sightline_proto::peer::peer_server::PeerServer;
 use sightline_proto::reflection::{self, OBSERVER_SERVICE, PEER_SERVICE};
@@ -19,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::server::TlsStream;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream, UnixListenerStream};
+use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
 use tonic::transport::Server;
 use tonic::transport::server::{Connected, Router};
 use tonic_health::ServingStatus;
@@ -117,7 +118,7 @@ impl BoundServer {
                     servers.spawn(serve(router, incoming, shutdown.clone()));
                 }
                 None => {
-                    servers.spawn(serve(router, TcpListenerStream::new(listener), shutdown.clone()));
+                    servers.spawn(serve(router, nodelay_incoming(listener), shutdown.clone()));
                 }
             }
         }
@@ -208,6 +209,10 @@ fn tls_incoming(
                 },
                 () = &mut stop => return,
             };
+            // As in `nodelay_incoming`: a stream's last small writes must not wait for an ACK.
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%peer, %error, "TCP_NODELAY not set");
+            }
             let acceptor = tokio_rustls::TlsAcceptor::from(config.current());
             let sender = sender.clone();
             tokio::spawn(async move {
