@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::namespaces::NamespaceTracker;
+use super::namespaces::{Clock, NamespaceTracker, Namespaces};
 use super::ring::RingWriter;
 use crate::event::{Event, EventSink};
 
@@ -11,18 +11,34 @@ use crate::event::{Event, EventSink};
 #[derive(Debug, Default)]
 pub struct ObserverStats {
     pub seen_flows: AtomicU64,
-    pub namespaces: NamespaceTracker,
+    /// Published by the sink's [`NamespaceTracker`]; reading never blocks it.
+    pub namespaces: Namespaces,
+}
+
+impl ObserverStats {
+    /// Stats whose namespace expiry follows `clock` instead of the system's.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            seen_flows: AtomicU64::new(0),
+            namespaces: Namespaces::with_clock(clock),
+        }
+    }
 }
 
 /// `EventSink` in front of the ring. Not `Clone`: the ring has exactly one writer.
 pub struct RingSink {
     writer: RingWriter,
     stats: Arc<ObserverStats>,
+    namespaces: NamespaceTracker,
 }
 
 impl RingSink {
     pub fn new(writer: RingWriter, stats: Arc<ObserverStats>) -> Self {
-        Self { writer, stats }
+        Self {
+            writer,
+            stats,
+            namespaces: NamespaceTracker::default(),
+        }
     }
 }
 
@@ -36,9 +52,13 @@ impl RingSink {
 impl EventSink for RingSink {
     fn publish(&mut self, event: Event) {
         if let Event::Flow(flow) = &event {
-            self.stats.namespaces.observe(flow);
+            self.namespaces.observe(flow, &self.stats.namespaces);
             self.stats.seen_flows.fetch_add(1, Ordering::Relaxed);
         }
         self.writer.write(Arc::new(super::entry::Entry::new(event)));
+    }
+
+    fn idle(&mut self) {
+        self.namespaces.tick(&self.stats.namespaces);
     }
 }
