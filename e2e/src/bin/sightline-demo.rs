@@ -2,10 +2,11 @@
 //! namespaces, with flows printed as they come through the relay.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use sightline_e2e::demo::{self, DemoOptions};
+use sightline_e2e::demo::{self, DemoError, DemoOptions};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,25 +31,46 @@ struct Args {
     relay_address: String,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn preflight(args: &Args) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        anyhow::bail!("the demo creates network namespaces and loads eBPF programs: run it as root");
+        return Err("the demo creates network namespaces and loads eBPF programs: run it as root".into());
     }
     for binary in [&args.agent, &args.relay] {
         if !binary.exists() {
-            anyhow::bail!("{} not found: build it first (scripts/demo does)", binary.display());
+            return Err(format!(
+                "{} not found: build it first (scripts/demo does)",
+                binary.display()
+            ));
         }
     }
-    demo::run(DemoOptions {
+    Ok(())
+}
+
+/// 0 when the demo ran (in follow mode, until Ctrl-C or SIGTERM); 128 + the signal's
+/// number when one cut it short, as a shell reports for a process the signal ended.
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(message) = preflight(&args) {
+        eprintln!("sightline-demo: {message}");
+        return ExitCode::FAILURE;
+    }
+    let options = DemoOptions {
         agent: args.agent,
         relay: args.relay,
         once: args.once,
         duration: args.duration,
         relay_address: args.relay_address,
-    })
-    .await?;
-    Ok(())
+    };
+    match demo::run(options).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sightline-demo: {error}");
+            match error {
+                DemoError::Stopped(signal) => ExitCode::from(signal.exit_status()),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
 }

@@ -4,10 +4,12 @@
 mod certs;
 mod manifests;
 mod processes;
+mod signals;
 mod topology;
 mod traffic;
 
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sightline_proto::flow::FlowFilter;
@@ -17,9 +19,11 @@ use tonic::transport::Channel;
 
 pub use certs::Pki;
 pub use processes::Process;
+pub use signals::StopSignal;
 pub use topology::{DemoCluster, DemoPod};
 
 use crate::observe_format::response_line;
+use signals::Signals;
 
 /// Where the relay listens, for the demo's own client and for `hubble --server`.
 pub const RELAY_ADDRESS: &str = "127.0.0.1:4245";
@@ -44,6 +48,77 @@ pub enum DemoError {
     Relay(#[from] tonic::Status),
     #[error("connecting to the relay: {0}")]
     Connect(#[from] tonic::transport::Error),
+    #[error("installing the SIGINT and SIGTERM handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("stopped by {0} before the demo was done; everything it created is removed")]
+    Stopped(StopSignal),
+}
+
+/// Everything the demo creates. Dropping it removes all of it, whichever way `run`
+/// ends: success, an error, a stop signal or a panic. Fields drop in declaration order:
+/// the traffic (with node-b's firewall) first, then the processes, then the namespaces
+/// and bridge they ran in, and last the work directory holding their logs and sockets.
+#[derive(Default)]
+struct Demo {
+    traffic: Option<traffic::Traffic>,
+    relay: Option<Process>,
+    agents: Vec<Process>,
+    cluster: Option<DemoCluster>,
+    workdir: Option<WorkDir>,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        // Every process is asked to stop before the first is waited for, so their
+        // shutdowns overlap instead of adding up.
+        for process in self.relay.iter_mut().chain(self.agents.iter_mut()) {
+            process.terminate();
+        }
+    }
+}
+
+/// The directory for certificates, manifests, logs and the agents' sockets.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn create() -> Result<Self, DemoError> {
+        let dir = std::env::temp_dir().join(format!("sightline-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| DemoError::Setup(format!("{}: {e}", dir.display())))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_dir_all(&self.0)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            eprintln!("demo: could not remove {}: {error}", self.0.display());
+        }
+    }
+}
+
+/// Builds everything, checking `stop` between steps so a signal does not wait for the
+/// whole setup; on any early return the partly built `Demo` is dropped, removing it.
+fn set_up(options: &DemoOptions, stop: &OnceLock<StopSignal>) -> Result<(Demo, Pki), DemoError> {
+    let stopped = || match stop.get() {
+        Some(&signal) => Err(DemoError::Stopped(signal)),
+        None => Ok(()),
+    };
+    let mut demo = Demo::default();
+    let workdir = demo.workdir.insert(WorkDir::create()?).0.clone();
+    stopped()?;
+    let cluster = demo.cluster.insert(DemoCluster::build()?);
+    stopped()?;
+    let pki = Pki::write(&workdir)?;
+    let manifests = manifests::write(cluster, &workdir)?;
+    stopped()?;
+    demo.agents = cluster.start_agents(&options.agent, &pki, &workdir, &manifests)?;
+    stopped()?;
+    demo.relay = Some(cluster.start_relay(&options.relay, &pki, &workdir, &options.relay_address)?);
+    stopped()?;
+    demo.traffic = Some(traffic::Traffic::start(cluster)?);
+    Ok((demo, pki))
 }
 
 async fn relay_client(address: &str) -> Result<ObserverClient<Channel>, DemoError> {
@@ -58,14 +133,64 @@ async fn relay_client(address: &str) -> Result<ObserverClient<Channel>, DemoErro
 }
 
 /// Builds the cluster, runs it, prints flows; everything is torn down when this returns.
+///
+/// SIGINT and SIGTERM stop the demo at any point. In follow mode that is the normal
+/// end and returns `Ok`; during setup or with `once` it returns [`DemoError::Stopped`].
 pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
-    let workdir = tempdir()?;
-    let cluster = DemoCluster::build()?;
-    let pki = certs::Pki::write(&workdir)?;
-    let manifests = manifests::write(&cluster, &workdir)?;
-    let agents = cluster.start_agents(&options.agent, &pki, &workdir, &manifests)?;
-    let relay = cluster.start_relay(&options.relay, &pki, &workdir, &options.relay_address)?;
+    // Before anything exists: from here on the signals no longer kill the process, so
+    // every way out passes through the guards that remove what was created.
+    let mut signals = Signals::install()?;
+    let stop = Arc::new(OnceLock::new());
+    // Setup blocks (commands, sleeps); on its own thread it leaves this task free to see
+    // a signal and tell setup to give up.
+    let mut setup = tokio::task::spawn_blocking({
+        let (options, stop) = (options.clone(), stop.clone());
+        move || set_up(&options, &stop)
+    });
+    let (demo, pki) = tokio::select! {
+        biased;
+        signal = signals.recv() => {
+            let _ = stop.set(signal);
+            eprintln!("demo: {signal} during setup; removing what was created");
+            // Whatever setup built is removed when its result is dropped.
+            drop(setup.await);
+            return Err(DemoError::Stopped(signal));
+        }
+        joined = &mut setup => match joined {
+            Ok(Ok(built)) => built,
+            Ok(Err(error)) => {
+                // A Ctrl-C in the terminal also reaches the `ip` and `nft` commands setup
+                // runs, as they share the terminal's process group; a step that just
+                // failed was then killed by that signal, which is what to report.
+                if let Ok(signal) = tokio::time::timeout(Duration::from_millis(200), signals.recv()).await {
+                    return Err(DemoError::Stopped(signal));
+                }
+                return Err(error);
+            }
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(join) => return Err(DemoError::Setup(format!("setup did not finish: {join}"))),
+        },
+    };
 
+    print_banner(&demo, &pki, &options);
+
+    let result = tokio::select! {
+        biased;
+        signal = signals.recv() => {
+            eprintln!("demo: {signal}; stopping");
+            if options.once { Err(DemoError::Stopped(signal)) } else { Ok(()) }
+        }
+        result = observe(&options) => result,
+    };
+    eprintln!("demo: removing the processes, namespaces, bridge and files it created");
+    drop(demo);
+    result
+}
+
+fn print_banner(demo: &Demo, _pki: &Pki, options: &DemoOptions) {
+    let (Some(cluster), Some(workdir)) = (&demo.cluster, &demo.workdir) else {
+        return;
+    };
     println!("Sightline demo: nodes {}, pods:", cluster.node_names().join(", "));
     for pod in cluster.pods() {
         let name = manifests::meta(pod.name).map_or(pod.name.to_owned(), |m| format!("{}/{}", m.namespace, m.pod_name));
@@ -75,49 +200,34 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
         "Relay on {} — from another shell: hubble observe --server {} --follow",
         options.relay_address, options.relay_address
     );
-    println!("Agent and relay logs: {}", workdir.display());
+    println!("Agent and relay logs: {}", workdir.0.display());
     println!();
+}
 
+/// Asks the relay for flows and prints them until done (`once`) or the stream ends.
+async fn observe(options: &DemoOptions) -> Result<(), DemoError> {
     let mut client = relay_client(&options.relay_address).await?;
-    let traffic = traffic::Traffic::start(&cluster)?;
-
-    let result = if options.once {
+    let request = if options.once {
         tokio::time::sleep(options.duration).await;
-        let request = GetFlowsRequest {
+        GetFlowsRequest {
             number: 200,
             blacklist: quiet(),
             ..Default::default()
-        };
-        let mut stream = client.get_flows(request).await?.into_inner();
-        while let Some(response) = stream.message().await? {
-            if let Some(line) = response_line(&response) {
-                println!("{line}");
-            }
         }
-        Ok(())
     } else {
-        let request = GetFlowsRequest {
+        GetFlowsRequest {
             follow: true,
             blacklist: quiet(),
             ..Default::default()
-        };
-        let mut stream = client.get_flows(request).await?.into_inner();
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => break Ok(()),
-                message = stream.message() => match message? {
-                    Some(response) => if let Some(line) = response_line(&response) { println!("{line}") },
-                    None => break Ok(()),
-                },
-            }
         }
     };
-    drop(traffic);
-    drop(relay);
-    drop(agents);
-    drop(cluster);
-    let _ = std::fs::remove_dir_all(&workdir);
-    result
+    let mut stream = client.get_flows(request).await?.into_inner();
+    while let Some(response) = stream.message().await? {
+        if let Some(line) = response_line(&response) {
+            println!("{line}");
+        }
+    }
+    Ok(())
 }
 
 /// IPv6 neighbour discovery and MLD chatter of freshly created interfaces is real but
@@ -127,10 +237,4 @@ fn quiet() -> Vec<FlowFilter> {
         protocol: vec!["icmpv6".into()],
         ..Default::default()
     }]
-}
-
-fn tempdir() -> Result<PathBuf, DemoError> {
-    let dir = std::env::temp_dir().join(format!("sightline-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| DemoError::Setup(format!("{}: {e}", dir.display())))?;
-    Ok(dir)
 }

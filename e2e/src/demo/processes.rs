@@ -45,6 +45,16 @@ impl Process {
 }
 
 impl Process {
+    /// Sends SIGTERM without waiting; dropping the process then waits for it to exit.
+    pub fn terminate(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id())
+            && matches!(self.child.try_wait(), Ok(None))
+        {
+            // SAFETY: signalling our own child, not yet reaped, so the pid is still its.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+    }
+
     /// SIGKILL, as when a node dies: no chance to close connections cleanly.
     pub fn kill_hard(&mut self) {
         let _ = self.child.kill();
@@ -54,10 +64,7 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            // SAFETY: signalling our own child by pid.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
+        self.terminate();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {

@@ -20,8 +20,8 @@ const ROUND: Duration = Duration::from_secs(1);
 pub struct Traffic {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
-    _dns: DnsServer,
-    _firewall: Firewall,
+    _dns: Option<DnsServer>,
+    _firewall: Option<Firewall>,
 }
 
 /// An nftables table in one namespace, deleted on drop.
@@ -100,8 +100,13 @@ impl Traffic {
                 .ok_or_else(|| DemoError::Setup(format!("pod {name} missing")))
         };
         let (frontend, backend, dns, db) = (pod("frontend")?, pod("backend")?, pod("dns")?, pod("db")?);
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut threads = Vec::new();
+        // Built up in place so that a failing step stops the threads already started.
+        let mut traffic = Self {
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Vec::new(),
+            _dns: None,
+            _firewall: None,
+        };
 
         let backend_ip = backend.pod.ipv4;
         let listener = backend
@@ -109,18 +114,20 @@ impl Traffic {
             .netns
             .run(move || TcpListener::bind((backend_ip, HTTP_PORT)))?
             .map_err(setup_err("HTTP server"))?;
-        let serving = stop.clone();
-        threads.push(std::thread::spawn(move || serve_http(listener, serving)));
+        let serving = traffic.stop.clone();
+        traffic
+            .threads
+            .push(std::thread::spawn(move || serve_http(listener, serving)));
 
         let records: HashMap<String, Ipv4Addr> = [("backend.shop.svc.cluster.local.".to_owned(), backend_ip)].into();
-        let dns_server = DnsServer::start(&dns.pod, records)?;
+        let dns_target = traffic._dns.insert(DnsServer::start(&dns.pod, records)?).address;
 
         let node_b = cluster
             .node("node-b")
             .ok_or_else(|| DemoError::Setup("node-b missing".into()))?;
-        let firewall = Firewall {
+        traffic._firewall = Some(Firewall {
             netns: node_b.node.netns().name().to_owned(),
-        };
+        });
         for rule in [
             "add table inet sightline_demo".to_owned(),
             "add chain inet sightline_demo forward { type filter hook forward priority 0 ; policy accept ; }"
@@ -134,9 +141,9 @@ impl Traffic {
             SocketAddr::from((backend_ip, HTTP_PORT)),
             SocketAddr::from((backend_ip, BLOCKED_PORT)),
         );
-        let (dns_target, db_ip) = (dns_server.address, db.pod.ipv4);
-        let client_stop = stop.clone();
-        threads.push(
+        let db_ip = db.pod.ipv4;
+        let client_stop = traffic.stop.clone();
+        traffic.threads.push(
             frontend
                 .pod
                 .netns
@@ -155,12 +162,7 @@ impl Traffic {
                 })
                 .map_err(DemoError::Harness)?,
         );
-        Ok(Self {
-            stop,
-            threads,
-            _dns: dns_server,
-            _firewall: firewall,
-        })
+        Ok(traffic)
     }
 }
 
