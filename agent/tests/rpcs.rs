@@ -278,6 +278,17 @@ async fn health_and_reflection_are_served() {
 }
 
 #[tokio::test]
+async fn the_unix_socket_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let agent = start(&[]).await;
+    let mode = std::fs::metadata(&agent.socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o600, "socket mode {mode:o}");
+    let mut client = agent.observer().await;
+    client.server_status(ServerStatusRequest {}).await.unwrap();
+}
+
+#[tokio::test]
 async fn plaintext_tcp_serves_the_same_api() {
     let agent = start(&[]).await;
     let address = agent.tcp.unwrap();

@@ -4,8 +4,8 @@
 pub mod tls;
 
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -132,22 +132,45 @@ impl BoundServer {
     }
 }
 
-fn bind_unix(path: &std::path::Path) -> Result<UnixListener, ServerError> {
+/// Binds the socket so that its path is never reachable with a mode wider than
+/// 0600: binding creates the file with the process umask (often 0755) and a chmod
+/// afterwards leaves a window, and changing the umask would affect every thread.
+/// So the socket is bound inside a fresh 0700 directory next to `path`, narrowed
+/// there, and renamed into place (which also replaces a stale socket atomically).
+fn bind_unix(path: &Path) -> Result<UnixListener, ServerError> {
     let err = |source| ServerError::Socket {
         path: path.to_owned(),
         source,
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(err(e)),
-    }
-    let listener = UnixListener::bind(path).map_err(err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
-    Ok(listener)
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let name = path.file_name().ok_or_else(|| {
+        err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the socket path has no file name",
+        ))
+    })?;
+    let private = dir.join(format!(
+        ".{}.{}.{:016x}",
+        name.to_string_lossy(),
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::DirBuilder::new().mode(0o700).create(&private).map_err(err)?;
+    let staged = private.join("socket");
+    let bound = (|| {
+        let listener = UnixListener::bind(&staged)?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&staged, path)?;
+        Ok(listener)
+    })();
+    // Empty after a successful rename; after a failure, remove what was staged.
+    let _ = std::fs::remove_file(&staged);
+    let _ = std::fs::remove_dir(&private);
+    bound.map_err(err)
 }
 
 async fn router(services: &Services) -> Result<Router, ServerError> {
@@ -272,5 +295,30 @@ impl AsyncWrite for TlsConnection {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::os::unix::fs::FileTypeExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_socket_replaces_a_stale_file_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hubble.sock");
+        std::fs::write(&path, "stale").unwrap();
+        let _listener = bind_unix(&path).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
+        let entries: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(entries, vec![std::ffi::OsString::from("hubble.sock")]);
+        tokio::net::UnixStream::connect(&path).await.unwrap();
     }
 }
