@@ -11,6 +11,7 @@
 //! both nodes' agents. Every piece is removed when its guard drops.
 
 use std::net::Ipv4Addr;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -183,6 +184,9 @@ impl DemoCluster {
             command.arg("--tls-cert-file").arg(&pki.agent_cert);
             command.arg("--tls-key-file").arg(&pki.agent_key);
             command.arg("--tls-client-ca-files").arg(&pki.ca);
+            // Out of the terminal's process group, so a Ctrl-C reaches only the demo,
+            // which stops the agents after it is done with them.
+            command.process_group(0);
             let mut agent = Process::spawn(node.name, command, logs)?;
             std::thread::sleep(std::time::Duration::from_millis(300));
             agent.check_running(logs)?;
@@ -211,6 +215,8 @@ impl DemoCluster {
         command.arg("--tls-hubble-server-ca-files").arg(&pki.ca);
         command.arg("--tls-hubble-client-cert-file").arg(&pki.relay_cert);
         command.arg("--tls-hubble-client-key-file").arg(&pki.relay_key);
+        // A Ctrl-C reaching the relay would end the demo's flow stream with an error.
+        command.process_group(0);
         let mut relay = Process::spawn("relay", command, logs)?;
         std::thread::sleep(std::time::Duration::from_millis(300));
         relay.check_running(logs)?;

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::unix::process::CommandExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -153,8 +154,10 @@ impl Traffic {
                         http_get(http_target);
                         dns_query(dns_target, id);
                         id = id.wrapping_add(1);
+                        // Its own process group: a Ctrl-C for the demo is not a failed ping.
                         let _ = std::process::Command::new("ping")
                             .args(["-c1", "-W1", &db_ip.to_string()])
+                            .process_group(0)
                             .output();
                         let _ = TcpStream::connect_timeout(&blocked_target, Duration::from_millis(300));
                         std::thread::sleep(ROUND);
