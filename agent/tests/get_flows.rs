@@ -119,6 +119,53 @@ async fn first_with_follow_is_invalid_argument() {
 }
 
 #[tokio::test]
+async fn timestamps_outside_protobufs_range_are_invalid_argument() {
+    use sightline_proto::Timestamp;
+    use sightline_proto::observer::GetAgentEventsRequest;
+
+    let mut agent = start(&[]).await;
+    agent.publish_flow(flow(1, 100));
+    let mut client = agent.observer().await;
+    let ts = |seconds, nanos| Some(Timestamp { seconds, nanos });
+    let rejected = [
+        ("since", ts(253_402_300_800, 0), None, "253402300800"),
+        ("until", None, ts(-62_135_596_801, 0), "-62135596801"),
+        ("since", ts(100, 1_000_000_000), None, "1000000000"),
+        ("until", None, ts(100, -1), "-1"),
+    ];
+    for (field, since, until, value) in rejected {
+        let request = GetFlowsRequest {
+            since,
+            until,
+            ..Default::default()
+        };
+        let err = client.get_flows(request).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{field}={value}");
+        assert!(
+            err.message().contains(field) && err.message().contains(value),
+            "{field}={value}: {}",
+            err.message()
+        );
+    }
+    let err = client
+        .get_agent_events(GetAgentEventsRequest {
+            since: ts(i64::MAX, 0),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+
+    // The ends of the range are valid.
+    let request = GetFlowsRequest {
+        since: ts(-62_135_596_800, 0),
+        until: ts(253_402_300_799, 999_999_999),
+        ..Default::default()
+    };
+    assert_eq!(uuids(&collect(&mut client, request).await), ids(&[1]));
+}
+
+#[tokio::test]
 async fn invalid_filters_and_masks_are_invalid_argument_naming_field_and_value() {
     let agent = start(&[]).await;
     let mut client = agent.observer().await;

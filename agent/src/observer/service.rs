@@ -124,10 +124,20 @@ fn invalid(field: &str, value: impl std::fmt::Display, reason: &str) -> Status {
     Status::invalid_argument(format!("invalid {field}={value}: {reason}"))
 }
 
+/// google.protobuf.Timestamp's valid range: 0001-01-01T00:00:00Z up to
+/// 9999-12-31T23:59:59Z, what Hubble's `CheckValid` accepts.
+const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
+const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
+
 fn check_time(field: &str, ts: Option<Timestamp>) -> Result<Option<Timestamp>, Status> {
     match ts {
+        Some(t) if !(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&t.seconds) => Err(invalid(
+            field,
+            format!("{t:?}"),
+            &format!("seconds out of range [{MIN_TIMESTAMP_SECONDS}, {MAX_TIMESTAMP_SECONDS}]"),
+        )),
         Some(t) if !(0..1_000_000_000).contains(&t.nanos) => {
-            Err(invalid(field, format!("{t:?}"), "nanos out of range"))
+            Err(invalid(field, format!("{t:?}"), "nanos out of range [0, 999999999]"))
         }
         other => Ok(other),
     }
