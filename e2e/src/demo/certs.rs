@@ -1,5 +1,6 @@
 //! A demo CA and the certificates Hubble's conventions call for: agents serve
-//! `*.default.hubble-grpc.cilium.io`, the relay presents a client certificate.
+//! `*.default.hubble-grpc.cilium.io`, the relay presents a client certificate, and so
+//! does a user's `hubble` CLI talking to an agent directly.
 
 use std::path::{Path, PathBuf};
 
@@ -7,12 +8,23 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
 use super::DemoError;
 
+/// The agents' certificates cover `<node>.<cluster>.hubble-grpc.cilium.io`, as Cilium's do.
+const AGENT_DOMAIN: &str = "default.hubble-grpc.cilium.io";
+
+/// The name a client must ask for (`--tls-server-name`) when connecting to `node`'s agent.
+pub fn agent_server_name(node: &str) -> String {
+    format!("{node}.{AGENT_DOMAIN}")
+}
+
 pub struct Pki {
     pub ca: PathBuf,
     pub agent_cert: PathBuf,
     pub agent_key: PathBuf,
     pub relay_cert: PathBuf,
     pub relay_key: PathBuf,
+    /// For the `hubble` CLI: agents accept any client certificate the demo CA signed.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
 }
 
 fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> DemoError + '_ {
@@ -39,14 +51,17 @@ impl Pki {
             let cert = params.signed_by(&key, &issuer).map_err(setup("signing"))?;
             Ok((cert.pem(), key.serialize_pem()))
         };
-        let (agent_cert, agent_key) = leaf(&["*.default.hubble-grpc.cilium.io"])?;
+        let (agent_cert, agent_key) = leaf(&[&format!("*.{AGENT_DOMAIN}")])?;
         let (relay_cert, relay_key) = leaf(&["*.hubble-relay.cilium.io"])?;
+        let (client_cert, client_key) = leaf(&["hubble-cli.sightline-demo"])?;
         Ok(Self {
             ca: write("ca.crt", ca_cert.pem())?,
             agent_cert: write("agent.crt", agent_cert)?,
             agent_key: write("agent.key", agent_key)?,
             relay_cert: write("relay.crt", relay_cert)?,
             relay_key: write("relay.key", relay_key)?,
+            client_cert: write("hubble-cli.crt", client_cert)?,
+            client_key: write("hubble-cli.key", client_key)?,
         })
     }
 }

@@ -187,7 +187,7 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
     result
 }
 
-fn print_banner(demo: &Demo, _pki: &Pki, options: &DemoOptions) {
+fn print_banner(demo: &Demo, pki: &Pki, options: &DemoOptions) {
     let (Some(cluster), Some(workdir)) = (&demo.cluster, &demo.workdir) else {
         return;
     };
@@ -200,6 +200,23 @@ fn print_banner(demo: &Demo, _pki: &Pki, options: &DemoOptions) {
         "Relay on {} — from another shell: hubble observe --server {} --follow",
         options.relay_address, options.relay_address
     );
+    println!("Agents, from another shell (mutual TLS with the demo's CA, or their unix sockets):");
+    for node in cluster.nodes() {
+        println!(
+            "  {}: hubble observe --server {} --tls --tls-ca-cert-files {} --tls-client-cert-file {} --tls-client-key-file {} --tls-server-name {} --follow",
+            node.name,
+            node.agent_address(),
+            pki.ca.display(),
+            pki.client_cert.display(),
+            pki.client_key.display(),
+            certs::agent_server_name(node.name),
+        );
+        println!(
+            "  {}: hubble observe --server unix://{} --follow",
+            node.name,
+            topology::agent_socket(&workdir.0, node.name).display()
+        );
+    }
     println!("Agent and relay logs: {}", workdir.0.display());
     println!();
 }

@@ -12,7 +12,7 @@
 
 use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::DemoError;
@@ -22,6 +22,8 @@ use crate::netns::run;
 use crate::{Node, Pod};
 
 const BRIDGE: &str = "sl-demo0";
+/// Hubble's agent port; each agent listens on it at its node's uplink address.
+const AGENT_PORT: u16 = 4244;
 const UPLINK_PREFIX: [u8; 3] = [10, 250, 0];
 const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 254);
 
@@ -35,6 +37,18 @@ pub struct DemoNode {
     pub name: &'static str,
     pub uplink_ip: Ipv4Addr,
     pub node: Node,
+}
+
+impl DemoNode {
+    /// Where the node's agent serves mutual TLS, reachable from the host over the bridge.
+    pub fn agent_address(&self) -> String {
+        format!("{}:{AGENT_PORT}", self.uplink_ip)
+    }
+}
+
+/// The unix socket `node`'s agent serves (without TLS, as Hubble's does) in `workdir`.
+pub fn agent_socket(workdir: &Path, node: &str) -> PathBuf {
+    workdir.join(format!("{node}.sock"))
 }
 
 /// The host-side bridge and the host ends of the node uplinks, deleted on drop.
@@ -139,6 +153,10 @@ impl DemoCluster {
         })
     }
 
+    pub fn nodes(&self) -> &[DemoNode] {
+        &self.nodes
+    }
+
     pub fn node_names(&self) -> Vec<&'static str> {
         self.nodes.iter().map(|n| n.name).collect()
     }
@@ -174,9 +192,9 @@ impl DemoCluster {
                     "--node-name",
                     node.name,
                     "--listen-address",
-                    &format!("{}:4244", node.uplink_ip),
+                    &node.agent_address(),
                     "--socket-path",
-                    &logs.join(format!("{}.sock", node.name)).to_string_lossy(),
+                    &agent_socket(logs, node.name).to_string_lossy(),
                     "--interfaces",
                     "slv*",
                 ]);
@@ -208,7 +226,7 @@ impl DemoCluster {
             "--metrics-listen-address",
             "",
             "--peer-service",
-            &format!("{}:4244", first.uplink_ip),
+            &first.agent_address(),
             "--retry-timeout",
             "2s",
         ]);
