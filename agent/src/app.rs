@@ -1,6 +1,8 @@
 //! Wires the agent together: ring, pipeline sink, Kubernetes metadata, peer source
 //! and gRPC server.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -12,8 +14,8 @@ use crate::k8s::{self, K8s, K8sError};
 use crate::observer::ring::{self, RingError};
 use crate::observer::service::{NodeIdentity, ObserverService};
 use crate::observer::sink::{ObserverStats, RingSink};
-use crate::peer::{Peer, PeerError, PeerService, StaticPeers, parse_peers};
-use crate::server::{BoundServer, ServerError, ServerOptions, Services, TlsFiles};
+use crate::peer::{Peer, PeerError, PeerService, PeerSource, StaticPeers, parse_peers};
+use crate::server::{BoundServer, Listeners, ServerError, ServerOptions, Services, TlsFiles};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -69,13 +71,6 @@ impl Agent {
             cluster_name: args.cluster_name.clone(),
             address: String::new(),
         };
-        let identity = NodeIdentity {
-            node_name: node_name.clone(),
-            cluster_name: args.cluster_name.clone(),
-            address: args.listen_address.clone(),
-            tls_server_name: tls.as_ref().map(|_| this.tls_server_name()),
-        };
-        let observer = ObserverService::new(ring, stats.clone(), identity, args.lost_event_send_interval);
         let static_peers = parse_peers(&args.peers, &args.cluster_name)?;
         let peers_from_nodes = static_peers.is_empty();
         let peers = Arc::new(StaticPeers::new(static_peers));
@@ -86,7 +81,18 @@ impl Agent {
             tls,
             tls_reload_interval: args.tls_reload_interval,
         };
-        let server = BoundServer::bind(&options, Services { observer, peer }).await?;
+        let listeners = Listeners::bind(&options).await?;
+        let bound = listeners.local_addr();
+        let node_ip = bound.filter(|address| address.ip().is_unspecified()).and_then(node_ip);
+        let identity = NodeIdentity {
+            node_name: node_name.clone(),
+            cluster_name: args.cluster_name.clone(),
+            address: dial_address(bound, node_ip, options.socket_path.as_deref()),
+            tls_server_name: options.tls.as_ref().map(|_| this.tls_server_name()),
+        };
+        let observer = ObserverService::new(ring, stats.clone(), identity, args.lost_event_send_interval)
+            .announced_in(peers.subscribe());
+        let server = listeners.serve(Services { observer, peer });
         let agent_port = server.local_addr().map_or(DEFAULT_AGENT_PORT, |a| a.port());
         let index = IndexConfig {
             cluster: args.cluster_name.clone(),
@@ -123,6 +129,44 @@ impl Agent {
     }
 }
 
+/// Where a client dials this agent when the announced peers do not list it: the
+/// bound TCP address (with the real port, also for `:0`), its unspecified host
+/// replaced by `node_ip` when known; without TCP, the unix socket.
+fn dial_address(bound: Option<SocketAddr>, node_ip: Option<IpAddr>, socket: Option<&Path>) -> String {
+    match (bound, socket) {
+        (Some(address), _) => match node_ip {
+            Some(ip) if address.ip().is_unspecified() => SocketAddr::new(ip, address.port()).to_string(),
+            _ => address.to_string(),
+        },
+        (None, Some(path)) => format!("unix://{}", path.display()),
+        (None, None) => String::new(),
+    }
+}
+
+/// This node's address for a listener bound to an unspecified host: the source
+/// address the kernel would route an outside packet from (connecting a UDP socket
+/// sends nothing). IPv4 first, as Hubble prefers; an IPv4-only listener gets IPv4 only.
+fn node_ip(listener: SocketAddr) -> Option<IpAddr> {
+    let routed = |local: IpAddr, remote: IpAddr| {
+        let socket = std::net::UdpSocket::bind(SocketAddr::new(local, 0)).ok()?;
+        socket.connect(SocketAddr::new(remote, 4244)).ok()?;
+        let ip = socket.local_addr().ok()?.ip();
+        (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
+    };
+    // Documentation prefixes (RFC 5737, RFC 3849): routed like any outside address.
+    let v4 = || routed(Ipv4Addr::UNSPECIFIED.into(), Ipv4Addr::new(192, 0, 2, 1).into());
+    let v6 = || {
+        routed(
+            Ipv6Addr::UNSPECIFIED.into(),
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1).into(),
+        )
+    };
+    match listener {
+        SocketAddr::V4(_) => v4(),
+        SocketAddr::V6(_) => v4().or_else(v6),
+    }
+}
+
 /// The port announced for peers when the agent serves no TCP (only its socket).
 const DEFAULT_AGENT_PORT: u16 = 4244;
 
@@ -149,4 +193,33 @@ async fn follow_node_peers(mut nodes: NodePeers, peers: Arc<StaticPeers>, cluste
 /// A shutdown signal every component can wait on.
 pub fn shutdown_channel() -> (watch::Sender<bool>, watch::Receiver<bool>) {
     watch::channel(false)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_dial_address_is_the_bound_one_with_a_real_host() {
+        let bound = |text: &str| Some(text.parse::<SocketAddr>().unwrap());
+        let ip = |text: &str| Some(text.parse::<IpAddr>().unwrap());
+        assert_eq!(dial_address(bound("[::]:4244"), ip("10.0.0.7"), None), "10.0.0.7:4244");
+        assert_eq!(
+            dial_address(bound("0.0.0.0:4244"), ip("fd00::7"), None),
+            "[fd00::7]:4244"
+        );
+        assert_eq!(dial_address(bound("[::]:4244"), None, None), "[::]:4244");
+        assert_eq!(
+            dial_address(bound("127.0.0.1:40000"), ip("10.0.0.7"), None),
+            "127.0.0.1:40000",
+            "a specific host is kept"
+        );
+        let socket = Path::new("/run/sightline/hubble.sock");
+        assert_eq!(
+            dial_address(None, None, Some(socket)),
+            "unix:///run/sightline/hubble.sock"
+        );
+        assert_eq!(dial_address(None, None, None), "");
+    }
 }

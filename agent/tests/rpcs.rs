@@ -97,6 +97,38 @@ async fn get_nodes_answers_with_this_node() {
     assert_eq!(nodes[0].state, NodeState::NodeConnected as i32);
     assert_eq!(nodes[0].max_flows, 4095);
     assert!(!nodes[0].tls.as_ref().unwrap().enabled);
+    // Not announced as a peer: the bound TCP address, with its real port, and a
+    // client can dial it.
+    let address = agent.tcp.unwrap().to_string();
+    assert_eq!(nodes[0].address, address);
+    let mut dialled = ObserverClient::connect(format!("http://{address}")).await.unwrap();
+    dialled.server_status(ServerStatusRequest {}).await.unwrap();
+}
+
+#[tokio::test]
+async fn get_nodes_reports_the_address_announced_to_peers() {
+    let agent = start(&[
+        "--cluster-name",
+        "prod",
+        "--peers",
+        "node-1=10.0.0.1:4244,node-2=10.0.0.2:4244",
+    ])
+    .await;
+    let mut client = agent.observer().await;
+    let address = async |client: &mut ObserverClient<_>| {
+        let nodes = client.get_nodes(GetNodesRequest {}).await.unwrap().into_inner().nodes;
+        nodes[0].address.clone()
+    };
+    assert_eq!(address(&mut client).await, "10.0.0.1:4244");
+    let peer = |n: &str, a: &str| Peer {
+        node_name: n.into(),
+        cluster_name: "prod".into(),
+        address: a.into(),
+    };
+    agent.peers.replace(vec![peer("node-1", "10.0.0.9:4244")]);
+    assert_eq!(address(&mut client).await, "10.0.0.9:4244");
+    agent.peers.replace(vec![peer("node-2", "10.0.0.2:4244")]);
+    assert_eq!(address(&mut client).await, agent.tcp.unwrap().to_string());
 }
 
 #[tokio::test]

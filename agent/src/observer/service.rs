@@ -21,6 +21,7 @@ use sightline_proto::observer::{
     ServerStatusRequest, ServerStatusResponse, Tls, get_flows_response::ResponseTypes,
 };
 use sightline_proto::relay::NodeState;
+use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use super::codec::FlowsItem;
@@ -30,6 +31,7 @@ use super::filter::FilterSet;
 use super::ring::{Read, Ring};
 use super::sink::ObserverStats;
 use crate::event::Event;
+use crate::peer::PeerSet;
 
 /// `sightline v<semver>` in ServerStatus, the bare semver in the response header.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -40,7 +42,8 @@ pub const VERSION_HEADER: &str = "hubble-server-version";
 pub struct NodeIdentity {
     pub node_name: String,
     pub cluster_name: String,
-    /// Address peers use to reach this agent (`host:port`), if known.
+    /// Where a client dials this agent (`host:port`, or `unix://path`) when the
+    /// announced peers do not say (see [`ObserverService::announced_in`]).
     pub address: String,
     /// The TLS server name, when the TCP listener serves TLS.
     pub tls_server_name: Option<String>,
@@ -65,6 +68,8 @@ pub struct ObserverService {
     absolute_name: Arc<str>,
     started: Instant,
     lost_interval: Duration,
+    /// What `peer.Peer` announces; this node's entry, if any, gives its address.
+    peers: Option<watch::Receiver<PeerSet>>,
 }
 
 impl ObserverService {
@@ -86,7 +91,26 @@ impl ObserverService {
             absolute_name,
             started: Instant::now(),
             lost_interval,
+            peers: None,
         }
+    }
+
+    /// Reports this node's address as `peers` announce it, so GetNodes and
+    /// peer.Peer/Notify agree; `NodeIdentity::address` is the fallback.
+    pub fn announced_in(mut self, peers: watch::Receiver<PeerSet>) -> Self {
+        self.peers = Some(peers);
+        self
+    }
+
+    fn dial_address(&self) -> String {
+        let announced = self.peers.as_ref().and_then(|peers| {
+            let peers = peers.borrow();
+            peers
+                .get(&*self.absolute_name)
+                .map(|peer| peer.address.clone())
+                .filter(|address| !address.is_empty())
+        });
+        announced.unwrap_or_else(|| self.node.address.clone())
     }
 
     fn flows_rate(&self) -> f64 {
@@ -319,7 +343,7 @@ impl Observer for ObserverService {
         let node = Node {
             name: self.absolute_name.to_string(),
             version: VERSION.to_owned(),
-            address: self.node.address.clone(),
+            address: self.dial_address(),
             state: NodeState::NodeConnected as i32,
             tls: Some(Tls {
                 enabled: self.node.tls_server_name.is_some(),

@@ -66,16 +66,16 @@ pub struct Services {
     pub peer: PeerService,
 }
 
-/// Listeners bound and ready; `run` serves until shutdown.
-pub struct BoundServer {
+/// Listeners bound, not serving yet: what they bound (an ephemeral port, say) can
+/// still go into the services before [`Listeners::serve`].
+pub struct Listeners {
     tcp: Option<TcpListener>,
     unix: Option<UnixListener>,
     tls: Option<Arc<Reloading<ServerConfig>>>,
-    services: Services,
 }
 
-impl BoundServer {
-    pub async fn bind(options: &ServerOptions, services: Services) -> Result<Self, ServerError> {
+impl Listeners {
+    pub async fn bind(options: &ServerOptions) -> Result<Self, ServerError> {
         let tls = match &options.tls {
             Some(files) => Some(tls::reloading(files, options.tls_reload_interval)?),
             None => None,
@@ -91,12 +91,34 @@ impl BoundServer {
             Some(path) => Some(bind_unix(path)?),
             None => None,
         };
-        Ok(Self {
-            tcp,
-            unix,
-            tls,
+        Ok(Self { tcp, unix, tls })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn serve(self, services: Services) -> BoundServer {
+        BoundServer {
+            tcp: self.tcp,
+            unix: self.unix,
+            tls: self.tls,
             services,
-        })
+        }
+    }
+}
+
+/// Listeners bound and ready; `run` serves until shutdown.
+pub struct BoundServer {
+    tcp: Option<TcpListener>,
+    unix: Option<UnixListener>,
+    tls: Option<Arc<Reloading<ServerConfig>>>,
+    services: Services,
+}
+
+impl BoundServer {
+    pub async fn bind(options: &ServerOptions, services: Services) -> Result<Self, ServerError> {
+        Ok(Listeners::bind(options).await?.serve(services))
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
