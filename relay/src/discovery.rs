@@ -1,6 +1,7 @@
 //! Which Hubble servers exist: from `peer.Peer/Notify` on the peer service
 //! (re-dialled with backoff whenever the stream breaks), or from a static list.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use sightline_proto::peer::{ChangeNotification, ChangeNotificationType, NotifyRequest, peer_client::PeerClient};
@@ -97,9 +98,13 @@ pub fn change_from(notification: ChangeNotification) -> Result<PeerChange, Strin
     }
 }
 
+/// After a re-dial, how long the new Notify stream has to announce a peer again
+/// before the relay forgets it: the stream starts with every known peer at once.
+const RESYNC_GRACE: Duration = Duration::from_secs(2);
+
 /// Follows the peer service until `changes` is closed, re-dialling with exponential
-/// backoff (1 s doubling up to `max_backoff`). `connected` tells health checks
-/// whether the Notify stream is currently up.
+/// backoff (1 s doubling up to `max_backoff`, back to 1 s once a stream was up).
+/// `connected` tells health checks whether the Notify stream is currently up.
 pub async fn follow_peer_service(
     dialer: Dialer,
     service: PeerAddress,
@@ -109,11 +114,22 @@ pub async fn follow_peer_service(
     connected: watch::Sender<bool>,
 ) {
     let mut backoff = Duration::from_secs(1);
+    let mut known = HashSet::new();
     loop {
-        match notify_once(&dialer, &service, server_name.as_deref(), &changes, &connected).await {
+        let session = Session {
+            dialer: &dialer,
+            service: &service,
+            server_name: server_name.as_deref(),
+            changes: &changes,
+            connected: &connected,
+        };
+        match session.run(&mut known).await {
             Ok(()) => return, // the receiver is gone: the relay is shutting down
             Err(err) => {
-                connected.send_replace(false);
+                if connected.send_replace(false) {
+                    // It was up: this is a new outage, not the next failure of the last one.
+                    backoff = Duration::from_secs(1);
+                }
                 tracing::warn!(peer_service = %service, %err, retry_in = ?backoff, "peer service unavailable");
             }
         }
@@ -125,35 +141,82 @@ pub async fn follow_peer_service(
     }
 }
 
-async fn notify_once(
-    dialer: &Dialer,
-    service: &PeerAddress,
-    server_name: Option<&str>,
-    changes: &mpsc::Sender<PeerChange>,
-    connected: &watch::Sender<bool>,
-) -> Result<(), String> {
-    let server_name = if dialer.tls_enabled() { server_name } else { None };
-    let channel = dialer.connect(service, server_name).await.map_err(|e| e.to_string())?;
-    let mut stream = PeerClient::new(channel)
-        .notify(NotifyRequest {})
-        .await
-        .map_err(|status| format!("Notify: {}", status.message()))?
-        .into_inner();
-    connected.send_replace(true);
-    tracing::info!(peer_service = %service, "following peer service");
-    loop {
-        let notification = match stream.message().await {
-            Ok(Some(notification)) => notification,
-            Ok(None) => return Err("Notify stream ended".into()),
-            Err(status) => return Err(format!("Notify stream: {}", status.message())),
+/// One Notify stream.
+struct Session<'a> {
+    dialer: &'a Dialer,
+    service: &'a PeerAddress,
+    server_name: Option<&'a str>,
+    changes: &'a mpsc::Sender<PeerChange>,
+    connected: &'a watch::Sender<bool>,
+}
+
+impl Session<'_> {
+    /// Streams changes until the stream breaks. `known` holds the peers announced
+    /// and not deleted so far, across sessions: peers a new session does not announce
+    /// again within [`RESYNC_GRACE`] were deleted while it was down, and are deleted.
+    async fn run(&self, known: &mut HashSet<String>) -> Result<(), String> {
+        let server_name = if self.dialer.tls_enabled() {
+            self.server_name
+        } else {
+            None
         };
-        match change_from(notification) {
-            Ok(change) => {
-                if changes.send(change).await.is_err() {
-                    return Ok(());
+        let channel = self
+            .dialer
+            .connect(self.service, server_name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut stream = PeerClient::new(channel)
+            .notify(NotifyRequest {})
+            .await
+            .map_err(|status| format!("Notify: {}", status.message()))?
+            .into_inner();
+        self.connected.send_replace(true);
+        tracing::info!(peer_service = %self.service, "following peer service");
+        let mut unconfirmed = (!known.is_empty()).then(|| known.clone());
+        let resync = tokio::time::sleep(RESYNC_GRACE);
+        tokio::pin!(resync);
+        loop {
+            let message = tokio::select! {
+                message = stream.message() => message,
+                () = &mut resync, if unconfirmed.is_some() => {
+                    for name in unconfirmed.take().into_iter().flatten() {
+                        tracing::info!(peer = %name, "peer not announced again after reconnecting; removing it");
+                        known.remove(&name);
+                        if self.changes.send(PeerChange::Delete(name)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    continue;
                 }
+            };
+            let notification = match message {
+                Ok(Some(notification)) => notification,
+                Ok(None) => return Err("Notify stream ended".into()),
+                Err(status) => return Err(format!("Notify stream: {}", status.message())),
+            };
+            let change = match change_from(notification) {
+                Ok(change) => change,
+                Err(err) => {
+                    tracing::warn!(%err, "ignoring peer notification");
+                    continue;
+                }
+            };
+            let name = match &change {
+                PeerChange::Upsert(info) => {
+                    known.insert(info.name.clone());
+                    &info.name
+                }
+                PeerChange::Delete(name) => {
+                    known.remove(name);
+                    name
+                }
+            };
+            if let Some(unconfirmed) = &mut unconfirmed {
+                unconfirmed.remove(name);
             }
-            Err(err) => tracing::warn!(%err, "ignoring peer notification"),
+            if self.changes.send(change).await.is_err() {
+                return Ok(());
+            }
         }
     }
 }

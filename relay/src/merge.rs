@@ -23,6 +23,17 @@ pub struct Window {
     pub number: u64,
     pub first: bool,
     pub follow: bool,
+    /// A `since` was given: agents then count `number` forward from it.
+    pub since: bool,
+}
+
+impl Window {
+    /// Whether a bounded request keeps the oldest `number` events rather than the
+    /// newest: with `first`, and with `since`, where every agent answers with the
+    /// first `number` after it.
+    pub fn keeps_oldest(&self) -> bool {
+        self.first || self.since
+    }
 }
 
 pub trait Merge: Timed + Sized + Send + 'static {
@@ -62,6 +73,7 @@ impl Merge for GetFlowsResponse {
             number: request.number,
             first: request.first,
             follow: request.follow,
+            since: request.since.is_some(),
         }
     }
 
@@ -159,6 +171,7 @@ macro_rules! merge_events {
                     number: request.number,
                     first: request.first,
                     follow: request.follow,
+                    since: request.since.is_some(),
                 }
             }
 

@@ -42,7 +42,7 @@ impl RelayMetrics {
         let peers = Family::<StatusLabel, Gauge>::default();
         registry.register(
             "pool_peer_connection_status",
-            "Peers by connection state (connected, connecting, unavailable)",
+            "Peers by connection state (READY, CONNECTING, TRANSIENT_FAILURE)",
             peers.clone(),
         );
         let forwarded = Counter::default();
@@ -80,20 +80,22 @@ impl RelayMetrics {
         self.evicted[index].inc();
     }
 
-    /// Refreshes the peer gauge from the pool (called before each scrape).
+    /// Refreshes the peer gauge from the pool (called before each scrape). The
+    /// `status` values are gRPC's connectivity states, which hubble-relay reports,
+    /// so dashboards written for it work unchanged.
     pub fn observe_pool(&self, pool: &Pool) {
-        let (mut connected, mut connecting, mut unavailable) = (0, 0, 0);
+        let (mut ready, mut connecting, mut failing) = (0, 0, 0);
         for peer in pool.snapshot() {
             match peer.state {
-                PeerState::Connected { .. } => connected += 1,
+                PeerState::Connected { .. } => ready += 1,
                 PeerState::Connecting => connecting += 1,
-                PeerState::Unavailable { .. } => unavailable += 1,
+                PeerState::Unavailable { .. } => failing += 1,
             }
         }
         for (status, count) in [
-            ("connected", connected),
-            ("connecting", connecting),
-            ("unavailable", unavailable),
+            ("READY", ready),
+            ("CONNECTING", connecting),
+            ("TRANSIENT_FAILURE", failing),
         ] {
             self.peers.get_or_create(&StatusLabel { status }).set(count);
         }

@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 use crate::fanout::{self, FanoutSettings};
 use crate::merge::Merge;
 use crate::metrics::RelayMetrics;
-use crate::pool::{PeerState, Pool};
+use crate::pool::Pool;
 use crate::raw::RelayFlow;
 
 /// `version` in ServerStatus, like hubble-relay's `hubble-relay v<semver>`.
@@ -93,33 +93,37 @@ impl Observer for RelayObserver {
     }
 
     async fn get_nodes(&self, _: Request<GetNodesRequest>) -> Result<Response<GetNodesResponse>, Status> {
-        let nodes = self
-            .pool
-            .snapshot()
-            .into_iter()
-            .map(|peer| {
-                let tls = Tls {
-                    enabled: peer.info.tls_server_name.is_some(),
-                    server_name: peer.info.tls_server_name.clone().unwrap_or_default(),
-                };
-                let mut node = Node {
-                    name: peer.info.name.clone(),
-                    address: peer.info.address.to_string(),
-                    tls: Some(tls),
-                    state: NodeState::NodeUnavailable.into(),
-                    ..Node::default()
-                };
-                if let PeerState::Connected { status, .. } = &peer.state {
-                    node.state = NodeState::NodeConnected.into();
-                    node.version = status.version.clone();
-                    node.uptime_ns = status.uptime_ns;
-                    node.num_flows = status.num_flows;
-                    node.max_flows = status.max_flows;
-                    node.seen_flows = status.seen_flows;
+        let timeout = self.pool.dial_timeout();
+        let calls = self.pool.snapshot().into_iter().map(|peer| async move {
+            let tls = Tls {
+                enabled: peer.info.tls_server_name.is_some(),
+                server_name: peer.info.tls_server_name.clone().unwrap_or_default(),
+            };
+            let mut node = Node {
+                name: peer.info.name.clone(),
+                address: peer.info.address.to_string(),
+                tls: Some(tls),
+                state: NodeState::NodeUnavailable.into(),
+                ..Node::default()
+            };
+            if let Some(mut client) = peer.client() {
+                // Asked now, as Hubble does: the pool's last probe may be seconds old.
+                match tokio::time::timeout(timeout, client.server_status(ServerStatusRequest {})).await {
+                    Ok(Ok(status)) => {
+                        let status = status.into_inner();
+                        node.state = NodeState::NodeConnected.into();
+                        node.version = status.version;
+                        node.uptime_ns = status.uptime_ns;
+                        node.num_flows = status.num_flows;
+                        node.max_flows = status.max_flows;
+                        node.seen_flows = status.seen_flows;
+                    }
+                    Ok(Err(_)) | Err(_) => node.state = NodeState::NodeError.into(),
                 }
-                node
-            })
-            .collect();
+            }
+            node
+        });
+        let nodes = join_all(calls).await;
         Ok(versioned(GetNodesResponse { nodes }))
     }
 

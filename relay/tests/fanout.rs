@@ -5,75 +5,12 @@ mod support;
 use std::time::Duration;
 
 use sightline_proto::Timestamp;
-use sightline_proto::observer::{GetFlowsRequest, GetFlowsResponse, get_flows_response::ResponseTypes};
+use sightline_proto::observer::GetFlowsRequest;
 use sightline_proto::relay::NodeState;
 use support::agent::FakeAgent;
+use support::streams::{collect_all, flow_node, interleaved_agents, nanos, next, peers, status_of};
 use support::{client, follow, relay, until_connected};
 use tokio::time::Instant;
-use tonic::Streaming;
-
-fn peers(agents: &[&FakeAgent]) -> String {
-    agents
-        .iter()
-        .map(|a| format!("{}={}", a.name, a.address))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-async fn next(stream: &mut Streaming<GetFlowsResponse>) -> Option<GetFlowsResponse> {
-    tokio::time::timeout(Duration::from_secs(10), stream.message())
-        .await
-        .expect("no message within 10 s")
-        .expect("stream ok")
-}
-
-fn status_of(response: &GetFlowsResponse) -> Option<(NodeState, Vec<String>)> {
-    match &response.response_types {
-        Some(ResponseTypes::NodeStatus(s)) => {
-            let mut names = s.node_names.clone();
-            names.sort();
-            Some((NodeState::try_from(s.state_change).expect("known node state"), names))
-        }
-        _ => None,
-    }
-}
-
-fn flow_node(response: &GetFlowsResponse) -> Option<&str> {
-    match &response.response_types {
-        Some(ResponseTypes::Flow(flow)) => Some(&flow.node_name),
-        _ => None,
-    }
-}
-
-fn nanos(response: &GetFlowsResponse) -> i128 {
-    response.time.map_or(0, |t| t.as_unix_nanos())
-}
-
-/// Three agents with histories whose times interleave: a at 100, 103, ...; b at 101, ...; c at 102, ...
-async fn interleaved_agents() -> [FakeAgent; 3] {
-    let agents = [
-        FakeAgent::start("node-a", &["default"]).await,
-        FakeAgent::start("node-b", &["default"]).await,
-        FakeAgent::start("node-c", &["default"]).await,
-    ];
-    for k in 0..30 {
-        for (offset, agent) in agents.iter().enumerate() {
-            agent.emit(Timestamp {
-                seconds: 100 + 3 * k + offset as i64,
-                nanos: 0,
-            });
-        }
-    }
-    agents
-}
-
-async fn collect_all(stream: &mut Streaming<GetFlowsResponse>) -> Vec<GetFlowsResponse> {
-    let mut all = Vec::new();
-    while let Some(message) = next(stream).await {
-        all.push(message);
-    }
-    all
-}
 
 #[tokio::test]
 async fn number_means_the_newest_n_flows_of_the_whole_cluster() {
@@ -219,6 +156,10 @@ async fn a_killed_agent_is_reported_quickly_and_picked_up_again_after_restart() 
         if status_of(&message) == Some((NodeState::NodeUnavailable, vec!["node-b".into()])) {
             break;
         }
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "no NODE_UNAVAILABLE for node-b"
+        );
     }
     assert!(
         killed.elapsed() < Duration::from_secs(2),

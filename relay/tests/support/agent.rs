@@ -39,12 +39,26 @@ pub fn flow_response(node: &str, time: Timestamp, namespace: &str) -> GetFlowsRe
 
 type FlowStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<GetFlowsResponse, Status>> + Send>>;
 
+/// How the fake answers GetFlows, for tests of peers that misbehave.
+#[derive(Clone, Debug, Default)]
+pub enum FlowsAnswer {
+    #[default]
+    Serve,
+    /// Refuse every call with this status.
+    Reject(Status),
+    /// Answer with headers, then never send anything.
+    Hang,
+}
+
 #[derive(Clone)]
 struct State {
     name: String,
     history: Arc<Mutex<Vec<GetFlowsResponse>>>,
     live: broadcast::Sender<GetFlowsResponse>,
+    agent_events: Arc<Mutex<Vec<GetAgentEventsResponse>>>,
     open_streams: Arc<AtomicUsize>,
+    flows_calls: Arc<AtomicUsize>,
+    answer: Arc<Mutex<FlowsAnswer>>,
     namespaces: Vec<String>,
 }
 
@@ -62,11 +76,38 @@ impl Observer for State {
     type GetDebugEventsStream = ReceiverStream<Result<GetDebugEventsResponse, Status>>;
 
     async fn get_flows(&self, request: Request<GetFlowsRequest>) -> Result<Response<Self::GetFlowsStream>, Status> {
+        self.flows_calls.fetch_add(1, Ordering::SeqCst);
+        match self.answer.lock().unwrap().clone() {
+            FlowsAnswer::Serve => {}
+            FlowsAnswer::Reject(status) => return Err(status),
+            FlowsAnswer::Hang => {
+                self.open_streams.fetch_add(1, Ordering::SeqCst);
+                let guard = StreamGuard(self.open_streams.clone());
+                let never = tokio_stream::pending().map(move |item| {
+                    let _alive = &guard;
+                    item
+                });
+                return Ok(Response::new(Box::pin(never)));
+            }
+        }
         let request = request.into_inner();
         let live = self.live.subscribe();
         let history = self.history.lock().unwrap().clone();
         let number = usize::try_from(request.number).unwrap_or(usize::MAX);
-        let backlog: Vec<_> = if request.first {
+        let backlog: Vec<_> = if let Some(since) = request.since {
+            // As Hubble's agent: from `since` on, `number` counted forward, and
+            // everything in follow mode.
+            let limit = if number == 0 || request.follow {
+                usize::MAX
+            } else {
+                number
+            };
+            history
+                .into_iter()
+                .filter(|r| r.time.is_some_and(|t| t.as_unix_nanos() >= since.as_unix_nanos()))
+                .take(limit)
+                .collect()
+        } else if request.first {
             history.into_iter().take(number).collect()
         } else if request.follow && request.number == 0 {
             Vec::new()
@@ -98,11 +139,23 @@ impl Observer for State {
         Ok(Response::new(stream))
     }
 
+    /// The newest `number` agent events (all with 0), then the stream ends.
     async fn get_agent_events(
         &self,
-        _: Request<GetAgentEventsRequest>,
+        request: Request<GetAgentEventsRequest>,
     ) -> Result<Response<Self::GetAgentEventsStream>, Status> {
-        Err(Status::unimplemented("fake"))
+        let number = usize::try_from(request.into_inner().number).unwrap_or(usize::MAX);
+        let events = self.agent_events.lock().unwrap().clone();
+        let skip = if number == 0 {
+            0
+        } else {
+            events.len().saturating_sub(number)
+        };
+        let (tx, rx) = mpsc::channel(events.len().max(1));
+        for event in events.into_iter().skip(skip) {
+            let _ = tx.try_send(Ok(event));
+        }
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     async fn get_debug_events(
@@ -167,7 +220,10 @@ impl FakeAgent {
             name: name.to_owned(),
             history: Arc::default(),
             live: broadcast::channel(4096).0,
+            agent_events: Arc::default(),
             open_streams: Arc::default(),
+            flows_calls: Arc::default(),
+            answer: Arc::default(),
             namespaces: namespaces.iter().map(|s| (*s).to_owned()).collect(),
         };
         let agent = Self {
@@ -242,6 +298,28 @@ impl FakeAgent {
                 let _ = live.send(response);
             }
         });
+    }
+
+    /// Records an agent event stamped `time`.
+    pub fn emit_agent_event(&self, time: Timestamp) {
+        let event = GetAgentEventsResponse {
+            agent_event: Some(sightline_proto::flow::AgentEvent {
+                r#type: sightline_proto::flow::AgentEventType::AgentStarted.into(),
+                ..Default::default()
+            }),
+            node_name: self.name.clone(),
+            time: Some(time),
+        };
+        self.state.agent_events.lock().unwrap().push(event);
+    }
+
+    pub fn answer_flows_with(&self, answer: FlowsAnswer) {
+        *self.state.answer.lock().unwrap() = answer;
+    }
+
+    /// GetFlows calls received so far, answered or not.
+    pub fn flows_calls(&self) -> usize {
+        self.state.flows_calls.load(Ordering::SeqCst)
     }
 
     pub fn open_streams(&self) -> usize {

@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod certs;
 pub mod peer_service;
+pub mod streams;
 
 use std::time::Duration;
 

@@ -1,17 +1,19 @@
 //! A fake `peer.Peer` service whose announcements the test scripts.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use sightline_proto::peer::peer_server::{Peer, PeerServer};
 use sightline_proto::peer::{ChangeNotification, NotifyRequest};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 #[derive(Clone)]
 struct Service {
-    initial: Vec<ChangeNotification>,
+    initial: Arc<Mutex<Vec<ChangeNotification>>>,
     updates: broadcast::Sender<ChangeNotification>,
 }
 
@@ -21,7 +23,7 @@ impl Peer for Service {
 
     async fn notify(&self, _: Request<NotifyRequest>) -> Result<Response<Self::NotifyStream>, Status> {
         let (tx, rx) = mpsc::channel(64);
-        let (initial, mut updates) = (self.initial.clone(), self.updates.subscribe());
+        let (initial, mut updates) = (self.initial.lock().unwrap().clone(), self.updates.subscribe());
         tokio::spawn(async move {
             for change in initial {
                 if tx.send(Ok(change)).await.is_err() {
@@ -40,46 +42,92 @@ impl Peer for Service {
 
 pub struct FakePeerService {
     pub address: SocketAddr,
-    updates: broadcast::Sender<ChangeNotification>,
+    service: Service,
+    stop: CancellationToken,
+    sockets: Arc<Mutex<Vec<std::net::TcpStream>>>,
 }
 
 impl FakePeerService {
     pub async fn start(initial: Vec<ChangeNotification>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let updates = broadcast::channel(64).0;
-        let service = Service {
-            initial,
-            updates: updates.clone(),
+        let service = Self {
+            address: listener.local_addr().unwrap(),
+            service: Service {
+                initial: Arc::new(Mutex::new(initial)),
+                updates: broadcast::channel(64).0,
+            },
+            stop: CancellationToken::new(),
+            sockets: Arc::default(),
         };
+        service.serve(listener);
+        service
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let (tx, rx) = mpsc::channel::<Result<TcpStream, std::io::Error>>(16);
+        let (stop, sockets) = (self.stop.clone(), self.sockets.clone());
+        tokio::spawn(async move {
+            loop {
+                let tcp = tokio::select! {
+                    () = stop.cancelled() => return,
+                    accepted = listener.accept() => match accepted { Ok((tcp, _)) => tcp, Err(_) => continue },
+                };
+                let std = tcp.into_std().unwrap();
+                sockets.lock().unwrap().push(std.try_clone().unwrap());
+                if tx.send(Ok(TcpStream::from_std(std).unwrap())).await.is_err() {
+                    return;
+                }
+            }
+        });
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(PeerServer::new(service))
-                .serve_with_incoming(TcpListenerStream::new(listener)),
+                .add_service(PeerServer::new(self.service.clone()))
+                .serve_with_incoming(ReceiverStream::new(rx)),
         );
-        Self { address, updates }
+    }
+
+    /// Like a crash of the agent serving it: listener closed, every connection reset.
+    pub fn kill(&mut self) {
+        self.stop.cancel();
+        for socket in self.sockets.lock().unwrap().drain(..) {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Serves again on the same port; new Notify streams start with `initial`.
+    pub async fn restart(&mut self, initial: Vec<ChangeNotification>) {
+        *self.service.initial.lock().unwrap() = initial;
+        self.stop = CancellationToken::new();
+        self.serve(TcpListener::bind(self.address).await.unwrap());
     }
 
     /// Serves on a unix socket at `path` (plaintext, as node-local peer services are).
     pub async fn start_unix(path: &std::path::Path, initial: Vec<ChangeNotification>) -> Self {
         let listener = tokio::net::UnixListener::bind(path).unwrap();
-        let updates = broadcast::channel(64).0;
         let service = Service {
-            initial,
-            updates: updates.clone(),
+            initial: Arc::new(Mutex::new(initial)),
+            updates: broadcast::channel(64).0,
         };
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(PeerServer::new(service))
+                .add_service(PeerServer::new(service.clone()))
                 .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener)),
         );
         Self {
             address: "0.0.0.0:0".parse().unwrap(),
-            updates,
+            service,
+            stop: CancellationToken::new(),
+            sockets: Arc::default(),
         }
     }
 
     pub fn announce(&self, change: ChangeNotification) {
-        self.updates.send(change).unwrap();
+        self.service.updates.send(change).unwrap();
+    }
+}
+
+impl Drop for FakePeerService {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

@@ -3,24 +3,31 @@
 //! Unlike hubble-relay, `number` applies to the whole cluster: the last (or with
 //! `first`, the first) N events of all nodes together, not N per node. In follow
 //! mode, peers that appear or come back are picked up (asked for new events only,
-//! so nothing is replayed), and peers that fail are reported as node status events.
+//! so nothing is replayed), peers that fail are reported as node status events, and
+//! peers removed from the cluster are dropped and reported as gone.
 //! Dropping the client stream drops every upstream stream with it.
 
-use std::collections::{BTreeSet, HashSet};
+mod cut;
+mod upstream;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use sightline_proto::Timestamp;
 use sightline_proto::relay::{NodeState, NodeStatusEvent};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Status};
 
+use self::cut::cut;
+use self::upstream::{Call, Upstream};
+use crate::discovery::PeerInfo;
 use crate::merge::{Merge, Window};
 use crate::metrics::RelayMetrics;
 use crate::pool::{PeerState, PeerView, Pool};
@@ -36,8 +43,11 @@ const CLIENT_BATCH: usize = 128;
 pub type ClientStream<M> = Pin<Box<dyn Stream<Item = Result<M, Status>> + Send>>;
 /// Batches queued from all upstream streams towards the merge.
 const UPSTREAM_QUEUE: usize = 32;
-/// Most responses of one peer handed over at once.
-const UPSTREAM_BATCH: usize = 128;
+/// Most upstream batches routed before the merge looks at anything else.
+const UPSTREAM_BATCHES_AT_ONCE: usize = 128;
+/// A peer that answered with an error is asked again no sooner than this (Hubble's
+/// relay merges its repeated errors over the same window).
+const ERROR_RETRY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct FanoutSettings {
@@ -46,14 +56,6 @@ pub struct FanoutSettings {
     pub relay_node: String,
     /// How often a follow stream looks for peers to add, besides pool changes.
     pub peer_refresh: Duration,
-}
-
-/// What upstream tasks report. Responses come in batches of whatever one peer's
-/// stream had ready, so a busy stream costs one channel send per batch, not per flow.
-enum Upstream<M> {
-    Items(Arc<str>, Vec<M>),
-    Ended(Arc<str>),
-    Failed(Arc<str>, Status),
 }
 
 /// Where responses go before they reach the client, by request window.
@@ -95,8 +97,13 @@ pub fn start<M: Merge>(
         pending: Vec::with_capacity(CLIENT_BATCH),
         upstream_tx,
         tasks: JoinSet::new(),
-        active: BTreeSet::new(),
+        active: BTreeMap::new(),
+        calls: 0,
+        initial_calls: 0,
+        rejected_as_invalid: 0,
+        delivered: false,
         awaiting_reconnect: HashSet::new(),
+        errored: HashMap::new(),
         started: Timestamp::now(),
         arrival: Instant::now(),
     };
@@ -148,33 +155,6 @@ fn forwardable(metadata: MetadataMap) -> MetadataMap {
     MetadataMap::from_headers(headers)
 }
 
-/// Cuts `number` counted events off the sorted `items`: the first ones with `first`,
-/// else the last ones. Uncounted events (lost events, node status) inside the cut stay.
-fn cut<M: Merge>(mut items: Vec<M>, number: u64, first: bool) -> Vec<M> {
-    items.sort_by_key(|item| item.time_nanos());
-    let number = usize::try_from(number).unwrap_or(usize::MAX);
-    if first {
-        let mut counted = 0;
-        let end = items.iter().position(|item| {
-            if counted == number {
-                return true;
-            }
-            counted += usize::from(item.counts());
-            false
-        });
-        items.truncate(end.unwrap_or(items.len()));
-    } else {
-        let mut counted = 0;
-        let mut start = items.len();
-        while start > 0 && counted < number {
-            start -= 1;
-            counted += usize::from(items[start].counts());
-        }
-        items.drain(..start);
-    }
-    items
-}
-
 struct Fanout<M: Merge> {
     pool: Pool,
     settings: Arc<FanoutSettings>,
@@ -188,9 +168,20 @@ struct Fanout<M: Merge> {
     pending: Vec<Result<M, Status>>,
     upstream_tx: mpsc::Sender<Upstream<M>>,
     tasks: JoinSet<()>,
-    active: BTreeSet<String>,
+    /// Peers with a stream open for this client.
+    active: BTreeMap<String, Active>,
+    /// Calls made so far; numbers them.
+    calls: u64,
+    /// Calls made when the request came in, numbered `0..initial_calls`.
+    initial_calls: u64,
+    /// Of those, how many the peer rejected as an invalid request.
+    rejected_as_invalid: u64,
+    /// Whether any peer has sent a response.
+    delivered: bool,
     /// Peers whose stream failed; they rejoin once the pool saw them drop and come back.
     awaiting_reconnect: HashSet<String>,
+    /// Peers that answered with an error, and when to ask them again.
+    errored: HashMap<String, Errored>,
     started: Timestamp,
     buffer: SortBuffer<M>,
     /// When the responses being routed arrived. Read when a batch comes in and again
@@ -199,7 +190,21 @@ struct Fanout<M: Merge> {
     arrival: Instant,
 }
 
-/// The client went away; stop everything.
+/// One peer's open stream.
+struct Active {
+    /// The peer as it was when the stream was opened: a new address means a new stream.
+    info: PeerInfo,
+    call: u64,
+    abort: AbortHandle,
+}
+
+struct Errored {
+    retry_at: Instant,
+    /// What the peer said, so the same answer is not reported again.
+    message: String,
+}
+
+/// The client's stream is over: the client went away, or it was sent its final status.
 struct ClientGone;
 
 impl<M: Merge> Fanout<M> {
@@ -211,9 +216,20 @@ impl<M: Merge> Fanout<M> {
         for peer in peers.iter().filter(|p| p.client().is_some()) {
             self.spawn_upstream(peer, self.request.clone());
         }
-        let mut phase = match (self.window.follow, self.window.number) {
-            (false, n) if n > 0 => Phase::Collect(Vec::new()),
-            (true, n) if n > 0 => Phase::Gate {
+        self.initial_calls = self.calls;
+        let mut phase = match self.window {
+            Window {
+                follow: false,
+                number: 1..,
+                ..
+            } => Phase::Collect(Vec::new()),
+            // With `since`, agents send everything after it and then follow: no cut.
+            Window {
+                follow: true,
+                number: 1..,
+                since: false,
+                ..
+            } => Phase::Gate {
                 history: Vec::new(),
                 live: Vec::new(),
                 live_peers: HashSet::new(),
@@ -225,7 +241,7 @@ impl<M: Merge> Fanout<M> {
         let mut refresh = tokio::time::interval(self.settings.peer_refresh);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
-        let mut batch = Vec::with_capacity(UPSTREAM_BATCH);
+        let mut batch = Vec::with_capacity(UPSTREAM_BATCHES_AT_ONCE);
         let result: Result<(), ClientGone> = async {
             loop {
                 if !self.window.follow && self.active.is_empty() {
@@ -248,7 +264,7 @@ impl<M: Merge> Fanout<M> {
                         return Err(ClientGone);
                     }
                     // Batches amortise the select over many responses when peers are busy.
-                    received = upstream.recv_many(&mut batch, UPSTREAM_BATCH) => {
+                    received = upstream.recv_many(&mut batch, UPSTREAM_BATCHES_AT_ONCE) => {
                         if received == 0 {
                             return self.finish(phase).await;
                         }
@@ -259,15 +275,15 @@ impl<M: Merge> Fanout<M> {
                     () = sleep_until(deadline) => {
                         if let Phase::Stream = phase {
                             for item in self.buffer.drain_expired(Instant::now()) {
-                                self.emit(item, Release::Timeout).await?;
+                                self.emit(item, Some(Release::Timeout)).await?;
                             }
                         } else if let Phase::Gate { quiet_since, .. } = &mut phase {
                             // Nothing older arrived for a whole drain timeout: history is complete.
                             *quiet_since = Instant::now() - self.settings.drain_timeout;
                         }
                     }
-                    _ = refresh.tick(), if self.window.follow => self.join_new_peers(&mut phase).await?,
-                    Ok(()) = pool_changes.changed(), if self.window.follow => self.join_new_peers(&mut phase).await?,
+                    _ = refresh.tick(), if self.window.follow => self.reconcile_peers(&mut phase).await?,
+                    Ok(()) = pool_changes.changed(), if self.window.follow => self.reconcile_peers(&mut phase).await?,
                 }
             }
         }
@@ -300,85 +316,101 @@ impl<M: Merge> Fanout<M> {
 
     fn spawn_upstream(&mut self, peer: &PeerView, request: M::Request) {
         let Some(channel) = peer.channel() else { return };
-        let name: Arc<str> = peer.info.name.as_str().into();
-        self.active.insert(peer.info.name.clone());
-        let tx = self.upstream_tx.clone();
-        let request = Request::from_parts(self.metadata.clone(), Default::default(), request);
-        let timeout = self.pool.dial_timeout();
-        self.tasks.spawn(async move {
-            let stream = match tokio::time::timeout(timeout, M::call(channel, request)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(status)) => {
-                    let _ = tx.send(Upstream::Failed(name, status)).await;
-                    return;
-                }
-                Err(_) => {
-                    let status = Status::unavailable(format!("no response within {timeout:?}"));
-                    let _ = tx.send(Upstream::Failed(name, status)).await;
-                    return;
-                }
-            };
-            let mut batches = stream.ready_chunks(UPSTREAM_BATCH);
-            loop {
-                let Some(batch) = batches.next().await else {
-                    let _ = tx.send(Upstream::Ended(name)).await;
-                    return;
-                };
-                let mut items = Vec::with_capacity(batch.len());
-                let mut failure = None;
-                for result in batch {
-                    match result {
-                        Ok(item) => items.push(item),
-                        Err(status) => {
-                            failure = Some(status);
-                            break;
-                        }
-                    }
-                }
-                if !items.is_empty() && tx.send(Upstream::Items(name.clone(), items)).await.is_err() {
-                    return;
-                }
-                if let Some(status) = failure {
-                    let _ = tx.send(Upstream::Failed(name, status)).await;
-                    return;
-                }
-            }
-        });
+        let id = self.calls;
+        self.calls += 1;
+        let answer_timeout = self.pool.dial_timeout();
+        let call = Call::<M> {
+            name: peer.info.name.as_str().into(),
+            id,
+            channel,
+            request: Request::from_parts(self.metadata.clone(), Default::default(), request),
+            answer_timeout,
+            idle_timeout: (!self.window.follow).then_some(answer_timeout),
+        };
+        let abort = self.tasks.spawn(upstream::run(call, self.upstream_tx.clone()));
+        self.active.insert(
+            peer.info.name.clone(),
+            Active {
+                info: peer.info.clone(),
+                call: id,
+                abort,
+            },
+        );
+    }
+
+    /// Forgets `peer`'s stream if `call` is still the one open; false for a call
+    /// that was already replaced or abandoned.
+    fn close(&mut self, peer: &str, call: u64) -> bool {
+        if self.active.get(peer).is_some_and(|active| active.call == call) {
+            self.active.remove(peer);
+            true
+        } else {
+            false
+        }
     }
 
     async fn on_upstream(&mut self, message: Upstream<M>, phase: &mut Phase<M>) -> Result<(), ClientGone> {
         self.arrival = Instant::now();
         match message {
             Upstream::Items(peer, items) => {
+                self.delivered = true;
+                if !self.errored.is_empty() {
+                    // It answers again: a later error is news.
+                    self.errored.remove(&*peer);
+                }
                 for item in items {
                     self.route(Some(&peer), item, phase).await?;
                 }
                 Ok(())
             }
-            Upstream::Ended(peer) => {
-                self.active.remove(&*peer);
+            Upstream::Ended(peer, call) => {
+                self.close(&peer, call);
                 Ok(())
             }
-            Upstream::Failed(peer, status) => {
-                self.active.remove(&*peer);
-                let (state, message) = if is_transport_failure(&status) {
+            Upstream::Failed(peer, call, status) => {
+                if !self.close(&peer, call) {
+                    return Ok(());
+                }
+                tracing::info!(%peer, code = ?status.code(), message = status.message(), "peer stream ended with an error");
+                if status.code() == Code::InvalidArgument && call < self.initial_calls {
+                    self.rejected_as_invalid += 1;
+                    if self.rejected_as_invalid == self.initial_calls && !self.delivered {
+                        // Every node refused the request itself: that is the client's
+                        // answer, not a node's state (hubble-relay reports NODE_ERROR
+                        // per node, every 10 s while following).
+                        self.pending.push(Err(status));
+                        let _ = self.flush().await;
+                        return Err(ClientGone);
+                    }
+                }
+                let event = if is_transport_failure(&status) {
                     self.pool.report_failure(&peer);
                     self.awaiting_reconnect.insert(peer.to_string());
-                    (NodeState::NodeUnavailable, String::new())
+                    node_event(NodeState::NodeUnavailable, &peer, String::new())
                 } else {
-                    (NodeState::NodeError, status.message().to_owned())
+                    let retry_at = Instant::now() + ERROR_RETRY;
+                    let message = status.message().to_owned();
+                    let previous = self.errored.insert(
+                        peer.to_string(),
+                        Errored {
+                            retry_at,
+                            message: message.clone(),
+                        },
+                    );
+                    if previous.is_some_and(|p| p.message == message) {
+                        return Ok(());
+                    }
+                    node_event(NodeState::NodeError, &peer, message)
                 };
-                tracing::info!(%peer, code = ?status.code(), message = status.message(), "peer stream ended with an error");
-                let event = NodeStatusEvent {
-                    state_change: state.into(),
-                    node_names: vec![peer.to_string()],
-                    message,
-                };
-                match M::node_status(event, &self.settings.relay_node, Timestamp::now()) {
-                    Some(status) => self.route(None, status, phase).await,
-                    None => Ok(()),
-                }
+                self.route_node_status(event, phase).await
             }
+        }
+    }
+
+    async fn route_node_status(&mut self, event: NodeStatusEvent, phase: &mut Phase<M>) -> Result<(), ClientGone> {
+        match M::node_status(event, &self.settings.relay_node, Timestamp::now()) {
+            Some(status) => self.route(None, status, phase).await,
+            None => Ok(()),
         }
     }
 
@@ -405,7 +437,7 @@ impl<M: Merge> Fanout<M> {
             }
             Phase::Stream => {
                 if let Some(released) = self.buffer.push(item, now) {
-                    self.emit(released, Release::Full).await?;
+                    self.emit(released, Some(Release::Full)).await?;
                 }
             }
         }
@@ -421,7 +453,7 @@ impl<M: Merge> Fanout<M> {
         else {
             return false;
         };
-        self.active.iter().all(|peer| live_peers.contains(peer)) || quiet_since.elapsed() >= self.settings.drain_timeout
+        self.active.keys().all(|peer| live_peers.contains(peer)) || quiet_since.elapsed() >= self.settings.drain_timeout
     }
 
     async fn open_gate(&mut self, phase: Phase<M>) -> Result<Phase<M>, ClientGone> {
@@ -430,7 +462,7 @@ impl<M: Merge> Fanout<M> {
         };
         self.arrival = Instant::now();
         for item in cut(history, self.window.number, false) {
-            self.emit(item, Release::Flush).await?;
+            self.emit(item, None).await?;
         }
         let mut stream = Phase::Stream;
         for item in live {
@@ -440,23 +472,27 @@ impl<M: Merge> Fanout<M> {
     }
 
     async fn finish(&mut self, phase: Phase<M>) -> Result<(), ClientGone> {
-        let items = match phase {
-            Phase::Collect(items) => cut(items, self.window.number, self.window.first),
+        let (items, from_buffer) = match phase {
+            Phase::Collect(items) => (cut(items, self.window.number, self.window.keeps_oldest()), false),
             Phase::Gate { history, live, .. } => {
                 let mut items = cut(history, self.window.number, false);
                 items.extend(live);
-                items
+                (items, false)
             }
-            Phase::Stream => self.buffer.drain_all(),
+            Phase::Stream => (self.buffer.drain_all(), true),
         };
+        let why = from_buffer.then_some(Release::Flush);
         for item in items {
-            self.emit(item, Release::Flush).await?;
+            self.emit(item, why).await?;
         }
         self.flush().await
     }
 
-    async fn emit(&mut self, item: M, why: Release) -> Result<(), ClientGone> {
-        self.metrics.released(why);
+    /// Queues `item` for the client; `why` it left the sort buffer, if it was in it.
+    async fn emit(&mut self, item: M, why: Option<Release>) -> Result<(), ClientGone> {
+        if let Some(why) = why {
+            self.metrics.released(why);
+        }
         if item.counts() {
             self.metrics.flow_forwarded();
         }
@@ -478,20 +514,52 @@ impl<M: Merge> Fanout<M> {
         Ok(())
     }
 
-    async fn join_new_peers(&mut self, phase: &mut Phase<M>) -> Result<(), ClientGone> {
+    /// Follows the pool: streams of peers that left the cluster or moved are closed,
+    /// peers that are connected and not streaming are asked for new events.
+    async fn reconcile_peers(&mut self, phase: &mut Phase<M>) -> Result<(), ClientGone> {
         self.arrival = Instant::now();
+        let peers = self.pool.snapshot();
+        let known: HashMap<&str, &PeerView> = peers.iter().map(|p| (p.info.name.as_str(), p)).collect();
+        let mut gone = Vec::new();
+        self.active.retain(|name, active| {
+            let keep = known.get(name.as_str()).is_some_and(|peer| peer.info == active.info);
+            if !keep {
+                active.abort.abort();
+                if !known.contains_key(name.as_str()) {
+                    gone.push(name.clone());
+                }
+            }
+            keep
+        });
+        self.awaiting_reconnect.retain(|name| known.contains_key(name.as_str()));
+        self.errored.retain(|name, _| known.contains_key(name.as_str()));
+        if !gone.is_empty() {
+            let event = NodeStatusEvent {
+                state_change: NodeState::NodeGone.into(),
+                node_names: gone,
+                message: String::new(),
+            };
+            self.route_node_status(event, phase).await?;
+        }
+
+        let now = Instant::now();
         let mut joined = Vec::new();
-        for peer in self.pool.snapshot() {
+        for peer in &peers {
             let name = &peer.info.name;
             if !matches!(peer.state, PeerState::Connected { .. }) {
                 self.awaiting_reconnect.remove(name);
                 continue;
             }
-            if self.active.contains(name) || self.awaiting_reconnect.contains(name) {
+            if self.active.contains_key(name)
+                || self.awaiting_reconnect.contains(name)
+                || self.errored.get(name).is_some_and(|e| e.retry_at > now)
+            {
                 continue;
             }
-            self.spawn_upstream(&peer, M::live_only(&self.request));
-            joined.push(name.clone());
+            self.spawn_upstream(peer, M::live_only(&self.request));
+            if !self.errored.contains_key(name) {
+                joined.push(name.clone());
+            }
         }
         if joined.is_empty() {
             return Ok(());
@@ -501,73 +569,32 @@ impl<M: Merge> Fanout<M> {
             node_names: joined,
             message: String::new(),
         };
-        match M::node_status(event, &self.settings.relay_node, Timestamp::now()) {
-            Some(status) => self.route(None, status, phase).await,
-            None => Ok(()),
-        }
+        self.route_node_status(event, phase).await
     }
 }
 
-/// Failures that mean the peer itself is gone, as opposed to an error it answered with.
+fn node_event(state: NodeState, peer: &str, message: String) -> NodeStatusEvent {
+    NodeStatusEvent {
+        state_change: state.into(),
+        node_names: vec![peer.to_owned()],
+        message,
+    }
+}
+
+/// Failures that mean the peer itself is gone, as opposed to an error it answered
+/// with. A status the peer sent has no source; one tonic made from a broken
+/// connection (reset, h2 or hyper error, with codes from Unknown to Internal) keeps
+/// the error it came from.
 fn is_transport_failure(status: &Status) -> bool {
     matches!(
         status.code(),
         Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded | Code::Aborted
-    ) || (status.code() == Code::Unknown && status.message().contains("transport"))
+    ) || std::error::Error::source(status).is_some()
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use sightline_proto::flow::{Flow, LostEvent};
-    use sightline_proto::observer::{GetFlowsResponse, get_flows_response::ResponseTypes};
-
-    fn flow(t: i64) -> GetFlowsResponse {
-        let time = Timestamp { seconds: t, nanos: 0 };
-        GetFlowsResponse {
-            response_types: Some(ResponseTypes::Flow(Flow {
-                time: Some(time),
-                ..Default::default()
-            })),
-            node_name: String::new(),
-            time: Some(time),
-        }
-    }
-
-    fn lost(t: i64) -> GetFlowsResponse {
-        GetFlowsResponse {
-            response_types: Some(ResponseTypes::LostEvents(LostEvent::default())),
-            node_name: String::new(),
-            time: Some(Timestamp { seconds: t, nanos: 0 }),
-        }
-    }
-
-    fn seconds(items: &[GetFlowsResponse]) -> Vec<i64> {
-        items.iter().map(|i| i.time.map_or(0, |t| t.seconds)).collect()
-    }
-
-    #[test]
-    fn last_n_is_cluster_wide_and_skips_uncounted_events_when_counting() {
-        let items = vec![flow(5), flow(1), lost(4), flow(3), flow(2)];
-        assert_eq!(seconds(&cut(items, 2, false)), [3, 4, 5]);
-    }
-
-    #[test]
-    fn first_n_stops_after_the_nth_counted_event() {
-        let items = vec![flow(5), flow(1), lost(2), flow(3), flow(4)];
-        assert_eq!(seconds(&cut(items, 2, true)), [1, 2, 3]);
-    }
-
-    #[test]
-    fn cut_with_more_than_available_keeps_everything_sorted() {
-        assert_eq!(seconds(&cut(vec![flow(2), flow(1)], 10, false)), [1, 2]);
-        assert_eq!(seconds(&cut(vec![flow(2), flow(1)], 10, true)), [1, 2]);
     }
 }

@@ -1,0 +1,269 @@
+//! Peers that refuse, hang, leave the cluster, or lose their peer service: what a
+//! client of the relay sees, and that nobody waits forever.
+
+mod support;
+
+use std::time::Duration;
+
+use sightline_proto::Timestamp;
+use sightline_proto::observer::{GetFlowsRequest, GetFlowsResponse};
+use sightline_proto::peer::{ChangeNotification, ChangeNotificationType};
+use sightline_proto::relay::NodeState;
+use support::agent::{FakeAgent, FlowsAnswer};
+use support::peer_service::FakePeerService;
+use support::streams::{collect_all, flow_node, next, peers, status_of};
+use support::{client, follow, relay, until_connected};
+use tokio::time::Instant;
+use tonic::{Code, Status, Streaming};
+
+fn node_errors(messages: &[GetFlowsResponse]) -> Vec<(Vec<String>, String)> {
+    messages
+        .iter()
+        .filter_map(|m| match &m.response_types {
+            Some(sightline_proto::observer::get_flows_response::ResponseTypes::NodeStatus(s))
+                if s.state_change == i32::from(NodeState::NodeError) =>
+            {
+                Some((s.node_names.clone(), s.message.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reads `stream` for `duration`.
+async fn read_for(stream: &mut Streaming<GetFlowsResponse>, duration: Duration) -> Vec<GetFlowsResponse> {
+    let end = Instant::now() + duration;
+    let mut seen = Vec::new();
+    while let Ok(message) = tokio::time::timeout_at(end, stream.message()).await {
+        seen.push(message.expect("stream ok").expect("stream open"));
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_rejects_the_request_is_reported_once_while_the_others_stream() {
+    let (a, b) = (
+        FakeAgent::start("node-a", &[]).await,
+        FakeAgent::start("node-b", &[]).await,
+    );
+    a.emit_every(Duration::from_millis(10), Duration::ZERO);
+    b.answer_flows_with(FlowsAnswer::Reject(Status::invalid_argument(
+        "unknown filter field on this node",
+    )));
+    let relay = relay(&["--disable-client-tls", "--peers", &peers(&[&a, &b])]).await;
+    until_connected(&relay, 2).await;
+    let mut stream = follow(&relay).await;
+    // The relay looks for peers to (re)join every second: three chances to repeat itself.
+    let seen = read_for(&mut stream, Duration::from_millis(3500)).await;
+    assert_eq!(
+        node_errors(&seen),
+        [(
+            vec!["node-b".to_owned()],
+            "unknown filter field on this node".to_owned()
+        )],
+        "one NODE_ERROR for node-b"
+    );
+    assert_eq!(b.flows_calls(), 1, "not asked again within the retry interval");
+    let from_a = seen.iter().filter(|m| flow_node(m) == Some("node-a")).count();
+    assert!(from_a > 100, "node-a kept streaming: {from_a} flows");
+    let connected: Vec<_> = seen
+        .iter()
+        .filter_map(status_of)
+        .filter(|(state, _)| *state == NodeState::NodeConnected)
+        .collect();
+    assert_eq!(connected.len(), 1, "no NODE_CONNECTED flapping: {connected:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_every_peer_rejects_ends_with_their_invalid_argument() {
+    let (a, b) = (
+        FakeAgent::start("node-a", &[]).await,
+        FakeAgent::start("node-b", &[]).await,
+    );
+    for agent in [&a, &b] {
+        agent.answer_flows_with(FlowsAnswer::Reject(Status::invalid_argument(
+            "invalid filter destination_port=\"http\"",
+        )));
+    }
+    let relay = relay(&["--disable-client-tls", "--peers", &peers(&[&a, &b])]).await;
+    until_connected(&relay, 2).await;
+    for follow in [false, true] {
+        let mut stream = client(&relay)
+            .await
+            .get_flows(GetFlowsRequest {
+                follow,
+                ..Default::default()
+            })
+            .await
+            .expect("GetFlows")
+            .into_inner();
+        let status = loop {
+            match tokio::time::timeout(Duration::from_secs(5), stream.message())
+                .await
+                .expect("an answer within 5 s")
+            {
+                Ok(Some(message)) => assert!(flow_node(&message).is_none(), "no flows expected"),
+                Ok(None) => panic!("stream ended without the agents' error (follow={follow})"),
+                Err(status) => break status,
+            }
+        };
+        assert_eq!(status.code(), Code::InvalidArgument, "follow={follow}");
+        assert!(status.message().contains("destination_port"), "{}", status.message());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_sending_does_not_hold_up_a_bounded_request() {
+    let (a, b) = (
+        FakeAgent::start("node-a", &[]).await,
+        FakeAgent::start("node-b", &[]).await,
+    );
+    for s in 0..5 {
+        a.emit(Timestamp {
+            seconds: 1_000 + s,
+            nanos: 0,
+        });
+    }
+    b.answer_flows_with(FlowsAnswer::Hang);
+    // The test relay's dial timeout, which also bounds silence, is 1 s.
+    let relay = relay(&["--disable-client-tls", "--peers", &peers(&[&a, &b])]).await;
+    until_connected(&relay, 2).await;
+    for number in [3, 0] {
+        let started = Instant::now();
+        let mut stream = client(&relay)
+            .await
+            .get_flows(GetFlowsRequest {
+                number,
+                ..Default::default()
+            })
+            .await
+            .expect("GetFlows")
+            .into_inner();
+        let all = collect_all(&mut stream).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            all.iter()
+                .any(|m| status_of(m) == Some((NodeState::NodeUnavailable, vec!["node-b".into()]))),
+            "the silent peer is reported"
+        );
+        let flows = all.iter().filter(|m| flow_node(m).is_some()).count();
+        assert_eq!(flows, if number == 0 { 5 } else { 3 });
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while b.open_streams() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the hanging upstream calls were not cancelled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn announced(agent: &FakeAgent) -> ChangeNotification {
+    ChangeNotification {
+        name: agent.name.clone(),
+        address: agent.address.to_string(),
+        r#type: ChangeNotificationType::PeerAdded.into(),
+        tls: None,
+    }
+}
+
+fn deleted(agent: &FakeAgent) -> ChangeNotification {
+    ChangeNotification {
+        name: agent.name.clone(),
+        r#type: ChangeNotificationType::PeerDeleted.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_removed_from_the_cluster_is_reported_gone_and_its_stream_closed() {
+    let (a, b) = (
+        FakeAgent::start("node-a", &[]).await,
+        FakeAgent::start("node-b", &[]).await,
+    );
+    for agent in [&a, &b] {
+        agent.emit_every(Duration::from_millis(10), Duration::ZERO);
+    }
+    let service = FakePeerService::start(vec![announced(&a), announced(&b)]).await;
+    let relay = relay(&["--disable-client-tls", "--peer-service", &service.address.to_string()]).await;
+    until_connected(&relay, 2).await;
+    let mut stream = follow(&relay).await;
+    while b.open_streams() != 1 {
+        next(&mut stream).await.expect("open");
+    }
+    service.announce(deleted(&b));
+    let removed = Instant::now();
+    loop {
+        let message = next(&mut stream).await.expect("open");
+        if status_of(&message) == Some((NodeState::NodeGone, vec!["node-b".into()])) {
+            break;
+        }
+        assert!(removed.elapsed() < Duration::from_secs(3), "no NODE_GONE for node-b");
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while b.open_streams() != 0 {
+        assert!(Instant::now() < deadline, "node-b's upstream stream still open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Whatever node-b had in flight has arrived by now; from here on only node-a.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let later = read_for(&mut stream, Duration::from_millis(500)).await;
+    assert!(later.iter().any(|m| flow_node(m) == Some("node-a")));
+    assert!(!later.iter().any(|m| flow_node(m) == Some("node-b")));
+}
+
+fn names(relay: &sightline_relay::app::RunningRelay) -> Vec<String> {
+    let mut names: Vec<String> = relay.pool.snapshot().into_iter().map(|p| p.info.name).collect();
+    names.sort();
+    names
+}
+
+async fn until_names(relay: &sightline_relay::app::RunningRelay, want: &[&str], within: Duration) {
+    let deadline = Instant::now() + within;
+    while names(relay) != want {
+        assert!(Instant::now() < deadline, "peers {:?}, expected {want:?}", names(relay));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The peer service is served by an agent; when it restarts, the relay re-dials
+/// soon (the backoff starts again at 1 s for each outage), takes in peers announced
+/// meanwhile, and forgets peers deleted while it was away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_peer_service_returns_the_relay_catches_up_with_the_cluster() {
+    let (a, b, c) = (
+        FakeAgent::start("node-a", &[]).await,
+        FakeAgent::start("node-b", &[]).await,
+        FakeAgent::start("node-c", &[]).await,
+    );
+    let mut service = FakePeerService::start(vec![announced(&a), announced(&b)]).await;
+    let relay = relay(&[
+        "--disable-client-tls",
+        "--peer-service",
+        &service.address.to_string(),
+        "--retry-timeout",
+        "60s",
+    ])
+    .await;
+    until_connected(&relay, 2).await;
+
+    // A first outage long enough for two failed re-dials (after 1 s and 2 s more).
+    service.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    service.restart(vec![announced(&a), announced(&b)]).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    // A second, short one: re-dialled after 1 s, not after the 4 s the first reached.
+    service.kill();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    service.restart(vec![announced(&a), announced(&c)]).await;
+    until_names(&relay, &["node-a", "node-b", "node-c"], Duration::from_millis(2500)).await;
+    // node-b was not announced again: gone once the new stream had its chance.
+    until_names(&relay, &["node-a", "node-c"], Duration::from_secs(4)).await;
+    until_connected(&relay, 2).await;
+}
