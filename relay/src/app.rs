@@ -27,8 +27,9 @@ use crate::router::relay_router;
 use crate::server::RelayObserver;
 use crate::tls::{self, KeyPairFiles, RELOAD_CHECK_INTERVAL, Reloading, TlsError};
 
-/// Open streams get this long to end after SIGTERM before the process exits anyway.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Open streams get this long to end after SIGTERM before the process exits anyway;
+/// with the rest of shutdown the relay is gone within 5 s.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 const HEALTH_SERVICE: &str = "hubble.server.Observer";
 
 #[derive(Debug, thiserror::Error)]

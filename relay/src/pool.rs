@@ -222,20 +222,28 @@ async fn manage(pool: Pool, info: PeerInfo, wake: Arc<Notify>) {
                 }
             }
         };
-        tracing::warn!(peer = %info.name, address = %info.address, %error, retry_in = ?backoff, "peer unavailable");
+        let wait = retry_wait(backoff, attempt.elapsed(), fastrand::f64());
+        tracing::warn!(peer = %info.name, address = %info.address, %error, retry_in = ?wait, "peer unavailable");
         pool.set_state(&info, PeerState::Unavailable { error });
-        // Jitter spreads the reconnects of many relays after an agent restart.
-        let jitter = 0.8 + fastrand::f64() * 0.4;
-        let wait = backoff
-            .mul_f64(jitter)
-            .saturating_sub(attempt.elapsed().min(backoff / 2));
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             // A fresh announcement of the peer skips the backoff, as in Hubble.
             () = wake.notified() => {}
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        backoff = next_backoff(backoff);
     }
+}
+
+fn next_backoff(backoff: Duration) -> Duration {
+    (backoff * 2).min(MAX_BACKOFF)
+}
+
+/// The wait before the next attempt: `backoff` ±20 % by `random` (in [0, 1)), so
+/// the relays of a cluster do not all reconnect at once after an agent restarts,
+/// less the time the failed attempt took (at most half the backoff).
+fn retry_wait(backoff: Duration, attempt_took: Duration, random: f64) -> Duration {
+    let jitter = 0.8 + random.clamp(0.0, 1.0) * 0.4;
+    backoff.mul_f64(jitter).saturating_sub(attempt_took.min(backoff / 2))
 }
 
 /// Returns the reason the connection is no longer usable.
@@ -262,5 +270,34 @@ async fn watch_connected(
             ),
             Err(err) => return err,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_one_second_to_one_minute() {
+        let waits: Vec<u64> = std::iter::successors(Some(MIN_BACKOFF), |b| Some(next_backoff(*b)))
+            .take(9)
+            .map(|b| b.as_secs())
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
+    #[test]
+    fn waits_are_jittered_by_a_fifth_and_shortened_by_the_attempt() {
+        let backoff = Duration::from_secs(10);
+        assert_eq!(retry_wait(backoff, Duration::ZERO, 0.0), Duration::from_secs(8));
+        assert_eq!(retry_wait(backoff, Duration::ZERO, 0.5), Duration::from_secs(10));
+        assert!(retry_wait(backoff, Duration::ZERO, 0.999) > Duration::from_millis(11_990));
+        // A dial that took 3 s of the backoff already waited that long.
+        assert_eq!(retry_wait(backoff, Duration::from_secs(3), 0.5), Duration::from_secs(7));
+        // A hung dial counts for at most half the backoff.
+        assert_eq!(
+            retry_wait(backoff, Duration::from_secs(60), 0.5),
+            Duration::from_secs(5)
+        );
     }
 }
