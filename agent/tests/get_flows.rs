@@ -430,3 +430,42 @@ async fn a_reader_that_falls_behind_gets_one_aggregated_ring_lost_event() {
     assert!(lost.first.is_some() && lost.last.is_some());
     assert_eq!(got[7].node_name, "node-1");
 }
+
+/// Current-thread runtime: clients, server and the search for where a request
+/// starts share one thread. The only match is the oldest entry of a big ring, so
+/// `number: 1` searches the whole ring and sends that flow as soon as the search
+/// ends. A ServerStatus sent meanwhile must be answered first.
+#[tokio::test(flavor = "current_thread")]
+async fn a_rewind_over_a_big_ring_lets_other_requests_through() {
+    use futures_util::FutureExt;
+    use sightline_proto::observer::ServerStatusRequest;
+
+    let capacity = (1u32 << 18) - 1;
+    let mut agent = start(&["--event-buffer-capacity", &capacity.to_string()]).await;
+    agent.publish_flow(flow(0, 0));
+    for i in 1..capacity {
+        agent.publish(Event::Debug {
+            time: at(i64::from(i)),
+            event: Box::default(),
+        });
+    }
+    let (mut flows, mut status) = (agent.observer().await, agent.observer().await);
+    let request = GetFlowsRequest {
+        number: 1,
+        whitelist: vec![FlowFilter {
+            uuid: vec!["f0".into()],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut stream = flows.get_flows(request).await.unwrap().into_inner();
+    let answer = status.server_status(ServerStatusRequest {}).await.unwrap().into_inner();
+    assert_eq!(answer.num_flows, u64::from(capacity));
+    assert!(
+        stream.message().now_or_never().is_none(),
+        "the search was over before ServerStatus was answered"
+    );
+    let found = stream.message().await.unwrap().unwrap();
+    assert_eq!(uuids(&[found]), ids(&[0]));
+    assert!(stream.message().await.unwrap().is_none());
+}

@@ -96,6 +96,9 @@ pub struct Cursor {
     next: u64,
     /// Non-follow reads stop at the head seen when the request arrived.
     end: u64,
+    /// The start position has been found (on the first `next`, not in `new`: the
+    /// search can walk the whole ring and must yield like the reads do).
+    started: bool,
     delivered: u64,
     lost: LostCounter,
     lost_interval: Duration,
@@ -105,12 +108,12 @@ pub struct Cursor {
 impl Cursor {
     pub fn new(ring: Ring, query: Query, lost_interval: Duration) -> Self {
         let end = ring.head();
-        let next = start(&ring, &query, end);
         Self {
             ring,
             query,
-            next,
+            next: end,
             end,
+            started: false,
             delivered: 0,
             lost: LostCounter::default(),
             lost_interval,
@@ -128,6 +131,10 @@ impl Cursor {
     }
 
     pub async fn next(&mut self) -> Option<Item> {
+        if !self.started {
+            self.next = self.start().await;
+            self.started = true;
+        }
         let mut budget = SCAN_BUDGET;
         loop {
             if self.done {
@@ -185,52 +192,56 @@ impl Cursor {
             }
         }
     }
-}
 
-/// Where reading starts: the oldest event, the live end, or a rewind from the end
-/// over `number` matching events (or back to the first matching event before `since`).
-fn start(ring: &Ring, query: &Query, end: u64) -> u64 {
-    let oldest = ring.oldest();
-    if query.first && query.since.is_none() {
-        return oldest;
-    }
-    if query.follow && query.number == 0 && query.since.is_none() {
-        return end;
-    }
-    if query.number == 0 && query.since.is_none() {
-        return oldest;
-    }
-    let probe = Cursor {
-        ring: ring.clone(),
-        query: query.clone(),
-        next: 0,
-        end,
-        delivered: 0,
-        lost: LostCounter::default(),
-        lost_interval: Duration::ZERO,
-        done: false,
-    };
-    let mut count = 0;
-    for seq in (oldest..end).rev() {
-        let event = match ring.get(seq) {
-            Read::Event(event) => event,
-            _ => return seq + 1,
-        };
-        // Flows after `until` are not what the user asked for: do not count them
-        // (Hubble does, and then returns nothing when they fill `number`).
-        if !probe.wanted(&event) || query.until.is_some_and(|until| event.time() > until) {
-            continue;
+    /// Where reading starts: the oldest event, the live end, or a rewind from the
+    /// end over `number` matching events (or back to the first matching event
+    /// before `since`). The rewind can cover a million entries with regex filters,
+    /// so it yields to other tasks every [`SCAN_BUDGET`] entries, as reads do; a
+    /// default-sized ring is searched without yielding.
+    async fn start(&self) -> u64 {
+        let (ring, query, end) = (&self.ring, &self.query, self.end);
+        let oldest = ring.oldest();
+        if query.first && query.since.is_none() {
+            return oldest;
         }
-        match query.since {
-            Some(since) if event.time() < since => return seq + 1,
-            Some(_) => {}
-            None => {
-                count += 1;
-                if count == query.number {
-                    return seq;
+        if query.follow && query.number == 0 && query.since.is_none() {
+            return end;
+        }
+        if query.number == 0 && query.since.is_none() {
+            return oldest;
+        }
+        let mut count = 0;
+        let mut budget = SCAN_BUDGET;
+        // If the writer overwrites entries while the search yields, `get` reports
+        // the first overwritten one and reading starts just after it.
+        let mut seq = end;
+        while seq > oldest {
+            seq -= 1;
+            budget -= 1;
+            if budget == 0 {
+                budget = SCAN_BUDGET;
+                tokio::task::yield_now().await;
+            }
+            let event = match ring.get(seq) {
+                Read::Event(event) => event,
+                _ => return seq + 1,
+            };
+            // Flows after `until` are not what the user asked for: do not count them
+            // (Hubble does, and then returns nothing when they fill `number`).
+            if !self.wanted(&event) || query.until.is_some_and(|until| event.time() > until) {
+                continue;
+            }
+            match query.since {
+                Some(since) if event.time() < since => return seq + 1,
+                Some(_) => {}
+                None => {
+                    count += 1;
+                    if count == query.number {
+                        return seq;
+                    }
                 }
             }
         }
+        oldest
     }
-    oldest
 }

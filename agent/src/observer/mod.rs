@@ -7,6 +7,7 @@ pub mod entry;
 pub mod fieldmask;
 pub mod filter;
 pub mod namespaces;
+pub mod rate;
 pub mod ring;
 pub mod router;
 pub mod service;

@@ -28,7 +28,7 @@ use super::codec::FlowsItem;
 use super::cursor::{Cursor, Item, Kind, Query};
 use super::fieldmask::FlowMask;
 use super::filter::FilterSet;
-use super::ring::{Read, Ring};
+use super::ring::Ring;
 use super::sink::ObserverStats;
 use crate::event::Event;
 use crate::peer::PeerSet;
@@ -111,28 +111,6 @@ impl ObserverService {
                 .filter(|address| !address.is_empty())
         });
         announced.unwrap_or_else(|| self.node.address.clone())
-    }
-
-    fn flows_rate(&self) -> f64 {
-        let now = Timestamp::now().as_unix_nanos();
-        let window = 60_000_000_000i128;
-        let (head, oldest) = (self.ring.head(), self.ring.oldest());
-        let mut flows = 0u64;
-        let mut span = window;
-        for seq in (oldest..head).rev() {
-            let Read::Event(event) = self.ring.get(seq) else { break };
-            let age = now - event.time().as_unix_nanos();
-            if age > window {
-                break;
-            }
-            if matches!(event.event(), Event::Flow(_)) {
-                flows += 1;
-            }
-            if seq == oldest {
-                span = age.max(1);
-            }
-        }
-        flows as f64 / (span as f64 / 1e9)
     }
 }
 
@@ -379,7 +357,7 @@ impl Observer for ObserverService {
             num_unavailable_nodes: None,
             unavailable_nodes: Vec::new(),
             version: format!("sightline v{VERSION}"),
-            flows_rate: self.flows_rate(),
+            flows_rate: self.stats.flow_rate.per_second(Timestamp::now()),
         }))
     }
 }

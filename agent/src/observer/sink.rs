@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::namespaces::{Clock, NamespaceTracker, Namespaces};
+use super::rate::{FlowCounter, FlowRate};
 use super::ring::RingWriter;
 use crate::event::{Event, EventSink};
 
@@ -13,6 +14,8 @@ pub struct ObserverStats {
     pub seen_flows: AtomicU64,
     /// Published by the sink's [`NamespaceTracker`]; reading never blocks it.
     pub namespaces: Namespaces,
+    /// Counted by the sink's [`FlowCounter`] for ServerStatus.flows_rate.
+    pub flow_rate: FlowRate,
 }
 
 impl ObserverStats {
@@ -21,6 +24,7 @@ impl ObserverStats {
         Self {
             seen_flows: AtomicU64::new(0),
             namespaces: Namespaces::with_clock(clock),
+            flow_rate: FlowRate::default(),
         }
     }
 }
@@ -30,6 +34,7 @@ pub struct RingSink {
     writer: RingWriter,
     stats: Arc<ObserverStats>,
     namespaces: NamespaceTracker,
+    flows: FlowCounter,
 }
 
 impl RingSink {
@@ -38,6 +43,7 @@ impl RingSink {
             writer,
             stats,
             namespaces: NamespaceTracker::default(),
+            flows: FlowCounter::default(),
         }
     }
 }
@@ -53,6 +59,7 @@ impl EventSink for RingSink {
     fn publish(&mut self, event: Event) {
         if let Event::Flow(flow) = &event {
             self.namespaces.observe(flow, &self.stats.namespaces);
+            self.flows.count(flow.time.unwrap_or_default(), &self.stats.flow_rate);
             self.stats.seen_flows.fetch_add(1, Ordering::Relaxed);
         }
         self.writer.write(Arc::new(super::entry::Entry::new(event)));
