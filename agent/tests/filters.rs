@@ -309,6 +309,14 @@ fn cases() -> Vec<(&'static str, FlowFilter, &'static [&'static str])> {
             &["web"],
         ),
         (
+            "source_label set-based without a space before the parenthesis",
+            FlowFilter {
+                source_label: s(&["k8s:app in(api)"]),
+                ..f()
+            },
+            &["http"],
+        ),
+        (
             "destination_label cidr",
             FlowFilter {
                 destination_label: s(&["cidr:10.0.0.0/8"]),

@@ -188,6 +188,38 @@ async fn invalid_filters_and_masks_are_invalid_argument_naming_field_and_value()
         ),
         (
             FlowFilter {
+                destination_port: vec![" 80".into()],
+                ..Default::default()
+            },
+            "destination_port",
+            " 80",
+        ),
+        (
+            FlowFilter {
+                source_port: vec!["+80".into()],
+                ..Default::default()
+            },
+            "source_port",
+            "+80",
+        ),
+        (
+            FlowFilter {
+                source_label: vec!["app_=web".into()],
+                ..Default::default()
+            },
+            "source_label",
+            "invalid label key \"app_\"",
+        ),
+        (
+            FlowFilter {
+                destination_label: vec!["app in (web, we$b)".into()],
+                ..Default::default()
+            },
+            "destination_label",
+            "invalid label value \"we$b\"",
+        ),
+        (
+            FlowFilter {
                 http_status_code: vec!["6xx".into()],
                 ..Default::default()
             },

@@ -14,6 +14,9 @@ enum Op {
     NotExists,
     In(Vec<String>),
     NotIn(Vec<String>),
+    /// `key>n` / `key<n`: the label's value read as an integer.
+    Greater(i64),
+    Less(i64),
 }
 
 #[derive(Debug, Clone)]
@@ -50,81 +53,331 @@ fn parse_label(label: &str) -> Label<'_> {
     }
 }
 
-fn split_top_level(text: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut depth, mut start) = (0i32, 0usize);
-    for (i, c) in text.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                parts.push(&text[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&text[start..]);
-    parts
+/// A token of the Kubernetes label-selector grammar (apimachinery's `labels.Parse`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token<'a> {
+    Ident(&'a str),
+    In,
+    NotIn,
+    OpenPar,
+    ClosePar,
+    Comma,
+    Not,
+    Equals,
+    DoubleEquals,
+    NotEquals,
+    Greater,
+    Less,
+    End,
 }
 
+impl Token<'_> {
+    /// `in` and `notin` are values where a value is expected (`app in (in)`).
+    fn as_value(self) -> Self {
+        match self {
+            Token::In => Token::Ident("in"),
+            Token::NotIn => Token::Ident("notin"),
+            other => other,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Token::Ident(text) => format!("{text:?}"),
+            Token::In => "'in'".into(),
+            Token::NotIn => "'notin'".into(),
+            Token::OpenPar => "'('".into(),
+            Token::ClosePar => "')'".into(),
+            Token::Comma => "','".into(),
+            Token::Not => "'!'".into(),
+            Token::Equals => "'='".into(),
+            Token::DoubleEquals => "'=='".into(),
+            Token::NotEquals => "'!='".into(),
+            Token::Greater => "'>'".into(),
+            Token::Less => "'<'".into(),
+            Token::End => "the end".into(),
+        }
+    }
+}
+
+fn is_special(c: char) -> bool {
+    matches!(c, '=' | '!' | '(' | ')' | ',' | '>' | '<')
+}
+
+fn is_blank(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
+}
+
+/// Splits as Kubernetes' lexer does: identifiers run until a blank or one of
+/// `=!(),<>`, so `app in(web)` and `app in (web)` are the same selector.
+fn tokens(text: &str) -> Vec<Token<'_>> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    loop {
+        rest = rest.trim_start_matches(is_blank);
+        let Some(c) = rest.chars().next() else {
+            out.push(Token::End);
+            return out;
+        };
+        if is_special(c) {
+            let (token, len) = match (c, rest.as_bytes().get(1)) {
+                ('!', Some(b'=')) => (Token::NotEquals, 2),
+                ('=', Some(b'=')) => (Token::DoubleEquals, 2),
+                ('!', _) => (Token::Not, 1),
+                ('=', _) => (Token::Equals, 1),
+                ('(', _) => (Token::OpenPar, 1),
+                (')', _) => (Token::ClosePar, 1),
+                (',', _) => (Token::Comma, 1),
+                ('>', _) => (Token::Greater, 1),
+                (_, _) => (Token::Less, 1),
+            };
+            out.push(token);
+            rest = &rest[len..];
+            continue;
+        }
+        let end = rest.find(|c| is_blank(c) || is_special(c)).unwrap_or(rest.len());
+        let word = &rest[..end];
+        out.push(match word {
+            "in" => Token::In,
+            "notin" => Token::NotIn,
+            _ => Token::Ident(word),
+        });
+        rest = &rest[end..];
+    }
+}
+
+/// Kubernetes' `IsQualifiedName`: an optional DNS-subdomain prefix and `/`, then a
+/// name of at most 63 characters of `[-A-Za-z0-9_.]` that starts and ends
+/// alphanumeric.
+fn qualified_name_error(key: &str) -> Option<&'static str> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if name.contains('/') {
+        return Some("more than one '/'");
+    }
+    if let Some(prefix) = prefix
+        && !is_dns_subdomain(prefix)
+    {
+        return Some("the prefix before '/' must be a lower-case DNS subdomain");
+    }
+    if name.is_empty() || name.len() > 63 {
+        return Some("the name must be 1 to 63 characters");
+    }
+    (!is_label_text(name)).then_some("the name must be alphanumeric, '-', '_' or '.', starting and ending alphanumeric")
+}
+
+/// `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`
+fn is_label_text(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let edge = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
+    edge(bytes.first())
+        && edge(bytes.last())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// RFC 1123 subdomain: dot-separated `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 253.
+fn is_dns_subdomain(text: &str) -> bool {
+    text.len() <= 253
+        && text.split('.').all(|label| {
+            let bytes = label.as_bytes();
+            let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            edge(bytes.first())
+                && edge(bytes.last())
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        })
+}
+
+/// Splits a Cilium source off the key and checks it as Hubble does: Hubble rewrites
+/// `k8s:app` to `k8s.app` for Kubernetes' parser, which must accept the result.
 fn parse_key(key: &str) -> Result<(Option<String>, String), String> {
-    let key = key.trim();
-    if key.is_empty() {
-        return Err("empty label key".into());
+    let (source, name) = match key.split_once(':') {
+        Some((source, name)) => (Some(source), name),
+        None => (None, key),
+    };
+    let checked = match source {
+        Some(source) => format!("{source}.{name}"),
+        None => key.to_owned(),
+    };
+    if source.is_some_and(str::is_empty) || name.is_empty() {
+        return Err(format!("invalid label key {key:?}: empty source or name"));
     }
-    if key.chars().any(|c| c.is_whitespace() || "=!()".contains(c)) {
-        return Err(format!("invalid label key {key:?}"));
+    if let Some(reason) = qualified_name_error(&checked) {
+        return Err(format!("invalid label key {key:?}: {reason}"));
     }
-    Ok(match key.split_once(':') {
-        Some(("any", rest)) => (None, rest.to_owned()),
-        Some((source, rest)) if !source.is_empty() => (Some(source.to_owned()), rest.to_owned()),
-        _ => (None, key.to_owned()),
+    Ok(match source {
+        Some("any") | None => (None, name.to_owned()),
+        Some(source) => (Some(source.to_owned()), name.to_owned()),
     })
 }
 
-fn parse_set(text: &str) -> Result<Vec<String>, String> {
-    let inner = text
-        .trim()
-        .strip_prefix('(')
-        .and_then(|t| t.strip_suffix(')'))
-        .ok_or_else(|| format!("expected a parenthesised value list, got {text:?}"))?;
-    Ok(inner.split(',').map(|v| v.trim().to_owned()).collect())
+/// Kubernetes' `IsValidLabelValue`: empty, or label text of at most 63 characters.
+fn check_value(key: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() || (value.len() <= 63 && is_label_text(value)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid label value {value:?} for key {key:?}: at most 63 characters, alphanumeric, '-', '_' or '.', starting and ending alphanumeric"
+        ))
+    }
 }
 
-fn parse_requirement(text: &str) -> Result<Requirement, String> {
-    let text = text.trim();
-    let (key, op) = if let Some(key) = text.strip_prefix('!') {
-        (key, Op::NotExists)
-    } else if let Some((key, value)) = text.split_once("!=") {
-        (key, Op::NotIn(vec![value.trim().to_owned()]))
-    } else if let Some((key, value)) = text.split_once("==").or_else(|| text.split_once('=')) {
-        (key, Op::In(vec![value.trim().to_owned()]))
-    } else if let Some((key, set)) = text.split_once(" notin ") {
-        (key, Op::NotIn(parse_set(set)?))
-    } else if let Some((key, set)) = text.split_once(" in ") {
-        (key, Op::In(parse_set(set)?))
-    } else {
-        (text, Op::Exists)
-    };
-    let (source, key) = parse_key(key)?;
-    let cidr = if source.as_deref() == Some("cidr") {
-        Prefix::parse_label_key(&key)
-    } else {
-        None
-    };
-    Ok(Requirement { source, key, cidr, op })
+/// A recursive-descent parser over [`tokens`], following apimachinery's `Parser`.
+struct Parser<'a> {
+    tokens: Vec<Token<'a>>,
+    position: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Token<'a> {
+        self.tokens.get(self.position).copied().unwrap_or(Token::End)
+    }
+
+    fn next(&mut self) -> Token<'a> {
+        let token = self.peek();
+        self.position += 1;
+        token
+    }
+
+    fn selector(&mut self) -> Result<Vec<Requirement>, String> {
+        let mut requirements = Vec::new();
+        loop {
+            match self.peek().as_value() {
+                Token::Ident(_) | Token::Not => {
+                    requirements.push(self.requirement()?);
+                    match self.next().as_value() {
+                        Token::End => return Ok(requirements),
+                        Token::Comma => match self.peek().as_value() {
+                            Token::Ident(_) | Token::Not => {}
+                            other => return Err(format!("found {}, expected a key after ','", other.describe())),
+                        },
+                        other => return Err(format!("found {}, expected ',' or the end", other.describe())),
+                    }
+                }
+                Token::End => return Ok(requirements),
+                other => return Err(format!("found {}, expected '!' or a key", other.describe())),
+            }
+        }
+    }
+
+    fn requirement(&mut self) -> Result<Requirement, String> {
+        let negated = self.peek() == Token::Not;
+        if negated {
+            self.next();
+        }
+        let key = match self.next().as_value() {
+            Token::Ident(key) => key,
+            other => return Err(format!("found {}, expected a key", other.describe())),
+        };
+        let (source, name) = parse_key(key)?;
+        let op = if matches!(self.peek().as_value(), Token::End | Token::Comma) {
+            if negated { Op::NotExists } else { Op::Exists }
+        } else if negated {
+            return Err(format!("'!{key}' takes no operator"));
+        } else {
+            match self.next() {
+                Token::In => Op::In(self.values(key)?),
+                Token::NotIn => Op::NotIn(self.values(key)?),
+                Token::Equals | Token::DoubleEquals => Op::In(vec![self.exact_value(key)?]),
+                Token::NotEquals => Op::NotIn(vec![self.exact_value(key)?]),
+                token @ (Token::Greater | Token::Less) => {
+                    let value = self.exact_value(key)?;
+                    let bound = value
+                        .parse::<i64>()
+                        .map_err(|_| format!("{key}{} needs an integer, got {value:?}", token.describe()))?;
+                    if token == Token::Greater {
+                        Op::Greater(bound)
+                    } else {
+                        Op::Less(bound)
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "found {} after {key:?}, expected '=', '==', '!=', '>', '<', 'in' or 'notin'",
+                        other.describe()
+                    ));
+                }
+            }
+        };
+        let cidr = if source.as_deref() == Some("cidr") {
+            Prefix::parse_label_key(&name)
+        } else {
+            None
+        };
+        Ok(Requirement {
+            source,
+            key: name,
+            cidr,
+            op,
+        })
+    }
+
+    /// `(a, b)`; as in Kubernetes, empty entries (`()`, `(a,)`) are the empty value.
+    fn values(&mut self, key: &str) -> Result<Vec<String>, String> {
+        match self.next() {
+            Token::OpenPar => {}
+            other => return Err(format!("found {} after {key:?} in, expected '('", other.describe())),
+        }
+        let mut values = Vec::new();
+        let mut expect_value = true;
+        loop {
+            match self.next().as_value() {
+                Token::Ident(value) if expect_value => {
+                    check_value(key, value)?;
+                    values.push(value.to_owned());
+                    expect_value = false;
+                }
+                Token::Comma => {
+                    if expect_value {
+                        values.push(String::new());
+                    }
+                    expect_value = true;
+                }
+                Token::ClosePar => {
+                    if expect_value {
+                        values.push(String::new());
+                    }
+                    return Ok(values);
+                }
+                other => {
+                    return Err(format!(
+                        "found {} in the values of {key:?}, expected ',' or ')'",
+                        other.describe()
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The value after `=`, `!=`, `>` or `<`; nothing before `,` or the end is "".
+    fn exact_value(&mut self, key: &str) -> Result<String, String> {
+        match self.peek().as_value() {
+            Token::End | Token::Comma => Ok(String::new()),
+            Token::Ident(value) => {
+                self.next();
+                check_value(key, value)?;
+                Ok(value.to_owned())
+            }
+            other => Err(format!("found {} as the value of {key:?}", other.describe())),
+        }
+    }
 }
 
 impl Selector {
+    /// Kubernetes label-selector syntax, keys with an optional Cilium source. As
+    /// in Hubble, a selector without requirements (`""`) matches every flow.
     pub fn parse(field: &'static str, text: &str) -> Result<Self, FilterError> {
-        if text.trim().is_empty() {
-            return Err(FilterError::invalid(field, text, "empty label selector"));
-        }
-        let requirements = split_top_level(text)
-            .into_iter()
-            .map(parse_requirement)
-            .collect::<Result<Vec<_>, _>>()
+        let mut parser = Parser {
+            tokens: tokens(text),
+            position: 0,
+        };
+        let requirements = parser
+            .selector()
             .map_err(|reason| FilterError::invalid(field, text, reason))?;
         Ok(Self { requirements })
     }
@@ -155,6 +408,8 @@ impl Requirement {
             Op::NotExists => with_key.next().is_none(),
             Op::In(values) => with_key.any(|l| values.iter().any(|v| v == l.value)),
             Op::NotIn(values) => with_key.all(|l| values.iter().all(|v| v != l.value)),
+            Op::Greater(bound) => with_key.any(|l| l.value.parse::<i64>().is_ok_and(|v| v > *bound)),
+            Op::Less(bound) => with_key.any(|l| l.value.parse::<i64>().is_ok_and(|v| v < *bound)),
         }
     }
 }
@@ -191,7 +446,65 @@ mod tests {
         assert!(sel("reserved:host").matches(&flow));
         assert!(!sel("app==api").matches(&flow));
         assert!(Selector::parse("source_label", "app in web").is_err());
-        assert!(Selector::parse("source_label", "").is_err());
+    }
+
+    #[test]
+    fn the_grammar_is_kubernetes() {
+        let flow = labels(&["k8s:app=web", "k8s:replicas=3", "k8s:app.kubernetes.io/name=shop"]);
+        let sel = |s: &str| Selector::parse("source_label", s).unwrap();
+        // Kubernetes' lexer ends a word at a blank or one of =!(),<>.
+        assert!(sel("app in(web)").matches(&flow));
+        assert!(sel("app in(api,web)").matches(&flow));
+        assert!(!sel("app notin(web)").matches(&flow));
+        assert!(sel("app==web,replicas").matches(&flow));
+        assert!(sel(" app = web ").matches(&flow));
+        assert!(sel("replicas>2,replicas<4").matches(&flow));
+        assert!(!sel("replicas>3").matches(&flow));
+        assert!(!sel("app>1").matches(&flow), "not an integer");
+        assert!(sel("k8s:app.kubernetes.io/name=shop").matches(&flow));
+        // `in` is a value where a value is expected; `()` is the empty value.
+        assert!(!sel("app in (in, notin)").matches(&flow));
+        assert!(sel("missing notin ()").matches(&flow));
+        assert!(sel("app!=").matches(&flow));
+        // As in Hubble, no requirement at all selects everything.
+        assert!(sel("").matches(&[]));
+    }
+
+    #[test]
+    fn invalid_keys_values_and_syntax_are_named() {
+        let err = |s: &str| match Selector::parse("source_label", s) {
+            Ok(sel) => panic!("{s:?} parsed: {sel:?}"),
+            Err(e) => e.reason,
+        };
+        for (selector, named) in [
+            ("app_=web", "\"app_\""),
+            ("-app=web", "\"-app\""),
+            ("Example.com/app=web", "\"Example.com/app\""),
+            ("a/b/c=web", "\"a/b/c\""),
+            (":app=web", "\":app\""),
+            ("k8s:=web", "\"k8s:\""),
+            ("app=we$b", "\"we$b\""),
+            ("app in (web, -x)", "\"-x\""),
+            ("app=web-", "\"web-\""),
+        ] {
+            let reason = err(selector);
+            assert!(reason.contains(named), "{selector}: {reason}");
+        }
+        let long = "a".repeat(64);
+        assert!(err(&format!("app={long}")).contains(&long));
+        assert!(err(&format!("{long}=x")).contains(&long));
+        for selector in [
+            "app in web",
+            "app in (web",
+            "app in (a b)",
+            "app=web,",
+            ",app",
+            "!app=web",
+            "app>x",
+            "app=(x)",
+        ] {
+            err(selector);
+        }
     }
 
     #[test]

@@ -151,9 +151,12 @@ fn ports(field: &'static str, values: &[String]) -> Result<PortSet, FilterError>
     let parsed = values
         .iter()
         .map(|v| {
-            v.trim()
-                .parse::<u16>()
-                .map_err(|_| FilterError::invalid(field, v, "not a port number (0-65535)"))
+            // Digits only, as Go's ParseUint in Hubble: Rust's parser would also take "+80".
+            v.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| v.parse::<u16>().ok())
+                .flatten()
+                .ok_or_else(|| FilterError::invalid(field, v, "not a port number (0-65535)"))
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(PortSet::new(parsed))
