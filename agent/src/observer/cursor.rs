@@ -163,7 +163,14 @@ impl Cursor {
                     continue;
                 }
                 Read::Overwritten { oldest } => {
-                    self.lost.add(oldest - self.next);
+                    // A non-follow read asked for the events before `end` only; the
+                    // ones written after the request were never its to lose.
+                    let missed_until = if self.query.follow {
+                        oldest
+                    } else {
+                        oldest.min(self.end)
+                    };
+                    self.lost.add(missed_until.saturating_sub(self.next));
                     self.next = oldest;
                     continue;
                 }
