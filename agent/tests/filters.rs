@@ -48,6 +48,8 @@ fn flows() -> Vec<Flow> {
         uuid: "web".into(),
         time: Some(at(1)),
         verdict: Verdict::Forwarded as i32,
+        // A drop reason on a flow that was not dropped: drop_reason_desc must not match it.
+        drop_reason_desc: DropReason::PolicyDenied as i32,
         ip: ip("10.0.0.1", "10.0.0.2", IpVersion::IPv4),
         l4: tcp(
             34567,
@@ -99,7 +101,15 @@ fn flows() -> Vec<Flow> {
                 destination_port: 53,
             })),
         }),
-        source: endpoint("kube-system", "coredns-abc", 300, &["k8s:k8s-app=kube-dns"]),
+        source: Some(Box::new(Endpoint {
+            workloads: vec![Workload {
+                name: "coredns".into(),
+                kind: "Deployment".into(),
+            }],
+            ..endpoint("kube-system", "coredns-abc", 300, &["k8s:k8s-app=kube-dns"])
+                .map(|e| *e)
+                .unwrap()
+        })),
         destination: endpoint("default", "web-1", 100, &["k8s:app=web"]),
         source_names: vec!["kube-dns.kube-system.svc.cluster.local".into()],
         l7: Some(Box::new(Layer7 {
@@ -136,7 +146,15 @@ fn flows() -> Vec<Flow> {
                 ..Default::default()
             },
         ),
-        source: endpoint("shop", "api-1", 200, &["k8s:app=api", "container:app=web"]),
+        source: Some(Box::new(Endpoint {
+            workloads: vec![Workload {
+                name: "api".into(),
+                kind: "StatefulSet".into(),
+            }],
+            ..endpoint("shop", "api-1", 200, &["k8s:app=api", "container:app=web"])
+                .map(|e| *e)
+                .unwrap()
+        })),
         destination: Some(Box::new(Endpoint {
             cluster_name: "c2".into(),
             ..endpoint("shop", "db-0", 500, &["cidr:10.1.0.0/16"])
@@ -360,6 +378,56 @@ fn cases() -> Vec<(&'static str, FlowFilter, &'static [&'static str])> {
             &["web"],
         ),
         (
+            "destination_workload by name",
+            FlowFilter {
+                destination_workload: vec![Workload {
+                    name: "api".into(),
+                    kind: String::new(),
+                }],
+                ..f()
+            },
+            &["web"],
+        ),
+        (
+            "source_workload by name",
+            FlowFilter {
+                source_workload: vec![Workload {
+                    name: "coredns".into(),
+                    kind: String::new(),
+                }],
+                ..f()
+            },
+            &["dns"],
+        ),
+        (
+            "source_workload name and kind must both match",
+            FlowFilter {
+                source_workload: vec![
+                    Workload {
+                        name: "api".into(),
+                        kind: "Deployment".into(),
+                    },
+                    Workload {
+                        name: "coredns".into(),
+                        kind: "Deployment".into(),
+                    },
+                ],
+                ..f()
+            },
+            &["dns"],
+        ),
+        (
+            "source_workload by kind",
+            FlowFilter {
+                source_workload: vec![Workload {
+                    name: String::new(),
+                    kind: "StatefulSet".into(),
+                }],
+                ..f()
+            },
+            &["http"],
+        ),
+        (
             "source_cluster_name",
             FlowFilter {
                 source_cluster_name: s(&["c1"]),
@@ -448,6 +516,30 @@ fn cases() -> Vec<(&'static str, FlowFilter, &'static [&'static str])> {
                 ..f()
             },
             &["http"],
+        ),
+        (
+            "http_status_code exact",
+            FlowFilter {
+                http_status_code: s(&["503"]),
+                ..f()
+            },
+            &["http"],
+        ),
+        (
+            "http_status_code two-digit prefix",
+            FlowFilter {
+                http_status_code: s(&["50+"]),
+                ..f()
+            },
+            &["http"],
+        ),
+        (
+            "http_status_code two-digit prefix miss",
+            FlowFilter {
+                http_status_code: s(&["52+", "40+"]),
+                ..f()
+            },
+            &[],
         ),
         (
             "http_status_code exact miss",
@@ -647,6 +739,30 @@ fn cases() -> Vec<(&'static str, FlowFilter, &'static [&'static str])> {
             "encrypted",
             FlowFilter {
                 encrypted: vec![true],
+                ..f()
+            },
+            &["http"],
+        ),
+        (
+            "encrypted false",
+            FlowFilter {
+                encrypted: vec![false],
+                ..f()
+            },
+            &["web", "dns", "drop"],
+        ),
+        (
+            "source_ip v6 written differently",
+            FlowFilter {
+                source_ip: s(&["fd00:0::1"]),
+                ..f()
+            },
+            &["http"],
+        ),
+        (
+            "destination_ip v6 written in full",
+            FlowFilter {
+                destination_ip: s(&["fd00:0000:0000:0000:0000:0000:0000:0002"]),
                 ..f()
             },
             &["http"],

@@ -211,6 +211,86 @@ async fn agent_and_debug_events_have_their_own_streams() {
 }
 
 #[tokio::test]
+async fn agent_and_debug_events_honour_since_and_until() {
+    let mut agent = start(&[]).await;
+    for i in 0..6 {
+        agent.publish(Event::Agent {
+            time: at(10 + i),
+            event: Box::new(AgentEvent {
+                r#type: i as i32,
+                ..Default::default()
+            }),
+        });
+        agent.publish(Event::Debug {
+            time: at(10 + i),
+            event: Box::new(DebugEvent {
+                r#type: i as i32,
+                ..Default::default()
+            }),
+        });
+        agent.publish_flow(flow(i as u64, 10 + i));
+    }
+    let mut client = agent.observer().await;
+    let agent_events = async |client: &mut ObserverClient<_>, request| {
+        let mut stream = client.get_agent_events(request).await.unwrap().into_inner();
+        let mut got = Vec::new();
+        while let Some(event) = stream.message().await.unwrap() {
+            got.push((event.agent_event.unwrap().r#type, event.time.unwrap().seconds));
+        }
+        got
+    };
+    let debug_events = async |client: &mut ObserverClient<_>, request| {
+        let mut stream = client.get_debug_events(request).await.unwrap().into_inner();
+        let mut got = Vec::new();
+        while let Some(event) = stream.message().await.unwrap() {
+            got.push((event.debug_event.unwrap().r#type, event.time.unwrap().seconds));
+        }
+        got
+    };
+    // Both ends are inclusive, as in Hubble.
+    let request = GetAgentEventsRequest {
+        since: Some(at(12)),
+        until: Some(at(14)),
+        ..Default::default()
+    };
+    assert_eq!(
+        agent_events(&mut client, request).await,
+        vec![(2, 12), (3, 13), (4, 14)]
+    );
+    let request = GetAgentEventsRequest {
+        since: Some(at(14)),
+        ..Default::default()
+    };
+    assert_eq!(agent_events(&mut client, request).await, vec![(4, 14), (5, 15)]);
+    // With since, number counts forward from it.
+    let request = GetAgentEventsRequest {
+        since: Some(at(11)),
+        number: 2,
+        ..Default::default()
+    };
+    assert_eq!(agent_events(&mut client, request).await, vec![(1, 11), (2, 12)]);
+
+    let request = GetDebugEventsRequest {
+        until: Some(at(11)),
+        ..Default::default()
+    };
+    assert_eq!(debug_events(&mut client, request).await, vec![(0, 10), (1, 11)]);
+    // The last `number` before `until`.
+    let request = GetDebugEventsRequest {
+        until: Some(at(13)),
+        number: 2,
+        ..Default::default()
+    };
+    assert_eq!(debug_events(&mut client, request).await, vec![(2, 12), (3, 13)]);
+    let request = GetDebugEventsRequest {
+        since: Some(at(13)),
+        until: Some(at(12)),
+        ..Default::default()
+    };
+    assert_eq!(debug_events(&mut client, request).await, vec![]);
+}
+
+#[tokio::test]
 async fn peers_are_announced_and_changes_streamed() {
     let agent = start(&["--peers", "node-1=10.0.0.1:4244,node-2=10.0.0.2:4244"]).await;
     let mut peers = PeerClient::new(agent.channel().await);
