@@ -29,8 +29,11 @@ pub enum AppError {
     Server(#[from] ServerError),
     #[error("kubernetes: {0}")]
     K8s(#[from] K8sError),
-    #[error("TLS is on for --listen-address: set --tls-cert-file and --tls-key-file, or pass --disable-server-tls")]
-    MissingTlsFiles,
+    #[error("TLS is on for --listen-address but {missing} is not set: set it, or pass --disable-server-tls")]
+    MissingTlsFiles {
+        /// The flags that are not set, e.g. `--tls-key-file`.
+        missing: &'static str,
+    },
 }
 
 /// A started agent: feed `pipeline()` (or `sink` directly, without enrichment), then
@@ -49,13 +52,16 @@ fn tls_files(args: &Args) -> Result<Option<TlsFiles>, AppError> {
     if args.disable_server_tls || args.listen_address.trim().is_empty() {
         return Ok(None);
     }
+    let missing = |missing| Err(AppError::MissingTlsFiles { missing });
     match (&args.tls_cert_file, &args.tls_key_file) {
         (Some(cert), Some(key)) => Ok(Some(TlsFiles {
             cert: cert.clone(),
             key: key.clone(),
             client_cas: args.tls_client_ca_files.clone(),
         })),
-        _ => Err(AppError::MissingTlsFiles),
+        (Some(_), None) => missing("--tls-key-file"),
+        (None, Some(_)) => missing("--tls-cert-file"),
+        (None, None) => missing("--tls-cert-file and --tls-key-file"),
     }
 }
 

@@ -241,3 +241,43 @@ async fn broken_certificate_files_are_a_clear_startup_error() {
     assert!(err.to_string().contains(&cert.display().to_string()), "{err}");
     assert!(Path::new(&cert).exists());
 }
+
+#[tokio::test]
+async fn tcp_without_certificates_refuses_to_start_unless_tls_is_disabled() {
+    use sightline_agent::app::Agent;
+    use sightline_agent::cli::Args;
+
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("hubble.sock");
+    let cert = dir.path().join("server.crt");
+    let start_with = async |extra: &[&str]| {
+        let mut argv = vec![
+            "sightline-agent",
+            "--listen-address",
+            "127.0.0.1:0",
+            "--k8s-disabled",
+            "--socket-path",
+            socket.to_str().unwrap(),
+        ];
+        argv.extend_from_slice(extra);
+        Agent::start(&Args::load_from(argv.into_iter().map(Into::into).collect()).unwrap()).await
+    };
+    let refused = |result: Result<Agent, sightline_agent::app::AppError>| match result {
+        Ok(_) => panic!("the agent started"),
+        Err(err) => err.to_string(),
+    };
+    let message = refused(start_with(&[]).await);
+    assert!(
+        message.contains("--tls-cert-file and --tls-key-file") && message.contains("--disable-server-tls"),
+        "{message}"
+    );
+    let message = refused(start_with(&["--tls-cert-file", cert.to_str().unwrap()]).await);
+    assert!(message.contains("--tls-key-file is not set"), "{message}");
+    assert!(!socket.exists(), "nothing was served");
+
+    let agent = start_with(&["--disable-server-tls"]).await.unwrap();
+    assert!(agent.server.local_addr().is_some());
+    drop(agent);
+    // Without TCP there is nothing to encrypt.
+    start_with(&["--listen-address", ""]).await.unwrap();
+}
