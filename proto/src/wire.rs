@@ -14,7 +14,7 @@
 //! flows rarely carry go through prost.
 
 use prost::Message;
-use prost::bytes::{BufMut, BytesMut};
+use prost::bytes::BytesMut;
 use prost::encoding::{WireType, encoded_len_varint};
 
 use crate::Timestamp;
@@ -24,40 +24,95 @@ use crate::flow::{
 };
 
 /// Appends protobuf fields to a `BytesMut`, growing it as needed.
+///
+/// The buffer's start, length and capacity live in the writer rather than being
+/// read through the `BytesMut` after every store: the compiler must assume a byte
+/// written through the buffer's pointer may have changed the `BytesMut` itself, so
+/// each field reloaded them, and a flow's few dozen fields spent most of their time
+/// on that. The `BytesMut` learns its new length when the writer is dropped.
 pub struct Writer<'a> {
     out: &'a mut BytesMut,
+    base: *mut u8,
+    len: usize,
+    cap: usize,
 }
 
 impl<'a> Writer<'a> {
     pub fn new(out: &'a mut BytesMut) -> Self {
-        Self { out }
+        let (base, len, cap) = (out.as_mut_ptr(), out.len(), out.capacity());
+        Self { out, base, len, cap }
     }
 
     /// Bytes written to the underlying buffer so far (including what it held before).
     pub fn len(&self) -> usize {
-        self.out.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.out.is_empty()
+        self.len == 0
+    }
+
+    /// Makes room for `n` more bytes.
+    #[inline(always)]
+    fn room(&mut self, n: usize) {
+        if self.cap - self.len < n {
+            self.grow(n);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, n: usize) {
+        self.sync();
+        // At least double, so a writer that starts small grows a few times, not per field.
+        self.out.reserve(n.max(self.cap).max(64));
+        self.reload();
+    }
+
+    /// Tells the `BytesMut` how much was written, before it is used directly.
+    fn sync(&mut self) {
+        // SAFETY: the first `len` bytes are initialised: they were there when the
+        // writer was made, or it wrote them since, within the capacity it read.
+        unsafe { self.out.set_len(self.len) };
+    }
+
+    /// Reads the buffer back after it was used directly.
+    fn reload(&mut self) {
+        (self.base, self.len, self.cap) = (self.out.as_mut_ptr(), self.out.len(), self.out.capacity());
+    }
+
+    #[inline(always)]
+    fn put_slice(&mut self, bytes: &[u8]) {
+        self.room(bytes.len());
+        // SAFETY: `room` made space for `bytes.len()` bytes after `len`, and the
+        // source cannot overlap the spare capacity of a buffer only we can write.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(self.len), bytes.len());
+        }
+        self.len += bytes.len();
+    }
+
+    /// Overwrites the already written byte at `at`.
+    #[inline(always)]
+    fn set(&mut self, at: usize, byte: u8) {
+        assert!(at < self.len);
+        // SAFETY: `at` is inside the written part of the buffer.
+        unsafe { *self.base.add(at) = byte };
     }
 
     #[inline(always)]
     pub fn varint(&mut self, mut value: u64) {
-        self.out.reserve(10);
-        if let Some(spare) = self.out.spare_capacity_mut().first_chunk_mut::<10>() {
-            let mut n = 0;
+        self.room(10);
+        // SAFETY: a varint is at most 10 bytes, and `room` made space for them.
+        unsafe {
+            let mut at = self.base.add(self.len);
             while value >= 0x80 {
-                spare[n].write((value as u8) | 0x80);
+                *at = (value as u8) | 0x80;
+                at = at.add(1);
                 value >>= 7;
-                n += 1;
             }
-            spare[n].write(value as u8);
-            // SAFETY: the n + 1 bytes after the current length were just written,
-            // and `reserve` made room for them.
-            unsafe { self.out.set_len(self.out.len() + n + 1) };
-        } else {
-            prost::encoding::encode_varint(value, self.out);
+            *at = value as u8;
+            self.len = at.offset_from(self.base) as usize + 1;
         }
     }
 
@@ -71,7 +126,7 @@ impl<'a> Writer<'a> {
         if !value.is_empty() {
             self.key(tag, WireType::LengthDelimited);
             self.varint(value.len() as u64);
-            self.out.extend_from_slice(value);
+            self.put_slice(value);
         }
     }
 
@@ -85,7 +140,7 @@ impl<'a> Writer<'a> {
             // Repeated fields keep empty elements.
             self.key(tag, WireType::LengthDelimited);
             self.varint(value.len() as u64);
-            self.out.extend_from_slice(value.as_bytes());
+            self.put_slice(value.as_bytes());
         }
     }
 
@@ -119,8 +174,8 @@ impl<'a> Writer<'a> {
     #[inline(always)]
     pub fn message(&mut self, tag: u32, body: impl FnOnce(&mut Self)) {
         self.key(tag, WireType::LengthDelimited);
-        let length_at = self.out.len();
-        self.out.put_u8(0);
+        let length_at = self.len;
+        self.put_slice(&[0]);
         body(self);
         self.patch_length(length_at);
     }
@@ -130,17 +185,19 @@ impl<'a> Writer<'a> {
     #[inline]
     pub fn large_message(&mut self, tag: u32, body: impl FnOnce(&mut Self)) {
         self.key(tag, WireType::LengthDelimited);
-        let length_at = self.out.len();
-        self.out.put_u16(0);
+        let length_at = self.len;
+        self.put_slice(&[0, 0]);
         body(self);
-        let body_len = self.out.len() - length_at - 2;
+        let body_len = self.len - length_at - 2;
         if (0x80..0x4000).contains(&body_len) {
-            self.out[length_at] = (body_len as u8 & 0x7f) | 0x80;
-            self.out[length_at + 1] = (body_len >> 7) as u8;
+            self.set(length_at, (body_len as u8 & 0x7f) | 0x80);
+            self.set(length_at + 1, (body_len >> 7) as u8);
         } else {
             // Give the second byte back and write the length as for any message.
+            self.sync();
             self.out.copy_within(length_at + 2.., length_at + 1);
-            self.out.truncate(self.out.len() - 1);
+            self.out.truncate(self.len - 1);
+            self.reload();
             self.patch_length(length_at);
         }
     }
@@ -150,21 +207,25 @@ impl<'a> Writer<'a> {
     pub fn encoded_message(&mut self, tag: u32, body: &[u8]) {
         self.key(tag, WireType::LengthDelimited);
         self.varint(body.len() as u64);
-        self.out.extend_from_slice(body);
+        self.put_slice(body);
     }
 
     /// A message field written by prost, for messages flows rarely carry.
     pub fn prost_message(&mut self, tag: u32, message: &impl Message) {
-        self.message(tag, |w| message.encode_raw(w.out));
+        self.message(tag, |w| {
+            w.sync();
+            message.encode_raw(w.out);
+            w.reload();
+        });
     }
 
     /// Writes the length of the body that follows the one byte reserved at
     /// `length_at`.
     #[inline(always)]
     fn patch_length(&mut self, length_at: usize) {
-        let body_len = self.out.len() - length_at - 1;
+        let body_len = self.len - length_at - 1;
         if body_len < 0x80 {
-            self.out[length_at] = body_len as u8;
+            self.set(length_at, body_len as u8);
         } else {
             self.patch_long_length(length_at, body_len);
         }
@@ -174,6 +235,7 @@ impl<'a> Writer<'a> {
     #[cold]
     #[inline(never)]
     fn patch_long_length(&mut self, length_at: usize, body_len: usize) {
+        self.sync();
         let length_len = encoded_len_varint(body_len as u64);
         let end = self.out.len();
         self.out.resize(end + length_len - 1, 0);
@@ -183,6 +245,7 @@ impl<'a> Writer<'a> {
             *byte = (value as u8 & 0x7f) | if value >= 0x80 { 0x80 } else { 0 };
             value >>= 7;
         }
+        self.reload();
     }
 
     pub fn timestamp(&mut self, tag: u32, time: &Timestamp) {
@@ -190,6 +253,12 @@ impl<'a> Writer<'a> {
             w.int64(1, time.seconds);
             w.int32(2, time.nanos);
         });
+    }
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        self.sync();
     }
 }
 

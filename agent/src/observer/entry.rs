@@ -71,12 +71,14 @@ impl Entry {
     pub fn flow_response(&self, arena: &mut EncodeArena) -> Option<&Bytes> {
         let Event::Flow(flow) = &self.event else { return None };
         Some(self.response.get_or_init(|| {
-            let mut w = Writer::new(arena.room_for(2 * arena.last_len + 256));
-            // Field numbers of GetFlowsResponse: flow = 1, node_name = 1000, time = 1001.
-            w.large_message(1, |w| flow.write_flow_body(w));
-            w.string(1000, flow.node_name());
-            if let Some(time) = &flow.time {
-                w.timestamp(1001, time);
+            {
+                let mut w = Writer::new(arena.room_for(2 * arena.last_len + 256));
+                // Field numbers of GetFlowsResponse: flow = 1, node_name = 1000, time = 1001.
+                w.large_message(1, |w| flow.write_flow_body(w));
+                w.string(1000, flow.node_name());
+                if let Some(time) = &flow.time {
+                    w.timestamp(1001, time);
+                }
             }
             arena.take()
         }))
