@@ -5,6 +5,7 @@
 //! A request's filters are compiled once into predicate lists; filters that differ
 //! in one value-list field are merged, so N port filters cost one lookup.
 
+mod any_of;
 mod ip;
 mod labels;
 mod names;
@@ -15,6 +16,7 @@ use sightline_proto::flow::{EventTypeFilter, FlowFilter};
 
 use crate::event::Event;
 use crate::flow_record::FlowRecord;
+use any_of::AnyOf;
 pub use predicate::{HttpStatus, IpField, PortSet, Predicate, Side};
 use predicate::{enum_bits, protocol, tcp_flag_bits};
 
@@ -58,13 +60,17 @@ impl CompiledFilter {
     pub fn matches_flow(&self, flow: &FlowRecord) -> bool {
         self.predicates.iter().all(|p| p.matches(flow))
     }
+
+    fn predicates(&self) -> &[Predicate] {
+        &self.predicates
+    }
 }
 
 /// Whitelist minus blacklist.
 #[derive(Debug, Clone, Default)]
 pub struct FilterSet {
-    whitelist: Vec<CompiledFilter>,
-    blacklist: Vec<CompiledFilter>,
+    whitelist: AnyOf,
+    blacklist: AnyOf,
     /// The whole set when it is one predicate (after merging): no list walking.
     single: Option<Predicate>,
 }
@@ -83,8 +89,8 @@ impl FilterSet {
             _ => None,
         };
         Ok(Self {
-            whitelist,
-            blacklist,
+            whitelist: AnyOf::new(whitelist),
+            blacklist: AnyOf::new(blacklist),
             single,
         })
     }
@@ -93,10 +99,7 @@ impl FilterSet {
     pub fn matches(&self, event: &Event) -> bool {
         match event {
             Event::Flow(flow) => self.matches_flow(flow),
-            other => {
-                (self.whitelist.is_empty() || self.whitelist.iter().any(|f| f.matches(other)))
-                    && !self.blacklist.iter().any(|f| f.matches(other))
-            }
+            other => (self.whitelist.is_empty() || self.whitelist.any_event(other)) && !self.blacklist.any_event(other),
         }
     }
 
@@ -105,8 +108,7 @@ impl FilterSet {
         if let Some(predicate) = &self.single {
             return predicate.matches(flow);
         }
-        (self.whitelist.is_empty() || self.whitelist.iter().any(|f| f.matches_flow(flow)))
-            && !self.blacklist.iter().any(|f| f.matches_flow(flow))
+        (self.whitelist.is_empty() || self.whitelist.any_flow(flow)) && !self.blacklist.any_flow(flow)
     }
 }
 

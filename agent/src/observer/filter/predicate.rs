@@ -49,7 +49,7 @@ impl PortSet {
         }
     }
 
-    fn ports(&self) -> Vec<u16> {
+    pub(super) fn ports(&self) -> Vec<u16> {
         match self {
             PortSet::Few(few) => {
                 let mut ports = few.to_vec();
@@ -160,7 +160,7 @@ fn endpoint(flow: &FlowRecord, side: Side) -> Option<&Endpoint> {
 }
 
 #[inline(always)]
-fn port(flow: &FlowRecord, side: Side) -> Option<u16> {
+pub(super) fn port(flow: &FlowRecord, side: Side) -> Option<u16> {
     let (src, dst) = match flow.l4.as_ref()?.protocol.as_ref()? {
         layer4::Protocol::Tcp(l4) => (l4.source_port, l4.destination_port),
         layer4::Protocol::Udp(l4) => (l4.source_port, l4.destination_port),
