@@ -9,7 +9,7 @@ use sightline_proto::observer::GetFlowsRequest;
 use sightline_proto::relay::NodeState;
 use support::agent::FakeAgent;
 use support::streams::{collect_all, flow_node, interleaved_agents, nanos, next, peers, status_of};
-use support::{client, follow, relay, until_connected};
+use support::{client, eventually, follow, relay, until_connected};
 use tokio::time::Instant;
 
 #[tokio::test]
@@ -276,19 +276,13 @@ async fn a_cancelled_client_cancels_every_upstream_stream() {
     until_connected(&relay, 3).await;
     let mut stream = follow(&relay).await;
     next(&mut stream).await.expect("node status");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while agents.iter().any(|a| a.open_streams() != 1) {
-        assert!(Instant::now() < deadline, "upstream streams not opened");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(5), "upstream streams not opened", || {
+        agents.iter().all(|a| a.open_streams() == 1)
+    })
+    .await;
     drop(stream);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while agents.iter().any(|a| a.open_streams() != 0) {
-        assert!(
-            Instant::now() < deadline,
-            "upstreams still open: {:?}",
-            agents.iter().map(FakeAgent::open_streams).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(2), "upstream streams still open", || {
+        agents.iter().all(|a| a.open_streams() == 0)
+    })
+    .await;
 }

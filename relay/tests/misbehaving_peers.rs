@@ -12,7 +12,7 @@ use sightline_proto::relay::NodeState;
 use support::agent::{FakeAgent, FlowsAnswer};
 use support::peer_service::FakePeerService;
 use support::streams::{collect_all, flow_node, next, peers, status_of};
-use support::{client, follow, relay, until_connected};
+use support::{eventually, follow, get_flows, relay, until_connected};
 use tokio::time::Instant;
 use tonic::{Code, Status, Streaming};
 
@@ -88,15 +88,14 @@ async fn a_request_every_peer_rejects_ends_with_their_invalid_argument() {
     let relay = relay(&["--disable-client-tls", "--peers", &peers(&[&a, &b])]).await;
     until_connected(&relay, 2).await;
     for follow in [false, true] {
-        let mut stream = client(&relay)
-            .await
-            .get_flows(GetFlowsRequest {
+        let mut stream = get_flows(
+            &relay,
+            GetFlowsRequest {
                 follow,
                 ..Default::default()
-            })
-            .await
-            .expect("GetFlows")
-            .into_inner();
+            },
+        )
+        .await;
         let status = loop {
             match tokio::time::timeout(Duration::from_secs(5), stream.message())
                 .await
@@ -130,15 +129,14 @@ async fn a_peer_that_stops_sending_does_not_hold_up_a_bounded_request() {
     until_connected(&relay, 2).await;
     for number in [3, 0] {
         let started = Instant::now();
-        let mut stream = client(&relay)
-            .await
-            .get_flows(GetFlowsRequest {
+        let mut stream = get_flows(
+            &relay,
+            GetFlowsRequest {
                 number,
                 ..Default::default()
-            })
-            .await
-            .expect("GetFlows")
-            .into_inner();
+            },
+        )
+        .await;
         let all = collect_all(&mut stream).await;
         assert!(
             started.elapsed() < Duration::from_secs(3),
@@ -153,14 +151,12 @@ async fn a_peer_that_stops_sending_does_not_hold_up_a_bounded_request() {
         let flows = all.iter().filter(|m| flow_node(m).is_some()).count();
         assert_eq!(flows, if number == 0 { 5 } else { 3 });
     }
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while b.open_streams() != 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the hanging upstream calls were not cancelled"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(2),
+        "the hanging upstream calls were not cancelled",
+        || b.open_streams() == 0,
+    )
+    .await;
 }
 
 fn announced(agent: &FakeAgent) -> ChangeNotification {
@@ -205,11 +201,10 @@ async fn a_peer_removed_from_the_cluster_is_reported_gone_and_its_stream_closed(
         }
         assert!(removed.elapsed() < Duration::from_secs(3), "no NODE_GONE for node-b");
     }
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while b.open_streams() != 0 {
-        assert!(Instant::now() < deadline, "node-b's upstream stream still open");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(2), "node-b's upstream stream still open", || {
+        b.open_streams() == 0
+    })
+    .await;
     // Whatever node-b had in flight has arrived by now; from here on only node-a.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let later = read_for(&mut stream, Duration::from_millis(500)).await;
@@ -224,11 +219,7 @@ fn names(relay: &sightline_relay::app::RunningRelay) -> Vec<String> {
 }
 
 async fn until_names(relay: &sightline_relay::app::RunningRelay, want: &[&str], within: Duration) {
-    let deadline = Instant::now() + within;
-    while names(relay) != want {
-        assert!(Instant::now() < deadline, "peers {:?}, expected {want:?}", names(relay));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(within, &format!("peers other than {want:?}"), || names(relay) == want).await;
 }
 
 /// The peer service is served by an agent; when it restarts, the relay re-dials

@@ -10,8 +10,7 @@ use sightline_proto::observer::{GetAgentEventsRequest, GetFlowsRequest, GetFlows
 use sightline_proto::relay::NodeState;
 use support::agent::FakeAgent;
 use support::streams::{collect_all, flow_node, interleaved_agents, next, peers, status_of};
-use support::{client, relay, until_connected};
-use tonic::Streaming;
+use support::{client, get_flows, relay, until_connected};
 
 fn at(seconds: i64) -> Option<Timestamp> {
     Some(Timestamp { seconds, nanos: 0 })
@@ -22,18 +21,6 @@ fn flow_seconds(all: &[GetFlowsResponse]) -> Vec<i64> {
         .filter(|r| flow_node(r).is_some())
         .map(|r| r.time.expect("time").seconds)
         .collect()
-}
-
-async fn get_flows(
-    relay: &sightline_relay::app::RunningRelay,
-    request: GetFlowsRequest,
-) -> Streaming<GetFlowsResponse> {
-    client(relay)
-        .await
-        .get_flows(request)
-        .await
-        .expect("GetFlows")
-        .into_inner()
 }
 
 /// `hubble observe --since T --last N`: every agent answers with the first N flows

@@ -43,18 +43,35 @@ pub async fn client(relay: &RunningRelay) -> ObserverClient<Channel> {
     ObserverClient::new(channel)
 }
 
-/// A follow-mode GetFlows stream through `relay`.
-pub async fn follow(relay: &RunningRelay) -> tonic::Streaming<sightline_proto::observer::GetFlowsResponse> {
-    let request = sightline_proto::observer::GetFlowsRequest {
-        follow: true,
-        ..Default::default()
-    };
+/// A GetFlows stream through `relay`.
+pub async fn get_flows(
+    relay: &RunningRelay,
+    request: sightline_proto::observer::GetFlowsRequest,
+) -> tonic::Streaming<sightline_proto::observer::GetFlowsResponse> {
     client(relay)
         .await
         .get_flows(request)
         .await
         .expect("GetFlows")
         .into_inner()
+}
+
+/// A follow-mode GetFlows stream through `relay`.
+pub async fn follow(relay: &RunningRelay) -> tonic::Streaming<sightline_proto::observer::GetFlowsResponse> {
+    let request = sightline_proto::observer::GetFlowsRequest {
+        follow: true,
+        ..Default::default()
+    };
+    get_flows(relay, request).await
+}
+
+/// Waits until `done` holds, polling; fails naming `what` after `within`.
+pub async fn eventually(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Waits until `relay` reports `connected` peers as connected.
