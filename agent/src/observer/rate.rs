@@ -53,18 +53,31 @@ fn index(second: i64) -> usize {
 /// stores suffice (no read-modify-write on the hot path).
 #[derive(Debug)]
 pub struct FlowCounter {
+    /// The newest second counted, never more than [`AHEAD_SECONDS`] past the clock:
+    /// flows a whole window older are late arrivals and left out.
     newest_second: i64,
+    /// The wall clock's second as last read: on `tick`, and when a flow claims a
+    /// later time than it allows.
+    clock_second: i64,
 }
 
 impl Default for FlowCounter {
     fn default() -> Self {
-        Self { newest_second: NO_FLOW }
+        Self {
+            newest_second: NO_FLOW,
+            clock_second: NO_FLOW,
+        }
     }
 }
 
 impl FlowCounter {
     pub fn count(&mut self, time: Timestamp, rate: &FlowRate) {
         let second = time.seconds;
+        if second > self.clock_second.saturating_add(AHEAD_SECONDS) {
+            // Rare (once per second at most, in order): read the clock again before
+            // letting a flow from the future move the window.
+            self.clock_second = Timestamp::now().seconds;
+        }
         if self.newest_second == NO_FLOW {
             rate.first_second.store(second, Relaxed);
         } else if second <= self.newest_second.saturating_sub(WINDOW_SECONDS) {
@@ -72,11 +85,22 @@ impl FlowCounter {
             // reset a bucket that holds a recent second.
             return;
         }
-        self.newest_second = self.newest_second.max(second);
+        let ceiling = self.clock_second.saturating_add(AHEAD_SECONDS);
+        self.newest_second = self.newest_second.max(second.min(ceiling));
         let bucket = &rate.buckets[index(second)];
         let (held, count) = unpack(bucket.load(Relaxed));
         let count = if held == second as u32 { count + 1 } else { 1 };
         bucket.store(pack(second, count), Relaxed);
+    }
+
+    /// Called about once a second with the wall clock. After the clock steps back
+    /// (NTP, a resumed VM), the window follows it again instead of waiting for the
+    /// clock to catch up with what was counted before.
+    pub fn tick(&mut self, now: Timestamp) {
+        self.clock_second = now.seconds;
+        if self.newest_second != NO_FLOW && self.newest_second > now.seconds.saturating_add(AHEAD_SECONDS) {
+            self.newest_second = now.seconds;
+        }
     }
 }
 
@@ -101,8 +125,14 @@ impl FlowRate {
         let first = self.first_second.load(Relaxed);
         let since_first = (now.as_unix_nanos() - i128::from(first) * 1_000_000_000) as f64 / 1e9;
         // A young agent has seen flows for less than the window; at least a second,
-        // so a first burst does not read as an enormous rate.
-        flows as f64 / since_first.clamp(1.0, window)
+        // so a first burst does not read as an enormous rate. A first flow after
+        // `now` means the clock stepped back since: not a young agent.
+        let span = if since_first < 0.0 {
+            window
+        } else {
+            since_first.clamp(1.0, window)
+        };
+        flows as f64 / span
     }
 }
 
@@ -152,5 +182,28 @@ mod tests {
             10.0
         );
         assert_eq!(FlowRate::default().per_second(at(now)), 0.0);
+    }
+
+    #[test]
+    fn a_flow_from_the_future_or_a_clock_stepped_back_does_not_stop_the_count() {
+        let (rate, mut counter) = (FlowRate::default(), FlowCounter::default());
+        let now = Timestamp::now().seconds;
+        counter.count(at(now - 100), &rate);
+        // One flow stamped an hour ahead (a wrong clock on the node that sent it).
+        counter.count(at(now + 3_600), &rate);
+        for _ in 0..60 {
+            counter.count(at(now), &rate);
+        }
+        assert_eq!(rate.per_second(at(now)), 1.0, "60 flows in the last minute");
+
+        // The clock steps back an hour: flows stamped by it count again at once.
+        let (rate, mut counter) = (FlowRate::default(), FlowCounter::default());
+        counter.count(at(now), &rate);
+        let stepped_back = now - 3_600;
+        counter.tick(at(stepped_back));
+        for _ in 0..120 {
+            counter.count(at(stepped_back), &rate);
+        }
+        assert_eq!(rate.per_second(at(stepped_back)), 2.0);
     }
 }
