@@ -169,20 +169,17 @@ fn bind_unix(path: &Path) -> Result<UnixListener, ServerError> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(err)?;
-    let name = path.file_name().ok_or_else(|| {
-        err(std::io::Error::new(
+    if path.file_name().is_none() {
+        return Err(err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "the socket path has no file name",
-        ))
-    })?;
-    let private = dir.join(format!(
-        ".{}.{}.{:016x}",
-        name.to_string_lossy(),
-        std::process::id(),
-        fastrand::u64(..)
-    ));
+        )));
+    }
+    // Short names: a unix socket path must fit in 108 bytes, and the staged one
+    // must not fail where the final path fits.
+    let private = dir.join(format!(".{:08x}", fastrand::u32(..)));
     std::fs::DirBuilder::new().mode(0o700).create(&private).map_err(err)?;
-    let staged = private.join("socket");
+    let staged = private.join("s");
     let bound = (|| {
         let listener = UnixListener::bind(&staged)?;
         std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
