@@ -101,9 +101,13 @@ pub fn change_from(notification: ChangeNotification) -> Result<PeerChange, Strin
 /// After a re-dial, how long the new Notify stream has to announce a peer again
 /// before the relay forgets it: the stream starts with every known peer at once.
 const RESYNC_GRACE: Duration = Duration::from_secs(2);
+/// A Notify stream that lasted this long (long enough to resync) ended a working
+/// session: the next re-dial starts the backoff again.
+const STABLE_SESSION: Duration = RESYNC_GRACE;
 
 /// Follows the peer service until `changes` is closed, re-dialling with exponential
-/// backoff (1 s doubling up to `max_backoff`, back to 1 s once a stream was up).
+/// backoff (1 s doubling up to `max_backoff`, back to 1 s after a stream that worked
+/// for a while).
 /// `connected` tells health checks whether the Notify stream is currently up.
 pub async fn follow_peer_service(
     dialer: Dialer,
@@ -116,6 +120,7 @@ pub async fn follow_peer_service(
     let mut backoff = Duration::from_secs(1);
     let mut known = HashSet::new();
     loop {
+        let began = tokio::time::Instant::now();
         let session = Session {
             dialer: &dialer,
             service: &service,
@@ -126,8 +131,10 @@ pub async fn follow_peer_service(
         match session.run(&mut known).await {
             Ok(()) => return, // the receiver is gone: the relay is shutting down
             Err(err) => {
-                if connected.send_replace(false) {
-                    // It was up: this is a new outage, not the next failure of the last one.
+                if connected.send_replace(false) && began.elapsed() >= STABLE_SESSION {
+                    // It was up for a while: this is a new outage, not the next
+                    // failure of the last one. A service that drops every stream at
+                    // once still backs off.
                     backoff = Duration::from_secs(1);
                 }
                 tracing::warn!(peer_service = %service, %err, retry_in = ?backoff, "peer service unavailable");

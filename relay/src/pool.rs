@@ -7,6 +7,7 @@
 //! any peer changes state.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,8 @@ use crate::dial::Dialer;
 use crate::discovery::{PeerChange, PeerInfo};
 
 const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// Numbers every connection the relay makes, across peers.
+static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -29,10 +32,11 @@ pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 pub enum PeerState {
     Connecting,
     Connected {
-        client: ObserverClient<Channel>,
-        /// The same connection, for calls with other codecs.
         channel: Channel,
         status: Box<ServerStatusResponse>,
+        /// Numbers connections: a new one after a failure has a higher number,
+        /// even if nobody saw the peer drop in between.
+        connection: u64,
     },
     Unavailable {
         error: String,
@@ -48,7 +52,7 @@ pub struct PeerView {
 impl PeerView {
     pub fn client(&self) -> Option<ObserverClient<Channel>> {
         match &self.state {
-            PeerState::Connected { client, .. } => Some(client.clone()),
+            PeerState::Connected { channel, .. } => Some(observer_client(channel.clone())),
             _ => None,
         }
     }
@@ -56,6 +60,14 @@ impl PeerView {
     pub fn channel(&self) -> Option<Channel> {
         match &self.state {
             PeerState::Connected { channel, .. } => Some(channel.clone()),
+            _ => None,
+        }
+    }
+
+    /// The number of the connection, when connected.
+    pub fn connection(&self) -> Option<u64> {
+        match &self.state {
+            PeerState::Connected { connection, .. } => Some(*connection),
             _ => None,
         }
     }
@@ -180,6 +192,12 @@ impl Pool {
     }
 }
 
+fn observer_client(channel: Channel) -> ObserverClient<Channel> {
+    ObserverClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE)
+}
+
 async fn probe(client: &mut ObserverClient<Channel>, timeout: Duration) -> Result<ServerStatusResponse, String> {
     match tokio::time::timeout(timeout, client.server_status(ServerStatusRequest {})).await {
         Ok(Ok(response)) => Ok(response.into_inner()),
@@ -201,23 +219,27 @@ async fn manage(pool: Pool, info: PeerInfo, wake: Arc<Notify>) {
         {
             Err(err) => err.to_string(),
             Ok(channel) => {
-                let mut client = ObserverClient::new(channel.clone())
-                    .max_decoding_message_size(MAX_MESSAGE_SIZE)
-                    .max_encoding_message_size(MAX_MESSAGE_SIZE);
+                let mut client = observer_client(channel.clone());
                 match probe(&mut client, timeout).await {
                     Err(err) => err,
                     Ok(status) => {
                         tracing::info!(peer = %info.name, address = %info.address, "peer connected");
+                        let connection = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
                         pool.set_state(
                             &info,
                             PeerState::Connected {
-                                client: client.clone(),
                                 channel: channel.clone(),
                                 status: Box::new(status),
+                                connection,
                             },
                         );
                         backoff = MIN_BACKOFF;
-                        watch_connected(&pool, &info, (&mut client, &channel), &wake, timeout).await
+                        let connected = Connected {
+                            client: &mut client,
+                            channel: &channel,
+                            connection,
+                        };
+                        watch_connected(&pool, &info, connected, &wake, timeout).await
                     }
                 }
             }
@@ -246,11 +268,21 @@ fn retry_wait(backoff: Duration, attempt_took: Duration, random: f64) -> Duratio
     backoff.mul_f64(jitter).saturating_sub(attempt_took.min(backoff / 2))
 }
 
+struct Connected<'a> {
+    client: &'a mut ObserverClient<Channel>,
+    channel: &'a Channel,
+    connection: u64,
+}
+
 /// Returns the reason the connection is no longer usable.
 async fn watch_connected(
     pool: &Pool,
     info: &PeerInfo,
-    (client, channel): (&mut ObserverClient<Channel>, &Channel),
+    Connected {
+        client,
+        channel,
+        connection,
+    }: Connected<'_>,
     wake: &Notify,
     timeout: Duration,
 ) -> String {
@@ -263,9 +295,9 @@ async fn watch_connected(
             Ok(status) => pool.set_state(
                 info,
                 PeerState::Connected {
-                    client: client.clone(),
                     channel: channel.clone(),
                     status: Box::new(status),
+                    connection,
                 },
             ),
             Err(err) => return err,

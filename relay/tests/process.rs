@@ -138,20 +138,18 @@ async fn the_binary_reads_its_environment_serves_health_and_reflection_and_stops
             .expect("kill")
             .success()
     );
-    let ended = loop {
+    let status = loop {
         match tokio::time::timeout(Duration::from_secs(5), stream.message())
             .await
             .expect("the stream ends within 5 s of SIGTERM")
         {
             Ok(Some(_)) => continue,
-            Ok(None) => break None,
-            Err(status) => break Some(status),
+            Ok(None) => panic!("the stream ended without saying why"),
+            Err(status) => break status,
         }
     };
-    if let Some(status) = ended {
-        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
-        assert!(status.message().contains("shutting down"), "{status:?}");
-    }
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("shutting down"), "{status:?}");
     let exit = loop {
         if let Some(exit) = relay.0.try_wait().expect("wait") {
             break exit;

@@ -30,7 +30,7 @@ use self::upstream::{Call, Upstream};
 use crate::discovery::PeerInfo;
 use crate::merge::{Merge, Window};
 use crate::metrics::RelayMetrics;
-use crate::pool::{PeerState, PeerView, Pool};
+use crate::pool::{PeerView, Pool};
 use crate::sort_buffer::{Release, SortBuffer};
 
 /// Batches of responses queued towards one client; a slower client backs up into
@@ -102,7 +102,8 @@ pub fn start<M: Merge>(
         initial_calls: 0,
         rejected_as_invalid: 0,
         delivered: false,
-        awaiting_reconnect: HashSet::new(),
+        awaiting_reconnect: HashMap::new(),
+        known: HashSet::new(),
         errored: HashMap::new(),
         started: Timestamp::now(),
         arrival: Instant::now(),
@@ -178,8 +179,12 @@ struct Fanout<M: Merge> {
     rejected_as_invalid: u64,
     /// Whether any peer has sent a response.
     delivered: bool,
-    /// Peers whose stream failed; they rejoin once the pool saw them drop and come back.
-    awaiting_reconnect: HashSet<String>,
+    /// Peers whose stream broke; they rejoin on a new connection, or on the old
+    /// one after a while if it stays up (the call failed, not the peer).
+    awaiting_reconnect: HashMap<String, Waiting>,
+    /// Every peer the pool listed when this stream last looked: the ones that
+    /// disappear from it are reported gone, streaming or not.
+    known: HashSet<String>,
     /// Peers that answered with an error, and when to ask them again.
     errored: HashMap<String, Errored>,
     started: Timestamp,
@@ -194,8 +199,16 @@ struct Fanout<M: Merge> {
 struct Active {
     /// The peer as it was when the stream was opened: a new address means a new stream.
     info: PeerInfo,
+    /// The pool's connection the call runs on.
+    connection: u64,
     call: u64,
     abort: AbortHandle,
+}
+
+struct Waiting {
+    /// The connection the failed call used.
+    connection: u64,
+    retry_at: Instant,
 }
 
 struct Errored {
@@ -210,6 +223,7 @@ struct ClientGone;
 impl<M: Merge> Fanout<M> {
     async fn run(mut self, mut upstream: mpsc::Receiver<Upstream<M>>, shutdown: CancellationToken) {
         let peers = self.pool.snapshot();
+        self.known = peers.iter().map(|p| p.info.name.clone()).collect();
         if self.announce_initial(&peers).await.is_err() {
             return;
         }
@@ -315,7 +329,9 @@ impl<M: Merge> Fanout<M> {
     }
 
     fn spawn_upstream(&mut self, peer: &PeerView, request: M::Request) {
-        let Some(channel) = peer.channel() else { return };
+        let (Some(channel), Some(connection)) = (peer.channel(), peer.connection()) else {
+            return;
+        };
         let id = self.calls;
         self.calls += 1;
         let answer_timeout = self.pool.dial_timeout();
@@ -332,27 +348,38 @@ impl<M: Merge> Fanout<M> {
             peer.info.name.clone(),
             Active {
                 info: peer.info.clone(),
+                connection,
                 call: id,
                 abort,
             },
         );
     }
 
-    /// Forgets `peer`'s stream if `call` is still the one open; false for a call
-    /// that was already replaced or abandoned.
-    fn close(&mut self, peer: &str, call: u64) -> bool {
-        if self.active.get(peer).is_some_and(|active| active.call == call) {
-            self.active.remove(peer);
-            true
+    fn is_open(&self, peer: &str, call: u64) -> bool {
+        self.active.get(peer).is_some_and(|active| active.call == call)
+    }
+
+    /// Forgets `peer`'s stream if `call` is still the one open, returning it; None
+    /// for a call that was already replaced or abandoned.
+    fn close(&mut self, peer: &str, call: u64) -> Option<Active> {
+        // Finished tasks stay in the set until collected; a long follow stream
+        // retrying a failing peer would otherwise keep every one of them.
+        while self.tasks.try_join_next().is_some() {}
+        if self.is_open(peer, call) {
+            self.active.remove(peer)
         } else {
-            false
+            None
         }
     }
 
     async fn on_upstream(&mut self, message: Upstream<M>, phase: &mut Phase<M>) -> Result<(), ClientGone> {
         self.arrival = Instant::now();
         match message {
-            Upstream::Items(peer, items) => {
+            Upstream::Items(peer, call, items) => {
+                if !self.is_open(&peer, call) {
+                    // What a peer that left or moved still had in flight.
+                    return Ok(());
+                }
                 self.delivered = true;
                 if !self.errored.is_empty() {
                     // It answers again: a later error is news.
@@ -368,9 +395,9 @@ impl<M: Merge> Fanout<M> {
                 Ok(())
             }
             Upstream::Failed(peer, call, status) => {
-                if !self.close(&peer, call) {
+                let Some(closed) = self.close(&peer, call) else {
                     return Ok(());
-                }
+                };
                 tracing::info!(%peer, code = ?status.code(), message = status.message(), "peer stream ended with an error");
                 if status.code() == Code::InvalidArgument && call < self.initial_calls {
                     self.rejected_as_invalid += 1;
@@ -385,7 +412,13 @@ impl<M: Merge> Fanout<M> {
                 }
                 let event = if is_transport_failure(&status) {
                     self.pool.report_failure(&peer);
-                    self.awaiting_reconnect.insert(peer.to_string());
+                    let waiting = Waiting {
+                        connection: closed.connection,
+                        retry_at: Instant::now() + ERROR_RETRY,
+                    };
+                    self.awaiting_reconnect.insert(peer.to_string(), waiting);
+                    // Whatever it answered before, its next answer is news.
+                    self.errored.remove(&*peer);
                     node_event(NodeState::NodeUnavailable, &peer, String::new())
                 } else {
                     let retry_at = Instant::now() + ERROR_RETRY;
@@ -518,22 +551,28 @@ impl<M: Merge> Fanout<M> {
     /// peers that are connected and not streaming are asked for new events.
     async fn reconcile_peers(&mut self, phase: &mut Phase<M>) -> Result<(), ClientGone> {
         self.arrival = Instant::now();
+        while self.tasks.try_join_next().is_some() {}
         let peers = self.pool.snapshot();
-        let known: HashMap<&str, &PeerView> = peers.iter().map(|p| (p.info.name.as_str(), p)).collect();
-        let mut gone = Vec::new();
+        let listed: HashMap<&str, &PeerView> = peers.iter().map(|p| (p.info.name.as_str(), p)).collect();
         self.active.retain(|name, active| {
-            let keep = known.get(name.as_str()).is_some_and(|peer| peer.info == active.info);
+            let keep = listed.get(name.as_str()).is_some_and(|peer| peer.info == active.info);
             if !keep {
                 active.abort.abort();
-                if !known.contains_key(name.as_str()) {
-                    gone.push(name.clone());
-                }
             }
             keep
         });
-        self.awaiting_reconnect.retain(|name| known.contains_key(name.as_str()));
-        self.errored.retain(|name, _| known.contains_key(name.as_str()));
+        self.awaiting_reconnect
+            .retain(|name, _| listed.contains_key(name.as_str()));
+        self.errored.retain(|name, _| listed.contains_key(name.as_str()));
+        let mut gone: Vec<String> = self
+            .known
+            .iter()
+            .filter(|name| !listed.contains_key(name.as_str()))
+            .cloned()
+            .collect();
+        self.known = listed.keys().map(|name| (*name).to_owned()).collect();
         if !gone.is_empty() {
+            gone.sort();
             let event = NodeStatusEvent {
                 state_change: NodeState::NodeGone.into(),
                 node_names: gone,
@@ -546,16 +585,15 @@ impl<M: Merge> Fanout<M> {
         let mut joined = Vec::new();
         for peer in &peers {
             let name = &peer.info.name;
-            if !matches!(peer.state, PeerState::Connected { .. }) {
-                self.awaiting_reconnect.remove(name);
+            let Some(connection) = peer.connection() else { continue };
+            let waiting = self
+                .awaiting_reconnect
+                .get(name)
+                .is_some_and(|w| w.connection == connection && w.retry_at > now);
+            if self.active.contains_key(name) || waiting || self.errored.get(name).is_some_and(|e| e.retry_at > now) {
                 continue;
             }
-            if self.active.contains_key(name)
-                || self.awaiting_reconnect.contains(name)
-                || self.errored.get(name).is_some_and(|e| e.retry_at > now)
-            {
-                continue;
-            }
+            self.awaiting_reconnect.remove(name);
             self.spawn_upstream(peer, M::live_only(&self.request));
             if !self.errored.contains_key(name) {
                 joined.push(name.clone());

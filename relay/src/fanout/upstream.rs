@@ -15,10 +15,10 @@ use crate::merge::Merge;
 /// Most responses of one peer handed over at once.
 const UPSTREAM_BATCH: usize = 128;
 
-/// What upstream tasks report. `Ended` and `Failed` carry the call's number, so the
-/// merge can tell them from a call it already replaced or abandoned.
+/// What upstream tasks report, with the call's number, so the merge can tell them
+/// from a call it already replaced or abandoned.
 pub(super) enum Upstream<M> {
-    Items(Arc<str>, Vec<M>),
+    Items(Arc<str>, u64, Vec<M>),
     Ended(Arc<str>, u64),
     Failed(Arc<str>, u64, Status),
 }
@@ -85,7 +85,7 @@ pub(super) async fn run<M: Merge>(call: Call<M>, tx: mpsc::Sender<Upstream<M>>) 
                 }
             }
         }
-        if !items.is_empty() && tx.send(Upstream::Items(name.clone(), items)).await.is_err() {
+        if !items.is_empty() && tx.send(Upstream::Items(name.clone(), id, items)).await.is_err() {
             return;
         }
         if let Some(status) = failure {
