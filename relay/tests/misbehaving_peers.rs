@@ -11,7 +11,7 @@ use sightline_proto::peer::{ChangeNotification, ChangeNotificationType};
 use sightline_proto::relay::NodeState;
 use support::agent::{FakeAgent, FlowsAnswer};
 use support::peer_service::FakePeerService;
-use support::streams::{collect_all, flow_node, next, peers, status_of};
+use support::streams::{collect_all, flow_node, next, peers, status_of, until_status};
 use support::{eventually, follow, get_flows, relay, until_connected};
 use tokio::time::Instant;
 use tonic::{Code, Status, Streaming};
@@ -193,14 +193,7 @@ async fn a_peer_removed_from_the_cluster_is_reported_gone_and_its_stream_closed(
         next(&mut stream).await.expect("open");
     }
     service.announce(deleted(&b));
-    let removed = Instant::now();
-    loop {
-        let message = next(&mut stream).await.expect("open");
-        if status_of(&message) == Some((NodeState::NodeGone, vec!["node-b".into()])) {
-            break;
-        }
-        assert!(removed.elapsed() < Duration::from_secs(3), "no NODE_GONE for node-b");
-    }
+    until_status(&mut stream, NodeState::NodeGone, "node-b", Duration::from_secs(3)).await;
     eventually(Duration::from_secs(2), "node-b's upstream stream still open", || {
         b.open_streams() == 0
     })
@@ -225,21 +218,15 @@ async fn a_peer_deleted_while_down_is_reported_gone() {
     until_connected(&relay, 2).await;
     let mut stream = follow(&relay).await;
     b.kill();
-    loop {
-        let message = next(&mut stream).await.expect("open");
-        if status_of(&message) == Some((NodeState::NodeUnavailable, vec!["node-b".into()])) {
-            break;
-        }
-    }
+    until_status(
+        &mut stream,
+        NodeState::NodeUnavailable,
+        "node-b",
+        Duration::from_secs(10),
+    )
+    .await;
     service.announce(deleted(&b));
-    let removed = Instant::now();
-    loop {
-        let message = next(&mut stream).await.expect("open");
-        if status_of(&message) == Some((NodeState::NodeGone, vec!["node-b".into()])) {
-            break;
-        }
-        assert!(removed.elapsed() < Duration::from_secs(3), "no NODE_GONE for node-b");
-    }
+    until_status(&mut stream, NodeState::NodeGone, "node-b", Duration::from_secs(3)).await;
 }
 
 /// A call that fails as if the peer were gone (here: the agent answers
@@ -257,12 +244,13 @@ async fn a_peer_whose_call_failed_on_a_healthy_connection_is_asked_again() {
     let relay = relay(&["--disable-client-tls", "--peers", &peers(&[&a, &b])]).await;
     until_connected(&relay, 2).await;
     let mut stream = follow(&relay).await;
-    loop {
-        let message = next(&mut stream).await.expect("open");
-        if status_of(&message) == Some((NodeState::NodeUnavailable, vec!["node-b".into()])) {
-            break;
-        }
-    }
+    until_status(
+        &mut stream,
+        NodeState::NodeUnavailable,
+        "node-b",
+        Duration::from_secs(10),
+    )
+    .await;
     b.answer_flows_with(FlowsAnswer::Serve);
     let failed = Instant::now();
     let mut reconnected = false;

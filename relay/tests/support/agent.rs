@@ -18,6 +18,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+
+use super::killable::Killable;
 use tonic::{Request, Response, Status};
 
 pub fn flow_response(node: &str, time: Timestamp, namespace: &str) -> GetFlowsResponse {
@@ -203,8 +205,9 @@ pub struct FakeAgent {
     pub name: String,
     pub address: SocketAddr,
     state: State,
+    /// Ends `emit_every` when the agent is killed.
     stop: CancellationToken,
-    sockets: Arc<Mutex<Vec<std::net::TcpStream>>>,
+    connections: Killable,
     tls: Option<Arc<rustls::ServerConfig>>,
 }
 
@@ -231,7 +234,7 @@ impl FakeAgent {
             address,
             state,
             stop: CancellationToken::new(),
-            sockets: Arc::default(),
+            connections: Killable::default(),
             tls,
         };
         agent.serve(listener);
@@ -240,16 +243,9 @@ impl FakeAgent {
 
     fn serve(&self, listener: TcpListener) {
         let (tx, rx) = mpsc::channel::<Result<Conn, std::io::Error>>(16);
-        let (stop, sockets, tls) = (self.stop.clone(), self.sockets.clone(), self.tls.clone());
+        let (mut accepted, tls) = (self.connections.accept(listener), self.tls.clone());
         tokio::spawn(async move {
-            loop {
-                let tcp = tokio::select! {
-                    () = stop.cancelled() => return,
-                    accepted = listener.accept() => match accepted { Ok((tcp, _)) => tcp, Err(_) => continue },
-                };
-                let std = tcp.into_std().unwrap();
-                sockets.lock().unwrap().push(std.try_clone().unwrap());
-                let tcp = TcpStream::from_std(std).unwrap();
+            while let Some(tcp) = accepted.recv().await {
                 let io = match &tls {
                     None => Conn::Plain(tcp),
                     Some(config) => match tokio_rustls::TlsAcceptor::from(config.clone()).accept(tcp).await {
@@ -329,9 +325,7 @@ impl FakeAgent {
     /// Like a crash: listener closed, every connection reset.
     pub fn kill(&mut self) {
         self.stop.cancel();
-        for socket in self.sockets.lock().unwrap().drain(..) {
-            let _ = socket.shutdown(std::net::Shutdown::Both);
-        }
+        self.connections.kill();
     }
 
     /// Serves again on the same port with a fresh history.

@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod certs;
+pub mod killable;
 pub mod peer_service;
 pub mod streams;
 

@@ -5,10 +5,12 @@ use std::sync::{Arc, Mutex};
 
 use sightline_proto::peer::peer_server::{Peer, PeerServer};
 use sightline_proto::peer::{ChangeNotification, NotifyRequest};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::sync::CancellationToken;
+
+use super::killable::Killable;
 use tonic::{Request, Response, Status};
 
 #[derive(Clone)]
@@ -43,8 +45,7 @@ impl Peer for Service {
 pub struct FakePeerService {
     pub address: SocketAddr,
     service: Service,
-    stop: CancellationToken,
-    sockets: Arc<Mutex<Vec<std::net::TcpStream>>>,
+    connections: Killable,
 }
 
 impl FakePeerService {
@@ -56,48 +57,29 @@ impl FakePeerService {
                 initial: Arc::new(Mutex::new(initial)),
                 updates: broadcast::channel(64).0,
             },
-            stop: CancellationToken::new(),
-            sockets: Arc::default(),
+            connections: Killable::default(),
         };
         service.serve(listener);
         service
     }
 
     fn serve(&self, listener: TcpListener) {
-        let (tx, rx) = mpsc::channel::<Result<TcpStream, std::io::Error>>(16);
-        let (stop, sockets) = (self.stop.clone(), self.sockets.clone());
-        tokio::spawn(async move {
-            loop {
-                let tcp = tokio::select! {
-                    () = stop.cancelled() => return,
-                    accepted = listener.accept() => match accepted { Ok((tcp, _)) => tcp, Err(_) => continue },
-                };
-                let std = tcp.into_std().unwrap();
-                sockets.lock().unwrap().push(std.try_clone().unwrap());
-                if tx.send(Ok(TcpStream::from_std(std).unwrap())).await.is_err() {
-                    return;
-                }
-            }
-        });
+        let incoming = ReceiverStream::new(self.connections.accept(listener)).map(Ok::<_, std::io::Error>);
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(PeerServer::new(self.service.clone()))
-                .serve_with_incoming(ReceiverStream::new(rx)),
+                .serve_with_incoming(incoming),
         );
     }
 
     /// Like a crash of the agent serving it: listener closed, every connection reset.
     pub fn kill(&mut self) {
-        self.stop.cancel();
-        for socket in self.sockets.lock().unwrap().drain(..) {
-            let _ = socket.shutdown(std::net::Shutdown::Both);
-        }
+        self.connections.kill();
     }
 
     /// Serves again on the same port; new Notify streams start with `initial`.
     pub async fn restart(&mut self, initial: Vec<ChangeNotification>) {
         *self.service.initial.lock().unwrap() = initial;
-        self.stop = CancellationToken::new();
         self.serve(TcpListener::bind(self.address).await.unwrap());
     }
 
@@ -116,8 +98,7 @@ impl FakePeerService {
         Self {
             address: "0.0.0.0:0".parse().unwrap(),
             service,
-            stop: CancellationToken::new(),
-            sockets: Arc::default(),
+            connections: Killable::default(),
         }
     }
 

@@ -71,3 +71,18 @@ pub async fn collect_all(stream: &mut Streaming<GetFlowsResponse>) -> Vec<GetFlo
     }
     all
 }
+
+/// Reads `stream` until a node status `state` naming exactly `node`; fails after `within`.
+pub async fn until_status(stream: &mut Streaming<GetFlowsResponse>, state: NodeState, node: &str, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let message = next(stream).await.expect("open stream");
+        if status_of(&message) == Some((state, vec![node.to_owned()])) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {state:?} for {node} within {within:?}"
+        );
+    }
+}
