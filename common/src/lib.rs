@@ -1,6 +1,13 @@
-//! What the agent, the relay and the operator share: TLS material that follows its
-//! files, and flags read from a config file.
+//! What the agent, the relay and the operator share, one concern per module: TLS
+//! material that follows its files, flags read from a config file, Hubble's
+//! naming rules, durations, backoff, shutdown, logging and how binaries exit.
 
+pub mod backoff;
 pub mod config_file;
+pub mod duration;
+pub mod edge;
+pub mod logging;
+pub mod names;
 pub mod net;
+pub mod shutdown;
 pub mod tls;
