@@ -351,7 +351,8 @@ fn get_flows(c: &mut Criterion) {
                 .publish(Event::Flow(Box::new(synthetic::record(i, "bench", Timestamp::now()))));
         }
         let address = agent.server.local_addr().unwrap();
-        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let shutdown = sightline_common::shutdown::Shutdown::new();
+        let stop = shutdown.clone().drop_guard();
         tokio::spawn(agent.server.run(shutdown));
         (address, (stop, agent.sink))
     });

@@ -5,9 +5,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use sightline_common::shutdown::Shutdown;
+use tokio::task::JoinHandle;
 
 use crate::cli::{Args, CliError};
+use crate::datapath::{self, DatapathError};
 use crate::enrich::{IndexConfig, NodePeer, NodePeers};
 use crate::event::EventSink;
 use crate::k8s::{self, K8s, K8sError};
@@ -16,6 +18,7 @@ use crate::observer::service::{NodeIdentity, ObserverService};
 use crate::observer::sink::{ObserverStats, RingSink};
 use crate::peer::{Peer, PeerError, PeerService, PeerSource, StaticPeers, parse_peers};
 use crate::server::{BoundServer, Listeners, ServerError, ServerOptions, Services, TlsFiles};
+use crate::synthetic;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -96,6 +99,7 @@ impl Agent {
             address: dial_address(bound, node_ip, options.socket_path.as_deref()),
             tls_server_name: options.tls.as_ref().map(|_| this.tls_server_name()),
         };
+        let server_address = identity.address.clone();
         let observer = ObserverService::new(ring, stats.clone(), identity, args.lost_event_send_interval)
             .announced_in(peers.subscribe());
         let server = listeners.serve(Services { observer, peer });
@@ -106,14 +110,21 @@ impl Agent {
             agent_port,
         };
         let k8s = k8s::start(&args.k8s, index).await?;
-        if let Some(k8s) = &k8s
-            && peers_from_nodes
-        {
-            tokio::spawn(follow_node_peers(
-                k8s.peers.clone(),
-                peers.clone(),
-                args.cluster_name.clone(),
-            ));
+        match &k8s {
+            Some(k8s) if peers_from_nodes => {
+                tokio::spawn(follow_node_peers(
+                    k8s.peers.clone(),
+                    peers.clone(),
+                    args.cluster_name.clone(),
+                ));
+            }
+            // A lone agent (no --peers, no cluster) is still a cluster of one: a relay
+            // in front of it must learn about it instead of showing nothing.
+            None if peers_from_nodes => peers.replace(vec![Peer {
+                address: server_address.clone(),
+                ..this
+            }]),
+            _ => {}
         }
         Ok(Self {
             node_name,
@@ -177,9 +188,8 @@ fn node_ip(listener: SocketAddr) -> Option<IpAddr> {
 const DEFAULT_AGENT_PORT: u16 = 4244;
 
 fn to_peer(node: &NodePeer, cluster: &str) -> Peer {
-    let prefix = format!("{cluster}/");
     Peer {
-        node_name: node.name.strip_prefix(&prefix).unwrap_or(&node.name).to_owned(),
+        node_name: sightline_common::names::relative_node_name(cluster, &node.name).to_owned(),
         cluster_name: cluster.to_owned(),
         address: node.address.to_string(),
     }
@@ -196,9 +206,117 @@ async fn follow_node_peers(mut nodes: NodePeers, peers: Arc<StaticPeers>, cluste
     }
 }
 
-/// A shutdown signal every component can wait on.
-pub fn shutdown_channel() -> (watch::Sender<bool>, watch::Receiver<bool>) {
-    watch::channel(false)
+/// A running agent: its event source and server, until [`RunningAgent::shutdown`].
+/// The binary's `main` and the tests drive it the same way.
+pub struct RunningAgent {
+    pub node_name: String,
+    /// The bound TCP address of the Hubble server, when TCP is on.
+    pub tcp_address: Option<SocketAddr>,
+    pub peers: Arc<StaticPeers>,
+    shutdown: Shutdown,
+    /// `None` once `failed` has collected the task's end.
+    source: Option<JoinHandle<Result<(), DatapathError>>>,
+    server: Option<JoinHandle<Result<(), ServerError>>>,
+    /// Dropping it stops the Kubernetes watchers; kept until shutdown.
+    _k8s: Option<K8s>,
+}
+
+/// Why a running agent stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("datapath: {0}")]
+    Datapath(#[from] DatapathError),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error("the {0} stopped unexpectedly")]
+    Stopped(&'static str),
+    #[error("the {what} task failed: {source}")]
+    Panicked {
+        what: &'static str,
+        source: tokio::task::JoinError,
+    },
+}
+
+fn ended<E: Into<RunError>>(what: &'static str, joined: Result<Result<(), E>, tokio::task::JoinError>) -> RunError {
+    match joined {
+        Ok(Ok(())) => RunError::Stopped(what),
+        Ok(Err(error)) => error.into(),
+        Err(source) => RunError::Panicked { what, source },
+    }
+}
+
+impl RunningAgent {
+    /// Starts everything `args` asks for. The ring has one writer: the eBPF datapath
+    /// or, for development without privileges, the synthetic source.
+    pub async fn start(args: &Args) -> Result<Self, AppError> {
+        let agent = Agent::start(args).await?;
+        let shutdown = Shutdown::new();
+        let tcp_address = agent.server.local_addr();
+        let mut sink = Agent::pipeline(agent.sink, agent.k8s.as_ref());
+        let node_name = agent.node_name.clone();
+        let source = if args.synthetic_flows_per_second > 0 {
+            let (rate, node, stop) = (args.synthetic_flows_per_second, node_name.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                synthetic::run(sink, node, rate, stop).await;
+                Ok(())
+            })
+        } else {
+            let (settings, node, stop) = (args.datapath.clone(), node_name.clone(), shutdown.clone());
+            tokio::spawn(async move { datapath::run(settings, node, &mut sink, stop.cancelled_owned()).await })
+        };
+        let server = tokio::spawn(agent.server.run(shutdown.clone()));
+        Ok(Self {
+            node_name,
+            tcp_address,
+            peers: agent.peers,
+            shutdown,
+            source: Some(source),
+            server: Some(server),
+            _k8s: agent.k8s,
+        })
+    }
+
+    /// Completes when the event source or the server stops by itself, which is
+    /// always an error: both run until shutdown.
+    pub async fn failed(&mut self) -> RunError {
+        let (Some(source), Some(server)) = (self.source.as_mut(), self.server.as_mut()) else {
+            return RunError::Stopped("agent");
+        };
+        let (source_ended, error) = tokio::select! {
+            joined = source => (true, ended("event source", joined)),
+            joined = server => (false, ended("server", joined)),
+        };
+        if source_ended {
+            self.source = None;
+        } else {
+            self.server = None;
+        }
+        error
+    }
+
+    /// Stops capturing, ends open streams (after the server's grace period) and
+    /// removes the unix socket.
+    pub async fn shutdown(self) -> Result<(), RunError> {
+        self.shutdown.cancel();
+        let mut first_error = None;
+        if let Some(source) = self.source {
+            first_error = first_error.or(collect("event source", source.await));
+        }
+        if let Some(server) = self.server {
+            first_error = first_error.or(collect("server", server.await));
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+fn collect<E: Into<RunError>>(
+    what: &'static str,
+    joined: Result<Result<(), E>, tokio::task::JoinError>,
+) -> Option<RunError> {
+    match joined {
+        Ok(Ok(())) => None,
+        other => Some(ended(what, other)),
+    }
 }
 
 #[cfg(test)]

@@ -4,12 +4,15 @@
 //! Precedence: command line, then environment, then file, then default.
 
 use std::ffi::OsString;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 use sightline_common::config_file::{self, ConfigFileError};
+use sightline_common::duration::parse_duration;
+use sightline_common::listen::{ListenAddressError, parse_listen_address};
+use sightline_common::logging::LogArgs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -17,12 +20,27 @@ pub enum CliError {
     Clap(#[from] clap::Error),
     #[error(transparent)]
     ConfigFile(#[from] ConfigFileError),
+    #[error("--listen-address: {0}")]
+    ListenAddress(#[from] ListenAddressError),
     #[error("invalid --{flag} {value:?}: {reason}")]
     Invalid {
         flag: &'static str,
         value: String,
         reason: String,
     },
+}
+
+impl sightline_common::edge::UsageError for CliError {
+    fn as_error(&self) -> &(dyn std::error::Error + 'static) {
+        self
+    }
+
+    fn clap(&self) -> Option<&clap::Error> {
+        match self {
+            Self::Clap(error) => Some(error),
+            _ => None,
+        }
+    }
 }
 
 /// Sightline node agent: captures flows with eBPF and serves the Hubble API.
@@ -95,26 +113,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub k8s: crate::k8s::K8sArgs,
-}
 
-/// `1s`, `500ms`, `2m`, or a number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 1s or 500ms"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "ms" => value / 1e3,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("unknown duration unit {unit:?} (use ms, s, m or h)")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string())
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 impl Args {
@@ -144,25 +145,7 @@ impl Args {
 
     /// The TCP address to bind, `None` when TCP is disabled.
     pub fn listen_socket_address(&self) -> Result<Option<SocketAddr>, CliError> {
-        let text = self.listen_address.trim();
-        if text.is_empty() {
-            return Ok(None);
-        }
-        let full = if text.starts_with(':') {
-            format!("[::]{text}")
-        } else {
-            text.to_owned()
-        };
-        let invalid = |reason: String| CliError::Invalid {
-            flag: "listen-address",
-            value: text.to_owned(),
-            reason,
-        };
-        full.to_socket_addrs()
-            .map_err(|e| invalid(e.to_string()))?
-            .next()
-            .map(Some)
-            .ok_or_else(|| invalid("resolves to no address".into()))
+        Ok(parse_listen_address(&self.listen_address)?)
     }
 
     pub fn socket_path(&self) -> Option<PathBuf> {
@@ -188,14 +171,6 @@ mod tests {
             .chain(list.iter().copied())
             .map(OsString::from)
             .collect()
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("1s").unwrap(), Duration::from_secs(1));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert!(parse_duration("1 fortnight").is_err());
     }
 
     #[test]

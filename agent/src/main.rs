@@ -1,76 +1,44 @@
-use sightline_agent::app::{Agent, shutdown_channel};
-use sightline_agent::cli::Args;
-use sightline_agent::{datapath, synthetic};
-use tokio::sync::watch;
+use std::process::ExitCode;
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::load().unwrap_or_else(|e| match e {
-        sightline_agent::cli::CliError::Clap(clap) => clap.exit(),
-        other => {
-            eprintln!("sightline-agent: {other}");
-            std::process::exit(2)
-        }
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+use anyhow::Context;
+use sightline_agent::app::RunningAgent;
+use sightline_agent::cli::Args;
+use sightline_common::{edge, shutdown};
+
+fn main() -> ExitCode {
+    let args = Args::load().unwrap_or_else(|error| edge::exit_usage(&error));
+    if let Err(error) = args.log.init() {
+        edge::exit_usage(&error);
+    }
+    edge::report(run(args))
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(run(args))
+        .build()
+        .context("starting the async runtime")?
+        .block_on(serve(args))
 }
 
-async fn stopped(mut shutdown: watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
-async fn run(args: Args) -> anyhow::Result<()> {
-    let agent = Agent::start(&args).await?;
-    let (stop, shutdown) = shutdown_channel();
-    tracing::info!(node = %agent.node_name, tcp = ?agent.server.local_addr(), socket = ?args.socket_path(), "Hubble server listening");
-
-    // The ring has one writer: either the eBPF datapath or, for development without
-    // privileges, the synthetic source.
-    // `agent.k8s` stays alive until the end of `run`: dropping it stops the watchers.
-    let mut sink = Agent::pipeline(agent.sink, agent.k8s.as_ref());
-    let node_name = agent.node_name.clone();
-    let mut source = if args.synthetic_flows_per_second > 0 {
-        let (rate, shutdown) = (args.synthetic_flows_per_second, shutdown.clone());
-        tokio::spawn(async move {
-            synthetic::run(sink, node_name, rate, shutdown).await;
-            Ok(())
-        })
-    } else {
-        let (settings, shutdown) = (args.datapath.clone(), shutdown.clone());
-        tokio::spawn(async move { datapath::run(settings, node_name, &mut sink, stopped(shutdown)).await })
-    };
-
-    let mut server = tokio::spawn(agent.server.run(shutdown));
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let failure: Option<anyhow::Error> = tokio::select! {
-        interrupted = tokio::signal::ctrl_c() => interrupted.err().map(Into::into),
-        _ = terminate.recv() => None,
-        ended = &mut source => Some(match ended {
-            Ok(Ok(())) => anyhow::anyhow!("the event source stopped unexpectedly"),
-            Ok(Err(err)) => anyhow::Error::new(err).context("datapath"),
-            Err(join) => join.into(),
-        }),
-        ended = &mut server => Some(match ended {
-            Ok(Ok(())) => anyhow::anyhow!("the server stopped unexpectedly"),
-            Ok(Err(err)) => err.into(),
-            Err(join) => join.into(),
-        }),
-    };
-    tracing::info!("shutting down");
-    stop.send_replace(true);
-    if !source.is_finished() {
-        source.await??;
+async fn serve(args: Args) -> anyhow::Result<()> {
+    // Installed before anything slow starts, so a SIGTERM during start-up is not lost.
+    let stop = shutdown::stop_signal().context("installing signal handlers")?;
+    let mut agent = RunningAgent::start(&args).await?;
+    tracing::info!(node = %agent.node_name, tcp = ?agent.tcp_address, socket = ?args.socket_path(), "Hubble server listening");
+    tokio::select! {
+        signal = stop => {
+            tracing::info!(%signal, "shutting down");
+            Ok(agent.shutdown().await?)
+        }
+        failure = agent.failed() => {
+            tracing::error!(%failure, "shutting down");
+            // The failure is what the user needs to read; a second error while
+            // stopping the rest only goes to the log.
+            if let Err(error) = agent.shutdown().await {
+                tracing::warn!(%error, "while shutting down");
+            }
+            Err(failure.into())
+        }
     }
-    if !server.is_finished() {
-        server.await??;
-    }
-    failure.map_or(Ok(()), Err)
 }

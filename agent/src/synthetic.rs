@@ -4,12 +4,12 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use sightline_common::shutdown::Shutdown;
 use sightline_proto::Timestamp;
 use sightline_proto::flow::{
     CiliumEventType, Endpoint, Flow, FlowType, Ip, IpVersion, Layer4, Tcp, TcpFlags, TrafficDirection, Verdict,
     Workload, layer4,
 };
-use tokio::sync::watch;
 
 use crate::event::{Event, EventSink};
 use crate::flow_record::{FlowRecord, Shared, SharedEndpoint};
@@ -114,24 +114,49 @@ fn pbjson_types_bool(value: bool) -> sightline_proto::wkt::BoolValue {
     sightline_proto::wkt::BoolValue { value }
 }
 
+/// How many flows are due after `ticks` ticks of `TICKS_PER_SECOND`: the running
+/// total, so rates that are not a multiple of the tick rate come out exact over a
+/// second instead of rounded up on every tick.
+fn due_after(ticks: u64, per_second: u64) -> u64 {
+    (u128::from(ticks) * u128::from(per_second) / u128::from(TICKS_PER_SECOND)) as u64
+}
+
+const TICKS_PER_SECOND: u64 = 100;
+
 /// Publishes `per_second` flows per second into `sink` until `shutdown`.
-pub async fn run(mut sink: impl EventSink, node_name: String, per_second: u64, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(mut sink: impl EventSink, node_name: String, per_second: u64, shutdown: Shutdown) {
     if per_second == 0 {
         return;
     }
-    let tick = Duration::from_millis(10);
-    let per_tick = per_second.div_ceil(100);
-    let mut interval = tokio::time::interval(tick);
-    let mut i = 0u64;
+    let mut interval = tokio::time::interval(Duration::from_secs(1) / TICKS_PER_SECOND as u32);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut ticks, mut sent) = (0u64, 0u64);
     loop {
         tokio::select! {
             _ = interval.tick() => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            () = shutdown.cancelled() => return,
         }
-        for _ in 0..per_tick {
-            sink.publish(Event::Flow(Box::new(record(i, &node_name, Timestamp::now()))));
-            i += 1;
+        ticks += 1;
+        let due = due_after(ticks, per_second);
+        while sent < due {
+            sink.publish(Event::Flow(Box::new(record(sent, &node_name, Timestamp::now()))));
+            sent += 1;
         }
         sink.idle();
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::*;
+
+    #[test]
+    fn rates_that_are_not_multiples_of_the_tick_rate_are_exact_per_second() {
+        for rate in [1, 7, 150, 1_001, 99_999] {
+            assert_eq!(due_after(TICKS_PER_SECOND, rate), rate, "{rate}/s");
+            assert_eq!(due_after(10 * TICKS_PER_SECOND, rate), 10 * rate);
+        }
+        assert_eq!(due_after(1, 1), 0, "one flow a second is not sent on the first tick");
+        assert_eq!(due_after(50, 1), 0);
     }
 }

@@ -6,6 +6,7 @@
 mod enrich_support;
 mod support;
 
+use sightline_common::shutdown::Shutdown;
 use std::ffi::OsString;
 use std::time::Duration;
 
@@ -18,7 +19,6 @@ use sightline_proto::observer::observer_client::ObserverClient;
 use sightline_proto::observer::{GetAgentEventsRequest, GetFlowsRequest, get_flows_response::ResponseTypes};
 use sightline_proto::peer::NotifyRequest;
 use sightline_proto::peer::peer_client::PeerClient;
-use tokio::sync::watch;
 
 fn manifests() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -56,7 +56,8 @@ async fn manifests_mode_enriches_flows_and_announces_nodes_as_peers() {
     let agent = Agent::start(&Args::load_from(argv).unwrap()).await.unwrap();
     let port = agent.server.local_addr().unwrap().port();
     let mut pipeline = Agent::pipeline(agent.sink, agent.k8s.as_ref());
-    let (_stop, shutdown) = watch::channel(false);
+    let shutdown = Shutdown::new();
+    let _stop = shutdown.clone().drop_guard();
     tokio::spawn(agent.server.run(shutdown));
     let channel = support::unix_channel(socket).await;
 

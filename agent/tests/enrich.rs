@@ -6,6 +6,7 @@ mod enrich_support;
 use enrich_support::*;
 use sightline_agent::enrich::{Change, Enricher, Kind};
 use sightline_agent::event::{Event, EventSink};
+use sightline_agent::flow_record::FlowRecord;
 use sightline_proto::flow::{
     AgentEventType, Dns, Endpoint, Flow, L7FlowType, Layer7, Service, Workload, agent_event::Notification, layer7,
 };
@@ -442,4 +443,58 @@ fn outside_the_default_cluster_node_names_carry_the_cluster() {
     let mut peers = index.peers();
     upsert(&index, &node("node-a", "192.168.0.1"));
     assert_eq!(peers.borrow_and_update()[0].name, "east/node-a");
+}
+
+/// Hubble UI always sends this blacklist (it is meant to hide in-cluster DNS
+/// chatter); a flow that carries a cluster-domain name never reaches its table.
+fn hubble_ui_blacklist() -> sightline_agent::observer::filter::FilterSet {
+    let fqdn = vec!["*.cluster.local*".to_owned()];
+    let blacklist = [
+        sightline_proto::flow::FlowFilter {
+            source_fqdn: fqdn.clone(),
+            ..Default::default()
+        },
+        sightline_proto::flow::FlowFilter {
+            destination_fqdn: fqdn,
+            ..Default::default()
+        },
+    ];
+    sightline_agent::observer::filter::FilterSet::compile(&[], &blacklist).expect("the UI's filters compile")
+}
+
+#[test]
+fn cluster_domain_names_stay_off_flows_so_hubble_ui_shows_pod_to_pod_drops() {
+    let ui = hubble_ui_blacklist();
+    let drop_to_db = || {
+        let mut dropped = flow("10.0.1.5", "10.0.1.9", 1001);
+        dropped.verdict = sightline_proto::flow::Verdict::Dropped as i32;
+        dropped
+    };
+    let learn_both = |enricher: &mut Enricher<Collect>, sink: &Collect| {
+        let db = dns_response("db-0.db.shop.svc.cluster.local.", &["10.0.1.9"], 30, 1000);
+        enrich(enricher, sink, db);
+        let outside = dns_response("api.example.com.", &["203.0.113.7"], 30, 1000);
+        enrich(enricher, sink, outside);
+    };
+
+    let (_index, enricher, sink) = shop_cluster();
+    let mut enricher = enricher.with_cluster_domain("cluster.local");
+    learn_both(&mut enricher, &sink);
+    let dropped = enrich(&mut enricher, &sink, drop_to_db());
+    assert!(dropped.destination_names.is_empty(), "{:?}", dropped.destination_names);
+    assert!(ui.matches_flow(&FlowRecord::new(dropped)), "the UI keeps the drop");
+    let to_world = enrich(&mut enricher, &sink, flow("10.0.1.5", "203.0.113.7", 1001));
+    assert_eq!(
+        to_world.destination_names,
+        vec!["api.example.com"],
+        "outside names stay"
+    );
+    assert!(ui.matches_flow(&FlowRecord::new(to_world)));
+
+    // What the setting prevents: the same drop named in-cluster is hidden by the UI.
+    let (_index, mut unfiltered, sink) = shop_cluster();
+    learn_both(&mut unfiltered, &sink);
+    let hidden = enrich(&mut unfiltered, &sink, drop_to_db());
+    assert_eq!(hidden.destination_names, vec!["db-0.db.shop.svc.cluster.local"]);
+    assert!(!ui.matches_flow(&FlowRecord::new(hidden)));
 }

@@ -240,6 +240,7 @@ fn args_with(kubeconfig: Option<std::path::PathBuf>) -> sightline_agent::k8s::K8
         kubeconfig,
         manifests: None,
         k8s_disabled: false,
+        cluster_domain: "cluster.local".into(),
     }
 }
 

@@ -408,3 +408,29 @@ async fn plaintext_tcp_serves_the_same_api() {
     let status = client.server_status(ServerStatusRequest {}).await.unwrap().into_inner();
     assert_eq!(status.max_flows, 4095);
 }
+
+#[tokio::test]
+async fn a_lone_agent_announces_itself() {
+    // No --peers and no Kubernetes (the test agent runs with --k8s-disabled).
+    let agent = start(&[]).await;
+    let mut peers = PeerClient::new(agent.channel().await);
+    let mut stream = peers.notify(NotifyRequest {}).await.unwrap().into_inner();
+    let only = tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .expect("a notification")
+        .unwrap()
+        .expect("the agent itself");
+    assert_eq!(only.r#type, ChangeNotificationType::PeerAdded as i32);
+    assert_eq!(only.name, agent.node_name);
+    assert_eq!(
+        only.address,
+        agent.tcp.expect("tcp").to_string(),
+        "dialable where it listens"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), stream.message())
+            .await
+            .is_err(),
+        "nobody else"
+    );
+}

@@ -10,14 +10,43 @@ pub const USAGE_EXIT: u8 = 2;
 /// Exit code of an error after the command line was understood.
 pub const FAILURE_EXIT: u8 = 1;
 
+/// An error found while reading the command line, the environment or a config
+/// file. Errors that wrap clap's transparently hide it from `source()`, so each
+/// says where its clap error is.
+pub trait UsageError: std::error::Error + 'static {
+    /// Itself as a plain error, for walking its sources.
+    fn as_error(&self) -> &(dyn std::error::Error + 'static);
+
+    /// The clap error inside, if this is one (including `--help` and `--version`).
+    fn clap(&self) -> Option<&clap::Error> {
+        None
+    }
+}
+
+impl UsageError for clap::Error {
+    fn as_error(&self) -> &(dyn std::error::Error + 'static) {
+        self
+    }
+
+    fn clap(&self) -> Option<&clap::Error> {
+        Some(self)
+    }
+}
+
+impl UsageError for crate::logging::LogError {
+    fn as_error(&self) -> &(dyn std::error::Error + 'static) {
+        self
+    }
+}
+
 /// Ends the process for a command-line problem: clap's own errors (including
 /// `--help` and `--version`) exit as clap decides; anything else found while
 /// reading flags (a config file, a value clap could not check) is a usage error.
-pub fn exit_usage(error: &(dyn std::error::Error + 'static)) -> ! {
-    if let Some(clap) = find::<clap::Error>(error) {
+pub fn exit_usage(error: &dyn UsageError) -> ! {
+    if let Some(clap) = error.clap() {
         clap.exit()
     }
-    eprintln!("Error: {}", chain(error));
+    eprintln!("Error: {}", chain(error.as_error()));
     std::process::exit(i32::from(USAGE_EXIT))
 }
 
@@ -54,17 +83,6 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = inner.source();
     }
     text
-}
-
-fn find<'a, T: std::error::Error + 'static>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if let Some(found) = error.downcast_ref::<T>() {
-            return Some(found);
-        }
-        current = error.source();
-    }
-    None
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod config_file;
 pub mod duration;
 pub mod edge;
+pub mod listen;
 pub mod logging;
 pub mod names;
 pub mod net;

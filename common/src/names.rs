@@ -5,9 +5,10 @@
 /// The cluster name Hubble treats as "no cluster": node names carry no prefix.
 pub const DEFAULT_CLUSTER: &str = "default";
 
-/// The gRPC health service name the binaries report SERVING on (empty = the
-/// whole server, as Kubernetes' gRPC probes ask when no service is given).
-pub const HEALTH_SERVICE: &str = "";
+/// The gRPC health service Hubble's servers report SERVING (the agent's and the
+/// relay's, so probes and tools written for Hubble ask the same name). The whole
+/// server (the empty name, what Kubernetes' gRPC probe asks) follows the same status.
+pub const HEALTH_SERVICE: &str = "hubble.server.Observer";
 
 /// Domain of the agents' server certificates.
 pub const AGENT_TLS_DOMAIN: &str = "hubble-grpc.cilium.io";

@@ -98,6 +98,7 @@ fn flows_between_harness_pods_carry_pod_names_namespaces_and_workloads() {
         kubeconfig: None,
         manifests: Some(dir.path().to_owned()),
         k8s_disabled: false,
+        cluster_domain: "cluster.local".into(),
     };
     let collect = Collect::default();
     let sink = collect.clone();

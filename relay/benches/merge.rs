@@ -36,7 +36,7 @@ const TOTAL_FLOWS: i64 = 400_000;
 struct UpstreamAgent {
     name: String,
     address: std::net::SocketAddr,
-    _stop: tokio::sync::watch::Sender<bool>,
+    _stop: tokio_util::sync::DropGuard,
 }
 
 /// Certificates for a run with mutual TLS between relay and agents, as files like
@@ -105,7 +105,8 @@ async fn upstream_agent(name: &str, flows: i64, node_index: i64, tls: Option<&Pk
         }
     }
     let address = agent.server.local_addr().expect("tcp address");
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let shutdown = sightline_common::shutdown::Shutdown::new();
+    let stop = shutdown.clone().drop_guard();
     tokio::spawn(agent.server.run(shutdown));
     UpstreamAgent {
         name: name.to_owned(),

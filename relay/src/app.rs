@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
+use sightline_common::listen;
+use sightline_common::names::HEALTH_SERVICE;
 use sightline_common::net::nodelay_incoming;
+use sightline_common::shutdown::Shutdown;
 use sightline_proto::reflection::{self, OBSERVER_SERVICE};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -20,7 +22,6 @@ use crate::config::Args;
 use crate::dial::Dialer;
 use crate::discovery::{self, PeerChange};
 use crate::fanout::FanoutSettings;
-use crate::listen;
 use crate::metrics::RelayMetrics;
 use crate::pool::{PeerState, Pool};
 use crate::router::relay_router;
@@ -30,7 +31,6 @@ use crate::tls::{self, KeyPairFiles, RELOAD_CHECK_INTERVAL, Reloading, TlsError}
 /// Open streams get this long to end after SIGTERM before the process exits anyway;
 /// with the rest of shutdown the relay is gone within 5 s.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
-const HEALTH_SERVICE: &str = "hubble.server.Observer";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -55,7 +55,7 @@ pub struct RunningRelay {
     pub api_address: SocketAddr,
     pub metrics_address: Option<SocketAddr>,
     pub pool: Pool,
-    shutdown: CancellationToken,
+    shutdown: Shutdown,
     server: JoinHandle<()>,
 }
 
@@ -69,12 +69,17 @@ impl RunningRelay {
     }
 }
 
+/// Binds a Go-style listen address (`:4245` = every interface).
 async fn bind(what: &'static str, address: &str) -> Result<TcpListener, RelayError> {
-    listen::bind(address).await.map_err(|source| RelayError::Bind {
+    let bind_error = |source| RelayError::Bind {
         what,
         address: address.to_owned(),
         source,
-    })
+    };
+    let parsed = listen::parse_listen_address(address)
+        .map_err(|error| bind_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, error)))?
+        .ok_or_else(|| bind_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty address")))?;
+    listen::bind(parsed).await.map_err(bind_error)
 }
 
 fn client_tls(args: &Args) -> Result<Option<Arc<Reloading<rustls::ClientConfig>>>, RelayError> {
@@ -126,7 +131,7 @@ fn server_tls(args: &Args) -> Result<Option<Arc<Reloading<rustls::ServerConfig>>
 
 /// Starts discovery, the pool, the API, health and metrics. Must run inside a Tokio runtime.
 pub async fn start(args: Args) -> Result<RunningRelay, RelayError> {
-    let shutdown = CancellationToken::new();
+    let shutdown = Shutdown::new();
     let dialer = Dialer::new(client_tls(&args)?, args.dial_timeout);
     let pool = Pool::new(dialer.clone());
     let metrics = RelayMetrics::new();
@@ -135,7 +140,7 @@ pub async fn start(args: Args) -> Result<RunningRelay, RelayError> {
     if args.peers.is_empty() {
         let service = PeerAddress::parse(&args.peer_service)?;
         let (changes_tx, mut changes_rx) = mpsc::channel::<PeerChange>(256);
-        let server_name = Some(discovery::peer_service_server_name(&args.cluster_name));
+        let server_name = Some(sightline_common::names::peer_service_server_name(&args.cluster_name));
         let follow = discovery::follow_peer_service(
             dialer,
             service,
@@ -196,7 +201,7 @@ pub async fn start(args: Args) -> Result<RunningRelay, RelayError> {
     let stopping = shutdown.clone();
     let server = match server_tls(&args)? {
         Some(tls) => tokio::spawn(async move {
-            let incoming = listen::tls_incoming(listener, tls);
+            let incoming = listen::tls_incoming(listener, tls, stopping.clone());
             if let Err(err) = router
                 .serve_with_incoming_shutdown(incoming, stopping.cancelled_owned())
                 .await
@@ -268,12 +273,7 @@ pub async fn start(args: Args) -> Result<RunningRelay, RelayError> {
 }
 
 /// SERVING while the peer source works and at least one peer is connected, as in hubble-relay.
-async fn report_health(
-    reporter: HealthReporter,
-    pool: Pool,
-    mut discovery: watch::Receiver<bool>,
-    shutdown: CancellationToken,
-) {
+async fn report_health(reporter: HealthReporter, pool: Pool, mut discovery: watch::Receiver<bool>, shutdown: Shutdown) {
     let mut changes = pool.subscribe();
     let mut discovery_open = true;
     loop {

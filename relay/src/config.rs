@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser};
 
 use crate::config_file::{self, ConfigFileError};
+use sightline_common::duration::parse_duration;
+use sightline_common::logging::LogArgs;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -54,11 +56,11 @@ pub struct Args {
     pub node_name: String,
 
     /// Longest wait between attempts to re-dial the peer service.
-    #[arg(long, env = "SIGHTLINE_RELAY_RETRY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "SIGHTLINE_RELAY_RETRY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub retry_timeout: Duration,
 
     /// How long to wait for a peer to accept a connection and answer its first call.
-    #[arg(long, env = "SIGHTLINE_RELAY_DIAL_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "SIGHTLINE_RELAY_DIAL_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub dial_timeout: Duration,
 
     /// Responses held to order the merged stream by time.
@@ -66,7 +68,7 @@ pub struct Args {
     pub sort_buffer_len_max: usize,
 
     /// How long a response may wait in the sort buffer for older ones from slower peers.
-    #[arg(long, env = "SIGHTLINE_RELAY_SORT_BUFFER_DRAIN_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "SIGHTLINE_RELAY_SORT_BUFFER_DRAIN_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     pub sort_buffer_drain_timeout: Duration,
 
     /// Connect to agents in plaintext (otherwise mutual TLS is required).
@@ -100,6 +102,9 @@ pub struct Args {
     /// CAs whose client certificates the relay's API accepts (enables mutual TLS).
     #[arg(long, env = "SIGHTLINE_RELAY_TLS_RELAY_CLIENT_CA_FILES", value_delimiter = ',')]
     pub tls_relay_client_ca_files: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +115,19 @@ pub enum ConfigError {
     Flags(#[from] clap::Error),
     #[error("{0}")]
     Invalid(String),
+}
+
+impl sightline_common::edge::UsageError for ConfigError {
+    fn as_error(&self) -> &(dyn std::error::Error + 'static) {
+        self
+    }
+
+    fn clap(&self) -> Option<&clap::Error> {
+        match self {
+            Self::Flags(error) => Some(error),
+            _ => None,
+        }
+    }
 }
 
 impl Args {

@@ -1,6 +1,7 @@
 //! Which Hubble servers exist: from `peer.Peer/Notify` on the peer service
 //! (re-dialled with backoff whenever the stream breaks), or from a static list.
 
+use sightline_common::names::agent_server_name;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -59,20 +60,6 @@ pub fn static_peers(entries: &[String], tls_cluster: Option<&str>) -> Result<Vec
             })
         })
         .collect()
-}
-
-/// TLS server name of one agent, as agents announce it (Hubble's convention).
-pub fn agent_server_name(node: &str, cluster: &str) -> String {
-    format!(
-        "{}.{}.hubble-grpc.cilium.io",
-        node.replace('.', "-"),
-        cluster.replace('.', "-")
-    )
-}
-
-/// TLS server name of the agents' peer service, which their wildcard certificate covers.
-pub fn peer_service_server_name(cluster: &str) -> String {
-    format!("hubble-peer.{}.hubble-grpc.cilium.io", cluster.replace('.', "-"))
 }
 
 /// Turns one notification into a change; malformed ones are reported, not applied.
@@ -286,13 +273,5 @@ mod tests {
             tls: None,
         };
         assert!(change_from(garbage).expect_err("bad address").contains("nowhere"));
-    }
-
-    #[test]
-    fn peer_service_name_uses_dashes_for_dots() {
-        assert_eq!(
-            peer_service_server_name("eu.prod"),
-            "hubble-peer.eu-prod.hubble-grpc.cilium.io"
-        );
     }
 }

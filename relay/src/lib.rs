@@ -14,7 +14,6 @@ pub mod config;
 pub mod dial;
 pub mod discovery;
 pub mod fanout;
-pub mod listen;
 pub mod merge;
 pub mod metrics;
 pub mod pool;

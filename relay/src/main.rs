@@ -1,20 +1,32 @@
+use std::process::ExitCode;
+
+use anyhow::Context;
+use sightline_common::{edge, shutdown};
 use sightline_relay::app;
 use sightline_relay::config::Args;
-use tokio::signal::unix::{SignalKind, signal};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    let args = Args::load(std::env::args_os().collect())?;
-    let relay = app::start(args).await?;
-
-    let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: shutting down"),
+fn main() -> ExitCode {
+    let args = Args::load(std::env::args_os().collect()).unwrap_or_else(|error| edge::exit_usage(&error));
+    if let Err(error) = args.log.init() {
+        edge::exit_usage(&error);
     }
+    edge::report(run(args))
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(serve(args))
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    // Installed before anything slow starts, so a SIGTERM during start-up is not lost.
+    let stop = shutdown::stop_signal().context("installing signal handlers")?;
+    let relay = app::start(args).await?;
+    let signal = stop.await;
+    tracing::info!(%signal, "shutting down");
     relay.shutdown().await;
     Ok(())
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use sightline_bpf_common::config::{aggregation, drop_mode};
+use sightline_common::duration::parse_duration;
 
 use super::loader::LoadSettings;
 
@@ -125,39 +126,5 @@ impl DatapathArgs {
             drop_report_interval_ns: self.drop_events_interval.as_nanos() as u64,
             ring_buffer_bytes: self.ring_buffer_bytes,
         }
-    }
-}
-
-/// "5s", "250ms", "2m", "1500us", or plain seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 5s or 250ms"))?;
-    Ok(match unit {
-        "" | "s" => Duration::from_secs(value),
-        "ms" => Duration::from_millis(value),
-        "us" => Duration::from_micros(value),
-        "m" => Duration::from_secs(value * 60),
-        _ => {
-            return Err(format!(
-                "invalid duration unit {unit:?} in {text:?}: use us, ms, s or m"
-            ));
-        }
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("").is_err());
     }
 }

@@ -41,6 +41,8 @@ pub struct DnsCache {
     order: VecDeque<IpAddr>,
     max_ips: usize,
     max_names_per_ip: usize,
+    /// `.cluster.local.`-style suffix of names that are never learnt.
+    skipped_suffix: Option<String>,
 }
 
 impl DnsCache {
@@ -50,7 +52,22 @@ impl DnsCache {
             order: VecDeque::new(),
             max_ips: max_ips.max(1),
             max_names_per_ip: 8,
+            skipped_suffix: None,
         }
+    }
+
+    /// Names in `domain` (the cluster's own, `cluster.local`) are not learnt: they
+    /// name cluster endpoints the flow already names by pod and service, and Hubble
+    /// UI drops every flow that carries one, which hid pod-to-pod drops.
+    pub fn skip_domain(&mut self, domain: &str) {
+        let domain = domain.trim().trim_matches('.');
+        self.skipped_suffix = (!domain.is_empty()).then(|| format!(".{domain}"));
+    }
+
+    fn skipped(&self, name: &str) -> bool {
+        self.skipped_suffix
+            .as_deref()
+            .is_some_and(|suffix| name.strip_suffix(suffix).is_some() || name == &suffix[1..])
     }
 
     pub fn len(&self) -> usize {
@@ -64,7 +81,7 @@ impl DnsCache {
     /// Records that `query` resolved to `ips` at `now` (unix ns) for `ttl` seconds.
     pub fn learn(&mut self, query: &str, ips: &[IpAddr], ttl_secs: u32, now: i128) {
         let name = query.strip_suffix('.').unwrap_or(query);
-        if name.is_empty() {
+        if name.is_empty() || self.skipped(name) {
             return;
         }
         let expires = now + (i128::from(ttl_secs) * 1_000_000_000).max(MIN_TTL_NANOS);
@@ -113,6 +130,20 @@ mod tests {
 
     fn names(cache: &mut DnsCache, address: &str, now: i128) -> Vec<String> {
         cache.names(&ip(address), now).map(|n| n.to_vec()).unwrap_or_default()
+    }
+
+    #[test]
+    fn names_in_the_cluster_domain_are_not_learnt() {
+        let mut cache = DnsCache::new(16);
+        cache.skip_domain("cluster.local");
+        cache.learn("backend.shop.svc.cluster.local.", &[ip("10.96.0.10")], 30, 0);
+        cache.learn("cluster.local.", &[ip("10.96.0.11")], 30, 0);
+        cache.learn("example.com.", &[ip("93.184.216.34")], 30, 0);
+        cache.learn("notcluster.local.", &[ip("10.0.0.9")], 30, 0);
+        assert!(names(&mut cache, "10.96.0.10", SEC).is_empty());
+        assert!(names(&mut cache, "10.96.0.11", SEC).is_empty());
+        assert_eq!(names(&mut cache, "93.184.216.34", SEC), vec!["example.com"]);
+        assert_eq!(names(&mut cache, "10.0.0.9", SEC), vec!["notcluster.local"]);
     }
 
     #[test]

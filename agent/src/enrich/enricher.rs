@@ -8,9 +8,9 @@ use sightline_proto::flow::{Flow, L7FlowType, layer7};
 
 use super::dns::DnsCache;
 use super::index::Index;
-use super::peers::absolute_node_name;
 use crate::event::{Event, EventSink};
 use crate::flow_record::FlowRecord;
+use sightline_common::names::absolute_node_name;
 
 /// How many IPs the DNS name cache remembers.
 pub const DNS_CACHE_IPS: usize = 65_536;
@@ -37,6 +37,12 @@ impl<S: EventSink> Enricher<S> {
             dns: DnsCache::new(DNS_CACHE_IPS),
             absolute_node_name,
         }
+    }
+
+    /// DNS names inside `domain` are not attached to flows (see [`DnsCache::skip_domain`]).
+    pub fn with_cluster_domain(mut self, domain: &str) -> Self {
+        self.dns.skip_domain(domain);
+        self
     }
 
     pub fn index(&self) -> &Arc<Index> {

@@ -1,5 +1,6 @@
 //! Other agents, one per Node object: what the peer service announces.
 
+use sightline_common::names::absolute_node_name;
 use std::net::{IpAddr, SocketAddr};
 
 use tokio::sync::watch;
@@ -19,15 +20,6 @@ pub struct NodePeer {
 
 /// Snapshots of every node with an address; `changed().await` wakes on a change.
 pub type NodePeers = watch::Receiver<Vec<NodePeer>>;
-
-/// Hubble's `GetAbsoluteNodeName`: the cluster prefix only outside the default cluster.
-pub fn absolute_node_name(cluster: &str, node: &str) -> String {
-    if cluster.is_empty() || cluster == "default" {
-        node.to_owned()
-    } else {
-        format!("{cluster}/{node}")
-    }
-}
 
 fn preferred(ips: &[IpAddr]) -> Option<IpAddr> {
     ips.iter().find(|ip| ip.is_ipv4()).or(ips.first()).copied()

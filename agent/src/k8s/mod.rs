@@ -30,6 +30,12 @@ pub struct K8sArgs {
     /// No Kubernetes metadata: flows leave the agent as the datapath decoded them.
     #[arg(long, env = "SIGHTLINE_K8S_DISABLED", conflicts_with_all = ["kubeconfig", "manifests"])]
     pub k8s_disabled: bool,
+    /// The cluster's DNS domain. Names inside it (`*.svc.cluster.local`) are not put
+    /// on flows as `source_names`/`destination_names`: Hubble users see those names
+    /// for destinations outside the cluster, and Hubble UI hides every flow that
+    /// carries a cluster-domain name (see docs/enrichment.md).
+    #[arg(long, env = "SIGHTLINE_CLUSTER_DOMAIN", default_value = "cluster.local")]
+    pub cluster_domain: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,13 +56,14 @@ pub enum K8sError {
 pub struct K8s {
     pub index: Arc<Index>,
     pub peers: NodePeers,
+    cluster_domain: String,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl K8s {
     /// The pipeline stage to put between the datapath and the observer ring.
     pub fn enricher<S: EventSink>(&self, next: S) -> Enricher<S> {
-        Enricher::new(self.index.clone(), next)
+        Enricher::new(self.index.clone(), next).with_cluster_domain(&self.cluster_domain)
     }
 }
 
@@ -107,5 +114,10 @@ pub async fn start(args: &K8sArgs, config: IndexConfig) -> Result<Option<K8s>, K
         watch::spawn_all(kube::Client::try_from(config)?, index.clone())
     };
     let peers = index.peers();
-    Ok(Some(K8s { index, peers, tasks }))
+    Ok(Some(K8s {
+        index,
+        peers,
+        cluster_domain: args.cluster_domain.clone(),
+        tasks,
+    }))
 }

@@ -52,11 +52,7 @@ pub struct NodeIdentity {
 impl NodeIdentity {
     /// `<cluster>/<node>` unless the cluster is empty or `default`.
     pub fn absolute_name(&self) -> String {
-        if self.cluster_name.is_empty() || self.cluster_name == "default" {
-            self.node_name.clone()
-        } else {
-            format!("{}/{}", self.cluster_name, self.node_name)
-        }
+        sightline_common::names::absolute_node_name(&self.cluster_name, &self.node_name)
     }
 }
 

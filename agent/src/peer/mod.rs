@@ -5,6 +5,8 @@
 //! source (the static `--peers` list today, Kubernetes Node objects later) only has
 //! to publish the current set.
 
+use sightline_common::names;
+
 mod service;
 mod source;
 
@@ -23,24 +25,11 @@ pub struct Peer {
 impl Peer {
     /// Hubble's `Node.Fullname()`: `<cluster>/<node>` unless the cluster is empty or `default`.
     pub fn full_name(&self) -> String {
-        if self.cluster_name.is_empty() || self.cluster_name == "default" {
-            self.node_name.clone()
-        } else {
-            format!("{}/{}", self.cluster_name, self.node_name)
-        }
+        names::absolute_node_name(&self.cluster_name, &self.node_name)
     }
 
     /// The name hubble-relay verifies this agent's certificate against.
     pub fn tls_server_name(&self) -> String {
-        let cluster = if self.cluster_name.is_empty() {
-            "default"
-        } else {
-            self.cluster_name.as_str()
-        };
-        format!(
-            "{}.{}.hubble-grpc.cilium.io",
-            self.node_name.replace('.', "-"),
-            cluster.replace('.', "-")
-        )
+        names::agent_server_name(&self.node_name, &self.cluster_name)
     }
 }

@@ -6,21 +6,20 @@ pub mod tls;
 use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustls::ServerConfig;
+use sightline_common::listen::tls_incoming;
+use sightline_common::names::HEALTH_SERVICE;
 use sightline_common::net::nodelay_incoming;
+use sightline_common::shutdown::Shutdown;
 use sightline_common::tls::Reloading;
 use sightline_proto::peer::peer_server::PeerServer;
 use sightline_proto::reflection::{self, OBSERVER_SERVICE, PEER_SERVICE};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream, UnixListener};
-use tokio::sync::{mpsc, watch};
-use tokio_rustls::server::TlsStream;
-use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
 use tonic::transport::server::{Connected, Router};
 use tonic_health::ServingStatus;
@@ -30,11 +29,8 @@ use crate::observer::service::ObserverService;
 use crate::peer::PeerService;
 pub use tls::{TlsError, TlsFiles};
 
-/// The health service name Hubble reports as SERVING.
-pub const HEALTH_SERVICE: &str = "hubble.server.Observer";
 /// How long open streams get to finish after shutdown is requested.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -71,6 +67,7 @@ pub struct Services {
 pub struct Listeners {
     tcp: Option<TcpListener>,
     unix: Option<UnixListener>,
+    socket_path: Option<PathBuf>,
     tls: Option<Arc<Reloading<ServerConfig>>>,
 }
 
@@ -81,17 +78,29 @@ impl Listeners {
             None => None,
         };
         let tcp = match options.listen_address {
-            Some(address) => Some(TcpListener::bind(address).await.map_err(|source| ServerError::Listen {
-                address: address.to_string(),
-                source,
-            })?),
+            Some(address) => {
+                Some(
+                    sightline_common::listen::bind(address)
+                        .await
+                        .map_err(|source| ServerError::Listen {
+                            address: address.to_string(),
+                            source,
+                        })?,
+                )
+            }
             None => None,
         };
         let unix = match &options.socket_path {
             Some(path) => Some(bind_unix(path)?),
             None => None,
         };
-        Ok(Self { tcp, unix, tls })
+        let socket_path = options.socket_path.clone().filter(|_| unix.is_some());
+        Ok(Self {
+            tcp,
+            unix,
+            socket_path,
+            tls,
+        })
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
@@ -102,6 +111,7 @@ impl Listeners {
         BoundServer {
             tcp: self.tcp,
             unix: self.unix,
+            socket_path: self.socket_path,
             tls: self.tls,
             services,
         }
@@ -112,6 +122,7 @@ impl Listeners {
 pub struct BoundServer {
     tcp: Option<TcpListener>,
     unix: Option<UnixListener>,
+    socket_path: Option<PathBuf>,
     tls: Option<Arc<Reloading<ServerConfig>>>,
     services: Services,
 }
@@ -125,7 +136,18 @@ impl BoundServer {
         self.tcp.as_ref().and_then(|l| l.local_addr().ok())
     }
 
-    pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), ServerError> {
+    /// Serves until `shutdown`, then gives open streams [`SHUTDOWN_GRACE`] and
+    /// removes the unix socket, so a clean stop leaves no stale path behind.
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), ServerError> {
+        let socket_path = self.socket_path.clone();
+        let served = self.serve_all(shutdown).await;
+        if let Some(path) = socket_path {
+            remove_socket(&path);
+        }
+        served
+    }
+
+    async fn serve_all(self, shutdown: Shutdown) -> Result<(), ServerError> {
         let mut servers = tokio::task::JoinSet::new();
         if let Some(listener) = self.unix {
             let router = router(&self.services).await?;
@@ -205,115 +227,33 @@ async fn router(services: &Services) -> Result<Router, ServerError> {
         .add_service(reflection::v1alpha(&[OBSERVER_SERVICE, PEER_SERVICE])?))
 }
 
-async fn shutdown_requested(mut shutdown: watch::Receiver<bool>) {
-    // A dropped sender also means shutdown.
-    let _ = shutdown.wait_for(|stop| *stop).await;
+/// Removes our socket; a path that is no longer a socket (replaced by someone
+/// else since) is left alone.
+fn remove_socket(path: &Path) {
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_socket())
+        && let Err(error) = std::fs::remove_file(path)
+    {
+        tracing::warn!(path = %path.display(), %error, "unix socket not removed");
+    }
 }
 
-async fn serve<S, IO, E>(router: Router, incoming: S, shutdown: watch::Receiver<bool>) -> Result<(), ServerError>
+async fn serve<S, IO, E>(router: Router, incoming: S, shutdown: Shutdown) -> Result<(), ServerError>
 where
     S: tokio_stream::Stream<Item = Result<IO, E>> + Send + 'static,
     IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
     IO::ConnectInfo: Clone + Send + Sync + 'static,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let graceful = router.serve_with_incoming_shutdown(incoming, shutdown_requested(shutdown.clone()));
+    let graceful = router.serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
     // Follow streams never end by themselves: give them a grace period, then drop them.
     let deadline = async {
-        shutdown_requested(shutdown).await;
+        shutdown.cancelled().await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
     tokio::select! {
         served = graceful => Ok(served?),
         () = deadline => Ok(()),
-    }
-}
-
-/// Accepts TCP connections and completes handshakes off the accept loop, so a slow
-/// or hostile client cannot hold up the others.
-fn tls_incoming(
-    listener: TcpListener,
-    config: Arc<Reloading<ServerConfig>>,
-    shutdown: watch::Receiver<bool>,
-) -> ReceiverStream<Result<TlsConnection, std::io::Error>> {
-    let (sender, receiver) = mpsc::channel(64);
-    tokio::spawn(async move {
-        let stop = shutdown_requested(shutdown);
-        tokio::pin!(stop);
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::warn!(%error, "accept failed");
-                        continue;
-                    }
-                },
-                () = &mut stop => return,
-            };
-            // As in `nodelay_incoming`: a stream's last small writes must not wait for an ACK.
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%peer, %error, "TCP_NODELAY not set");
-            }
-            let acceptor = tokio_rustls::TlsAcceptor::from(config.current());
-            let sender = sender.clone();
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => {
-                        let _ = sender.send(Ok(TlsConnection { inner: tls, peer })).await;
-                    }
-                    Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                }
-            });
-        }
-    });
-    ReceiverStream::new(receiver)
-}
-
-/// A server-side TLS connection as tonic sees it.
-pub struct TlsConnection {
-    inner: TlsStream<TcpStream>,
-    peer: SocketAddr,
-}
-
-impl Connected for TlsConnection {
-    type ConnectInfo = SocketAddr;
-
-    fn connect_info(&self) -> SocketAddr {
-        self.peer
-    }
-}
-
-impl AsyncRead for TlsConnection {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for TlsConnection {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
 }
 

@@ -12,12 +12,12 @@ use sightline_agent::cli::Args;
 use sightline_agent::event::{Event, EventSink};
 use sightline_agent::observer::sink::RingSink;
 use sightline_agent::peer::StaticPeers;
+use sightline_common::shutdown::Shutdown;
 use sightline_proto::Timestamp;
 use sightline_proto::flow::Flow;
 use sightline_proto::observer::observer_client::ObserverClient;
 use sightline_proto::observer::{GetFlowsRequest, GetFlowsResponse, get_flows_response::ResponseTypes};
 use tokio::net::UnixStream;
-use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
 
 pub struct TestAgent {
@@ -26,13 +26,13 @@ pub struct TestAgent {
     pub tcp: Option<SocketAddr>,
     pub peers: Arc<StaticPeers>,
     pub node_name: String,
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
     _dir: tempfile::TempDir,
 }
 
 impl Drop for TestAgent {
     fn drop(&mut self) {
-        self.stop.send_replace(true);
+        self.stop.cancel();
     }
 }
 
@@ -59,9 +59,9 @@ pub async fn start(args: &[&str]) -> TestAgent {
     argv.extend(args.iter().map(OsString::from));
     let args = Args::load_from(argv).unwrap();
     let agent = Agent::start(&args).await.unwrap();
-    let (stop, shutdown) = watch::channel(false);
+    let stop = Shutdown::new();
     let tcp = agent.server.local_addr();
-    tokio::spawn(agent.server.run(shutdown));
+    tokio::spawn(agent.server.run(stop.clone()));
     TestAgent {
         sink: agent.sink,
         socket,

@@ -5,15 +5,16 @@
 use std::path::{Path, PathBuf};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use sightline_common::names;
 
 use super::DemoError;
 
-/// The agents' certificates cover `<node>.<cluster>.hubble-grpc.cilium.io`, as Cilium's do.
-const AGENT_DOMAIN: &str = "default.hubble-grpc.cilium.io";
+/// The demo's agents run in the default cluster.
+const CLUSTER: &str = sightline_common::names::DEFAULT_CLUSTER;
 
 /// The name a client must ask for (`--tls-server-name`) when connecting to `node`'s agent.
 pub fn agent_server_name(node: &str) -> String {
-    format!("{node}.{AGENT_DOMAIN}")
+    names::agent_server_name(node, CLUSTER)
 }
 
 pub struct Pki {
@@ -51,8 +52,8 @@ impl Pki {
             let cert = params.signed_by(&key, &issuer).map_err(setup("signing"))?;
             Ok((cert.pem(), key.serialize_pem()))
         };
-        let (agent_cert, agent_key) = leaf(&[&format!("*.{AGENT_DOMAIN}")])?;
-        let (relay_cert, relay_key) = leaf(&["*.hubble-relay.cilium.io"])?;
+        let (agent_cert, agent_key) = leaf(&[&names::agent_wildcard_server_name(CLUSTER)])?;
+        let (relay_cert, relay_key) = leaf(&[&names::relay_wildcard_name()])?;
         let (client_cert, client_key) = leaf(&["hubble-cli.sightline-demo"])?;
         Ok(Self {
             ca: write("ca.crt", ca_cert.pem())?,

@@ -12,6 +12,9 @@ pub struct PodMeta {
     pub namespace: &'static str,
     pub pod_name: &'static str,
     pub app: &'static str,
+    /// The label key `app` goes under: `k8s-app` for the cluster DNS, as CoreDNS's
+    /// real manifests have it (Hubble UI's "hide kube-dns" filter looks for it).
+    pub app_key: &'static str,
     /// The controller that owns the pod, by kind and name.
     pub owner: Workload,
 }
@@ -33,6 +36,7 @@ pub fn meta(demo_name: &str) -> Option<PodMeta> {
         namespace,
         pod_name,
         app,
+        app_key: if app == "kube-dns" { "k8s-app" } else { "app" },
         owner: Workload::Deployment { name, hash },
     };
     Some(match demo_name {
@@ -49,6 +53,7 @@ pub fn meta(demo_name: &str) -> Option<PodMeta> {
             namespace: "shop",
             pod_name: "db-0",
             app: "db",
+            app_key: "app",
             owner: Workload::StatefulSet { name: "db" },
         },
         _ => return None,
@@ -96,8 +101,8 @@ fn render(cluster: &DemoCluster) -> Result<String, DemoError> {
         let mut text = String::new();
         let _ = write!(
             text,
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {}\n  namespace: {}\n  uid: pod-{index}\n  labels: {{app: {}, {extra_label}}}\n  ownerReferences: [{{apiVersion: apps/v1, kind: {owner_kind}, name: {owner_name}, uid: owner-{index}, controller: true}}]\nspec:\n  nodeName: {}\n  containers: [{{name: main, image: demo}}]\nstatus:\n  phase: Running\n  podIP: \"{}\"\n  podIPs: [{{ip: \"{}\"}}, {{ip: \"{}\"}}]\n",
-            meta.pod_name, meta.namespace, meta.app, pod.node, pod.pod.ipv4, pod.pod.ipv4, pod.pod.ipv6
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {}\n  namespace: {}\n  uid: pod-{index}\n  labels: {{{}: {}, {extra_label}}}\n  ownerReferences: [{{apiVersion: apps/v1, kind: {owner_kind}, name: {owner_name}, uid: owner-{index}, controller: true}}]\nspec:\n  nodeName: {}\n  containers: [{{name: main, image: demo}}]\nstatus:\n  phase: Running\n  podIP: \"{}\"\n  podIPs: [{{ip: \"{}\"}}, {{ip: \"{}\"}}]\n",
+            meta.pod_name, meta.namespace, meta.app_key, meta.app, pod.node, pod.pod.ipv4, pod.pod.ipv4, pod.pod.ipv6
         );
         push(text);
     }
