@@ -1,6 +1,7 @@
 //! Which Hubble servers exist: from `peer.Peer/Notify` on the peer service
 //! (re-dialled with backoff whenever the stream breaks), or from a static list.
 
+use sightline_common::backoff::Backoff;
 use sightline_common::names::agent_server_name;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -93,8 +94,8 @@ const RESYNC_GRACE: Duration = Duration::from_secs(2);
 const STABLE_SESSION: Duration = RESYNC_GRACE;
 
 /// Follows the peer service until `changes` is closed, re-dialling with exponential
-/// backoff (1 s doubling up to `max_backoff`, back to 1 s after a stream that worked
-/// for a while).
+/// backoff (1 s doubling up to `max_backoff`, ±20 %, back to 1 s after a stream that
+/// worked for a while).
 /// `connected` tells health checks whether the Notify stream is currently up.
 pub async fn follow_peer_service(
     dialer: Dialer,
@@ -104,7 +105,7 @@ pub async fn follow_peer_service(
     changes: mpsc::Sender<PeerChange>,
     connected: watch::Sender<bool>,
 ) {
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = Backoff::new(Duration::from_secs(1), max_backoff, 0.2);
     let mut known = HashSet::new();
     loop {
         let began = tokio::time::Instant::now();
@@ -122,16 +123,15 @@ pub async fn follow_peer_service(
                     // It was up for a while: this is a new outage, not the next
                     // failure of the last one. A service that drops every stream at
                     // once still backs off.
-                    backoff = Duration::from_secs(1);
+                    backoff.reset();
                 }
-                tracing::warn!(peer_service = %service, %err, retry_in = ?backoff, "peer service unavailable");
+                tracing::warn!(peer_service = %service, %err, retry_in = ?backoff.current(), "peer service unavailable");
             }
         }
         tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(backoff.next_wait(Duration::ZERO, fastrand::f64())) => {}
             () = changes.closed() => return,
         }
-        backoff = (backoff * 2).min(max_backoff.max(Duration::from_secs(1)));
     }
 }
 

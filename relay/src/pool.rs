@@ -6,6 +6,7 @@
 //! never counts as connected. Callers read consistent snapshots and are woken when
 //! any peer changes state.
 
+use sightline_common::backoff::Backoff;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -208,7 +209,8 @@ async fn probe(client: &mut ObserverClient<Channel>, timeout: Duration) -> Resul
 
 async fn manage(pool: Pool, info: PeerInfo, wake: Arc<Notify>) {
     let timeout = pool.inner.dialer.timeout();
-    let mut backoff = MIN_BACKOFF;
+    // ±20 %: the relays of a cluster do not all reconnect at once after an agent restarts.
+    let mut backoff = Backoff::new(MIN_BACKOFF, MAX_BACKOFF, 0.2);
     loop {
         let attempt = Instant::now();
         let error = match pool
@@ -233,7 +235,7 @@ async fn manage(pool: Pool, info: PeerInfo, wake: Arc<Notify>) {
                                 connection,
                             },
                         );
-                        backoff = MIN_BACKOFF;
+                        backoff.reset();
                         let connected = Connected {
                             client: &mut client,
                             channel: &channel,
@@ -244,7 +246,7 @@ async fn manage(pool: Pool, info: PeerInfo, wake: Arc<Notify>) {
                 }
             }
         };
-        let wait = retry_wait(backoff, attempt.elapsed(), fastrand::f64());
+        let wait = backoff.next_wait(attempt.elapsed(), fastrand::f64());
         tracing::warn!(peer = %info.name, address = %info.address, %error, retry_in = ?wait, "peer unavailable");
         pool.set_state(&info, PeerState::Unavailable { error });
         tokio::select! {
@@ -252,20 +254,7 @@ async fn manage(pool: Pool, info: PeerInfo, wake: Arc<Notify>) {
             // A fresh announcement of the peer skips the backoff, as in Hubble.
             () = wake.notified() => {}
         }
-        backoff = next_backoff(backoff);
     }
-}
-
-fn next_backoff(backoff: Duration) -> Duration {
-    (backoff * 2).min(MAX_BACKOFF)
-}
-
-/// The wait before the next attempt: `backoff` ±20 % by `random` (in [0, 1)), so
-/// the relays of a cluster do not all reconnect at once after an agent restarts,
-/// less the time the failed attempt took (at most half the backoff).
-fn retry_wait(backoff: Duration, attempt_took: Duration, random: f64) -> Duration {
-    let jitter = 0.8 + random.clamp(0.0, 1.0) * 0.4;
-    backoff.mul_f64(jitter).saturating_sub(attempt_took.min(backoff / 2))
 }
 
 struct Connected<'a> {
@@ -302,34 +291,5 @@ async fn watch_connected(
             ),
             Err(err) => return err,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_one_second_to_one_minute() {
-        let waits: Vec<u64> = std::iter::successors(Some(MIN_BACKOFF), |b| Some(next_backoff(*b)))
-            .take(9)
-            .map(|b| b.as_secs())
-            .collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
-    }
-
-    #[test]
-    fn waits_are_jittered_by_a_fifth_and_shortened_by_the_attempt() {
-        let backoff = Duration::from_secs(10);
-        assert_eq!(retry_wait(backoff, Duration::ZERO, 0.0), Duration::from_secs(8));
-        assert_eq!(retry_wait(backoff, Duration::ZERO, 0.5), Duration::from_secs(10));
-        assert!(retry_wait(backoff, Duration::ZERO, 0.999) > Duration::from_millis(11_990));
-        // A dial that took 3 s of the backoff already waited that long.
-        assert_eq!(retry_wait(backoff, Duration::from_secs(3), 0.5), Duration::from_secs(7));
-        // A hung dial counts for at most half the backoff.
-        assert_eq!(
-            retry_wait(backoff, Duration::from_secs(60), 0.5),
-            Duration::from_secs(5)
-        );
     }
 }
