@@ -341,3 +341,56 @@ fn netlink_attach_uses_a_clsact_qdisc_and_removes_the_one_it_created() {
     );
     stop_and_check_detached(agent, &node, &[&client, &server]);
 }
+
+/// An nft rule in `pod` that drops TCP to `port`, and a connection attempt from
+/// `client` that it drops. Returns the server address as text.
+fn dropped_connection(client: &sightline_e2e::Pod, server: &sightline_e2e::Pod, port: u16) -> String {
+    for rule in [
+        "add table inet slnetns".to_owned(),
+        "add chain inet slnetns input { type filter hook input priority 0 ; }".to_owned(),
+        format!("add rule inet slnetns input tcp dport {port} drop"),
+    ] {
+        server.netns.exec("nft", &[&rule]).expect("nft rule");
+    }
+    let address = SocketAddr::from((server.ipv4, port));
+    let attempt = client
+        .netns
+        .run(move || TcpStream::connect_timeout(&address, Duration::from_millis(300)))
+        .expect("ns");
+    assert!(attempt.is_err(), "the nft rule should drop the connection");
+    server.ipv4.to_string()
+}
+
+fn dropped_to(flow: &Flow, ip: &str) -> bool {
+    flow.verdict == Verdict::Dropped as i32 && flow.ip.as_ref().is_some_and(|i| i.destination == ip)
+}
+
+#[test]
+fn agents_sharing_a_kernel_each_report_only_their_own_nodes_drops() {
+    let (node_a, client_a, server_a) = two_pods();
+    let (node_b, client_b, server_b) = two_pods();
+    // Every drop the kernel makes, so that only the namespace decides.
+    let every_drop = DatapathArgs {
+        drop_events: sightline_agent::datapath::DropEvents::All,
+        ..args(AggregationLevel::Medium)
+    };
+    let veths = |pods: [&sightline_e2e::Pod; 2]| pods.map(|p| p.host_veth.clone());
+    let [a1, a2] = veths([&client_a, &server_a]);
+    let [b1, b2] = veths([&client_b, &server_b]);
+    let agent_a = Agent::start(&node_a, every_drop.clone(), &[&a1, &a2]);
+    let agent_b = Agent::start(&node_b, every_drop, &[&b1, &b2]);
+
+    let in_b = dropped_connection(&client_b, &server_b, 9);
+    let seen_by_b = agent_b.wait_for(|f| dropped_to(f, &in_b), |f| !f.is_empty());
+    assert!(seen_by_b.iter().all(|f| f.node_name == "test-node"), "{seen_by_b:#?}");
+    // A drop on node A after the one on node B: once agent A has read it, it has
+    // read past the point where B's drop would have been in the shared ring.
+    let in_a = dropped_connection(&client_a, &server_a, 9);
+    agent_a.wait_for(|f| dropped_to(f, &in_a), |f| !f.is_empty());
+    let leaked: Vec<Flow> = agent_a.flows().into_iter().filter(|f| dropped_to(f, &in_b)).collect();
+    assert!(leaked.is_empty(), "node A reported node B's drop: {leaked:#?}");
+    let leaked: Vec<Flow> = agent_b.flows().into_iter().filter(|f| dropped_to(f, &in_a)).collect();
+    assert!(leaked.is_empty(), "node B reported node A's drop: {leaked:#?}");
+    stop_and_check_detached(agent_a, &node_a, &[&client_a, &server_a]);
+    stop_and_check_detached(agent_b, &node_b, &[&client_b, &server_b]);
+}

@@ -179,6 +179,14 @@ impl KernelBtf {
             dev: self.offset("sk_buff", "dev")?,
             net_device_ifindex: self.offset("net_device", "ifindex")?,
             protocol: self.offset("sk_buff", "protocol")?,
+            // Without network namespaces (CONFIG_NET_NS off) there is one namespace
+            // and nothing to filter: 0 turns the filter off.
+            net_device_nd_net: self.offset("net_device", "nd_net").unwrap_or(0)
+                + self.offset("possible_net_t", "net").unwrap_or(0),
+            net_ns_inum: match (self.offset("net", "ns"), self.offset("ns_common", "inum")) {
+                (Ok(ns), Ok(inum)) if self.offset("net_device", "nd_net").is_ok() => ns + inum,
+                _ => 0,
+            },
             _pad: 0,
         })
     }
@@ -215,6 +223,7 @@ mod tests {
         let offsets = btf.skb_offsets().expect("sk_buff offsets");
         assert!(offsets.head > 0 && offsets.dev < offsets.head);
         assert_ne!(offsets.network_header, offsets.transport_header);
+        assert!(offsets.net_device_nd_net > 0 && offsets.net_ns_inum > 0, "{offsets:?}");
         let reasons = btf.drop_reasons().expect("drop reasons");
         assert_eq!(reasons.get(&2).map(String::as_str), Some("NOT_SPECIFIED"));
         assert!(reasons.values().any(|n| n == "NETFILTER_DROP"));

@@ -16,6 +16,8 @@ pub struct Link {
     pub is_veth: bool,
     /// A veth whose peer lives in another network namespace: a pod's host side.
     pub peer_elsewhere: bool,
+    /// That namespace's nsid, as our namespace numbers it.
+    pub peer_netns_id: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,11 +29,11 @@ pub enum LinkChange {
 pub fn link_from_message(message: &LinkMessage) -> Option<Link> {
     let mut name = None;
     let mut is_veth = false;
-    let mut peer_elsewhere = false;
+    let mut peer_netns_id = None;
     for attribute in &message.attributes {
         match attribute {
             LinkAttribute::IfName(n) => name = Some(n.clone()),
-            LinkAttribute::LinkNetNsId(_) => peer_elsewhere = true,
+            LinkAttribute::LinkNetNsId(id) => peer_netns_id = Some(*id),
             LinkAttribute::LinkInfo(infos) => {
                 is_veth |= infos.iter().any(|i| matches!(i, LinkInfo::Kind(InfoKind::Veth)));
             }
@@ -42,7 +44,8 @@ pub fn link_from_message(message: &LinkMessage) -> Option<Link> {
         index: message.header.index,
         name: name?,
         is_veth,
-        peer_elsewhere: peer_elsewhere && is_veth,
+        peer_elsewhere: peer_netns_id.is_some() && is_veth,
+        peer_netns_id: peer_netns_id.filter(|_| is_veth),
     })
 }
 

@@ -13,6 +13,7 @@ mod dns_latency;
 pub mod drop_reason;
 pub mod interfaces;
 pub mod loader;
+mod netns;
 pub mod reader;
 mod settings;
 pub mod summary;
@@ -86,10 +87,14 @@ pub async fn run(
     };
     let mut attachments = Attachments::new(args.tc_attach);
 
+    let mut namespaces = netns::WatchedNamespaces::new(&mut ebpf)?;
+    let mut pod_namespaces = std::collections::HashSet::new();
     let (links, mut changes) = interfaces::watch_links().await?;
     for link in links {
         follow(&mut ebpf, &mut attachments, &mut decoder, &selector, &link);
+        pod_namespaces.extend(link.peer_netns_id.filter(|_| selector.tc_role(&link).is_some()));
     }
+    namespaces.follow_peers(&pod_namespaces).await;
 
     let mut drain_timer = tokio::time::interval(args.ring_drain_interval);
     drain_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -107,7 +112,14 @@ pub async fn run(
                 reader.drain(&mut decoder, sink);
             }
             change = changes.recv() => match change {
-                Some(LinkChange::Present(link)) => follow(&mut ebpf, &mut attachments, &mut decoder, &selector, &link),
+                Some(LinkChange::Present(link)) => {
+                    follow(&mut ebpf, &mut attachments, &mut decoder, &selector, &link);
+                    if let Some(nsid) = link.peer_netns_id.filter(|_| selector.tc_role(&link).is_some())
+                        && pod_namespaces.insert(nsid)
+                    {
+                        namespaces.follow_peers(&pod_namespaces).await;
+                    }
+                }
                 Some(LinkChange::Gone(ifindex)) => {
                     if let Some(name) = attachments.forget(&mut ebpf, ifindex) {
                         tracing::info!(interface = name, "interface gone");

@@ -8,6 +8,12 @@ pub const DROP_MODE: &str = "DROP_MODE";
 pub const DROP_REPORT_INTERVAL_NS: &str = "DROP_REPORT_INTERVAL_NS";
 /// `struct sk_buff` / `struct net_device` field offsets, read by the agent from the kernel's BTF.
 pub const SKB_OFFSETS: &str = "SKB_OFFSETS";
+/// Map of the network namespaces (by inode number) whose drops this agent reports:
+/// its own and its pods'. Several agents can share one kernel (kind, k3d, the demo),
+/// and `kfree_skb` sees every namespace.
+pub const WATCHED_NETNS: &str = "WATCHED_NETNS";
+/// Capacity of [`WATCHED_NETNS`]: a node's pods plus the node itself.
+pub const WATCHED_NETNS_MAX: u32 = 4096;
 
 /// Monitor aggregation levels, named as Cilium's `--monitor-aggregation`.
 pub mod aggregation {
@@ -41,6 +47,10 @@ pub struct SkbOffsets {
     pub dev: u32,
     pub net_device_ifindex: u32,
     pub protocol: u32,
+    /// `net_device.nd_net` (the `struct net *` inside `possible_net_t`).
+    pub net_device_nd_net: u32,
+    /// `net.ns.inum`, the namespace's inode number; 0 = unknown: no namespace filter.
+    pub net_ns_inum: u32,
     pub _pad: u32,
 }
 

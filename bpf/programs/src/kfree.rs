@@ -6,10 +6,10 @@ use aya_ebpf::{
     Global,
     helpers::{bpf_probe_read_kernel, generated::bpf_ktime_get_boot_ns},
     macros::{btf_tracepoint, map},
-    maps::LruHashMap,
+    maps::{HashMap, LruHashMap},
     programs::BtfTracePointContext,
 };
-use sightline_bpf_common::{DropState, FlowEvent, FlowKey, config::SkbOffsets, config::drop_mode, hook, kind, stats};
+use sightline_bpf_common::{DropState, FlowEvent, FlowKey, config, config::SkbOffsets, config::drop_mode, hook, kind, stats};
 
 use crate::{
     flow::{SEEN_TUPLES, count, emit_event, fill_event},
@@ -29,8 +29,13 @@ static SKB_OFFSETS: Global<SkbOffsets> = Global::new(SkbOffsets {
     dev: 0,
     net_device_ifindex: 0,
     protocol: 0,
+    net_device_nd_net: 0,
+    net_ns_inum: 0,
     _pad: 0,
 });
+
+#[map]
+static WATCHED_NETNS: HashMap<u32, u8> = HashMap::with_max_entries(config::WATCHED_NETNS_MAX, 0);
 
 #[map]
 static DROPS: LruHashMap<FlowKey, DropState> = LruHashMap::with_max_entries(16384, 0);
@@ -61,6 +66,25 @@ unsafe fn read_at<T: Copy>(base: *const u8, offset: u32) -> Option<T> {
     unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize) as *const T).ok() }
 }
 
+/// Whether the device the packet was dropped on lives in a namespace this agent
+/// watches. Drops without a device cannot be placed and are kept.
+#[inline(always)]
+fn in_watched_namespace(dev: *const u8, offsets: &SkbOffsets) -> bool {
+    if offsets.net_ns_inum == 0 {
+        return true;
+    }
+    let Some(net) = (unsafe { read_at::<*const u8>(dev, offsets.net_device_nd_net) }) else {
+        return true;
+    };
+    if net.is_null() {
+        return true;
+    }
+    let Some(inum) = (unsafe { read_at::<u32>(net, offsets.net_ns_inum) }) else {
+        return true;
+    };
+    unsafe { WATCHED_NETNS.get(&inum) }.is_some()
+}
+
 fn try_kfree_skb(ctx: &BtfTracePointContext) -> Option<()> {
     let mode = DROP_MODE.load();
     let offsets = SKB_OFFSETS.load();
@@ -82,6 +106,9 @@ fn try_kfree_skb(ctx: &BtfTracePointContext) -> Option<()> {
     let ifindex: u32 = if dev.is_null() {
         0
     } else {
+        if !in_watched_namespace(dev, &offsets) {
+            return None;
+        }
         unsafe { read_at(dev, offsets.net_device_ifindex)? }
     };
     let pkt = KernelPacket {
