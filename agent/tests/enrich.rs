@@ -498,3 +498,43 @@ fn cluster_domain_names_stay_off_flows_so_hubble_ui_shows_pod_to_pod_drops() {
     assert_eq!(hidden.destination_names, vec!["db-0.db.shop.svc.cluster.local"]);
     assert!(!ui.matches_flow(&FlowRecord::new(hidden)));
 }
+
+#[test]
+fn addresses_on_the_nodes_own_interfaces_are_the_host_and_follow_changes() {
+    let (index, mut enricher, sink) = shop_cluster();
+    let source_of = |enricher: &mut Enricher<Collect>, ip: &str| {
+        let e: Endpoint = enrich(enricher, &sink, flow(ip, "10.0.1.5", 100))
+            .source
+            .map(|e| *e)
+            .expect("source endpoint");
+        (e.identity, e.labels)
+    };
+    let host = (1, vec!["reserved:host".to_string()]);
+    // A CNI bridge gateway: on this node's interfaces, in no Node object.
+    assert_eq!(
+        source_of(&mut enricher, "10.0.1.1").0,
+        2,
+        "world before netlink says otherwise"
+    );
+    let gateway: std::net::IpAddr = "10.0.1.1".parse().expect("ip");
+    let v6: std::net::IpAddr = "fd00::1".parse().expect("ip");
+    index.set_host_addresses([gateway, v6]);
+    assert_eq!(source_of(&mut enricher, "10.0.1.1"), host);
+    assert_eq!(source_of(&mut enricher, "fd00::1"), host);
+    // A pod keeps its own identity even if the node also has its address.
+    index.set_host_addresses([gateway, v6, "10.0.1.5".parse().expect("ip")]);
+    assert_eq!(
+        enrich(&mut enricher, &sink, flow("10.0.1.5", "10.0.1.9", 100))
+            .source
+            .map(|e| e.pod_name),
+        Some("web-7d4b9-aaaaa".to_string())
+    );
+    index.set_host_addresses([v6]);
+    assert_eq!(
+        source_of(&mut enricher, "10.0.1.1").0,
+        2,
+        "world again once the address is gone"
+    );
+    // The Node object's own address stays the host whatever netlink says.
+    assert_eq!(source_of(&mut enricher, "192.168.0.1"), host);
+}

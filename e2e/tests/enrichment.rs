@@ -231,3 +231,45 @@ fn flows_between_harness_pods_carry_pod_names_namespaces_and_workloads() {
         .count();
     assert_eq!(created, 2, "{agent_events:?}");
 }
+
+#[test]
+fn addresses_added_to_the_nodes_interfaces_become_the_host() {
+    let node = Node::new().expect("node");
+    let index = Arc::new(sightline_agent::enrich::Index::new(IndexConfig {
+        cluster: "default".into(),
+        local_node: NODE_NAME.into(),
+        agent_port: 4244,
+    }));
+    let followed = index.clone();
+    let _follower = node
+        .netns()
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime
+                .block_on(k8s::local_addresses::follow(followed))
+                .map_err(|e| e.to_string())
+        })
+        .expect("follower thread");
+    let identity_of = |ip: &str| index.endpoint(ip.parse().expect("ip")).map(|e| e.identity);
+    let wait_until = |ip: &str, want: Option<u32>| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while identity_of(ip) != want {
+            assert!(Instant::now() < deadline, "{ip}: {:?}, want {want:?}", identity_of(ip));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // Loopback gets 127.0.0.1 when it comes up.
+    node.netns().ip(&["link", "set", "lo", "up"]).expect("lo up");
+    wait_until("127.0.0.1", Some(1));
+    node.netns()
+        .ip(&["addr", "add", "10.250.7.1/24", "dev", "br0"])
+        .expect("add address");
+    wait_until("10.250.7.1", Some(1));
+    node.netns()
+        .ip(&["addr", "del", "10.250.7.1/24", "dev", "br0"])
+        .expect("remove address");
+    wait_until("10.250.7.1", None);
+}

@@ -143,7 +143,19 @@ impl Index {
 
     pub fn apply(&self, change: Change) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let mut touched = state.apply(change);
+        let touched = state.apply(change);
+        self.publish(state, touched);
+    }
+
+    /// The addresses configured on this node's interfaces: `reserved:host`, like the
+    /// local Node object's, whether or not Kubernetes lists them.
+    pub fn set_host_addresses(&self, addresses: impl IntoIterator<Item = IpAddr>) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let touched = state.set_host_addresses(addresses.into_iter().collect());
+        self.publish(state, touched);
+    }
+
+    fn publish(&self, state: std::sync::MutexGuard<'_, State>, mut touched: super::state::Touched) {
         let mut lookup = self.lookup.write().unwrap_or_else(|e| e.into_inner());
         for ip in touched.endpoint_ips.drain() {
             self.recompute_endpoint(&state, &mut lookup, ip, &mut touched.events);

@@ -51,6 +51,9 @@ pub struct State {
     namespaces: FxHashMap<String, NamespaceInfo>,
     pub(super) nodes: FxHashMap<String, NodeInfo>,
     ip_nodes: FxHashMap<IpAddr, Vec<Arc<str>>>,
+    /// Addresses configured on this node's interfaces (netlink), which are
+    /// `reserved:host` even when no Node object lists them (a CNI bridge gateway).
+    host_addresses: FxHashSet<IpAddr>,
     owners: FxHashMap<String, OwnerInfo>,
     policies: FxHashMap<String, PolicyInfo>,
     policy_revision: u64,
@@ -85,6 +88,7 @@ impl State {
             namespaces: FxHashMap::default(),
             nodes: FxHashMap::default(),
             ip_nodes: FxHashMap::default(),
+            host_addresses: FxHashSet::default(),
             owners: FxHashMap::default(),
             policies: FxHashMap::default(),
             policy_revision: 0,
@@ -343,6 +347,16 @@ impl State {
         }
     }
 
+    /// Replaces this node's interface addresses; the ones that came or went need recomputing.
+    pub fn set_host_addresses(&mut self, addresses: FxHashSet<IpAddr>) -> Touched {
+        let mut touched = Touched::default();
+        touched
+            .endpoint_ips
+            .extend(addresses.symmetric_difference(&self.host_addresses).copied());
+        self.host_addresses = addresses;
+        touched
+    }
+
     pub fn claim_for(&self, ip: IpAddr) -> IpClaim<'_> {
         let pod = self
             .ip_pods
@@ -355,16 +369,18 @@ impl State {
         if let Some(pod) = pod {
             return IpClaim::Pod(pod);
         }
+        let on_host = self.host_addresses.contains(&ip);
         let node = self.ip_nodes.get(&ip).and_then(|keys| keys.first());
-        let local = node.is_some_and(|n| **n == *self.local_node);
+        let local = on_host || node.is_some_and(|n| **n == *self.local_node);
         if self.apiserver_slices.values().any(|s| s.addresses.contains(&ip)) {
             return IpClaim::ApiServer {
                 local,
-                node: node.is_some(),
+                node: node.is_some() || on_host,
             };
         }
         match node {
             Some(_) => IpClaim::Node { local },
+            None if on_host => IpClaim::Node { local: true },
             None => IpClaim::None,
         }
     }

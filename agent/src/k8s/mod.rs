@@ -2,6 +2,7 @@
 //! `--kubeconfig`) watched with `kube`'s runtime watchers, or `--manifests DIR`.
 
 pub mod convert;
+pub mod local_addresses;
 pub mod manifests;
 pub mod watch;
 
@@ -83,7 +84,7 @@ pub async fn start(args: &K8sArgs, config: IndexConfig) -> Result<Option<K8s>, K
     }
     let index = Arc::new(Index::new(config));
     index.agent_events().push(events::agent_started());
-    let tasks = if let Some(dir) = &args.manifests {
+    let mut tasks = if let Some(dir) = &args.manifests {
         let mut manifests = manifests::ManifestDir::new(dir);
         manifests.sync(&index)?;
         vec![tokio::spawn(manifests::poll(
@@ -113,6 +114,7 @@ pub async fn start(args: &K8sArgs, config: IndexConfig) -> Result<Option<K8s>, K
         };
         watch::spawn_all(kube::Client::try_from(config)?, index.clone())
     };
+    tasks.push(tokio::spawn(local_addresses::follow_logged(index.clone())));
     let peers = index.peers();
     Ok(Some(K8s {
         index,
