@@ -252,9 +252,29 @@ impl Decoder {
         Event::Flow(flow)
     }
 
+    /// Where a DNS message becomes an L7 flow: at the client's pod, where Hubble's DNS
+    /// proxy sees it — the query leaving the pod, the answer entering it. Elsewhere
+    /// (the server's veth, an uplink) the packet is an ordinary L3/L4 trace, so a
+    /// query between two pods of one node is one request and one response, not two of each.
+    fn at_the_client(&self, event: &FlowEvent, is_response: bool) -> bool {
+        let role = self
+            .interfaces
+            .get(&event.key.ifindex)
+            .map_or(InterfaceRole::Endpoint, |i| i.role);
+        let expected = if is_response {
+            TraceObservationPoint::ToEndpoint
+        } else {
+            TraceObservationPoint::FromEndpoint
+        };
+        observation(event.key.hook, role).1 == expected
+    }
+
     #[allow(deprecated)]
     fn dns(&mut self, event: &FlowEvent, payload: &[u8]) -> Result<Event, DecodeError> {
         let message = dns::parse(payload)?;
+        if !self.at_the_client(event, message.is_response) {
+            return Ok(self.trace(event));
+        }
         let mut flow = self.base_flow(event, Verdict::Forwarded);
         flow.r#type = FlowType::L7 as i32;
         flow.is_reply = Some(BoolValue {

@@ -316,3 +316,55 @@ fn filters_see_deferred_fields() {
         assert!(!compile(&filter).unwrap().matches_flow(&record), "{filter:?}");
     }
 }
+
+#[test]
+fn dns_is_l7_only_at_the_clients_pod_and_a_trace_at_the_servers() {
+    let mut decoder = decoder();
+    decoder.set_interface(
+        8,
+        Some(InterfaceInfo {
+            name: "lxc-dns".to_owned(),
+            role: InterfaceRole::Endpoint,
+        }),
+    );
+    let query = [0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 0, 0, 1, 0, 1];
+    let mut answer = query.to_vec();
+    answer[2] = 0x81;
+    let message = |payload: &[u8], from_client: bool, ifindex: u32, hook_point: u8| {
+        let mut event = DnsEvent {
+            flow: tcp_event(0, from_client),
+            payload: [0; 512],
+        };
+        event.flow.kind = kind::DNS;
+        event.flow.key.protocol = IPPROTO_UDP;
+        event.flow.key.ifindex = ifindex;
+        event.flow.key.hook = hook_point;
+        event.flow.dns_len = payload.len() as u16;
+        event.payload[..payload.len()].copy_from_slice(payload);
+        bytes(&event)
+    };
+    // Client pod on veth 7, DNS pod on veth 8, both on this node: the query
+    // leaves the client (TC ingress on 7), enters the server (TC egress on 8);
+    // the answer leaves the server (TC ingress on 8), enters the client (TC egress on 7).
+    let seen = [
+        message(&query, true, 7, hook::TC_INGRESS),
+        message(&query, true, 8, hook::TC_EGRESS),
+        message(&answer, false, 8, hook::TC_INGRESS),
+        message(&answer, false, 7, hook::TC_EGRESS),
+    ]
+    .map(|record| flow(decoder.decode(&record).unwrap()));
+    let types: Vec<(i32, Option<i32>)> = seen
+        .iter()
+        .map(|f| (f.r#type, f.l7.as_ref().map(|l| l.r#type)))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            (FlowType::L7 as i32, Some(L7FlowType::Request as i32)),
+            (FlowType::L3L4 as i32, None),
+            (FlowType::L3L4 as i32, None),
+            (FlowType::L7 as i32, Some(L7FlowType::Response as i32)),
+        ]
+    );
+    assert_eq!(seen[1].event_type.as_ref().map(|e| e.r#type), Some(MONITOR_TRACE));
+}
