@@ -394,3 +394,49 @@ fn agents_sharing_a_kernel_each_report_only_their_own_nodes_drops() {
     stop_and_check_detached(agent_a, &node_a, &[&client_a, &server_a]);
     stop_and_check_detached(agent_b, &node_b, &[&client_b, &server_b]);
 }
+
+fn debug_messages(agent: &Agent) -> Vec<(String, Option<u32>)> {
+    agent
+        .events()
+        .into_iter()
+        .filter_map(|event| match event {
+            Event::Debug { event, .. } => Some((event.message, event.arg1.map(|a| a.value))),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn debug_events_tell_attaches_and_detaches_when_asked_for() {
+    let mut node = Node::new().expect("node");
+    let first = node.add_pod().expect("pod");
+    let with_debug = DatapathArgs {
+        debug_events: true,
+        ..args(AggregationLevel::Medium)
+    };
+    let agent = Agent::start(&node, with_debug, &[&first.host_veth]);
+    let late = node.add_pod().expect("late pod");
+    let (late_veth, late_ifindex) = (late.host_veth.clone(), late.host_ifindex);
+    let attached = format!("TC programs attached to {late_veth} (Endpoint)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !debug_messages(&agent).contains(&(attached.clone(), Some(late_ifindex))) {
+        assert!(std::time::Instant::now() < deadline, "{:#?}", debug_messages(&agent));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(late);
+    let gone = format!("interface {late_veth} gone: programs detached");
+    while !debug_messages(&agent).contains(&(gone.clone(), Some(late_ifindex))) {
+        assert!(std::time::Instant::now() < deadline, "{:#?}", debug_messages(&agent));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let first_attached = format!("TC programs attached to {} (Endpoint)", first.host_veth);
+    assert!(debug_messages(&agent).iter().any(|(m, _)| *m == first_attached));
+    stop_and_check_detached(agent, &node, &[&first]);
+
+    // Off by default: the same life of an interface says nothing.
+    let quiet = start(&node, AggregationLevel::Medium, &[&first]);
+    let other = node.add_pod().expect("another pod");
+    support::wait_attached(node.netns(), &[&other.host_veth]);
+    assert!(debug_messages(&quiet).is_empty(), "{:#?}", debug_messages(&quiet));
+    stop_and_check_detached(quiet, &node, &[&first, &other]);
+}

@@ -7,6 +7,7 @@ pub mod attach;
 pub mod btf;
 pub mod clock;
 pub mod conntrack;
+pub mod debug;
 pub mod decode;
 pub mod dns;
 mod dns_latency;
@@ -26,6 +27,7 @@ use thiserror::Error;
 use tokio::io::unix::AsyncFd;
 
 use self::attach::Attachments;
+use self::debug::{DebugEvents, DebugNote};
 pub use self::decode::{DecodeError, Decoder, InterfaceInfo, InterfaceRole};
 use self::interfaces::{Link, LinkChange, Selector};
 use self::reader::Reader;
@@ -87,11 +89,14 @@ pub async fn run(
     };
     let mut attachments = Attachments::new(args.tc_attach);
 
+    let mut debug = DebugEvents::new(args.debug_events);
     let mut namespaces = netns::WatchedNamespaces::new(&mut ebpf)?;
     let mut pod_namespaces = std::collections::HashSet::new();
     let (links, mut changes) = interfaces::watch_links().await?;
     for link in links {
-        follow(&mut ebpf, &mut attachments, &mut decoder, &selector, &link);
+        for note in follow(&mut ebpf, &mut attachments, &mut decoder, &selector, &link) {
+            debug.emit(sink, note);
+        }
         pod_namespaces.extend(link.peer_netns_id.filter(|_| selector.tc_role(&link).is_some()));
     }
     namespaces.follow_peers(&pod_namespaces).await;
@@ -109,11 +114,13 @@ pub async fn run(
                 if let Ok(mut guard) = guard {
                     guard.clear_ready();
                 }
-                reader.drain(&mut decoder, sink);
+                reader.drain(&mut decoder, &mut debug, sink);
             }
             change = changes.recv() => match change {
                 Some(LinkChange::Present(link)) => {
-                    follow(&mut ebpf, &mut attachments, &mut decoder, &selector, &link);
+                    for note in follow(&mut ebpf, &mut attachments, &mut decoder, &selector, &link) {
+                        debug.emit(sink, note);
+                    }
                     if let Some(nsid) = link.peer_netns_id.filter(|_| selector.tc_role(&link).is_some())
                         && pod_namespaces.insert(nsid)
                     {
@@ -123,6 +130,11 @@ pub async fn run(
                 Some(LinkChange::Gone(ifindex)) => {
                     if let Some(name) = attachments.forget(&mut ebpf, ifindex) {
                         tracing::info!(interface = name, "interface gone");
+                        debug.emit(sink, DebugNote {
+                            message: format!("interface {name} gone: programs detached"),
+                            ifindex: Some(ifindex),
+                            cpu: None,
+                        });
                     }
                     decoder.set_interface(ifindex, None);
                 }
@@ -131,9 +143,9 @@ pub async fn run(
                     changes = tokio::sync::mpsc::unbounded_channel().1;
                 }
             },
-            _ = drain_timer.tick() => { reader.drain(&mut decoder, sink); }
+            _ = drain_timer.tick() => { reader.drain(&mut decoder, &mut debug, sink); }
             _ = lost_timer.tick() => {
-                reader.report_lost(sink);
+                reader.report_lost(&mut debug, sink);
                 sink.idle();
             }
             _ = clock_timer.tick() => decoder.resample_clock(),
@@ -141,25 +153,35 @@ pub async fn run(
     }
     attachments.detach_all(&mut ebpf).await;
     // Events already in the ring are still delivered.
-    reader.drain(&mut decoder, sink);
-    reader.report_lost(sink);
+    reader.drain(&mut decoder, &mut debug, sink);
+    reader.report_lost(&mut debug, sink);
     sink.idle();
     Ok(())
 }
 
+/// Attaches what `selector` wants on `link`; returns what happened, for debug events.
 fn follow(
     ebpf: &mut aya::Ebpf,
     attachments: &mut Attachments,
     decoder: &mut Decoder,
     selector: &Selector,
     link: &Link,
-) {
+) -> Vec<DebugNote> {
+    let mut notes = Vec::new();
+    let mut note = |message: String| {
+        notes.push(DebugNote {
+            message,
+            ifindex: Some(link.index),
+            cpu: None,
+        })
+    };
     if let Some(role) = selector.tc_role(link)
         && !attachments.has_tc(link.index)
     {
         match attachments.attach_tc(ebpf, link.index, &link.name) {
             Ok(()) => {
                 tracing::info!(interface = link.name, ifindex = link.index, ?role, "observing");
+                note(format!("TC programs attached to {} ({role:?})", link.name));
                 decoder.set_interface(
                     link.index,
                     Some(InterfaceInfo {
@@ -168,13 +190,17 @@ fn follow(
                     }),
                 );
             }
-            Err(error) => tracing::warn!(%error, interface = link.name, "cannot attach TC programs"),
+            Err(error) => {
+                tracing::warn!(%error, interface = link.name, "cannot attach TC programs");
+                note(format!("cannot attach TC programs to {}: {error}", link.name));
+            }
         }
     }
     if selector.wants_xdp(link) && !attachments.has_xdp(link.index) {
         match attachments.attach_xdp(ebpf, link.index, &link.name) {
             Ok(()) => {
                 tracing::info!(interface = link.name, "observing with XDP");
+                note(format!("XDP program attached to {}", link.name));
                 decoder.set_interface(
                     link.index,
                     Some(InterfaceInfo {
@@ -183,7 +209,11 @@ fn follow(
                     }),
                 );
             }
-            Err(error) => tracing::warn!(%error, interface = link.name, "cannot attach XDP program"),
+            Err(error) => {
+                tracing::warn!(%error, interface = link.name, "cannot attach XDP program");
+                note(format!("cannot attach the XDP program to {}: {error}", link.name));
+            }
         }
     }
+    notes
 }

@@ -10,6 +10,7 @@ use sightline_bpf_common::stats;
 use sightline_proto::Timestamp;
 use sightline_proto::flow::{LostEvent, LostEventSource};
 
+use super::debug::{DebugEvents, DebugNote};
 use super::decode::Decoder;
 use crate::event::{Event, EventSink};
 
@@ -37,7 +38,7 @@ impl Reader {
     }
 
     /// Decodes and publishes everything currently in the ring; returns how many records.
-    pub fn drain(&mut self, decoder: &mut Decoder, sink: &mut dyn EventSink) -> usize {
+    pub fn drain(&mut self, decoder: &mut Decoder, debug: &mut DebugEvents, sink: &mut dyn EventSink) -> usize {
         let mut count = 0;
         while let Some(record) = self.ring.next() {
             count += 1;
@@ -53,6 +54,13 @@ impl Reader {
                         self.last_error_log = Some(Instant::now());
                         tracing::warn!(%error, total = self.decode_errors, "undecodable datapath record");
                     }
+                    debug.emit(
+                        sink,
+                        DebugNote {
+                            message: format!("undecodable datapath record: {error}"),
+                            ..DebugNote::default()
+                        },
+                    );
                 }
             }
         }
@@ -60,7 +68,7 @@ impl Reader {
     }
 
     /// Publishes one `LostEvent` per CPU whose reservation failures grew since the last call.
-    pub fn report_lost(&mut self, sink: &mut dyn EventSink) {
+    pub fn report_lost(&mut self, debug: &mut DebugEvents, sink: &mut dyn EventSink) {
         let Ok(per_cpu) = self.stats.get(&stats::RINGBUF_LOST, 0) else {
             return;
         };
@@ -73,6 +81,14 @@ impl Reader {
                 continue;
             }
             self.lost_seen[cpu] = *total;
+            debug.emit(
+                sink,
+                DebugNote {
+                    message: format!("{lost} events lost: the kernel ring buffer was full"),
+                    cpu: Some(cpu as i32),
+                    ..DebugNote::default()
+                },
+            );
             sink.publish(Event::Lost {
                 time: Timestamp::now(),
                 event: Box::new(LostEvent {

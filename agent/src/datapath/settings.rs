@@ -92,6 +92,10 @@ pub struct DatapathArgs {
     /// Drain the ring at least this often, for events submitted without a wakeup.
     #[arg(long, env = "SIGHTLINE_RING_DRAIN_INTERVAL", default_value = "10ms", value_parser = parse_duration)]
     pub ring_drain_interval: Duration,
+    /// Publish debug events (`hubble observe debug-events`): interfaces attached and
+    /// detached, undecodable records, kernel ring-buffer losses; at most 10 a second.
+    #[arg(long, env = "SIGHTLINE_DEBUG_EVENTS")]
+    pub debug_events: bool,
 }
 
 impl Default for DatapathArgs {
@@ -108,6 +112,7 @@ impl Default for DatapathArgs {
             ring_buffer_bytes: 8 << 20,
             ring_wakeup_every: 64,
             ring_drain_interval: Duration::from_millis(10),
+            debug_events: false,
         }
     }
 }
