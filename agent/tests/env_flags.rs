@@ -69,6 +69,7 @@ fn environment_sits_between_the_command_line_and_the_config_file() {
     assert_eq!(args.lost_event_send_interval, Duration::from_secs(3));
 
     // An invalid value from the environment is an error, not a silent default.
+    // SAFETY: as above, this test is the only thread of its process that touches the environment.
     unsafe {
         std::env::set_var("SIGHTLINE_EVENT_BUFFER_CAPACITY", "many");
     }

@@ -2,6 +2,8 @@
 //! material that follows its files, flags read from a config file, Hubble's
 //! naming rules, durations, backoff, shutdown, logging and how binaries exit.
 
+#![forbid(unsafe_code)]
+
 pub mod backoff;
 pub mod config_file;
 pub mod duration;

@@ -8,6 +8,8 @@
 //! [`dial`], [`tls`]) → [`fanout`] (via [`merge`], [`sort_buffer`]) → [`server`];
 //! [`app`] wires them together.
 
+#![forbid(unsafe_code)]
+
 pub mod address;
 pub mod app;
 pub mod config;

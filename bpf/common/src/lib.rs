@@ -157,8 +157,11 @@ mod pod {
     // SAFETY: all of these are `repr(C)`, contain only integers and byte arrays, and
     // have explicit padding fields, so every bit pattern is valid and none is uninitialised.
     unsafe impl aya::Pod for super::FlowKey {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::FlowStats {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::FlowEvent {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::DropState {}
 }
 

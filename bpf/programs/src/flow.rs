@@ -44,7 +44,8 @@ pub trait PayloadSource {
 #[inline(always)]
 pub fn count(index: u32) {
     if let Some(counter) = STATS.get_ptr_mut(index) {
-        // Per-CPU slot: no other writer.
+        // SAFETY: a valid per-CPU array slot; programs do not migrate CPUs while
+        // running, so no other writer touches it meanwhile.
         unsafe { *counter += 1 };
     }
 }
@@ -73,6 +74,7 @@ pub fn observe<P: Packet + PayloadSource>(pkt: &P, hook: u8, ifindex: u32, len: 
 /// Event timestamps use the boot clock, which the agent converts to wall time.
 #[inline(always)]
 fn event_time() -> u64 {
+    // SAFETY: a helper without arguments or side effects.
     unsafe { bpf_ktime_get_boot_ns() }
 }
 
@@ -82,6 +84,7 @@ fn event_time() -> u64 {
 /// matter against a 5 s interval. Stored `*_ns` fields of `FlowStats` use it.
 #[inline(always)]
 fn interval_clock() -> u64 {
+    // SAFETY: a helper without arguments or side effects.
     unsafe { bpf_ktime_get_coarse_ns() }
 }
 
@@ -112,6 +115,9 @@ fn aggregate<P: Packet>(pkt: &P, parsed: &Parsed, len: u32) {
         emit_trace(pkt, parsed, len, &fresh, reason);
         return;
     };
+    // SAFETY: a pointer into the map's value that the lookup just returned; it stays
+    // valid for this program run. Concurrent updates from other CPUs are benign races
+    // on plain counters (see below).
     let stats = unsafe { &mut *stats_ptr };
     // Plain adds, not BPF_XADD: a locked add on every packet costs more than the
     // rare count two CPUs updating one flow at once may lose. The totals travel in
@@ -181,6 +187,8 @@ fn emit_trace<P: Packet>(pkt: &P, parsed: &Parsed, len: u32, stats: &FlowStats, 
         count(stats::RINGBUF_LOST);
         return;
     };
+    // SAFETY: the reservation is ours alone until it is submitted or discarded, and
+    // sized for one event; every field is written before submission.
     let event = unsafe { &mut *entry.as_mut_ptr() };
     fill_event(event, parsed, event_time(), len);
     read_macs(pkt, event);
@@ -231,6 +239,8 @@ fn emit_dns<P: Packet + PayloadSource>(pkt: &P, parsed: &Parsed, len: u32) {
         count(stats::RINGBUF_LOST);
         return;
     };
+    // SAFETY: the reservation is ours alone until it is submitted or discarded, and
+    // sized for one event; every field is written before submission.
     let event = unsafe { &mut *entry.as_mut_ptr() };
     let copied = pkt.copy_payload(offset, &mut event.payload);
     if copied == 0 {
@@ -254,6 +264,7 @@ fn submit_flags() -> u64 {
     let Some(counter) = WAKEUP_COUNTER.get_ptr_mut(0) else {
         return 0;
     };
+    // SAFETY: a valid per-CPU array slot, written only by this CPU.
     let counter = unsafe { &mut *counter };
     *counter += 1;
     if *counter >= every {

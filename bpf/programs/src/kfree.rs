@@ -51,6 +51,8 @@ struct KernelPacket {
 impl Packet for KernelPacket {
     #[inline(always)]
     fn read<T: Copy>(&self, offset: usize) -> Option<T> {
+        // SAFETY: bpf_probe_read_kernel checks the address itself and fails instead of
+        // faulting; the value is copied out, never referenced in place.
         unsafe { bpf_probe_read_kernel(self.base.wrapping_add(offset & 0xfff) as *const T).ok() }
     }
 }
@@ -63,6 +65,7 @@ pub fn sightline_kfree_skb(ctx: BtfTracePointContext) -> i32 {
 
 #[inline(always)]
 unsafe fn read_at<T: Copy>(base: *const u8, offset: u32) -> Option<T> {
+    // SAFETY: bpf_probe_read_kernel checks the address itself and fails instead of faulting.
     unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize) as *const T).ok() }
 }
 
@@ -73,15 +76,18 @@ fn in_watched_namespace(dev: *const u8, offsets: &SkbOffsets) -> bool {
     if offsets.net_ns_inum == 0 {
         return true;
     }
+    // SAFETY: `read_at` is a checked kernel read (see there).
     let Some(net) = (unsafe { read_at::<*const u8>(dev, offsets.net_device_nd_net) }) else {
         return true;
     };
     if net.is_null() {
         return true;
     }
+    // SAFETY: as above.
     let Some(inum) = (unsafe { read_at::<u32>(net, offsets.net_ns_inum) }) else {
         return true;
     };
+    // SAFETY: only the presence of the entry is used, not a reference into the map.
     unsafe { WATCHED_NETNS.get(&inum) }.is_some()
 }
 
@@ -96,12 +102,17 @@ fn try_kfree_skb(ctx: &BtfTracePointContext) -> Option<()> {
     if reason < FIRST_DROP_REASON {
         return None;
     }
+    // SAFETY (these reads): `read_at` is a checked kernel read; the offsets come from
+    // the running kernel's BTF.
     let head: *const u8 = unsafe { read_at(skb, offsets.head)? };
+    // SAFETY: as above.
     let network_header: u16 = unsafe { read_at(skb, offsets.network_header)? };
     if head.is_null() || network_header == HEADER_UNSET {
         return None;
     }
+    // SAFETY: as above.
     let len: u32 = unsafe { read_at(skb, offsets.len)? };
+    // SAFETY: as above.
     let dev: *const u8 = unsafe { read_at(skb, offsets.dev)? };
     let ifindex: u32 = if dev.is_null() {
         0
@@ -109,6 +120,7 @@ fn try_kfree_skb(ctx: &BtfTracePointContext) -> Option<()> {
         if !in_watched_namespace(dev, &offsets) {
             return None;
         }
+        // SAFETY: as above.
         unsafe { read_at(dev, offsets.net_device_ifindex)? }
     };
     let pkt = KernelPacket {
@@ -132,11 +144,13 @@ fn try_kfree_skb(ctx: &BtfTracePointContext) -> Option<()> {
         let mut tuple = parsed.key;
         tuple.ifindex = 0;
         tuple.hook = 0;
+        // SAFETY: only the presence of the entry is used.
         unsafe { SEEN_TUPLES.get(&tuple)? };
     }
     count(stats::DROPS_SEEN);
     parsed.key.ifindex = ifindex;
     parsed.key.hook = hook::KFREE_SKB;
+    // SAFETY: a helper without arguments or side effects.
     let now = unsafe { bpf_ktime_get_boot_ns() };
     let drops = rate_limit(&parsed.key, now)?;
     let mut event = FlowEvent::default();
@@ -155,6 +169,8 @@ fn rate_limit(key: &FlowKey, now: u64) -> Option<u64> {
     let interval = DROP_REPORT_INTERVAL_NS.load();
     match DROPS.get_ptr_mut(key) {
         Some(state) => {
+            // SAFETY: a pointer into the map's value from the lookup just made, valid
+            // for this program run; a race with another CPU only miscounts suppressions.
             let state = unsafe { &mut *state };
             if now.wrapping_sub(state.last_report_ns) < interval {
                 state.suppressed += 1;

@@ -33,6 +33,7 @@ pub fn sightline_tc_egress(ctx: TcContext) -> i32 {
 
 #[xdp]
 pub fn sightline_xdp(ctx: XdpContext) -> u32 {
+    // SAFETY: the kernel passes a valid `xdp_md` for the whole program run.
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
     let len = (ctx.data_end() - ctx.data()) as u32;
     flow::observe(&XdpPacket(&ctx), hook::XDP, ifindex, len);
@@ -41,6 +42,7 @@ pub fn sightline_xdp(ctx: XdpContext) -> u32 {
 
 #[inline(always)]
 fn ifindex(ctx: &TcContext) -> u32 {
+    // SAFETY: the kernel passes a valid `__sk_buff` for the whole program run.
     unsafe { (*ctx.skb.skb).ifindex }
 }
 
@@ -57,6 +59,8 @@ impl Packet for SkbPacket<'_> {
         // Keeping the offset bounded lets the verifier track the pointer range.
         let bounded = offset & 0xfff;
         if bounded == offset && start + bounded + core::mem::size_of::<T>() <= end {
+            // SAFETY: `start + bounded .. + size_of::<T>()` lies inside the linear
+            // packet data, checked against `data_end` just above.
             return Some(unsafe { core::ptr::read_unaligned((start + bounded) as *const T) });
         }
         self.0.load::<T>(offset).ok()
@@ -74,6 +78,7 @@ impl flow::PayloadSource for SkbPacket<'_> {
         // The verifier needs the size proven to lie in 1..=512.
         let len = if available > 512 { 512 } else { available };
         let len = ((len - 1) & 0x1ff) + 1;
+        // SAFETY: `dst` is a buffer of DNS_MAX_LEN (512) bytes and `len` is at most 512.
         let ret = unsafe {
             aya_ebpf::helpers::generated::bpf_skb_load_bytes(
                 self.0.skb.skb.cast(),
@@ -100,6 +105,7 @@ impl Packet for XdpPacket<'_> {
         if start + offset + size > end {
             return None;
         }
+        // SAFETY: the range was checked against `data_end` just above.
         Some(unsafe { core::ptr::read_unaligned((start + offset) as *const T) })
     }
 }
@@ -114,6 +120,7 @@ impl flow::PayloadSource for XdpPacket<'_> {
         let available = total - offset;
         let len = if available > 512 { 512 } else { available };
         let len = ((len - 1) & 0x1ff) + 1;
+        // SAFETY: `dst` is a buffer of DNS_MAX_LEN (512) bytes and `len` is at most 512.
         let ret = unsafe {
             aya_ebpf::helpers::generated::bpf_xdp_load_bytes(self.0.ctx, offset, dst.as_mut_ptr().cast(), len)
         };
