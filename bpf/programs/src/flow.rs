@@ -103,7 +103,7 @@ fn aggregate<P: Packet>(pkt: &P, parsed: &Parsed, len: u32) {
             tcp_flags: flags,
             _pad: 0,
         };
-        if FLOWS.insert(key, &fresh, BPF_NOEXIST as u64).is_err() {
+        if FLOWS.insert(key, fresh, BPF_NOEXIST as u64).is_err() {
             count(stats::FLOW_MAP_FULL);
         }
         remember_tuple(key);
@@ -160,7 +160,7 @@ fn remember_tuple(key: &FlowKey) {
     let mut tuple = *key;
     tuple.ifindex = 0;
     tuple.hook = 0;
-    let _ = SEEN_TUPLES.insert(&tuple, &1u8, 0);
+    let _ = SEEN_TUPLES.insert(tuple, 1u8, 0);
 }
 
 /// Fills everything but the MAC addresses (see `read_macs`).

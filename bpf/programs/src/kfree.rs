@@ -88,7 +88,7 @@ fn in_watched_namespace(dev: *const u8, offsets: &SkbOffsets) -> bool {
         return true;
     };
     // SAFETY: only the presence of the entry is used, not a reference into the map.
-    unsafe { WATCHED_NETNS.get(&inum) }.is_some()
+    unsafe { WATCHED_NETNS.get(inum) }.is_some()
 }
 
 fn try_kfree_skb(ctx: &BtfTracePointContext) -> Option<()> {
@@ -102,7 +102,7 @@ fn try_kfree_skb(ctx: &BtfTracePointContext) -> Option<()> {
     if reason < FIRST_DROP_REASON {
         return None;
     }
-    // SAFETY (these reads): `read_at` is a checked kernel read; the offsets come from
+    // SAFETY: `read_at` is a checked kernel read; the offsets (for these reads) come from
     // the running kernel's BTF.
     let head: *const u8 = unsafe { read_at(skb, offsets.head)? };
     // SAFETY: as above.
@@ -145,7 +145,7 @@ fn try_kfree_skb(ctx: &BtfTracePointContext) -> Option<()> {
         tuple.ifindex = 0;
         tuple.hook = 0;
         // SAFETY: only the presence of the entry is used.
-        unsafe { SEEN_TUPLES.get(&tuple)? };
+        unsafe { SEEN_TUPLES.get(tuple)? };
     }
     count(stats::DROPS_SEEN);
     parsed.key.ifindex = ifindex;
@@ -187,7 +187,7 @@ fn rate_limit(key: &FlowKey, now: u64) -> Option<u64> {
                 last_report_ns: now,
                 suppressed: 0,
             };
-            let _ = DROPS.insert(key, &state, 0);
+            let _ = DROPS.insert(key, state, 0);
             Some(1)
         }
     }
