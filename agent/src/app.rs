@@ -16,7 +16,7 @@ use crate::k8s::{self, K8s, K8sError};
 use crate::observer::ring::{self, RingError};
 use crate::observer::service::{NodeIdentity, ObserverService};
 use crate::observer::sink::{ObserverStats, RingSink};
-use crate::peer::{Peer, PeerError, PeerService, PeerSource, StaticPeers, parse_peers};
+use crate::peer::{AnnouncedPeers, Peer, PeerError, PeerService, PeerSource, parse_peers};
 use crate::server::{BoundServer, Listeners, ServerError, ServerOptions, Services, TlsFiles};
 use crate::synthetic;
 
@@ -46,7 +46,7 @@ pub struct Agent {
     pub sink: RingSink,
     pub server: BoundServer,
     /// The peer list `peer.Peer` announces: `--peers`, else the cluster's Nodes.
-    pub peers: Arc<StaticPeers>,
+    pub peers: Arc<AnnouncedPeers>,
     /// Kubernetes metadata, unless disabled or no cluster was found.
     pub k8s: Option<K8s>,
 }
@@ -82,7 +82,7 @@ impl Agent {
         };
         let static_peers = parse_peers(&args.peers, &args.cluster_name)?;
         let peers_from_nodes = static_peers.is_empty();
-        let peers = Arc::new(StaticPeers::new(static_peers));
+        let peers = Arc::new(AnnouncedPeers::new(static_peers));
         let peer = PeerService::new(peers.clone(), tls.is_some());
         let options = ServerOptions {
             listen_address,
@@ -196,7 +196,7 @@ fn to_peer(node: &NodePeer, cluster: &str) -> Peer {
 }
 
 /// Keeps the announced peers equal to the cluster's Nodes until the index goes away.
-async fn follow_node_peers(mut nodes: NodePeers, peers: Arc<StaticPeers>, cluster: String) {
+async fn follow_node_peers(mut nodes: NodePeers, peers: Arc<AnnouncedPeers>, cluster: String) {
     loop {
         let current: Vec<Peer> = nodes.borrow_and_update().iter().map(|n| to_peer(n, &cluster)).collect();
         peers.replace(current);
@@ -212,7 +212,7 @@ pub struct RunningAgent {
     pub node_name: String,
     /// The bound TCP address of the Hubble server, when TCP is on.
     pub tcp_address: Option<SocketAddr>,
-    pub peers: Arc<StaticPeers>,
+    pub peers: Arc<AnnouncedPeers>,
     shutdown: Shutdown,
     /// `None` once `failed` has collected the task's end.
     source: Option<JoinHandle<Result<(), DatapathError>>>,

@@ -19,7 +19,7 @@ use sightline_common::logging::LogArgs;
 )]
 #[command(args_override_self = true)]
 pub struct Args {
-    /// YAML file of flags (keys are the long flag names).
+    /// YAML (.yaml/.yml) or TOML (.toml) file with flag values (keys are the long flag names).
     #[arg(long, env = "SIGHTLINE_RELAY_CONFIG")]
     pub config: Option<PathBuf>,
 

@@ -20,8 +20,8 @@ use super::conntrack::Connections;
 use super::dns::{self, DnsError};
 use super::dns_latency::DnsLatency;
 use super::drop_reason::{DropReasonNames, hubble_equivalent};
-use super::summary::{self, DropNote, L4Summary};
 use crate::event::Event;
+use crate::flow_record::summary::{DropNote, L4Summary};
 use crate::flow_record::{FlowRecord, pack_mac};
 
 /// Cilium monitor message types (`CiliumEventType.type`).
@@ -293,7 +293,7 @@ impl Decoder {
             self.dns_latency.ask(&event.key, message.id, event.timestamp_ns);
             0
         };
-        flow.summary = summary::dns(&message);
+        flow.summary = dns::summary(&message);
         flow.l7 = Some(Box::new(Layer7 {
             r#type: if message.is_response {
                 L7FlowType::Response

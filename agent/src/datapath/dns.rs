@@ -192,6 +192,31 @@ pub fn rcode_name(rcode: u8) -> &'static str {
     }
 }
 
+/// "DNS Query example.com. A" / "DNS Answer \"10.0.0.7\" TTL: 30 (Proxy example.com. A)".
+pub fn summary(message: &DnsMessage) -> String {
+    let qtypes = message.qtypes.join(",");
+    if !message.is_response {
+        return format!("DNS Query {} {}", message.query, qtypes);
+    }
+    if message.rcode != 0 {
+        return format!(
+            "DNS Answer RCode: {} TTL: {} (Proxy {} {})",
+            rcode_name(message.rcode),
+            message.ttl,
+            message.query,
+            qtypes
+        );
+    }
+    let mut answer = message.ips.join(",");
+    if answer.is_empty() {
+        answer = message.cnames.join(",");
+    }
+    format!(
+        "DNS Answer \"{answer}\" TTL: {} (Proxy {} {})",
+        message.ttl, message.query, qtypes
+    )
+}
+
 #[cfg(test)]
 #[path = "dns_tests.rs"]
 mod tests;

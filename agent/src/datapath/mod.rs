@@ -17,7 +17,6 @@ pub mod loader;
 mod netns;
 pub mod reader;
 mod settings;
-pub mod summary;
 
 use std::future::Future;
 use std::time::Duration;

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::flow_record::{Shared, SharedEndpoint, SharedService};
 
+use super::config::IndexConfig;
 use super::events::{self, AgentEventQueue, IpCacheChange};
 use super::identity::{
     IDENTITY_HOST, IDENTITY_KUBE_APISERVER, IDENTITY_REMOTE_NODE, IDENTITY_WORLD, LABEL_HOST, LABEL_KUBE_APISERVER,
@@ -22,19 +23,6 @@ use super::identity::{
 use super::model::Change;
 use super::peers::{NodePeer, peers_of};
 use super::state::{IpClaim, State};
-
-/// What the index needs to know about the agent itself.
-#[derive(Debug, Clone)]
-pub struct IndexConfig {
-    /// Cluster name (`default` unless configured), put in `cluster_name` and the
-    /// `io.cilium.k8s.policy.cluster` label.
-    pub cluster: String,
-    /// This node's name as Kubernetes knows it: its IPs are `reserved:host`, its pods
-    /// get endpoint events.
-    pub local_node: String,
-    /// The port peers are told to dial (the agent's gRPC port).
-    pub agent_port: u16,
-}
 
 #[derive(Debug, Default)]
 pub struct Lookup {

@@ -4,6 +4,7 @@
 //! structs in `model`; the `Index` keeps them and an IP → endpoint map; the `Enricher`
 //! is the pipeline stage that looks each flow's addresses up. See `docs/enrichment.md`.
 
+mod config;
 pub mod dns;
 pub mod enricher;
 pub mod events;
@@ -14,7 +15,8 @@ pub mod peers;
 mod state;
 mod workload;
 
+pub use config::IndexConfig;
 pub use enricher::Enricher;
-pub use index::{Index, IndexConfig};
+pub use index::Index;
 pub use model::{Change, Kind, Object};
 pub use peers::{NodePeer, NodePeers};

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use tokio::sync::watch;
 
-use super::index::IndexConfig;
+use super::config::IndexConfig;
 use super::state::State;
 
 /// One agent as Hubble's peer service names it.

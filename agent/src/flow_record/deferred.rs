@@ -15,7 +15,7 @@ use std::sync::Arc;
 use sightline_proto::flow::{Emitter, Ethernet, Flow, Ip, IpVersion, NetworkInterface};
 use sightline_proto::wire::Writer;
 
-use crate::datapath::summary::L4Summary;
+use super::summary::L4Summary;
 
 /// Field numbers of `flow.Flow` and of the messages written here.
 mod field {

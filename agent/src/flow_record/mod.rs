@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 mod deferred;
 mod shared;
+pub mod summary;
 
 pub use deferred::{Deferred, pack_mac};
 use prost::Message;

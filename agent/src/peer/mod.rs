@@ -1,9 +1,9 @@
 //! `peer.Peer`: tells clients (hubble-relay) which agents make up the cluster.
 //!
 //! Peers come from a [`PeerSource`]: a watch over the full peer set. The service
-//! diffs successive sets into PEER_ADDED / PEER_UPDATED / PEER_DELETED, so any
-//! source (the static `--peers` list today, Kubernetes Node objects later) only has
-//! to publish the current set.
+//! diffs successive sets into PEER_ADDED / PEER_UPDATED / PEER_DELETED, so a source
+//! (`--peers`, the cluster's Node objects, or the agent alone when it has neither)
+//! only has to publish the current set.
 
 use sightline_common::names;
 
@@ -11,7 +11,7 @@ mod service;
 mod source;
 
 pub use service::PeerService;
-pub use source::{PeerError, PeerSet, PeerSource, StaticPeers, parse_peers};
+pub use source::{AnnouncedPeers, PeerError, PeerSet, PeerSource, parse_peers};
 
 /// One agent of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]

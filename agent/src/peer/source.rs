@@ -47,9 +47,10 @@ pub fn parse_peers(entries: &[String], cluster_name: &str) -> Result<Vec<Peer>, 
     Ok(peers)
 }
 
-/// A fixed peer list that can still be replaced at run time (tests, reloads).
+/// The peer set this agent announces: `--peers`, or the cluster's Nodes (refilled on
+/// every Node change), or the agent alone. Replacing it notifies every subscriber.
 #[derive(Debug)]
-pub struct StaticPeers {
+pub struct AnnouncedPeers {
     sender: watch::Sender<PeerSet>,
 }
 
@@ -57,7 +58,7 @@ fn to_set(peers: Vec<Peer>) -> PeerSet {
     Arc::new(peers.into_iter().map(|p| (p.full_name(), p)).collect())
 }
 
-impl StaticPeers {
+impl AnnouncedPeers {
     pub fn new(peers: Vec<Peer>) -> Self {
         Self {
             sender: watch::Sender::new(to_set(peers)),
@@ -69,7 +70,7 @@ impl StaticPeers {
     }
 }
 
-impl PeerSource for StaticPeers {
+impl PeerSource for AnnouncedPeers {
     fn subscribe(&self) -> watch::Receiver<PeerSet> {
         self.sender.subscribe()
     }

@@ -11,7 +11,7 @@ use sightline_agent::app::Agent;
 use sightline_agent::cli::Args;
 use sightline_agent::event::{Event, EventSink};
 use sightline_agent::observer::sink::RingSink;
-use sightline_agent::peer::StaticPeers;
+use sightline_agent::peer::AnnouncedPeers;
 use sightline_common::shutdown::Shutdown;
 use sightline_proto::Timestamp;
 use sightline_proto::flow::Flow;
@@ -24,7 +24,7 @@ pub struct TestAgent {
     pub sink: RingSink,
     pub socket: PathBuf,
     pub tcp: Option<SocketAddr>,
-    pub peers: Arc<StaticPeers>,
+    pub peers: Arc<AnnouncedPeers>,
     pub node_name: String,
     stop: Shutdown,
     _dir: tempfile::TempDir,

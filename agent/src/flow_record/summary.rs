@@ -1,4 +1,4 @@
-//! Hubble's one-line `Summary` texts for L3/L4 and DNS flows.
+//! Hubble's one-line `Summary` texts for L3/L4 flows, written when a client reads the flow.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -149,31 +149,6 @@ fn icmp_name(out: &mut String, icmp_type: u8, code: u8, name: &str, code_name: &
     } else {
         out.push_str(name);
     }
-}
-
-/// "DNS Query example.com. A" / "DNS Answer \"10.0.0.7\" TTL: 30 (Proxy example.com. A)".
-pub fn dns(message: &super::dns::DnsMessage) -> String {
-    let qtypes = message.qtypes.join(",");
-    if !message.is_response {
-        return format!("DNS Query {} {}", message.query, qtypes);
-    }
-    if message.rcode != 0 {
-        return format!(
-            "DNS Answer RCode: {} TTL: {} (Proxy {} {})",
-            super::dns::rcode_name(message.rcode),
-            message.ttl,
-            message.query,
-            qtypes
-        );
-    }
-    let mut answer = message.ips.join(",");
-    if answer.is_empty() {
-        answer = message.cnames.join(",");
-    }
-    format!(
-        "DNS Answer \"{answer}\" TTL: {} (Proxy {} {})",
-        message.ttl, message.query, qtypes
-    )
 }
 
 #[cfg(test)]
