@@ -157,7 +157,8 @@ async fn manifests_mode_enriches_flows_and_announces_nodes_as_peers() {
 
     let mut events = observer
         .get_agent_events(GetAgentEventsRequest {
-            number: 10,
+            // The node's own addresses (netlink) add an ipcache event each.
+            number: 100,
             ..Default::default()
         })
         .await
