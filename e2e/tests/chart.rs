@@ -421,19 +421,33 @@ fn overrides_reach_each_component() {
 
     let operator = m.get("Deployment", "sightline-operator");
     assert_eq!(operator["spec"]["replicas"], 2);
-    let operator_args = args(container(operator, "operator"));
-    assert!(
-        operator_args.contains(&"--leader-elect".to_owned()),
-        "two replicas elect a leader: {operator_args:?}"
-    );
+    let operator_container = container(operator, "operator");
+    let operator_args = args(operator_container);
     assert!(operator_args.contains(&"--log-format=json".to_owned()));
+    // Two replicas elect a leader under their pod names, spread over nodes.
+    let identity = operator_container["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .find(|e| e["name"] == "POD_NAME")
+        .expect("POD_NAME");
+    assert_eq!(identity["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
+    let spread = &operator["spec"]["template"]["spec"]["topologySpreadConstraints"][0];
+    assert_eq!(spread["topologyKey"], "kubernetes.io/hostname");
     assert!(m.find("PodDisruptionBudget", "sightline-operator").is_some());
-    let single = args(container(
-        render(&[]).get("Deployment", "sightline-operator"),
-        "operator",
-    ));
-    assert!(!single.contains(&"--leader-elect".to_owned()));
+    let single = render(&[]);
+    let single_operator = single.get("Deployment", "sightline-operator");
+    assert!(single_operator["spec"]["template"]["spec"]["topologySpreadConstraints"].is_null());
+    let single_args = args(container(single_operator, "operator"));
+    assert_eq!(flag(&single_args, "namespace").as_deref(), Some(NAMESPACE));
+    assert_eq!(flag(&single_args, "metrics-address").as_deref(), Some("0.0.0.0:9967"));
+    assert_eq!(
+        flag(&single_args, "agent-daemonset").as_deref(),
+        Some("sightline-agent")
+    );
 
+    let config = &m.get("SightlineConfig", "default")["spec"];
+    assert_eq!(config["clusterName"], "prod.eu-1");
     let overrides = &m.get("SightlineConfig", "default")["spec"]["nodeOverrides"];
     assert_eq!(overrides[0]["agent"]["monitorAggregation"], "maximum");
     assert_eq!(m.of_kind("NetworkPolicy").count(), 2);
