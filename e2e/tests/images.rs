@@ -3,64 +3,14 @@
 //! index names the image for containerd and podman, the config's entrypoint is the
 //! binary, the user is non-root where promised, the labels carry version, revision and
 //! source, and the binary in the unpacked root filesystem prints the workspace version.
-//! Finally buildah loads every archive into its own image store.
+//! Loading into container runtimes is `image_loading.rs`.
+
+mod images_support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use images_support::*;
 use serde_json::Value;
-
-const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-struct Image {
-    component: &'static str,
-    user: &'static str,
-}
-
-const IMAGES: [Image; 3] = [
-    Image {
-        component: "agent",
-        user: "0:0",
-    },
-    Image {
-        component: "relay",
-        user: "65532:65532",
-    },
-    Image {
-        component: "operator",
-        user: "65532:65532",
-    },
-];
-
-fn archive(component: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/images")
-        .join(format!("sightline-{component}.oci.tar"));
-    assert!(
-        path.is_file(),
-        "{} is missing: run `bash scripts/images` (scripts/test does)",
-        path.display()
-    );
-    path
-}
-
-fn reference(component: &str) -> String {
-    format!("localhost/sightline-{component}:{VERSION}")
-}
-
-fn sh(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {program}: {error}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
@@ -207,27 +157,4 @@ fn relay_archive_holds_a_runnable_static_relay_running_as_non_root() {
 #[test]
 fn operator_archive_holds_a_runnable_static_operator_running_as_non_root() {
     check_archive(&IMAGES[2]);
-}
-
-#[test]
-fn buildah_loads_every_archive_under_its_reference() {
-    for image in &IMAGES {
-        let archive = archive(image.component);
-        let reference = reference(image.component);
-        let source = format!("oci-archive:{}", archive.display());
-        let id = sh("buildah", &["pull", "--quiet", &source]);
-        let inspected: Value = serde_json::from_str(&sh("buildah", &["inspect", "--type", "image", id.trim()]))
-            .expect("buildah inspect prints JSON");
-        let names = inspected["FromImage"].as_str().unwrap_or_default().to_owned();
-        sh("buildah", &["rmi", id.trim()]);
-        assert_eq!(
-            names, reference,
-            "buildah names the loaded image after the archive's reference"
-        );
-        let entrypoint = &inspected["OCIv1"]["config"]["Entrypoint"];
-        assert_eq!(
-            entrypoint,
-            &serde_json::json!([format!("/usr/bin/sightline-{}", image.component)])
-        );
-    }
 }
