@@ -1,6 +1,8 @@
 //! Where scripts/images leaves the archives and what each image promises.
 #![allow(dead_code)] // each test file that includes it uses a different part
 
+pub mod containerd;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
