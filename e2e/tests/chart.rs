@@ -227,6 +227,18 @@ fn tls_methods_render_the_sightline_config_mode_and_certificates_they_promise() 
     assert_eq!(server["spec"]["issuerRef"]["name"], "sightline-ca");
     assert_eq!(server["spec"]["duration"], "8760h");
 
+    let with_metrics_tls = render(&[
+        "-f",
+        ci_values("tls-certmanager-values.yaml").to_str().expect("UTF-8"),
+        "--set",
+        "metrics.tls.enabled=true",
+    ]);
+    let metrics = with_metrics_tls.get("Certificate", "hubble-metrics-server-certs");
+    assert_eq!(
+        strings(&metrics["spec"]["dnsNames"]),
+        ["default.hubble-metrics.cilium.io"]
+    );
+
     let external = render_file(&ci_values("tls-external-values.yaml"));
     assert_eq!(
         external.get("SightlineConfig", "default")["spec"]["tls"]["mode"],
@@ -324,6 +336,29 @@ fn metrics_list_and_export_settings_reach_the_agent_in_hubble_syntax() {
         )
     );
     assert!(agent.contains(&"--enable-open-metrics".to_owned()));
+    assert_eq!(
+        flag(&agent, "metrics-server-tls-cert-file").as_deref(),
+        Some("/var/lib/sightline/metrics-tls/server.crt")
+    );
+    assert_eq!(
+        flag(&agent, "metrics-server-tls-client-ca-files").as_deref(),
+        Some("/var/lib/sightline/metrics-tls/client-ca.crt")
+    );
+    let scrape = &metrics.get("ServiceMonitor", "hubble")["spec"]["endpoints"][0];
+    assert_eq!(scrape["scheme"], "https");
+    assert_eq!(scrape["tlsConfig"]["serverName"], "default.hubble-metrics.cilium.io");
+    assert_eq!(
+        scrape["tlsConfig"]["ca"]["secret"]["name"],
+        "hubble-metrics-server-certs"
+    );
+    let volumes = &metrics.get("DaemonSet", "sightline-agent")["spec"]["template"]["spec"]["volumes"];
+    assert!(
+        volumes
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .any(|v| v["secret"]["secretName"] == "hubble-metrics-server-certs")
+    );
     let annotations = &metrics.get("DaemonSet", "sightline-agent")["spec"]["template"]["metadata"]["annotations"];
     assert_eq!(annotations["prometheus.io/scrape"], "true");
     assert_eq!(annotations["prometheus.io/port"], "9965");
@@ -351,6 +386,7 @@ fn metrics_list_and_export_settings_reach_the_agent_in_hubble_syntax() {
     );
     let defaults = args(container(render(&[]).get("DaemonSet", "sightline-agent"), "agent"));
     assert!(flag(&defaults, "export-file-path").is_none() && flag(&defaults, "metrics").is_none());
+    assert!(flag(&defaults, "metrics-server-tls-cert-file").is_none());
 }
 
 #[test]

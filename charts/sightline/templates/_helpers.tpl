@@ -57,6 +57,10 @@ imagePullSecrets:
 {{- printf "*.%s.hubble-grpc.cilium.io" (.Values.clusterName | replace "." "-") -}}
 {{- end }}
 
+{{- define "sightline.metricsServerName" -}}
+{{- printf "%s.hubble-metrics.cilium.io" (.Values.clusterName | replace "." "-") -}}
+{{- end }}
+
 {{/* Restricted pod security for the relay, operator and UI containers. */}}
 {{- define "sightline.restrictedContainerSecurity" -}}
 securityContext:
