@@ -1,0 +1,368 @@
+//! What the rendered chart grants and exposes: the hardening of every pod (over every CI
+//! values file), the names and ports Hubble's clients expect, and RBAC rules that match
+//! what the agent's code watches, derived from the code itself.
+
+mod chart_support;
+
+use std::collections::BTreeSet;
+
+use chart_support::*;
+use serde_json::Value;
+
+fn every_rendering() -> Vec<(String, Manifests)> {
+    let mut all = vec![("defaults".to_owned(), render(&[]))];
+    for values in ci_values_files() {
+        all.push((values.display().to_string(), render_file(&values)));
+    }
+    all
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// A container setting, falling back to the pod's securityContext (as the kubelet does).
+fn effective<'a>(pod: &'a Value, container: &'a Value, key: &str) -> &'a Value {
+    let own = &container["securityContext"][key];
+    if own.is_null() {
+        &pod["securityContext"][key]
+    } else {
+        own
+    }
+}
+
+#[test]
+fn no_pod_is_privileged_and_every_container_is_locked_down() {
+    for (label, manifests) in every_rendering() {
+        let mut privileged = vec![];
+        for object in &manifests.objects {
+            find_key(object, "privileged", name(object), &mut privileged);
+        }
+        assert!(
+            privileged.iter().all(|(_, v)| *v == false),
+            "{label}: privileged set: {privileged:?}"
+        );
+        for (workload, pod) in manifests.pod_specs() {
+            assert!(
+                pod["hostPID"].is_null() && pod["hostIPC"].is_null(),
+                "{label}: {workload} shares host namespaces"
+            );
+            let is_agent = workload == "sightline-agent";
+            assert_eq!(
+                pod["hostNetwork"] == true,
+                is_agent,
+                "{label}: only the agent uses the host network ({workload})"
+            );
+            for container in containers(pod) {
+                let at = format!("{label}: {workload}/{}", container["name"]);
+                let sc = &container["securityContext"];
+                assert_eq!(sc["readOnlyRootFilesystem"], true, "{at}: read-only root");
+                assert_eq!(sc["allowPrivilegeEscalation"], false, "{at}: no privilege escalation");
+                assert_eq!(
+                    effective(pod, container, "seccompProfile")["type"],
+                    "RuntimeDefault",
+                    "{at}: seccomp"
+                );
+                assert_eq!(
+                    strings(&sc["capabilities"]["drop"]),
+                    ["ALL"],
+                    "{at}: drops all capabilities"
+                );
+                let added: BTreeSet<String> = strings(&sc["capabilities"]["add"]).into_iter().collect();
+                if is_agent {
+                    assert_eq!(
+                        added,
+                        set(&["BPF", "NET_ADMIN", "PERFMON"]),
+                        "{at}: exactly the agent's capabilities"
+                    );
+                } else {
+                    assert!(added.is_empty(), "{at}: adds {added:?}");
+                    assert_eq!(
+                        effective(pod, container, "runAsNonRoot"),
+                        &Value::Bool(true),
+                        "{at}: non-root"
+                    );
+                    assert_ne!(sc["runAsUser"], 0, "{at}: uid 0");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_agent_mounts_only_btf_and_its_socket_directory_from_the_host() {
+    for (label, manifests) in every_rendering() {
+        for (workload, pod) in manifests.pod_specs() {
+            let host_paths: BTreeSet<String> = pod["volumes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v["hostPath"]["path"].as_str().map(str::to_owned))
+                .collect();
+            let expected = if workload == "sightline-agent" {
+                set(&["/sys/kernel/btf", "/var/run/sightline"])
+            } else {
+                set(&[])
+            };
+            assert_eq!(host_paths, expected, "{label}: host paths of {workload}");
+        }
+        let agent = manifests.get("DaemonSet", "sightline-agent");
+        let mounts = &container(agent, "agent")["volumeMounts"];
+        let btf = mounts
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .find(|m| m["name"] == "btf")
+            .expect("btf mount");
+        assert_eq!(btf["readOnly"], true, "{label}: BTF is read-only");
+    }
+}
+
+#[test]
+fn no_rbac_rule_uses_a_wildcard_and_the_relay_has_no_api_access() {
+    for (label, manifests) in every_rendering() {
+        for object in manifests.of_kind("ClusterRole").chain(manifests.of_kind("Role")) {
+            for rule in object["rules"].as_array().expect("rules") {
+                for field in ["apiGroups", "resources", "verbs", "resourceNames"] {
+                    assert!(
+                        !strings(&rule[field]).iter().any(|s| s.contains('*')),
+                        "{label}: {} {field} has *",
+                        name(object)
+                    );
+                }
+            }
+        }
+        for binding in manifests
+            .of_kind("ClusterRoleBinding")
+            .chain(manifests.of_kind("RoleBinding"))
+        {
+            let subjects = binding["subjects"].as_array().expect("subjects");
+            assert!(
+                subjects.iter().all(|s| s["name"] != "hubble-relay"),
+                "{label}: the relay is bound to {}",
+                name(binding)
+            );
+        }
+        if let Some(relay) = manifests.find("Deployment", "hubble-relay") {
+            assert_eq!(
+                relay["spec"]["template"]["spec"]["automountServiceAccountToken"], false,
+                "{label}"
+            );
+        }
+        // Secrets are the operator's alone, and only in its namespace.
+        for role in manifests.of_kind("ClusterRole") {
+            let kinds: Vec<String> = role["rules"]
+                .as_array()
+                .expect("rules")
+                .iter()
+                .flat_map(|r| strings(&r["resources"]))
+                .collect();
+            assert!(
+                !kinds.contains(&"secrets".to_owned()),
+                "{label}: ClusterRole {} reads secrets",
+                name(role)
+            );
+        }
+    }
+}
+
+#[test]
+fn hubble_names_and_ports_are_where_hubble_clients_look() {
+    let m = render(&[]);
+    let peer = m.get("Service", "hubble-peer");
+    assert_eq!(peer["spec"]["internalTrafficPolicy"], "Local");
+    assert_eq!(peer["spec"]["ports"][0]["port"], 443);
+    assert_eq!(peer["spec"]["ports"][0]["targetPort"], 4244);
+    let relay_service = m.get("Service", "hubble-relay");
+    assert_eq!(relay_service["spec"]["ports"][0]["port"], 80);
+    let target = relay_service["spec"]["ports"][0]["targetPort"]
+        .as_str()
+        .expect("named target port");
+    let relay = m.get("Deployment", "hubble-relay");
+    let relay_container = container(relay, "relay");
+    let port = relay_container["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .find(|p| p["name"] == target)
+        .expect("port");
+    assert_eq!(port["containerPort"], 4245);
+    let relay_args = args(relay_container);
+    assert_eq!(flag(&relay_args, "listen-address").as_deref(), Some(":4245"));
+    assert_eq!(flag(&relay_args, "health-listen-address").as_deref(), Some(":4222"));
+    assert_eq!(flag(&relay_args, "metrics-listen-address").as_deref(), Some(":9966"));
+    assert_eq!(
+        flag(&relay_args, "peer-service").as_deref(),
+        Some("hubble-peer.sightline.svc.cluster.local:443")
+    );
+    assert_eq!(relay_container["readinessProbe"]["grpc"]["port"], 4222);
+    assert_eq!(relay_container["livenessProbe"]["grpc"]["port"], 4222);
+
+    let agent_ds = m.get("DaemonSet", "sightline-agent");
+    let pod = &agent_ds["spec"]["template"]["spec"];
+    assert_eq!(pod["priorityClassName"], "system-node-critical");
+    assert_eq!(pod["tolerations"], serde_json::json!([{ "operator": "Exists" }]));
+    assert_eq!(agent_ds["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"], 2);
+    let agent = container(agent_ds, "agent");
+    let ports: BTreeSet<i64> = agent["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .filter_map(|p| p["containerPort"].as_i64())
+        .collect();
+    assert_eq!(ports, [4244, 9965].into());
+    let node_name = agent["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .find(|e| e["name"] == "NODE_NAME")
+        .expect("NODE_NAME");
+    assert_eq!(node_name["valueFrom"]["fieldRef"]["fieldPath"], "spec.nodeName");
+    assert_eq!(flag(&args(agent), "cluster-name").as_deref(), Some("default"));
+    assert_eq!(flag(&args(agent), "listen-address").as_deref(), Some(":4244"));
+    // With TLS the kubelet cannot speak gRPC to the port, so it checks for a listener.
+    assert_eq!(agent["readinessProbe"]["tcpSocket"]["port"], 4244);
+
+    let plain = render_file(&ci_values("tls-off-values.yaml"));
+    assert_eq!(plain.get("Service", "hubble-peer")["spec"]["ports"][0]["port"], 80);
+    let relay_args = args(container(plain.get("Deployment", "hubble-relay"), "relay"));
+    assert_eq!(
+        flag(&relay_args, "peer-service").as_deref(),
+        Some("hubble-peer.sightline.svc.cluster.local:80")
+    );
+    let agent = container(plain.get("DaemonSet", "sightline-agent"), "agent");
+    assert_eq!(agent["readinessProbe"]["grpc"]["port"], 4244);
+    assert_eq!(agent["livenessProbe"]["grpc"]["port"], 4244);
+
+    let ui = render_file(&ci_values("ui-values.yaml"));
+    assert_eq!(ui.get("Service", "hubble-relay")["spec"]["ports"][0]["port"], 443);
+    let backend = container(ui.get("Deployment", "hubble-ui"), "backend");
+    let env = backend["env"].as_array().expect("env");
+    let value = |key: &str| env.iter().find(|e| e["name"] == key).map(|e| e["value"].clone());
+    assert_eq!(value("FLOWS_API_ADDR"), Some("hubble-relay:443".into()));
+    assert_eq!(value("TLS_RELAY_SERVER_NAME"), Some("ui.hubble-relay.cilium.io".into()));
+    assert_eq!(ui.get("Service", "hubble-ui")["spec"]["ports"][0]["port"], 80);
+}
+
+/// `k8s_openapi::api::<group>::<version>::Kind` → the API group RBAC names.
+fn api_group(module: &str) -> &'static str {
+    match module {
+        "core" => "",
+        "apps" => "apps",
+        "batch" => "batch",
+        "discovery" => "discovery.k8s.io",
+        "networking" => "networking.k8s.io",
+        other => panic!("agent/src/k8s/watch.rs imports k8s_openapi::api::{other}; teach this test its API group"),
+    }
+}
+
+fn plural(kind: &str) -> String {
+    let lower = kind.to_lowercase();
+    match lower.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies"),
+        None => format!("{lower}s"),
+    }
+}
+
+/// (group, resource) for every `spawn::<Kind>` in the agent's watcher, resolved through the
+/// file's `use k8s_openapi::api::...` imports.
+fn kinds_the_agent_watches() -> BTreeSet<(String, String)> {
+    let source = std::fs::read_to_string(repo_root().join("agent/src/k8s/watch.rs")).expect("watch.rs");
+    let mut group_of = std::collections::BTreeMap::new();
+    for line in source.lines() {
+        let Some(path) = line.trim().strip_prefix("use k8s_openapi::api::") else {
+            continue;
+        };
+        let path = path.trim_end_matches(';');
+        let mut parts = path.splitn(3, "::");
+        let (Some(module), Some(_version), Some(kinds)) = (parts.next(), parts.next(), parts.next()) else {
+            panic!("unexpected import {line}");
+        };
+        for kind in kinds.trim_matches(|c| c == '{' || c == '}').split(',') {
+            group_of.insert(kind.trim().to_owned(), api_group(module));
+        }
+    }
+    let mut watched = BTreeSet::new();
+    for piece in source.split("spawn::<").skip(1) {
+        let kind = piece.split('>').next().expect("closing >").trim();
+        if kind == "K" {
+            continue; // the generic helper's own definition
+        }
+        let group = group_of
+            .get(kind)
+            .unwrap_or_else(|| panic!("{kind} is watched but not imported from k8s_openapi"));
+        watched.insert((group.to_string(), plural(kind)));
+    }
+    assert!(watched.len() >= 8, "parsed too few kinds from watch.rs: {watched:?}");
+    watched
+}
+
+/// Any other Kubernetes API use in the agent would need rules this test does not know.
+fn assert_no_other_api_calls_in_the_agent() {
+    let mut stack = vec![repo_root().join("agent/src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("agent/src") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("k8s/watch.rs") {
+                let text = std::fs::read_to_string(&path).expect("source");
+                for needle in ["Api::all", "Api::namespaced", "Api::<", "Api::default_namespaced"] {
+                    assert!(
+                        !text.contains(needle),
+                        "{} calls {needle}: add its RBAC to the chart and this test",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_agent_cluster_role_grants_exactly_the_kinds_its_code_watches() {
+    assert_no_other_api_calls_in_the_agent();
+    let watched = kinds_the_agent_watches();
+    let m = render(&[]);
+    let role = m.get("ClusterRole", "sightline-sightline-agent");
+    let mut granted = BTreeSet::new();
+    for rule in role["rules"].as_array().expect("rules") {
+        assert_eq!(
+            strings(&rule["verbs"]),
+            ["list", "watch"],
+            "a watcher lists and watches, nothing more: {rule}"
+        );
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                granted.insert((group.clone(), resource));
+            }
+        }
+    }
+    assert_eq!(granted, watched);
+    let binding = m.get("ClusterRoleBinding", "sightline-sightline-agent");
+    assert_eq!(binding["subjects"][0]["name"], "sightline-agent");
+    assert_eq!(
+        m.get("DaemonSet", "sightline-agent")["spec"]["template"]["spec"]["serviceAccountName"],
+        "sightline-agent"
+    );
+}
+
+#[test]
+fn each_component_has_its_own_service_account() {
+    let m = render_file(&ci_values("ui-values.yaml"));
+    let mut accounts = BTreeSet::new();
+    for (workload, pod) in m.pod_specs() {
+        let account = pod["serviceAccountName"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{workload} has no service account"));
+        assert!(
+            m.find("ServiceAccount", account).is_some(),
+            "{workload}: {account} not rendered"
+        );
+        assert!(accounts.insert(account.to_owned()), "{account} shared");
+    }
+    assert_eq!(
+        accounts,
+        set(&["sightline-agent", "hubble-relay", "sightline-operator", "hubble-ui"])
+    );
+}
