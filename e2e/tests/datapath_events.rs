@@ -249,11 +249,13 @@ fn a_full_ring_is_reported_as_lost_events_per_cpu() {
         .filter(|e| matches!(e, Event::Flow(f) if ports(f).is_some_and(|p| p.1 == 7100)))
         .count() as u64;
     // Two reports per datagram (client and server veth): each one was either delivered
-    // or counted as lost (the lost count may include a few unrelated reports).
+    // or counted as lost. The pods' own chatter (IPv6 neighbour and router messages)
+    // adds a few reports, never dozens: over-reporting fails too.
+    const CHATTER: u64 = 16;
     assert!(delivered < 2 * sent, "nothing was lost: {delivered} delivered");
     assert!(
-        delivered + total_lost >= 2 * sent,
-        "{delivered} delivered + {total_lost} lost < {}",
+        (2 * sent..=2 * sent + CHATTER).contains(&(delivered + total_lost)),
+        "{delivered} delivered + {total_lost} lost, for {} reports",
         2 * sent
     );
     assert_nothing_attached(node.netns(), &[&client.host_veth, &server.host_veth]);

@@ -143,26 +143,30 @@ impl Drop for Agent {
 pub fn wait_attached(netns: &Netns, interfaces: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(20);
     for interface in interfaces {
-        while tcx_programs(netns, interface).len() < 2 {
+        while query_tcx(netns, interface).map_or(0, |names| names.len()) < 2 {
             assert!(Instant::now() < deadline, "datapath never attached to {interface}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
 
+/// Names of the TCX programs on `interface`; a failed query is an error, never "none".
 pub fn tcx_programs(netns: &Netns, interface: &str) -> Vec<String> {
+    query_tcx(netns, interface).unwrap_or_else(|error| panic!("TCX query on {interface}: {error}"))
+}
+
+fn query_tcx(netns: &Netns, interface: &str) -> Result<Vec<String>, String> {
     let interface = interface.to_owned();
     netns
         .run(move || {
             let mut names = Vec::new();
             for kind in [TcAttachType::Ingress, TcAttachType::Egress] {
-                if let Ok((_, programs)) = SchedClassifier::query_tcx(&interface, kind) {
-                    names.extend(programs.iter().filter_map(|p| p.name_as_str().map(str::to_owned)));
-                }
+                let (_, programs) = SchedClassifier::query_tcx(&interface, kind).map_err(|e| e.to_string())?;
+                names.extend(programs.iter().filter_map(|p| p.name_as_str().map(str::to_owned)));
             }
-            names
+            Ok(names)
         })
-        .expect("query tcx")
+        .map_err(|e| e.to_string())?
 }
 
 /// What an operator would see with `tc filter show` and a TCX query: nothing of ours.
@@ -174,10 +178,10 @@ pub fn assert_nothing_attached(netns: &Netns, interfaces: &[&str]) {
             "{interface} still has {tcx:?}"
         );
         for direction in ["ingress", "egress"] {
-            let out = netns.exec("tc", &["filter", "show", "dev", interface, direction]);
-            let text = out
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
+            let out = netns
+                .exec("tc", &["filter", "show", "dev", interface, direction])
+                .unwrap_or_else(|error| panic!("tc filter show on {interface}: {error}"));
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
             assert!(!text.contains("sightline"), "{interface} {direction}: {text}");
         }
         let qdisc = netns
