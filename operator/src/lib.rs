@@ -3,8 +3,10 @@
 //! decisions are pure functions over the resource, the cluster's objects and a
 //! time; [`controller`] only reads and writes what they decide.
 
+pub mod controller;
 pub mod crd;
 pub mod crdgen;
+pub mod http;
 pub mod render;
 pub mod tls;
 pub mod validate;
