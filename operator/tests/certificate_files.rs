@@ -23,8 +23,12 @@ fn pair(cert: &std::path::Path, key: &std::path::Path) -> KeyPairFiles {
 
 /// Handshakes a client (with its certificate) against a server, both from files.
 async fn handshake(server: KeyPairFiles, client: KeyPairFiles, files: &CertificateFiles, server_name: &str) {
-    let acceptor = TlsAcceptor::from(Arc::new(server_config(&server, &[files.ca.clone()]).unwrap()));
-    let connector = TlsConnector::from(Arc::new(client_config(&[files.ca.clone()], Some(&client)).unwrap()));
+    let acceptor = TlsAcceptor::from(Arc::new(
+        server_config(&server, std::slice::from_ref(&files.ca)).unwrap(),
+    ));
+    let connector = TlsConnector::from(Arc::new(
+        client_config(std::slice::from_ref(&files.ca), Some(&client)).unwrap(),
+    ));
     let (client_io, server_io) = tokio::io::duplex(16 * 1024);
     let serve = tokio::spawn(async move {
         let mut stream = acceptor.accept(server_io).await.unwrap();
