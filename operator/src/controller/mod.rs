@@ -46,7 +46,7 @@ pub fn context(client: Client, settings: Settings, metrics: Arc<Metrics>, identi
 pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
     let namespace = ctx.settings.namespace.clone();
-    let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=sightline-operator");
+    let owned = watcher::Config::default().labels(objects::MANAGED_BY);
     let configs: Api<SightlineConfig> = Api::all(client.clone());
     info!(%namespace, "controller started");
     Controller::new(configs, watcher::Config::default())

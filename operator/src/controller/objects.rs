@@ -26,6 +26,13 @@ pub const AGENT_GENERATION_ANNOTATION: &str = "sightline.dev/config-generation";
 /// Annotation on the agent ConfigMap: the restart-only settings the agents run.
 pub const RUNNING_RESTART_ANNOTATION: &str = "sightline.dev/running-restart-settings";
 
+/// The label on everything the operator writes; its watches select on it.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by=sightline-operator";
+
+fn managed_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([("app.kubernetes.io/managed-by".to_owned(), MANAGER.to_owned())])
+}
+
 /// The TLS Secrets as they are, with the resource versions to write against.
 pub struct SecretsRead {
     pub observed: Observed,
@@ -87,10 +94,7 @@ pub async fn write_secret(
             name: Some(write.name.to_owned()),
             resource_version: version.cloned(),
             annotations: Some(write.contents.annotations.clone()).filter(|a| !a.is_empty()),
-            labels: Some(BTreeMap::from([(
-                "app.kubernetes.io/managed-by".to_owned(),
-                MANAGER.to_owned(),
-            )])),
+            labels: Some(managed_labels()),
             owner_references: Some(vec![owner.clone()]),
             ..ObjectMeta::default()
         },
@@ -138,6 +142,7 @@ pub async fn apply_configmap(
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
             annotations: Some(annotations),
+            labels: Some(managed_labels()),
             owner_references: Some(vec![owner.clone()]),
             ..ObjectMeta::default()
         },
