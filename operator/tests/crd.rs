@@ -93,3 +93,30 @@ fn every_field_is_documented_for_kubectl_explain() {
         "fields without a description: {undocumented:?}"
     );
 }
+
+/// The CEL rules the API server evaluates at `kubectl apply`, run here with kube's
+/// CEL evaluator on the schema the CRD carries.
+#[test]
+fn cel_rules_reject_renewal_windows_that_cannot_work() {
+    use sightline_operator::crd::TlsSettings;
+    let tls = |ca: &str, cert: &str, renew: &str| serde_json::json!({"mode": "Auto", "caValidity": ca, "certValidity": cert, "renewBefore": renew});
+    assert!(TlsSettings::validate_cel(&tls("26280h", "8760h", "720h"), None).is_ok());
+    let error = TlsSettings::validate_cel(&tls("26280h", "8760h", "8760h"), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("renewBefore must be shorter than certValidity"),
+        "{error}"
+    );
+    let error = TlsSettings::validate_cel(&tls("24h", "1h30m", "2h"), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("renewBefore must be shorter than certValidity"),
+        "{error}"
+    );
+    let error = TlsSettings::validate_cel(&tls("720h", "8760h", "1h"), None)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("certValidity must not exceed caValidity"), "{error}");
+}

@@ -18,6 +18,7 @@ pub enum TlsMode {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(
+    cel,
     validation = Rule::new("duration(self.renewBefore) < duration(self.certValidity)")
         .message("renewBefore must be shorter than certValidity")
         .field_path(".renewBefore"),
