@@ -342,6 +342,12 @@ async fn an_invalid_spec_is_named_in_ready_and_the_last_good_configuration_stays
         "kept from the good generation"
     );
     assert!(cluster.events().iter().any(|(reason, _)| reason == "InvalidSpec"));
+
+    // Certificates are still looked after while the spec waits for a fix.
+    cluster.api.remove(&secret_path("hubble-metrics-server-certs")).unwrap();
+    cluster.reconcile().await.unwrap();
+    assert!(cluster.api.get(&secret_path("hubble-metrics-server-certs")).is_some());
+    assert_eq!(cluster.condition("Ready")["reason"], "InvalidSpec");
 }
 
 #[tokio::test]

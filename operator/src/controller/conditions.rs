@@ -168,3 +168,73 @@ pub fn build(
     status.observed_generation = Some(generation);
     status
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn applied(current: u32, total: u32, pending: Vec<&'static str>) -> Outcome {
+        Outcome::Applied {
+            config: ConfigOutcome {
+                current,
+                total,
+                restart_pending: pending,
+                rolling: false,
+                checksum: "c".into(),
+            },
+            certificates: Ok(vec![]),
+        }
+    }
+
+    fn find<'a>(status: &'a SightlineConfigStatus, type_: &str) -> &'a Condition {
+        status.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn transition_times_move_only_when_a_status_changes() {
+        let first = build(None, 1, &applied(1, 2, vec![]), "t1");
+        assert_eq!(find(&first, CONFIG_APPLIED).status, "False");
+        let second = build(Some(&first), 2, &applied(1, 2, vec![]), "t2");
+        assert_eq!(
+            find(&second, CONFIG_APPLIED).last_transition_time.as_deref(),
+            Some("t1")
+        );
+        assert_eq!(find(&second, CONFIG_APPLIED).observed_generation, Some(2));
+        let third = build(Some(&second), 2, &applied(2, 2, vec![]), "t3");
+        assert_eq!(find(&third, CONFIG_APPLIED).status, "True");
+        assert_eq!(find(&third, CONFIG_APPLIED).last_transition_time.as_deref(), Some("t3"));
+        assert_eq!(find(&third, READY).last_transition_time.as_deref(), Some("t1"));
+    }
+
+    #[test]
+    fn an_invalid_spec_keeps_the_last_good_conditions() {
+        let good = build(None, 1, &applied(2, 2, vec![]), "t1");
+        let bad = build(
+            Some(&good),
+            2,
+            &Outcome::Invalid {
+                field: "spec.relay.dialTimeout".into(),
+                message: "must be greater than 0".into(),
+            },
+            "t2",
+        );
+        let ready = find(&bad, READY);
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "InvalidSpec"));
+        assert!(
+            ready
+                .message
+                .starts_with("spec.relay.dialTimeout: must be greater than 0")
+        );
+        assert_eq!(find(&bad, CONFIG_APPLIED), find(&good, CONFIG_APPLIED));
+        assert_eq!(bad.observed_generation, Some(2));
+    }
+
+    #[test]
+    fn pending_restarts_are_named() {
+        let status = build(None, 3, &applied(2, 2, vec!["spec.agent.eventBufferCapacity"]), "t");
+        let applied = find(&status, CONFIG_APPLIED);
+        assert_eq!(applied.reason, "RestartRequired");
+        assert!(applied.message.contains("spec.agent.eventBufferCapacity"));
+    }
+}

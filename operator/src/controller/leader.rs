@@ -184,3 +184,36 @@ pub async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held_by(holder: &str, renewed: Timestamp) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(holder.into()),
+            lease_duration_seconds: Some(15),
+            renew_time: Some(MicroTime(renewed)),
+            ..LeaseSpec::default()
+        }
+    }
+
+    #[test]
+    fn decisions_follow_holder_and_expiry() {
+        let now = Timestamp::from_second(1_800_000_000).unwrap_or(Timestamp::UNIX_EPOCH);
+        assert_eq!(decide(None, "a", now), LeaseDecision::Acquire);
+        assert_eq!(decide(Some(&held_by("a", now)), "a", now), LeaseDecision::Renew);
+        let fresh = held_by("b", now - SignedDuration::from_secs(14));
+        assert_eq!(
+            decide(Some(&fresh), "a", now),
+            LeaseDecision::Follow { holder: "b".into() }
+        );
+        let stale = held_by("b", now - SignedDuration::from_secs(15));
+        assert_eq!(decide(Some(&stale), "a", now), LeaseDecision::Acquire);
+        let released = LeaseSpec {
+            holder_identity: None,
+            ..held_by("b", now)
+        };
+        assert_eq!(decide(Some(&released), "a", now), LeaseDecision::Acquire);
+    }
+}

@@ -117,6 +117,11 @@ async fn write_status(ctx: &Context, config: &SightlineConfig, outcome: &Outcome
     Ok(())
 }
 
+/// Time from now until `at` (zero when it has passed).
+fn until(at: OffsetDateTime) -> Duration {
+    Duration::try_from(at - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO)
+}
+
 async fn reconcile_inner(config: &SightlineConfig, ctx: &Context) -> Result<Action> {
     let name = config.metadata.name.clone().ok_or(Error::Unnamed)?;
     if name != IN_FORCE_NAME {
@@ -129,6 +134,14 @@ async fn reconcile_inner(config: &SightlineConfig, ctx: &Context) -> Result<Acti
         Err(invalid) => {
             warn!(%invalid, "SightlineConfig rejected; the last valid configuration stays in force");
             publish(ctx, config, EventType::Warning, "InvalidSpec", invalid.to_string()).await;
+            // A mistake elsewhere in the spec must not let certificates expire: with
+            // valid TLS settings, renewal and repair go on.
+            let mut wait = None;
+            if let Ok(lifetimes) = crate::validate::lifetimes(&config.spec, ctx.settings.propagation) {
+                let owner = config.controller_owner_ref(&()).ok_or(Error::Unnamed)?;
+                let (_, next_check) = reconcile_tls(config, ctx, &lifetimes, &owner).await?;
+                wait = next_check.map(until);
+            }
             write_status(
                 ctx,
                 config,
@@ -138,7 +151,10 @@ async fn reconcile_inner(config: &SightlineConfig, ctx: &Context) -> Result<Acti
                 },
             )
             .await?;
-            return Ok(Action::await_change());
+            return Ok(match wait {
+                Some(wait) => Action::requeue(wait.min(ctx.settings.resync).max(Duration::from_secs(1))),
+                None => Action::await_change(),
+            });
         }
     };
     let owner = config.controller_owner_ref(&()).ok_or(Error::Unnamed)?;
@@ -168,7 +184,7 @@ async fn reconcile_inner(config: &SightlineConfig, ctx: &Context) -> Result<Acti
     .await?;
     let mut wait = ctx.settings.resync;
     if let Some(at) = next_check {
-        wait = wait.min(Duration::try_from(at - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO));
+        wait = wait.min(until(at));
     }
     if agents_behind {
         wait = wait.min(AGENTS_UPDATING_RECHECK);
