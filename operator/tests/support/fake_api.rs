@@ -128,7 +128,13 @@ impl FakeApi {
         Client::new(service, "default")
     }
 
-    fn handle(&self, method: &str, path: &str, query: &str, content_type: &str, body: Value) -> (u16, Value) {
+    pub fn handle(&self, method: &str, path: &str, query: &str, content_type: &str, body: Value) -> (u16, Value) {
+        if path == "/version" {
+            return (
+                200,
+                json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0", "platform": "linux/amd64"}),
+            );
+        }
         let mut store = self.store.lock().unwrap();
         store.log.push(format!("{method} {path}"));
         if let Some(index) = store.conflicts.iter().position(|(m, p)| m == method && p == path) {
