@@ -1,6 +1,7 @@
 //! The `sightline-operator` binary against an API server over HTTP: it takes the
 //! Lease, issues the certificates and writes the configuration, reports Ready,
-//! serves metrics, and on SIGTERM releases the Lease and exits 0.
+//! serves metrics, restores a deleted Secret and follows a spec change from watch
+//! events, and on SIGTERM releases the Lease and exits 0.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -101,6 +102,34 @@ async fn the_binary_reconciles_while_leading_and_hands_over_on_sigterm() {
         metrics.contains("sightline_tls_certificate_not_after_seconds{secret=\"sightline-cli-certs\"}"),
         "{metrics}"
     );
+
+    // Self-healing and live configuration, driven by watch events.
+    let secret = format!("api/v1/namespaces/{NS}/secrets/hubble-server-certs");
+    let old = api.remove(&secret).unwrap();
+    eventually("the deleted Secret is restored", Duration::from_secs(15), || {
+        api.get(&secret)
+            .is_some_and(|restored| restored["metadata"]["uid"] != old["metadata"]["uid"])
+    })
+    .await;
+    let mut object = api.get(CONFIG).unwrap();
+    object["spec"]["agent"]["monitorAggregation"] = json!("maximum");
+    object["metadata"]["generation"] = json!(2);
+    api.insert(CONFIG, object);
+    let configmap = format!("api/v1/namespaces/{NS}/configmaps/sightline-agent-config");
+    eventually(
+        "the new spec reaches the agent ConfigMap",
+        Duration::from_secs(15),
+        || {
+            api.get(&configmap).is_some_and(|cm| {
+                cm["data"]["config.yaml"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("monitor-aggregation: maximum")
+                    && cm["data"]["generation"] == "2"
+            })
+        },
+    )
+    .await;
 
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());

@@ -21,9 +21,28 @@ struct Store {
     log: Vec<String>,
 }
 
-#[derive(Clone, Default)]
+/// A change as a watch reports it: collection, `ADDED`/`MODIFIED`/`DELETED`, object.
+pub type Change = (String, &'static str, Value);
+
+#[derive(Clone)]
 pub struct FakeApi {
     store: Arc<Mutex<Store>>,
+    changes: tokio::sync::broadcast::Sender<Change>,
+}
+
+impl Default for FakeApi {
+    fn default() -> Self {
+        Self {
+            store: Arc::default(),
+            changes: tokio::sync::broadcast::channel(1024).0,
+        }
+    }
+}
+
+fn collection_of(key: &str) -> String {
+    key.rsplit_once('/')
+        .map(|(collection, _)| collection.to_owned())
+        .unwrap_or_default()
 }
 
 fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
@@ -183,7 +202,9 @@ impl FakeApi {
                 }
                 let mut object = body;
                 object["metadata"]["name"] = name.into();
-                (201, store.put(key, object))
+                let stored = store.put(key, object);
+                let _ = self.changes.send((collection.clone(), "ADDED", stored.clone()));
+                (201, stored)
             }
             ("PUT", Some(key)) => {
                 let Some(current) = store.objects.get(&key) else {
@@ -192,7 +213,9 @@ impl FakeApi {
                 if body["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"] {
                     return status(409, "Conflict", "the object has been modified");
                 }
-                (200, store.put(key, body))
+                let stored = store.put(key, body);
+                let _ = self.changes.send((collection.clone(), "MODIFIED", stored.clone()));
+                (200, stored)
             }
             ("PATCH", Some(key)) => {
                 let existing = store.objects.get(&key).cloned();
@@ -206,10 +229,15 @@ impl FakeApi {
                 } else {
                     merge(&mut object, &body);
                 }
-                (200, store.put(key, object))
+                let stored = store.put(key, object);
+                let _ = self.changes.send((collection.clone(), "MODIFIED", stored.clone()));
+                (200, stored)
             }
             ("DELETE", Some(key)) => match store.objects.remove(&key) {
-                Some(object) => (200, object),
+                Some(object) => {
+                    let _ = self.changes.send((collection.clone(), "DELETED", object.clone()));
+                    (200, object)
+                }
                 None => status(404, "NotFound", &format!("{key} not found")),
             },
             _ => status(405, "MethodNotAllowed", path),
@@ -218,7 +246,8 @@ impl FakeApi {
 
     /// Stores an object as if a user created it.
     pub fn insert(&self, path: &str, object: Value) {
-        self.store.lock().unwrap().put(path.to_owned(), object);
+        let stored = self.store.lock().unwrap().put(path.to_owned(), object);
+        let _ = self.changes.send((collection_of(path), "MODIFIED", stored));
     }
 
     pub fn get(&self, path: &str) -> Option<Value> {
@@ -226,7 +255,21 @@ impl FakeApi {
     }
 
     pub fn remove(&self, path: &str) -> Option<Value> {
-        self.store.lock().unwrap().objects.remove(path)
+        let removed = self.store.lock().unwrap().objects.remove(path);
+        if let Some(object) = &removed {
+            let _ = self.changes.send((collection_of(path), "DELETED", object.clone()));
+        }
+        removed
+    }
+
+    /// Changes from now on, for watches.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// The collection key and label selector of a request path and query.
+    pub fn watch_target(path: &str, query: &str) -> (String, Vec<(String, String)>) {
+        (split(path).0, label_selector(query))
     }
 
     /// Every stored object whose path starts with `prefix`.

@@ -9,6 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use futures::StreamExt;
 use serde_json::Value;
 
 use super::fake_api::FakeApi;
@@ -24,8 +25,19 @@ async fn handle(State(api): State<FakeApi>, request: Request) -> Response {
         .unwrap_or_default()
         .to_owned();
     if query.contains("watch=true") || query.contains("watch=1") {
-        // No changes to report: the stream stays open until the client ends it.
-        let stream = futures::stream::pending::<Result<Bytes, Infallible>>();
+        // Changes from now on, one JSON line each; the stream stays open.
+        let (collection, selector) = FakeApi::watch_target(&path, &query);
+        let changes = tokio_stream::wrappers::BroadcastStream::new(api.subscribe());
+        let stream = changes.filter_map(move |change| {
+            let line = change.ok().and_then(|(changed, kind, object)| {
+                let selected = selector
+                    .iter()
+                    .all(|(k, v)| object["metadata"]["labels"][k].as_str() == Some(v.as_str()));
+                (changed == collection && selected)
+                    .then(|| Bytes::from(format!("{}\n", serde_json::json!({"type": kind, "object": object}))))
+            });
+            futures::future::ready(line.map(Ok::<_, Infallible>))
+        });
         return Response::builder()
             .header("content-type", "application/json")
             .body(Body::from_stream(stream))
