@@ -289,6 +289,24 @@ async fn a_secret_deleted_by_hand_is_restored_from_the_same_ca() {
 }
 
 #[tokio::test]
+async fn a_secret_created_as_opaque_keeps_its_immutable_type() {
+    let cluster = cluster(spec_with_gpu_override());
+    cluster.api.insert(
+        &secret_path("hubble-relay-server-certs"),
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+               "metadata": {"name": "hubble-relay-server-certs", "namespace": NS}, "data": {}}),
+    );
+    cluster.reconcile().await.unwrap();
+    let secret = cluster.api.get(&secret_path("hubble-relay-server-certs")).unwrap();
+    assert_eq!(secret["type"], "Opaque");
+    assert!(
+        cluster
+            .secret_data("hubble-relay-server-certs", "tls.crt")
+            .contains("BEGIN CERTIFICATE")
+    );
+}
+
+#[tokio::test]
 async fn a_conflicting_write_fails_the_reconcile_and_the_retry_repairs() {
     let cluster = cluster(spec_with_gpu_override());
     cluster.reconcile().await.unwrap();

@@ -37,6 +37,9 @@ fn managed_labels() -> BTreeMap<String, String> {
 pub struct SecretsRead {
     pub observed: Observed,
     pub versions: BTreeMap<String, String>,
+    /// Each existing Secret's type, kept on replace (the type is immutable: a Secret
+    /// someone created as Opaque stays Opaque).
+    pub types: BTreeMap<String, String>,
 }
 
 fn contents(secret: &Secret) -> SecretContents {
@@ -55,23 +58,31 @@ fn contents(secret: &Secret) -> SecretContents {
 pub async fn read_secrets(api: &Api<Secret>) -> Result<SecretsRead> {
     let mut observed = Observed::default();
     let mut versions = BTreeMap::new();
-    if let Some(secret) = api.get_opt(CA_SECRET).await? {
+    let mut types = BTreeMap::new();
+    let mut remember = |name: &str, secret: &Secret| {
         versions.insert(
-            CA_SECRET.to_owned(),
+            name.to_owned(),
             secret.metadata.resource_version.clone().unwrap_or_default(),
         );
+        if let Some(type_) = &secret.type_ {
+            types.insert(name.to_owned(), type_.clone());
+        }
+    };
+    if let Some(secret) = api.get_opt(CA_SECRET).await? {
+        remember(CA_SECRET, &secret);
         observed.ca = Some(contents(&secret));
     }
     for leaf in Leaf::ALL {
         if let Some(secret) = api.get_opt(leaf.secret_name()).await? {
-            versions.insert(
-                leaf.secret_name().to_owned(),
-                secret.metadata.resource_version.clone().unwrap_or_default(),
-            );
+            remember(leaf.secret_name(), &secret);
             observed.leaves.insert(leaf, contents(&secret));
         }
     }
-    Ok(SecretsRead { observed, versions })
+    Ok(SecretsRead {
+        observed,
+        versions,
+        types,
+    })
 }
 
 fn conflict(what: &str) -> impl FnOnce(kube::Error) -> Error + '_ {
@@ -86,9 +97,15 @@ fn conflict(what: &str) -> impl FnOnce(kube::Error) -> Error + '_ {
 pub async fn write_secret(
     api: &Api<Secret>,
     write: &SecretWrite,
-    version: Option<&String>,
+    read: &SecretsRead,
     owner: &OwnerReference,
 ) -> Result<()> {
+    let version = read.versions.get(write.name);
+    let default_type = if write.name == CA_SECRET {
+        "Opaque"
+    } else {
+        "kubernetes.io/tls"
+    };
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(write.name.to_owned()),
@@ -99,12 +116,10 @@ pub async fn write_secret(
             ..ObjectMeta::default()
         },
         type_: Some(
-            if write.name == CA_SECRET {
-                "Opaque"
-            } else {
-                "kubernetes.io/tls"
-            }
-            .to_owned(),
+            read.types
+                .get(write.name)
+                .map_or(default_type, String::as_str)
+                .to_owned(),
         ),
         data: Some(
             write

@@ -280,7 +280,7 @@ async fn reconcile_tls(
         TlsMode::Auto => {
             let plan = crate::tls::plan::plan(&read.observed, &subjects, lifetimes, now)?;
             for write in &plan.writes {
-                objects::write_secret(&secrets, write, read.versions.get(write.name), owner).await?;
+                objects::write_secret(&secrets, write, &read, owner).await?;
             }
             for event in &plan.events {
                 info!(secret = event.secret, reason = event.reason, "{}", event.message);
