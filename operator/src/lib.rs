@@ -1,6 +1,12 @@
-//! The Sightline operator.
-//!
-//! A Deployment that reconciles Sightline's custom resources into running
-//! configuration: agent and relay settings, and the TLS material that secures them
-//! (a cluster CA, agent server certificates, relay client certificates), rotated
-//! before they expire.
+//! The Sightline operator: reconciles the `SightlineConfig` custom resource into
+//! agent and relay configuration and the TLS material that secures them. The
+//! decisions are pure functions over the resource, the cluster's objects and a
+//! time; [`controller`] only reads and writes what they decide.
+
+pub mod controller;
+pub mod crd;
+pub mod crdgen;
+pub mod http;
+pub mod render;
+pub mod tls;
+pub mod validate;

@@ -1,0 +1,225 @@
+//! Reading and writing the objects the reconcile owns: Secrets with optimistic
+//! concurrency (a concurrent edit is a conflict, retried), ConfigMaps with
+//! server-side apply, the agents' generation Leases.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+
+use super::error::{Error, Result};
+use crate::tls::Leaf;
+use crate::tls::names::CA_SECRET;
+use crate::tls::plan::{Observed, SecretContents, SecretWrite};
+
+/// The field manager of every write.
+pub const MANAGER: &str = "sightline-operator";
+/// Label on the agents' per-node Leases.
+pub const AGENT_LEASE_SELECTOR: &str = "sightline.dev/component=agent";
+/// Annotation on an agent's Lease: the config generation it runs.
+pub const AGENT_GENERATION_ANNOTATION: &str = "sightline.dev/config-generation";
+/// Annotation on the agent ConfigMap: the restart-only settings the agents run.
+pub const RUNNING_RESTART_ANNOTATION: &str = "sightline.dev/running-restart-settings";
+
+/// The label on everything the operator writes; its watches select on it.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by=sightline-operator";
+
+fn managed_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([("app.kubernetes.io/managed-by".to_owned(), MANAGER.to_owned())])
+}
+
+/// The TLS Secrets as they are, with the resource versions to write against.
+pub struct SecretsRead {
+    pub observed: Observed,
+    pub versions: BTreeMap<String, String>,
+    /// Each existing Secret's type, kept on replace (the type is immutable: a Secret
+    /// someone created as Opaque stays Opaque).
+    pub types: BTreeMap<String, String>,
+}
+
+fn contents(secret: &Secret) -> SecretContents {
+    SecretContents {
+        data: secret
+            .data
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, value)| (key, value.0))
+            .collect(),
+        annotations: secret.metadata.annotations.clone().unwrap_or_default(),
+    }
+}
+
+pub async fn read_secrets(api: &Api<Secret>) -> Result<SecretsRead> {
+    let mut observed = Observed::default();
+    let mut versions = BTreeMap::new();
+    let mut types = BTreeMap::new();
+    let mut remember = |name: &str, secret: &Secret| {
+        versions.insert(
+            name.to_owned(),
+            secret.metadata.resource_version.clone().unwrap_or_default(),
+        );
+        if let Some(type_) = &secret.type_ {
+            types.insert(name.to_owned(), type_.clone());
+        }
+    };
+    if let Some(secret) = api.get_opt(CA_SECRET).await? {
+        remember(CA_SECRET, &secret);
+        observed.ca = Some(contents(&secret));
+    }
+    for leaf in Leaf::ALL {
+        if let Some(secret) = api.get_opt(leaf.secret_name()).await? {
+            remember(leaf.secret_name(), &secret);
+            observed.leaves.insert(leaf, contents(&secret));
+        }
+    }
+    Ok(SecretsRead {
+        observed,
+        versions,
+        types,
+    })
+}
+
+fn conflict(what: &str) -> impl FnOnce(kube::Error) -> Error + '_ {
+    move |error| match error {
+        kube::Error::Api(status) if status.code == 409 => Error::Conflict { what: what.to_owned() },
+        other => Error::Kube(other),
+    }
+}
+
+/// Writes one Secret: replaced against the version read, or created. Someone
+/// else's write in between makes this fail with a conflict, never overwrite theirs.
+pub async fn write_secret(
+    api: &Api<Secret>,
+    write: &SecretWrite,
+    read: &SecretsRead,
+    owner: &OwnerReference,
+) -> Result<()> {
+    let version = read.versions.get(write.name);
+    let default_type = if write.name == CA_SECRET {
+        "Opaque"
+    } else {
+        "kubernetes.io/tls"
+    };
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(write.name.to_owned()),
+            resource_version: version.cloned(),
+            annotations: Some(write.contents.annotations.clone()).filter(|a| !a.is_empty()),
+            labels: Some(managed_labels()),
+            owner_references: Some(vec![owner.clone()]),
+            ..ObjectMeta::default()
+        },
+        type_: Some(
+            read.types
+                .get(write.name)
+                .map_or(default_type, String::as_str)
+                .to_owned(),
+        ),
+        data: Some(
+            write
+                .contents
+                .data
+                .iter()
+                .map(|(key, value)| (key.clone(), ByteString(value.clone())))
+                .collect(),
+        ),
+        ..Secret::default()
+    };
+    let what = format!("Secret {}", write.name);
+    match version {
+        Some(_) => api
+            .replace(write.name, &PostParams::default(), &secret)
+            .await
+            .map_err(conflict(&what))?,
+        None => api
+            .create(&PostParams::default(), &secret)
+            .await
+            .map_err(conflict(&what))?,
+    };
+    Ok(())
+}
+
+/// Applies a ConfigMap's data and annotations (server-side apply, our fields only).
+pub async fn apply_configmap(
+    api: &Api<ConfigMap>,
+    name: &str,
+    data: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    owner: &OwnerReference,
+) -> Result<()> {
+    let configmap = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            annotations: Some(annotations),
+            labels: Some(managed_labels()),
+            owner_references: Some(vec![owner.clone()]),
+            ..ObjectMeta::default()
+        },
+        data: Some(data),
+        ..ConfigMap::default()
+    };
+    let mut value = serde_json::to_value(&configmap).map_err(|e| Error::Kube(kube::Error::SerdeError(e)))?;
+    value["apiVersion"] = "v1".into();
+    value["kind"] = "ConfigMap".into();
+    api.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(value))
+        .await?;
+    Ok(())
+}
+
+/// Every node's labels, by node name.
+pub async fn node_labels(client: &Client) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    Ok(nodes
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|node| {
+            let name = node.metadata.name?;
+            Some((name, node.metadata.labels.unwrap_or_default()))
+        })
+        .collect())
+}
+
+/// How many agents report running `generation`, out of how many report at all.
+pub async fn agents_on_generation(client: &Client, namespace: &str, generation: i64) -> Result<(u32, u32)> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let list = leases.list(&ListParams::default().labels(AGENT_LEASE_SELECTOR)).await?;
+    let total = list.items.len();
+    let current = list
+        .items
+        .iter()
+        .filter(|lease| {
+            lease
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(AGENT_GENERATION_ANNOTATION))
+                .and_then(|g| g.parse::<i64>().ok())
+                == Some(generation)
+        })
+        .count();
+    Ok((
+        u32::try_from(current).unwrap_or(u32::MAX),
+        u32::try_from(total).unwrap_or(u32::MAX),
+    ))
+}
+
+/// Sets the restart checksum on the agents' pod template, which rolls them.
+pub async fn roll_agents(client: &Client, namespace: &str, daemonset: &str, checksum: &str) -> Result<()> {
+    let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
+    let patch = serde_json::json!({
+        "spec": {"template": {"metadata": {"annotations": {
+            crate::render::restart::RESTART_ANNOTATION: checksum
+        }}}}
+    });
+    api.patch(daemonset, &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! Leader election against the mocked API server: one leader at a time, a clean
+//! handover on shutdown, a takeover after a leader dies without releasing.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use sightline_common::shutdown::Shutdown;
+use sightline_operator::controller::leader::{self, Election};
+use support::fake_api::FakeApi;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+struct Candidate {
+    leading: watch::Receiver<bool>,
+    shutdown: Shutdown,
+    task: JoinHandle<()>,
+}
+
+fn candidate(api: &FakeApi, identity: &str) -> Candidate {
+    let (sender, leading) = watch::channel(false);
+    let shutdown = Shutdown::new();
+    let election = Election {
+        lease_name: "sightline-operator".into(),
+        identity: identity.into(),
+        lease_duration: Duration::from_secs(2),
+        renew_interval: Duration::from_millis(200),
+    };
+    let task = tokio::spawn(leader::run(
+        api.client(),
+        "sightline".into(),
+        election,
+        sender,
+        shutdown.clone(),
+    ));
+    Candidate {
+        leading,
+        shutdown,
+        task,
+    }
+}
+
+async fn until_leading(candidate: &mut Candidate, within: Duration) {
+    tokio::time::timeout(within, candidate.leading.wait_for(|lead| *lead))
+        .await
+        .expect("did not become leader in time")
+        .unwrap();
+}
+
+fn holder(api: &FakeApi) -> String {
+    api.get("apis/coordination.k8s.io/v1/namespaces/sightline/leases/sightline-operator")
+        .unwrap()["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn one_leader_a_clean_handover_and_a_takeover_after_a_crash() {
+    let api = FakeApi::default();
+    let mut a = candidate(&api, "replica-a");
+    until_leading(&mut a, Duration::from_secs(5)).await;
+    let mut b = candidate(&api, "replica-b");
+    // B keeps trying for a while without ever leading next to A.
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!*b.leading.borrow(), "two leaders");
+    }
+    assert_eq!(holder(&api), "replica-a");
+
+    // A shuts down and releases the Lease: B takes over well before it would expire.
+    a.shutdown.cancel();
+    a.task.await.unwrap();
+    assert!(!*a.leading.borrow());
+    until_leading(&mut b, Duration::from_secs(1)).await;
+    assert_eq!(holder(&api), "replica-b");
+
+    // B dies without releasing: C waits out the lease duration, then leads.
+    let mut c = candidate(&api, "replica-c");
+    b.task.abort();
+    let started = tokio::time::Instant::now();
+    until_leading(&mut c, Duration::from_secs(5)).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "took over a live lease"
+    );
+    assert_eq!(holder(&api), "replica-c");
+    let lease = api
+        .get("apis/coordination.k8s.io/v1/namespaces/sightline/leases/sightline-operator")
+        .unwrap();
+    assert_eq!(lease["spec"]["leaseTransitions"], 3);
+    c.shutdown.cancel();
+    c.task.await.unwrap();
+}
