@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use binaries::binary;
 
-const BINARIES: [&str; 2] = ["sightline-agent", "sightline-relay"];
+const BINARIES: [&str; 3] = ["sightline-agent", "sightline-relay", "sightline-operator"];
 
 fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(binary(name));
