@@ -91,30 +91,21 @@ fn str_of<'v>(value: &'v Value<'_>) -> Result<&'v str> {
 
 impl Node {
     pub fn matches<'a>(&'a self, evaluation: &mut Evaluation<'a>) -> bool {
-        matches!(self.eval(evaluation), Ok(Value::Bool(true)))
+        self.eval_bool(evaluation) == Ok(true)
     }
 
-    fn eval<'a>(&'a self, ev: &mut Evaluation<'a>) -> Result<Value<'a>> {
-        Ok(match self {
-            Node::Literal(value) => value.reborrow(),
-            Node::Field(access) => ev.view.read(access).ok_or(EvalError)?,
-            Node::Has(has) => Value::Bool(ev.view.has(has).ok_or(EvalError)?),
-            Node::Variable(slot) => ev.slots.get(*slot).cloned().ok_or(EvalError)?,
-            Node::List(items) => Value::List(items.iter().map(|n| n.eval(ev)).collect::<Result<_>>()?),
-            Node::Not(inner) => Value::Bool(!bool_of(&inner.eval(ev)?)?),
-            Node::And(left, right) => logical(ev, left, right, false)?,
-            Node::Or(left, right) => logical(ev, left, right, true)?,
-            Node::Conditional(parts) => {
-                let [condition, then, otherwise] = parts.as_ref();
-                if bool_of(&condition.eval(ev)?)? {
-                    then.eval(ev)?
-                } else {
-                    otherwise.eval(ev)?
-                }
-            }
+    /// Boolean nodes answer here without building a [`Value`]: returning one
+    /// through memory after it was written field by field stalls store
+    /// forwarding on every node, most of a typical expression's cost.
+    fn eval_bool<'a>(&'a self, ev: &mut Evaluation<'a>) -> Result<bool> {
+        match self {
+            Node::And(left, right) => logical(ev, left, right, false),
+            Node::Or(left, right) => logical(ev, left, right, true),
+            Node::Not(inner) => Ok(!inner.eval_bool(ev)?),
+            Node::Has(has) => ev.view.has(has).ok_or(EvalError),
             Node::Compare(op, left, right) => {
-                let (left, right) = (left.eval(ev)?, right.eval(ev)?);
-                Value::Bool(match op {
+                let (left, right) = (operand(left, ev)?, operand(right, ev)?);
+                Ok(match op {
                     Compare::Equal => left.equals(&right),
                     Compare::NotEqual => !left.equals(&right),
                     ordering => {
@@ -129,9 +120,52 @@ impl Node {
                 })
             }
             Node::In(element, list) => {
-                let (element, list) = (element.eval(ev)?, list.eval(ev)?);
+                let (element, list) = (operand(element, ev)?, operand(list, ev)?);
                 let len = list.len().ok_or(EvalError)?;
-                Value::Bool((0..len).any(|i| list.item(i).is_some_and(|item| item.equals(&element))))
+                Ok((0..len).any(|i| list.item(i).is_some_and(|item| item.equals(&element))))
+            }
+            Node::StringTest(test, target, argument) => {
+                let (target, argument) = (operand(target, ev)?, operand(argument, ev)?);
+                let (target, argument) = (str_of(&target)?, str_of(&argument)?);
+                Ok(match test {
+                    StringTest::StartsWith => target.starts_with(argument),
+                    StringTest::EndsWith => target.ends_with(argument),
+                    StringTest::Contains => target.contains(argument),
+                })
+            }
+            Node::Matches(target, regex) => Ok(regex.is_match(str_of(&operand(target, ev)?)?)),
+            Node::Quantified {
+                quantifier,
+                range,
+                slot,
+                predicate,
+            } => quantified(ev, *quantifier, range, *slot, predicate),
+            other => bool_of(&other.eval(ev)?),
+        }
+    }
+
+    fn eval<'a>(&'a self, ev: &mut Evaluation<'a>) -> Result<Value<'a>> {
+        Ok(match self {
+            Node::Literal(value) => value.reborrow(),
+            Node::Field(access) => ev.view.read(access).ok_or(EvalError)?,
+            Node::Variable(slot) => ev.slots.get(*slot).cloned().ok_or(EvalError)?,
+            Node::List(items) => Value::List(items.iter().map(|n| n.eval(ev)).collect::<Result<_>>()?),
+            Node::Has(_)
+            | Node::Not(_)
+            | Node::And(..)
+            | Node::Or(..)
+            | Node::Compare(..)
+            | Node::In(..)
+            | Node::StringTest(..)
+            | Node::Matches(..)
+            | Node::Quantified { .. } => Value::Bool(self.eval_bool(ev)?),
+            Node::Conditional(parts) => {
+                let [condition, then, otherwise] = parts.as_ref();
+                if condition.eval_bool(ev)? {
+                    then.eval(ev)?
+                } else {
+                    otherwise.eval(ev)?
+                }
             }
             Node::Index(list, index) => {
                 let (list, index) = (list.eval(ev)?, index.eval(ev)?);
@@ -151,42 +185,35 @@ impl Node {
                 Value::Double(d) => Value::Double(-d),
                 _ => return Err(EvalError),
             },
-            Node::StringTest(test, target, argument) => {
-                let (target, argument) = (target.eval(ev)?, argument.eval(ev)?);
-                let (target, argument) = (str_of(&target)?, str_of(&argument)?);
-                Value::Bool(match test {
-                    StringTest::StartsWith => target.starts_with(argument),
-                    StringTest::EndsWith => target.ends_with(argument),
-                    StringTest::Contains => target.contains(argument),
-                })
-            }
-            Node::Matches(target, regex) => Value::Bool(regex.is_match(str_of(&target.eval(ev)?)?)),
             Node::MatchesDynamic(target, pattern) => {
                 let (target, pattern) = (target.eval(ev)?, pattern.eval(ev)?);
                 let regex = Regex::new(str_of(&pattern)?).map_err(|_| EvalError)?;
                 Value::Bool(regex.is_match(str_of(&target)?))
             }
-            Node::Quantified {
-                quantifier,
-                range,
-                slot,
-                predicate,
-            } => quantified(ev, *quantifier, range, *slot, predicate)?,
         })
+    }
+}
+
+/// The value of an operand; literals and direct reads inline.
+#[inline(always)]
+fn operand<'a>(node: &'a Node, ev: &mut Evaluation<'a>) -> Result<Value<'a>> {
+    match node {
+        Node::Literal(value) => Ok(value.reborrow()),
+        Node::Field(Access::Fast(get)) => Ok(get(ev.view.record)),
+        other => other.eval(ev),
     }
 }
 
 /// `&&` (`absorbing` = false) and `||` (`absorbing` = true) with CEL's
 /// commutative error handling.
-fn logical<'a>(ev: &mut Evaluation<'a>, left: &'a Node, right: &'a Node, absorbing: bool) -> Result<Value<'a>> {
-    let left = left.eval(ev).and_then(|v| bool_of(&v));
+fn logical<'a>(ev: &mut Evaluation<'a>, left: &'a Node, right: &'a Node, absorbing: bool) -> Result<bool> {
+    let left = left.eval_bool(ev);
     if left == Ok(absorbing) {
-        return Ok(Value::Bool(absorbing));
+        return Ok(absorbing);
     }
-    let right = right.eval(ev).and_then(|v| bool_of(&v));
-    match (left, right) {
-        (_, Ok(value)) if value == absorbing => Ok(Value::Bool(absorbing)),
-        (Ok(_), Ok(_)) => Ok(Value::Bool(!absorbing)),
+    match (left, right.eval_bool(ev)) {
+        (_, Ok(value)) if value == absorbing => Ok(absorbing),
+        (Ok(_), Ok(_)) => Ok(!absorbing),
         _ => Err(EvalError),
     }
 }
@@ -197,8 +224,8 @@ fn quantified<'a>(
     range: &'a Node,
     slot: usize,
     predicate: &'a Node,
-) -> Result<Value<'a>> {
-    let range = range.eval(ev)?;
+) -> Result<bool> {
+    let range = operand(range, ev)?;
     let len = range.len().ok_or(EvalError)?;
     if ev.slots.len() <= slot {
         ev.slots.resize(slot + 1, Value::Null);
@@ -207,9 +234,9 @@ fn quantified<'a>(
     let mut error = false;
     for i in 0..len {
         ev.slots[slot] = range.element(i).ok_or(EvalError)?;
-        match (quantifier, predicate.eval(ev).and_then(|v| bool_of(&v))) {
-            (Quantifier::Exists, Ok(true)) => return Ok(Value::Bool(true)),
-            (Quantifier::All, Ok(false)) => return Ok(Value::Bool(false)),
+        match (quantifier, predicate.eval_bool(ev)) {
+            (Quantifier::Exists, Ok(true)) => return Ok(true),
+            (Quantifier::All, Ok(false)) => return Ok(false),
             (Quantifier::ExistsOne, Ok(true)) => hits += 1,
             (Quantifier::ExistsOne, Err(_)) => return Err(EvalError),
             (_, Err(_)) => error = true,
@@ -218,8 +245,8 @@ fn quantified<'a>(
     }
     match quantifier {
         _ if error => Err(EvalError),
-        Quantifier::Exists => Ok(Value::Bool(false)),
-        Quantifier::All => Ok(Value::Bool(true)),
-        Quantifier::ExistsOne => Ok(Value::Bool(hits == 1)),
+        Quantifier::Exists => Ok(false),
+        Quantifier::All => Ok(true),
+        Quantifier::ExistsOne => Ok(hits == 1),
     }
 }
