@@ -242,7 +242,10 @@ fn cel_filters(c: &mut Criterion) {
     let per_flow = |filter: &FilterSet, flow: &FlowRecord, n: u64| {
         time_per_op(n, || _ = black_box(black_box(filter).matches_flow(black_box(flow))))
     };
-    record("native namespace+port filter (baseline), ns", per_flow(&native, &flow, n));
+    record(
+        "native namespace+port filter (baseline), ns",
+        per_flow(&native, &flow, n),
+    );
     record("CEL namespace && port, matching, ns", per_flow(&typical, &flow, n));
     record("CEL namespace && port, not matching, ns", per_flow(&typical, &other, n));
     record("CEL labels.exists(l, l == ...), ns", per_flow(&label, &flow, n));
