@@ -844,3 +844,276 @@ async fn whitelist_is_or_and_blacklist_wins() {
     };
     assert_eq!(uuids(&collect(&mut client, request).await), vec!["dns", "drop"]);
 }
+
+fn cel(expressions: &[&str]) -> FlowFilter {
+    FlowFilter {
+        experimental: Some(sightline_proto::flow::flow_filter::Experimental {
+            cel_expression: expressions.iter().map(|e| e.to_string()).collect(),
+        }),
+        ..Default::default()
+    }
+}
+
+/// CEL over `_flow` with cel-go's types: uint32 fields are `uint`, enums `int`,
+/// unset messages read as their defaults, runtime errors do not match.
+fn cel_cases() -> Vec<(&'static str, FlowFilter, &'static [&'static str])> {
+    vec![
+        (
+            "namespace and port",
+            cel(&[r#"_flow.source.namespace == "kube-system" && _flow.l4.UDP.destination_port == 53u"#]),
+            &["dns"],
+        ),
+        (
+            "tcp port; other protocols read 0",
+            cel(&["_flow.l4.TCP.destination_port == 80u"]),
+            &["web"],
+        ),
+        (
+            "unset l4 member is its default",
+            cel(&["_flow.l4.TCP.destination_port == 0u"]),
+            &["dns", "drop"],
+        ),
+        (
+            "enum constant in the flow container",
+            cel(&["_flow.verdict == Verdict.DROPPED"]),
+            &["drop"],
+        ),
+        (
+            "qualified enum constant",
+            cel(&["_flow.verdict == flow.Verdict.FORWARDED"]),
+            &["web", "dns", "http"],
+        ),
+        ("enum as number", cel(&["_flow.verdict == 2"]), &["drop"]),
+        (
+            "source label",
+            cel(&[r#""k8s:app=web" in _flow.source.labels"#]),
+            &["web"],
+        ),
+        (
+            "destination label macro",
+            cel(&[r#"_flow.destination.labels.exists(l, l.startsWith("cidr:"))"#]),
+            &["http"],
+        ),
+        (
+            "all() over labels",
+            cel(&[r#"_flow.source.labels.all(l, l.startsWith("k8s:"))"#]),
+            &["web", "dns", "drop"],
+        ),
+        (
+            "destination pod regex",
+            cel(&[r#"_flow.destination.pod_name.matches("^api-")"#]),
+            &["web"],
+        ),
+        ("dns query", cel(&[r#"_flow.l7.dns.query == "cilium.io.""#]), &["dns"]),
+        ("http status", cel(&["_flow.l7.http.code >= 500u"]), &["http"]),
+        ("presence of a oneof member", cel(&["has(_flow.l7.http)"]), &["http"]),
+        (
+            "wrapper compared with a bool",
+            cel(&["_flow.is_reply == true"]),
+            &["dns"],
+        ),
+        (
+            "wrapper compared with null",
+            cel(&["_flow.is_reply == null"]),
+            &["http", "drop"],
+        ),
+        (
+            "destination service",
+            cel(&[r#"_flow.destination_service.name == "api""#]),
+            &["web"],
+        ),
+        ("ip version", cel(&["_flow.IP.ipVersion == IPVersion.IPv6"]), &["http"]),
+        ("ip address", cel(&[r#"_flow.IP.source == "10.0.0.3""#]), &["dns"]),
+        (
+            "tcp flag (read generically)",
+            cel(&["_flow.l4.TCP.flags.SYN"]),
+            &["web"],
+        ),
+        (
+            "ip trace id (read generically)",
+            cel(&["_flow.ip_trace_id.trace_id == 42u"]),
+            &["web"],
+        ),
+        (
+            "workload count (read generically)",
+            cel(&["size(_flow.source.workloads) == 1"]),
+            &["dns", "http"],
+        ),
+        ("event type", cel(&["_flow.event_type.type == 129"]), &["dns", "http"]),
+        ("node name", cel(&[r#"_flow.node_name.startsWith("prod/")"#]), &["http"]),
+        (
+            "identity list",
+            cel(&["_flow.source.identity in [100u, 600u]"]),
+            &["web", "drop"],
+        ),
+        (
+            "index out of range is no match",
+            cel(&[r#"_flow.source.labels[1] == "k8s:tier=front""#]),
+            &["web"],
+        ),
+        (
+            "null wrapper as a bool is an error",
+            cel(&["!_flow.is_reply"]),
+            &["web"],
+        ),
+        (
+            "error absorbed by ||",
+            cel(&["_flow.is_reply || _flow.verdict == Verdict.DROPPED"]),
+            &["dns", "drop"],
+        ),
+        (
+            "expressions are ORed",
+            cel(&["_flow.verdict == Verdict.DROPPED", r#"_flow.l7.dns.query != """#]),
+            &["dns", "drop"],
+        ),
+        (
+            "ANDed with the filter's other fields",
+            FlowFilter {
+                source_pod: vec!["shop/".into()],
+                ..cel(&[r#"_flow.l7.http.method == "get""#])
+            },
+            &["http"],
+        ),
+        (
+            "ANDed: other field excludes the CEL match",
+            FlowFilter {
+                verdict: vec![Verdict::Dropped as i32],
+                ..cel(&["_flow.l4.TCP.destination_port == 80u"])
+            },
+            &[],
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn cel_expressions_filter_as_in_hubble() {
+    let mut agent = start(&[]).await;
+    let all = flows();
+    for flow in &all {
+        agent.publish_flow(flow.clone());
+    }
+    let mut client = agent.observer().await;
+    for (name, filter, expected) in cel_cases() {
+        let allowed = collect(
+            &mut client,
+            GetFlowsRequest {
+                whitelist: vec![filter.clone()],
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(uuids(&allowed), expected.to_vec(), "whitelist: {name}");
+        let denied = collect(
+            &mut client,
+            GetFlowsRequest {
+                blacklist: vec![filter],
+                ..Default::default()
+            },
+        )
+        .await;
+        let complement: Vec<String> = all
+            .iter()
+            .map(|f| f.uuid.clone())
+            .filter(|u| !expected.contains(&u.as_str()))
+            .collect();
+        assert_eq!(uuids(&denied), complement, "blacklist: {name}");
+    }
+}
+
+/// Enrichment attached by reference and fields the datapath defers are what
+/// CEL sees, on the direct paths and on those read from the complete flow.
+#[tokio::test]
+async fn cel_sees_enrichment_and_deferred_fields() {
+    use std::sync::Arc;
+
+    use sightline_agent::event::Event;
+    use sightline_agent::flow_record::{FlowRecord, Metadata, Shared};
+
+    let mut agent = start(&[]).await;
+    let mut record = FlowRecord::new(Flow {
+        uuid: "enriched".into(),
+        time: Some(at(1)),
+        ..Default::default()
+    });
+    record.addresses = Some(("10.0.0.1".parse().unwrap(), "10.96.0.10".parse().unwrap()));
+    record.set_node_name(&Arc::from("node-a"));
+    record.deferred.interface = Some((7, Arc::from("lxc1")));
+    record.metadata = Metadata {
+        source: Some(Arc::new(Shared::new(Endpoint {
+            workloads: vec![Workload {
+                name: "web".into(),
+                kind: "Deployment".into(),
+            }],
+            ..*endpoint("shop", "web-1", 4242, &["k8s:app=web"]).unwrap()
+        }))),
+        destination_service: Some(Arc::new(Shared::new(Service {
+            name: "kube-dns".into(),
+            namespace: "kube-system".into(),
+        }))),
+        destination_names: Some(vec!["kube-dns.kube-system.svc.cluster.local".to_owned()].into()),
+        ..Metadata::default()
+    };
+    agent.publish(Event::Flow(Box::new(record)));
+    agent.publish_flow(Flow {
+        uuid: "plain".into(),
+        time: Some(at(2)),
+        ..Default::default()
+    });
+    let mut client = agent.observer().await;
+    for expression in [
+        r#"_flow.source.pod_name == "web-1" && "k8s:app=web" in _flow.source.labels"#,
+        r#"_flow.destination_service.namespace == "kube-system""#,
+        r#"_flow.destination_names.exists(n, n.endsWith(".svc.cluster.local"))"#,
+        r#"_flow.node_name == "node-a" && _flow.interface.name == "lxc1""#,
+        r#"_flow.IP.source == "10.0.0.1" && _flow.IP.ipVersion == IPVersion.IPv4"#,
+        "size(_flow.source.workloads) == 1",
+        "has(_flow.source) && has(_flow.destination_service)",
+    ] {
+        let request = GetFlowsRequest {
+            whitelist: vec![cel(&[expression])],
+            ..Default::default()
+        };
+        assert_eq!(
+            uuids(&collect(&mut client, request).await),
+            vec!["enriched"],
+            "{expression}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn invalid_cel_is_invalid_argument_naming_expression_and_position() {
+    use tonic::Code;
+
+    let agent = start(&[]).await;
+    let mut client = agent.observer().await;
+    for (expression, expected) in [
+        (
+            r#"_flow.source.namspace == "x""#,
+            "ERROR: <input>:1:13: undefined field 'namspace'",
+        ),
+        (
+            "_flow.l4.TCP.destination_port == 53",
+            "ERROR: <input>:1:31: found no matching overload for '_==_' applied to '(uint, int)'",
+        ),
+        ("_flow.verdict ==", "ERROR: <input>:1:17: Syntax error"),
+        ("_flow.source.pod_name", r#"got "string", wanted "bool" result type"#),
+        ("_flow.is_reply", r#"got "wrapper(bool)", wanted "bool" result type"#),
+    ] {
+        let err = client
+            .get_flows(GetFlowsRequest {
+                blacklist: vec![cel(&["true", expression])],
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{expression}");
+        assert!(
+            err.message().contains("experimental.cel_expression")
+                && err.message().contains(&format!("{expression:?}"))
+                && err.message().contains(expected),
+            "{expression}: {}",
+            err.message()
+        );
+    }
+}

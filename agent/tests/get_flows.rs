@@ -277,12 +277,12 @@ async fn invalid_filters_and_masks_are_invalid_argument_naming_field_and_value()
         (
             FlowFilter {
                 experimental: Some(sightline_proto::flow::flow_filter::Experimental {
-                    cel_expression: vec!["_flow.verdict == 1".into()],
+                    cel_expression: vec!["_flow.verdict == 1u".into()],
                 }),
                 ..Default::default()
             },
             "cel_expression",
-            "_flow.verdict == 1",
+            "_flow.verdict == 1u",
         ),
         (
             FlowFilter {

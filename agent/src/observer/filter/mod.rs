@@ -6,10 +6,13 @@
 //! in one value-list field are merged, so N port filters cost one lookup.
 
 mod any_of;
+mod cel;
 mod ip;
 mod labels;
 mod names;
 mod predicate;
+
+use std::sync::Arc;
 
 use regex::RegexSet;
 use sightline_proto::flow::{EventTypeFilter, FlowFilter};
@@ -216,12 +219,10 @@ fn bool_bits(values: &[bool]) -> u8 {
 pub fn compile(f: &FlowFilter) -> Result<CompiledFilter, FilterError> {
     use Predicate as P;
     let mut p = Vec::new();
-    if let Some(cel) = f.experimental.as_ref().and_then(|e| e.cel_expression.first()) {
-        return Err(FilterError::invalid(
-            "experimental.cel_expression",
-            cel,
-            "CEL filters are not supported by sightline",
-        ));
+    if let Some(experimental) = f.experimental.as_ref()
+        && !experimental.cel_expression.is_empty()
+    {
+        p.push(P::Cel(Arc::new(cel::CelFilter::compile(&experimental.cel_expression)?)));
     }
     if !f.uuid.is_empty() {
         p.push(P::Uuid(f.uuid.clone()));

@@ -3,6 +3,9 @@
 use regex::{Regex, RegexSet};
 use sightline_proto::flow::{Endpoint, EventTypeFilter, TcpFlags, Verdict, layer4, layer7};
 
+use std::sync::Arc;
+
+use super::cel::CelFilter;
 use super::ip::IpSet;
 use super::labels::Selector;
 use super::names::NamespacedPrefix;
@@ -126,6 +129,8 @@ pub enum Predicate {
     IpVersion(u64),
     TraceId(Vec<String>),
     IpTraceId(Vec<u64>),
+    /// `experimental.cel_expression`, OR-ed.
+    Cel(Arc<CelFilter>),
 }
 
 pub fn enum_bits(values: &[i32]) -> u64 {
@@ -280,6 +285,7 @@ impl Predicate {
             | Predicate::HttpUrl(_)
             | Predicate::DnsQuery(_)
             | Predicate::NodeName(_) => 2,
+            Predicate::Cel(_) => 3,
         }
     }
 
@@ -429,6 +435,7 @@ impl Predicate {
                 .and_then(|t| t.parent.as_ref())
                 .is_some_and(|p| ids.contains(&p.trace_id)),
             Predicate::IpTraceId(ids) => flow.ip_trace_id.as_ref().is_some_and(|t| ids.contains(&t.trace_id)),
+            Predicate::Cel(filter) => filter.matches(flow),
         }
     }
 }
