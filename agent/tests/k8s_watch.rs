@@ -112,21 +112,37 @@ async fn pod_watch_handles_ip_reuse_gone_relist_and_deletions_while_down() {
     .await;
     assert_eq!(pod_at(&index, "10.0.0.5").as_deref(), Some("old"));
 
-    // A new pod gets the dead pod's IP before the old pod's deletion arrives.
+    // A new pod gets the dead pod's IP before the old pod's deletion arrives: one
+    // watch response each (the watcher re-watches when a response ends), so the
+    // state in between is what is checked.
     answer(
         &mut api,
         "/api/v1/pods",
         true,
-        watch_events(&[
-            ("ADDED", pod("new", "10.0.0.5", t1, "11")),
-            ("DELETED", pod("old", "10.0.0.5", t0, "12")),
-        ]),
+        watch_events(&[("ADDED", pod("new", "10.0.0.5", t1, "11"))]),
     )
     .await;
-    eventually("the new pod owns the IP", || {
+    eventually("the new pod owns the IP while the old one still exists", || {
         pod_at(&index, "10.0.0.5").as_deref() == Some("new")
     })
     .await;
+    answer(
+        &mut api,
+        "/api/v1/pods",
+        true,
+        watch_events(&[("MODIFIED", pod("old", "10.0.0.5", t0, "12"))]),
+    )
+    .await;
+    // The watcher asks again only after it applied the update: then, a late update
+    // of the old pod has not taken the address back.
+    let (request, send) = tokio::time::timeout(Duration::from_secs(10), api.next_request())
+        .await
+        .expect("the watcher re-watches")
+        .expect("mock open");
+    assert!(request.uri().to_string().contains("watch=true"));
+    assert_eq!(pod_at(&index, "10.0.0.5").as_deref(), Some("new"));
+    let deleted = watch_events(&[("DELETED", pod("old", "10.0.0.5", t0, "13"))]);
+    send.send_response(Response::builder().body(Body::from(deleted.into_bytes())).unwrap());
 
     // The next watch is too old: the watcher relists; "gone" was deleted meanwhile.
     answer(&mut api, "/api/v1/pods", true, gone()).await;
