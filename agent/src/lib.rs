@@ -13,6 +13,7 @@ pub mod enrich;
 pub mod event;
 pub mod flow_record;
 pub mod k8s;
+pub mod metrics;
 pub mod observer;
 pub mod peer;
 pub mod server;
