@@ -7,6 +7,7 @@ pub mod config_file;
 pub mod duration;
 pub mod edge;
 pub mod logging;
+pub mod metrics_server;
 pub mod names;
 pub mod net;
 pub mod shutdown;
