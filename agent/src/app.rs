@@ -27,6 +27,8 @@ pub enum AppError {
     Peers(#[from] PeerError),
     #[error(transparent)]
     Server(#[from] ServerError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::runtime::MetricsStartError),
     #[error("kubernetes: {0}")]
     K8s(#[from] K8sError),
     #[error("TLS is on for --listen-address but {missing} is not set: set it, or pass --disable-server-tls")]
@@ -46,6 +48,8 @@ pub struct Agent {
     pub peers: Arc<StaticPeers>,
     /// Kubernetes metadata, unless disabled or no cluster was found.
     pub k8s: Option<K8s>,
+    /// Flow metrics and `/metrics`; `metrics.wrap(sink)` puts them in the pipeline.
+    pub metrics: crate::metrics::MetricsStage,
 }
 
 fn tls_files(args: &Args) -> Result<Option<TlsFiles>, AppError> {
@@ -72,6 +76,7 @@ impl Agent {
         let listen_address = args.listen_socket_address()?;
         let (writer, ring) = ring::ring(args.event_buffer_capacity)?;
         let stats = Arc::new(ObserverStats::default());
+        let metrics = crate::metrics::MetricsStage::start(&args.metrics, ring.clone(), stats.clone()).await?;
         let this = Peer {
             node_name: node_name.clone(),
             cluster_name: args.cluster_name.clone(),
@@ -121,13 +126,14 @@ impl Agent {
             server,
             peers,
             k8s,
+            metrics,
         })
     }
 
     /// The sink producers feed: the enricher in front of the ring when Kubernetes
     /// metadata is on, the ring itself otherwise. The returned pipeline borrows
     /// nothing, but `k8s` must stay alive for the index to keep following changes.
-    pub fn pipeline(sink: RingSink, k8s: Option<&K8s>) -> Box<dyn EventSink> {
+    pub fn pipeline<S: EventSink + 'static>(sink: S, k8s: Option<&K8s>) -> Box<dyn EventSink> {
         match k8s {
             Some(k8s) => Box::new(k8s.enricher(sink)),
             None => Box::new(sink),

@@ -95,6 +95,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub k8s: crate::k8s::K8sArgs,
+
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 /// `1s`, `500ms`, `2m`, or a number of seconds.

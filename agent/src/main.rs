@@ -35,7 +35,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // The ring has one writer: either the eBPF datapath or, for development without
     // privileges, the synthetic source.
     // `agent.k8s` stays alive until the end of `run`: dropping it stops the watchers.
-    let mut sink = Agent::pipeline(agent.sink, agent.k8s.as_ref());
+    let mut sink = Agent::pipeline(agent.metrics.wrap(agent.sink), agent.k8s.as_ref());
     let node_name = agent.node_name.clone();
     let mut source = if args.synthetic_flows_per_second > 0 {
         let (rate, shutdown) = (args.synthetic_flows_per_second, shutdown.clone());

@@ -11,13 +11,16 @@ pub mod engine;
 pub mod handlers;
 pub mod names;
 pub mod options;
+pub mod process;
 pub mod registry;
+pub mod runtime;
 pub mod series;
 pub mod sink;
 
 pub use args::MetricsArgs;
 pub use engine::FlowMetrics;
 pub use registry::FlowFamilies;
+pub use runtime::MetricsStage;
 pub use sink::MetricsSink;
 
 /// Every way a metrics configuration can be wrong; each names what is wrong.

@@ -15,6 +15,7 @@ pub struct MetricsSink<S> {
     reloads: Option<Receiver<FlowMetrics>>,
     /// Pods that left (`namespace`, `name`, addresses), from the expiry timer.
     gone: Option<Receiver<GonePod>>,
+    lost: Option<super::runtime::LostEvents>,
     inner: S,
 }
 
@@ -54,6 +55,7 @@ impl<S: EventSink> MetricsSink<S> {
             families,
             reloads: None,
             gone: None,
+            lost: None,
             inner,
         }
     }
@@ -65,6 +67,12 @@ impl<S: EventSink> MetricsSink<S> {
 
     pub fn with_expiry(mut self, gone: Receiver<GonePod>) -> Self {
         self.gone = Some(gone);
+        self
+    }
+
+    /// Counts `Event::Lost` in `hubble_lost_events_total{source}`.
+    pub fn with_lost_events(mut self, lost: super::runtime::LostEvents) -> Self {
+        self.lost = Some(lost);
         self
     }
 
@@ -94,12 +102,24 @@ impl<S: EventSink> MetricsSink<S> {
     }
 }
 
+/// Hubble's `source` label: the lower-cased `LostEventSource` name.
+fn lost_source(source: i32) -> String {
+    sightline_proto::flow::LostEventSource::try_from(source)
+        .map_or_else(|_| source.to_string(), |s| s.as_str_name().to_ascii_lowercase())
+}
+
 impl<S: EventSink> EventSink for MetricsSink<S> {
     fn publish(&mut self, event: Event) {
-        if let Event::Flow(flow) = &event
-            && !self.metrics.is_empty()
-        {
-            self.metrics.process(flow);
+        match &event {
+            Event::Flow(flow) if !self.metrics.is_empty() => self.metrics.process(flow),
+            Event::Lost { event: lost, .. } => {
+                if let Some(counter) = &self.lost {
+                    counter
+                        .get_or_create(&vec![("source", lost_source(lost.source))])
+                        .inc_by(lost.num_events_lost);
+                }
+            }
+            _ => {}
         }
         self.inner.publish(event);
     }
