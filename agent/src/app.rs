@@ -111,6 +111,9 @@ impl Agent {
             agent_port,
         };
         let k8s = k8s::start(&args.k8s, index).await?;
+        if let Some(k8s) = &k8s {
+            k8s.index.notify_departures(metrics.departures());
+        }
         if let Some(k8s) = &k8s
             && peers_from_nodes
         {

@@ -443,3 +443,33 @@ fn outside_the_default_cluster_node_names_carry_the_cluster() {
     upsert(&index, &node("node-a", "192.168.0.1"));
     assert_eq!(peers.borrow_and_update()[0].name, "east/node-a");
 }
+
+#[test]
+fn a_deleted_pod_is_reported_as_departed_once_per_address() {
+    use sightline_agent::enrich::index::PodDeparture;
+    let index = index("node-1");
+    let (send, receive) = std::sync::mpsc::channel();
+    index.notify_departures(send);
+    let web = pod(
+        "shop",
+        "web-1",
+        "u1",
+        &["10.0.0.5"],
+        "node-1",
+        "2024-01-01T00:00:00Z",
+        "",
+    );
+    upsert(&index, &web);
+    assert!(receive.try_recv().is_err(), "a new pod has not departed");
+    for object in objects(&web) {
+        index.apply(Change::Delete(object.kind(), object.key()));
+    }
+    assert_eq!(
+        receive.try_iter().collect::<Vec<_>>(),
+        [PodDeparture {
+            namespace: "shop".into(),
+            name: "web-1".into(),
+            ip: "10.0.0.5".parse().unwrap(),
+        }]
+    );
+}

@@ -240,3 +240,52 @@ fn a_mistake_in_metrics_stops_the_agent_with_a_message_naming_it() {
         assert!(stderr.contains(named), "{list}: {stderr}");
     }
 }
+
+#[test]
+fn the_dynamic_file_is_applied_within_two_seconds_and_a_broken_one_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("metrics.yaml");
+    std::fs::write(&file, "metrics:\n  - name: flow\n").unwrap();
+    let port = free_port();
+    let _agent = Process(
+        agent(port, &["--dynamic-metrics-config-path", file.to_str().unwrap()])
+            .spawn()
+            .unwrap(),
+    );
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_for("flow metric", Duration::from_secs(30), || {
+        get(address, "/metrics").filter(|t| total(t, "hubble_flows_processed_total", &[]) > 0.0)
+    });
+
+    std::fs::write(&file, "metrics:\n  - name: flow\n  - name: drop\n").unwrap();
+    let changed = Instant::now();
+    let text = wait_for("drop metric", Duration::from_secs(10), || {
+        get(address, "/metrics").filter(|t| total(t, "hubble_drop_total", &[]) > 0.0)
+    });
+    assert!(
+        changed.elapsed() < Duration::from_secs(2),
+        "applied after {:?}",
+        changed.elapsed()
+    );
+    let flows_before = total(&text, "hubble_flows_processed_total", &[]);
+    assert!(flows_before > 0.0, "the unchanged flow series kept counting");
+
+    std::fs::write(&file, "metrics:\n  - name: flow\n    contextOptions: [\n").unwrap();
+    let text = wait_for("refusal counted", Duration::from_secs(10), || {
+        get(address, "/metrics")
+            .filter(|t| total(t, "sightline_metrics_config_reloads_total", &[r#"result="error""#]) == 1.0)
+    });
+    assert!(
+        total(&text, "hubble_drop_total", &[]) > 0.0,
+        "the last good configuration stays"
+    );
+    assert!(total(&text, "hubble_flows_processed_total", &[]) >= flows_before);
+    assert_eq!(
+        total(
+            &text,
+            "sightline_metrics_config_reloads_total",
+            &[r#"result="success""#]
+        ),
+        1.0
+    );
+}

@@ -13,6 +13,8 @@ use crate::observer::filter::FilterSet;
 #[derive(Debug)]
 struct Configured {
     spec: MetricSpec,
+    /// What besides `spec` must be equal for a reload to keep the series.
+    fingerprint: String,
     filters: Option<FilterSet>,
     handler: Box<dyn Handler>,
 }
@@ -28,11 +30,23 @@ impl FlowMetrics {
     /// Handlers for `specs`, with Hubble's conflict rule (http and httpV2 both
     /// register `hubble_http_requests_total`).
     pub fn new(specs: &[MetricSpec], max_series: usize) -> Result<Self, MetricsError> {
-        Self::with_filters(specs.iter().map(|spec| (spec.clone(), None)).collect(), max_series)
+        Self::with_filters(
+            specs.iter().map(|spec| (spec.clone(), None, String::new())).collect(),
+            max_series,
+        )
     }
 
-    pub fn with_filters(specs: Vec<(MetricSpec, Option<FilterSet>)>, max_series: usize) -> Result<Self, MetricsError> {
-        let names: Vec<&str> = specs.iter().map(|(spec, _)| spec.name.as_str()).collect();
+    /// Handlers with include/exclude filters; the string identifies the filters.
+    pub fn with_filters(
+        specs: Vec<(MetricSpec, Option<FilterSet>, String)>,
+        max_series: usize,
+    ) -> Result<Self, MetricsError> {
+        let names: Vec<&str> = specs.iter().map(|(spec, _, _)| spec.name.as_str()).collect();
+        for (i, name) in names.iter().enumerate() {
+            if names[..i].contains(name) {
+                return Err(MetricsError::Duplicate { name: name.to_string() });
+            }
+        }
         if names.contains(&"http") && names.contains(&"httpV2") {
             return Err(MetricsError::Conflict {
                 first: "http".into(),
@@ -41,9 +55,14 @@ impl FlowMetrics {
             });
         }
         let mut handlers = Vec::with_capacity(specs.len());
-        for (spec, filters) in specs {
+        for (spec, filters, fingerprint) in specs {
             let handler = handlers::build(&spec, max_series)?;
-            handlers.push(Configured { spec, filters, handler });
+            handlers.push(Configured {
+                spec,
+                fingerprint,
+                filters,
+                handler,
+            });
         }
         Ok(Self {
             handlers,
@@ -81,7 +100,10 @@ impl FlowMetrics {
     pub fn keep_unchanged_from(&mut self, previous: FlowMetrics) {
         let mut old = previous.handlers;
         for configured in &mut self.handlers {
-            if let Some(index) = old.iter().position(|o| o.spec == configured.spec) {
+            if let Some(index) = old
+                .iter()
+                .position(|o| o.spec == configured.spec && o.fingerprint == configured.fingerprint)
+            {
                 let kept = old.swap_remove(index);
                 configured.handler = kept.handler;
             }

@@ -7,7 +7,9 @@
 
 pub mod args;
 pub mod context;
+pub mod dynamic;
 pub mod engine;
+pub mod expiry;
 pub mod handlers;
 pub mod names;
 pub mod options;

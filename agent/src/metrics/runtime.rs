@@ -27,6 +27,8 @@ pub enum MetricsStartError {
     Config(#[from] MetricsError),
     #[error(transparent)]
     Server(#[from] MetricsServerError),
+    #[error("--dynamic-metrics-config-path {0}")]
+    Dynamic(#[from] super::dynamic::DynamicConfigError),
 }
 
 /// `hubble_lost_events_total{source}`, counted where losses are reported.
@@ -78,6 +80,9 @@ pub struct MetricsStage {
     flow_metrics: FlowMetrics,
     families: FlowFamilies,
     lost: LostEvents,
+    reloads: Option<std::sync::mpsc::Receiver<FlowMetrics>>,
+    departures: std::sync::mpsc::Sender<crate::enrich::index::PodDeparture>,
+    gone: std::sync::mpsc::Receiver<super::sink::GonePod>,
     /// Where `/metrics` is served, when it is.
     pub address: Option<std::net::SocketAddr>,
     shutdown: CancellationToken,
@@ -87,14 +92,40 @@ impl MetricsStage {
     /// Checks the configuration (errors stop the agent), builds the registry and
     /// starts the server when `--metrics-server` is set.
     pub async fn start(args: &MetricsArgs, ring: Ring, stats: Arc<ObserverStats>) -> Result<Self, MetricsStartError> {
-        let flow_metrics = args.static_metrics()?;
+        let config_reloads = super::dynamic::Reloads::default();
+        let (flow_metrics, reloads) = match &args.dynamic_metrics_config_path {
+            Some(path) => {
+                if !args.metrics.is_empty() {
+                    return Err(MetricsError::StaticAndDynamic.into());
+                }
+                let (metrics, bytes) = super::dynamic::load(path, args.metrics_max_series)?;
+                let (send, receive) = std::sync::mpsc::channel();
+                super::dynamic::watch(
+                    path.clone(),
+                    args.metrics_max_series,
+                    bytes,
+                    config_reloads.clone(),
+                    send,
+                );
+                (metrics, Some(receive))
+            }
+            None => (args.static_metrics()?, None),
+        };
         let families = FlowFamilies::default();
         let lost = LostEvents::default();
         let mut registry = Registry::default();
+        registry.register(
+            "sightline_metrics_config_reloads",
+            "Changes of --dynamic-metrics-config-path applied (success) or refused (error)",
+            config_reloads,
+        );
         registry.register_collector(Box::new(families.clone()));
         registry.register("hubble_lost_events", "Number of lost events", lost.clone());
         registry.register_collector(Box::new(ObserverCollector { ring, stats }));
         registry.register_collector(Box::new(super::process::ProcessCollector));
+        let (departures, receive_departures) = std::sync::mpsc::channel();
+        let (send_gone, gone) = std::sync::mpsc::channel();
+        super::expiry::forward_after(receive_departures, super::expiry::EXPIRY_DELAY, send_gone);
         let shutdown = CancellationToken::new();
         let address = if args.metrics_server.trim().is_empty() {
             None
@@ -121,6 +152,9 @@ impl MetricsStage {
             flow_metrics,
             families,
             lost,
+            reloads,
+            departures,
+            gone,
             address,
             shutdown,
         })
@@ -128,7 +162,18 @@ impl MetricsStage {
 
     /// The pipeline stage that counts flows and losses, then hands events to `inner`.
     pub fn wrap<S: EventSink>(self, inner: S) -> MetricsSink<S> {
-        MetricsSink::new(self.flow_metrics, self.families, inner).with_lost_events(self.lost)
+        let sink = MetricsSink::new(self.flow_metrics, self.families, inner)
+            .with_lost_events(self.lost)
+            .with_expiry(self.gone);
+        match self.reloads {
+            Some(reloads) => sink.with_reloads(reloads),
+            None => sink,
+        }
+    }
+
+    /// Where the enrichment index reports pods that left.
+    pub fn departures(&self) -> std::sync::mpsc::Sender<crate::enrich::index::PodDeparture> {
+        self.departures.clone()
     }
 
     /// Stops the server (the pipeline stage keeps counting).
