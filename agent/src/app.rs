@@ -29,6 +29,8 @@ pub enum AppError {
     Server(#[from] ServerError),
     #[error(transparent)]
     Metrics(#[from] crate::metrics::runtime::MetricsStartError),
+    #[error("flow export: {0}")]
+    Export(#[from] crate::export::ExportError),
     #[error("kubernetes: {0}")]
     K8s(#[from] K8sError),
     #[error("TLS is on for --listen-address but {missing} is not set: set it, or pass --disable-server-tls")]
@@ -77,6 +79,7 @@ impl Agent {
         let (writer, ring) = ring::ring(args.event_buffer_capacity)?;
         let stats = Arc::new(ObserverStats::default());
         let metrics = crate::metrics::MetricsStage::start(&args.metrics, ring.clone(), stats.clone()).await?;
+        let export = crate::export::Exporter::start(&args.export, node_name.clone(), Some(metrics.lost_events()))?;
         let this = Peer {
             node_name: node_name.clone(),
             cluster_name: args.cluster_name.clone(),
@@ -125,7 +128,10 @@ impl Agent {
         }
         Ok(Self {
             node_name,
-            sink: RingSink::new(writer, stats),
+            sink: match export {
+                Some(mut export) => RingSink::new(writer, stats).with_tap(move |entry| export.offer(entry)),
+                None => RingSink::new(writer, stats),
+            },
             server,
             peers,
             k8s,

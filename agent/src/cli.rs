@@ -98,6 +98,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsArgs,
+
+    #[command(flatten)]
+    pub export: crate::export::ExportArgs,
 }
 
 /// `1s`, `500ms`, `2m`, or a number of seconds.

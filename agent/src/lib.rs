@@ -11,6 +11,7 @@ pub mod cli;
 pub mod datapath;
 pub mod enrich;
 pub mod event;
+pub mod export;
 pub mod flow_record;
 pub mod k8s;
 pub mod metrics;

@@ -171,6 +171,11 @@ impl MetricsStage {
         }
     }
 
+    /// `hubble_lost_events_total{source}`, for other stages that lose events.
+    pub fn lost_events(&self) -> LostEvents {
+        self.lost.clone()
+    }
+
     /// Where the enrichment index reports pods that left.
     pub fn departures(&self) -> std::sync::mpsc::Sender<crate::enrich::index::PodDeparture> {
         self.departures.clone()

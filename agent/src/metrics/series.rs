@@ -292,27 +292,28 @@ impl<C: Cell + std::fmt::Debug> Family<C> {
         &self.published.label_names
     }
 
-    /// The series for `key`, created when new and the family is below its limit.
-    pub fn get(&mut self, key: &LabelKey) -> Option<&C> {
+    /// Applies `update` to the series for `key`, created when new and the family
+    /// is below its limit. One hash lookup when the series exists.
+    pub fn update(&mut self, key: &LabelKey, update: impl FnOnce(&C)) {
         debug_assert_eq!(
             key.value_count(),
             self.published.label_names.len(),
             "{}: label values do not match the label names",
             self.published.name
         );
-        // Two lookups because the borrow checker rejects returning the first
-        // lookup's borrow on the path that inserts.
-        if self.local.contains_key(key.as_str()) {
-            return self.local.get(key.as_str()).map(|cell| &**cell);
+        if let Some(cell) = self.local.get(key.as_str()) {
+            update(cell);
+            return;
         }
         if self.local.len() >= self.max_series {
             self.published.limited.fetch_add(1, Ordering::Relaxed);
-            return None;
+            return;
         }
         let cell = Arc::new(C::new_cell(self.published.buckets));
+        update(&cell);
         let owned: Box<str> = key.as_str().into();
         self.published.series().insert(owned.clone(), Arc::clone(&cell));
-        Some(&**self.local.entry(owned).or_insert(cell))
+        self.local.insert(owned, cell);
     }
 
     /// Drops every series whose label values `doomed` selects.
@@ -339,18 +340,16 @@ impl<C: Cell + std::fmt::Debug> Family<C> {
 
 impl CounterFamily {
     pub fn inc(&mut self, key: &LabelKey) {
-        if let Some(cell) = self.get(key) {
+        self.update(key, |cell| {
             cell.0.fetch_add(1, Ordering::Relaxed);
-        }
+        });
     }
 }
 
 impl HistogramFamily {
     pub fn observe(&mut self, key: &LabelKey, value: f64) {
         let bounds = self.published.buckets;
-        if let Some(cell) = self.get(key) {
-            cell.observe(bounds, value);
-        }
+        self.update(key, |cell| cell.observe(bounds, value));
     }
 }
 
