@@ -142,3 +142,38 @@ fn run(queue: Receiver<Arc<Entry>>, mut output: Output, node_name: String, mask:
 fn bytecount(batch: &[u8]) -> usize {
     batch.iter().filter(|b| **b == b'\n').count()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::event::{Event, EventSink};
+    use crate::observer::ring;
+    use crate::observer::sink::{ObserverStats, RingSink};
+    use crate::synthetic;
+
+    /// An exporter that never drains its queue (a disk that does not return)
+    /// costs the ring nothing: every event is still written, the overflow counted.
+    #[test]
+    fn a_stalled_exporter_loses_exports_not_ring_events() {
+        let (writer, reader) = ring::ring(16_383).unwrap();
+        let (queue, stalled) = std::sync::mpsc::sync_channel(8);
+        let lost = LostEvents::default();
+        let mut tap = ExporterTap {
+            filters: FilterSet::default(),
+            queue,
+            lost: Some(lost.clone()),
+        };
+        let mut sink = RingSink::new(writer, Arc::new(ObserverStats::default())).with_tap(move |e| tap.offer(e));
+        let now = sightline_proto::Timestamp::now();
+        for i in 0..10_000 {
+            sink.publish(Event::Flow(Box::new(synthetic::record(i, "node-1", now))));
+        }
+        assert_eq!(reader.len(), 10_000, "every event reached the ring");
+        assert_eq!(stalled.try_iter().count(), 8, "the queue holds what fits");
+        let lost = lost
+            .get_or_create(&vec![("source", "hubble_exporter".to_owned())])
+            .get();
+        assert_eq!(lost, 9_992);
+    }
+}
