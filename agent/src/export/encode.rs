@@ -48,13 +48,45 @@ pub fn write_line(event: &Event, node_name: &str, mask: Option<&FlowMask>, out: 
         }
     };
     // Go's encoder escapes these inside strings; they never occur outside one.
-    for byte in json {
-        match byte {
-            b'<' => out.extend_from_slice(b"\\u003c"),
-            b'>' => out.extend_from_slice(b"\\u003e"),
-            b'&' => out.extend_from_slice(b"\\u0026"),
-            other => out.push(other),
+    // Most lines have none: copy those whole.
+    if !json.iter().any(|b| matches!(b, b'<' | b'>' | b'&')) {
+        out.extend_from_slice(&json);
+    } else {
+        for byte in json {
+            match byte {
+                b'<' => out.extend_from_slice(b"\\u003c"),
+                b'>' => out.extend_from_slice(b"\\u003e"),
+                b'&' => out.extend_from_slice(b"\\u0026"),
+                other => out.push(other),
+            }
         }
     }
     out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use sightline_proto::flow::Flow;
+
+    use super::*;
+
+    // Summary is deprecated, but a free-text field is where such characters occur.
+    #[allow(deprecated)]
+    #[test]
+    fn html_characters_are_escaped_as_go_does_and_the_line_ends() {
+        let flow = Flow {
+            node_name: "node-1".into(),
+            summary: "a <b> & c".into(),
+            ..Flow::default()
+        };
+        let mut out = Vec::new();
+        write_line(&Event::flow(flow), "ignored", None, &mut out);
+        let line = String::from_utf8(out).unwrap();
+        assert!(line.ends_with("}\n"), "{line}");
+        assert!(line.contains(r#""Summary":"a \u003cb\u003e \u0026 c""#), "{line}");
+        assert!(line.contains(r#""node_name":"node-1""#), "{line}");
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["flow"]["Summary"], "a <b> & c");
+    }
 }

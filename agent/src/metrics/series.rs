@@ -126,11 +126,14 @@ pub struct HistogramCell {
 }
 
 impl HistogramCell {
+    /// Only the pipeline thread calls this (see [`Family`]), so plain loads and
+    /// stores suffice.
     pub fn observe(&self, bounds: &[f64], value: f64) {
+        let bump = |cell: &AtomicU64| cell.store(cell.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         if let Some(index) = bounds.iter().position(|bound| value <= *bound) {
-            self.buckets[index].fetch_add(1, Ordering::Relaxed);
+            bump(&self.buckets[index]);
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
+        bump(&self.count);
         let sum = f64::from_bits(self.sum.load(Ordering::Relaxed)) + value;
         self.sum.store(sum.to_bits(), Ordering::Relaxed);
     }
@@ -340,8 +343,10 @@ impl<C: Cell + std::fmt::Debug> Family<C> {
 
 impl CounterFamily {
     pub fn inc(&mut self, key: &LabelKey) {
+        // Only the pipeline thread writes (`&mut self`): a plain load and store is
+        // enough and avoids a locked read-modify-write per flow and handler.
         self.update(key, |cell| {
-            cell.0.fetch_add(1, Ordering::Relaxed);
+            cell.0.store(cell.0.load(Ordering::Relaxed) + 1, Ordering::Relaxed)
         });
     }
 }
