@@ -30,6 +30,10 @@ pub enum AppError {
     Peers(#[from] PeerError),
     #[error(transparent)]
     Server(#[from] ServerError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::runtime::MetricsStartError),
+    #[error("flow export: {0}")]
+    Export(#[from] crate::export::ExportError),
     #[error("kubernetes: {0}")]
     K8s(#[from] K8sError),
     #[error("TLS is on for --listen-address but {missing} is not set: set it, or pass --disable-server-tls")]
@@ -49,6 +53,8 @@ pub struct Agent {
     pub peers: Arc<AnnouncedPeers>,
     /// Kubernetes metadata, unless disabled or no cluster was found.
     pub k8s: Option<K8s>,
+    /// Flow metrics and `/metrics`; `metrics.wrap(sink)` puts them in the pipeline.
+    pub metrics: crate::metrics::MetricsStage,
 }
 
 fn tls_files(args: &Args) -> Result<Option<TlsFiles>, AppError> {
@@ -75,6 +81,8 @@ impl Agent {
         let listen_address = args.listen_socket_address()?;
         let (writer, ring) = ring::ring(args.event_buffer_capacity)?;
         let stats = Arc::new(ObserverStats::default());
+        let metrics = crate::metrics::MetricsStage::start(&args.metrics, ring.clone(), stats.clone()).await?;
+        let export = crate::export::Exporter::start(&args.export, node_name.clone(), Some(metrics.lost_events()))?;
         let this = Peer {
             node_name: node_name.clone(),
             cluster_name: args.cluster_name.clone(),
@@ -110,6 +118,9 @@ impl Agent {
             agent_port,
         };
         let k8s = k8s::start(&args.k8s, index).await?;
+        if let Some(k8s) = &k8s {
+            k8s.index.notify_departures(metrics.departures());
+        }
         match &k8s {
             Some(k8s) if peers_from_nodes => {
                 tokio::spawn(follow_node_peers(
@@ -128,17 +139,21 @@ impl Agent {
         }
         Ok(Self {
             node_name,
-            sink: RingSink::new(writer, stats),
+            sink: match export {
+                Some(mut export) => RingSink::new(writer, stats).with_tap(move |entry| export.offer(entry)),
+                None => RingSink::new(writer, stats),
+            },
             server,
             peers,
             k8s,
+            metrics,
         })
     }
 
     /// The sink producers feed: the enricher in front of the ring when Kubernetes
     /// metadata is on, the ring itself otherwise. The returned pipeline borrows
     /// nothing, but `k8s` must stay alive for the index to keep following changes.
-    pub fn pipeline(sink: RingSink, k8s: Option<&K8s>) -> Box<dyn EventSink> {
+    pub fn pipeline<S: EventSink + 'static>(sink: S, k8s: Option<&K8s>) -> Box<dyn EventSink> {
         match k8s {
             Some(k8s) => Box::new(k8s.enricher(sink)),
             None => Box::new(sink),
@@ -252,7 +267,7 @@ impl RunningAgent {
         let agent = Agent::start(args).await?;
         let shutdown = Shutdown::new();
         let tcp_address = agent.server.local_addr();
-        let mut sink = Agent::pipeline(agent.sink, agent.k8s.as_ref());
+        let mut sink = Agent::pipeline(agent.metrics.wrap(agent.sink), agent.k8s.as_ref());
         let node_name = agent.node_name.clone();
         let source = if args.synthetic_flows_per_second > 0 {
             let (rate, node, stop) = (args.synthetic_flows_per_second, node_name.clone(), shutdown.clone());

@@ -115,6 +115,12 @@ pub struct Args {
     pub k8s: crate::k8s::K8sArgs,
 
     #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
+
+    #[command(flatten)]
+    pub export: crate::export::ExportArgs,
+
+    #[command(flatten)]
     pub log: LogArgs,
 }
 

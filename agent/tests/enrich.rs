@@ -538,3 +538,33 @@ fn addresses_on_the_nodes_own_interfaces_are_the_host_and_follow_changes() {
     // The Node object's own address stays the host whatever netlink says.
     assert_eq!(source_of(&mut enricher, "192.168.0.1"), host);
 }
+
+#[test]
+fn a_deleted_pod_is_reported_as_departed_once_per_address() {
+    use sightline_agent::enrich::index::PodDeparture;
+    let index = index("node-1");
+    let (send, receive) = std::sync::mpsc::channel();
+    index.notify_departures(send);
+    let web = pod(
+        "shop",
+        "web-1",
+        "u1",
+        &["10.0.0.5"],
+        "node-1",
+        "2024-01-01T00:00:00Z",
+        "",
+    );
+    upsert(&index, &web);
+    assert!(receive.try_recv().is_err(), "a new pod has not departed");
+    for object in objects(&web) {
+        index.apply(Change::Delete(object.kind(), object.key()));
+    }
+    assert_eq!(
+        receive.try_iter().collect::<Vec<_>>(),
+        [PodDeparture {
+            namespace: "shop".into(),
+            name: "web-1".into(),
+            ip: "10.0.0.5".parse().unwrap(),
+        }]
+    );
+}

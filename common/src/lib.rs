@@ -10,6 +10,7 @@ pub mod duration;
 pub mod edge;
 pub mod listen;
 pub mod logging;
+pub mod metrics_server;
 pub mod names;
 pub mod net;
 pub mod shutdown;

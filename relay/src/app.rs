@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::routing::get;
 use sightline_common::listen;
+use sightline_common::metrics_server::{MetricsServer, MetricsServerError, MetricsServerOptions};
 use sightline_common::names::HEALTH_SERVICE;
 use sightline_common::net::nodelay_incoming;
 use sightline_common::shutdown::Shutdown;
@@ -48,6 +48,8 @@ pub enum RelayError {
     },
     #[error("reflection: {0}")]
     Reflection(#[from] sightline_proto::reflection::ReflectionError),
+    #[error(transparent)]
+    MetricsServer(#[from] MetricsServerError),
 }
 
 /// A running relay; dropping it does not stop it, `shutdown` does.
@@ -237,29 +239,20 @@ pub async fn start(args: Args) -> Result<RunningRelay, RelayError> {
     let metrics_address = if args.metrics_listen_address.is_empty() {
         None
     } else {
-        let listener = bind("metrics", &args.metrics_listen_address).await?;
-        let address = listener.local_addr().ok();
+        let options = MetricsServerOptions {
+            address: args.metrics_listen_address.clone(),
+            open_metrics: true,
+            tls: None,
+            tls_reload_interval: Duration::from_secs(5),
+        };
+        let server = MetricsServer::bind(&options).await?;
+        let address = server.local_addr();
         let (metrics, pool) = (metrics.clone(), pool.clone());
-        let app = axum::Router::new().route(
-            "/metrics",
-            get(move || {
-                let (metrics, pool) = (metrics.clone(), pool.clone());
-                async move {
-                    metrics.observe_pool(&pool);
-                    (
-                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-                        metrics.encode(),
-                    )
-                }
-            }),
-        );
-        let stopping = shutdown.clone();
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(stopping.cancelled_owned());
-            if let Err(err) = serve.await {
-                tracing::error!(%err, "metrics server failed");
-            }
-        });
+        let scrape = move |format| {
+            metrics.observe_pool(&pool);
+            metrics.encode_as(format)
+        };
+        tokio::spawn(server.serve(Arc::new(scrape), shutdown.clone()));
         address
     };
 

@@ -8,6 +8,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use sightline_common::metrics_server::Format;
+
 use crate::pool::{PeerState, Pool};
 use crate::sort_buffer::Release;
 
@@ -102,9 +104,10 @@ impl RelayMetrics {
     }
 
     pub fn encode(&self) -> String {
-        let mut text = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
-        text
+        self.encode_as(Format::OpenMetrics)
+    }
+
+    pub fn encode_as(&self, format: Format) -> String {
+        sightline_common::metrics_server::encode(&self.registry, format)
     }
 }

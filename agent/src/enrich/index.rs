@@ -81,6 +81,16 @@ pub struct Index {
     reserved: Reserved,
     events: AgentEventQueue,
     peers: watch::Sender<Vec<NodePeer>>,
+    /// Told when a pod no longer holds an address (the metrics expire its series).
+    departures: Mutex<Option<std::sync::mpsc::Sender<PodDeparture>>>,
+}
+
+/// A pod that gave up an address: deleted, or the address went to another pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodDeparture {
+    pub namespace: String,
+    pub name: String,
+    pub ip: IpAddr,
 }
 
 impl Index {
@@ -93,6 +103,22 @@ impl Index {
             reserved: Reserved::new(),
             events: AgentEventQueue::new(8192),
             peers,
+            departures: Mutex::new(None),
+        }
+    }
+
+    /// Sends every later [`PodDeparture`] to `sender`.
+    pub fn notify_departures(&self, sender: std::sync::mpsc::Sender<PodDeparture>) {
+        *self.departures.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender);
+    }
+
+    fn departed(&self, namespace: &str, name: &str, ip: IpAddr) {
+        if let Some(sender) = &*self.departures.lock().unwrap_or_else(|e| e.into_inner()) {
+            let _ = sender.send(PodDeparture {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                ip,
+            });
         }
     }
 
@@ -199,6 +225,14 @@ impl Index {
             None => lookup.endpoints.remove(&ip),
         };
         let old_host_ip = old.as_ref().and_then(|o| state.node_of_pod(&o.namespace, &o.pod_name));
+        if let Some(old) = &old
+            && !old.pod_name.is_empty()
+            && new
+                .as_ref()
+                .is_none_or(|n| n.namespace != old.namespace || n.pod_name != old.pod_name)
+        {
+            self.departed(&old.namespace, &old.pod_name, ip);
+        }
         match (old, new) {
             (Some(old), None) => events.push(events::ipcache(
                 true,

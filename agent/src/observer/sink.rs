@@ -29,12 +29,17 @@ impl ObserverStats {
     }
 }
 
+/// Called with each entry on its way into the ring.
+pub type EntryTap = Box<dyn FnMut(&Arc<super::entry::Entry>) + Send>;
+
 /// `EventSink` in front of the ring. Not `Clone`: the ring has exactly one writer.
 pub struct RingSink {
     writer: RingWriter,
     stats: Arc<ObserverStats>,
     namespaces: NamespaceTracker,
     flows: FlowCounter,
+    /// Sees every entry as it goes into the ring (the flow-log exporter).
+    tap: Option<EntryTap>,
 }
 
 impl RingSink {
@@ -44,7 +49,14 @@ impl RingSink {
             stats,
             namespaces: NamespaceTracker::default(),
             flows: FlowCounter::default(),
+            tap: None,
         }
+    }
+
+    /// Shows every entry to `tap` before it is written; the entry is shared, not copied.
+    pub fn with_tap(mut self, tap: impl FnMut(&Arc<super::entry::Entry>) + Send + 'static) -> Self {
+        self.tap = Some(Box::new(tap));
+        self
     }
 }
 
@@ -65,7 +77,11 @@ impl EventSink for RingSink {
             }
             self.stats.seen_flows.fetch_add(1, Ordering::Relaxed);
         }
-        self.writer.write(Arc::new(super::entry::Entry::new(event)));
+        let entry = Arc::new(super::entry::Entry::new(event));
+        if let Some(tap) = &mut self.tap {
+            tap(&entry);
+        }
+        self.writer.write(entry);
     }
 
     fn idle(&mut self) {

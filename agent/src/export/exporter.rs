@@ -1,0 +1,179 @@
+//! The exporter thread and the pipeline's handle on it.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::Duration;
+
+use super::rotate::{RotatingFile, Rotation};
+use super::{ExportArgs, ExportError, encode};
+use crate::metrics::runtime::LostEvents;
+use crate::observer::entry::Entry;
+use crate::observer::fieldmask::FlowMask;
+use crate::observer::filter::FilterSet;
+
+/// Events waiting for the disk; beyond this they are counted as lost.
+pub const QUEUE_CAPACITY: usize = 16_384;
+/// Lines gathered before one write.
+const BATCH_BYTES: usize = 64 * 1024;
+
+enum Output {
+    Stdout(std::io::Stdout),
+    File(RotatingFile),
+}
+
+impl Output {
+    fn write_lines(&mut self, lines: &[u8]) -> std::io::Result<()> {
+        match self {
+            Output::Stdout(out) => out.write_all(lines),
+            Output::File(file) => file.write_lines(lines),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::Stdout(out) => out.flush(),
+            Output::File(file) => file.flush(),
+        }
+    }
+}
+
+/// The pipeline side: filters, then queues without waiting.
+pub struct ExporterTap {
+    filters: FilterSet,
+    queue: SyncSender<Arc<Entry>>,
+    lost: Option<LostEvents>,
+}
+
+impl ExporterTap {
+    pub fn offer(&mut self, entry: &Arc<Entry>) {
+        if !self.filters.matches(entry.event()) {
+            return;
+        }
+        match self.queue.try_send(Arc::clone(entry)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                if let Some(lost) = &self.lost {
+                    lost.get_or_create(&vec![("source", "hubble_exporter".to_owned())])
+                        .inc();
+                }
+            }
+        }
+    }
+}
+
+pub struct Exporter;
+
+impl Exporter {
+    /// Checks the flags (mistakes stop the agent), opens the output and starts
+    /// the writer thread. None when export is off.
+    pub fn start(
+        args: &ExportArgs,
+        node_name: String,
+        lost: Option<LostEvents>,
+    ) -> Result<Option<ExporterTap>, ExportError> {
+        Self::start_with_capacity(args, node_name, lost, QUEUE_CAPACITY)
+    }
+
+    pub fn start_with_capacity(
+        args: &ExportArgs,
+        node_name: String,
+        lost: Option<LostEvents>,
+        capacity: usize,
+    ) -> Result<Option<ExporterTap>, ExportError> {
+        if !args.enabled() {
+            return Ok(None);
+        }
+        let filters = args.filters()?;
+        let mask = args.mask()?;
+        let output = match args.path() {
+            None => Output::Stdout(std::io::stdout()),
+            Some(path) => {
+                let rotation = Rotation {
+                    max_bytes: args.export_file_max_size_mb.max(1) * 1024 * 1024,
+                    max_backups: args.export_file_max_backups,
+                    compress: args.export_file_compress,
+                };
+                Output::File(
+                    RotatingFile::open(path.clone(), rotation).map_err(|source| ExportError::File { path, source })?,
+                )
+            }
+        };
+        let (queue, receive) = std::sync::mpsc::sync_channel(capacity);
+        std::thread::Builder::new()
+            .name("flow-export".into())
+            .spawn(move || run(receive, output, node_name, mask))
+            .map_err(|source| ExportError::File {
+                path: args.export_file_path.clone().into(),
+                source,
+            })?;
+        Ok(Some(ExporterTap { filters, queue, lost }))
+    }
+}
+
+fn run(queue: Receiver<Arc<Entry>>, mut output: Output, node_name: String, mask: Option<FlowMask>) {
+    let mut batch = Vec::with_capacity(BATCH_BYTES * 2);
+    loop {
+        let first = match queue.recv_timeout(Duration::from_millis(200)) {
+            Ok(entry) => Some(entry),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let mut next = first;
+        while let Some(entry) = next {
+            encode::write_line(entry.event(), &node_name, mask.as_ref(), &mut batch);
+            next = if batch.len() < BATCH_BYTES {
+                queue.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        if let Err(err) = output.write_lines(&batch).and_then(|()| output.flush()) {
+            // The lines are dropped; the queue keeps the pipeline independent of the disk.
+            tracing::warn!(%err, lines = bytecount(&batch), "flow export write failed");
+        }
+        batch.clear();
+    }
+}
+
+fn bytecount(batch: &[u8]) -> usize {
+    batch.iter().filter(|b| **b == b'\n').count()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::event::{Event, EventSink};
+    use crate::observer::ring;
+    use crate::observer::sink::{ObserverStats, RingSink};
+    use crate::synthetic;
+
+    /// An exporter that never drains its queue (a disk that does not return)
+    /// costs the ring nothing: every event is still written, the overflow counted.
+    #[test]
+    fn a_stalled_exporter_loses_exports_not_ring_events() {
+        let (writer, reader) = ring::ring(16_383).unwrap();
+        let (queue, stalled) = std::sync::mpsc::sync_channel(8);
+        let lost = LostEvents::default();
+        let mut tap = ExporterTap {
+            filters: FilterSet::default(),
+            queue,
+            lost: Some(lost.clone()),
+        };
+        let mut sink = RingSink::new(writer, Arc::new(ObserverStats::default())).with_tap(move |e| tap.offer(e));
+        let now = sightline_proto::Timestamp::now();
+        for i in 0..10_000 {
+            sink.publish(Event::Flow(Box::new(synthetic::record(i, "node-1", now))));
+        }
+        assert_eq!(reader.len(), 10_000, "every event reached the ring");
+        assert_eq!(stalled.try_iter().count(), 8, "the queue holds what fits");
+        let lost = lost
+            .get_or_create(&vec![("source", "hubble_exporter".to_owned())])
+            .get();
+        assert_eq!(lost, 9_992);
+    }
+}
