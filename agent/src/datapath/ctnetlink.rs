@@ -86,6 +86,8 @@ pub enum CtnetlinkError {
     Receive(#[source] io::Error),
     #[error("the kernel refused the conntrack query: {0}")]
     Kernel(#[source] io::Error),
+    #[error("no ctnetlink socket (opening it failed earlier)")]
+    Unavailable,
     #[error("malformed ctnetlink answer: {0}")]
     Malformed(&'static str),
 }
@@ -187,6 +189,32 @@ impl ConntrackQuery for Conntrack {
                 Answer::Entry(entry) => return Ok(Some(entry)),
                 Answer::Missing => return Ok(None),
             }
+        }
+    }
+}
+
+/// Opens its socket on first use, on the thread (and so in the network namespace)
+/// that asks; when the socket cannot be opened it says so once and answers errors.
+#[derive(Debug, Default)]
+pub struct LazyConntrack {
+    socket: Option<Conntrack>,
+    unavailable: bool,
+}
+
+impl ConntrackQuery for LazyConntrack {
+    fn get(&mut self, tuple: &Tuple, named: Named) -> Result<Option<Entry>, CtnetlinkError> {
+        if self.socket.is_none() && !self.unavailable {
+            match Conntrack::open() {
+                Ok(socket) => self.socket = Some(socket),
+                Err(error) => {
+                    tracing::warn!(%error, "Service backends cannot be read from conntrack; flows through Service addresses keep the Service address");
+                    self.unavailable = true;
+                }
+            }
+        }
+        match &mut self.socket {
+            Some(socket) => socket.get(tuple, named),
+            None => Err(CtnetlinkError::Unavailable),
         }
     }
 }
