@@ -99,6 +99,12 @@ pub trait ConntrackQuery {
     fn get(&mut self, tuple: &Tuple, named: Named) -> Result<Option<Entry>, CtnetlinkError>;
 }
 
+impl<Q: ConntrackQuery + ?Sized> ConntrackQuery for Box<Q> {
+    fn get(&mut self, tuple: &Tuple, named: Named) -> Result<Option<Entry>, CtnetlinkError> {
+        (**self).get(tuple, named)
+    }
+}
+
 /// A ctnetlink socket in the network namespace of the thread that opened it.
 #[derive(Debug)]
 pub struct Conntrack {
@@ -111,13 +117,7 @@ pub struct Conntrack {
 impl Conntrack {
     pub fn open() -> Result<Self, CtnetlinkError> {
         // SAFETY: plain socket(2) call; the descriptor is checked before it is owned.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                NETLINK_NETFILTER,
-            )
-        };
+        let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, NETLINK_NETFILTER) };
         if fd < 0 {
             return Err(CtnetlinkError::Open(io::Error::last_os_error()));
         }

@@ -127,8 +127,11 @@ fn ipv6_tuples_use_the_v6_attributes_and_family() {
     assert_eq!(out[16], libc::AF_INET6 as u8);
     // First address attribute: length 20, CTA_IP_V6_SRC.
     assert_eq!(&out[28..32], &[20, 0, 3, 0]);
-    assert_eq!(&out[32..48], &match source {
-        IpAddr::V6(v6) => v6.octets(),
-        IpAddr::V4(_) => unreachable!(),
-    });
+    assert_eq!(
+        &out[32..48],
+        &match source {
+            IpAddr::V6(v6) => v6.octets(),
+            IpAddr::V4(_) => unreachable!(),
+        }
+    );
 }

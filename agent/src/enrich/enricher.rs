@@ -8,6 +8,8 @@ use sightline_proto::flow::{Flow, L7FlowType, layer7};
 
 use super::dns::DnsCache;
 use super::index::Index;
+use super::translation::{self, End, Translated, Translator};
+use crate::datapath::ctnetlink::{ConntrackQuery, LazyConntrack};
 use crate::event::{Event, EventSink};
 use crate::flow_record::FlowRecord;
 use sightline_common::names::absolute_node_name;
@@ -22,6 +24,8 @@ pub struct Enricher<S> {
     inner: S,
     index: Arc<Index>,
     dns: DnsCache,
+    /// Backends behind Service addresses that netfilter translated (kube-proxy).
+    translator: Translator<Box<dyn ConntrackQuery + Send>>,
     /// `Some` when the cluster is not `default`: flows carry `<cluster>/<node>`.
     absolute_node_name: Option<Arc<str>>,
 }
@@ -35,8 +39,15 @@ impl<S: EventSink> Enricher<S> {
             inner,
             index,
             dns: DnsCache::new(DNS_CACHE_IPS),
+            translator: Translator::new(Box::new(LazyConntrack::default()), translation::DEFAULT_CAPACITY),
             absolute_node_name,
         }
+    }
+
+    /// Reads Service translations from `conntrack` instead of the kernel's (tests, benchmarks).
+    pub fn with_conntrack(mut self, conntrack: Box<dyn ConntrackQuery + Send>) -> Self {
+        self.translator = Translator::new(conntrack, translation::DEFAULT_CAPACITY);
+        self
     }
 
     /// DNS names inside `domain` are not attached to flows (see [`DnsCache::skip_domain`]).
@@ -71,7 +82,9 @@ impl<S: EventSink> Enricher<S> {
 
         let world = self.index.world();
         let metadata = &mut record.metadata;
-        self.index.read(|lookup| {
+        let l4 = record.flow.l4.as_ref();
+        let translator = &mut self.translator;
+        let translated = self.index.read(|lookup| {
             let endpoint = |ip: Option<IpAddr>| {
                 let ip = ip?;
                 Some(lookup.endpoint(&ip).unwrap_or(world).clone())
@@ -81,7 +94,37 @@ impl<S: EventSink> Enricher<S> {
             metadata.destination = endpoint(destination);
             metadata.source_service = service(source);
             metadata.destination_service = service(destination);
+            let (to_service, from_service) = (
+                metadata.destination_service.is_some(),
+                metadata.source_service.is_some(),
+            );
+            // Flows that touch no Service address skip the tuple entirely until some
+            // connection was translated.
+            if !to_service && !from_service && !translator.has_translations() {
+                return None;
+            }
+            let tuple = translation::flow_tuple(l4, source?, destination?)?;
+            let translated = translator.resolve(&tuple, to_service, from_service, now)?;
+            match translated {
+                Translated::ToService { backend, .. } => metadata.destination = endpoint(Some(backend.0)),
+                Translated::FromService { backend, .. } => metadata.source = endpoint(Some(backend.0)),
+                Translated::ToBackend { service: vip } => metadata.destination_service = service(Some(vip)),
+                Translated::FromBackend { service: vip } => metadata.source_service = service(Some(vip)),
+            }
+            Some(translated)
         });
+        let (source, destination) = match translated {
+            Some(Translated::ToService { backend, .. }) => {
+                translation::rewrite(record, End::Destination, backend);
+                (source, Some(backend.0))
+            }
+            Some(Translated::FromService { backend, .. }) => {
+                translation::rewrite(record, End::Source, backend);
+                (Some(backend.0), destination)
+            }
+            _ => (source, destination),
+        };
+        let metadata = &mut record.metadata;
         if !self.dns.is_empty() {
             metadata.source_names = source.and_then(|ip| self.dns.names(&ip, now));
             metadata.destination_names = destination.and_then(|ip| self.dns.names(&ip, now));

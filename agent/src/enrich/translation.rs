@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
+use sightline_proto::flow::{Layer4, layer4};
+
 use crate::datapath::ctnetlink::{ConntrackQuery, Entry, Named, Tuple};
+use crate::flow_record::FlowRecord;
 
 /// A connection's NAT is fixed by its first packet, so answers stay valid while the
 /// tuple lives; they expire so a reused tuple is asked again.
@@ -192,6 +195,58 @@ impl<Q: ConntrackQuery> Translator<Q> {
             self.aliases.clear();
         }
     }
+}
+
+/// The conntrack tuple of a flow with ports (TCP, UDP, SCTP: what Services carry).
+pub fn flow_tuple(l4: Option<&Layer4>, source: IpAddr, destination: IpAddr) -> Option<Tuple> {
+    let (protocol, source_port, destination_port) = match l4?.protocol.as_ref()? {
+        layer4::Protocol::Tcp(tcp) => (libc::IPPROTO_TCP, tcp.source_port, tcp.destination_port),
+        layer4::Protocol::Udp(udp) => (libc::IPPROTO_UDP, udp.source_port, udp.destination_port),
+        layer4::Protocol::Sctp(sctp) => (libc::IPPROTO_SCTP, sctp.source_port, sctp.destination_port),
+        _ => return None,
+    };
+    Some(Tuple {
+        protocol: protocol as u8,
+        source,
+        source_port: u16::try_from(source_port).ok()?,
+        destination,
+        destination_port: u16::try_from(destination_port).ok()?,
+    })
+}
+
+/// Which end of a flow an address rewrite applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Source,
+    Destination,
+}
+
+/// Replaces one end's address and port with the backend's, in whichever form the
+/// flow carries them, as Cilium's datapath shows it (it never reports a VIP).
+pub fn rewrite(record: &mut FlowRecord, end: End, (ip, port): (IpAddr, u16)) {
+    if let Some((source, destination)) = &mut record.addresses {
+        *match end {
+            End::Source => source,
+            End::Destination => destination,
+        } = ip;
+    }
+    if let Some(flow_ip) = &mut record.flow.ip {
+        *match end {
+            End::Source => &mut flow_ip.source,
+            End::Destination => &mut flow_ip.destination,
+        } = ip.to_string();
+    }
+    let port = u32::from(port);
+    let ports = match record.flow.l4.as_mut().and_then(|l4| l4.protocol.as_mut()) {
+        Some(layer4::Protocol::Tcp(tcp)) => (&mut tcp.source_port, &mut tcp.destination_port),
+        Some(layer4::Protocol::Udp(udp)) => (&mut udp.source_port, &mut udp.destination_port),
+        Some(layer4::Protocol::Sctp(sctp)) => (&mut sctp.source_port, &mut sctp.destination_port),
+        _ => return,
+    };
+    *match end {
+        End::Source => ports.0,
+        End::Destination => ports.1,
+    } = port;
 }
 
 #[cfg(test)]
