@@ -82,9 +82,7 @@ impl<S: EventSink> Enricher<S> {
 
         let world = self.index.world();
         let metadata = &mut record.metadata;
-        let l4 = record.flow.l4.as_ref();
-        let translator = &mut self.translator;
-        let translated = self.index.read(|lookup| {
+        let (to_service, from_service) = self.index.read(|lookup| {
             let endpoint = |ip: Option<IpAddr>| {
                 let ip = ip?;
                 Some(lookup.endpoint(&ip).unwrap_or(world).clone())
@@ -94,34 +92,16 @@ impl<S: EventSink> Enricher<S> {
             metadata.destination = endpoint(destination);
             metadata.source_service = service(source);
             metadata.destination_service = service(destination);
-            let (to_service, from_service) = (
+            (
                 metadata.destination_service.is_some(),
                 metadata.source_service.is_some(),
-            );
-            // Flows that touch no Service address skip the tuple entirely until some
-            // connection was translated.
-            if !to_service && !from_service && !translator.has_translations() {
-                return None;
-            }
-            let tuple = translation::flow_tuple(l4, source?, destination?)?;
-            let translated = translator.resolve(&tuple, to_service, from_service, now)?;
-            match translated {
-                Translated::ToService { backend, .. } => metadata.destination = endpoint(Some(backend.0)),
-                Translated::FromService { backend, .. } => metadata.source = endpoint(Some(backend.0)),
-                Translated::ToBackend { service: vip } => metadata.destination_service = service(Some(vip)),
-                Translated::FromBackend { service: vip } => metadata.source_service = service(Some(vip)),
-            }
-            Some(translated)
+            )
         });
+        // Outside the index lock: a cache miss waits for the kernel.
+        let translated = self.translate(record, (source, destination), to_service, from_service, now);
         let (source, destination) = match translated {
-            Some(Translated::ToService { backend, .. }) => {
-                translation::rewrite(record, End::Destination, backend);
-                (source, Some(backend.0))
-            }
-            Some(Translated::FromService { backend, .. }) => {
-                translation::rewrite(record, End::Source, backend);
-                (Some(backend.0), destination)
-            }
+            Some(Translated::ToService { backend, .. }) => (source, Some(backend.0)),
+            Some(Translated::FromService { backend, .. }) => (Some(backend.0), destination),
             _ => (source, destination),
         };
         let metadata = &mut record.metadata;
@@ -134,6 +114,41 @@ impl<S: EventSink> Enricher<S> {
         {
             record.set_node_name(absolute);
         }
+    }
+
+    /// Names the backend of a Service connection netfilter translated. Flows that
+    /// touch no Service address skip the tuple entirely until some connection was
+    /// translated.
+    fn translate(
+        &mut self,
+        record: &mut FlowRecord,
+        addresses: (Option<IpAddr>, Option<IpAddr>),
+        to_service: bool,
+        from_service: bool,
+        now: i128,
+    ) -> Option<Translated> {
+        if !to_service && !from_service && !self.translator.has_translations() {
+            return None;
+        }
+        let tuple = translation::flow_tuple(record.flow.l4.as_ref(), addresses.0?, addresses.1?)?;
+        let translated = self.translator.resolve(&tuple, to_service, from_service, now)?;
+        let world = self.index.world();
+        let metadata = &mut record.metadata;
+        self.index.read(|lookup| {
+            let endpoint = |ip: IpAddr| Some(lookup.endpoint(&ip).unwrap_or(world).clone());
+            match translated {
+                Translated::ToService { backend, .. } => metadata.destination = endpoint(backend.0),
+                Translated::FromService { backend, .. } => metadata.source = endpoint(backend.0),
+                Translated::ToBackend { service } => metadata.destination_service = lookup.service(&service).cloned(),
+                Translated::FromBackend { service } => metadata.source_service = lookup.service(&service).cloned(),
+            }
+        });
+        match translated {
+            Translated::ToService { backend, .. } => translation::rewrite(record, End::Destination, backend),
+            Translated::FromService { backend, .. } => translation::rewrite(record, End::Source, backend),
+            Translated::ToBackend { .. } | Translated::FromBackend { .. } => {}
+        }
+        Some(translated)
     }
 
     fn learn_dns(&mut self, flow: &Flow, now: i128) {
