@@ -184,3 +184,47 @@ fn the_cache_stays_within_its_capacity() {
     assert!(t.resolve(&originals[0], true, false, T0).is_some());
     assert_eq!(t.query.asked, asked + 1);
 }
+
+#[test]
+fn rewrite_replaces_the_address_and_port_in_every_form_the_flow_carries() {
+    use sightline_proto::flow::{Flow, Ip, Layer4, Udp, layer4};
+    let mut record = FlowRecord::new(Flow {
+        ip: Some(Ip {
+            source: CLIENT.to_string(),
+            destination: VIP.to_string(),
+            ..Ip::default()
+        }),
+        l4: Some(Layer4 {
+            protocol: Some(layer4::Protocol::Udp(Udp {
+                source_port: 40000,
+                destination_port: 53,
+            })),
+        }),
+        ..Flow::default()
+    });
+    record.addresses = Some((CLIENT, VIP));
+    let tuple = flow_tuple(record.flow.l4.as_ref(), CLIENT, VIP).expect("UDP has a tuple");
+    assert_eq!(
+        (tuple.protocol, tuple.source_port, tuple.destination_port),
+        (17, 40000, 53)
+    );
+
+    rewrite(&mut record, End::Destination, (BACKEND, 5353));
+    assert_eq!(record.addresses, Some((CLIENT, BACKEND)));
+    let ip = record.flow.ip.as_ref().expect("ip");
+    assert_eq!((ip.source.as_str(), ip.destination.as_str()), ("10.0.0.2", "10.0.0.3"));
+    assert_eq!(
+        record.flow.l4.as_ref().and_then(|l4| l4.protocol.clone()),
+        Some(layer4::Protocol::Udp(Udp {
+            source_port: 40000,
+            destination_port: 5353,
+        }))
+    );
+    rewrite(&mut record, End::Source, (GATEWAY, 1));
+    assert_eq!(record.addresses, Some((GATEWAY, BACKEND)));
+}
+
+#[test]
+fn flows_without_ports_have_no_tuple() {
+    assert_eq!(flow_tuple(None, CLIENT, VIP), None);
+}
