@@ -7,6 +7,7 @@ pub mod attach;
 pub mod btf;
 pub mod clock;
 pub mod conntrack;
+pub mod ctnetlink;
 pub mod debug;
 pub mod decode;
 pub mod dns;

@@ -8,6 +8,8 @@ use sightline_proto::flow::{Flow, L7FlowType, layer7};
 
 use super::dns::DnsCache;
 use super::index::Index;
+use super::translation::{self, End, Translated, Translator};
+use crate::datapath::ctnetlink::{ConntrackQuery, LazyConntrack};
 use crate::event::{Event, EventSink};
 use crate::flow_record::FlowRecord;
 use sightline_common::names::absolute_node_name;
@@ -22,6 +24,8 @@ pub struct Enricher<S> {
     inner: S,
     index: Arc<Index>,
     dns: DnsCache,
+    /// Backends behind Service addresses that netfilter translated (kube-proxy).
+    translator: Translator<Box<dyn ConntrackQuery + Send>>,
     /// `Some` when the cluster is not `default`: flows carry `<cluster>/<node>`.
     absolute_node_name: Option<Arc<str>>,
 }
@@ -35,8 +39,15 @@ impl<S: EventSink> Enricher<S> {
             inner,
             index,
             dns: DnsCache::new(DNS_CACHE_IPS),
+            translator: Translator::new(Box::new(LazyConntrack::default()), translation::DEFAULT_CAPACITY),
             absolute_node_name,
         }
+    }
+
+    /// Reads Service translations from `conntrack` instead of the kernel's (tests, benchmarks).
+    pub fn with_conntrack(mut self, conntrack: Box<dyn ConntrackQuery + Send>) -> Self {
+        self.translator = Translator::new(conntrack, translation::DEFAULT_CAPACITY);
+        self
     }
 
     /// DNS names inside `domain` are not attached to flows (see [`DnsCache::skip_domain`]).
@@ -71,7 +82,7 @@ impl<S: EventSink> Enricher<S> {
 
         let world = self.index.world();
         let metadata = &mut record.metadata;
-        self.index.read(|lookup| {
+        let (to_service, from_service) = self.index.read(|lookup| {
             let endpoint = |ip: Option<IpAddr>| {
                 let ip = ip?;
                 Some(lookup.endpoint(&ip).unwrap_or(world).clone())
@@ -81,7 +92,19 @@ impl<S: EventSink> Enricher<S> {
             metadata.destination = endpoint(destination);
             metadata.source_service = service(source);
             metadata.destination_service = service(destination);
+            (
+                metadata.destination_service.is_some(),
+                metadata.source_service.is_some(),
+            )
         });
+        // Outside the index lock: a cache miss waits for the kernel.
+        let translated = self.translate(record, (source, destination), to_service, from_service, now);
+        let (source, destination) = match translated {
+            Some(Translated::ToService { backend, .. }) => (source, Some(backend.0)),
+            Some(Translated::FromService { backend, .. }) => (Some(backend.0), destination),
+            _ => (source, destination),
+        };
+        let metadata = &mut record.metadata;
         if !self.dns.is_empty() {
             metadata.source_names = source.and_then(|ip| self.dns.names(&ip, now));
             metadata.destination_names = destination.and_then(|ip| self.dns.names(&ip, now));
@@ -91,6 +114,41 @@ impl<S: EventSink> Enricher<S> {
         {
             record.set_node_name(absolute);
         }
+    }
+
+    /// Names the backend of a Service connection netfilter translated. Flows that
+    /// touch no Service address skip the tuple entirely until some connection was
+    /// translated.
+    fn translate(
+        &mut self,
+        record: &mut FlowRecord,
+        addresses: (Option<IpAddr>, Option<IpAddr>),
+        to_service: bool,
+        from_service: bool,
+        now: i128,
+    ) -> Option<Translated> {
+        if !to_service && !from_service && !self.translator.has_translations() {
+            return None;
+        }
+        let tuple = translation::flow_tuple(record.flow.l4.as_ref(), addresses.0?, addresses.1?)?;
+        let translated = self.translator.resolve(&tuple, to_service, from_service, now)?;
+        let world = self.index.world();
+        let metadata = &mut record.metadata;
+        self.index.read(|lookup| {
+            let endpoint = |ip: IpAddr| Some(lookup.endpoint(&ip).unwrap_or(world).clone());
+            match translated {
+                Translated::ToService { backend, .. } => metadata.destination = endpoint(backend.0),
+                Translated::FromService { backend, .. } => metadata.source = endpoint(backend.0),
+                Translated::ToBackend { service } => metadata.destination_service = lookup.service(&service).cloned(),
+                Translated::FromBackend { service } => metadata.source_service = lookup.service(&service).cloned(),
+            }
+        });
+        match translated {
+            Translated::ToService { backend, .. } => translation::rewrite(record, End::Destination, backend),
+            Translated::FromService { backend, .. } => translation::rewrite(record, End::Source, backend),
+            Translated::ToBackend { .. } | Translated::FromBackend { .. } => {}
+        }
+        Some(translated)
     }
 
     fn learn_dns(&mut self, flow: &Flow, now: i128) {

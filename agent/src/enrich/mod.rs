@@ -13,6 +13,7 @@ pub mod index;
 pub mod model;
 pub mod peers;
 mod state;
+pub mod translation;
 mod workload;
 
 pub use config::IndexConfig;
