@@ -22,7 +22,7 @@ use binaries::{binary, free_port};
 
 /// The demo's bridge, as the README names it.
 const BRIDGE: &str = "sl-demo0";
-/// The nftables table the demo's firewall rule lives in (inside node-b).
+/// The nftables table the demo's firewall rule lives in (inside the backend pod on node-b).
 const FIREWALL_TABLE: &str = "sightline_demo";
 
 /// The demo's bridge and addresses are fixed, so two demos cannot run at once; nextest
@@ -280,7 +280,7 @@ impl Footprint {
     }
 
     /// A fully set-up demo: six namespaces (two nodes, four pods), the bridge with two
-    /// uplinks, two agents and the relay, the firewall in node-b, the work directory.
+    /// uplinks, two agents and the relay, the firewall in the backend pod, the work directory.
     fn assert_complete(&self) {
         assert_eq!(self.namespaces.len(), 6, "{self:#?}");
         assert_eq!(self.bridge_links.len(), 3, "{self:#?}");

@@ -1,6 +1,7 @@
 //! Real traffic between the demo's pods, once a second until dropped: an HTTP request
 //! frontend → backend, a DNS query frontend → dns, a ping frontend → db, and a
-//! connection to backend:9000 that a firewall rule on node-b drops.
+//! connection to backend:9000 that a firewall rule in the backend pod (on node-b)
+//! drops, as a pod-level network policy would: node-b's agent reports it.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -123,19 +124,19 @@ impl Traffic {
         let records: HashMap<String, Ipv4Addr> = [("backend.shop.svc.cluster.local.".to_owned(), backend_ip)].into();
         let dns_target = traffic._dns.insert(DnsServer::start(&dns.pod, records)?).address;
 
-        let node_b = cluster
-            .node("node-b")
-            .ok_or_else(|| DemoError::Setup("node-b missing".into()))?;
+        // In the backend pod, where a policy engine's rule would sit: the SYN passes
+        // node-b's view of the pod's veth first, so node-b's agent (and only it)
+        // reports the drop.
         traffic._firewall = Some(Firewall {
-            netns: node_b.node.netns().name().to_owned(),
+            netns: backend.pod.netns.name().to_owned(),
         });
         for rule in [
             "add table inet sightline_demo".to_owned(),
-            "add chain inet sightline_demo forward { type filter hook forward priority 0 ; policy accept ; }"
+            "add chain inet sightline_demo input { type filter hook input priority 0 ; policy accept ; }"
                 .to_owned(),
-            format!("add rule inet sightline_demo forward ip daddr {backend_ip} tcp dport {BLOCKED_PORT} drop"),
+            format!("add rule inet sightline_demo input ip daddr {backend_ip} tcp dport {BLOCKED_PORT} drop"),
         ] {
-            node_b.node.netns().exec("nft", &[&rule])?;
+            backend.pod.netns.exec("nft", &[&rule])?;
         }
 
         let (http_target, blocked_target) = (
