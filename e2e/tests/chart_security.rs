@@ -366,3 +366,60 @@ fn each_component_has_its_own_service_account() {
         set(&["sightline-agent", "hubble-relay", "sightline-operator", "hubble-ui"])
     );
 }
+
+/// One RBAC rule as a comparable value: groups, resources, names and verbs, sorted.
+type Rule = (Vec<String>, Vec<String>, Vec<String>, Vec<String>);
+
+fn rules_of(value: &Value) -> BTreeSet<Rule> {
+    let sorted = |v: &Value| {
+        let mut items = strings(v);
+        items.sort();
+        items
+    };
+    value
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|rule| {
+            (
+                sorted(&rule["apiGroups"]),
+                sorted(&rule["resources"]),
+                sorted(&rule["resourceNames"]),
+                sorted(&rule["verbs"]),
+            )
+        })
+        .collect()
+}
+
+/// The three `rules:` blocks under "## RBAC" in docs/operator.md, which say exactly
+/// what the operator calls: cluster-wide, its namespace, and `default` for Events.
+fn documented_operator_rules() -> Vec<BTreeSet<Rule>> {
+    let docs = std::fs::read_to_string(repo_root().join("docs/operator.md")).expect("docs/operator.md");
+    let section = &docs[docs.find("## RBAC").expect("an RBAC section")..];
+    section
+        .split("```yaml")
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap_or_default())
+        .map(|yaml| {
+            let parsed: Value = serde_yaml_ng::from_str(yaml).expect("the docs' YAML parses");
+            rules_of(&parsed["rules"])
+        })
+        .collect()
+}
+
+#[test]
+fn the_operator_is_granted_exactly_what_its_docs_say_it_calls() {
+    let documented = documented_operator_rules();
+    assert_eq!(documented.len(), 3, "ClusterRole, namespace Role, Events Role");
+    let m = render(&[]);
+    let granted = [
+        rules_of(&m.get("ClusterRole", "sightline-sightline-operator")["rules"]),
+        rules_of(&m.get("Role", "sightline-operator")["rules"]),
+        rules_of(&m.get("Role", "sightline-sightline-operator-events")["rules"]),
+    ];
+    assert_eq!(granted.as_slice(), documented.as_slice());
+    let events = m.get("Role", "sightline-sightline-operator-events");
+    assert_eq!(events["metadata"]["namespace"], "default");
+    let binding = m.get("RoleBinding", "sightline-sightline-operator-events");
+    assert_eq!(binding["subjects"][0]["name"], "sightline-operator");
+}

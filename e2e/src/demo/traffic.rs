@@ -132,8 +132,7 @@ impl Traffic {
         });
         for rule in [
             "add table inet sightline_demo".to_owned(),
-            "add chain inet sightline_demo input { type filter hook input priority 0 ; policy accept ; }"
-                .to_owned(),
+            "add chain inet sightline_demo input { type filter hook input priority 0 ; policy accept ; }".to_owned(),
             format!("add rule inet sightline_demo input ip daddr {backend_ip} tcp dport {BLOCKED_PORT} drop"),
         ] {
             backend.pod.netns.exec("nft", &[&rule])?;
