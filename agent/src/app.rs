@@ -8,6 +8,8 @@ use std::sync::Arc;
 use sightline_common::shutdown::Shutdown;
 use tokio::task::JoinHandle;
 
+use sightline_common::listen::parse_listen_address;
+
 use crate::cli::{Args, CliError};
 use crate::datapath::{self, DatapathError};
 use crate::enrich::{IndexConfig, NodePeer, NodePeers};
@@ -97,6 +99,11 @@ impl Agent {
             socket_path: args.socket_path(),
             tls,
             tls_reload_interval: args.tls_reload_interval,
+            health_address: parse_listen_address(&args.health_listen_address).map_err(|error| CliError::Invalid {
+                flag: "health-listen-address",
+                value: args.health_listen_address.clone(),
+                reason: error.to_string(),
+            })?,
         };
         let listeners = Listeners::bind(&options).await?;
         let bound = listeners.local_addr();

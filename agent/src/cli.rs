@@ -55,6 +55,11 @@ pub struct Args {
     #[arg(long, env = "SIGHTLINE_LISTEN_ADDRESS", default_value = ":4244")]
     pub listen_address: String,
 
+    /// Plaintext gRPC health endpoint (`grpc.health.v1`, nothing else) for the kubelet's
+    /// probes, which cannot speak TLS; empty disables it.
+    #[arg(long, env = "SIGHTLINE_HEALTH_LISTEN_ADDRESS", default_value = "")]
+    pub health_listen_address: String,
+
     /// Unix socket of the Hubble server (plaintext, mode 0600); empty disables it.
     #[arg(
         long,

@@ -210,7 +210,7 @@ fn hubble_names_and_ports_are_where_hubble_clients_look() {
         .iter()
         .filter_map(|p| p["containerPort"].as_i64())
         .collect();
-    assert_eq!(ports, [4244, 9965].into());
+    assert_eq!(ports, [4244, 4246, 9965].into());
     let node_name = agent["env"]
         .as_array()
         .expect("env")
@@ -220,8 +220,10 @@ fn hubble_names_and_ports_are_where_hubble_clients_look() {
     assert_eq!(node_name["valueFrom"]["fieldRef"]["fieldPath"], "spec.nodeName");
     assert_eq!(flag(&args(agent), "cluster-name").as_deref(), Some("default"));
     assert_eq!(flag(&args(agent), "listen-address").as_deref(), Some(":4244"));
-    // With TLS the kubelet cannot speak gRPC to the port, so it checks for a listener.
-    assert_eq!(agent["readinessProbe"]["tcpSocket"]["port"], 4244);
+    // The kubelet's gRPC probe cannot speak TLS: it asks the plaintext health port.
+    assert_eq!(flag(&args(agent), "health-listen-address").as_deref(), Some(":4246"));
+    assert_eq!(agent["readinessProbe"]["grpc"]["port"], 4246);
+    assert_eq!(agent["livenessProbe"]["grpc"]["port"], 4246);
 
     let plain = render_file(&ci_values("tls-off-values.yaml"));
     assert_eq!(plain.get("Service", "hubble-peer")["spec"]["ports"][0]["port"], 80);
@@ -231,8 +233,8 @@ fn hubble_names_and_ports_are_where_hubble_clients_look() {
         Some("hubble-peer.sightline.svc.cluster.local:80")
     );
     let agent = container(plain.get("DaemonSet", "sightline-agent"), "agent");
-    assert_eq!(agent["readinessProbe"]["grpc"]["port"], 4244);
-    assert_eq!(agent["livenessProbe"]["grpc"]["port"], 4244);
+    assert_eq!(agent["readinessProbe"]["grpc"]["port"], 4246);
+    assert_eq!(agent["livenessProbe"]["grpc"]["port"], 4246);
 
     let ui = render_file(&ci_values("ui-values.yaml"));
     assert_eq!(ui.get("Service", "hubble-relay")["spec"]["ports"][0]["port"], 443);

@@ -54,6 +54,8 @@ pub struct ServerOptions {
     /// `None` serves plaintext on TCP.
     pub tls: Option<TlsFiles>,
     pub tls_reload_interval: Duration,
+    /// Plaintext health-only listener for probes; `None` serves none.
+    pub health_address: Option<SocketAddr>,
 }
 
 #[derive(Clone)]
@@ -66,6 +68,7 @@ pub struct Services {
 /// still go into the services before [`Listeners::serve`].
 pub struct Listeners {
     tcp: Option<TcpListener>,
+    health: Option<TcpListener>,
     unix: Option<UnixListener>,
     socket_path: Option<PathBuf>,
     tls: Option<Arc<Reloading<ServerConfig>>>,
@@ -90,6 +93,19 @@ impl Listeners {
             }
             None => None,
         };
+        let health = match options.health_address {
+            Some(address) => {
+                Some(
+                    sightline_common::listen::bind(address)
+                        .await
+                        .map_err(|source| ServerError::Listen {
+                            address: address.to_string(),
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
         let unix = match &options.socket_path {
             Some(path) => Some(bind_unix(path)?),
             None => None,
@@ -97,6 +113,7 @@ impl Listeners {
         let socket_path = options.socket_path.clone().filter(|_| unix.is_some());
         Ok(Self {
             tcp,
+            health,
             unix,
             socket_path,
             tls,
@@ -110,6 +127,7 @@ impl Listeners {
     pub fn serve(self, services: Services) -> BoundServer {
         BoundServer {
             tcp: self.tcp,
+            health: self.health,
             unix: self.unix,
             socket_path: self.socket_path,
             tls: self.tls,
@@ -121,6 +139,7 @@ impl Listeners {
 /// Listeners bound and ready; `run` serves until shutdown.
 pub struct BoundServer {
     tcp: Option<TcpListener>,
+    health: Option<TcpListener>,
     unix: Option<UnixListener>,
     socket_path: Option<PathBuf>,
     tls: Option<Arc<Reloading<ServerConfig>>>,
@@ -136,6 +155,11 @@ impl BoundServer {
         self.tcp.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The bound health-probe address, when one is served.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown`, then gives open streams [`SHUTDOWN_GRACE`] and
     /// removes the unix socket, so a clean stop leaves no stale path behind.
     pub async fn run(self, shutdown: Shutdown) -> Result<(), ServerError> {
@@ -149,6 +173,14 @@ impl BoundServer {
 
     async fn serve_all(self, shutdown: Shutdown) -> Result<(), ServerError> {
         let mut servers = tokio::task::JoinSet::new();
+        if let Some(listener) = self.health {
+            let (reporter, health) = tonic_health::server::health_reporter();
+            reporter
+                .set_service_status(HEALTH_SERVICE, ServingStatus::Serving)
+                .await;
+            let router = Server::builder().add_service(health);
+            servers.spawn(serve(router, nodelay_incoming(listener), shutdown.clone()));
+        }
         if let Some(listener) = self.unix {
             let router = router(&self.services).await?;
             let incoming = UnixListenerStream::new(listener);
