@@ -442,3 +442,47 @@ fn debug_events_tell_attaches_and_detaches_when_asked_for() {
     assert!(debug_messages(&quiet).is_empty(), "{:#?}", debug_messages(&quiet));
     stop_and_check_detached(quiet, &node, &[&first, &other]);
 }
+
+#[test]
+fn every_dns_message_of_a_tcp_segment_becomes_a_request_flow() {
+    let (node, client, server) = two_pods();
+    let agent = start(&node, AggregationLevel::Medium, &[&client, &server]);
+    let address = SocketAddr::from((server.ipv4, 53));
+    let listener = server
+        .netns
+        .run(move || std::net::TcpListener::bind(address))
+        .expect("ns")
+        .expect("bind :53");
+    let accepting = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        let mut sink = [0u8; 512];
+        let _ = std::io::Read::read(&mut stream, &mut sink);
+    });
+    // Two queries in one write: one segment, two length-prefixed messages.
+    let mut segment = Vec::new();
+    for (id, name) in [(0x0101, "one.example."), (0x0202, "two.example.")] {
+        let query = sightline_e2e::dns_server::query(id, name);
+        segment.extend((query.len() as u16).to_be_bytes());
+        segment.extend(query);
+    }
+    client
+        .netns
+        .run(move || {
+            let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(3)).expect("connect");
+            std::io::Write::write_all(&mut stream, &segment).expect("write");
+        })
+        .expect("ns");
+    accepting.join().expect("server thread");
+    let ifindex = client.host_ifindex;
+    let requests = agent.wait_for(
+        |f| on_interface(f, ifindex) && f.r#type == FlowType::L7 as i32,
+        |f| f.len() >= 2,
+    );
+    let summaries: Vec<&str> = requests.iter().map(summary).collect();
+    assert_eq!(
+        summaries,
+        ["DNS Query one.example. A", "DNS Query two.example. A"],
+        "{requests:#?}"
+    );
+    stop_and_check_detached(agent, &node, &[&client, &server]);
+}

@@ -149,6 +149,42 @@ impl Decoder {
         self.clock = BootClock::sample();
     }
 
+    /// Decodes `record` into every event it holds: one, except a TCP segment that
+    /// carries several DNS messages (each behind its 2-byte length), which gives one
+    /// L7 flow per message. Events before a malformed message are still emitted.
+    pub fn decode_each(&mut self, record: &[u8], emit: &mut dyn FnMut(Event)) -> Result<(), DecodeError> {
+        let Some((event, payload)) = self.tcp_dns(record)? else {
+            emit(self.decode(record)?);
+            return Ok(());
+        };
+        for message in dns::tcp_messages(payload) {
+            emit(self.dns(&event, message)?);
+        }
+        Ok(())
+    }
+
+    /// The header and captured payload of a DNS-over-TCP record, `None` for any other.
+    fn tcp_dns<'a>(&self, record: &'a [u8]) -> Result<Option<(FlowEvent, &'a [u8])>, DecodeError> {
+        let header_len = size_of::<FlowEvent>();
+        if record.len() < header_len {
+            return Err(DecodeError::ShortRecord(record.len()));
+        }
+        // SAFETY: the length is checked above and FlowEvent is plain old data.
+        let event: FlowEvent = unsafe { std::ptr::read_unaligned(record.as_ptr().cast()) };
+        if event.kind != kind::DNS || event.key.protocol != IPPROTO_TCP {
+            return Ok(None);
+        }
+        let claimed = (event.dns_len as usize).min(DNS_MAX_LEN);
+        let payload = record
+            .get(header_len..header_len + claimed)
+            .ok_or(DecodeError::DnsLength {
+                claimed,
+                carried: record.len() - header_len,
+            })?;
+        Ok(Some((event, payload)))
+    }
+
+    /// Decodes the first event of `record` (for DNS over TCP, its first message).
     pub fn decode(&mut self, record: &[u8]) -> Result<Event, DecodeError> {
         let header_len = size_of::<FlowEvent>();
         if record.len() < header_len {
@@ -167,7 +203,12 @@ impl Decoder {
                         claimed,
                         carried: record.len() - header_len,
                     })?;
-                self.dns(&event, payload)
+                let message = if event.key.protocol == IPPROTO_TCP {
+                    dns::tcp_messages(payload).next().unwrap_or_default()
+                } else {
+                    payload
+                };
+                self.dns(&event, message)
             }
             other => Err(DecodeError::UnknownKind(other)),
         }

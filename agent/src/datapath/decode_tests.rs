@@ -368,3 +368,36 @@ fn dns_is_l7_only_at_the_clients_pod_and_a_trace_at_the_servers() {
     );
     assert_eq!(seen[1].event_type.as_ref().map(|e| e.r#type), Some(MONITOR_TRACE));
 }
+
+#[test]
+fn every_dns_message_of_a_tcp_segment_is_a_flow() {
+    let mut decoder = decoder();
+    let query = |id: u8, name: u8| vec![0, id, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, name, 0, 0, 1, 0, 1];
+    let mut segment = Vec::new();
+    for message in [query(1, b'a'), query(2, b'b')] {
+        segment.extend((message.len() as u16).to_be_bytes());
+        segment.extend(message);
+    }
+    let mut event = DnsEvent {
+        flow: tcp_event(tcp_flags::ACK, true),
+        payload: [0; 512],
+    };
+    event.flow.kind = kind::DNS;
+    event.flow.key.dst_port = 53;
+    event.flow.dns_len = segment.len() as u16;
+    event.payload[..segment.len()].copy_from_slice(&segment);
+    let mut flows = Vec::new();
+    decoder
+        .decode_each(&bytes(&event), &mut |decoded| flows.push(flow(decoded)))
+        .unwrap();
+    let summaries: Vec<&str> = flows.iter().map(|f| summary(f)).collect();
+    assert_eq!(summaries, ["DNS Query a. A", "DNS Query b. A"]);
+    // A record of any other kind is one event, as `decode` gives it.
+    let mut single = Vec::new();
+    decoder
+        .decode_each(&bytes(&tcp_event(tcp_flags::SYN, true)), &mut |decoded| {
+            single.push(decoded)
+        })
+        .unwrap();
+    assert_eq!(single.len(), 1);
+}

@@ -192,6 +192,27 @@ pub fn rcode_name(rcode: u8) -> &'static str {
     }
 }
 
+/// The DNS messages of a TCP segment's payload, each behind its 2-byte length
+/// (RFC 1035 §4.2.2). The first is yielded even when the capture cut it short (the
+/// parser reads what it can of it); later ones only when complete.
+pub fn tcp_messages(payload: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = payload;
+    let mut first = true;
+    std::iter::from_fn(move || {
+        let (length, body) = match rest {
+            [high, low, body @ ..] => (usize::from(u16::from_be_bytes([*high, *low])), body),
+            _ => return None,
+        };
+        if length == 0 || (length > body.len() && !first) {
+            return None;
+        }
+        first = false;
+        let (message, after) = body.split_at(length.min(body.len()));
+        rest = after;
+        Some(message)
+    })
+}
+
 /// "DNS Query example.com. A" / "DNS Answer \"10.0.0.7\" TTL: 30 (Proxy example.com. A)".
 pub fn summary(message: &DnsMessage) -> String {
     let qtypes = message.qtypes.join(",");

@@ -57,3 +57,26 @@ fn pointer_loops_are_rejected() {
     m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
     assert_eq!(parse(&m), Err(DnsError::CompressionLoop(12)));
 }
+
+#[test]
+fn a_tcp_segment_yields_every_length_prefixed_message() {
+    let framed = |body: &[u8]| {
+        let mut out = (body.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(body);
+        out
+    };
+    let mut segment = framed(b"first");
+    segment.extend(framed(b"second!"));
+    segment.extend(framed(b"third"));
+    let messages: Vec<&[u8]> = tcp_messages(&segment).collect();
+    assert_eq!(messages, [&b"first"[..], b"second!", b"third"]);
+
+    // A capture cut inside the second message: the first is whole, the second is not yielded.
+    let cut = &segment[..2 + 5 + 2 + 3];
+    assert_eq!(tcp_messages(cut).collect::<Vec<_>>(), [&b"first"[..]]);
+    // The first message is yielded even when cut (the parser reads what it can).
+    assert_eq!(tcp_messages(&segment[..4]).collect::<Vec<_>>(), [&b"fi"[..]]);
+    // A zero length or a lone byte ends the walk.
+    assert!(tcp_messages(&[0, 0, 1, 2]).next().is_none());
+    assert!(tcp_messages(&[7]).next().is_none());
+}

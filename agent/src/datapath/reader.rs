@@ -45,8 +45,8 @@ impl Reader {
             if decoder.ignores(&record) {
                 continue;
             }
-            match decoder.decode(&record) {
-                Ok(event) => sink.publish(event),
+            match decoder.decode_each(&record, &mut |event| sink.publish(event)) {
+                Ok(()) => {}
                 Err(error) => {
                     self.decode_errors += 1;
                     // Malformed records are counted; the log is limited to one line a second.

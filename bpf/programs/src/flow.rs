@@ -226,12 +226,9 @@ fn is_dns(parsed: &Parsed) -> bool {
 
 #[inline(always)]
 fn emit_dns<P: Packet + PayloadSource>(pkt: &P, parsed: &Parsed, len: u32) {
-    // DNS over TCP prefixes each message with its 2-byte length.
-    let offset = if parsed.key.protocol == IPPROTO_TCP {
-        parsed.payload_offset + 2
-    } else {
-        parsed.payload_offset
-    };
+    // DNS over TCP prefixes each message with its 2-byte length; the prefixes are
+    // copied too, so the agent can find every message of the segment.
+    let offset = parsed.payload_offset;
     if offset >= len {
         return;
     }
