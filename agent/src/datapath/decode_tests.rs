@@ -390,7 +390,7 @@ fn every_dns_message_of_a_tcp_segment_is_a_flow() {
     decoder
         .decode_each(&bytes(&event), &mut |decoded| flows.push(flow(decoded)))
         .unwrap();
-    let summaries: Vec<&str> = flows.iter().map(|f| summary(f)).collect();
+    let summaries: Vec<&str> = flows.iter().map(summary).collect();
     assert_eq!(summaries, ["DNS Query a. A", "DNS Query b. A"]);
     // A record of any other kind is one event, as `decode` gives it.
     let mut single = Vec::new();
