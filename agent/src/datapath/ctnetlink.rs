@@ -125,7 +125,8 @@ impl Conntrack {
         let socket = unsafe { OwnedFd::from_raw_fd(fd) };
         let timeout = libc::timeval {
             tv_sec: 0,
-            tv_usec: RECEIVE_TIMEOUT.as_micros() as libc::suseconds_t,
+            // The field's own type: `suseconds_t` is deprecated on musl, whose width changes.
+            tv_usec: RECEIVE_TIMEOUT.subsec_micros() as _,
         };
         // SAFETY: `timeout` outlives the call and its size is passed with it.
         let set = unsafe {
