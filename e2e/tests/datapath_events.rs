@@ -206,12 +206,20 @@ fn a_full_ring_is_reported_as_lost_events_per_cpu() {
     };
     let agent = Agent::start(&node, args, &[&client.host_veth, &server.host_veth]);
     let target = SocketAddr::from((server.ipv4, 7100));
-    // A bound receiver, so the datagrams draw no ICMP errors (which would be reported too).
-    let _receiver = server
+    // A bound receiver that keeps reading, so the datagrams draw neither ICMP errors
+    // nor receive-buffer drops (both would be reported too).
+    let receiver = server
         .netns
         .run(move || UdpSocket::bind(target))
         .expect("ns")
         .expect("bind");
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let _draining = std::thread::spawn(move || {
+        let mut buffer = [0u8; 64];
+        while receiver.recv(&mut buffer).is_ok() {}
+    });
     let sent: u64 = 300;
     client
         .netns
@@ -250,8 +258,8 @@ fn a_full_ring_is_reported_as_lost_events_per_cpu() {
         .count() as u64;
     // Two reports per datagram (client and server veth): each one was either delivered
     // or counted as lost. The pods' own chatter (IPv6 neighbour and router messages)
-    // adds a few reports, never dozens: over-reporting fails too.
-    const CHATTER: u64 = 16;
+    // adds a few reports; a double count would add hundreds: over-reporting fails too.
+    const CHATTER: u64 = 64;
     assert!(delivered < 2 * sent, "nothing was lost: {delivered} delivered");
     assert!(
         (2 * sent..=2 * sent + CHATTER).contains(&(delivered + total_lost)),

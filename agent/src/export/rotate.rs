@@ -103,7 +103,9 @@ impl RotatingFile {
             .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
             .filter(|p| p.extension().is_none_or(|e| e != "tmp"))
             .collect();
-        found.sort();
+        // Oldest first: by time, then by the collision counter (`.1`, `.2` … after the
+        // time), which a plain name sort would put before the un-numbered first backup.
+        found.sort_by_key(|path| backup_order(path, prefix.len()));
         Ok(found)
     }
 
@@ -119,6 +121,28 @@ impl RotatingFile {
     pub fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
     }
+}
+
+/// Length of [`time_stamp`]'s text, `YYYY-MM-DDTHH-MM-SS.mmm`.
+const TIME_STAMP_LEN: usize = 23;
+
+/// A backup's place in time: its stamp, then its collision counter (0 when none).
+fn backup_order(path: &Path, prefix_len: usize) -> (String, u32) {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stamp = name
+        .get(prefix_len..prefix_len + TIME_STAMP_LEN)
+        .unwrap_or_default()
+        .to_owned();
+    let counter = name
+        .get(prefix_len + TIME_STAMP_LEN..)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or(0);
+    (stamp, counter)
 }
 
 fn with_gz(path: &Path) -> PathBuf {
@@ -173,6 +197,35 @@ mod tests {
     use std::io::Read;
 
     use super::*;
+
+    #[test]
+    fn backups_of_one_millisecond_sort_by_their_counter() {
+        let path = |name: &str| PathBuf::from(format!("/x/{name}"));
+        let prefix = "events-".len();
+        let mut names = [
+            path("events-2026-12-06T17-50-01.123.2.log.gz"),
+            path("events-2026-12-06T17-50-01.123.log.gz"),
+            path("events-2026-12-06T17-50-01.124.log.gz"),
+            path("events-2026-12-06T17-50-01.123.10.log.gz"),
+            path("events-2026-12-06T17-50-01.123.1.log"),
+        ];
+        names.sort_by_key(|p| backup_order(p, prefix));
+        let order: Vec<String> = names
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "events-2026-12-06T17-50-01.123.log.gz",
+                "events-2026-12-06T17-50-01.123.1.log",
+                "events-2026-12-06T17-50-01.123.2.log.gz",
+                "events-2026-12-06T17-50-01.123.10.log.gz",
+                "events-2026-12-06T17-50-01.124.log.gz",
+            ]
+        );
+        assert_eq!(time_stamp().len(), TIME_STAMP_LEN);
+    }
 
     #[test]
     fn dates_convert_like_a_calendar() {
