@@ -59,6 +59,19 @@ fn get(address: SocketAddr, path: &str) -> Option<String> {
     Some(body.to_owned())
 }
 
+/// Whether `path` answers 200 now (Prometheus answers 503 until its storage is ready).
+fn answers_ok(address: SocketAddr, path: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    if write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut response = String::new();
+    stream.read_to_string(&mut response).is_ok() && response.starts_with("HTTP/1.1 200")
+}
+
 fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
@@ -189,6 +202,9 @@ fn a_prometheus_server_answers_hubbles_dashboard_queries_about_the_agent() {
         (!result.is_empty()).then_some(serde_json::Value::Array(result))
     };
 
+    wait_for("Prometheus to be ready", Duration::from_secs(60), || {
+        answers_ok(api, "/-/ready").then_some(())
+    });
     // rate() divides by the whole minute: it reads true once a minute of samples exists.
     let full_minute = Instant::now() + Duration::from_secs(62);
     let by_verdict = wait_for("rates by verdict", Duration::from_secs(150), || {
