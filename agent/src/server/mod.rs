@@ -80,32 +80,8 @@ impl Listeners {
             Some(files) => Some(tls::reloading(files, options.tls_reload_interval)?),
             None => None,
         };
-        let tcp = match options.listen_address {
-            Some(address) => {
-                Some(
-                    sightline_common::listen::bind(address)
-                        .await
-                        .map_err(|source| ServerError::Listen {
-                            address: address.to_string(),
-                            source,
-                        })?,
-                )
-            }
-            None => None,
-        };
-        let health = match options.health_address {
-            Some(address) => {
-                Some(
-                    sightline_common::listen::bind(address)
-                        .await
-                        .map_err(|source| ServerError::Listen {
-                            address: address.to_string(),
-                            source,
-                        })?,
-                )
-            }
-            None => None,
-        };
+        let tcp = bind_tcp(options.listen_address).await?;
+        let health = bind_tcp(options.health_address).await?;
         let unix = match &options.socket_path {
             Some(path) => Some(bind_unix(path)?),
             None => None,
@@ -206,6 +182,20 @@ impl BoundServer {
         }
         Ok(())
     }
+}
+
+/// Binds an optional TCP listener, naming the address on failure.
+async fn bind_tcp(address: Option<SocketAddr>) -> Result<Option<TcpListener>, ServerError> {
+    let Some(address) = address else {
+        return Ok(None);
+    };
+    let listener = sightline_common::listen::bind(address)
+        .await
+        .map_err(|source| ServerError::Listen {
+            address: address.to_string(),
+            source,
+        })?;
+    Ok(Some(listener))
 }
 
 /// Binds the socket so that its path is never reachable with a mode wider than
