@@ -11,10 +11,16 @@
 //!   and accepts 256 KiB HTTP/2 frames as the relay does from agents; one more row
 //!   repeats 2 agents with a client that accepts only the default 16 KiB frames,
 //!   and another 2 agents with mutual TLS between relay and agents, as deployed;
+//! - relay CPU per merged flow from 2 agents of 65 534 flows (~760 bytes) each,
+//!   once from Sightline agents (many responses per HTTP/2 frame) and once from
+//!   agents framing one response per frame as Hubble's Go agents do;
 //! - added latency (receive time − flow time) p50/p99 in follow mode at a fixed rate.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
+
+#[path = "merge/go_framed.rs"]
+mod go_framed;
 
 use std::time::{Duration, Instant};
 
@@ -143,6 +149,11 @@ fn relay_cpu_seconds() -> f64 {
         ticks += stime.and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
     }
     ticks as f64 / ticks_per_second
+}
+
+/// Flows merged from `count` agents sharing `TOTAL_FLOWS`.
+fn per_agent_total(count: usize) -> u64 {
+    TOTAL_FLOWS as u64 / count as u64 * count as u64
 }
 
 async fn agents_with_history(count: usize, tls: Option<&Pki>) -> Vec<UpstreamAgent> {
@@ -277,15 +288,11 @@ async fn start_relay(
 
 /// Drains every flow of `count` agents through `relay`: flows/s and the relay's CPU
 /// per flow, formatted.
-async fn merged(relay: &sightline_relay::app::RunningRelay, count: usize) -> (f64, String) {
+async fn merged(relay: &sightline_relay::app::RunningRelay, expected: u64) -> (f64, String) {
     let cpu_before = relay_cpu_seconds();
     let (flows, took) = drain(connect(relay.api_address).await, GetFlowsRequest::default()).await;
     let relay_cpu = relay_cpu_seconds() - cpu_before;
-    assert_eq!(
-        flows,
-        TOTAL_FLOWS as u64 / count as u64 * count as u64,
-        "every flow arrives"
-    );
+    assert_eq!(flows, expected, "every flow arrives");
     let cpu = format!(
         "{:.2} µs = {:.2} M flows/s per relay core",
         relay_cpu / flows as f64 * 1e6,
@@ -294,10 +301,62 @@ async fn merged(relay: &sightline_relay::app::RunningRelay, count: usize) -> (f6
     (flows as f64 / took.as_secs_f64(), cpu)
 }
 
+fn relay_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(RELAY_THREAD)
+        .enable_all()
+        .build()
+        .expect("relay runtime")
+}
+
+/// Flows per agent in the Go-framing comparison, as in the measurement.
+const GO_FRAMED_FLOWS: u64 = 65_534;
+
+/// Relay CPU per flow from 2 agents of `GO_FRAMED_FLOWS` each, Sightline-framed
+/// and Go-framed, in the same run.
+async fn go_framed_rows(relay_runtime: &tokio::runtime::Runtime) {
+    let mut agents = Vec::new();
+    for i in 0..2 {
+        agents.push(upstream_agent(&format!("node-{i}"), GO_FRAMED_FLOWS as i64, i, None).await);
+    }
+    let relay = start_relay(relay_runtime, &agents, None).await;
+    let (rate, relay_cpu) = merged(&relay, 2 * GO_FRAMED_FLOWS).await;
+    println!("| 2 Sightline agents × 65 534 flows, batched frames | {rate:.0} flows/s, relay CPU {relay_cpu} | — |");
+    relay.shutdown().await;
+    drop(agents);
+
+    let mut go_agents = Vec::new();
+    for i in 0..2 {
+        go_agents.push(go_framed::GoFramedAgent::start(&format!("go-{i}"), GO_FRAMED_FLOWS, i).await);
+    }
+    let peers = peers(go_agents.iter().map(|a| (a.name.as_str(), a.address)));
+    let relay = relay_runtime
+        .spawn(
+            async move { support::relay(&["--disable-client-tls", "--dial-timeout", "10s", "--peers", &peers]).await },
+        )
+        .await
+        .expect("relay task");
+    support::until_connected(&relay, 2).await;
+    let (rate, relay_cpu) = merged(&relay, 2 * GO_FRAMED_FLOWS).await;
+    println!(
+        "| 2 Go-framed agents × 65 534 flows ({} bytes each), one response per frame | {rate:.0} flows/s, relay CPU {relay_cpu} | — |",
+        go_agents[0].mean_response_bytes
+    );
+    relay.shutdown().await;
+}
+
 #[tokio::main]
 async fn main() {
     println!("| measurement | value | vs baseline |");
     println!("|---|---|---|");
+    // `cargo bench -p sightline-relay --bench merge -- go-framed`: only the framing rows.
+    if std::env::args().any(|arg| arg == "go-framed") {
+        let relay_runtime = relay_runtime();
+        go_framed_rows(&relay_runtime).await;
+        relay_runtime.shutdown_background();
+        return;
+    }
     println!(
         "| sort buffer (length 100), push and release | {:.1} ns/flow | — |",
         sort_buffer_ns_per_flow()
@@ -311,16 +370,11 @@ async fn main() {
 
     // The relay runs on its own one-thread runtime, so its CPU time can be read apart
     // from the agents' and the client's.
-    let relay_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name(RELAY_THREAD)
-        .enable_all()
-        .build()
-        .expect("relay runtime");
+    let relay_runtime = relay_runtime();
     for count in [2, 4, 8] {
         let agents = agents_with_history(count, None).await;
         let relay = start_relay(&relay_runtime, &agents, None).await;
-        let (rate, relay_cpu) = merged(&relay, count).await;
+        let (rate, relay_cpu) = merged(&relay, per_agent_total(count)).await;
         println!(
             "| merged through the relay from {count} agents | {rate:.0} flows/s | {:.2} |",
             rate / baseline
@@ -346,7 +400,7 @@ async fn main() {
     let pki = Pki::new();
     let agents = agents_with_history(2, Some(&pki)).await;
     let relay = start_relay(&relay_runtime, &agents, Some(&pki)).await;
-    let (rate, relay_cpu) = merged(&relay, 2).await;
+    let (rate, relay_cpu) = merged(&relay, per_agent_total(2)).await;
     println!(
         "| merged from 2 agents over mutual TLS 1.3 | {rate:.0} flows/s | {:.2} |",
         rate / baseline
@@ -354,6 +408,8 @@ async fn main() {
     println!("| relay CPU per merged flow, 2 agents over mutual TLS | {relay_cpu} | — |");
     relay.shutdown().await;
     drop(agents);
+
+    go_framed_rows(&relay_runtime).await;
     relay_runtime.shutdown_background();
 
     let agents: Vec<FakeAgent> = {
