@@ -13,7 +13,7 @@ use sightline_proto::relay::NodeState;
 use support::agent::FakeAgent;
 use support::certs::{Ca, agent_server_config};
 use support::peer_service::FakePeerService;
-use support::{client, follow, relay, until_connected};
+use support::{client, eventually, follow, relay, until_connected};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -111,8 +111,12 @@ async fn static_peers_over_mutual_tls_are_checked_against_hubbles_names() {
     ])
     .await;
     until_connected(&relay, 1).await;
-    // A handshake on loopback takes milliseconds: by now the imposter has been tried.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A peer the relay never dialled is unavailable too: wait until it was dialled
+    // and its certificate refused, which only a dial produces.
+    eventually(Duration::from_secs(10), "the relay never dialled the imposter", || {
+        imposter.failed_handshakes() >= 1
+    })
+    .await;
     let nodes = client(&relay)
         .await
         .get_nodes(GetNodesRequest {})

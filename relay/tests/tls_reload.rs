@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use support::agent::FakeAgent;
 use support::certs::{Ca, agent_server_config};
-use support::{relay, until_connected};
+use support::{eventually, relay, until_connected};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_agent_ca_is_picked_up_without_a_restart() {
@@ -30,11 +30,17 @@ async fn a_rotated_agent_ca_is_picked_up_without_a_restart() {
         relay_client.key.to_str().expect("utf-8"),
     ])
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Unconnected is also what a peer never dialled looks like: wait for the
+    // relay's dial to reach the agent and fail its handshake.
+    eventually(Duration::from_secs(10), "the relay never dialled the agent", || {
+        agent.failed_handshakes() >= 1
+    })
+    .await;
     assert!(
         relay.pool.snapshot().iter().all(|p| p.client().is_none()),
         "an agent certificate from an untrusted CA was accepted"
     );
+    assert_eq!(agent.flows_calls(), 0, "no call may pass a refused handshake");
 
     // The secret update: the CA file now holds the new CA.
     std::fs::copy(&new_ca_file, &trusted).expect("rotate the CA file");

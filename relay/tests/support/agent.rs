@@ -60,6 +60,8 @@ struct State {
     agent_events: Arc<Mutex<Vec<GetAgentEventsResponse>>>,
     open_streams: Arc<AtomicUsize>,
     flows_calls: Arc<AtomicUsize>,
+    /// Every GetFlows request received, in order.
+    flows_requests: Arc<Mutex<Vec<GetFlowsRequest>>>,
     answer: Arc<Mutex<FlowsAnswer>>,
     namespaces: Vec<String>,
 }
@@ -79,6 +81,7 @@ impl Observer for State {
 
     async fn get_flows(&self, request: Request<GetFlowsRequest>) -> Result<Response<Self::GetFlowsStream>, Status> {
         self.flows_calls.fetch_add(1, Ordering::SeqCst);
+        self.flows_requests.lock().unwrap().push(request.get_ref().clone());
         match self.answer.lock().unwrap().clone() {
             FlowsAnswer::Serve => {}
             FlowsAnswer::Reject(status) => return Err(status),
@@ -209,6 +212,8 @@ pub struct FakeAgent {
     stop: CancellationToken,
     connections: Killable,
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// TLS handshakes that failed: proof that a client dialled, and was refused or refused us.
+    failed_handshakes: Arc<AtomicUsize>,
 }
 
 impl FakeAgent {
@@ -226,6 +231,7 @@ impl FakeAgent {
             agent_events: Arc::default(),
             open_streams: Arc::default(),
             flows_calls: Arc::default(),
+            flows_requests: Arc::default(),
             answer: Arc::default(),
             namespaces: namespaces.iter().map(|s| (*s).to_owned()).collect(),
         };
@@ -236,6 +242,7 @@ impl FakeAgent {
             stop: CancellationToken::new(),
             connections: Killable::default(),
             tls,
+            failed_handshakes: Arc::default(),
         };
         agent.serve(listener);
         agent
@@ -244,13 +251,17 @@ impl FakeAgent {
     fn serve(&self, listener: TcpListener) {
         let (tx, rx) = mpsc::channel::<Result<Conn, std::io::Error>>(16);
         let (mut accepted, tls) = (self.connections.accept(listener), self.tls.clone());
+        let failed_handshakes = self.failed_handshakes.clone();
         tokio::spawn(async move {
             while let Some(tcp) = accepted.recv().await {
                 let io = match &tls {
                     None => Conn::Plain(tcp),
                     Some(config) => match tokio_rustls::TlsAcceptor::from(config.clone()).accept(tcp).await {
                         Ok(stream) => Conn::Tls(Box::new(stream)),
-                        Err(_) => continue,
+                        Err(_) => {
+                            failed_handshakes.fetch_add(1, Ordering::SeqCst);
+                            continue;
+                        }
                     },
                 };
                 if tx.send(Ok(io)).await.is_err() {
@@ -318,6 +329,16 @@ impl FakeAgent {
         self.state.flows_calls.load(Ordering::SeqCst)
     }
 
+    /// Every GetFlows request received so far, in order.
+    pub fn flows_requests(&self) -> Vec<GetFlowsRequest> {
+        self.state.flows_requests.lock().unwrap().clone()
+    }
+
+    /// TLS handshakes with a client that failed.
+    pub fn failed_handshakes(&self) -> usize {
+        self.failed_handshakes.load(Ordering::SeqCst)
+    }
+
     pub fn open_streams(&self) -> usize {
         self.state.open_streams.load(Ordering::SeqCst)
     }
@@ -330,8 +351,14 @@ impl FakeAgent {
 
     /// Serves again on the same port with a fresh history.
     pub async fn restart(&mut self) {
-        self.stop = CancellationToken::new();
         self.state.history.lock().unwrap().clear();
+        self.rejoin().await;
+    }
+
+    /// Serves again on the same port keeping its history, as an agent whose
+    /// connection dropped while the process (and its ring) lived on.
+    pub async fn rejoin(&mut self) {
+        self.stop = CancellationToken::new();
         let listener = TcpListener::bind(self.address).await.unwrap();
         self.serve(listener);
     }
