@@ -3,7 +3,8 @@
 //! emitting at a fixed rate for latency.
 //!
 //! `cargo bench -p sightline-relay --bench merge` prints one table:
-//! - the sort buffer's own cost per flow;
+//! - the sort buffer's own cost per flow, and the passthrough's read of one
+//!   response against prost decoding it whole;
 //! - merged flows/s from 2, 4 and 8 agents replaying their history (non-follow,
 //!   everything through the sort buffer), with the rate one client gets straight
 //!   from a single agent in the same run as the baseline; the client counts
@@ -30,7 +31,7 @@ use sightline_agent::event::{Event, EventSink};
 use sightline_agent::observer::ring::{EncodeArena, Read};
 use sightline_agent::synthetic;
 use sightline_proto::Timestamp;
-use sightline_proto::observer::{GetFlowsRequest, get_flows_response::ResponseTypes};
+use sightline_proto::observer::{GetFlowsRequest, GetFlowsResponse, get_flows_response::ResponseTypes};
 use sightline_relay::raw::UpstreamCodec;
 use support::agent::FakeAgent;
 use tonic::codegen::http::uri::PathAndQuery;
@@ -252,6 +253,34 @@ fn sort_buffer_ns_per_flow() -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
+/// What the relay's passthrough reads of one ~750-byte response (`RelayFlow::parse`)
+/// against decoding it whole with prost, ns per response. Best of three passes.
+fn raw_parse_vs_prost_ns() -> (f64, f64) {
+    use prost::Message;
+    use sightline_relay::raw::RelayFlow;
+    const ROUNDS: usize = 200_000;
+    let time = sightline_proto::Timestamp::from_unix_nanos(1_700_000_000_000_000_000);
+    let bytes = prost::bytes::Bytes::from(go_framed::hubble_sized_response(7, "node-0", time).encode_to_vec());
+    let best = |f: &dyn Fn() -> bool| {
+        (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                let mut flows = 0usize;
+                for _ in 0..ROUNDS {
+                    flows += usize::from(std::hint::black_box(f()));
+                }
+                assert_eq!(flows, ROUNDS);
+                start.elapsed().as_nanos() as f64 / ROUNDS as f64
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let raw = best(&|| RelayFlow::parse(std::hint::black_box(bytes.clone())).is_ok_and(|flow| flow.is_flow()));
+    let prost = best(&|| {
+        GetFlowsResponse::decode(std::hint::black_box(bytes.clone())).is_ok_and(|r| r.response_types.is_some())
+    });
+    (raw, prost)
+}
+
 /// A relay on `runtime` with `agents` as static peers, plaintext or mutual TLS.
 async fn start_relay(
     runtime: &tokio::runtime::Runtime,
@@ -360,6 +389,10 @@ async fn main() {
     println!(
         "| sort buffer (length 100), push and release | {:.1} ns/flow | — |",
         sort_buffer_ns_per_flow()
+    );
+    let (raw, prost) = raw_parse_vs_prost_ns();
+    println!(
+        "| relay's read of one ~750-byte response (time, is it a flow) | {raw:.1} ns | prost decoding it whole: {prost:.1} ns |"
     );
 
     let direct = agents_with_history(1, None).await;

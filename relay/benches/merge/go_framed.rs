@@ -72,7 +72,7 @@ impl GoFramedAgent {
 
 /// A synthetic flow with the labels a Kubernetes pod typically carries, so a
 /// response weighs what Hubble's do (~760 bytes).
-fn hubble_sized_response(k: u64, node: &str, time: Timestamp) -> GetFlowsResponse {
+pub fn hubble_sized_response(k: u64, node: &str, time: Timestamp) -> GetFlowsResponse {
     let mut flow = sightline_agent::synthetic::flow(k, node, time);
     for endpoint in [flow.source.as_deref_mut(), flow.destination.as_deref_mut()]
         .into_iter()
