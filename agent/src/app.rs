@@ -38,6 +38,8 @@ pub enum AppError {
     Export(#[from] crate::export::ExportError),
     #[error("kubernetes: {0}")]
     K8s(#[from] K8sError),
+    #[error("configuration: {0}")]
+    Live(#[from] crate::live::LiveConfigError),
     #[error("TLS is on for --listen-address but {missing} is not set: set it, or pass --disable-server-tls")]
     MissingTlsFiles {
         /// The flags that are not set, e.g. `--tls-key-file`.
@@ -241,6 +243,8 @@ pub struct RunningAgent {
     server: Option<JoinHandle<Result<(), ServerError>>>,
     /// Dropping it stops the Kubernetes watchers; kept until shutdown.
     _k8s: Option<K8s>,
+    /// The configuration in force; dropping it stops following changes.
+    pub live: crate::live::runtime::LiveConfig,
 }
 
 /// Why a running agent stopped on its own.
@@ -272,6 +276,8 @@ impl RunningAgent {
     /// or, for development without privileges, the synthetic source.
     pub async fn start(args: &Args) -> Result<Self, AppError> {
         let agent = Agent::start(args).await?;
+        let client = agent.k8s.as_ref().and_then(|k8s| k8s.client.clone());
+        let live = crate::live::runtime::start(args.argv.clone(), args, &agent.node_name, &agent.metrics, client)?;
         let shutdown = Shutdown::new();
         let tcp_address = agent.server.local_addr();
         let mut sink = Agent::pipeline(agent.metrics.wrap(agent.sink), agent.k8s.as_ref());
@@ -284,7 +290,10 @@ impl RunningAgent {
             })
         } else {
             let (settings, node, stop) = (args.datapath.clone(), node_name.clone(), shutdown.clone());
-            tokio::spawn(async move { datapath::run(settings, node, &mut sink, stop.cancelled_owned()).await })
+            let changes = live.datapath.clone();
+            tokio::spawn(
+                async move { datapath::run_live(settings, node, &mut sink, stop.cancelled_owned(), changes).await },
+            )
         };
         let server = tokio::spawn(agent.server.run(shutdown.clone()));
         Ok(Self {
@@ -295,6 +304,7 @@ impl RunningAgent {
             source: Some(source),
             server: Some(server),
             _k8s: agent.k8s,
+            live,
         })
     }
 

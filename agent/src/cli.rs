@@ -22,6 +22,8 @@ pub enum CliError {
     ConfigFile(#[from] ConfigFileError),
     #[error("--listen-address: {0}")]
     ListenAddress(#[from] ListenAddressError),
+    #[error(transparent)]
+    Profile(#[from] crate::live::LiveConfigError),
     #[error("invalid --{flag} {value:?}: {reason}")]
     Invalid {
         flag: &'static str,
@@ -126,7 +128,14 @@ pub struct Args {
     pub export: crate::export::ExportArgs,
 
     #[command(flatten)]
+    pub live: crate::live::LiveArgs,
+
+    #[command(flatten)]
     pub log: LogArgs,
+
+    /// The command line as given, which keeps winning over a re-read `--config`.
+    #[arg(skip)]
+    pub argv: Vec<OsString>,
 }
 
 impl Args {
@@ -135,15 +144,15 @@ impl Args {
     }
 
     pub fn load_from(argv: Vec<OsString>) -> Result<Self, CliError> {
-        let first = Self::try_parse_from(&argv)?;
+        let mut first = Self::try_parse_from(&argv)?;
         let Some(path) = first.config.clone() else {
+            first.argv = argv;
             return Ok(first);
         };
-        Ok(Self::try_parse_from(config_file::merge(
-            &Self::command(),
-            &path,
-            argv,
-        )?)?)
+        let path = crate::live::runtime::startup_config(&path, &first.node_name())?;
+        let mut args = Self::try_parse_from(config_file::merge(&Self::command(), &path, argv.clone())?)?;
+        args.argv = argv;
+        Ok(args)
     }
 
     pub fn node_name(&self) -> String {

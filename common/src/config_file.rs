@@ -47,14 +47,21 @@ fn entries(path: &Path) -> Result<Map<String, Value>, ConfigFileError> {
         path: path.to_owned(),
         source,
     })?;
+    parse_entries(path, &text)
+}
+
+/// The keys and values of a config file's `text`; `path` picks the format (TOML for
+/// `.toml`) and names the file in errors. For text that did not come from the file
+/// itself, e.g. a ConfigMap's key read through the API.
+pub fn parse_entries(path: &Path, text: &str) -> Result<Map<String, Value>, ConfigFileError> {
     let parse_error = |reason: String| ConfigFileError::Parse {
         path: path.to_owned(),
         reason,
     };
     let document: Value = if path.extension().is_some_and(|e| e == "toml") {
-        toml::from_str(&text).map_err(|e| parse_error(e.to_string()))?
+        toml::from_str(text).map_err(|e| parse_error(e.to_string()))?
     } else {
-        serde_yaml_ng::from_str(&text).map_err(|e| parse_error(e.to_string()))?
+        serde_yaml_ng::from_str(text).map_err(|e| parse_error(e.to_string()))?
     };
     match document {
         Value::Object(map) => Ok(map),
@@ -66,6 +73,25 @@ fn entries(path: &Path) -> Result<Map<String, Value>, ConfigFileError> {
 /// Returns `args` with the flags of the file at `path` (YAML, or TOML for `.toml`)
 /// inserted after the program name.
 pub fn merge(command: &Command, path: &Path, args: Vec<OsString>) -> Result<Vec<OsString>, ConfigFileError> {
+    merge_entries(command, path, entries(path)?, args)
+}
+
+/// [`merge`] with the file's content given as `text` (`path` as in [`parse_entries`]).
+pub fn merge_text(
+    command: &Command,
+    path: &Path,
+    text: &str,
+    args: Vec<OsString>,
+) -> Result<Vec<OsString>, ConfigFileError> {
+    merge_entries(command, path, parse_entries(path, text)?, args)
+}
+
+fn merge_entries(
+    command: &Command,
+    path: &Path,
+    entries: Map<String, Value>,
+    args: Vec<OsString>,
+) -> Result<Vec<OsString>, ConfigFileError> {
     // Flags already given on the command line or in the environment keep their
     // value whole: a list on the command line replaces the file's list rather
     // than adding to it.
@@ -76,7 +102,7 @@ pub fn merge(command: &Command, path: &Path, args: Vec<OsString>) -> Result<Vec<
             || arg.get_env().is_some_and(|env| std::env::var_os(env).is_some())
     };
     let mut injected = Vec::new();
-    for (key, value) in entries(path)? {
+    for (key, value) in entries {
         let flag = key.replace('_', "-");
         let arg = command
             .get_arguments()

@@ -432,7 +432,12 @@ fn overrides_reach_each_component() {
     );
     let agent_args = args(agent);
     assert!(agent_args.contains(&"--drop-events=all".to_owned()));
-    assert_eq!(flag(&agent_args, "interfaces").as_deref(), Some("lxc*,veth*"));
+    // A live setting: it reaches the agents through the operator's ConfigMap, not a flag.
+    assert_eq!(flag(&agent_args, "interfaces"), None);
+    assert_eq!(
+        m.get("SightlineConfig", "default")["spec"]["agent"]["interfaces"],
+        serde_json::json!(["lxc*", "veth*"])
+    );
     assert_eq!(flag(&agent_args, "xdp-interfaces").as_deref(), Some("eth0"));
     assert_eq!(flag(&agent_args, "cluster-name").as_deref(), Some("prod.eu-1"));
     assert!(

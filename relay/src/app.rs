@@ -138,16 +138,17 @@ pub async fn start(args: Args) -> Result<RunningRelay, RelayError> {
     let pool = Pool::new(dialer.clone());
     let metrics = RelayMetrics::new();
 
+    let (retry_timeout, retry_timeouts) = watch::channel(args.retry_timeout);
     let (discovery_up, discovery_state) = watch::channel(false);
     if args.peers.is_empty() {
         let service = PeerAddress::parse(&args.peer_service)?;
         let (changes_tx, mut changes_rx) = mpsc::channel::<PeerChange>(256);
         let server_name = Some(sightline_common::names::peer_service_server_name(&args.cluster_name));
         let follow = discovery::follow_peer_service(
-            dialer,
+            dialer.clone(),
             service,
             server_name,
-            args.retry_timeout,
+            retry_timeouts,
             changes_tx,
             discovery_up,
         );
@@ -175,12 +176,31 @@ pub async fn start(args: Args) -> Result<RunningRelay, RelayError> {
         shutdown.clone(),
     ));
 
-    let settings = Arc::new(FanoutSettings {
+    let (fanout_settings, settings) = watch::channel(Arc::new(FanoutSettings {
         sort_buffer_len: args.sort_buffer_len_max,
         drain_timeout: args.sort_buffer_drain_timeout,
         relay_node: args.node_name.clone(),
         peer_refresh: Duration::from_secs(1),
-    });
+    }));
+    if let Some(path) = &args.config {
+        let targets = crate::live::Targets {
+            fanout: fanout_settings,
+            retry_timeout,
+            dialer: dialer.clone(),
+        };
+        // The text the flags came from; unreadable now means it changed under us,
+        // which the first poll picks up.
+        let startup = std::fs::read_to_string(path).unwrap_or_default();
+        let follow = crate::live::follow(
+            path.clone(),
+            args.argv.clone(),
+            startup,
+            crate::live::Tunables::of(&args),
+            targets,
+        );
+        let token = shutdown.clone();
+        tokio::spawn(async move { token.run_until_cancelled(follow).await });
+    }
     let observer = RelayObserver {
         pool: pool.clone(),
         settings,

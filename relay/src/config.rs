@@ -105,6 +105,10 @@ pub struct Args {
 
     #[command(flatten)]
     pub log: LogArgs,
+
+    /// The command line as given, which keeps winning over a re-read `--config`.
+    #[arg(skip)]
+    pub argv: Vec<OsString>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,15 +140,16 @@ impl Args {
     /// silent fallback to plaintext).
     pub fn load(argv: Vec<OsString>) -> Result<Self, ConfigError> {
         let first = Self::try_parse_from(&argv)?;
-        let args = match &first.config {
-            Some(path) => Self::try_parse_from(config_file::merge(&Self::command(), path, argv)?)?,
+        let mut args = match &first.config {
+            Some(path) => Self::try_parse_from(config_file::merge(&Self::command(), path, argv.clone())?)?,
             None => first,
         };
+        args.argv = argv;
         args.validate()?;
         Ok(args)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_owned()));
         if !self.disable_client_tls && self.tls_hubble_server_ca_files.is_empty() {
             return invalid("client TLS to agents needs --tls-hubble-server-ca-files (or pass --disable-client-tls)");

@@ -43,12 +43,26 @@ type Connecting<'a> = std::pin::Pin<Box<dyn Future<Output = Result<Channel, toni
 #[derive(Clone)]
 pub struct Dialer {
     tls: Option<Arc<Reloading<ClientConfig>>>,
-    timeout: Duration,
+    /// Nanoseconds, shared by every clone so a new `--dial-timeout` reaches every
+    /// later dial (and the calls that use it as their answer timeout).
+    timeout: Arc<std::sync::atomic::AtomicU64>,
+}
+
+fn nanos(timeout: Duration) -> u64 {
+    u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl Dialer {
     pub fn new(tls: Option<Arc<Reloading<ClientConfig>>>, timeout: Duration) -> Self {
-        Self { tls, timeout }
+        Self {
+            tls,
+            timeout: Arc::new(std::sync::atomic::AtomicU64::new(nanos(timeout))),
+        }
+    }
+
+    /// Applies to dials that start from now on; those under way keep theirs.
+    pub fn set_timeout(&self, timeout: Duration) {
+        self.timeout.store(nanos(timeout), std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn tls_enabled(&self) -> bool {
@@ -56,14 +70,15 @@ impl Dialer {
     }
 
     pub fn timeout(&self) -> Duration {
-        self.timeout
+        Duration::from_nanos(self.timeout.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Connects to `address`. Unix sockets never use TLS (they are node-local and
     /// protected by file permissions), as with Hubble.
     pub async fn connect(&self, address: &PeerAddress, server_name: Option<&str>) -> Result<Channel, DialError> {
+        let timeout = self.timeout();
         let endpoint = Endpoint::from_static("http://hubble.invalid")
-            .connect_timeout(self.timeout)
+            .connect_timeout(timeout)
             .tcp_nodelay(true)
             .max_frame_size(STREAM_MAX_FRAME_SIZE)
             .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
@@ -110,9 +125,9 @@ impl Dialer {
                 }
             },
         };
-        tokio::time::timeout(self.timeout, connecting)
+        tokio::time::timeout(timeout, connecting)
             .await
-            .map_err(|_| DialError::Timeout(self.timeout))?
+            .map_err(|_| DialError::Timeout(timeout))?
             .map_err(Into::into)
     }
 }

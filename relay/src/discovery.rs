@@ -95,17 +95,17 @@ const STABLE_SESSION: Duration = RESYNC_GRACE;
 
 /// Follows the peer service until `changes` is closed, re-dialling with exponential
 /// backoff (1 s doubling up to `max_backoff`, ±20 %, back to 1 s after a stream that
-/// worked for a while).
+/// worked for a while, or when `max_backoff` changes).
 /// `connected` tells health checks whether the Notify stream is currently up.
 pub async fn follow_peer_service(
     dialer: Dialer,
     service: PeerAddress,
     server_name: Option<String>,
-    max_backoff: Duration,
+    mut max_backoff: watch::Receiver<Duration>,
     changes: mpsc::Sender<PeerChange>,
     connected: watch::Sender<bool>,
 ) {
-    let mut backoff = Backoff::new(Duration::from_secs(1), max_backoff, 0.2);
+    let mut backoff = Backoff::new(Duration::from_secs(1), *max_backoff.borrow_and_update(), 0.2);
     let mut known = HashSet::new();
     loop {
         let began = tokio::time::Instant::now();
@@ -124,6 +124,10 @@ pub async fn follow_peer_service(
                     // failure of the last one. A service that drops every stream at
                     // once still backs off.
                     backoff.reset();
+                }
+                if max_backoff.has_changed().unwrap_or(false) {
+                    // A new --retry-timeout starts its own sequence from the shortest wait.
+                    backoff = Backoff::new(Duration::from_secs(1), *max_backoff.borrow_and_update(), 0.2);
                 }
                 tracing::warn!(peer_service = %service, %err, retry_in = ?backoff.current(), "peer service unavailable");
             }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod dial;
 pub mod discovery;
 pub mod fanout;
+pub mod live;
 pub mod merge;
 pub mod metrics;
 pub mod pool;

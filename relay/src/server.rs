@@ -29,7 +29,9 @@ const MAX_UNAVAILABLE_LISTED: usize = 10;
 #[derive(Clone)]
 pub struct RelayObserver {
     pub pool: Pool,
-    pub settings: Arc<FanoutSettings>,
+    /// The settings in force; each new stream takes the current ones and keeps them
+    /// for its lifetime, so a configuration change never disturbs an open stream.
+    pub settings: tokio::sync::watch::Receiver<Arc<FanoutSettings>>,
     pub metrics: RelayMetrics,
     pub shutdown: CancellationToken,
     pub started: Instant,
@@ -59,7 +61,7 @@ impl RelayObserver {
         }
         let stream = fanout::start::<M>(
             self.pool.clone(),
-            self.settings.clone(),
+            self.settings.borrow().clone(),
             self.metrics.clone(),
             request,
             self.shutdown.clone(),

@@ -118,6 +118,26 @@ impl Attachments {
         Some(detach(ebpf, attached))
     }
 
+    /// Takes the classifiers off an interface the configuration no longer selects;
+    /// an XDP program on it stays. Returns the interface's name.
+    pub fn detach_tc(&mut self, ebpf: &mut Ebpf, ifindex: u32) -> Option<String> {
+        let entry = self.by_ifindex.get_mut(&ifindex)?;
+        let tc = entry.tc.take()?;
+        let name = detach(
+            ebpf,
+            Attached {
+                name: entry.name.clone(),
+                tc: Some(tc),
+                xdp: None,
+                created_clsact: false,
+            },
+        );
+        if entry.xdp.is_none() && !entry.created_clsact {
+            self.by_ifindex.remove(&ifindex);
+        }
+        Some(name)
+    }
+
     pub async fn detach_all(&mut self, ebpf: &mut Ebpf) {
         let mut created_qdiscs = Vec::new();
         for (ifindex, attached) in self.by_ifindex.drain() {

@@ -2,7 +2,7 @@
 
 use aya::programs::{BtfTracePoint, SchedClassifier, Xdp};
 use aya::{Btf, Ebpf, EbpfLoader};
-use sightline_bpf_common::config::{self, SkbOffsets, drop_mode};
+use sightline_bpf_common::config::{self, SkbOffsets};
 
 use super::DatapathError;
 use super::btf::KernelBtf;
@@ -32,29 +32,49 @@ pub struct Loaded {
     pub drop_reasons: DropReasonNames,
 }
 
+impl LoadSettings {
+    /// The entries of the programs' `SETTINGS` map, by `config::setting` index.
+    pub fn live_values(&self) -> [u64; config::setting::COUNT as usize] {
+        let mut values = [0; config::setting::COUNT as usize];
+        values[config::setting::AGGREGATION_LEVEL as usize] = self.aggregation_level.into();
+        values[config::setting::REPORT_INTERVAL_NS as usize] = self.report_interval_ns;
+        values[config::setting::DROP_MODE as usize] = self.drop_mode.into();
+        values[config::setting::DROP_REPORT_INTERVAL_NS as usize] = self.drop_report_interval_ns;
+        values
+    }
+}
+
+/// Writes the settings the programs read on every packet; they apply to the next one.
+pub fn write_live_settings(ebpf: &mut Ebpf, settings: &LoadSettings) -> Result<(), DatapathError> {
+    let map = ebpf
+        .map_mut(config::SETTINGS)
+        .ok_or(DatapathError::MissingMap("SETTINGS"))?;
+    let mut array = aya::maps::Array::<_, u64>::try_from(map)?;
+    for (index, value) in settings.live_values().into_iter().enumerate() {
+        array.set(index as u32, value, 0)?;
+    }
+    Ok(())
+}
+
 pub fn load(settings: &LoadSettings) -> Result<Loaded, DatapathError> {
-    let mut drop_mode = settings.drop_mode;
     let mut offsets = SkbOffsets::default();
     let mut drop_reasons = DropReasonNames::default();
-    if drop_mode != drop_mode::OFF {
-        // Drops need the kernel's struct layout; without BTF the datapath still runs.
-        match KernelBtf::from_sys_fs().and_then(|btf| Ok((btf.skb_offsets()?, btf.drop_reasons()?))) {
-            Ok((o, names)) => {
-                offsets = o;
-                drop_reasons = DropReasonNames::new(names);
-            }
-            Err(error) => {
-                tracing::warn!(%error, "kernel BTF unusable: drop events disabled");
-                drop_mode = drop_mode::OFF;
-            }
+    // Read even while drop events are off, so that turning them on later needs no
+    // reload: the drop program is attached whenever the kernel allows it and
+    // returns at once while the mode is off.
+    let btf_usable = match KernelBtf::from_sys_fs().and_then(|btf| Ok((btf.skb_offsets()?, btf.drop_reasons()?))) {
+        Ok((o, names)) => {
+            offsets = o;
+            drop_reasons = DropReasonNames::new(names);
+            true
         }
-    }
+        Err(error) => {
+            tracing::warn!(%error, "kernel BTF unusable: drop events disabled");
+            false
+        }
+    };
     let mut ebpf = EbpfLoader::new()
-        .override_global(config::AGGREGATION_LEVEL, &settings.aggregation_level, true)
-        .override_global(config::REPORT_INTERVAL_NS, &settings.report_interval_ns, true)
         .override_global(config::WAKEUP_EVERY, &settings.wakeup_every, true)
-        .override_global(config::DROP_MODE, &drop_mode, true)
-        .override_global(config::DROP_REPORT_INTERVAL_NS, &settings.drop_report_interval_ns, true)
         .override_global(config::SKB_OFFSETS, &offsets, true)
         .map_max_entries(EVENTS_MAP, settings.ring_buffer_bytes)
         .load(PROGRAMS)?;
@@ -64,7 +84,8 @@ pub fn load(settings: &LoadSettings) -> Result<Loaded, DatapathError> {
     }
     let xdp: &mut Xdp = program_mut(&mut ebpf, XDP)?;
     xdp.load()?;
-    if drop_mode != drop_mode::OFF {
+    write_live_settings(&mut ebpf, settings)?;
+    if btf_usable {
         let btf = Btf::from_sys_fs()?;
         let kfree: &mut BtfTracePoint = program_mut(&mut ebpf, KFREE_SKB)?;
         kfree.load("kfree_skb", &btf)?;

@@ -31,7 +31,7 @@ use self::debug::{DebugEvents, DebugNote};
 pub use self::decode::{DecodeError, Decoder, InterfaceInfo, InterfaceRole};
 use self::interfaces::{Link, LinkChange, Selector};
 use self::reader::Reader;
-pub use self::settings::{AggregationLevel, DatapathArgs, DropEvents, TcAttachMode};
+pub use self::settings::{AggregationLevel, DatapathArgs, DropEvents, LiveDatapath, TcAttachMode};
 use crate::event::EventSink;
 
 #[derive(Debug, Error)]
@@ -61,6 +61,21 @@ pub async fn run(
     sink: &mut dyn EventSink,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DatapathError> {
+    let (_fixed, live) = tokio::sync::watch::channel(args.live());
+    run_live(args, node_name, sink, shutdown, live).await
+}
+
+/// [`run`], applying every new value of `live` while running: the kernel settings
+/// at the next packet, the interface patterns by attaching to and detaching from
+/// the links already there. Nothing is reloaded, so no event is lost.
+pub async fn run_live(
+    args: DatapathArgs,
+    node_name: String,
+    sink: &mut dyn EventSink,
+    shutdown: impl Future<Output = ()>,
+    mut live: tokio::sync::watch::Receiver<LiveDatapath>,
+) -> Result<(), DatapathError> {
+    let args = args.with_live(&live.borrow_and_update());
     let loaded = loader::load(&args.load_settings())?;
     let mut ebpf = loaded.ebpf;
     let ring = RingBuf::try_from(
@@ -83,7 +98,7 @@ pub async fn run(
             "--drop-events-ignore names a drop reason this kernel does not have"
         );
     }
-    let selector = Selector {
+    let mut selector = Selector {
         tc_patterns: args.interfaces.clone(),
         xdp_patterns: args.xdp_interfaces.clone(),
     };
@@ -93,11 +108,14 @@ pub async fn run(
     let mut namespaces = netns::WatchedNamespaces::new(&mut ebpf)?;
     let mut pod_namespaces = std::collections::HashSet::new();
     let (links, mut changes) = interfaces::watch_links().await?;
+    // Kept so that a new interface pattern can be applied to links already there.
+    let mut known_links = std::collections::HashMap::new();
     for link in links {
         for note in follow(&mut ebpf, &mut attachments, &mut decoder, &selector, &link) {
             debug.emit(sink, note);
         }
         pod_namespaces.extend(link.peer_netns_id.filter(|_| selector.tc_role(&link).is_some()));
+        known_links.insert(link.index, link);
     }
     namespaces.follow_peers(&pod_namespaces).await;
 
@@ -105,6 +123,7 @@ pub async fn run(
     drain_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut lost_timer = tokio::time::interval(Duration::from_secs(1));
     let mut clock_timer = tokio::time::interval(Duration::from_secs(60));
+    let mut live_open = true;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -126,8 +145,10 @@ pub async fn run(
                     {
                         namespaces.follow_peers(&pod_namespaces).await;
                     }
+                    known_links.insert(link.index, link);
                 }
                 Some(LinkChange::Gone(ifindex)) => {
+                    known_links.remove(&ifindex);
                     if let Some(name) = attachments.forget(&mut ebpf, ifindex) {
                         tracing::info!(interface = name, "interface gone");
                         debug.emit(sink, DebugNote {
@@ -143,6 +164,35 @@ pub async fn run(
                     changes = tokio::sync::mpsc::unbounded_channel().1;
                 }
             },
+            changed = live.changed(), if live_open => {
+                if changed.is_err() {
+                    live_open = false;
+                    continue;
+                }
+                let settings = live.borrow_and_update().clone();
+                let load = args.with_live(&settings).load_settings();
+                if let Err(error) = loader::write_live_settings(&mut ebpf, &load) {
+                    tracing::warn!(%error, "cannot write the new datapath settings; the previous ones stay");
+                }
+                if selector.tc_patterns != settings.interfaces {
+                    selector.tc_patterns = settings.interfaces.clone();
+                    for link in known_links.values() {
+                        let wanted = selector.tc_role(link).is_some();
+                        if !wanted && let Some(name) = attachments.detach_tc(&mut ebpf, link.index) {
+                            tracing::info!(interface = name, "no longer selected by --interfaces: detached");
+                            decoder.set_interface(link.index, None);
+                        }
+                        for note in follow(&mut ebpf, &mut attachments, &mut decoder, &selector, link) {
+                            debug.emit(sink, note);
+                        }
+                        if let Some(nsid) = link.peer_netns_id.filter(|_| wanted) {
+                            pod_namespaces.insert(nsid);
+                        }
+                    }
+                    namespaces.follow_peers(&pod_namespaces).await;
+                }
+                tracing::info!(?settings, "datapath settings applied");
+            }
             _ = drain_timer.tick() => { reader.drain(&mut decoder, &mut debug, sink); }
             _ = lost_timer.tick() => {
                 reader.report_lost(&mut debug, sink);

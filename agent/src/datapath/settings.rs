@@ -117,7 +117,40 @@ impl Default for DatapathArgs {
     }
 }
 
+/// The datapath settings a running agent changes without reloading its programs:
+/// the configuration's live keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveDatapath {
+    pub interfaces: Vec<String>,
+    pub monitor_aggregation: AggregationLevel,
+    pub monitor_aggregation_interval: Duration,
+    pub drop_events: DropEvents,
+    pub drop_events_interval: Duration,
+}
+
 impl DatapathArgs {
+    pub fn live(&self) -> LiveDatapath {
+        LiveDatapath {
+            interfaces: self.interfaces.clone(),
+            monitor_aggregation: self.monitor_aggregation,
+            monitor_aggregation_interval: self.monitor_aggregation_interval,
+            drop_events: self.drop_events,
+            drop_events_interval: self.drop_events_interval,
+        }
+    }
+
+    /// These arguments with the live settings of `live` in place of their own.
+    pub fn with_live(&self, live: &LiveDatapath) -> Self {
+        Self {
+            interfaces: live.interfaces.clone(),
+            monitor_aggregation: live.monitor_aggregation,
+            monitor_aggregation_interval: live.monitor_aggregation_interval,
+            drop_events: live.drop_events,
+            drop_events_interval: live.drop_events_interval,
+            ..self.clone()
+        }
+    }
+
     pub fn load_settings(&self) -> LoadSettings {
         LoadSettings {
             aggregation_level: self.monitor_aggregation.kernel_value(),

@@ -53,10 +53,11 @@ pub enum K8sError {
 }
 
 /// The running metadata source. Dropping it stops the watchers.
-#[derive(Debug)]
 pub struct K8s {
     pub index: Arc<Index>,
     pub peers: NodePeers,
+    /// The API server's client; `None` with `--manifests`.
+    pub client: Option<kube::Client>,
     cluster_domain: String,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -65,6 +66,17 @@ impl K8s {
     /// The pipeline stage to put between the datapath and the observer ring.
     pub fn enricher<S: EventSink>(&self, next: S) -> Enricher<S> {
         Enricher::new(self.index.clone(), next).with_cluster_domain(&self.cluster_domain)
+    }
+}
+
+impl std::fmt::Debug for K8s {
+    // kube's Client has no Debug; the rest says what matters.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("K8s")
+            .field("index", &self.index)
+            .field("api_server", &self.client.is_some())
+            .field("cluster_domain", &self.cluster_domain)
+            .finish_non_exhaustive()
     }
 }
 
@@ -84,6 +96,7 @@ pub async fn start(args: &K8sArgs, config: IndexConfig) -> Result<Option<K8s>, K
     }
     let index = Arc::new(Index::new(config));
     index.agent_events().push(events::agent_started());
+    let mut client = None;
     let mut tasks = if let Some(dir) = &args.manifests {
         let mut manifests = manifests::ManifestDir::new(dir);
         manifests.sync(&index)?;
@@ -112,13 +125,16 @@ pub async fn start(args: &K8sArgs, config: IndexConfig) -> Result<Option<K8s>, K
                 }
             },
         };
-        watch::spawn_all(kube::Client::try_from(config)?, index.clone())
+        let api = kube::Client::try_from(config)?;
+        client = Some(api.clone());
+        watch::spawn_all(api, index.clone())
     };
     tasks.push(tokio::spawn(local_addresses::follow_logged(index.clone())));
     let peers = index.peers();
     Ok(Some(K8s {
         index,
         peers,
+        client,
         cluster_domain: args.cluster_domain.clone(),
         tasks,
     }))

@@ -80,7 +80,9 @@ pub struct MetricsStage {
     flow_metrics: FlowMetrics,
     families: FlowFamilies,
     lost: LostEvents,
-    reloads: Option<std::sync::mpsc::Receiver<FlowMetrics>>,
+    reloads: std::sync::mpsc::Receiver<FlowMetrics>,
+    reloader: MetricsReloader,
+    live_config_reloads: super::dynamic::Reloads,
     departures: std::sync::mpsc::Sender<crate::enrich::index::PodDeparture>,
     gone: std::sync::mpsc::Receiver<super::sink::GonePod>,
     /// Where `/metrics` is served, when it is.
@@ -93,23 +95,29 @@ impl MetricsStage {
     /// starts the server when `--metrics-server` is set.
     pub async fn start(args: &MetricsArgs, ring: Ring, stats: Arc<ObserverStats>) -> Result<Self, MetricsStartError> {
         let config_reloads = super::dynamic::Reloads::default();
-        let (flow_metrics, reloads) = match &args.dynamic_metrics_config_path {
+        let live_config_reloads = super::dynamic::Reloads::default();
+        let (send, reloads) = std::sync::mpsc::channel();
+        let flow_metrics = match &args.dynamic_metrics_config_path {
             Some(path) => {
                 if !args.metrics.is_empty() {
                     return Err(MetricsError::StaticAndDynamic.into());
                 }
                 let (metrics, bytes) = super::dynamic::load(path, args.metrics_max_series)?;
-                let (send, receive) = std::sync::mpsc::channel();
                 super::dynamic::watch(
                     path.clone(),
                     args.metrics_max_series,
                     bytes,
                     config_reloads.clone(),
-                    send,
+                    send.clone(),
                 );
-                (metrics, Some(receive))
+                metrics
             }
-            None => (args.static_metrics()?, None),
+            None => args.static_metrics()?,
+        };
+        let reloader = MetricsReloader {
+            send,
+            max_series: args.metrics_max_series,
+            static_metrics: !args.metrics.is_empty(),
         };
         let families = FlowFamilies::default();
         let lost = LostEvents::default();
@@ -118,6 +126,11 @@ impl MetricsStage {
             "sightline_metrics_config_reloads",
             "Changes of --dynamic-metrics-config-path applied (success) or refused (error)",
             config_reloads,
+        );
+        registry.register(
+            "sightline_agent_config_reloads",
+            "Configuration changes (--config file or ConfigMap) applied (success) or refused (error)",
+            live_config_reloads.clone(),
         );
         registry.register_collector(Box::new(families.clone()));
         registry.register("hubble_lost_events", "Number of lost events", lost.clone());
@@ -153,6 +166,8 @@ impl MetricsStage {
             families,
             lost,
             reloads,
+            reloader,
+            live_config_reloads,
             departures,
             gone,
             address,
@@ -165,10 +180,17 @@ impl MetricsStage {
         let sink = MetricsSink::new(self.flow_metrics, self.families, inner)
             .with_lost_events(self.lost)
             .with_expiry(self.gone);
-        match self.reloads {
-            Some(reloads) => sink.with_reloads(reloads),
-            None => sink,
-        }
+        sink.with_reloads(self.reloads)
+    }
+
+    /// Where a new dynamic metrics configuration goes, from any source.
+    pub fn reloader(&self) -> MetricsReloader {
+        self.reloader.clone()
+    }
+
+    /// `sightline_agent_config_reloads_total{result}`, counted by the live configuration.
+    pub fn live_config_reloads(&self) -> super::dynamic::Reloads {
+        self.live_config_reloads.clone()
     }
 
     /// `hubble_lost_events_total{source}`, for other stages that lose events.
@@ -184,5 +206,37 @@ impl MetricsStage {
     /// Stops the server (the pipeline stage keeps counting).
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+}
+
+/// Hands a dynamic metrics configuration (Hubble's `metrics:` YAML) to the pipeline,
+/// which swaps it in at its next event or idle tick, keeping the series of handlers
+/// that did not change.
+#[derive(Debug, Clone)]
+pub struct MetricsReloader {
+    send: std::sync::mpsc::Sender<FlowMetrics>,
+    max_series: usize,
+    /// `--metrics` was given: the command line's list stays in force.
+    static_metrics: bool,
+}
+
+impl MetricsReloader {
+    /// Checks `text` (named `origin` in errors) without applying it.
+    pub fn parse(
+        &self,
+        origin: &std::path::Path,
+        text: &str,
+    ) -> Result<FlowMetrics, super::dynamic::DynamicConfigError> {
+        super::dynamic::parse(origin, text, self.max_series)
+    }
+
+    /// Whether `--metrics` fixed the list on the command line, which wins over any file.
+    pub fn fixed_by_flag(&self) -> bool {
+        self.static_metrics
+    }
+
+    pub fn apply(&self, metrics: FlowMetrics) {
+        // The pipeline is gone only while the agent stops.
+        let _ = self.send.send(metrics);
     }
 }

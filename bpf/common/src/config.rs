@@ -1,11 +1,23 @@
-//! Load-time settings: globals the agent overrides in the programs before loading them.
-//! The names are the symbols the programs export; both sides use these constants.
+//! Settings: globals the agent overrides in the programs before loading them, and
+//! the `SETTINGS` map it may rewrite while they run. The names are the symbols the
+//! programs export; both sides use these constants.
 
-pub const AGGREGATION_LEVEL: &str = "AGGREGATION_LEVEL";
-pub const REPORT_INTERVAL_NS: &str = "REPORT_INTERVAL_NS";
 pub const WAKEUP_EVERY: &str = "WAKEUP_EVERY";
-pub const DROP_MODE: &str = "DROP_MODE";
-pub const DROP_REPORT_INTERVAL_NS: &str = "DROP_REPORT_INTERVAL_NS";
+/// `Array<u64>` of the settings the agent changes while the programs run (a new
+/// configuration applies without reloading anything), indexed by [`setting`].
+pub const SETTINGS: &str = "SETTINGS";
+
+/// Indices into [`SETTINGS`]. The agent writes every entry before attaching anything.
+pub mod setting {
+    /// One of [`super::aggregation`].
+    pub const AGGREGATION_LEVEL: u32 = 0;
+    pub const REPORT_INTERVAL_NS: u32 = 1;
+    /// One of [`super::drop_mode`].
+    pub const DROP_MODE: u32 = 2;
+    pub const DROP_REPORT_INTERVAL_NS: u32 = 3;
+    pub const COUNT: u32 = 4;
+}
+
 /// `struct sk_buff` / `struct net_device` field offsets, read by the agent from the kernel's BTF.
 pub const SKB_OFFSETS: &str = "SKB_OFFSETS";
 /// Map of the network namespaces (by inode number) whose drops this agent reports:

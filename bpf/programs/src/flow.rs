@@ -6,19 +6,15 @@ use aya_ebpf::{
     bindings::{BPF_NOEXIST, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::generated::{bpf_ktime_get_boot_ns, bpf_ktime_get_coarse_ns},
     macros::map,
-    maps::{LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
 };
 use sightline_bpf_common::{
-    DNS_MAX_LEN, DNS_PORT, DnsEvent, FlowEvent, FlowKey, FlowStats, IPPROTO_TCP, IPPROTO_UDP, config::aggregation,
+    DNS_MAX_LEN, DNS_PORT, DnsEvent, FlowEvent, FlowKey, FlowStats, IPPROTO_TCP, IPPROTO_UDP, config::aggregation, config::setting,
     kind, report, stats, tcp_flags,
 };
 
 use crate::parse::{Packet, Parsed, parse_ethernet};
 
-#[unsafe(no_mangle)]
-static AGGREGATION_LEVEL: Global<u32> = Global::new(aggregation::MEDIUM);
-#[unsafe(no_mangle)]
-static REPORT_INTERVAL_NS: Global<u64> = Global::new(5_000_000_000);
 /// Force a reader wakeup every this many events; the others are submitted without one
 /// and the agent's drain timer picks them up. 1 wakes the reader on every event.
 #[unsafe(no_mangle)]
@@ -33,6 +29,8 @@ static FLOWS: LruHashMap<FlowKey, FlowStats> = LruHashMap::with_max_entries(6553
 pub static SEEN_TUPLES: LruHashMap<FlowKey, u8> = LruHashMap::with_max_entries(65536, 0);
 #[map]
 pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stats::COUNT, 0);
+#[map]
+static SETTINGS: Array<u64> = Array::with_max_entries(setting::COUNT, 0);
 #[map]
 static WAKEUP_COUNTER: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
@@ -82,6 +80,13 @@ fn event_time() -> u64 {
 /// last tick without touching the clocksource: a few ns against ~20 for
 /// `bpf_ktime_get_boot_ns`, on every packet. A tick (1–4 ms) of error does not
 /// matter against a 5 s interval. Stored `*_ns` fields of `FlowStats` use it.
+/// A live setting; `default` only if the map lookup fails, which it cannot for an
+/// index below `setting::COUNT`.
+#[inline(always)]
+pub fn setting_value(index: u32, default: u64) -> u64 {
+    SETTINGS.get(index).copied().unwrap_or(default)
+}
+
 #[inline(always)]
 fn interval_clock() -> u64 {
     // SAFETY: a helper without arguments or side effects.
@@ -92,7 +97,7 @@ fn interval_clock() -> u64 {
 fn aggregate<P: Packet>(pkt: &P, parsed: &Parsed, len: u32) {
     let key = &parsed.key;
     let flags = parsed.tcp_flags as u32;
-    let level = AGGREGATION_LEVEL.load();
+    let level = setting_value(setting::AGGREGATION_LEVEL, aggregation::MEDIUM as u64) as u32;
     let now = interval_clock();
     let Some(stats_ptr) = FLOWS.get_ptr_mut(key) else {
         let fresh = FlowStats {
@@ -145,7 +150,7 @@ fn aggregate<P: Packet>(pkt: &P, parsed: &Parsed, len: u32) {
             }
         }
     }
-    if level != aggregation::MAXIMUM && now.wrapping_sub(stats.last_report_ns) >= REPORT_INTERVAL_NS.load() {
+    if level != aggregation::MAXIMUM && now.wrapping_sub(stats.last_report_ns) >= setting_value(setting::REPORT_INTERVAL_NS, 5_000_000_000) {
         reason |= report::INTERVAL;
     }
     if reason != 0 {

@@ -9,17 +9,13 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap},
     programs::BtfTracePointContext,
 };
-use sightline_bpf_common::{DropState, FlowEvent, FlowKey, config, config::SkbOffsets, config::drop_mode, hook, kind, stats};
+use sightline_bpf_common::{DropState, FlowEvent, FlowKey, config, config::SkbOffsets, config::drop_mode, config::setting, hook, kind, stats};
 
 use crate::{
-    flow::{SEEN_TUPLES, count, emit_event, fill_event},
+    flow::{SEEN_TUPLES, count, emit_event, fill_event, setting_value},
     parse::{Packet, Parsed, parse_ipv4, parse_ipv6},
 };
 
-#[unsafe(no_mangle)]
-static DROP_MODE: Global<u32> = Global::new(drop_mode::OBSERVED);
-#[unsafe(no_mangle)]
-static DROP_REPORT_INTERVAL_NS: Global<u64> = Global::new(1_000_000_000);
 #[unsafe(no_mangle)]
 static SKB_OFFSETS: Global<SkbOffsets> = Global::new(SkbOffsets {
     head: 0,
@@ -92,7 +88,7 @@ fn in_watched_namespace(dev: *const u8, offsets: &SkbOffsets) -> bool {
 }
 
 fn try_kfree_skb(ctx: &BtfTracePointContext) -> Option<()> {
-    let mode = DROP_MODE.load();
+    let mode = setting_value(setting::DROP_MODE, drop_mode::OFF as u64) as u32;
     let offsets = SKB_OFFSETS.load();
     if mode == drop_mode::OFF || offsets.head == 0 {
         return None;
@@ -166,7 +162,7 @@ fn try_kfree_skb(ctx: &BtfTracePointContext) -> Option<()> {
 /// report is withheld.
 #[inline(always)]
 fn rate_limit(key: &FlowKey, now: u64) -> Option<u64> {
-    let interval = DROP_REPORT_INTERVAL_NS.load();
+    let interval = setting_value(setting::DROP_REPORT_INTERVAL_NS, 1_000_000_000);
     match DROPS.get_ptr_mut(key) {
         Some(state) => {
             // SAFETY: a pointer into the map's value from the lookup just made, valid

@@ -46,11 +46,32 @@ impl Agent {
         Self::start_with(node, args, expect_attached, true)
     }
 
+    /// Like `start`, following every new value sent on `live` while running.
+    pub fn start_live(
+        node: &Node,
+        args: DatapathArgs,
+        expect_attached: &[&str],
+        live: tokio::sync::watch::Receiver<datapath::LiveDatapath>,
+    ) -> Agent {
+        Self::start_inner(node, args, expect_attached, false, Some(live))
+    }
+
     pub fn count(&self) -> u64 {
         self.count.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn start_with(node: &Node, args: DatapathArgs, expect_attached: &[&str], count_only: bool) -> Agent {
+        Self::start_inner(node, args, expect_attached, count_only, None)
+    }
+
+    fn start_inner(
+        node: &Node,
+        args: DatapathArgs,
+        expect_attached: &[&str],
+        count_only: bool,
+        live: Option<tokio::sync::watch::Receiver<datapath::LiveDatapath>>,
+    ) -> Agent {
+        let live = live.unwrap_or_else(|| tokio::sync::watch::channel(args.live()).1);
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink_events = events.clone();
         let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -67,9 +88,15 @@ impl Agent {
                 let mut counter = Count(sink_count);
                 let sink: &mut dyn EventSink = if count_only { &mut counter } else { &mut collect };
                 runtime
-                    .block_on(datapath::run(args, "test-node".to_owned(), sink, async {
-                        let _ = stopped.await;
-                    }))
+                    .block_on(datapath::run_live(
+                        args,
+                        "test-node".to_owned(),
+                        sink,
+                        async {
+                            let _ = stopped.await;
+                        },
+                        live,
+                    ))
                     .map_err(|e| e.to_string())
             })
             .expect("agent thread");

@@ -1,0 +1,42 @@
+//! Flags of the live configuration's Kubernetes side.
+
+use std::time::Duration;
+
+use sightline_common::duration::parse_duration;
+
+/// Where a pod finds its own namespace when `POD_NAMESPACE` is not set.
+const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LiveArgs {
+    /// The operator's agent ConfigMap, watched through the API so that a change
+    /// applies within seconds (the mounted copy follows after the kubelet's sync);
+    /// empty = only the `--config` file. Also turns on the generation Lease.
+    #[arg(long, env = "SIGHTLINE_CONFIG_MAP", default_value = "")]
+    pub config_map: String,
+
+    /// Namespace of `--config-map` and of this node's generation Lease
+    /// [default: $POD_NAMESPACE, else the service account's namespace].
+    #[arg(long, env = "SIGHTLINE_CONFIG_MAP_NAMESPACE")]
+    pub config_map_namespace: Option<String>,
+
+    /// How often this node's Lease is renewed (it is valid three times as long).
+    #[arg(long, env = "SIGHTLINE_CONFIG_LEASE_RENEW_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub config_lease_renew_interval: Duration,
+}
+
+impl LiveArgs {
+    pub fn namespace(&self) -> String {
+        self.config_map_namespace
+            .clone()
+            .filter(|ns| !ns.is_empty())
+            .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|ns| !ns.is_empty()))
+            .or_else(|| {
+                std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE)
+                    .ok()
+                    .map(|ns| ns.trim().to_owned())
+                    .filter(|ns| !ns.is_empty())
+            })
+            .unwrap_or_else(|| "default".to_owned())
+    }
+}

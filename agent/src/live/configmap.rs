@@ -1,0 +1,120 @@
+//! The operator's agent ConfigMap as a source, watched by name through the API.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use tokio::sync::mpsc::Sender;
+
+use super::{LiveConfigError, Snapshot, profile};
+
+pub const CONFIG_KEY: &str = "config.yaml";
+pub const METRICS_KEY: &str = "metrics.yaml";
+pub const GENERATION_KEY: &str = "generation";
+
+/// This node's configuration in the ConfigMap's `data`: its profile's keys when
+/// `node-profiles.yaml` names it, the base keys otherwise.
+pub fn snapshot_from(
+    origin: PathBuf,
+    data: &BTreeMap<String, String>,
+    node: &str,
+) -> Result<Snapshot, LiveConfigError> {
+    let profile = match data.get(profile::NODE_PROFILES_KEY) {
+        Some(text) => profile::profile_of(&origin, text, node)?,
+        None => None,
+    };
+    let key = |base| profile::key_for(profile.as_deref(), base);
+    let generation = data
+        .get(GENERATION_KEY)
+        .map(|text| {
+            text.trim().parse::<i64>().map_err(|_| LiveConfigError::Generation {
+                origin: origin.clone(),
+                value: text.clone(),
+            })
+        })
+        .transpose()?;
+    Ok(Snapshot {
+        config: data.get(&key(CONFIG_KEY)).cloned(),
+        metrics: data.get(&key(METRICS_KEY)).cloned(),
+        generation,
+        origin: origin.join(key(CONFIG_KEY)),
+    })
+}
+
+/// Follows ConfigMap `name` in `api`'s namespace and sends this node's snapshot on
+/// every version of it. Errors are retried by the watcher with backoff.
+pub async fn watch(api: Api<ConfigMap>, namespace: String, name: String, node: String, send: Sender<Snapshot>) {
+    let origin = PathBuf::from(format!("configmap {namespace}/{name}"));
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = watcher::watcher(api, config).default_backoff().boxed();
+    while let Some(event) = events.next().await {
+        let config_map = match event {
+            Ok(Event::Apply(config_map) | Event::InitApply(config_map)) => config_map,
+            Ok(Event::Delete(_)) => {
+                tracing::warn!(origin = %origin.display(), "the configuration ConfigMap was deleted; the last good configuration stays in force");
+                continue;
+            }
+            Ok(Event::Init | Event::InitDone) => continue,
+            Err(error) => {
+                tracing::warn!(%error, "watching the configuration ConfigMap");
+                continue;
+            }
+        };
+        let snapshot = snapshot_from(origin.clone(), &config_map.data.unwrap_or_default(), &node);
+        match snapshot {
+            Ok(snapshot) => {
+                if send.send(snapshot).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => tracing::warn!(%error, "configuration refused; the last good one stays in force"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn a_node_gets_its_profile_or_the_base_files() {
+        let data = data(&[
+            ("config.yaml", "monitor-aggregation: medium\n"),
+            ("metrics.yaml", "metrics: []\n"),
+            ("profile-abc.config.yaml", "monitor-aggregation: maximum\n"),
+            ("profile-abc.metrics.yaml", "metrics: [{name: drop}]\n"),
+            ("node-profiles.yaml", "gpu-1: profile-abc\n"),
+            ("generation", "5"),
+        ]);
+        let origin = PathBuf::from("configmap sightline/sightline-agent-config");
+        let base = snapshot_from(origin.clone(), &data, "node-a").unwrap();
+        assert_eq!(base.config.as_deref(), Some("monitor-aggregation: medium\n"));
+        assert_eq!(base.metrics.as_deref(), Some("metrics: []\n"));
+        assert_eq!(base.generation, Some(5));
+        let gpu = snapshot_from(origin.clone(), &data, "gpu-1").unwrap();
+        assert_eq!(gpu.config.as_deref(), Some("monitor-aggregation: maximum\n"));
+        assert_eq!(gpu.metrics.as_deref(), Some("metrics: [{name: drop}]\n"));
+        assert!(gpu.origin.ends_with("profile-abc.config.yaml"), "{:?}", gpu.origin);
+    }
+
+    #[test]
+    fn a_bad_generation_is_refused_naming_it() {
+        let origin = PathBuf::from("configmap sightline/sightline-agent-config");
+        let error = snapshot_from(origin, &data(&[("generation", "v5")]), "n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("sightline-agent-config") && error.contains("v5"),
+            "{error}"
+        );
+    }
+}
