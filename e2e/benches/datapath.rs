@@ -277,7 +277,7 @@ fn program_cost(rows: &mut Vec<[String; 4]>) {
             monitor_aggregation: level,
             ..DatapathArgs::default()
         };
-        let mut loaded = loader::load(&args.load_settings()).expect("load");
+        let mut loaded = loader::load(&args.load_settings().expect("settings")).expect("load");
         let program: &mut aya::programs::SchedClassifier =
             loader::program_mut(&mut loaded.ebpf, loader::TC_INGRESS).expect("classifier");
         let fd = program.fd().expect("loaded").as_fd().as_raw_fd();
@@ -399,7 +399,7 @@ fn reader_rate(rows: &mut Vec<[String; 4]>) {
                 drop_events: sightline_agent::datapath::DropEvents::Off,
                 ..DatapathArgs::default()
             };
-            let mut loaded = loader::load(&args.load_settings()).expect("load");
+            let mut loaded = loader::load(&args.load_settings().expect("settings")).expect("load");
             let mut attachments = Attachments::default();
             for (name, index) in [(&veths[0], &veths[2]), (&veths[1], &veths[3])] {
                 attachments

@@ -14,6 +14,7 @@ pub mod dns;
 mod dns_latency;
 pub mod drop_reason;
 pub mod interfaces;
+pub mod l7_args;
 pub mod loader;
 mod netns;
 pub mod reader;
@@ -52,6 +53,8 @@ pub enum DatapathError {
     MissingMap(&'static str),
     #[error("netlink: {0}")]
     Netlink(#[from] std::io::Error),
+    #[error(transparent)]
+    L7Args(#[from] l7_args::L7ArgsError),
 }
 
 /// Runs the datapath until `shutdown` completes, then detaches everything it attached.
@@ -61,7 +64,7 @@ pub async fn run(
     sink: &mut dyn EventSink,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DatapathError> {
-    let loaded = loader::load(&args.load_settings())?;
+    let loaded = loader::load(&args.load_settings()?)?;
     let mut ebpf = loaded.ebpf;
     let ring = RingBuf::try_from(
         ebpf.take_map(loader::EVENTS_MAP)
@@ -77,6 +80,7 @@ pub async fn run(
     // SAFETY: the AsyncFd owns `ring_fd`, so it stays open and unchanged for its lifetime.
     let ring_ready = unsafe { AsyncFd::register(ring_fd) }.map_err(std::io::Error::from)?;
     let mut decoder = Decoder::new(node_name, loaded.drop_reasons);
+    decoder.set_l7_settings(args.l7.settings());
     for unknown in decoder.ignore_drop_reasons(&args.drop_events_ignore) {
         tracing::warn!(
             reason = unknown,
