@@ -7,6 +7,7 @@
 //! `L7Stats` (per protocol and reason) and the parser carries on at the next boundary.
 
 mod detect;
+mod headers;
 mod http1;
 mod http2;
 mod kafka;
@@ -99,3 +100,8 @@ impl Default for L7Settings {
         }
     }
 }
+
+#[cfg(test)]
+mod http1_tests;
+#[cfg(test)]
+mod test_support;
