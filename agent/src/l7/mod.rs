@@ -104,4 +104,6 @@ impl Default for L7Settings {
 #[cfg(test)]
 mod http1_tests;
 #[cfg(test)]
+mod http2_tests;
+#[cfg(test)]
 mod test_support;
