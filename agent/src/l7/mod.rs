@@ -11,6 +11,7 @@ mod headers;
 mod http1;
 mod http2;
 mod kafka;
+mod kafka_wire;
 mod redact;
 mod stats;
 mod stream;
@@ -105,5 +106,7 @@ impl Default for L7Settings {
 mod http1_tests;
 #[cfg(test)]
 mod http2_tests;
+#[cfg(test)]
+mod kafka_tests;
 #[cfg(test)]
 mod test_support;
