@@ -84,3 +84,48 @@ fn looks_like_kafka_request(bytes: &[u8]) -> bool {
         .get(14..client_id_end.min(bytes.len()))
         .is_some_and(|client_id| client_id.iter().all(|b| b.is_ascii_graphic() || *b == b' '))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_each_protocol_from_its_first_bytes() {
+        assert_eq!(detect(b"GET / HTTP/1.1\r\n"), Some(L7Protocol::Http1));
+        assert_eq!(detect(b"DELETE /x HTTP/1.0\r\n"), Some(L7Protocol::Http1));
+        assert_eq!(detect(HTTP2_PREFACE), Some(L7Protocol::Http2));
+        assert_eq!(detect(&HTTP2_PREFACE[..10]), Some(L7Protocol::Http2));
+        let kafka = [
+            &[0, 0, 0, 0x20][..],
+            &[0, 3, 0, 12], // metadata v12
+            &[0, 0, 0, 1],  // correlation id
+            &[0, 6],        // client_id length
+            b"rdkafk",
+        ]
+        .concat();
+        assert_eq!(detect(&kafka), Some(L7Protocol::Kafka));
+    }
+
+    #[test]
+    fn rejects_other_traffic() {
+        assert_eq!(detect(b""), None);
+        assert_eq!(detect(b"GETX / HTTP/1.1"), None);
+        assert_eq!(detect(b"HTTP/1.1 200 OK\r\n"), None);
+        assert_eq!(
+            detect(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x11\x22\x33"),
+            None,
+            "TLS ClientHello"
+        );
+        assert_eq!(detect(b"SSH-2.0-OpenSSH_9.6\r\n"), None);
+        // A Kafka-shaped header whose client_id is not text.
+        let binary = [
+            &[0, 0, 0, 0x20][..],
+            &[0, 3, 0, 12],
+            &[0, 0, 0, 1],
+            &[0, 4],
+            &[0, 1, 2, 3],
+        ]
+        .concat();
+        assert_eq!(detect(&binary), None);
+    }
+}

@@ -7,9 +7,11 @@
 //! `L7Stats` (per protocol and reason) and the parser carries on at the next boundary.
 
 mod detect;
+mod headers;
 mod http1;
 mod http2;
 mod kafka;
+mod kafka_wire;
 mod redact;
 mod stats;
 mod stream;
@@ -99,3 +101,12 @@ impl Default for L7Settings {
         }
     }
 }
+
+#[cfg(test)]
+mod http1_tests;
+#[cfg(test)]
+mod http2_tests;
+#[cfg(test)]
+mod kafka_tests;
+#[cfg(test)]
+mod test_support;

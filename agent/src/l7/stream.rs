@@ -67,3 +67,68 @@ impl StreamCursor {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_are_dropped_and_overlaps_trimmed() {
+        let mut cursor = StreamCursor::default();
+        assert_eq!(
+            cursor.advance(100, 4, b"abcd"),
+            Some(Advance {
+                gap_before: 0,
+                data: b"abcd",
+                gap_after: 0
+            })
+        );
+        assert_eq!(cursor.advance(100, 4, b"abcd"), None);
+        assert_eq!(
+            cursor.advance(102, 4, b"cdef"),
+            Some(Advance {
+                gap_before: 0,
+                data: b"ef",
+                gap_after: 0
+            })
+        );
+    }
+
+    #[test]
+    fn unseen_and_uncaptured_bytes_become_gaps_across_sequence_wraparound() {
+        let mut cursor = StreamCursor::default();
+        let start = u32::MAX - 1;
+        assert_eq!(
+            cursor.advance(start, 10, b"ab"),
+            Some(Advance {
+                gap_before: 0,
+                data: b"ab",
+                gap_after: 8
+            })
+        );
+        // 8 bytes past the wrap: the next expected sequence number; 5 more were lost.
+        let next = start.wrapping_add(10);
+        assert_eq!(
+            cursor.advance(next.wrapping_add(5), 3, b"xyz"),
+            Some(Advance {
+                gap_before: 5,
+                data: b"xyz",
+                gap_after: 0
+            })
+        );
+    }
+
+    #[test]
+    fn a_retransmission_overlapping_an_uncaptured_tail_adds_only_new_bytes() {
+        let mut cursor = StreamCursor::default();
+        cursor.advance(0, 10, b"0123");
+        assert_eq!(
+            cursor.advance(8, 6, b"89abcd"),
+            Some(Advance {
+                gap_before: 0,
+                data: b"abcd",
+                gap_after: 0
+            })
+        );
+    }
+}

@@ -276,3 +276,39 @@ impl L7Tracker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::Wire;
+    use super::*;
+
+    #[test]
+    fn content_decides_the_protocol_and_the_client_over_the_hint() {
+        // The datapath guessed Kafka by port, but the client speaks HTTP/1.
+        let mut wire = Wire::new(L7Protocol::Kafka);
+        wire.send(true, b"GET /k HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(wire.summaries(), ["HTTP/1.1 GET http://h/k"]);
+    }
+
+    #[test]
+    fn a_connection_first_seen_from_the_server_side_keeps_client_and_server_right() {
+        let mut wire = Wire::new(L7Protocol::Http1);
+        wire.send(false, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        wire.send(true, b"GET /after HTTP/1.1\r\nHost: h\r\n\r\n");
+        let request = &wire.out[0];
+        assert!(request.from_client);
+        assert_eq!((request.client, request.server), (wire.client, wire.server));
+    }
+
+    #[test]
+    fn records_are_counted_per_protocol_and_closed_connections_forgotten() {
+        let mut wire = Wire::new(L7Protocol::Http1);
+        wire.send(true, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+        wire.send(false, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(wire.tracker.stats().records(L7Protocol::Http1), 2);
+        assert_eq!(wire.tracker.connections(), 1);
+        wire.close();
+        assert_eq!(wire.tracker.connections(), 0);
+        assert_eq!(wire.tracker.stats().total_failures(L7Protocol::Http1), 0);
+    }
+}
