@@ -497,3 +497,122 @@ fn grpc_calls_become_http2_flows_with_grpc_status() {
     assert_eq!(by_path.len(), 4);
     support::stop_and_check_detached(agent, &node, &[&client, &server]);
 }
+
+/// Where the tools venv (`scripts/setup`) keeps kafka-python.
+const TOOLS_PYTHON: &str = "/opt/sightline-tools/venv/bin/python";
+
+fn l7_script(name: &str) -> String {
+    format!("{}/tests/l7_support/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[allow(deprecated)] // `l7.kafka` is deprecated upstream, and still what Hubble fills.
+fn kafka_of(flow: &Flow) -> sightline_proto::flow::Kafka {
+    match flow.l7.as_ref().and_then(|l| l.record.as_ref()) {
+        Some(layer7::Record::Kafka(kafka)) => kafka.clone(),
+        other => panic!("not Kafka: {other:?}"),
+    }
+}
+
+fn is_kafka_call(flow: &Flow, api_key: &str, kind: L7FlowType) -> bool {
+    is_l7(flow) && l7_type(flow) == Some(kind as i32) && kafka_of(flow).api_key == api_key
+}
+
+#[test]
+fn a_kafka_client_produces_and_fetches_through_l7_flows() {
+    let (node, client, server) = two_pods();
+    let agent = start_l7(&node, l7_args("kafka=9092", false), &[&client, &server]);
+    let broker = server
+        .netns
+        .command(TOOLS_PYTHON)
+        .args([&l7_script("kafka_broker.py"), &server.ipv4.to_string(), "9092"])
+        .spawn()
+        .expect("Kafka test broker");
+    let _broker = Running(broker);
+    let address = SocketAddr::from((server.ipv4, 9092));
+    wait_listening(&client, address);
+    let output = client
+        .netns
+        .command(TOOLS_PYTHON)
+        .args([&l7_script("kafka_client.py"), &address.to_string()])
+        .output()
+        .expect("kafka-python client");
+    assert!(
+        output.status.success(),
+        "client: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let done = |f: &[Flow]| {
+        let has = |key, kind| f.iter().any(|flow| is_kafka_call(flow, key, kind));
+        has("produce", L7FlowType::Response) && has("fetch", L7FlowType::Response)
+    };
+    agent.wait_for(is_l7, done);
+    let flows: Vec<Flow> = agent.flows().into_iter().filter(is_l7).collect();
+    let of = |key, kind| -> Vec<&Flow> { flows.iter().filter(|f| is_kafka_call(f, key, kind)).collect() };
+
+    let (requests, responses) = (of("produce", L7FlowType::Request), of("produce", L7FlowType::Response));
+    assert_eq!((requests.len(), responses.len()), (1, 1), "{flows:#?}");
+    let (request, response) = (kafka_of(requests[0]), kafka_of(responses[0]));
+    assert_eq!((request.topic.as_str(), request.api_version), ("orders", 6));
+    assert_eq!(response.correlation_id, request.correlation_id);
+    assert_eq!((response.topic.as_str(), response.error_code), ("orders", 0));
+    assert_eq!(
+        summary(requests[0]),
+        format!(
+            "Kafka request produce correlation id {} topic 'orders'",
+            request.correlation_id
+        )
+    );
+    assert_eq!(
+        summary(responses[0]),
+        format!(
+            "Kafka response produce correlation id {} topic 'orders' return code 0",
+            request.correlation_id
+        )
+    );
+    assert_eq!(is_reply(requests[0]), Some(false));
+    assert_eq!(is_reply(responses[0]), Some(true));
+    assert_eq!(source_ip(requests[0]), client.ipv4.to_string());
+    assert_eq!(ports(responses[0]).map(|p| p.0), Some(9092));
+    let took = latency(responses[0]);
+    assert!(took > 0 && took < 1_000_000_000, "latency {took}");
+
+    let fetches = of("fetch", L7FlowType::Response);
+    assert!(!fetches.is_empty(), "{flows:#?}");
+    for fetch in &fetches {
+        let kafka = kafka_of(fetch);
+        assert_eq!(
+            (kafka.topic.as_str(), kafka.api_version, kafka.error_code),
+            ("orders", 8, 0)
+        );
+        // The test broker holds each fetch for the client's max wait (100 ms in kafka_client.py).
+        assert!(latency(fetch) >= 90_000_000, "latency {}", latency(fetch));
+    }
+
+    let kafka = selected(
+        &flows,
+        FlowFilter {
+            protocol: vec!["kafka".into()],
+            ..Default::default()
+        },
+    );
+    assert_eq!(kafka.len(), flows.len());
+    assert!(
+        selected(
+            &flows,
+            FlowFilter {
+                protocol: vec!["http".into()],
+                ..Default::default()
+            }
+        )
+        .is_empty()
+    );
+    let produced = metrics("kafka", &flows, "hubble_kafka_requests_total");
+    assert!(
+        produced.iter().any(|line| line.contains("topic=\"orders\"")
+            && line.contains("api_key=\"produce\"")
+            && line.ends_with(" 1")),
+        "{produced:#?}"
+    );
+    support::stop_and_check_detached(agent, &node, &[&client, &server]);
+}
