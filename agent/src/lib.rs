@@ -14,6 +14,7 @@ pub mod event;
 pub mod export;
 pub mod flow_record;
 pub mod k8s;
+pub mod l7;
 pub mod live;
 pub mod metrics;
 pub mod observer;

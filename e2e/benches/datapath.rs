@@ -1,7 +1,7 @@
 //! Datapath benchmark: prints one table. Run as root (netns, eBPF):
 //!
 //! ```sh
-//! CARGO_TARGET_DIR=/work/main/target cargo bench -p sightline-e2e --bench datapath [-- decoder|reader|program|throughput]
+//! CARGO_TARGET_DIR=/work/main/target cargo bench -p sightline-e2e --bench datapath [-- decoder|reader|program|throughput|l7]
 //! ```
 //!
 //! Rows: UDP 64-byte packets/s (a tight send loop) and TCP Gbit/s (iperf3) between two
@@ -9,6 +9,9 @@
 //! to a no-program baseline run taken just before; the classifiers' own cost per
 //! packet as the kernel measures it; raw ring-buffer records drained per second by one reader;
 //! decoder cost per L3/L4 and per DNS record, with heap allocations per record.
+//! `l7`: TCP Gbit/s with L7 capture selecting the iperf3 connection (every segment
+//! copied and parsed), and with L7 on (ports and detection) for connections that are
+//! not selected, each as the median ratio to a no-program run taken just before.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -235,6 +238,64 @@ fn throughput(rows: &mut Vec<[String; 4]>) {
     }
 }
 
+/// iperf3's port: selecting it puts the measured connection through L7 capture.
+const IPERF_PORT: &str = "5201";
+
+fn l7_throughput(rows: &mut Vec<[String; 4]>) {
+    let mut node = Node::new().expect("node");
+    let client = node.add_pod().expect("pod");
+    let server = node.add_pod().expect("pod");
+    let _iperf = Iperf::start(&server);
+    let with_l7 = |ports: &str, detect: bool| {
+        let mut args = DatapathArgs::default();
+        args.l7.l7_ports = ports.to_owned();
+        args.l7.l7_detect = detect;
+        args
+    };
+    let setups = [
+        ("TCP, L7 off", with_l7("", false), ""),
+        (
+            "TCP, L7 selects it",
+            with_l7(&format!("http={IPERF_PORT}"), false),
+            ">= 0.90",
+        ),
+        (
+            "TCP, L7 on, not selected",
+            with_l7("http=80,8080;kafka=9092;grpc=50051", true),
+            "= L7 off",
+        ),
+    ];
+    let mut base = Vec::new();
+    let mut measured: Vec<(Vec<f64>, Vec<f64>, u64)> = vec![(Vec::new(), Vec::new(), 0); setups.len()];
+    for _ in 0..ROUNDS {
+        for (i, (_, args, _)) in setups.iter().enumerate() {
+            let base_tcp = Iperf::tcp_gbits(&client, &server);
+            base.push(base_tcp);
+            let agent = support::Agent::start_counting(&node, args.clone(), &[&client.host_veth, &server.host_veth]);
+            let tcp = Iperf::tcp_gbits(&client, &server);
+            let m = &mut measured[i];
+            m.0.push(tcp);
+            m.1.push(tcp / base_tcp);
+            m.2 += agent.count();
+            agent.stop();
+        }
+    }
+    rows.push([
+        "TCP, no programs (L7 runs)".into(),
+        format!("{:.2} Gbit/s", median(base)),
+        "1.000".into(),
+        "baseline".into(),
+    ]);
+    for ((name, _, target), (tcp, ratio, events)) in setups.iter().zip(measured) {
+        rows.push([
+            (*name).into(),
+            format!("{:.2} Gbit/s ({} flows/round)", median(tcp), events / ROUNDS as u64),
+            format!("{:.3}", median(ratio)),
+            (*target).into(),
+        ]);
+    }
+}
+
 /// Total run time and run count of the loaded Sightline classifiers.
 fn classifier_run_time() -> (Duration, u64) {
     aya::programs::loaded_programs()
@@ -277,7 +338,7 @@ fn program_cost(rows: &mut Vec<[String; 4]>) {
             monitor_aggregation: level,
             ..DatapathArgs::default()
         };
-        let mut loaded = loader::load(&args.load_settings()).expect("load");
+        let mut loaded = loader::load(&args.load_settings().expect("settings")).expect("load");
         let program: &mut aya::programs::SchedClassifier =
             loader::program_mut(&mut loaded.ebpf, loader::TC_INGRESS).expect("classifier");
         let fd = program.fd().expect("loaded").as_fd().as_raw_fd();
@@ -399,7 +460,7 @@ fn reader_rate(rows: &mut Vec<[String; 4]>) {
                 drop_events: sightline_agent::datapath::DropEvents::Off,
                 ..DatapathArgs::default()
             };
-            let mut loaded = loader::load(&args.load_settings()).expect("load");
+            let mut loaded = loader::load(&args.load_settings().expect("settings")).expect("load");
             let mut attachments = Attachments::default();
             for (name, index) in [(&veths[0], &veths[2]), (&veths[1], &veths[3])] {
                 attachments
@@ -506,7 +567,7 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    // Optional filter: `cargo bench ... -- decoder` (or reader, program, throughput).
+    // Optional filter: `cargo bench ... -- decoder` (or reader, program, throughput, l7).
     let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     let mut rows = Vec::new();
@@ -521,6 +582,9 @@ fn main() {
     }
     if wanted("throughput") {
         throughput(&mut rows);
+    }
+    if wanted("l7") {
+        l7_throughput(&mut rows);
     }
     println!(
         "| {:<28} | {:<40} | {:<10} | {:<22} |",

@@ -81,9 +81,12 @@ fn kind(flow: &Flow) -> String {
     }
     if flow.r#type() == FlowType::L7 {
         let l7 = flow.l7.as_ref();
+        // Kafka is deprecated upstream, yet still what Hubble fills for Kafka flows.
+        #[allow(deprecated)]
         let protocol = match l7.and_then(|l7| l7.record.as_ref()) {
             Some(sightline_proto::flow::layer7::Record::Dns(_)) => "dns",
             Some(sightline_proto::flow::layer7::Record::Http(_)) => "http",
+            Some(sightline_proto::flow::layer7::Record::Kafka(_)) => "kafka",
             _ => "l7",
         };
         let phase = match l7.map(|l7| l7.r#type()) {

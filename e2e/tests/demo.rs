@@ -458,6 +458,16 @@ fn demo_once_prints_flows_from_both_nodes_through_the_relay_and_leaves_nothing()
         has_both(":8080 (ID:", "from-endpoint FORWARDED (TCP Flags: SYN, ACK)"),
         "{stdout}"
     );
+    // The same calls as L7 flows, reported once (by the frontend's node), with status codes.
+    assert!(
+        has_both("http-request FORWARDED (HTTP/1.1 GET http://", ":8080/)"),
+        "{stdout}"
+    );
+    assert!(has("http-response FORWARDED (HTTP/1.1 200 "), "{stdout}");
+    assert!(
+        has_both("http-response FORWARDED (HTTP/1.1 404 ", ":8080/old-page))"),
+        "{stdout}"
+    );
     assert!(
         has("dns-request FORWARDED (DNS Query backend.shop.svc.cluster.local. A)"),
         "{stdout}"

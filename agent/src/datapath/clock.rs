@@ -28,6 +28,14 @@ impl BootClock {
         clock_ns(libc::CLOCK_BOOTTIME) as u64
     }
 
+    /// Nanoseconds since the Unix epoch (0 for a boot time before it, which cannot happen).
+    pub fn to_wall_ns(&self, boot_ns: u64) -> u64 {
+        let wall = i64::try_from(boot_ns)
+            .unwrap_or(i64::MAX)
+            .saturating_add(self.offset_ns);
+        u64::try_from(wall).unwrap_or(0)
+    }
+
     pub fn to_wall(&self, boot_ns: u64) -> Timestamp {
         let wall = i64::try_from(boot_ns)
             .unwrap_or(i64::MAX)

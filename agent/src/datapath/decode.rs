@@ -23,6 +23,7 @@ use super::drop_reason::{DropReasonNames, hubble_equivalent};
 use crate::event::Event;
 use crate::flow_record::summary::{DropNote, L4Summary};
 use crate::flow_record::{FlowRecord, pack_mac};
+use crate::l7::{L7Message, L7Settings, L7Stats, L7Tracker};
 
 /// Cilium monitor message types (`CiliumEventType.type`).
 pub const MONITOR_DROP: i32 = 1;
@@ -42,6 +43,12 @@ pub enum DecodeError {
     DnsLength { claimed: usize, carried: usize },
     #[error("malformed DNS message: {0}")]
     Dns(#[from] DnsError),
+    #[error("L7 record claims {claimed} captured bytes of a {payload}-byte payload")]
+    L7Length { claimed: usize, payload: u32 },
+    #[error("L7 record names unknown protocol {0}")]
+    L7Protocol(u8),
+    #[error("an L7 record can give any number of flows: decode it with decode_each")]
+    L7NeedsEach,
 }
 
 /// What the agent knows about an interface it observes.
@@ -80,6 +87,9 @@ pub struct Decoder {
     ignored_drop_reasons: Vec<u32>,
     /// The kernel's NO_SOCKET value, for the echo-reply exception in `ignores`.
     no_socket: Option<u32>,
+    /// Connections selected for L7 parsing, and the records they complete.
+    l7: L7Tracker,
+    l7_messages: Vec<L7Message>,
     /// Flow UUIDs only need to be unique: a fast generator seeded from the OS
     /// costs ~2 ns where a cryptographic one costs ~15 ns per event.
     uuids: fastrand::Rng,
@@ -97,8 +107,20 @@ impl Decoder {
             no_socket: drop_reasons.value("NO_SOCKET"),
             drop_reasons,
             ignored_drop_reasons: Vec::new(),
+            l7: L7Tracker::new(L7Settings::default()),
+            l7_messages: Vec::new(),
             uuids: fastrand::Rng::new(),
         }
+    }
+
+    /// Limits and redaction of L7 parsing; connections followed so far are forgotten.
+    pub fn set_l7_settings(&mut self, settings: L7Settings) {
+        self.l7 = L7Tracker::new(settings);
+    }
+
+    /// Counters of the L7 parsers (failures per protocol and reason, records).
+    pub fn l7_stats(&self) -> &L7Stats {
+        self.l7.stats()
     }
 
     pub fn set_interface(&mut self, ifindex: u32, info: Option<InterfaceInfo>) {
@@ -153,6 +175,9 @@ impl Decoder {
     /// carries several DNS messages (each behind its 2-byte length), which gives one
     /// L7 flow per message. Events before a malformed message are still emitted.
     pub fn decode_each(&mut self, record: &[u8], emit: &mut dyn FnMut(Event)) -> Result<(), DecodeError> {
+        if record_kind(record) == Some(kind::L7) {
+            return self.l7_record(record, emit);
+        }
         let Some((event, payload)) = self.tcp_dns(record)? else {
             emit(self.decode(record)?);
             return Ok(());
@@ -210,6 +235,7 @@ impl Decoder {
                 };
                 self.dns(&event, message)
             }
+            kind::L7 => Err(DecodeError::L7NeedsEach),
             other => Err(DecodeError::UnknownKind(other)),
         }
     }
@@ -357,6 +383,10 @@ impl Decoder {
     }
 }
 
+fn record_kind(record: &[u8]) -> Option<u32> {
+    Some(u32::from_ne_bytes(record.get(..4)?.try_into().ok()?))
+}
+
 fn addresses(key: &FlowKey) -> (IpAddr, IpAddr) {
     if key.ip_version == 6 {
         (Ipv6Addr::from(key.src_addr).into(), Ipv6Addr::from(key.dst_addr).into())
@@ -436,6 +466,9 @@ fn trace_sub_type(point: i32) -> i32 {
         _ => 0,
     }
 }
+
+#[path = "l7_flow.rs"]
+pub mod l7_flow;
 
 #[cfg(test)]
 #[path = "decode_tests.rs"]

@@ -1,5 +1,6 @@
 //! Loads the embedded eBPF object with the load-time settings and prepares its programs.
 
+use aya::maps::Array;
 use aya::programs::{BtfTracePoint, SchedClassifier, Xdp};
 use aya::{Btf, Ebpf, EbpfLoader};
 use sightline_bpf_common::config::{self, SkbOffsets};
@@ -7,6 +8,7 @@ use sightline_bpf_common::config::{self, SkbOffsets};
 use super::DatapathError;
 use super::btf::KernelBtf;
 use super::drop_reason::DropReasonNames;
+use super::l7_args::L7Port;
 
 pub const TC_INGRESS: &str = "sightline_tc_ingress";
 pub const TC_EGRESS: &str = "sightline_tc_egress";
@@ -17,7 +19,7 @@ pub const STATS_MAP: &str = "STATS";
 
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sightline"));
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LoadSettings {
     pub aggregation_level: u32,
     pub report_interval_ns: u64,
@@ -25,6 +27,10 @@ pub struct LoadSettings {
     pub drop_mode: u32,
     pub drop_report_interval_ns: u64,
     pub ring_buffer_bytes: u32,
+    /// Server ports selected for L7 capture.
+    pub l7_ports: Vec<L7Port>,
+    pub l7_detect: bool,
+    pub l7_capture_bytes: u32,
 }
 
 pub struct Loaded {
@@ -76,12 +82,20 @@ pub fn load(settings: &LoadSettings) -> Result<Loaded, DatapathError> {
     let mut ebpf = EbpfLoader::new()
         .override_global(config::WAKEUP_EVERY, &settings.wakeup_every, true)
         .override_global(config::SKB_OFFSETS, &offsets, true)
+        .override_global(config::L7_CAPTURE_BYTES, &settings.l7_capture_bytes, true)
+        .override_global(config::L7_DETECT, &u32::from(settings.l7_detect), true)
+        .override_global(
+            config::L7_PORTS_ENABLED,
+            &u32::from(!settings.l7_ports.is_empty()),
+            true,
+        )
         .map_max_entries(EVENTS_MAP, settings.ring_buffer_bytes)
         .load(PROGRAMS)?;
     for name in [TC_INGRESS, TC_EGRESS] {
         let program: &mut SchedClassifier = program_mut(&mut ebpf, name)?;
         program.load()?;
     }
+    fill_l7_ports(&mut ebpf, &settings.l7_ports)?;
     let xdp: &mut Xdp = program_mut(&mut ebpf, XDP)?;
     xdp.load()?;
     write_live_settings(&mut ebpf, settings)?;
@@ -92,6 +106,21 @@ pub fn load(settings: &LoadSettings) -> Result<Loaded, DatapathError> {
         kfree.attach()?;
     }
     Ok(Loaded { ebpf, drop_reasons })
+}
+
+/// Before any program is attached, so no connection is judged on an empty table.
+fn fill_l7_ports(ebpf: &mut Ebpf, ports: &[L7Port]) -> Result<(), DatapathError> {
+    if ports.is_empty() {
+        return Ok(());
+    }
+    let map = ebpf
+        .map_mut(config::L7_PORTS)
+        .ok_or(DatapathError::MissingMap(config::L7_PORTS))?;
+    let mut table: Array<_, u8> = Array::try_from(map)?;
+    for port in ports {
+        table.set(u32::from(port.port), port.protocol, 0)?;
+    }
+    Ok(())
 }
 
 pub fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, DatapathError>

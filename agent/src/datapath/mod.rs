@@ -14,6 +14,7 @@ pub mod dns;
 mod dns_latency;
 pub mod drop_reason;
 pub mod interfaces;
+pub mod l7_args;
 pub mod loader;
 mod netns;
 pub mod reader;
@@ -52,6 +53,8 @@ pub enum DatapathError {
     MissingMap(&'static str),
     #[error("netlink: {0}")]
     Netlink(#[from] std::io::Error),
+    #[error(transparent)]
+    L7Args(#[from] l7_args::L7ArgsError),
 }
 
 /// Runs the datapath until `shutdown` completes, then detaches everything it attached.
@@ -76,7 +79,7 @@ pub async fn run_live(
     mut live: tokio::sync::watch::Receiver<LiveDatapath>,
 ) -> Result<(), DatapathError> {
     let args = args.with_live(&live.borrow_and_update());
-    let loaded = loader::load(&args.load_settings())?;
+    let loaded = loader::load(&args.load_settings()?)?;
     let mut ebpf = loaded.ebpf;
     let ring = RingBuf::try_from(
         ebpf.take_map(loader::EVENTS_MAP)
@@ -92,6 +95,7 @@ pub async fn run_live(
     // SAFETY: the AsyncFd owns `ring_fd`, so it stays open and unchanged for its lifetime.
     let ring_ready = unsafe { AsyncFd::register(ring_fd) }.map_err(std::io::Error::from)?;
     let mut decoder = Decoder::new(node_name, loaded.drop_reasons);
+    decoder.set_l7_settings(args.l7.settings());
     for unknown in decoder.ignore_drop_reasons(&args.drop_events_ignore) {
         tracing::warn!(
             reason = unknown,
@@ -170,7 +174,15 @@ pub async fn run_live(
                     continue;
                 }
                 let settings = live.borrow_and_update().clone();
-                let load = args.with_live(&settings).load_settings();
+                // The L7 flags parsed at start-up and do not change, so this cannot fail
+                // unless the arguments were mended in between; keep the old settings if so.
+                let load = match args.with_live(&settings).load_settings() {
+                    Ok(load) => load,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot apply the new datapath settings; the previous ones stay");
+                        continue;
+                    }
+                };
                 if let Err(error) = loader::write_live_settings(&mut ebpf, &load) {
                     tracing::warn!(%error, "cannot write the new datapath settings; the previous ones stay");
                 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use sightline_bpf_common::config::{aggregation, drop_mode};
 use sightline_common::duration::parse_duration;
 
+use super::l7_args::{L7Args, L7ArgsError};
 use super::loader::LoadSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -96,6 +97,8 @@ pub struct DatapathArgs {
     /// detached, undecodable records, kernel ring-buffer losses; at most 10 a second.
     #[arg(long, env = "SIGHTLINE_DEBUG_EVENTS")]
     pub debug_events: bool,
+    #[command(flatten)]
+    pub l7: L7Args,
 }
 
 impl Default for DatapathArgs {
@@ -113,6 +116,7 @@ impl Default for DatapathArgs {
             ring_wakeup_every: 64,
             ring_drain_interval: Duration::from_millis(10),
             debug_events: false,
+            l7: L7Args::default(),
         }
     }
 }
@@ -151,8 +155,9 @@ impl DatapathArgs {
         }
     }
 
-    pub fn load_settings(&self) -> LoadSettings {
-        LoadSettings {
+    /// Fails on L7 flags that do not parse, naming the flag and value.
+    pub fn load_settings(&self) -> Result<LoadSettings, L7ArgsError> {
+        Ok(LoadSettings {
             aggregation_level: self.monitor_aggregation.kernel_value(),
             report_interval_ns: self.monitor_aggregation_interval.as_nanos() as u64,
             wakeup_every: self.ring_wakeup_every,
@@ -163,6 +168,9 @@ impl DatapathArgs {
             },
             drop_report_interval_ns: self.drop_events_interval.as_nanos() as u64,
             ring_buffer_bytes: self.ring_buffer_bytes,
-        }
+            l7_ports: self.l7.ports()?,
+            l7_detect: self.l7.l7_detect,
+            l7_capture_bytes: self.l7.capture_bytes()?,
+        })
     }
 }

@@ -24,6 +24,19 @@ pub const SKB_OFFSETS: &str = "SKB_OFFSETS";
 /// its own and its pods'. Several agents can share one kernel (kind, k3d, the demo),
 /// and `kfree_skb` sees every namespace.
 pub const WATCHED_NETNS: &str = "WATCHED_NETNS";
+/// Bytes of TCP payload copied per segment on connections selected for L7 (1..=`L7_MAX_CAPTURE`).
+pub const L7_CAPTURE_BYTES: &str = "L7_CAPTURE_BYTES";
+/// Non-zero: connections on any port whose first payload looks like HTTP/1, HTTP/2 or
+/// Kafka are selected for L7 (`--l7-detect`).
+pub const L7_DETECT: &str = "L7_DETECT";
+/// Non-zero when any port is configured in [`L7_PORTS`]; zero skips the port lookups.
+pub const L7_PORTS_ENABLED: &str = "L7_PORTS_ENABLED";
+/// Array map, indexed by TCP port, of the `l7_protocol` selected for that server port.
+pub const L7_PORTS: &str = "L7_PORTS";
+/// LRU map `L7ConnKey` → `L7ConnState` of connections `--l7-detect` follows.
+pub const L7_CONNECTIONS: &str = "L7_CONNECTIONS";
+/// Capacity of [`L7_CONNECTIONS`].
+pub const L7_CONNECTIONS_MAX: u32 = 65536;
 /// Capacity of [`WATCHED_NETNS`]: a node's pods plus the node itself.
 pub const WATCHED_NETNS_MAX: u32 = 4096;
 

@@ -13,7 +13,7 @@ pub mod stats;
 
 /// Version of the event layout; bumped whenever a shared struct changes shape, so an
 /// agent never reads records written by programs built from another layout.
-pub const EVENT_LAYOUT_VERSION: u32 = 2;
+pub const EVENT_LAYOUT_VERSION: u32 = 3;
 
 /// Where in the datapath a packet was seen (`FlowKey::hook`).
 pub mod hook {
@@ -35,6 +35,9 @@ pub mod kind {
     pub const DROP: u32 = 2;
     /// A `DnsEvent`: a `FlowEvent` followed by the DNS message.
     pub const DNS: u32 = 3;
+    /// An `L7Event`: a `FlowEvent` followed by the first bytes of a TCP segment's payload
+    /// on a connection selected for L7 parsing.
+    pub const L7: u32 = 4;
 }
 
 /// `FlowEvent::reason` bits for `kind::TRACE`: why an aggregated flow was reported.
@@ -68,6 +71,24 @@ pub const IPPROTO_SCTP: u8 = 132;
 /// Largest DNS message copied out of a packet (the classic UDP limit).
 pub const DNS_MAX_LEN: usize = 512;
 pub const DNS_PORT: u16 = 53;
+
+/// Largest L7 capture per segment (`--l7-capture-bytes` is at most this).
+pub const L7_MAX_CAPTURE: usize = 1024;
+/// Default `--l7-capture-bytes`: enough for the request line and usual headers.
+pub const L7_DEFAULT_CAPTURE: u32 = 512;
+/// Entries of the port → protocol array (every TCP port).
+pub const L7_PORT_ENTRIES: u32 = 65536;
+
+/// What a connection was selected for: values of the port array and of `L7ConnState::protocol`.
+pub mod l7_protocol {
+    pub const NONE: u8 = 0;
+    pub const HTTP1: u8 = 1;
+    /// HTTP/2, which covers gRPC.
+    pub const HTTP2: u8 = 2;
+    pub const KAFKA: u8 = 3;
+    /// `--l7-detect`: the connection's SYN was seen, its first payload not yet.
+    pub const PENDING: u8 = 0xff;
+}
 
 /// Identity of an aggregated flow: one direction of a connection at one hook of one interface.
 ///
@@ -144,6 +165,50 @@ pub struct DnsEvent {
     pub payload: [u8; DNS_MAX_LEN],
 }
 
+/// A `FlowEvent` (kind `L7`) followed by the first bytes of one TCP segment's payload.
+/// The ring reservation is always this size; only `captured_len` bytes are meaningful.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct L7Event {
+    pub flow: FlowEvent,
+    /// Sequence number of the segment's first payload byte.
+    pub tcp_seq: u32,
+    /// The segment's whole payload length (GSO segments included), of which the first
+    /// `captured_len` bytes follow.
+    pub payload_len: u32,
+    pub captured_len: u16,
+    /// One of `l7_protocol::*` (never `NONE` or `PENDING`).
+    pub protocol: u8,
+    /// 1 when the segment travels client → server.
+    pub from_client: u8,
+    pub _pad: u32,
+    pub payload: [u8; L7_MAX_CAPTURE],
+}
+
+/// Key of the connection map of `--l7-detect`: both ends of a TCP connection in a fixed
+/// order (side `a` is the lower port, or the lower address on equal ports), so the two
+/// directions of one connection find one entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct L7ConnKey {
+    pub a_addr: [u8; 16],
+    pub b_addr: [u8; 16],
+    pub a_port: u16,
+    pub b_port: u16,
+    pub _pad: u32,
+}
+
+/// Value of the connection map of `--l7-detect`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct L7ConnState {
+    /// One of `l7_protocol::*`; `NONE` once the first payload looked like none of them.
+    pub protocol: u8,
+    /// 1 when side `a` of the key opened the connection (sent the SYN).
+    pub client_is_a: u8,
+    pub _pad: u16,
+}
+
 /// Drop reports per flow are rate-limited; this is the per-flow state.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -163,8 +228,15 @@ mod pod {
     unsafe impl aya::Pod for super::FlowEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::DropState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::L7ConnKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::L7ConnState {}
 }
 
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 48);
 const _: () = assert!(core::mem::size_of::<FlowEvent>() == 112);
 const _: () = assert!(core::mem::size_of::<DnsEvent>() == 112 + DNS_MAX_LEN);
+const _: () = assert!(core::mem::size_of::<L7Event>() == 112 + 16 + L7_MAX_CAPTURE);
+const _: () = assert!(core::mem::size_of::<L7ConnKey>() == 40);
+const _: () = assert!(core::mem::size_of::<L7ConnState>() == 4);

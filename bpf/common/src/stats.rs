@@ -19,4 +19,11 @@ pub const FLOW_MAP_FULL: u32 = 7;
 pub const DROPS_SUPPRESSED: u32 = 8;
 pub const DROPS_SEEN: u32 = 9;
 
-pub const COUNT: u32 = 10;
+/// L7 segments copied into the ring.
+pub const L7_CAPTURED: u32 = 10;
+/// `bpf_skb_load_bytes` failed on an L7 segment: not captured.
+pub const L7_COPY_FAILED: u32 = 11;
+/// `--l7-detect` connections whose first payload matched no protocol.
+pub const L7_NOT_DETECTED: u32 = 12;
+
+pub const COUNT: u32 = 13;

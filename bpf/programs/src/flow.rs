@@ -13,6 +13,7 @@ use sightline_bpf_common::{
     kind, report, stats, tcp_flags,
 };
 
+use crate::l7::{self, L7PayloadSource};
 use crate::parse::{Packet, Parsed, parse_ethernet};
 
 /// Force a reader wakeup every this many events; the others are submitted without one
@@ -49,7 +50,7 @@ pub fn count(index: u32) {
 }
 
 #[inline(always)]
-pub fn observe<P: Packet + PayloadSource>(pkt: &P, hook: u8, ifindex: u32, len: u32) {
+pub fn observe<P: Packet + PayloadSource + L7PayloadSource>(pkt: &P, hook: u8, ifindex: u32, len: u32) {
     count(stats::PACKETS);
     let mut slot = core::mem::MaybeUninit::uninit();
     let parsed = Parsed::zero(&mut slot);
@@ -66,12 +67,14 @@ pub fn observe<P: Packet + PayloadSource>(pkt: &P, hook: u8, ifindex: u32, len: 
     aggregate(pkt, parsed, len);
     if is_dns(parsed) {
         emit_dns(pkt, parsed, len);
+    } else if parsed.key.protocol == IPPROTO_TCP && hook != sightline_bpf_common::hook::XDP {
+        l7::observe(pkt, parsed, len);
     }
 }
 
 /// Event timestamps use the boot clock, which the agent converts to wall time.
 #[inline(always)]
-fn event_time() -> u64 {
+pub fn event_time() -> u64 {
     // SAFETY: a helper without arguments or side effects.
     unsafe { bpf_ktime_get_boot_ns() }
 }
@@ -215,7 +218,7 @@ pub fn emit_event(event: &FlowEvent) {
 /// Destination and source MAC of a frame the classifiers or XDP saw, read here
 /// rather than in the parser because most packets emit nothing.
 #[inline(always)]
-fn read_macs<P: Packet>(pkt: &P, event: &mut FlowEvent) {
+pub fn read_macs<P: Packet>(pkt: &P, event: &mut FlowEvent) {
     let macs = pkt.read::<[u8; 12]>(0).unwrap_or([0; 12]);
     event.eth_dst.copy_from_slice(&macs[0..6]);
     event.eth_src.copy_from_slice(&macs[6..12]);
@@ -258,7 +261,7 @@ fn emit_dns<P: Packet + PayloadSource>(pkt: &P, parsed: &Parsed, len: u32) {
 }
 
 #[inline(always)]
-fn submit_flags() -> u64 {
+pub fn submit_flags() -> u64 {
     let every = WAKEUP_EVERY.load();
     if every <= 1 {
         return 0;

@@ -6,6 +6,7 @@
 
 mod flow;
 mod kfree;
+mod l7;
 mod parse;
 
 use aya_ebpf::{
@@ -91,6 +92,22 @@ impl flow::PayloadSource for SkbPacket<'_> {
     }
 }
 
+impl l7::L7PayloadSource for SkbPacket<'_> {
+    #[inline(always)]
+    fn copy_l7(&self, offset: u32, limit: u32, dst: &mut [u8; sightline_bpf_common::L7_MAX_CAPTURE]) -> u16 {
+        if limit == 0 {
+            return 0;
+        }
+        // The verifier needs the size proven to lie in 1..=1024.
+        let len = ((limit - 1) & 0x3ff) + 1;
+        // SAFETY: `dst` is a buffer of L7_MAX_CAPTURE (1024) bytes and `len` is at most 1024.
+        let ret = unsafe {
+            aya_ebpf::helpers::generated::bpf_skb_load_bytes(self.0.skb.skb.cast(), offset, dst.as_mut_ptr().cast(), len)
+        };
+        if ret == 0 { len as u16 } else { 0 }
+    }
+}
+
 /// Direct packet access, bounds-checked against `data_end` as the verifier demands.
 pub struct XdpPacket<'a>(pub &'a XdpContext);
 
@@ -121,6 +138,21 @@ impl flow::PayloadSource for XdpPacket<'_> {
         let len = if available > 512 { 512 } else { available };
         let len = ((len - 1) & 0x1ff) + 1;
         // SAFETY: `dst` is a buffer of DNS_MAX_LEN (512) bytes and `len` is at most 512.
+        let ret = unsafe {
+            aya_ebpf::helpers::generated::bpf_xdp_load_bytes(self.0.ctx, offset, dst.as_mut_ptr().cast(), len)
+        };
+        if ret == 0 { len as u16 } else { 0 }
+    }
+}
+
+impl l7::L7PayloadSource for XdpPacket<'_> {
+    #[inline(always)]
+    fn copy_l7(&self, offset: u32, limit: u32, dst: &mut [u8; sightline_bpf_common::L7_MAX_CAPTURE]) -> u16 {
+        if limit == 0 {
+            return 0;
+        }
+        let len = ((limit - 1) & 0x3ff) + 1;
+        // SAFETY: `dst` is a buffer of L7_MAX_CAPTURE (1024) bytes and `len` is at most 1024.
         let ret = unsafe {
             aya_ebpf::helpers::generated::bpf_xdp_load_bytes(self.0.ctx, offset, dst.as_mut_ptr().cast(), len)
         };

@@ -25,6 +25,11 @@ pub struct Parsed {
     pub icmp_code: u8,
     /// Offset of the L4 payload (DNS message), 0 when there is none.
     pub payload_offset: u32,
+    /// Offset just past the IP packet (its total length), 0 when the header gives none
+    /// (BIG TCP): link-layer padding is not payload.
+    pub ip_end: u32,
+    /// TCP: sequence number of the first payload byte.
+    pub tcp_seq: u32,
 }
 
 impl Parsed {
@@ -84,6 +89,10 @@ pub fn parse_ipv4<P: Packet>(pkt: &P, offset: usize, out: &mut Parsed) -> Result
     out.key.protocol = ip[9];
     out.key.src_addr[..4].copy_from_slice(&ip[12..16]);
     out.key.dst_addr[..4].copy_from_slice(&ip[16..20]);
+    let total_len = u16::from_be_bytes([ip[2], ip[3]]) as usize;
+    if total_len != 0 {
+        out.ip_end = (offset + total_len) as u32;
+    }
     let fragment_offset = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff;
     if fragment_offset != 0 {
         return Err(stats::FRAGMENT);
@@ -100,6 +109,10 @@ pub fn parse_ipv6<P: Packet>(pkt: &P, offset: usize, out: &mut Parsed) -> Result
     out.key.ip_version = 6;
     out.key.src_addr.copy_from_slice(&ip[8..24]);
     out.key.dst_addr.copy_from_slice(&ip[24..40]);
+    let payload_len = u16::from_be_bytes([ip[4], ip[5]]) as usize;
+    if payload_len != 0 {
+        out.ip_end = (offset + 40 + payload_len) as u32;
+    }
     let mut next = ip[6];
     let mut offset = offset + 40;
     for _ in 0..MAX_IPV6_EXT {
@@ -143,6 +156,7 @@ fn parse_l4<P: Packet>(pkt: &P, offset: usize, out: &mut Parsed) -> Result<(), U
             out.key.src_port = u16::from_be_bytes([tcp[0], tcp[1]]);
             out.key.dst_port = u16::from_be_bytes([tcp[2], tcp[3]]);
             out.tcp_flags = (tcp[13] as u16) | (((tcp[12] & 1) as u16) << 8);
+            out.tcp_seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
             out.payload_offset = (offset + ((tcp[12] >> 4) as usize) * 4) as u32;
         }
         IPPROTO_UDP | IPPROTO_SCTP => {

@@ -197,6 +197,9 @@ impl DemoCluster {
                     &agent_socket(logs, node.name).to_string_lossy(),
                     "--interfaces",
                     "slv*",
+                    // The frontend's HTTP calls become request/response flows.
+                    "--l7-ports",
+                    "http=8080",
                 ]);
             command.arg("--manifests").arg(manifests);
             command.arg("--tls-cert-file").arg(&pki.agent_cert);

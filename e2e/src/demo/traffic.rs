@@ -1,5 +1,5 @@
-//! Real traffic between the demo's pods, once a second until dropped: an HTTP request
-//! frontend → backend, a DNS query frontend → dns, a ping frontend → db, and a
+//! Real traffic between the demo's pods, once a second until dropped: HTTP requests
+//! frontend → backend (one answered 200, one 404), a DNS query frontend → dns, a ping frontend → db, and a
 //! connection to backend:9000 that a firewall rule in the backend pod (on node-b)
 //! drops, as a pod-level network policy would: node-b's agent reports it.
 
@@ -61,11 +61,16 @@ fn serve_http(listener: TcpListener, stop: Arc<AtomicBool>) {
                 let _ = stream.set_nonblocking(false);
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
                 let mut request = [0u8; 1024];
-                let _ = stream.read(&mut request);
-                let body = "hello from backend\n";
+                let read = stream.read(&mut request).unwrap_or(0);
+                let found = request[..read].starts_with(b"GET / ");
+                let (status, body) = if found {
+                    ("200 OK", "hello from backend\n")
+                } else {
+                    ("404 Not Found", "no such page\n")
+                };
                 let _ = write!(
                     stream,
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
             }
@@ -74,12 +79,12 @@ fn serve_http(listener: TcpListener, stop: Arc<AtomicBool>) {
     }
 }
 
-fn http_get(target: SocketAddr) {
+fn http_get(target: SocketAddr, path: &str) {
     let Ok(mut stream) = TcpStream::connect_timeout(&target, Duration::from_secs(1)) else {
         return;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    let _ = stream.write_all(format!("GET / HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n").as_bytes());
+    let _ = stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n").as_bytes());
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
 }
@@ -151,7 +156,8 @@ impl Traffic {
                 .spawn(move || {
                     let mut id: u16 = 1;
                     while !client_stop.load(Ordering::Relaxed) {
-                        http_get(http_target);
+                        http_get(http_target, "/");
+                        http_get(http_target, "/old-page");
                         dns_query(dns_target, id);
                         id = id.wrapping_add(1);
                         // Its own process group: a Ctrl-C for the demo is not a failed ping.

@@ -1,0 +1,470 @@
+//! HTTP/2 (and so gRPC) from the connection preface on: frames are followed in both
+//! directions, HEADERS/CONTINUATION/PUSH_PROMISE blocks decoded with HPACK (one dynamic
+//! table per direction, so every block must be seen), DATA payload skipped (also when it
+//! was not captured). A request is emitted at its HEADERS; the response when its stream
+//! ends, so gRPC's trailers (`grpc-status`) join the response's headers.
+//!
+//! A connection joined after its start, or one whose framing or header blocks were
+//! lost, cannot be decoded any more: that is counted once and the connection skipped.
+
+use std::collections::BTreeMap;
+
+use loona_hpack::Decoder;
+use sightline_proto::flow::{Http, HttpHeader, L7FlowType, layer7::Record};
+
+use super::L7Protocol;
+use super::detect::HTTP2_PREFACE;
+use super::headers::sorted_headers;
+use super::stats::FailureReason;
+use super::tracker::{Direction, ParseContext, Parsed, StreamParser};
+
+const PROTOCOL: L7Protocol = L7Protocol::Http2;
+const PROTOCOL_NAME: &str = "HTTP/2";
+const FRAME_HEADER_LEN: usize = 9;
+/// Frames whose payload is read (header blocks, RST_STREAM) are buffered up to this size.
+const MAX_BUFFERED_FRAME: usize = 64 * 1024;
+/// The largest HPACK table a peer may ask for; bounds memory per connection.
+const MAX_HPACK_TABLE: usize = 64 * 1024;
+
+const FRAME_DATA: u8 = 0;
+const FRAME_HEADERS: u8 = 1;
+const FRAME_RST_STREAM: u8 = 3;
+const FRAME_PUSH_PROMISE: u8 = 5;
+const FRAME_CONTINUATION: u8 = 9;
+
+const FLAG_END_STREAM: u8 = 0x1;
+const FLAG_END_HEADERS: u8 = 0x4;
+const FLAG_PADDED: u8 = 0x8;
+const FLAG_PRIORITY: u8 = 0x20;
+
+pub(crate) struct Http2Parser {
+    /// Bytes of the client preface still expected; the connection is only followed from it.
+    preface_left: usize,
+    dead: bool,
+    readers: [FrameReader; 2],
+    decoders: [Decoder<'static>; 2],
+    /// Open streams by id; ids grow, so the first entry is the oldest.
+    streams: BTreeMap<u32, StreamState>,
+}
+
+impl Default for Http2Parser {
+    fn default() -> Self {
+        let decoder = || {
+            let mut decoder = Decoder::new();
+            decoder.set_max_allowed_table_size(MAX_HPACK_TABLE);
+            decoder
+        };
+        Self {
+            preface_left: HTTP2_PREFACE.len(),
+            dead: false,
+            readers: Default::default(),
+            decoders: [decoder(), decoder()],
+            streams: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct FrameReader {
+    /// A frame header or payload that is not complete yet.
+    buf: Vec<u8>,
+    /// The frame whose payload is being buffered.
+    current: Option<FrameHeader>,
+    /// Payload bytes of an uninteresting frame still to pass.
+    skip: u64,
+    /// A header block waiting for its CONTINUATION frames.
+    block: Option<HeaderBlock>,
+}
+
+struct HeaderBlock {
+    stream_id: u32,
+    end_stream: bool,
+    /// PUSH_PROMISE blocks are decoded only to keep the HPACK table in step.
+    promise: bool,
+    fragments: Vec<u8>,
+    timestamp_ns: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct FrameHeader {
+    length: usize,
+    kind: u8,
+    flags: u8,
+    stream_id: u32,
+}
+
+impl FrameHeader {
+    fn parse(bytes: &[u8]) -> Option<Self> {
+        let header: &[u8; FRAME_HEADER_LEN] = bytes.get(..FRAME_HEADER_LEN)?.try_into().ok()?;
+        Some(Self {
+            length: usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]),
+            kind: header[3],
+            flags: header[4],
+            stream_id: u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff,
+        })
+    }
+
+    /// Frames whose payload matters; the others are skipped by length.
+    fn wants_payload(&self) -> bool {
+        matches!(
+            self.kind,
+            FRAME_HEADERS | FRAME_CONTINUATION | FRAME_PUSH_PROMISE | FRAME_RST_STREAM
+        )
+    }
+}
+
+struct StreamState {
+    method: String,
+    url: String,
+    request_ns: u64,
+    /// The response's headers, held until the stream ends so trailers can join them.
+    response: Option<(Http, u64)>,
+}
+
+impl StreamParser for Http2Parser {
+    fn data(&mut self, cx: &mut ParseContext<'_>, direction: Direction, mut input: &[u8], timestamp_ns: u64) {
+        if self.dead {
+            return;
+        }
+        if self.preface_left > 0 {
+            let expected = &HTTP2_PREFACE[HTTP2_PREFACE.len() - self.preface_left..];
+            let take = expected.len().min(input.len());
+            if direction == Direction::ToClient || input[..take] != expected[..take] {
+                self.give_up(cx, FailureReason::MidConnection);
+                return;
+            }
+            self.preface_left -= take;
+            input = &input[take..];
+        }
+        while !input.is_empty() && !self.dead {
+            input = self.step(cx, direction, input, timestamp_ns);
+        }
+    }
+
+    fn gap(&mut self, cx: &mut ParseContext<'_>, direction: Direction, len: u32) {
+        if self.dead {
+            return;
+        }
+        let reader = &mut self.readers[direction as usize];
+        let len = u64::from(len);
+        if self.preface_left == 0 && reader.current.is_none() && reader.buf.is_empty() && len <= reader.skip {
+            reader.skip -= len;
+            return;
+        }
+        // Frame boundaries or a header block were not seen: HPACK state is unknown now.
+        self.give_up(cx, FailureReason::GapInHead);
+    }
+
+    fn close(&mut self, cx: &mut ParseContext<'_>) {
+        self.finish_all(cx);
+    }
+}
+
+impl Http2Parser {
+    /// Consumes one piece of a frame from `input`; returns what is left.
+    fn step<'i>(
+        &mut self,
+        cx: &mut ParseContext<'_>,
+        direction: Direction,
+        input: &'i [u8],
+        timestamp_ns: u64,
+    ) -> &'i [u8] {
+        let reader = &mut self.readers[direction as usize];
+        if reader.skip > 0 {
+            let take = usize::try_from(reader.skip).unwrap_or(usize::MAX).min(input.len());
+            reader.skip -= take as u64;
+            return &input[take..];
+        }
+        let Some(frame) = reader.current else {
+            let (header, rest) = match fill(&mut reader.buf, input, FRAME_HEADER_LEN) {
+                Some(filled) => filled,
+                None => return &[],
+            };
+            let Some(frame) = FrameHeader::parse(&header) else {
+                return rest;
+            };
+            if frame.wants_payload() {
+                if frame.length > MAX_BUFFERED_FRAME {
+                    self.give_up(cx, FailureReason::HeadTooLarge);
+                    return &[];
+                }
+                reader.current = Some(frame);
+                if frame.length == 0 {
+                    reader.current = None;
+                    self.on_frame(cx, direction, frame, &[], timestamp_ns);
+                }
+            } else {
+                reader.skip = frame.length as u64;
+                self.on_frame(cx, direction, frame, &[], timestamp_ns);
+            }
+            return rest;
+        };
+        let (payload, rest) = match fill(&mut reader.buf, input, frame.length) {
+            Some(filled) => filled,
+            None => return &[],
+        };
+        reader.current = None;
+        self.on_frame(cx, direction, frame, &payload, timestamp_ns);
+        rest
+    }
+
+    fn on_frame(
+        &mut self,
+        cx: &mut ParseContext<'_>,
+        direction: Direction,
+        frame: FrameHeader,
+        payload: &[u8],
+        timestamp_ns: u64,
+    ) {
+        let reader = &mut self.readers[direction as usize];
+        if reader.block.is_some() && frame.kind != FRAME_CONTINUATION {
+            // RFC 9113 §6.10: nothing may come between a header block's frames.
+            self.give_up(cx, FailureReason::Malformed);
+            return;
+        }
+        match frame.kind {
+            FRAME_HEADERS | FRAME_PUSH_PROMISE => {
+                let Some(fragment) = header_fragment(&frame, payload) else {
+                    self.give_up(cx, FailureReason::Malformed);
+                    return;
+                };
+                let block = HeaderBlock {
+                    stream_id: frame.stream_id,
+                    end_stream: frame.kind == FRAME_HEADERS && frame.flags & FLAG_END_STREAM != 0,
+                    promise: frame.kind == FRAME_PUSH_PROMISE,
+                    fragments: fragment.to_vec(),
+                    timestamp_ns,
+                };
+                self.continue_block(cx, direction, block, frame.flags);
+            }
+            FRAME_CONTINUATION => {
+                let Some(mut block) = reader.block.take() else {
+                    self.give_up(cx, FailureReason::Malformed);
+                    return;
+                };
+                if block.stream_id != frame.stream_id || block.fragments.len() + payload.len() > MAX_BUFFERED_FRAME {
+                    self.give_up(cx, FailureReason::Malformed);
+                    return;
+                }
+                block.fragments.extend_from_slice(payload);
+                self.continue_block(cx, direction, block, frame.flags);
+            }
+            FRAME_DATA if frame.flags & FLAG_END_STREAM != 0 && direction == Direction::ToClient => {
+                self.finish_stream(cx, frame.stream_id);
+            }
+            FRAME_RST_STREAM => self.finish_stream(cx, frame.stream_id),
+            _ => {}
+        }
+    }
+
+    fn continue_block(&mut self, cx: &mut ParseContext<'_>, direction: Direction, block: HeaderBlock, flags: u8) {
+        if flags & FLAG_END_HEADERS == 0 {
+            self.readers[direction as usize].block = Some(block);
+            return;
+        }
+        let mut fields = Vec::new();
+        let decoded = self.decoders[direction as usize].decode_with_cb(&block.fragments, |name, value| {
+            fields.push((
+                String::from_utf8_lossy(&name).into_owned(),
+                String::from_utf8_lossy(&value).into_owned(),
+            ));
+        });
+        if decoded.is_err() {
+            self.give_up(cx, FailureReason::Hpack);
+            return;
+        }
+        if block.promise {
+            return;
+        }
+        match direction {
+            Direction::ToServer => self.on_request_headers(cx, &block, fields),
+            Direction::ToClient => self.on_response_headers(cx, &block, fields),
+        }
+    }
+
+    fn on_request_headers(&mut self, cx: &mut ParseContext<'_>, block: &HeaderBlock, fields: Vec<(String, String)>) {
+        if self.streams.contains_key(&block.stream_id) {
+            return; // Request trailers: nothing Hubble shows.
+        }
+        let pseudo = Pseudo::take(&fields);
+        let authority = pseudo.authority.or_else(|| header(&fields, "host")).unwrap_or_default();
+        let url = format!(
+            "{}://{}{}",
+            pseudo.scheme.unwrap_or("http"),
+            authority,
+            pseudo.path.unwrap_or_default()
+        );
+        let method = pseudo.method.unwrap_or_default().to_owned();
+        let http = Http {
+            code: 0,
+            method: method.clone(),
+            url: url.clone(),
+            protocol: PROTOCOL_NAME.to_owned(),
+            headers: regular_headers(&fields),
+        };
+        cx.out.push(Parsed {
+            flow_type: L7FlowType::Request,
+            latency_ns: 0,
+            record: Record::Http(http),
+            timestamp_ns: block.timestamp_ns,
+        });
+        if self.streams.len() >= cx.settings.max_pending_requests.max(1) && self.streams.pop_first().is_some() {
+            cx.fail(PROTOCOL, FailureReason::UnansweredRequest);
+        }
+        self.streams.insert(
+            block.stream_id,
+            StreamState {
+                method,
+                url,
+                request_ns: block.timestamp_ns,
+                response: None,
+            },
+        );
+    }
+
+    fn on_response_headers(&mut self, cx: &mut ParseContext<'_>, block: &HeaderBlock, fields: Vec<(String, String)>) {
+        let Some(stream) = self.streams.get_mut(&block.stream_id) else {
+            cx.fail(PROTOCOL, FailureReason::UnmatchedResponse);
+            return;
+        };
+        match &mut stream.response {
+            Some((http, _)) => {
+                // Trailers (gRPC's grpc-status) belong to the response.
+                let mut headers = std::mem::take(&mut http.headers);
+                headers.extend(regular_headers(&fields));
+                headers.sort_by(|a, b| a.key.cmp(&b.key));
+                http.headers = headers;
+            }
+            None => {
+                let code = Pseudo::take(&fields)
+                    .status
+                    .and_then(|status| status.parse::<u32>().ok())
+                    .unwrap_or(0);
+                if (100..200).contains(&code) {
+                    return;
+                }
+                let http = Http {
+                    code,
+                    method: stream.method.clone(),
+                    url: stream.url.clone(),
+                    protocol: PROTOCOL_NAME.to_owned(),
+                    headers: regular_headers(&fields),
+                };
+                stream.response = Some((http, block.timestamp_ns));
+            }
+        }
+        if block.end_stream {
+            self.finish_stream(cx, block.stream_id);
+        }
+    }
+
+    /// Emits the held response of a stream that ended (by END_STREAM or RST_STREAM).
+    fn finish_stream(&mut self, cx: &mut ParseContext<'_>, stream_id: u32) {
+        let Some(stream) = self.streams.remove(&stream_id) else {
+            return;
+        };
+        match stream.response {
+            Some((http, response_ns)) => cx.out.push(Parsed {
+                flow_type: L7FlowType::Response,
+                latency_ns: response_ns.saturating_sub(stream.request_ns),
+                record: Record::Http(http),
+                timestamp_ns: response_ns,
+            }),
+            None => cx.fail(PROTOCOL, FailureReason::UnansweredRequest),
+        }
+    }
+
+    fn finish_all(&mut self, cx: &mut ParseContext<'_>) {
+        let ids: Vec<u32> = self.streams.keys().copied().collect();
+        for id in ids {
+            self.finish_stream(cx, id);
+        }
+    }
+
+    /// Stops following the connection: counted once, responses already seen still emitted.
+    fn give_up(&mut self, cx: &mut ParseContext<'_>, reason: FailureReason) {
+        if self.dead {
+            return;
+        }
+        self.dead = true;
+        cx.fail(PROTOCOL, reason);
+        self.finish_all(cx);
+        self.readers = Default::default();
+    }
+}
+
+/// Completes `buf` to `len` bytes from `input`. Returns the complete bytes and the rest of
+/// `input`, or `None` (with everything buffered) when `input` was not enough.
+fn fill<'i>(buf: &mut Vec<u8>, input: &'i [u8], len: usize) -> Option<(std::borrow::Cow<'i, [u8]>, &'i [u8])> {
+    if buf.is_empty() && input.len() >= len {
+        return Some((std::borrow::Cow::Borrowed(&input[..len]), &input[len..]));
+    }
+    let take = (len - buf.len()).min(input.len());
+    buf.extend_from_slice(&input[..take]);
+    if buf.len() < len {
+        return None;
+    }
+    Some((std::borrow::Cow::Owned(std::mem::take(buf)), &input[take..]))
+}
+
+/// The header block fragment of a HEADERS or PUSH_PROMISE payload, without padding,
+/// priority fields or the promised stream id.
+fn header_fragment<'p>(frame: &FrameHeader, payload: &'p [u8]) -> Option<&'p [u8]> {
+    let mut start = 0;
+    let mut pad = 0;
+    if frame.flags & FLAG_PADDED != 0 {
+        pad = usize::from(*payload.first()?);
+        start = 1;
+    }
+    if frame.kind == FRAME_HEADERS && frame.flags & FLAG_PRIORITY != 0 {
+        start += 5;
+    }
+    if frame.kind == FRAME_PUSH_PROMISE {
+        start += 4;
+    }
+    let end = payload.len().checked_sub(pad)?;
+    payload.get(start..end)
+}
+
+#[derive(Default)]
+struct Pseudo<'f> {
+    method: Option<&'f str>,
+    scheme: Option<&'f str>,
+    authority: Option<&'f str>,
+    path: Option<&'f str>,
+    status: Option<&'f str>,
+}
+
+impl<'f> Pseudo<'f> {
+    fn take(fields: &'f [(String, String)]) -> Self {
+        let mut pseudo = Pseudo::default();
+        for (name, value) in fields {
+            let slot = match name.as_str() {
+                ":method" => &mut pseudo.method,
+                ":scheme" => &mut pseudo.scheme,
+                ":authority" => &mut pseudo.authority,
+                ":path" => &mut pseudo.path,
+                ":status" => &mut pseudo.status,
+                _ => continue,
+            };
+            *slot = Some(value.as_str());
+        }
+        pseudo
+    }
+}
+
+fn header<'f>(fields: &'f [(String, String)], name: &str) -> Option<&'f str> {
+    fields
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+}
+
+fn regular_headers(fields: &[(String, String)]) -> Vec<HttpHeader> {
+    sorted_headers(
+        fields
+            .iter()
+            .filter(|(name, _)| !name.starts_with(':'))
+            .map(|(name, value)| (name.as_str(), value.clone())),
+    )
+}

@@ -1,0 +1,314 @@
+//! The per-connection table: finds (or creates) a connection for each segment, places
+//! the segment in its direction's byte stream, feeds the protocol parser and turns what
+//! the parser produced into redacted `L7Message`s with Summary texts. Bounded: past
+//! `max_connections` the least recently used connection is dropped and counted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+
+use sightline_proto::flow::{L7FlowType, Layer7, layer7::Record};
+
+use super::stats::{FailureReason, L7Stats};
+use super::stream::StreamCursor;
+use super::{L7Message, L7Protocol, L7Settings, Segment, detect, http1, http2, kafka, summary};
+
+/// Which way bytes travel on a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    ToServer,
+    ToClient,
+}
+
+impl Direction {
+    fn index(self) -> usize {
+        match self {
+            Direction::ToServer => 0,
+            Direction::ToClient => 1,
+        }
+    }
+}
+
+/// A record as a protocol parser produced it, before redaction and the Summary.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Parsed {
+    pub flow_type: L7FlowType,
+    pub latency_ns: u64,
+    pub record: Record,
+    pub timestamp_ns: u64,
+}
+
+/// What the parsers share while handling one segment.
+pub(crate) struct ParseContext<'a> {
+    pub stats: &'a mut L7Stats,
+    pub out: &'a mut Vec<Parsed>,
+    pub settings: &'a L7Settings,
+}
+
+impl ParseContext<'_> {
+    pub fn fail(&mut self, protocol: L7Protocol, reason: FailureReason) {
+        self.stats.count_failure(protocol, reason);
+    }
+}
+
+/// The protocol half of a connection. Each parser sees its two byte streams as data and gaps.
+pub(crate) trait StreamParser {
+    fn data(&mut self, cx: &mut ParseContext<'_>, direction: Direction, bytes: &[u8], timestamp_ns: u64);
+    /// `len` bytes of the stream were not captured.
+    fn gap(&mut self, cx: &mut ParseContext<'_>, direction: Direction, len: u32);
+    /// The connection ended (or was evicted): finish what can be finished, count the rest.
+    fn close(&mut self, cx: &mut ParseContext<'_>);
+}
+
+enum Parser {
+    Http1(http1::Http1Parser),
+    Http2(http2::Http2Parser),
+    Kafka(kafka::KafkaParser),
+}
+
+impl Parser {
+    fn new(protocol: L7Protocol) -> Self {
+        match protocol {
+            L7Protocol::Http1 => Parser::Http1(http1::Http1Parser::default()),
+            L7Protocol::Http2 => Parser::Http2(http2::Http2Parser::default()),
+            L7Protocol::Kafka => Parser::Kafka(kafka::KafkaParser::default()),
+        }
+    }
+
+    fn as_dyn(&mut self) -> &mut dyn StreamParser {
+        match self {
+            Parser::Http1(parser) => parser,
+            Parser::Http2(parser) => parser,
+            Parser::Kafka(parser) => parser,
+        }
+    }
+}
+
+/// Both ends of a connection in a fixed order, so either direction finds the same entry.
+type ConnectionKey = (SocketAddr, SocketAddr);
+
+fn connection_key(a: SocketAddr, b: SocketAddr) -> ConnectionKey {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+struct Connection {
+    client: SocketAddr,
+    server: SocketAddr,
+    protocol: L7Protocol,
+    streams: [StreamCursor; 2],
+    closed: [bool; 2],
+    parser: Parser,
+    last_used: u64,
+}
+
+/// Follows L7 connections and turns their segments into `L7Message`s.
+pub struct L7Tracker {
+    settings: L7Settings,
+    connections: HashMap<ConnectionKey, Connection>,
+    /// Connections by last use, oldest first: the eviction order.
+    recency: BTreeMap<u64, ConnectionKey>,
+    clock: u64,
+    stats: L7Stats,
+    parsed: Vec<Parsed>,
+}
+
+impl L7Tracker {
+    pub fn new(settings: L7Settings) -> Self {
+        Self {
+            settings,
+            connections: HashMap::new(),
+            recency: BTreeMap::new(),
+            clock: 0,
+            stats: L7Stats::default(),
+            parsed: Vec::new(),
+        }
+    }
+
+    pub fn stats(&self) -> &L7Stats {
+        &self.stats
+    }
+
+    /// Connections currently followed.
+    pub fn connections(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Feeds one segment; appends the complete records it finished to `out`. Never panics,
+    /// never errors out: failures are counted (per protocol and reason) in `stats()`.
+    pub fn on_segment(&mut self, segment: &Segment<'_>, out: &mut Vec<L7Message>) {
+        let key = connection_key(segment.src, segment.dst);
+        if segment.payload_len == 0 && !segment.fin_or_rst {
+            return;
+        }
+        if !self.connections.contains_key(&key) {
+            if segment.payload_len == 0 {
+                return;
+            }
+            self.make_room(out);
+            let connection = self.open(segment);
+            self.connections.insert(key, connection);
+        }
+        self.clock += 1;
+        let clock = self.clock;
+        let Some(connection) = self.connections.get_mut(&key) else {
+            return;
+        };
+        self.recency.remove(&connection.last_used);
+        connection.last_used = clock;
+        self.recency.insert(clock, key);
+
+        let direction = if segment.src == connection.client {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        };
+        let mut cx = ParseContext {
+            stats: &mut self.stats,
+            out: &mut self.parsed,
+            settings: &self.settings,
+        };
+        if let Some(advance) =
+            connection.streams[direction.index()].advance(segment.tcp_seq, segment.payload_len, segment.captured)
+        {
+            let parser = connection.parser.as_dyn();
+            if advance.gap_before > 0 {
+                parser.gap(&mut cx, direction, advance.gap_before);
+            }
+            if !advance.data.is_empty() {
+                parser.data(&mut cx, direction, advance.data, segment.timestamp_ns);
+            }
+            if advance.gap_after > 0 {
+                parser.gap(&mut cx, direction, advance.gap_after);
+            }
+        } else if segment.payload_len > 0 {
+            cx.stats.duplicate_segments += 1;
+        }
+        if segment.fin_or_rst {
+            connection.closed[direction.index()] = true;
+        }
+        let (client, server, protocol) = (connection.client, connection.server, connection.protocol);
+        if connection.closed.iter().all(|closed| *closed) {
+            connection.parser.as_dyn().close(&mut cx);
+            self.recency.remove(&connection.last_used);
+            self.connections.remove(&key);
+        }
+        self.emit(protocol, client, server, out);
+    }
+
+    /// Drops the least recently used connection when the table is full.
+    fn make_room(&mut self, out: &mut Vec<L7Message>) {
+        while self.connections.len() >= self.settings.max_connections.max(1) {
+            let Some((_, key)) = self.recency.pop_first() else {
+                return;
+            };
+            let Some(mut connection) = self.connections.remove(&key) else {
+                continue;
+            };
+            self.stats.evicted_connections += 1;
+            self.stats.count_failure(connection.protocol, FailureReason::Evicted);
+            let mut cx = ParseContext {
+                stats: &mut self.stats,
+                out: &mut self.parsed,
+                settings: &self.settings,
+            };
+            connection.parser.as_dyn().close(&mut cx);
+            self.emit(connection.protocol, connection.client, connection.server, out);
+        }
+    }
+
+    /// Decides who is the client and which parser to use. Content wins over the
+    /// datapath's hint; without recognisable content the lower port is taken as the
+    /// server's, since clients use ephemeral ports.
+    fn open(&self, segment: &Segment<'_>) -> Connection {
+        let (protocol, src_is_client) = match detect(segment.captured) {
+            Some(protocol) => (protocol, true),
+            None if segment.protocol == L7Protocol::Http1 && segment.captured.starts_with(b"HTTP/1.") => {
+                (L7Protocol::Http1, false)
+            }
+            None => (segment.protocol, segment.src.port() > segment.dst.port()),
+        };
+        let (client, server) = if src_is_client {
+            (segment.src, segment.dst)
+        } else {
+            (segment.dst, segment.src)
+        };
+        Connection {
+            client,
+            server,
+            protocol,
+            streams: Default::default(),
+            closed: [false; 2],
+            parser: Parser::new(protocol),
+            last_used: 0,
+        }
+    }
+
+    /// Redacts what the parsers produced and adds the Summary texts.
+    fn emit(&mut self, protocol: L7Protocol, client: SocketAddr, server: SocketAddr, out: &mut Vec<L7Message>) {
+        let redaction = &self.settings.redaction;
+        for parsed in self.parsed.drain(..) {
+            self.stats.count_record(protocol);
+            let mut record = parsed.record;
+            let summary = match &mut record {
+                Record::Http(http) => {
+                    http.url = redaction.url(&http.url);
+                    redaction.headers(&mut http.headers);
+                    summary::http(parsed.flow_type, http, parsed.latency_ns)
+                }
+                #[allow(deprecated)] // Hubble still fills the deprecated Kafka record.
+                Record::Kafka(kafka) => {
+                    kafka.api_key = redaction.kafka_api_key(&kafka.api_key).to_owned();
+                    summary::kafka(parsed.flow_type, kafka)
+                }
+                Record::Dns(_) => String::new(),
+            };
+            out.push(L7Message {
+                layer7: Layer7 {
+                    r#type: parsed.flow_type as i32,
+                    latency_ns: parsed.latency_ns,
+                    record: Some(record),
+                },
+                summary,
+                from_client: parsed.flow_type == L7FlowType::Request,
+                client,
+                server,
+                timestamp_ns: parsed.timestamp_ns,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::Wire;
+    use super::*;
+
+    #[test]
+    fn content_decides_the_protocol_and_the_client_over_the_hint() {
+        // The datapath guessed Kafka by port, but the client speaks HTTP/1.
+        let mut wire = Wire::new(L7Protocol::Kafka);
+        wire.send(true, b"GET /k HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(wire.summaries(), ["HTTP/1.1 GET http://h/k"]);
+    }
+
+    #[test]
+    fn a_connection_first_seen_from_the_server_side_keeps_client_and_server_right() {
+        let mut wire = Wire::new(L7Protocol::Http1);
+        wire.send(false, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        wire.send(true, b"GET /after HTTP/1.1\r\nHost: h\r\n\r\n");
+        let request = &wire.out[0];
+        assert!(request.from_client);
+        assert_eq!((request.client, request.server), (wire.client, wire.server));
+    }
+
+    #[test]
+    fn records_are_counted_per_protocol_and_closed_connections_forgotten() {
+        let mut wire = Wire::new(L7Protocol::Http1);
+        wire.send(true, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+        wire.send(false, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(wire.tracker.stats().records(L7Protocol::Http1), 2);
+        assert_eq!(wire.tracker.connections(), 1);
+        wire.close();
+        assert_eq!(wire.tracker.connections(), 0);
+        assert_eq!(wire.tracker.stats().total_failures(L7Protocol::Http1), 0);
+    }
+}
