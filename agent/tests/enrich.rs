@@ -568,3 +568,88 @@ fn a_deleted_pod_is_reported_as_departed_once_per_address() {
         }]
     );
 }
+
+/// Conntrack whose entry for a connection appears only after the first question,
+/// as when the client's first packet reaches userspace before netfilter confirms it.
+struct ConfirmedLate {
+    entry: sightline_agent::datapath::ctnetlink::Entry,
+    asked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl sightline_agent::datapath::ctnetlink::ConntrackQuery for ConfirmedLate {
+    fn get(
+        &mut self,
+        tuple: &sightline_agent::datapath::ctnetlink::Tuple,
+        named: sightline_agent::datapath::ctnetlink::Named,
+    ) -> Result<Option<sightline_agent::datapath::ctnetlink::Entry>, sightline_agent::datapath::ctnetlink::CtnetlinkError>
+    {
+        let asked = self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let known = match named {
+            sightline_agent::datapath::ctnetlink::Named::Original => *tuple == self.entry.original,
+            sightline_agent::datapath::ctnetlink::Named::Reply => *tuple == self.entry.reply,
+        };
+        Ok((asked > 0 && known).then_some(self.entry))
+    }
+}
+
+fn tcp_flow(src: &str, source_port: u32, dst: &str, destination_port: u32, time: i128) -> Flow {
+    Flow {
+        l4: Some(sightline_proto::flow::Layer4 {
+            protocol: Some(sightline_proto::flow::layer4::Protocol::Tcp(
+                sightline_proto::flow::Tcp {
+                    source_port,
+                    destination_port,
+                    flags: None,
+                },
+            )),
+        }),
+        ..flow(src, dst, time)
+    }
+}
+
+#[test]
+fn a_service_flow_conntrack_confirms_late_is_held_asked_again_and_keeps_its_place() {
+    use sightline_agent::datapath::ctnetlink::{Entry, Tuple};
+    let (_index, enricher, sink) = shop_cluster();
+    let ip = |text: &str| text.parse().unwrap();
+    let original = Tuple {
+        protocol: 6,
+        source: ip("10.0.1.9"),
+        source_port: 40000,
+        destination: ip("10.96.0.10"),
+        destination_port: 80,
+    };
+    let asked = std::sync::Arc::default();
+    let mut enricher = enricher.with_conntrack(Box::new(ConfirmedLate {
+        entry: Entry {
+            original,
+            reply: Tuple {
+                protocol: 6,
+                source: ip("10.0.1.5"),
+                source_port: 8080,
+                destination: ip("10.0.1.9"),
+                destination_port: 40000,
+            },
+        },
+        asked: std::sync::Arc::clone(&asked),
+    }));
+    enricher.publish(Event::flow(tcp_flow("10.0.1.9", 40000, "10.96.0.10", 80, 100)));
+    enricher.publish(Event::flow(flow("10.0.1.9", "8.8.8.8", 101)));
+    // Producers call `idle` on a timer and before they stop: nothing stays held.
+    enricher.idle();
+    let flows = sink.flows();
+    assert_eq!(flows.len(), 2, "{flows:?}");
+    let to_service = &flows[0];
+    let ip_of = |flow: &Flow| flow.ip.clone().unwrap();
+    assert_eq!(ip_of(to_service).destination, "10.0.1.5", "{to_service:?}");
+    assert_eq!(
+        to_service.destination.as_ref().map(|e| e.pod_name.as_str()),
+        Some("web-7d4b9-aaaaa")
+    );
+    assert_eq!(
+        to_service.destination_service.as_ref().map(|s| s.name.as_str()),
+        Some("web")
+    );
+    assert_eq!(ip_of(&flows[1]).destination, "8.8.8.8", "order of arrival kept");
+    assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 2, "asked again once");
+}

@@ -475,7 +475,6 @@ async fn a_reader_that_falls_behind_gets_one_aggregated_ring_lost_event() {
 /// ends. A ServerStatus sent meanwhile must be answered first.
 #[tokio::test(flavor = "current_thread")]
 async fn a_rewind_over_a_big_ring_lets_other_requests_through() {
-    use futures_util::FutureExt;
     use sightline_proto::observer::ServerStatusRequest;
 
     let capacity = (1u32 << 18) - 1;
@@ -497,13 +496,14 @@ async fn a_rewind_over_a_big_ring_lets_other_requests_through() {
         ..Default::default()
     };
     let mut stream = flows.get_flows(request).await.unwrap().into_inner();
-    let answer = status.server_status(ServerStatusRequest {}).await.unwrap().into_inner();
+    // Both are awaited together: whichever the server answers first decides.
+    let mut first_flow = Box::pin(stream.message());
+    let answer = tokio::select! {
+        answer = status.server_status(ServerStatusRequest {}) => answer.unwrap().into_inner(),
+        flow = &mut first_flow => panic!("the search was over ({flow:?}) before ServerStatus was answered"),
+    };
     assert_eq!(answer.num_flows, u64::from(capacity));
-    assert!(
-        stream.message().now_or_never().is_none(),
-        "the search was over before ServerStatus was answered"
-    );
-    let found = stream.message().await.unwrap().unwrap();
+    let found = first_flow.await.unwrap().unwrap();
     assert_eq!(uuids(&[found]), ids(&[0]));
     assert!(stream.message().await.unwrap().is_none());
 }

@@ -9,83 +9,20 @@ mod support;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sightline_agent::datapath::{self, DatapathArgs};
-use sightline_agent::enrich::IndexConfig;
-use sightline_agent::event::{Event, EventSink};
-use sightline_agent::k8s::{self, K8sArgs};
-use sightline_e2e::{DnsServer, Node, Pod};
-use sightline_proto::flow::{Endpoint, Flow, layer4, layer7};
-use support::{is_reply, on_interface, wait_attached};
+use sightline_e2e::{DnsServer, Netns, Node, Pod};
+use sightline_proto::flow::{Flow, layer7};
+use support::services::{
+    EnrichedAgent, RemoteHost, ServiceSpec, addresses, gateway, is_tcp, pod_named, pod_yaml, route_through_node,
+    service_named, service_yaml, source_xlated,
+};
+use support::{is_reply, on_interface, ports};
 
-const NODE_NAME: &str = "test-node";
 const WEB_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 const DNS_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 53);
-
-#[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<Event>>>);
-
-impl EventSink for Collect {
-    fn publish(&mut self, event: Event) {
-        self.0.lock().expect("events").push(event);
-    }
-}
-
-impl Collect {
-    fn flows(&self) -> Vec<Flow> {
-        self.0
-            .lock()
-            .expect("events")
-            .iter()
-            .filter_map(|e| match e {
-                Event::Flow(f) => Some(f.to_flow()),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
-fn pod_yaml(name: &str, namespace: &str, pod: &Pod, labels: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Pod
-metadata: {{name: {name}, namespace: {namespace}, uid: uid-{name}, labels: {{{labels}}}}}
-spec: {{nodeName: {NODE_NAME}, containers: [{{name: main, image: example}}]}}
-status: {{phase: Running, podIP: \"{ip}\", podIPs: [{{ip: \"{ip}\"}}]}}
----
-",
-        ip = pod.ipv4
-    )
-}
-
-fn service_yaml(
-    name: &str,
-    namespace: &str,
-    vip: Ipv4Addr,
-    port: u16,
-    target: u16,
-    protocol: &str,
-    backend: &Pod,
-) -> String {
-    format!(
-        "apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: {namespace}, uid: uid-svc-{name}}}
-spec: {{type: ClusterIP, clusterIP: \"{vip}\", clusterIPs: [\"{vip}\"], ports: [{{port: {port}, targetPort: {target}, protocol: {protocol}}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {name}-1, namespace: {namespace}, labels: {{kubernetes.io/service-name: {name}}}}}
-addressType: IPv4
-endpoints: [{{addresses: [\"{ip}\"]}}]
-ports: [{{port: {target}, protocol: {protocol}}}]
----
-",
-        ip = backend.ipv4
-    )
-}
+/// A Service external IP (TEST-NET-3) that the node routes for.
+const WEB_EXTERNAL: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 
 /// What kube-proxy installs for the two Services: DNAT in prerouting, masquerade of
 /// what was DNATed (so replies return through the node to be un-NATed).
@@ -94,7 +31,7 @@ fn kube_proxy_rules(web: &Pod, dns: &Pod) -> String {
         "table ip sightline-kube-proxy {{
   chain prerouting {{
     type nat hook prerouting priority dstnat; policy accept;
-    ip daddr {WEB_VIP} tcp dport 80 dnat to {web}:8080
+    ip daddr {{ {WEB_VIP}, {WEB_EXTERNAL} }} tcp dport 80 dnat to {web}:8080
     ip daddr {DNS_VIP} udp dport 53 dnat to {dns}:53
   }}
   chain postrouting {{
@@ -108,123 +45,43 @@ fn kube_proxy_rules(web: &Pod, dns: &Pod) -> String {
     )
 }
 
-fn gateway(pod: &Pod) -> Ipv4Addr {
-    let [a, b, c, _] = pod.ipv4.octets();
-    Ipv4Addr::new(a, b, c, 1)
-}
-
-/// Routes pods through the node (a gateway on the bridge, forwarding on) and
-/// installs the Service rules.
-fn route_through_node(node: &Node, pods: &[&Pod], rules: &str) {
-    let gateway = gateway(pods[0]);
-    let netns = node.netns();
-    netns
-        .ip(&["addr", "add", &format!("{gateway}/24"), "dev", "br0"])
-        .expect("gateway address");
-    let forwarding = netns.exec("sysctl", &["-w", "net.ipv4.ip_forward=1"]).expect("sysctl");
-    assert!(forwarding.status.success(), "{forwarding:?}");
-    for pod in pods {
-        pod.netns
-            .ip(&["route", "add", "default", "via", &gateway.to_string()])
-            .expect("default route");
-    }
-    let file = tempfile::NamedTempFile::new().expect("rules file");
-    std::fs::write(file.path(), rules).expect("write rules");
-    let path = file.path().to_str().expect("utf-8 path");
-    let nft = netns.exec("nft", &["-f", path]).expect("nft");
-    assert!(nft.status.success(), "nft -f: {}", String::from_utf8_lossy(&nft.stderr));
-}
-
-fn pod_named(endpoint: Option<&Endpoint>) -> Option<(&str, &str)> {
-    endpoint.map(|e| (e.namespace.as_str(), e.pod_name.as_str()))
-}
-
-fn service_named(service: Option<&sightline_proto::flow::Service>) -> Option<(&str, &str)> {
-    service.map(|s| (s.namespace.as_str(), s.name.as_str()))
-}
-
-fn ports(flow: &Flow) -> Option<(u32, u32)> {
-    match flow.l4.as_ref()?.protocol.as_ref()? {
-        layer4::Protocol::Tcp(t) => Some((t.source_port, t.destination_port)),
-        layer4::Protocol::Udp(u) => Some((u.source_port, u.destination_port)),
-        _ => None,
+fn web_service(web: &Pod) -> ServiceSpec<'_> {
+    ServiceSpec {
+        name: "web",
+        namespace: "shop",
+        cluster_ip: WEB_VIP,
+        external_ips: &[WEB_EXTERNAL],
+        port: 80,
+        target: 8080,
+        protocol: "TCP",
+        backend: web,
     }
 }
 
-fn addresses(flow: &Flow) -> (IpAddr, IpAddr) {
-    let ip = flow.ip.as_ref().expect("ip");
-    (
-        ip.source.parse().expect("source"),
-        ip.destination.parse().expect("destination"),
-    )
-}
-
-fn is_tcp(flow: &Flow) -> bool {
-    matches!(
-        flow.l4.as_ref().and_then(|l| l.protocol.as_ref()),
-        Some(layer4::Protocol::Tcp(_))
-    )
-}
-
-#[test]
-fn every_flow_through_a_cluster_ip_names_the_backend_pod_and_the_service() {
-    let mut node = Node::new().expect("node");
-    let client = node.add_pod().expect("client pod");
-    let web = node.add_pod().expect("web pod");
-    let dns = node.add_pod().expect("dns pod");
-    route_through_node(&node, &[&client, &web, &dns], &kube_proxy_rules(&web, &dns));
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    let manifests = format!(
+fn manifests(client: &Pod, web: &Pod, dns: &Pod) -> String {
+    format!(
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: shop}}\n---\n\
          apiVersion: v1\nkind: Namespace\nmetadata: {{name: kube-system}}\n---\n{}{}{}{}{}",
-        pod_yaml("client", "shop", &client, "app: client"),
-        pod_yaml("web-0", "shop", &web, "app: web"),
-        pod_yaml("coredns-0", "kube-system", &dns, "k8s-app: kube-dns"),
-        service_yaml("web", "shop", WEB_VIP, 80, 8080, "TCP", &web),
-        service_yaml("kube-dns", "kube-system", DNS_VIP, 53, 53, "UDP", &dns),
-    );
-    std::fs::write(dir.path().join("cluster.yaml"), manifests).expect("write");
-    let k8s_args = K8sArgs {
-        kubeconfig: None,
-        manifests: Some(dir.path().to_owned()),
-        k8s_disabled: false,
-        cluster_domain: "cluster.local".into(),
-    };
-    let collect = Collect::default();
-    let sink = collect.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent = node
-        .netns()
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime.block_on(async move {
-                let k8s = k8s::start(
-                    &k8s_args,
-                    IndexConfig {
-                        cluster: "default".into(),
-                        local_node: NODE_NAME.into(),
-                        agent_port: 4244,
-                    },
-                )
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or("manifests mode must enable enrichment")?;
-                let mut enricher = k8s.enricher(sink);
-                datapath::run(DatapathArgs::default(), NODE_NAME.to_owned(), &mut enricher, async {
-                    let _ = stopped.await;
-                })
-                .await
-                .map_err(|e| e.to_string())
-            })
-        })
-        .expect("agent thread");
-    wait_attached(node.netns(), &[&client.host_veth, &web.host_veth, &dns.host_veth]);
+        pod_yaml("client", "shop", client, "app: client"),
+        pod_yaml("web-0", "shop", web, "app: web"),
+        pod_yaml("coredns-0", "kube-system", dns, "k8s-app: kube-dns"),
+        service_yaml(&web_service(web)),
+        service_yaml(&ServiceSpec {
+            name: "kube-dns",
+            namespace: "kube-system",
+            cluster_ip: DNS_VIP,
+            external_ips: &[],
+            port: 53,
+            target: 53,
+            protocol: "UDP",
+            backend: dns,
+        }),
+    )
+}
 
-    // TCP: client → web VIP:80, served on the pod's 8080.
+/// Serves one exchange on the web pod's 8080 and runs `client` against it from
+/// `namespace`, which must get "world" back.
+fn exchange(web: &Pod, namespace: &Netns, to: Ipv4Addr) {
     let listen = SocketAddr::from((web.ipv4, 8080));
     let listener = web
         .netns
@@ -237,11 +94,10 @@ fn every_flow_through_a_cluster_ip_names_the_backend_pod_and_the_service() {
         stream.read_exact(&mut request).expect("request");
         stream.write_all(b"world").expect("reply");
     });
-    let answer = client
-        .netns
-        .run(|| {
+    let answer = namespace
+        .run(move || {
             let mut stream =
-                TcpStream::connect_timeout(&SocketAddr::from((WEB_VIP, 80)), Duration::from_secs(5)).expect("connect");
+                TcpStream::connect_timeout(&SocketAddr::from((to, 80)), Duration::from_secs(5)).expect("connect");
             stream.write_all(b"hello").expect("send");
             let mut answer = Vec::new();
             stream.read_to_end(&mut answer).expect("answer");
@@ -250,6 +106,20 @@ fn every_flow_through_a_cluster_ip_names_the_backend_pod_and_the_service() {
         .expect("client ns");
     assert_eq!(answer, b"world");
     server.join().expect("server");
+}
+
+#[test]
+fn every_flow_through_a_cluster_ip_names_the_backend_pod_and_the_service() {
+    let mut node = Node::new().expect("node");
+    let client = node.add_pod().expect("client pod");
+    let web = node.add_pod().expect("web pod");
+    let dns = node.add_pod().expect("dns pod");
+    route_through_node(&node, &[&client, &web, &dns], &kube_proxy_rules(&web, &dns));
+
+    let agent = EnrichedAgent::start(&node, &manifests(&client, &web, &dns), &[&client, &web, &dns]);
+
+    // TCP: client → web VIP:80, served on the pod's 8080.
+    exchange(&web, &client.netns, WEB_VIP);
 
     // UDP DNS: client → kube-dns VIP:53, answered by the CoreDNS pod.
     let _dns_server = DnsServer::start(
@@ -284,22 +154,16 @@ fn every_flow_through_a_cluster_ip_names_the_backend_pod_and_the_service() {
     };
     // Wait until both veths saw both directions of the TCP connection, and the DNS
     // query and its answer became L7 flows.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let flows = loop {
-        let flows = collect.flows();
+    agent.wait_for(|flows| {
         let seen = |select: &dyn Fn(&Flow) -> bool| flows.iter().any(select);
-        let done = seen(&|f| on(f, &client) && is_tcp(f) && addresses(f).0 == client_ip)
+        seen(&|f| on(f, &client) && is_tcp(f) && addresses(f).0 == client_ip)
             && seen(&|f| on(f, &client) && is_tcp(f) && addresses(f).1 == client_ip)
             && seen(&|f| on(f, &web) && is_tcp(f) && addresses(f).1 == web_ip)
             && seen(&|f| on(f, &web) && is_tcp(f) && addresses(f).0 == web_ip)
-            && flows.iter().filter(|f| on(f, &client) && is_dns_l7(f)).count() >= 2;
-        if done || Instant::now() > deadline {
-            break flows;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let _ = stop.send(());
-    agent.join().expect("agent thread").expect("agent run");
+            && flows.iter().filter(|f| on(f, &client) && is_dns_l7(f)).count() >= 2
+    });
+    let flows = agent.stop();
+    let gateway = gateway(&web).to_string();
 
     let web_pod = Some(("shop", "web-0"));
     let web_service = Some(("shop", "web"));
@@ -319,6 +183,7 @@ fn every_flow_through_a_cluster_ip_names_the_backend_pod_and_the_service() {
                 web_service,
                 "{flow:?}"
             );
+            assert_eq!(source_xlated(flow), gateway, "masqueraded: {flow:?}");
         } else if on(flow, &client) {
             checked[1] += 1;
             assert_eq!(
@@ -336,9 +201,13 @@ fn every_flow_through_a_cluster_ip_names_the_backend_pod_and_the_service() {
                 web_service,
                 "{flow:?}"
             );
+            // Hubble's `source` is the client before masquerade, `source_xlated` after.
+            assert_eq!(source, client_ip, "{flow:?}");
+            assert_eq!(pod_named(flow.source.as_deref()), Some(("shop", "client")));
+            assert_eq!(source_xlated(flow), gateway, "{flow:?}");
         } else if on(flow, &web) {
             checked[3] += 1;
-            assert_eq!(source, web_ip, "{flow:?}");
+            assert_eq!((source, destination), (web_ip, client_ip), "{flow:?}");
             assert_eq!(pod_named(flow.source.as_deref()), web_pod, "{flow:?}");
             assert_eq!(service_named(flow.source_service.as_deref()), web_service, "{flow:?}");
         }
@@ -365,4 +234,56 @@ fn every_flow_through_a_cluster_ip_names_the_backend_pod_and_the_service() {
     assert_eq!(addresses(response).0, dns_ip, "{response:?}");
     assert_eq!(pod_named(response.source.as_deref()), dns_pod, "{response:?}");
     assert_eq!(service_named(response.source_service.as_deref()), dns_service);
+}
+
+/// A client outside the node reaches the web Service through its external IP; the
+/// node translates and masquerades it. Only the backend's veth sees the connection,
+/// already translated: the agent finds the Service and the real client from
+/// conntrack's entry for the reply tuple.
+#[test]
+fn a_remote_client_through_an_external_ip_is_named_at_the_backend_with_the_service() {
+    let mut node = Node::new().expect("node");
+    let client = node.add_pod().expect("client pod");
+    let web = node.add_pod().expect("web pod");
+    let dns = node.add_pod().expect("dns pod");
+    route_through_node(&node, &[&client, &web, &dns], &kube_proxy_rules(&web, &dns));
+    let remote = RemoteHost::attach(&node);
+    let agent = EnrichedAgent::start(&node, &manifests(&client, &web, &dns), &[&client, &web, &dns]);
+
+    exchange(&web, &remote.netns, WEB_EXTERNAL);
+
+    let (remote_ip, web_ip) = (IpAddr::V4(remote.ipv4), IpAddr::V4(web.ipv4));
+    let at_web = |flow: &Flow| on_interface(flow, web.host_ifindex) && is_tcp(flow);
+    agent.wait_for(|flows| {
+        flows.iter().any(|f| at_web(f) && addresses(f).1 == web_ip)
+            && flows.iter().any(|f| at_web(f) && addresses(f).0 == web_ip)
+    });
+    let flows = agent.stop();
+    let gateway = gateway(&web).to_string();
+    let web_service = Some(("shop", "web"));
+    let (mut requests, mut replies) = (0, 0);
+    for flow in flows.iter().filter(|f| at_web(f)) {
+        let (source, destination) = addresses(flow);
+        if destination == web_ip {
+            requests += 1;
+            assert_eq!(source, remote_ip, "the client before masquerade: {flow:?}");
+            assert_eq!(source_xlated(flow), gateway, "{flow:?}");
+            assert_eq!(
+                service_named(flow.destination_service.as_deref()),
+                web_service,
+                "{flow:?}"
+            );
+            assert_eq!(pod_named(flow.destination.as_deref()), Some(("shop", "web-0")));
+        } else {
+            replies += 1;
+            assert_eq!((source, destination), (web_ip, remote_ip), "{flow:?}");
+            assert_eq!(service_named(flow.source_service.as_deref()), web_service, "{flow:?}");
+            assert_eq!(pod_named(flow.source.as_deref()), Some(("shop", "web-0")));
+        }
+    }
+    assert!(requests > 0 && replies > 0, "requests {requests}, replies {replies}");
+    assert!(
+        !flows.iter().any(|f| on_interface(f, client.host_ifindex) && is_tcp(f)),
+        "the client pod took no part"
+    );
 }

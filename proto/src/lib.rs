@@ -33,6 +33,7 @@ pub mod peer {
 }
 
 pub mod codec;
+pub mod fields;
 pub mod flows_route;
 pub mod reflection;
 mod timestamp;

@@ -18,6 +18,7 @@ use prost::bytes::BytesMut;
 use prost::encoding::{WireType, encoded_len_varint};
 
 use crate::Timestamp;
+use crate::fields as field;
 use crate::flow::{
     CiliumEventType, Emitter, Ethernet, Flow, IcmPv4, IcmPv6, Ip, Layer4, NetworkInterface, Sctp, Tcp, TcpFlags, Udp,
     layer4,
@@ -250,8 +251,8 @@ impl<'a> Writer<'a> {
 
     pub fn timestamp(&mut self, tag: u32, time: &Timestamp) {
         self.message(tag, |w| {
-            w.int64(1, time.seconds);
-            w.int32(2, time.nanos);
+            w.int64(field::timestamp::SECONDS, time.seconds);
+            w.int32(field::timestamp::NANOS, time.nanos);
         });
     }
 }
@@ -316,99 +317,101 @@ pub fn flow_fields(flow: &Flow, skip: Skip, w: &mut Writer<'_>) {
         aggregate,
     } = flow;
     if let Some(time) = time {
-        w.timestamp(1, time);
+        w.timestamp(field::flow::TIME, time);
     }
-    w.int32(2, *verdict);
-    w.uint(3, u64::from(*drop_reason));
+    w.int32(field::flow::VERDICT, *verdict);
+    w.uint(field::flow::DROP_REASON, u64::from(*drop_reason));
     if let Some(ethernet) = ethernet {
-        write_ethernet(4, ethernet, w);
+        write_ethernet(field::flow::ETHERNET, ethernet, w);
     }
     if let Some(ip) = ip {
-        write_ip(5, ip, w);
+        write_ip(field::flow::IP, ip, w);
     }
     if let Some(l4) = l4 {
-        write_layer4(6, l4, w);
+        write_layer4(field::flow::L4, l4, w);
     }
     if let (Some(source), false) = (source, skip.source) {
-        w.prost_message(8, &**source);
+        w.prost_message(field::flow::SOURCE, &**source);
     }
     if let (Some(destination), false) = (destination, skip.destination) {
-        w.prost_message(9, &**destination);
+        w.prost_message(field::flow::DESTINATION, &**destination);
     }
-    w.int32(10, *r#type);
-    w.string(11, node_name);
+    w.int32(field::flow::TYPE, *r#type);
+    w.string(field::flow::NODE_NAME, node_name);
     if !skip.source_names {
-        w.strings(13, source_names);
+        w.strings(field::flow::SOURCE_NAMES, source_names);
     }
     if !skip.destination_names {
-        w.strings(14, destination_names);
+        w.strings(field::flow::DESTINATION_NAMES, destination_names);
     }
     if let Some(l7) = l7 {
-        w.prost_message(15, &**l7);
+        w.prost_message(field::flow::L7, &**l7);
     }
-    w.bool(16, *reply);
+    w.bool(field::flow::REPLY, *reply);
     if let Some(event_type) = event_type {
-        write_event_type(19, event_type, w);
+        write_event_type(field::flow::EVENT_TYPE, event_type, w);
     }
     if let (Some(service), false) = (source_service, skip.source_service) {
-        w.prost_message(20, &**service);
+        w.prost_message(field::flow::SOURCE_SERVICE, &**service);
     }
     if let (Some(service), false) = (destination_service, skip.destination_service) {
-        w.prost_message(21, &**service);
+        w.prost_message(field::flow::DESTINATION_SERVICE, &**service);
     }
-    w.int32(22, *traffic_direction);
-    w.uint(23, u64::from(*policy_match_type));
-    w.int32(24, *trace_observation_point);
-    w.int32(25, *drop_reason_desc);
+    w.int32(field::flow::TRAFFIC_DIRECTION, *traffic_direction);
+    w.uint(field::flow::POLICY_MATCH_TYPE, u64::from(*policy_match_type));
+    w.int32(field::flow::TRACE_OBSERVATION_POINT, *trace_observation_point);
+    w.int32(field::flow::DROP_REASON_DESC, *drop_reason_desc);
     if let Some(is_reply) = is_reply {
-        w.message(26, |w| w.bool(1, is_reply.value));
+        w.message(field::flow::IS_REPLY, |w| {
+            w.bool(field::bool_value::VALUE, is_reply.value)
+        });
     }
-    w.int32(27, *debug_capture_point);
+    w.int32(field::flow::DEBUG_CAPTURE_POINT, *debug_capture_point);
     if let Some(interface) = interface {
-        write_interface(28, interface, w);
+        write_interface(field::flow::INTERFACE, interface, w);
     }
-    w.uint(29, u64::from(*proxy_port));
+    w.uint(field::flow::PROXY_PORT, u64::from(*proxy_port));
     if let Some(trace_context) = trace_context {
-        w.prost_message(30, &**trace_context);
+        w.prost_message(field::flow::TRACE_CONTEXT, &**trace_context);
     }
-    w.int32(31, *sock_xlate_point);
-    w.uint(32, *socket_cookie);
-    w.uint(33, *cgroup_id);
-    w.string(34, uuid);
-    w.int32(35, *auth_type);
-    w.int32(36, *trace_reason);
-    w.strings(37, node_labels);
+    w.int32(field::flow::SOCK_XLATE_POINT, *sock_xlate_point);
+    w.uint(field::flow::SOCKET_COOKIE, *socket_cookie);
+    w.uint(field::flow::CGROUP_ID, *cgroup_id);
+    w.string(field::flow::UUID, uuid);
+    w.int32(field::flow::AUTH_TYPE, *auth_type);
+    w.int32(field::flow::TRACE_REASON, *trace_reason);
+    w.strings(field::flow::NODE_LABELS, node_labels);
     if let Some(file) = file {
-        w.prost_message(38, &**file);
+        w.prost_message(field::flow::FILE, &**file);
     }
     if let Some(tunnel) = tunnel {
-        w.prost_message(39, &**tunnel);
+        w.prost_message(field::flow::TUNNEL, &**tunnel);
     }
     if let Some(ip_trace_id) = ip_trace_id {
-        w.prost_message(40, ip_trace_id);
+        w.prost_message(field::flow::IP_TRACE_ID, ip_trace_id);
     }
     if let Some(emitter) = emitter {
-        write_emitter(41, emitter, w);
+        write_emitter(field::flow::EMITTER, emitter, w);
     }
     for policy in egress_allowed_by {
-        w.prost_message(21001, policy);
+        w.prost_message(field::flow::EGRESS_ALLOWED_BY, policy);
     }
     for policy in ingress_allowed_by {
-        w.prost_message(21002, policy);
+        w.prost_message(field::flow::INGRESS_ALLOWED_BY, policy);
     }
     for policy in egress_denied_by {
-        w.prost_message(21004, policy);
+        w.prost_message(field::flow::EGRESS_DENIED_BY, policy);
     }
     for policy in ingress_denied_by {
-        w.prost_message(21005, policy);
+        w.prost_message(field::flow::INGRESS_DENIED_BY, policy);
     }
-    w.strings(21006, policy_log);
+    w.strings(field::flow::POLICY_LOG, policy_log);
     if let Some(aggregate) = aggregate {
-        w.prost_message(21007, aggregate);
+        w.prost_message(field::flow::AGGREGATE, aggregate);
     }
-    w.string(100000, summary);
+    w.string(field::flow::SUMMARY, summary);
     if let Some(extensions) = extensions {
-        w.prost_message(150000, &**extensions);
+        w.prost_message(field::flow::EXTENSIONS, &**extensions);
     }
 }
 
@@ -427,8 +430,8 @@ pub struct Skip {
 pub fn write_ethernet(tag: u32, ethernet: &Ethernet, w: &mut Writer<'_>) {
     let Ethernet { source, destination } = ethernet;
     w.message(tag, |w| {
-        w.string(1, source);
-        w.string(2, destination);
+        w.string(field::ethernet::SOURCE, source);
+        w.string(field::ethernet::DESTINATION, destination);
     });
 }
 
@@ -441,35 +444,35 @@ pub fn write_ip(tag: u32, ip: &Ip, w: &mut Writer<'_>) {
         encrypted,
     } = ip;
     w.message(tag, |w| {
-        w.string(1, source);
-        w.string(2, destination);
-        w.int32(3, *ip_version);
-        w.bool(4, *encrypted);
-        w.string(5, source_xlated);
+        w.string(field::ip::SOURCE, source);
+        w.string(field::ip::DESTINATION, destination);
+        w.int32(field::ip::IP_VERSION, *ip_version);
+        w.bool(field::ip::ENCRYPTED, *encrypted);
+        w.string(field::ip::SOURCE_XLATED, source_xlated);
     });
 }
 
 pub fn write_interface(tag: u32, interface: &NetworkInterface, w: &mut Writer<'_>) {
     let NetworkInterface { index, name } = interface;
     w.message(tag, |w| {
-        w.uint(1, u64::from(*index));
-        w.string(2, name);
+        w.uint(field::network_interface::INDEX, u64::from(*index));
+        w.string(field::network_interface::NAME, name);
     });
 }
 
 pub fn write_emitter(tag: u32, emitter: &Emitter, w: &mut Writer<'_>) {
     let Emitter { name, version } = emitter;
     w.message(tag, |w| {
-        w.string(1, name);
-        w.string(2, version);
+        w.string(field::emitter::NAME, name);
+        w.string(field::emitter::VERSION, version);
     });
 }
 
 fn write_event_type(tag: u32, event_type: &CiliumEventType, w: &mut Writer<'_>) {
     let CiliumEventType { r#type, sub_type } = event_type;
     w.message(tag, |w| {
-        w.int32(1, *r#type);
-        w.int32(2, *sub_type);
+        w.int32(field::cilium_event_type::TYPE, *r#type);
+        w.int32(field::cilium_event_type::SUB_TYPE, *sub_type);
     });
 }
 
@@ -483,38 +486,38 @@ fn write_layer4(tag: u32, l4: &Layer4, w: &mut Writer<'_>) {
                 destination_port,
                 flags,
             } = tcp;
-            w.message(1, |w| {
-                w.uint(1, u64::from(*source_port));
-                w.uint(2, u64::from(*destination_port));
+            w.message(field::layer4::TCP, |w| {
+                w.uint(field::tcp::SOURCE_PORT, u64::from(*source_port));
+                w.uint(field::tcp::DESTINATION_PORT, u64::from(*destination_port));
                 if let Some(flags) = flags {
-                    write_tcp_flags(3, flags, w);
+                    write_tcp_flags(field::tcp::FLAGS, flags, w);
                 }
             });
         }
         Some(layer4::Protocol::Udp(Udp {
             source_port,
             destination_port,
-        })) => w.message(2, |w| {
-            w.uint(1, u64::from(*source_port));
-            w.uint(2, u64::from(*destination_port));
+        })) => w.message(field::layer4::UDP, |w| {
+            w.uint(field::udp::SOURCE_PORT, u64::from(*source_port));
+            w.uint(field::udp::DESTINATION_PORT, u64::from(*destination_port));
         }),
-        Some(layer4::Protocol::IcmPv4(IcmPv4 { r#type, code })) => w.message(3, |w| {
-            w.uint(1, u64::from(*r#type));
-            w.uint(2, u64::from(*code));
+        Some(layer4::Protocol::IcmPv4(IcmPv4 { r#type, code })) => w.message(field::layer4::ICMPV4, |w| {
+            w.uint(field::icmpv4::TYPE, u64::from(*r#type));
+            w.uint(field::icmpv4::CODE, u64::from(*code));
         }),
-        Some(layer4::Protocol::IcmPv6(IcmPv6 { r#type, code })) => w.message(4, |w| {
-            w.uint(1, u64::from(*r#type));
-            w.uint(2, u64::from(*code));
+        Some(layer4::Protocol::IcmPv6(IcmPv6 { r#type, code })) => w.message(field::layer4::ICMPV6, |w| {
+            w.uint(field::icmpv6::TYPE, u64::from(*r#type));
+            w.uint(field::icmpv6::CODE, u64::from(*code));
         }),
         Some(layer4::Protocol::Sctp(Sctp {
             source_port,
             destination_port,
-        })) => w.message(5, |w| {
-            w.uint(1, u64::from(*source_port));
-            w.uint(2, u64::from(*destination_port));
+        })) => w.message(field::layer4::SCTP, |w| {
+            w.uint(field::sctp::SOURCE_PORT, u64::from(*source_port));
+            w.uint(field::sctp::DESTINATION_PORT, u64::from(*destination_port));
         }),
-        Some(layer4::Protocol::Vrrp(vrrp)) => w.prost_message(6, vrrp),
-        Some(layer4::Protocol::Igmp(igmp)) => w.prost_message(7, igmp),
+        Some(layer4::Protocol::Vrrp(vrrp)) => w.prost_message(field::layer4::VRRP, vrrp),
+        Some(layer4::Protocol::Igmp(igmp)) => w.prost_message(field::layer4::IGMP, igmp),
     });
 }
 
@@ -531,8 +534,20 @@ fn write_tcp_flags(tag: u32, flags: &TcpFlags, w: &mut Writer<'_>) {
         ns,
     } = flags;
     w.message(tag, |w| {
-        for (field, set) in [fin, syn, rst, psh, ack, urg, ece, cwr, ns].into_iter().enumerate() {
-            w.bool(field as u32 + 1, *set);
+        use field::tcp_flags::{ACK, CWR, ECE, FIN, NS, PSH, RST, SYN, URG};
+        let flags = [
+            (FIN, fin),
+            (SYN, syn),
+            (RST, rst),
+            (PSH, psh),
+            (ACK, ack),
+            (URG, urg),
+            (ECE, ece),
+            (CWR, cwr),
+            (NS, ns),
+        ];
+        for (number, set) in flags {
+            w.bool(number, *set);
         }
     });
 }

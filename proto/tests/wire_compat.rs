@@ -178,3 +178,53 @@ fn a_single_changed_element_is_reported_readably() {
         [r#"observer/observer.proto: public imports ["flow/flow.proto"] expected, [] found"#]
     );
 }
+
+/// A field's number in a descriptor set, by full message name and field name;
+/// names compare without case or underscores (`ipVersion` is `IP_VERSION`).
+fn field_number(set: &FileDescriptorSet, message: &str, field: &str) -> Option<i32> {
+    let canonical = |name: &str| name.replace('_', "").to_ascii_lowercase();
+    set.file.iter().find_map(|file| {
+        let name = message.strip_prefix(file.package())?.strip_prefix('.')?;
+        let found = file.message_type.iter().find(|m| m.name() == name)?;
+        found
+            .field
+            .iter()
+            .find(|f| canonical(f.name()) == canonical(field))
+            .map(|f| f.number())
+    })
+}
+
+/// The numbers our hand-written encoders and the relay's pass-through use live in
+/// `sightline_proto::fields`; each must be the public API's number for its field.
+#[test]
+fn hand_written_field_numbers_are_the_public_api_s() {
+    let Some(reference) = reference() else { return };
+    // The well-known types are not in the reference set; protox compiles them.
+    let well_known = ours();
+    let mut wrong = Vec::new();
+    for &(message, field, number) in sightline_proto::fields::ALL {
+        let set = if message.starts_with("google.protobuf.") {
+            &well_known
+        } else {
+            &reference
+        };
+        match field_number(set, message, field) {
+            Some(expected) if expected as u32 == number => {}
+            found => wrong.push(format!(
+                "{message}.{field}: {number} in fields.rs, {found:?} in the API"
+            )),
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert!(sightline_proto::fields::ALL.len() > 90, "every constant is listed");
+}
+
+#[test]
+fn a_wrong_field_number_is_caught() {
+    let set = ours();
+    assert_eq!(field_number(&set, "flow.IP", "SOURCE_XLATED"), Some(5));
+    assert_eq!(field_number(&set, "flow.IP", "IP_VERSION"), Some(3));
+    assert_eq!(field_number(&set, "observer.GetFlowsResponse", "TIME"), Some(1001));
+    assert_ne!(field_number(&set, "flow.Flow", "UUID"), Some(35));
+    assert_eq!(field_number(&set, "flow.Flow", "NO_SUCH_FIELD"), None);
+}

@@ -17,11 +17,7 @@ use tonic::Status;
 use tonic::codec::{BufferSettings, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic_prost::{ProstDecoder, ProstEncoder};
 
-/// Field numbers of `observer.GetFlowsResponse`.
-mod field {
-    pub const FLOW: u32 = 1;
-    pub const TIME: u32 = 1001;
-}
+use sightline_proto::fields::get_flows_response as field;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {

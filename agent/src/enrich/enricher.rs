@@ -1,21 +1,26 @@
 //! The pipeline stage: fills Kubernetes metadata into each flow and forwards it.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use sightline_proto::Timestamp;
 use sightline_proto::flow::{Flow, L7FlowType, layer7};
 
 use super::dns::DnsCache;
 use super::index::Index;
-use super::translation::{self, End, Translated, Translator};
+use super::translation::{self, End, PodEnds, Resolution, Translated, Translator};
 use crate::datapath::ctnetlink::{ConntrackQuery, LazyConntrack};
 use crate::event::{Event, EventSink};
-use crate::flow_record::FlowRecord;
+use crate::flow_record::{FlowRecord, SharedEndpoint};
 use sightline_common::names::absolute_node_name;
 
 /// How many IPs the DNS name cache remembers.
 pub const DNS_CACHE_IPS: usize = 65_536;
+/// Bound on events held behind a flow whose Service connection conntrack has not
+/// confirmed yet: past it they are released as they are.
+const HELD_LIMIT: usize = 4_096;
 
 /// Wraps the next stage. Flows get `source`/`destination` endpoints, services and DNS
 /// names; agent events queued by the index are forwarded before the next event, and
@@ -28,6 +33,10 @@ pub struct Enricher<S> {
     translator: Translator<Box<dyn ConntrackQuery + Send>>,
     /// `Some` when the cluster is not `default`: flows carry `<cluster>/<node>`.
     absolute_node_name: Option<Arc<str>>,
+    /// Events not yet enriched, in arrival order, because the first of them goes to
+    /// a Service whose conntrack entry was not confirmed yet; since when.
+    held: VecDeque<Event>,
+    held_since: Option<Instant>,
 }
 
 impl<S: EventSink> Enricher<S> {
@@ -41,6 +50,8 @@ impl<S: EventSink> Enricher<S> {
             dns: DnsCache::new(DNS_CACHE_IPS),
             translator: Translator::new(Box::new(LazyConntrack::default()), translation::DEFAULT_CAPACITY),
             absolute_node_name,
+            held: VecDeque::new(),
+            held_since: None,
         }
     }
 
@@ -68,10 +79,19 @@ impl<S: EventSink> Enricher<S> {
         self.index.agent_events().drain_into(&mut self.inner);
     }
 
+    /// Fills the flow's metadata. A flow to a Service address whose connection
+    /// conntrack has not confirmed yet keeps the Service address; [`EventSink::publish`]
+    /// holds such flows back and asks again instead.
     pub fn enrich(&mut self, record: &mut FlowRecord) {
+        self.try_enrich(record);
+    }
+
+    /// Like [`Enricher::enrich`]; `false` when the flow should be asked about again
+    /// after [`translation::RETRY_AFTER`].
+    fn try_enrich(&mut self, record: &mut FlowRecord) -> bool {
         let (source, destination) = record.ip_addresses();
         if source.is_none() && destination.is_none() {
-            return;
+            return true;
         }
         let now = record
             .flow
@@ -82,7 +102,7 @@ impl<S: EventSink> Enricher<S> {
 
         let world = self.index.world();
         let metadata = &mut record.metadata;
-        let (to_service, from_service) = self.index.read(|lookup| {
+        let (to_service, from_service, pods) = self.index.read(|lookup| {
             let endpoint = |ip: Option<IpAddr>| {
                 let ip = ip?;
                 Some(lookup.endpoint(&ip).unwrap_or(world).clone())
@@ -92,17 +112,26 @@ impl<S: EventSink> Enricher<S> {
             metadata.destination = endpoint(destination);
             metadata.source_service = service(source);
             metadata.destination_service = service(destination);
+            let is_pod = |endpoint: &Option<SharedEndpoint>| {
+                endpoint.as_deref().is_some_and(|e| !e.message().pod_name.is_empty())
+            };
             (
                 metadata.destination_service.is_some(),
                 metadata.source_service.is_some(),
+                PodEnds {
+                    source: is_pod(&metadata.source),
+                    destination: is_pod(&metadata.destination),
+                },
             )
         });
         // Outside the index lock: a cache miss waits for the kernel.
-        let translated = self.translate(record, (source, destination), to_service, from_service, now);
-        let (source, destination) = match translated {
-            Some(Translated::ToService { backend, .. }) => (source, Some(backend.0)),
-            Some(Translated::FromService { backend, .. }) => (Some(backend.0), destination),
-            _ => (source, destination),
+        let resolution = self.translate(record, (source, destination), to_service, from_service, pods, now);
+        let (source, destination) = match resolution {
+            Resolution::Translated(Translated::ToService { backend, .. }) => (source, Some(backend.0)),
+            Resolution::Translated(Translated::FromService { backend, .. }) => (Some(backend.0), destination),
+            Resolution::Translated(Translated::ToBackend { client, .. }) => (Some(client.0), destination),
+            Resolution::Translated(Translated::FromBackend { client, .. }) => (source, Some(client.0)),
+            Resolution::Plain | Resolution::Unconfirmed => (source, destination),
         };
         let metadata = &mut record.metadata;
         if !self.dns.is_empty() {
@@ -114,24 +143,34 @@ impl<S: EventSink> Enricher<S> {
         {
             record.set_node_name(absolute);
         }
+        resolution != Resolution::Unconfirmed
     }
 
-    /// Names the backend of a Service connection netfilter translated. Flows that
-    /// touch no Service address skip the tuple entirely until some connection was
-    /// translated.
+    /// Names the backend of a Service connection netfilter translated, and the
+    /// Service at the backend. Flows that touch neither a Service address nor a pod
+    /// cannot be part of one and skip the tuple entirely.
     fn translate(
         &mut self,
         record: &mut FlowRecord,
         addresses: (Option<IpAddr>, Option<IpAddr>),
         to_service: bool,
         from_service: bool,
+        pods: PodEnds,
         now: i128,
-    ) -> Option<Translated> {
-        if !to_service && !from_service && !self.translator.has_translations() {
-            return None;
+    ) -> Resolution {
+        if !to_service && !from_service && !pods.source && !pods.destination {
+            return Resolution::Plain;
         }
-        let tuple = translation::flow_tuple(record.flow.l4.as_ref(), addresses.0?, addresses.1?)?;
-        let translated = self.translator.resolve(&tuple, to_service, from_service, now)?;
+        let (Some(source), Some(destination)) = addresses else {
+            return Resolution::Plain;
+        };
+        let Some(tuple) = translation::flow_tuple(record.flow.l4.as_ref(), source, destination) else {
+            return Resolution::Plain;
+        };
+        let resolution = self.translator.resolve(&tuple, to_service, from_service, pods, now);
+        let Resolution::Translated(translated) = resolution else {
+            return resolution;
+        };
         let world = self.index.world();
         let metadata = &mut record.metadata;
         self.index.read(|lookup| {
@@ -139,16 +178,66 @@ impl<S: EventSink> Enricher<S> {
             match translated {
                 Translated::ToService { backend, .. } => metadata.destination = endpoint(backend.0),
                 Translated::FromService { backend, .. } => metadata.source = endpoint(backend.0),
-                Translated::ToBackend { service } => metadata.destination_service = lookup.service(&service).cloned(),
-                Translated::FromBackend { service } => metadata.source_service = lookup.service(&service).cloned(),
+                Translated::ToBackend { service, client } => {
+                    metadata.destination_service = lookup.service(&service).cloned();
+                    metadata.source = endpoint(client.0);
+                }
+                Translated::FromBackend { service, client } => {
+                    metadata.source_service = lookup.service(&service).cloned();
+                    metadata.destination = endpoint(client.0);
+                }
             }
         });
         match translated {
-            Translated::ToService { backend, .. } => translation::rewrite(record, End::Destination, backend),
+            Translated::ToService {
+                backend, source_xlated, ..
+            } => {
+                translation::rewrite(record, End::Destination, backend);
+                if let Some(xlated) = source_xlated {
+                    translation::set_source_xlated(record, xlated);
+                }
+            }
             Translated::FromService { backend, .. } => translation::rewrite(record, End::Source, backend),
+            // Hubble's `source` is the address before SNAT, `source_xlated` the one after.
+            Translated::ToBackend { client, .. } if client.0 != source => {
+                translation::rewrite(record, End::Source, client);
+                translation::set_source_xlated(record, source);
+            }
+            // The reply reaches the client once netfilter un-masquerades it.
+            Translated::FromBackend { client, .. } if client.0 != destination => {
+                translation::rewrite(record, End::Destination, client);
+            }
             Translated::ToBackend { .. } | Translated::FromBackend { .. } => {}
         }
-        Some(translated)
+        resolution
+    }
+
+    /// Publishes held events whose wait is over, enriching them now; stops at a
+    /// flow that must wait again.
+    fn release_held(&mut self, force: bool) {
+        let Some(since) = self.held_since else { return };
+        if !force && since.elapsed() < translation::RETRY_AFTER && self.held.len() < HELD_LIMIT {
+            return;
+        }
+        self.held_since = None;
+        let mut retried = true;
+        while let Some(event) = self.held.pop_front() {
+            match event {
+                Event::Flow(mut flow) => {
+                    // The first held flow is asked again now; a later one that is
+                    // unconfirmed for the first time waits its own turn.
+                    let complete = self.try_enrich(&mut flow);
+                    if !complete && !retried && !force {
+                        self.held.push_front(Event::Flow(flow));
+                        self.held_since = Some(Instant::now());
+                        return;
+                    }
+                    retried = false;
+                    self.inner.publish(Event::Flow(flow));
+                }
+                other => self.inner.publish(other),
+            }
+        }
     }
 
     fn learn_dns(&mut self, flow: &Flow, now: i128) {
@@ -169,10 +258,20 @@ impl<S: EventSink> Enricher<S> {
 impl<S: EventSink> EventSink for Enricher<S> {
     fn publish(&mut self, event: Event) {
         self.flush_agent_events();
+        if !self.held.is_empty() {
+            // Behind a held flow, so the order of events stays the order of arrival.
+            self.held.push_back(event);
+            self.release_held(false);
+            return;
+        }
         match event {
             Event::Flow(mut flow) => {
-                self.enrich(&mut flow);
-                self.inner.publish(Event::Flow(flow));
+                if self.try_enrich(&mut flow) {
+                    self.inner.publish(Event::Flow(flow));
+                } else {
+                    self.held.push_back(Event::Flow(flow));
+                    self.held_since = Some(Instant::now());
+                }
             }
             other => self.inner.publish(other),
         }
@@ -180,6 +279,12 @@ impl<S: EventSink> EventSink for Enricher<S> {
 
     fn idle(&mut self) {
         self.flush_agent_events();
+        // Producers call this on a timer and once more before they stop: nothing
+        // may stay held, so the rest of the wait (at most RETRY_AFTER) is spent here.
+        if let Some(since) = self.held_since {
+            std::thread::sleep(translation::RETRY_AFTER.saturating_sub(since.elapsed()));
+        }
+        self.release_held(true);
         self.inner.idle();
     }
 }

@@ -21,22 +21,52 @@ fn tcp(source: IpAddr, source_port: u16, destination: IpAddr, destination_port: 
     }
 }
 
-/// Conntrack as a table of original tuple → answer, counting the questions.
+/// Conntrack as a table of original tuple → answer, counting the questions; a
+/// question by reply tuple finds the entry whose reply tuple it is.
 #[derive(Default)]
 struct Table {
     entries: HashMap<Tuple, Result<Entry, i32>>,
     asked: usize,
+    asked_by_reply: usize,
 }
 
 impl ConntrackQuery for Table {
     fn get(&mut self, tuple: &Tuple, named: Named) -> Result<Option<Entry>, CtnetlinkError> {
-        assert_eq!(named, Named::Original);
         self.asked += 1;
-        match self.entries.get(tuple) {
+        let found = match named {
+            Named::Original => self.entries.get(tuple),
+            Named::Reply => {
+                self.asked_by_reply += 1;
+                self.entries
+                    .values()
+                    .find(|answer| matches!(answer, Ok(entry) if entry.reply == *tuple))
+            }
+        };
+        match found {
             None => Ok(None),
             Some(Ok(entry)) => Ok(Some(*entry)),
             Some(Err(errno)) => Err(CtnetlinkError::Kernel(std::io::Error::from_raw_os_error(*errno))),
         }
+    }
+}
+
+const NO_PODS: PodEnds = PodEnds {
+    source: false,
+    destination: false,
+};
+const POD_DESTINATION: PodEnds = PodEnds {
+    source: false,
+    destination: true,
+};
+const POD_SOURCE: PodEnds = PodEnds {
+    source: true,
+    destination: false,
+};
+
+fn translated(resolution: Resolution) -> Option<Translated> {
+    match resolution {
+        Resolution::Translated(translated) => Some(translated),
+        Resolution::Plain | Resolution::Unconfirmed => None,
     }
 }
 
@@ -56,7 +86,7 @@ fn translator(entries: impl IntoIterator<Item = (Tuple, Result<Entry, i32>)>, ca
     Translator::new(
         Table {
             entries: entries.into_iter().collect(),
-            asked: 0,
+            ..Table::default()
         },
         capacity,
     )
@@ -66,32 +96,86 @@ fn translator(entries: impl IntoIterator<Item = (Tuple, Result<Entry, i32>)>, ca
 fn one_query_names_the_backend_on_all_four_flows_of_a_connection() {
     let mut t = translator([(client_to_vip(), Ok(dnat_entry()))], 16);
     let backend = (BACKEND, 8080);
+    let client = (CLIENT, 40000);
     assert_eq!(
-        t.resolve(&client_to_vip(), true, false, T0),
-        Some(Translated::ToService { service: VIP, backend })
+        t.resolve(&client_to_vip(), true, false, NO_PODS, T0),
+        Resolution::Translated(Translated::ToService {
+            service: VIP,
+            backend,
+            source_xlated: Some(GATEWAY),
+        })
     );
     assert_eq!(
-        t.resolve(&client_to_vip().reversed(), false, true, T0 + 1),
-        Some(Translated::FromService { service: VIP, backend })
+        t.resolve(&client_to_vip().reversed(), false, true, NO_PODS, T0 + 1),
+        Resolution::Translated(Translated::FromService { service: VIP, backend })
     );
     // At the backend's veth: translated and masqueraded.
     let at_backend = tcp(GATEWAY, 41000, BACKEND, 8080);
     assert_eq!(
-        t.resolve(&at_backend, false, false, T0 + 2),
-        Some(Translated::ToBackend { service: VIP })
+        t.resolve(&at_backend, false, false, POD_DESTINATION, T0 + 2),
+        Resolution::Translated(Translated::ToBackend { service: VIP, client })
     );
     assert_eq!(
-        t.resolve(&at_backend.reversed(), false, false, T0 + 3),
-        Some(Translated::FromBackend { service: VIP })
+        t.resolve(&at_backend.reversed(), false, false, POD_SOURCE, T0 + 3),
+        Resolution::Translated(Translated::FromBackend { service: VIP, client })
     );
     assert_eq!(t.query.asked, 1);
 }
 
 #[test]
-fn flows_that_touch_no_service_are_never_asked_about() {
+fn a_connection_whose_client_is_elsewhere_is_found_by_its_reply_tuple_at_the_backend() {
+    // A remote client through a NodePort on this node, masqueraded to the gateway.
+    let remote = IpAddr::V4(Ipv4Addr::new(192, 168, 7, 9));
+    let node_port = tcp(remote, 50000, GATEWAY, 30080);
+    let entry = Entry {
+        original: node_port,
+        reply: tcp(BACKEND, 8080, GATEWAY, 42000),
+    };
+    let mut t = translator([(node_port, Ok(entry))], 16);
+    let at_backend = tcp(GATEWAY, 42000, BACKEND, 8080);
+    let expected_client = (remote, 50000);
+    assert_eq!(
+        t.resolve(&at_backend, false, false, POD_DESTINATION, T0),
+        Resolution::Translated(Translated::ToBackend {
+            service: GATEWAY,
+            client: expected_client
+        })
+    );
+    assert_eq!(
+        t.resolve(&at_backend.reversed(), false, false, POD_SOURCE, T0 + 1),
+        Resolution::Translated(Translated::FromBackend {
+            service: GATEWAY,
+            client: expected_client
+        })
+    );
+    assert_eq!(
+        (t.query.asked, t.query.asked_by_reply),
+        (1, 1),
+        "one question per connection"
+    );
+}
+
+#[test]
+fn a_pod_connection_without_translation_is_asked_once_then_cached() {
     let mut t = translator([], 16);
-    assert!(!t.has_translations());
-    assert_eq!(t.resolve(&tcp(CLIENT, 1, BACKEND, 2), false, false, T0), None);
+    let pod_to_pod = tcp(CLIENT, 1, BACKEND, 2);
+    let both = PodEnds {
+        source: true,
+        destination: true,
+    };
+    for i in 0..5 {
+        assert_eq!(t.resolve(&pod_to_pod, false, false, both, T0 + i), Resolution::Plain);
+    }
+    assert_eq!(t.query.asked, 2, "both ends asked by reply tuple, once");
+}
+
+#[test]
+fn flows_that_touch_no_service_and_no_pod_are_never_asked_about() {
+    let mut t = translator([], 16);
+    assert_eq!(
+        t.resolve(&tcp(CLIENT, 1, BACKEND, 2), false, false, NO_PODS, T0),
+        Resolution::Plain
+    );
     assert_eq!(t.query.asked, 0);
 }
 
@@ -103,61 +187,94 @@ fn an_untranslated_or_snat_only_entry_is_not_a_backend_and_is_asked_once() {
     };
     let mut t = translator([(client_to_vip(), Ok(snat_only))], 16);
     for i in 0..5 {
-        assert_eq!(t.resolve(&client_to_vip(), true, false, T0 + i), None);
+        assert_eq!(
+            t.resolve(&client_to_vip(), true, false, NO_PODS, T0 + i),
+            Resolution::Plain
+        );
     }
     assert_eq!(t.query.asked, 1);
-    assert!(!t.has_translations());
 }
 
 #[test]
-fn a_missing_entry_is_retried_once_then_believed_briefly() {
+fn a_first_miss_is_unconfirmed_the_next_question_asks_again_then_a_miss_is_believed_briefly() {
     let mut t = translator([], 16);
-    assert_eq!(t.resolve(&client_to_vip(), true, false, T0), None);
-    assert_eq!(t.query.asked, 2, "one retry for the first-packet race");
-    assert_eq!(t.resolve(&client_to_vip(), true, false, T0 + SECOND / 20), None);
+    assert_eq!(
+        t.resolve(&client_to_vip(), true, false, NO_PODS, T0),
+        Resolution::Unconfirmed
+    );
+    assert_eq!(t.query.asked, 1, "no waiting inside the lookup");
+    assert_eq!(t.resolve(&client_to_vip(), true, false, NO_PODS, T0), Resolution::Plain);
+    assert_eq!(t.query.asked, 2, "asked again at once");
+    assert_eq!(
+        t.resolve(&client_to_vip(), true, false, NO_PODS, T0 + SECOND / 20),
+        Resolution::Plain
+    );
     assert_eq!(t.query.asked, 2, "cached within MISSING_TTL");
     t.query.entries.insert(client_to_vip(), Ok(dnat_entry()));
     assert!(matches!(
-        t.resolve(&client_to_vip(), true, false, T0 + SECOND / 5),
-        Some(Translated::ToService { .. })
+        t.resolve(&client_to_vip(), true, false, NO_PODS, T0 + SECOND / 5),
+        Resolution::Translated(Translated::ToService { .. })
     ));
     assert_eq!(t.query.asked, 3);
 }
 
 #[test]
+fn a_first_miss_that_conntrack_then_confirms_is_translated() {
+    let mut t = translator([], 16);
+    assert_eq!(
+        t.resolve(&client_to_vip(), true, false, NO_PODS, T0),
+        Resolution::Unconfirmed
+    );
+    t.query.entries.insert(client_to_vip(), Ok(dnat_entry()));
+    assert!(matches!(
+        t.resolve(&client_to_vip(), true, false, NO_PODS, T0),
+        Resolution::Translated(Translated::ToService { .. })
+    ));
+}
+
+#[test]
 fn answers_expire_so_a_reused_tuple_finds_its_new_backend() {
     let mut t = translator([(client_to_vip(), Ok(dnat_entry()))], 16);
-    t.resolve(&client_to_vip(), true, false, T0);
+    t.resolve(&client_to_vip(), true, false, NO_PODS, T0);
     let other_backend = Entry {
         original: client_to_vip(),
-        reply: tcp(CLIENT, 9090, GATEWAY, 41000),
+        reply: tcp(CLIENT, 9090, CLIENT, 40000),
     };
     t.query.entries.insert(client_to_vip(), Ok(other_backend));
     assert_eq!(
-        t.resolve(&client_to_vip(), true, false, T0 + 5 * SECOND),
+        translated(t.resolve(&client_to_vip(), true, false, NO_PODS, T0 + 5 * SECOND)),
         Some(Translated::ToService {
             service: VIP,
-            backend: (BACKEND, 8080)
+            backend: (BACKEND, 8080),
+            source_xlated: Some(GATEWAY),
         })
     );
     assert_eq!(
-        t.resolve(&client_to_vip(), true, false, T0 + 11 * SECOND),
+        translated(t.resolve(&client_to_vip(), true, false, NO_PODS, T0 + 11 * SECOND)),
         Some(Translated::ToService {
             service: VIP,
-            backend: (CLIENT, 9090)
+            backend: (CLIENT, 9090),
+            source_xlated: None,
         })
     );
-    // The old connection's backend-side alias has expired too.
+    // The old connection's backend-side alias has expired too; conntrack no longer
+    // has it either.
     assert_eq!(
-        t.resolve(&tcp(GATEWAY, 41000, BACKEND, 8080), false, false, T0 + 21 * SECOND),
-        None
+        t.resolve(
+            &tcp(GATEWAY, 41000, BACKEND, 8080),
+            false,
+            false,
+            POD_DESTINATION,
+            T0 + 21 * SECOND
+        ),
+        Resolution::Plain
     );
 }
 
 #[test]
 fn kernel_errors_leave_the_flow_as_observed() {
     let mut t = translator([(client_to_vip(), Err(libc::EPERM))], 16);
-    assert_eq!(t.resolve(&client_to_vip(), true, false, T0), None);
+    assert_eq!(translated(t.resolve(&client_to_vip(), true, false, NO_PODS, T0)), None);
 }
 
 #[test]
@@ -175,13 +292,13 @@ fn the_cache_stays_within_its_capacity() {
     let originals: Vec<Tuple> = connections.iter().map(|(t, _)| *t).collect();
     let mut t = translator(connections, 4);
     for original in &originals {
-        assert!(t.resolve(original, true, false, T0).is_some());
+        assert!(translated(t.resolve(original, true, false, NO_PODS, T0)).is_some());
         assert!(t.connections.len() <= 4, "{}", t.connections.len());
         assert!(t.aliases.len() <= 8, "{}", t.aliases.len());
     }
     // Forgotten connections are asked again, and still answer correctly.
     let asked = t.query.asked;
-    assert!(t.resolve(&originals[0], true, false, T0).is_some());
+    assert!(translated(t.resolve(&originals[0], true, false, NO_PODS, T0)).is_some());
     assert_eq!(t.query.asked, asked + 1);
 }
 
@@ -227,4 +344,18 @@ fn rewrite_replaces_the_address_and_port_in_every_form_the_flow_carries() {
 #[test]
 fn flows_without_ports_have_no_tuple() {
     assert_eq!(flow_tuple(None, CLIENT, VIP), None);
+}
+
+#[test]
+fn source_xlated_is_set_in_the_message_the_record_renders() {
+    use sightline_proto::flow::Flow;
+    let mut record = FlowRecord::new(Flow::default());
+    record.addresses = Some((CLIENT, BACKEND));
+    set_source_xlated(&mut record, GATEWAY);
+    let ip = record.to_flow().ip.expect("ip");
+    assert_eq!(
+        (ip.source.as_str(), ip.source_xlated.as_str(), ip.destination.as_str()),
+        ("10.0.0.2", "10.0.0.1", "10.0.0.3")
+    );
+    assert_eq!(ip.ip_version, sightline_proto::flow::IpVersion::IPv4 as i32);
 }

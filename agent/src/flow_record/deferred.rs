@@ -18,15 +18,7 @@ use sightline_proto::wire::Writer;
 use super::summary::L4Summary;
 
 /// Field numbers of `flow.Flow` and of the messages written here.
-mod field {
-    pub const ETHERNET: u32 = 4;
-    pub const IP: u32 = 5;
-    pub const NODE_NAME: u32 = 11;
-    pub const INTERFACE: u32 = 28;
-    pub const UUID: u32 = 34;
-    pub const EMITTER: u32 = 41;
-    pub const SUMMARY: u32 = 100_000;
-}
+use sightline_proto::fields::{emitter, ethernet, flow as field, ip, network_interface};
 
 /// The name Hubble's own parser puts in `flow.emitter`.
 const EMITTER_NAME: &str = "Hubble";
@@ -240,8 +232,8 @@ impl Rendered<'_> {
         }
         if let Some(version) = self.emitter_version {
             w.message(field::EMITTER, |w| {
-                w.string(1, EMITTER_NAME);
-                w.string(2, version);
+                w.string(emitter::NAME, EMITTER_NAME);
+                w.string(emitter::VERSION, version);
             });
         }
         if let Some(name) = self.node_name {
@@ -249,21 +241,21 @@ impl Rendered<'_> {
         }
         if let Some([source, destination]) = &self.ethernet {
             w.message(field::ETHERNET, |w| {
-                w.string(1, source.as_str());
-                w.string(2, destination.as_str());
+                w.string(ethernet::SOURCE, source.as_str());
+                w.string(ethernet::DESTINATION, destination.as_str());
             });
         }
         if let Some((source, destination, version)) = &self.ip {
             w.message(field::IP, |w| {
-                w.string(1, source.as_str());
-                w.string(2, destination.as_str());
-                w.int32(3, *version as i32);
+                w.string(ip::SOURCE, source.as_str());
+                w.string(ip::DESTINATION, destination.as_str());
+                w.int32(ip::IP_VERSION, *version as i32);
             });
         }
         if let Some((index, name)) = self.interface {
             w.message(field::INTERFACE, |w| {
-                w.uint(1, u64::from(index));
-                w.string(2, name);
+                w.uint(network_interface::INDEX, u64::from(index));
+                w.string(network_interface::NAME, name);
             });
         }
         if let Some(summary) = &self.summary {

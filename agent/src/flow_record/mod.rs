@@ -30,14 +30,7 @@ use sightline_proto::flow::{Endpoint, Flow, Service};
 use sightline_proto::wire::{self, Skip, Writer};
 
 /// Field numbers of `flow.Flow` that `Metadata` fills.
-mod field {
-    pub const SOURCE: u32 = 8;
-    pub const DESTINATION: u32 = 9;
-    pub const SOURCE_NAMES: u32 = 13;
-    pub const DESTINATION_NAMES: u32 = 14;
-    pub const SOURCE_SERVICE: u32 = 20;
-    pub const DESTINATION_SERVICE: u32 = 21;
-}
+use sightline_proto::fields::flow as field;
 
 /// DNS names of one address, shared by every flow that reaches it.
 pub type Names = Arc<[String]>;

@@ -5,6 +5,7 @@ use std::ops::Deref;
 use std::sync::OnceLock;
 
 use prost::bytes::{Bytes, BytesMut};
+use sightline_proto::fields::get_flows_response as response;
 use sightline_proto::wire::Writer;
 
 use crate::event::Event;
@@ -73,11 +74,10 @@ impl Entry {
         Some(self.response.get_or_init(|| {
             {
                 let mut w = Writer::new(arena.room_for(2 * arena.last_len + 256));
-                // Field numbers of GetFlowsResponse: flow = 1, node_name = 1000, time = 1001.
-                w.large_message(1, |w| flow.write_flow_body(w));
-                w.string(1000, flow.node_name());
+                w.large_message(response::FLOW, |w| flow.write_flow_body(w));
+                w.string(response::NODE_NAME, flow.node_name());
                 if let Some(time) = &flow.time {
-                    w.timestamp(1001, time);
+                    w.timestamp(response::TIME, time);
                 }
             }
             arena.take()

@@ -10,6 +10,8 @@ use sightline_agent::event::{Event, EventSink};
 use sightline_e2e::{Netns, Node, Pod};
 use sightline_proto::flow::{Flow, layer4};
 
+pub mod services;
+
 struct Collect(Arc<Mutex<Vec<Event>>>);
 
 /// Only counts flows: for runs with too many events to keep.

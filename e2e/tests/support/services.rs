@@ -1,0 +1,292 @@
+//! Kubernetes Services on a simulated node: manifests for pods and Services, a
+//! kube-proxy-style nftables DNAT in the node's namespace, a client outside the
+//! node, and an agent with enrichment from those manifests collecting its flows.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sightline_agent::datapath::{self, DatapathArgs};
+use sightline_agent::enrich::IndexConfig;
+use sightline_agent::event::{Event, EventSink};
+use sightline_agent::k8s::{self, K8sArgs};
+use sightline_e2e::{Netns, Node, Pod};
+use sightline_proto::flow::{Endpoint, Flow, Service, layer4};
+
+use super::wait_attached;
+
+pub const NODE_NAME: &str = "test-node";
+
+pub fn pod_yaml(name: &str, namespace: &str, pod: &Pod, labels: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: {namespace}, uid: uid-{name}, labels: {{{labels}}}}}
+spec: {{nodeName: {NODE_NAME}, containers: [{{name: main, image: example}}]}}
+status: {{phase: Running, podIP: \"{ip}\", podIPs: [{{ip: \"{ip}\"}}]}}
+---
+",
+        ip = pod.ipv4
+    )
+}
+
+/// A Service in front of one backend pod, with its EndpointSlice.
+pub struct ServiceSpec<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub cluster_ip: Ipv4Addr,
+    pub external_ips: &'a [Ipv4Addr],
+    pub port: u16,
+    pub target: u16,
+    pub protocol: &'a str,
+    pub backend: &'a Pod,
+}
+
+pub fn service_yaml(service: &ServiceSpec<'_>) -> String {
+    let ServiceSpec {
+        name,
+        namespace,
+        cluster_ip,
+        port,
+        target,
+        protocol,
+        ..
+    } = service;
+    let external: Vec<String> = service.external_ips.iter().map(|ip| format!("\"{ip}\"")).collect();
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: {namespace}, uid: uid-svc-{name}}}
+spec: {{type: ClusterIP, clusterIP: \"{cluster_ip}\", clusterIPs: [\"{cluster_ip}\"], externalIPs: [{external}], ports: [{{port: {port}, targetPort: {target}, protocol: {protocol}}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: {name}-1, namespace: {namespace}, labels: {{kubernetes.io/service-name: {name}}}}}
+addressType: IPv4
+endpoints: [{{addresses: [\"{ip}\"]}}]
+ports: [{{port: {target}, protocol: {protocol}}}]
+---
+",
+        external = external.join(", "),
+        ip = service.backend.ipv4
+    )
+}
+
+/// The address of the node on its pods' bridge: their default gateway, and what
+/// kube-proxy's masquerade rewrites translated connections to.
+pub fn gateway(pod: &Pod) -> Ipv4Addr {
+    let [a, b, c, _] = pod.ipv4.octets();
+    Ipv4Addr::new(a, b, c, 1)
+}
+
+/// Routes pods through the node (a gateway on the bridge, forwarding on) and
+/// installs `rules` (an nftables ruleset) in the node's namespace.
+pub fn route_through_node(node: &Node, pods: &[&Pod], rules: &str) {
+    let gateway = gateway(pods[0]);
+    let netns = node.netns();
+    netns
+        .ip(&["addr", "add", &format!("{gateway}/24"), "dev", "br0"])
+        .expect("gateway address");
+    let forwarding = netns.exec("sysctl", &["-w", "net.ipv4.ip_forward=1"]).expect("sysctl");
+    assert!(forwarding.status.success(), "{forwarding:?}");
+    for pod in pods {
+        pod.netns
+            .ip(&["route", "add", "default", "via", &gateway.to_string()])
+            .expect("default route");
+    }
+    let file = tempfile::NamedTempFile::new().expect("rules file");
+    std::fs::write(file.path(), rules).expect("write rules");
+    let path = file.path().to_str().expect("utf-8 path");
+    let nft = netns.exec("nft", &["-f", path]).expect("nft");
+    assert!(nft.status.success(), "nft -f: {}", String::from_utf8_lossy(&nft.stderr));
+}
+
+/// A machine outside the cluster, one link away from the node: its own namespace,
+/// a veth into the node's namespace, and a default route through the node.
+pub struct RemoteHost {
+    pub netns: Netns,
+    pub ipv4: Ipv4Addr,
+    /// The node's address on the link.
+    pub node_ipv4: Ipv4Addr,
+}
+
+impl RemoteHost {
+    /// Documentation addresses (TEST-NET-2): every node has its own namespace, so
+    /// concurrent tests never meet.
+    pub fn attach(node: &Node) -> RemoteHost {
+        let netns = Netns::new("slr").expect("remote namespace");
+        let node_end = sightline_e2e::netns::unique_name("slx");
+        let (ipv4, node_ipv4) = (Ipv4Addr::new(198, 51, 100, 2), Ipv4Addr::new(198, 51, 100, 1));
+        node.netns()
+            .ip(&[
+                "link",
+                "add",
+                &node_end,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                netns.name(),
+            ])
+            .expect("remote veth");
+        node.netns()
+            .ip(&["addr", "add", &format!("{node_ipv4}/24"), "dev", &node_end])
+            .expect("node address");
+        node.netns().ip(&["link", "set", &node_end, "up"]).expect("node end up");
+        netns
+            .ip(&["addr", "add", &format!("{ipv4}/24"), "dev", "eth0"])
+            .expect("remote address");
+        netns.ip(&["link", "set", "eth0", "up"]).expect("remote up");
+        netns
+            .ip(&["route", "add", "default", "via", &node_ipv4.to_string()])
+            .expect("remote route");
+        RemoteHost { netns, ipv4, node_ipv4 }
+    }
+}
+
+#[derive(Clone, Default)]
+struct Collect(Arc<Mutex<Vec<Event>>>);
+
+impl EventSink for Collect {
+    fn publish(&mut self, event: Event) {
+        self.0.lock().expect("events").push(event);
+    }
+}
+
+/// The datapath with enrichment from manifests, in a node's namespace.
+pub struct EnrichedAgent {
+    events: Collect,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl EnrichedAgent {
+    /// Starts with the cluster in `manifests` (YAML documents) and waits until
+    /// both classifiers are attached to each of `pods`' veths.
+    pub fn start(node: &Node, manifests: &str, pods: &[&Pod]) -> EnrichedAgent {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("cluster.yaml"), manifests).expect("write manifests");
+        let k8s_args = K8sArgs {
+            kubeconfig: None,
+            manifests: Some(dir.path().to_owned()),
+            k8s_disabled: false,
+            cluster_domain: "cluster.local".into(),
+        };
+        let events = Collect::default();
+        let sink = events.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = node
+            .netns()
+            .spawn(move || {
+                // The manifests are read at start; the directory lives until then.
+                let _dir = dir;
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                runtime.block_on(async move {
+                    let k8s = k8s::start(
+                        &k8s_args,
+                        IndexConfig {
+                            cluster: "default".into(),
+                            local_node: NODE_NAME.into(),
+                            agent_port: 4244,
+                        },
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("manifests mode must enable enrichment")?;
+                    let mut enricher = k8s.enricher(sink);
+                    datapath::run(DatapathArgs::default(), NODE_NAME.to_owned(), &mut enricher, async {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .map_err(|e| e.to_string())
+                })
+            })
+            .expect("agent thread");
+        let veths: Vec<&str> = pods.iter().map(|p| p.host_veth.as_str()).collect();
+        wait_attached(node.netns(), &veths);
+        EnrichedAgent {
+            events,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn flows(&self) -> Vec<Flow> {
+        self.events
+            .0
+            .lock()
+            .expect("events")
+            .iter()
+            .filter_map(|e| match e {
+                Event::Flow(f) => Some(f.to_flow()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Polls the flows until `done` holds for them or 10 s pass; returns them.
+    pub fn wait_for(&self, done: impl Fn(&[Flow]) -> bool) -> Vec<Flow> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let flows = self.flows();
+            if done(&flows) || Instant::now() > deadline {
+                return flows;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the agent (its last flows are delivered first) and returns every flow.
+    pub fn stop(mut self) -> Vec<Flow> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("agent thread").expect("agent run");
+        }
+        self.flows()
+    }
+}
+
+impl Drop for EnrichedAgent {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+pub fn pod_named(endpoint: Option<&Endpoint>) -> Option<(&str, &str)> {
+    endpoint.map(|e| (e.namespace.as_str(), e.pod_name.as_str()))
+}
+
+pub fn service_named(service: Option<&Service>) -> Option<(&str, &str)> {
+    service.map(|s| (s.namespace.as_str(), s.name.as_str()))
+}
+
+pub fn addresses(flow: &Flow) -> (IpAddr, IpAddr) {
+    let ip = flow.ip.as_ref().expect("ip");
+    (
+        ip.source.parse().expect("source"),
+        ip.destination.parse().expect("destination"),
+    )
+}
+
+pub fn source_xlated(flow: &Flow) -> &str {
+    flow.ip.as_ref().map_or("", |ip| ip.source_xlated.as_str())
+}
+
+pub fn is_tcp(flow: &Flow) -> bool {
+    matches!(
+        flow.l4.as_ref().and_then(|l| l.protocol.as_ref()),
+        Some(layer4::Protocol::Tcp(_))
+    )
+}
