@@ -189,6 +189,7 @@ pub async fn start(args: Args) -> Result<RunningRelay, RelayError> {
         started: Instant::now(),
     };
     let router = Server::builder()
+        .layer(metrics.grpc_layer())
         .add_service(relay_router(observer))
         .add_service(health_service.clone())
         .add_service(reflection::v1(&[OBSERVER_SERVICE])?)
