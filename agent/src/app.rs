@@ -117,7 +117,11 @@ impl Agent {
         let server_address = identity.address.clone();
         let observer = ObserverService::new(ring, stats.clone(), identity, args.lost_event_send_interval)
             .announced_in(peers.subscribe());
-        let server = listeners.serve(Services { observer, peer });
+        let server = listeners.serve(Services {
+            observer,
+            peer,
+            grpc_metrics: metrics.grpc_metrics(),
+        });
         let agent_port = server.local_addr().map_or(DEFAULT_AGENT_PORT, |a| a.port());
         let index = IndexConfig {
             cluster: args.cluster_name.clone(),
