@@ -59,6 +59,8 @@ pub struct Agent {
     pub k8s: Option<K8s>,
     /// Flow metrics and `/metrics`; `metrics.wrap(sink)` puts them in the pipeline.
     pub metrics: crate::metrics::MetricsStage,
+    /// The flow-log writer; join it after the pipeline ended to flush the last lines.
+    pub export: Option<crate::export::ExportThread>,
 }
 
 fn tls_files(args: &Args) -> Result<Option<TlsFiles>, AppError> {
@@ -119,7 +121,11 @@ impl Agent {
         let server_address = identity.address.clone();
         let observer = ObserverService::new(ring, stats.clone(), identity, args.lost_event_send_interval)
             .announced_in(peers.subscribe());
-        let server = listeners.serve(Services { observer, peer });
+        let server = listeners.serve(Services {
+            observer,
+            peer,
+            grpc_metrics: metrics.grpc_metrics(),
+        });
         let agent_port = server.local_addr().map_or(DEFAULT_AGENT_PORT, |a| a.port());
         let index = IndexConfig {
             cluster: args.cluster_name.clone(),
@@ -146,16 +152,21 @@ impl Agent {
             }]),
             _ => {}
         }
+        let (sink, export) = match export {
+            Some((mut tap, thread)) => (
+                RingSink::new(writer, stats).with_tap(move |entry| tap.offer(entry)),
+                Some(thread),
+            ),
+            None => (RingSink::new(writer, stats), None),
+        };
         Ok(Self {
             node_name,
-            sink: match export {
-                Some(mut export) => RingSink::new(writer, stats).with_tap(move |entry| export.offer(entry)),
-                None => RingSink::new(writer, stats),
-            },
+            sink,
             server,
             peers,
             k8s,
             metrics,
+            export,
         })
     }
 
@@ -241,6 +252,9 @@ pub struct RunningAgent {
     /// `None` once `failed` has collected the task's end.
     source: Option<JoinHandle<Result<(), DatapathError>>>,
     server: Option<JoinHandle<Result<(), ServerError>>>,
+    /// Stops `/metrics`.
+    metrics_server: tokio_util::sync::CancellationToken,
+    export: Option<crate::export::ExportThread>,
     /// Dropping it stops the Kubernetes watchers; kept until shutdown.
     _k8s: Option<K8s>,
     /// The configuration in force; dropping it stops following changes.
@@ -280,6 +294,7 @@ impl RunningAgent {
         let live = crate::live::runtime::start(args.argv.clone(), args, &agent.node_name, &agent.metrics, client)?;
         let shutdown = Shutdown::new();
         let tcp_address = agent.server.local_addr();
+        let metrics_server = agent.metrics.shutdown_token();
         let mut sink = Agent::pipeline(agent.metrics.wrap(agent.sink), agent.k8s.as_ref());
         let node_name = agent.node_name.clone();
         let source = if args.synthetic_flows_per_second > 0 {
@@ -303,6 +318,8 @@ impl RunningAgent {
             shutdown,
             source: Some(source),
             server: Some(server),
+            metrics_server,
+            export: agent.export,
             _k8s: agent.k8s,
             live,
         })
@@ -326,14 +343,19 @@ impl RunningAgent {
         error
     }
 
-    /// Stops capturing, ends open streams (after the server's grace period) and
-    /// removes the unix socket.
+    /// Stops capturing, ends open streams (after the server's grace period),
+    /// removes the unix socket, stops `/metrics` and writes out the export queue.
     pub async fn shutdown(self) -> Result<(), RunError> {
         self.shutdown.cancel();
         let mut first_error = None;
         if let Some(source) = self.source {
             first_error = first_error.or(collect("event source", source.await));
         }
+        // The source's end dropped the pipeline and with it the export queue's sender.
+        if let Some(export) = self.export {
+            let _ = tokio::task::spawn_blocking(move || export.join()).await;
+        }
+        self.metrics_server.cancel();
         if let Some(server) = self.server {
             first_error = first_error.or(collect("server", server.await));
         }

@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod config_file;
 pub mod duration;
 pub mod edge;
+pub mod grpc_metrics;
 pub mod listen;
 pub mod logging;
 pub mod metrics_server;

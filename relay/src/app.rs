@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sightline_common::listen;
-use sightline_common::metrics_server::{MetricsServer, MetricsServerError, MetricsServerOptions};
+use sightline_common::metrics_server::{MetricsServer, MetricsServerError, MetricsServerOptions, MetricsTlsFiles};
 use sightline_common::names::HEALTH_SERVICE;
 use sightline_common::net::nodelay_incoming;
 use sightline_common::shutdown::Shutdown;
@@ -209,6 +209,7 @@ pub async fn start(args: Args) -> Result<RunningRelay, RelayError> {
         started: Instant::now(),
     };
     let router = Server::builder()
+        .layer(metrics.grpc_layer())
         .add_service(relay_router(observer))
         .add_service(health_service.clone())
         .add_service(reflection::v1(&[OBSERVER_SERVICE])?)
@@ -262,7 +263,11 @@ pub async fn start(args: Args) -> Result<RunningRelay, RelayError> {
         let options = MetricsServerOptions {
             address: args.metrics_listen_address.clone(),
             open_metrics: true,
-            tls: None,
+            tls: MetricsTlsFiles::from_flags(
+                args.metrics_server_tls_cert_file.clone(),
+                args.metrics_server_tls_key_file.clone(),
+                args.metrics_server_tls_client_ca_files.clone(),
+            )?,
             tls_reload_interval: Duration::from_secs(5),
         };
         let server = MetricsServer::bind(&options).await?;

@@ -35,6 +35,23 @@ pub struct Args {
     #[arg(long, env = "SIGHTLINE_RELAY_METRICS_LISTEN_ADDRESS", default_value = ":9966")]
     pub metrics_listen_address: String,
 
+    /// Certificate chain (PEM) of the metrics server; with the key, it speaks TLS 1.3
+    /// and reloads both when they change, as the agent's does.
+    #[arg(long, env = "SIGHTLINE_RELAY_METRICS_SERVER_TLS_CERT_FILE")]
+    pub metrics_server_tls_cert_file: Option<PathBuf>,
+
+    /// Private key (PEM) of the metrics server.
+    #[arg(long, env = "SIGHTLINE_RELAY_METRICS_SERVER_TLS_KEY_FILE")]
+    pub metrics_server_tls_key_file: Option<PathBuf>,
+
+    /// CAs whose client certificates the metrics server requires (mutual TLS).
+    #[arg(
+        long,
+        env = "SIGHTLINE_RELAY_METRICS_SERVER_TLS_CLIENT_CA_FILES",
+        value_delimiter = ','
+    )]
+    pub metrics_server_tls_client_ca_files: Vec<PathBuf>,
+
     /// Where to call `peer.Peer/Notify`: `unix:///path` or `host:port` (in a cluster, the agents' peer Service).
     #[arg(
         long,

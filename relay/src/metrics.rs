@@ -8,6 +8,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use sightline_common::grpc_metrics::{GrpcMetricsLayer, GrpcServerMetrics};
 use sightline_common::metrics_server::Format;
 
 use crate::pool::{PeerState, Pool};
@@ -30,6 +31,7 @@ pub struct RelayMetrics {
     forwarded: Counter,
     /// The eviction family's three series, looked up once: `released` runs per flow.
     evicted: [Counter; 3],
+    grpc: GrpcServerMetrics,
 }
 
 impl Default for RelayMetrics {
@@ -40,7 +42,18 @@ impl Default for RelayMetrics {
 
 impl RelayMetrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("hubble_relay");
+        let mut root = Registry::default();
+        // The gRPC server metrics keep go-grpc-prometheus' names, without our prefix.
+        let grpc = GrpcServerMetrics::new(&[
+            sightline_proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+        ])
+        .unwrap_or_else(|err| {
+            tracing::error!(%err, "gRPC server metrics disabled");
+            GrpcServerMetrics::default()
+        });
+        grpc.register(&mut root);
+        let registry = root.sub_registry_with_prefix("hubble_relay");
         let peers = Family::<StatusLabel, Gauge>::default();
         registry.register(
             "pool_peer_connection_status",
@@ -62,11 +75,17 @@ impl RelayMetrics {
         let evicted =
             ["full", "timeout", "flush"].map(|reason| evictions.get_or_create(&ReasonLabel { reason }).clone());
         Self {
-            registry: Arc::new(registry),
+            registry: Arc::new(root),
             peers,
             forwarded,
             evicted,
+            grpc,
         }
+    }
+
+    /// Counts the calls of the relay's gRPC services (`grpc_server_*`).
+    pub fn grpc_layer(&self) -> GrpcMetricsLayer {
+        self.grpc.layer()
     }
 
     pub fn flow_forwarded(&self) {

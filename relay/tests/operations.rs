@@ -319,6 +319,11 @@ async fn metrics_report_peers_and_forwarded_flows() {
         "hubble_relay_sort_buffer_evictions_total{reason=\"full\"} 1",
         "hubble_relay_sort_buffer_evictions_total{reason=\"flush\"} 3",
         "hubble_relay_sort_buffer_evictions_total{reason=\"timeout\"} 0",
+        // go-grpc-prometheus' names and labels, unprefixed, for the two GetFlows calls.
+        r#"grpc_server_started_total{grpc_method="GetFlows",grpc_service="observer.Observer",grpc_type="server_stream"} 2"#,
+        r#"grpc_server_handled_total{grpc_code="OK",grpc_method="GetFlows",grpc_service="observer.Observer",grpc_type="server_stream"} 2"#,
+        r#"grpc_server_msg_received_total{grpc_method="GetFlows",grpc_service="observer.Observer",grpc_type="server_stream"} 2"#,
+        r#"grpc_server_started_total{grpc_method="ServerStatus",grpc_service="observer.Observer",grpc_type="unary"} 0"#,
     ] {
         assert!(body.contains(expected), "{expected} missing from:\n{body}");
     }

@@ -64,6 +64,20 @@ impl ExporterTap {
 
 pub struct Exporter;
 
+/// The writer thread. It ends once every [`ExporterTap`] is dropped and the
+/// queue is written out; [`join`](Self::join) waits for that.
+pub struct ExportThread(std::thread::JoinHandle<()>);
+
+impl ExportThread {
+    /// Waits until the queued lines are written and flushed. Call after the
+    /// pipeline (which holds the tap) has ended, or it waits for that too.
+    pub fn join(self) {
+        if self.0.join().is_err() {
+            tracing::error!("the flow export thread panicked; lines still queued are lost");
+        }
+    }
+}
+
 impl Exporter {
     /// Checks the flags (mistakes stop the agent), opens the output and starts
     /// the writer thread. None when export is off.
@@ -71,7 +85,7 @@ impl Exporter {
         args: &ExportArgs,
         node_name: String,
         lost: Option<LostEvents>,
-    ) -> Result<Option<ExporterTap>, ExportError> {
+    ) -> Result<Option<(ExporterTap, ExportThread)>, ExportError> {
         Self::start_with_capacity(args, node_name, lost, QUEUE_CAPACITY)
     }
 
@@ -80,7 +94,7 @@ impl Exporter {
         node_name: String,
         lost: Option<LostEvents>,
         capacity: usize,
-    ) -> Result<Option<ExporterTap>, ExportError> {
+    ) -> Result<Option<(ExporterTap, ExportThread)>, ExportError> {
         if !args.enabled() {
             return Ok(None);
         }
@@ -100,14 +114,14 @@ impl Exporter {
             }
         };
         let (queue, receive) = std::sync::mpsc::sync_channel(capacity);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("flow-export".into())
             .spawn(move || run(receive, output, node_name, mask))
             .map_err(|source| ExportError::File {
                 path: args.export_file_path.clone().into(),
                 source,
             })?;
-        Ok(Some(ExporterTap { filters, queue, lost }))
+        Ok(Some((ExporterTap { filters, queue, lost }, ExportThread(thread))))
     }
 }
 
@@ -175,5 +189,39 @@ mod tests {
             .get_or_create(&vec![("source", "hubble_exporter".to_owned())])
             .get();
         assert_eq!(lost, 9_992);
+    }
+
+    /// Shutdown: once the pipeline drops its tap, joining the thread means every
+    /// queued line is in the file, the last ones included.
+    #[test]
+    fn joining_after_the_tap_is_dropped_writes_every_queued_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flows.log");
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            export: ExportArgs,
+        }
+        let flags = <Flags as clap::Parser>::parse_from(["agent", "--export-file-path", path.to_str().unwrap()]);
+        let args = flags.export;
+        let (mut tap, thread) = Exporter::start_with_capacity(&args, "node-1".into(), None, 20_000)
+            .unwrap()
+            .unwrap();
+        let now = sightline_proto::Timestamp::now();
+        for i in 0..10_000 {
+            let event = Event::Flow(Box::new(synthetic::record(i, "node-1", now)));
+            tap.offer(&Arc::new(Entry::new(event)));
+        }
+        drop(tap);
+        thread.join();
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(written.lines().count(), 10_000);
+        assert!(
+            written
+                .lines()
+                .last()
+                .unwrap()
+                .contains("00000000-0000-4000-8000-00000000270f")
+        );
     }
 }

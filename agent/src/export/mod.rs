@@ -9,7 +9,7 @@ pub mod exporter;
 pub mod rotate;
 
 pub use args::ExportArgs;
-pub use exporter::{Exporter, ExporterTap};
+pub use exporter::{ExportThread, Exporter, ExporterTap};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {

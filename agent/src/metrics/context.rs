@@ -8,7 +8,8 @@ use sightline_proto::flow::{Endpoint, TrafficDirection};
 
 use super::MetricsError;
 use super::series::LabelKey;
-use crate::flow_record::FlowRecord;
+use super::shortcut::Sides;
+use crate::flow_record::{FlowRecord, SharedEndpoint};
 
 /// How an endpoint is named in the `source` / `destination` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +50,11 @@ impl Identifier {
             "app" => Self::App,
             _ => return None,
         })
+    }
+
+    /// Whether the value comes from the endpoint alone (not the address or DNS names).
+    fn reads_endpoint_only(self) -> bool {
+        !matches!(self, Self::Ip | Self::Dns)
     }
 
     /// Whether a label of this kind names one pod, workload or address, so the
@@ -103,6 +109,17 @@ pub struct ContextOptions {
     destination_ingress: Option<Vec<Identifier>>,
     /// Indexes into [`CONTEXT_LABELS`], ascending.
     labels: Vec<usize>,
+    reads: Reads,
+}
+
+/// What of a flow this context's values depend on, for [`ContextOptions::sides`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Reads {
+    /// Nothing but the endpoints and the direction (no address, no DNS name).
+    endpoints_only: bool,
+    source: bool,
+    destination: bool,
+    direction: bool,
 }
 
 fn parse_identifiers(metric: &str, key: &str, value: &str) -> Result<Vec<Identifier>, MetricsError> {
@@ -149,7 +166,74 @@ impl ContextOptions {
                 _ => {}
             }
         }
+        parsed.reads = parsed.reads();
         Ok(parsed)
+    }
+
+    fn reads(&self) -> Reads {
+        let source_lists = [
+            Some(&self.source),
+            self.source_egress.as_ref(),
+            self.source_ingress.as_ref(),
+        ];
+        let destination_lists = [
+            Some(&self.destination),
+            self.destination_egress.as_ref(),
+            self.destination_ingress.as_ref(),
+        ];
+        let ids = source_lists
+            .iter()
+            .chain(&destination_lists)
+            .flatten()
+            .flat_map(|list| list.iter());
+        let label = |index: &usize| CONTEXT_LABELS[*index];
+        let variants = self.source_egress.is_some()
+            || self.source_ingress.is_some()
+            || self.destination_egress.is_some()
+            || self.destination_ingress.is_some();
+        Reads {
+            endpoints_only: ids.clone().all(|id| id.reads_endpoint_only())
+                && !self.labels.iter().any(|i| label(i).ends_with("_ip")),
+            source: !self.source.is_empty() || self.labels.iter().any(|i| label(i).starts_with("source_")),
+            destination: !self.destination.is_empty()
+                || self.labels.iter().any(|i| label(i).starts_with("destination_")),
+            direction: variants || self.labels.iter().any(|i| label(i) == "traffic_direction"),
+        }
+    }
+
+    /// The endpoints and direction this context's values depend on, when they
+    /// depend on nothing else of `flow` (values not swapped): what a series
+    /// shortcut may stand for. `None` when the values read addresses or DNS
+    /// names, or an endpoint the flow carries itself rather than by reference.
+    pub fn sides<'a>(&self, flow: &'a FlowRecord) -> Option<Sides<'a>> {
+        if !self.reads.endpoints_only {
+            return None;
+        }
+        fn side<'a>(
+            read: bool,
+            shared: &'a Option<SharedEndpoint>,
+            own: &Option<Box<Endpoint>>,
+        ) -> Option<Option<&'a SharedEndpoint>> {
+            match (read, shared, own) {
+                (false, _, _) => Some(None),
+                (true, Some(shared), _) => Some(Some(shared)),
+                (true, None, None) => Some(None),
+                (true, None, Some(_)) => None,
+            }
+        }
+        Some(Sides {
+            source: side(self.reads.source, &flow.metadata.source, &flow.flow.source)?,
+            destination: side(
+                self.reads.destination,
+                &flow.metadata.destination,
+                &flow.flow.destination,
+            )?,
+            direction: if self.reads.direction {
+                flow.traffic_direction
+            } else {
+                0
+            },
+        })
     }
 
     pub fn is_context_key(key: &str) -> bool {

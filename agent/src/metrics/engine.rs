@@ -95,6 +95,11 @@ impl FlowMetrics {
         self.handlers.iter_mut().map(|c| c.handler.forget(gone)).sum()
     }
 
+    /// How many series shortcuts the handlers hold, for tests.
+    pub fn shortcut_count(&self) -> usize {
+        self.handlers.iter().map(|c| c.handler.shortcut_count()).sum()
+    }
+
     /// Takes over the handlers of `previous` whose configuration did not change,
     /// so their series keep counting; the others start empty.
     pub fn keep_unchanged_from(&mut self, previous: FlowMetrics) {

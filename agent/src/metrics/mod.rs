@@ -17,6 +17,7 @@ pub mod process;
 pub mod registry;
 pub mod runtime;
 pub mod series;
+pub mod shortcut;
 pub mod sink;
 
 pub use args::MetricsArgs;

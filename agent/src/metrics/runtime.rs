@@ -11,6 +11,7 @@ use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
+use sightline_common::grpc_metrics::GrpcServerMetrics;
 use sightline_common::metrics_server::{
     self, MetricsServer, MetricsServerError, MetricsServerOptions, MetricsTlsFiles,
 };
@@ -88,6 +89,7 @@ pub struct MetricsStage {
     /// Where `/metrics` is served, when it is.
     pub address: Option<std::net::SocketAddr>,
     shutdown: CancellationToken,
+    grpc: GrpcServerMetrics,
 }
 
 impl MetricsStage {
@@ -136,6 +138,15 @@ impl MetricsStage {
         registry.register("hubble_lost_events", "Number of lost events", lost.clone());
         registry.register_collector(Box::new(ObserverCollector { ring, stats }));
         registry.register_collector(Box::new(super::process::ProcessCollector));
+        let grpc = GrpcServerMetrics::new(&[
+            sightline_proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+        ])
+        .unwrap_or_else(|err| {
+            tracing::error!(%err, "gRPC server metrics disabled");
+            GrpcServerMetrics::default()
+        });
+        grpc.register(&mut registry);
         let (departures, receive_departures) = std::sync::mpsc::channel();
         let (send_gone, gone) = std::sync::mpsc::channel();
         super::expiry::forward_after(receive_departures, super::expiry::EXPIRY_DELAY, send_gone);
@@ -172,7 +183,13 @@ impl MetricsStage {
             gone,
             address,
             shutdown,
+            grpc,
         })
+    }
+
+    /// The `grpc_server_*` counters, for the layer around the API servers.
+    pub fn grpc_metrics(&self) -> GrpcServerMetrics {
+        self.grpc.clone()
     }
 
     /// The pipeline stage that counts flows and losses, then hands events to `inner`.

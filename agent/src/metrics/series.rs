@@ -3,6 +3,9 @@
 //! The pipeline thread is the only writer. It looks series up in a map it owns,
 //! keyed by the label values joined into one string, so a flow whose series
 //! exists costs a hash of that string and an atomic add: no lock, no allocation.
+//! Handlers that can describe a series by a few numbers and the flow's shared
+//! endpoints reach it through a [`Shortcuts`] map first, without building the
+//! string at all.
 //! New series are also published to a map the scraper reads under a mutex, which
 //! is taken only when a series is created, removed, or scraped.
 
@@ -11,7 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::shortcut::{Shortcut, Shortcuts};
 
 /// Separates label values inside a [`LabelKey`]. A value that contains it has it
 /// replaced (see [`LabelKey::extend`]), so keys never become ambiguous.
@@ -250,6 +255,7 @@ impl<C: Cell + std::fmt::Debug> Collect for Published<C> {
 #[derive(Debug)]
 pub struct Family<C> {
     local: FxHashMap<Box<str>, Arc<C>>,
+    shortcuts: Shortcuts<C>,
     published: Arc<Published<C>>,
     max_series: usize,
 }
@@ -271,6 +277,9 @@ impl<C: Cell + std::fmt::Debug> Family<C> {
     ) -> Self {
         Self {
             local: FxHashMap::default(),
+            // Room for several endpoint pairs per series (a namespace context
+            // folds many pods into one series) before the shortcuts start over.
+            shortcuts: Shortcuts::new(max_series.max(1024).saturating_mul(4)),
             published: Arc::new(Published {
                 name,
                 help,
@@ -298,38 +307,81 @@ impl<C: Cell + std::fmt::Debug> Family<C> {
     /// Applies `update` to the series for `key`, created when new and the family
     /// is below its limit. One hash lookup when the series exists.
     pub fn update(&mut self, key: &LabelKey, update: impl FnOnce(&C)) {
+        if let Some(cell) = self.local.get(key.as_str()) {
+            update(cell);
+        } else if let Some(cell) = self.create(key) {
+            update(cell);
+        }
+    }
+
+    /// Like [`update`](Self::update), but reaches the series through `shortcut`
+    /// when it led there before; only then are the labels written (by `labels`, into `key`).
+    pub fn update_via(
+        &mut self,
+        shortcut: Option<Shortcut<'_>>,
+        key: &mut LabelKey,
+        labels: impl FnOnce(&mut LabelKey),
+        update: impl FnOnce(&C),
+    ) {
+        if let Some(cell) = shortcut.as_ref().and_then(|s| self.shortcuts.get(s)) {
+            update(cell);
+            return;
+        }
+        key.clear();
+        labels(key);
+        let cell = match self.local.get(key.as_str()) {
+            Some(cell) => Arc::clone(cell),
+            None => match self.create(key) {
+                Some(cell) => Arc::clone(cell),
+                None => return,
+            },
+        };
+        update(&cell);
+        if let Some(shortcut) = shortcut {
+            self.shortcuts.insert(&shortcut, cell);
+        }
+    }
+
+    /// A new series for `key` (not in the family), when the family is below its limit.
+    fn create(&mut self, key: &LabelKey) -> Option<&Arc<C>> {
         debug_assert_eq!(
             key.value_count(),
             self.published.label_names.len(),
             "{}: label values do not match the label names",
             self.published.name
         );
-        if let Some(cell) = self.local.get(key.as_str()) {
-            update(cell);
-            return;
-        }
         if self.local.len() >= self.max_series {
             self.published.limited.fetch_add(1, Ordering::Relaxed);
-            return;
+            return None;
         }
         let cell = Arc::new(C::new_cell(self.published.buckets));
-        update(&cell);
         let owned: Box<str> = key.as_str().into();
         self.published.series().insert(owned.clone(), Arc::clone(&cell));
-        self.local.insert(owned, cell);
+        Some(self.local.entry(owned).or_insert(cell))
     }
 
     /// Drops every series whose label values `doomed` selects.
     pub fn remove_where(&mut self, mut doomed: impl FnMut(&[&'static str], &str) -> bool) -> usize {
         let names = self.published.label_names.clone();
-        let before = self.local.len();
-        self.local.retain(|key, _| !doomed(&names, key));
-        let removed = before - self.local.len();
-        if removed > 0 {
+        let mut removed = FxHashSet::default();
+        self.local.retain(|key, cell| {
+            let keep = !doomed(&names, key);
+            if !keep {
+                removed.insert(Arc::as_ptr(cell) as usize);
+            }
+            keep
+        });
+        self.shortcuts.forget(&removed);
+        if !removed.is_empty() {
             let local = &self.local;
             self.published.series().retain(|key, _| local.contains_key(key));
         }
-        removed
+        removed.len()
+    }
+
+    /// How many shortcuts lead to this family's series (for tests).
+    pub fn shortcut_count(&self) -> usize {
+        self.shortcuts.len()
     }
 
     pub fn len(&self) -> usize {
@@ -341,13 +393,22 @@ impl<C: Cell + std::fmt::Debug> Family<C> {
     }
 }
 
+impl CounterCell {
+    /// Only the pipeline thread writes (see [`Family`]): a plain load and store is
+    /// enough and avoids a locked read-modify-write per flow and handler.
+    fn bump(&self) {
+        self.0.store(self.0.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+}
+
 impl CounterFamily {
     pub fn inc(&mut self, key: &LabelKey) {
-        // Only the pipeline thread writes (`&mut self`): a plain load and store is
-        // enough and avoids a locked read-modify-write per flow and handler.
-        self.update(key, |cell| {
-            cell.0.store(cell.0.load(Ordering::Relaxed) + 1, Ordering::Relaxed)
-        });
+        self.update(key, CounterCell::bump);
+    }
+
+    /// Counts into the series `shortcut` leads to, or the one `labels` writes.
+    pub fn inc_via(&mut self, shortcut: Option<Shortcut<'_>>, key: &mut LabelKey, labels: impl FnOnce(&mut LabelKey)) {
+        self.update_via(shortcut, key, labels, CounterCell::bump);
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::ServerConfig;
+use sightline_common::grpc_metrics::{GrpcServerMetrics, WithGrpcMetrics};
 use sightline_common::listen::tls_incoming;
 use sightline_common::names::HEALTH_SERVICE;
 use sightline_common::net::nodelay_incoming;
@@ -62,7 +63,12 @@ pub struct ServerOptions {
 pub struct Services {
     pub observer: ObserverService,
     pub peer: PeerService,
+    /// Counts every call (`grpc_server_*`), as Hubble's go-grpc-prometheus interceptors do.
+    pub grpc_metrics: GrpcServerMetrics,
 }
+
+/// A router with the gRPC metrics layer around its services.
+type ApiRouter = Router<WithGrpcMetrics>;
 
 /// Listeners bound, not serving yet: what they bound (an ephemeral port, say) can
 /// still go into the services before [`Listeners::serve`].
@@ -154,7 +160,9 @@ impl BoundServer {
             reporter
                 .set_service_status(HEALTH_SERVICE, ServingStatus::Serving)
                 .await;
-            let router = Server::builder().add_service(health);
+            let router = Server::builder()
+                .layer(self.services.grpc_metrics.layer())
+                .add_service(health);
             servers.spawn(serve(router, nodelay_incoming(listener), shutdown.clone()));
         }
         if let Some(listener) = self.unix {
@@ -236,12 +244,13 @@ fn bind_unix(path: &Path) -> Result<UnixListener, ServerError> {
     bound.map_err(err)
 }
 
-async fn router(services: &Services) -> Result<Router, ServerError> {
+async fn router(services: &Services) -> Result<ApiRouter, ServerError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_service_status(HEALTH_SERVICE, ServingStatus::Serving)
         .await;
     Ok(Server::builder()
+        .layer(services.grpc_metrics.layer())
         .add_service(health)
         .add_service(observer_router(services.observer.clone()))
         .add_service(PeerServer::new(services.peer.clone()))
@@ -260,7 +269,7 @@ fn remove_socket(path: &Path) {
     }
 }
 
-async fn serve<S, IO, E>(router: Router, incoming: S, shutdown: Shutdown) -> Result<(), ServerError>
+async fn serve<S, IO, E>(router: ApiRouter, incoming: S, shutdown: Shutdown) -> Result<(), ServerError>
 where
     S: tokio_stream::Stream<Item = Result<IO, E>> + Send + 'static,
     IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,

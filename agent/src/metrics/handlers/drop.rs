@@ -9,6 +9,7 @@ use crate::flow_record::FlowRecord;
 use crate::metrics::context::ContextOptions;
 use crate::metrics::names;
 use crate::metrics::series::{Collect, CounterFamily, LabelKey};
+use crate::metrics::shortcut::{Packed, Shortcut, l4_kind, l7_kind};
 
 #[derive(Debug)]
 pub struct DropHandler {
@@ -32,16 +33,31 @@ impl DropHandler {
     }
 }
 
+impl DropHandler {
+    /// The reason and the protocol (from the event type and the L4/L7 kind) besides the context.
+    fn shortcut<'a>(&self, flow: &'a FlowRecord) -> Option<Shortcut<'a>> {
+        let sides = self.context.sides(flow)?;
+        let own = Packed::default()
+            .push(flow.drop_reason_desc, 16)?
+            .push(names::event_type(flow).0, 8)?
+            .push(l4_kind(flow), 3)?
+            .push(l7_kind(flow), 2)?;
+        Some(Shortcut::new(own, sides))
+    }
+}
+
 impl Handler for DropHandler {
     fn process(&mut self, flow: &FlowRecord, key: &mut LabelKey) {
         if flow.verdict != Verdict::Dropped as i32 {
             return;
         }
-        key.clear();
-        self.context.write_values(flow, false, key);
-        key.push(&names::drop_reason(flow.drop_reason_desc));
-        key.push(names::flow_protocol(flow));
-        self.drops.inc(key);
+        let shortcut = self.shortcut(flow);
+        let context = &self.context;
+        self.drops.inc_via(shortcut, key, |key| {
+            context.write_values(flow, false, key);
+            key.push(&names::drop_reason(flow.drop_reason_desc));
+            key.push(names::flow_protocol(flow));
+        });
     }
 
     fn collectors(&self) -> Vec<Arc<dyn Collect>> {
@@ -50,5 +66,9 @@ impl Handler for DropHandler {
 
     fn forget(&mut self, gone: &dyn Fn(&str, &str) -> bool) -> usize {
         self.drops.remove_where(doomed(&self.object_labels, gone))
+    }
+
+    fn shortcut_count(&self) -> usize {
+        self.drops.shortcut_count()
     }
 }

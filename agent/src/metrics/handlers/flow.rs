@@ -7,6 +7,7 @@ use crate::flow_record::FlowRecord;
 use crate::metrics::context::ContextOptions;
 use crate::metrics::names::{self, event_type};
 use crate::metrics::series::{Collect, CounterFamily, LabelKey};
+use crate::metrics::shortcut::{Packed, Shortcut, l4_kind, l7_kind};
 use sightline_proto::flow::layer7;
 
 #[derive(Debug)]
@@ -60,14 +61,31 @@ fn type_and_subtype(flow: &FlowRecord, key: &mut LabelKey) {
     key.push(subtype);
 }
 
+impl FlowHandler {
+    /// Every label but the context's comes from these numbers.
+    fn shortcut<'a>(&self, flow: &'a FlowRecord) -> Option<Shortcut<'a>> {
+        let sides = self.context.sides(flow)?;
+        let (kind, sub_type) = event_type(flow);
+        let own = Packed::default()
+            .push(kind, 8)?
+            .push(sub_type, 8)?
+            .push(l4_kind(flow), 3)?
+            .push(l7_kind(flow), 2)?
+            .push(flow.verdict, 8)?;
+        Some(Shortcut::new(own, sides))
+    }
+}
+
 impl Handler for FlowHandler {
     fn process(&mut self, flow: &FlowRecord, key: &mut LabelKey) {
-        key.clear();
-        key.push(names::flow_protocol(flow));
-        type_and_subtype(flow, key);
-        key.push(&names::verdict(flow.verdict));
-        self.context.write_values(flow, false, key);
-        self.flows.inc(key);
+        let shortcut = self.shortcut(flow);
+        let context = &self.context;
+        self.flows.inc_via(shortcut, key, |key| {
+            key.push(names::flow_protocol(flow));
+            type_and_subtype(flow, key);
+            key.push(&names::verdict(flow.verdict));
+            context.write_values(flow, false, key);
+        });
     }
 
     fn collectors(&self) -> Vec<Arc<dyn Collect>> {
@@ -76,5 +94,9 @@ impl Handler for FlowHandler {
 
     fn forget(&mut self, gone: &dyn Fn(&str, &str) -> bool) -> usize {
         self.flows.remove_where(doomed(&self.object_labels, gone))
+    }
+
+    fn shortcut_count(&self) -> usize {
+        self.flows.shortcut_count()
     }
 }

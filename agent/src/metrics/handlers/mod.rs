@@ -29,6 +29,11 @@ pub trait Handler: Send + std::fmt::Debug {
     /// Removes series in which one of the object labels (see
     /// [`ContextOptions::object_labels`]) has a value `gone` selects.
     fn forget(&mut self, gone: &dyn Fn(&str, &str) -> bool) -> usize;
+
+    /// How many series shortcuts the handler holds (see [`crate::metrics::shortcut`]).
+    fn shortcut_count(&self) -> usize {
+        0
+    }
 }
 
 /// Handler names in v1.19, with the options each accepts besides the context.
@@ -128,3 +133,6 @@ pub(crate) mod testing;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod shortcut_tests;

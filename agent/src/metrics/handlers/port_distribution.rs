@@ -9,6 +9,7 @@ use super::{Handler, doomed, labels};
 use crate::flow_record::FlowRecord;
 use crate::metrics::context::ContextOptions;
 use crate::metrics::series::{Collect, CounterFamily, LabelKey};
+use crate::metrics::shortcut::{Packed, Shortcut, l4_kind};
 
 #[derive(Debug)]
 pub struct PortDistributionHandler {
@@ -51,13 +52,18 @@ impl Handler for PortDistributionHandler {
             layer4::Protocol::Vrrp(_) => ("VRRP", 0),
             layer4::Protocol::Igmp(_) => ("IGMP", 0),
         };
-        key.clear();
-        key.push(name);
-        key.begin();
-        let mut digits = itoa_buffer();
-        key.extend(format_u32(&mut digits, port));
-        self.context.write_values(flow, false, key);
-        self.ports.inc(key);
+        let shortcut = self.context.sides(flow).and_then(|sides| {
+            let own = Packed::default().push(l4_kind(flow), 3)?.push(port, 32)?;
+            Some(Shortcut::new(own, sides))
+        });
+        let context = &self.context;
+        self.ports.inc_via(shortcut, key, |key| {
+            key.push(name);
+            key.begin();
+            let mut digits = itoa_buffer();
+            key.extend(format_u32(&mut digits, port));
+            context.write_values(flow, false, key);
+        });
     }
 
     fn collectors(&self) -> Vec<Arc<dyn Collect>> {
@@ -66,6 +72,10 @@ impl Handler for PortDistributionHandler {
 
     fn forget(&mut self, gone: &dyn Fn(&str, &str) -> bool) -> usize {
         self.ports.remove_where(doomed(&self.object_labels, gone))
+    }
+
+    fn shortcut_count(&self) -> usize {
+        self.ports.shortcut_count()
     }
 }
 

@@ -10,6 +10,14 @@ use crate::flow_record::FlowRecord;
 use crate::metrics::context::ContextOptions;
 use crate::metrics::names;
 use crate::metrics::series::{Collect, CounterFamily, LabelKey};
+use crate::metrics::shortcut::{Packed, Shortcut};
+
+/// The `flag` label values, indexed by the constants below.
+const FLAGS: [&str; 4] = ["FIN", "SYN", "SYN-ACK", "RST"];
+const FIN: usize = 0;
+const SYN: usize = 1;
+const SYN_ACK: usize = 2;
+const RST: usize = 3;
 
 #[derive(Debug)]
 pub struct TcpHandler {
@@ -32,12 +40,18 @@ impl TcpHandler {
         }
     }
 
-    fn count(&mut self, flag: &str, flow: &FlowRecord, key: &mut LabelKey) {
-        key.clear();
-        key.push(flag);
-        key.push(&names::ip_version(flow.ip_version()));
-        self.context.write_values(flow, false, key);
-        self.flags.inc(key);
+    fn count(&mut self, flag: usize, flow: &FlowRecord, key: &mut LabelKey) {
+        let version = flow.ip_version();
+        let shortcut = self.context.sides(flow).and_then(|sides| {
+            let own = Packed::default().push(flag, 2)?.push(version, 8)?;
+            Some(Shortcut::new(own, sides))
+        });
+        let context = &self.context;
+        self.flags.inc_via(shortcut, key, |key| {
+            key.push(FLAGS[flag]);
+            key.push(&names::ip_version(version));
+            context.write_values(flow, false, key);
+        });
     }
 }
 
@@ -53,13 +67,13 @@ impl Handler for TcpHandler {
             return;
         }
         if flags.fin {
-            self.count("FIN", flow, key);
+            self.count(FIN, flow, key);
         }
         if flags.syn {
-            self.count(if flags.ack { "SYN-ACK" } else { "SYN" }, flow, key);
+            self.count(if flags.ack { SYN_ACK } else { SYN }, flow, key);
         }
         if flags.rst {
-            self.count("RST", flow, key);
+            self.count(RST, flow, key);
         }
     }
 
@@ -69,5 +83,9 @@ impl Handler for TcpHandler {
 
     fn forget(&mut self, gone: &dyn Fn(&str, &str) -> bool) -> usize {
         self.flags.remove_where(doomed(&self.object_labels, gone))
+    }
+
+    fn shortcut_count(&self) -> usize {
+        self.flags.shortcut_count()
     }
 }
