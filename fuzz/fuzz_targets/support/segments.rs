@@ -10,7 +10,11 @@ use sightline_agent::l7::{L7Message, L7Protocol, L7Settings, L7Tracker, Segment}
 use sightline_proto::flow::L7FlowType;
 
 pub fn run(protocol: L7Protocol, prologue: &[u8], data: &[u8]) {
-    let settings = L7Settings { max_connections: 2, max_pending_requests: 8, ..L7Settings::default() };
+    let settings = L7Settings {
+        max_connections: 2,
+        max_pending_requests: 8,
+        ..L7Settings::default()
+    };
     let mut tracker = L7Tracker::new(settings);
     let client: SocketAddr = "10.0.0.1:40000".parse().expect("literal");
     let server: SocketAddr = "10.0.0.2:8080".parse().expect("literal");
@@ -19,26 +23,35 @@ pub fn run(protocol: L7Protocol, prologue: &[u8], data: &[u8]) {
     let mut out: Vec<L7Message> = Vec::new();
     let start = now;
 
-    let mut feed = |tracker: &mut L7Tracker, from_client: bool, payload: &[u8], capture: usize, replay: bool, fin: bool| {
-        let index = usize::from(!from_client);
-        let (src, dst) = if from_client { (client, server) } else { (server, client) };
-        let tcp_seq = if replay { seq[index].wrapping_sub(payload.len() as u32 / 2) } else { seq[index] };
-        let segment = Segment {
-            src,
-            dst,
-            protocol,
-            tcp_seq,
-            payload_len: payload.len() as u32,
-            captured: &payload[..capture.min(payload.len())],
-            timestamp_ns: now,
-            fin_or_rst: fin,
+    let mut feed =
+        |tracker: &mut L7Tracker, from_client: bool, payload: &[u8], capture: usize, replay: bool, fin: bool| {
+            let index = usize::from(!from_client);
+            let (src, dst) = if from_client {
+                (client, server)
+            } else {
+                (server, client)
+            };
+            let tcp_seq = if replay {
+                seq[index].wrapping_sub(payload.len() as u32 / 2)
+            } else {
+                seq[index]
+            };
+            let segment = Segment {
+                src,
+                dst,
+                protocol,
+                tcp_seq,
+                payload_len: payload.len() as u32,
+                captured: &payload[..capture.min(payload.len())],
+                timestamp_ns: now,
+                fin_or_rst: fin,
+            };
+            if !replay {
+                seq[index] = seq[index].wrapping_add(payload.len() as u32);
+            }
+            now += 1_000;
+            tracker.on_segment(&segment, &mut out);
         };
-        if !replay {
-            seq[index] = seq[index].wrapping_add(payload.len() as u32);
-        }
-        now += 1_000;
-        tracker.on_segment(&segment, &mut out);
-    };
 
     if !prologue.is_empty() {
         feed(&mut tracker, true, prologue, prologue.len(), false, false);
