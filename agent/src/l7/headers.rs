@@ -19,21 +19,22 @@ pub(crate) fn sorted_headers<'k>(headers: impl Iterator<Item = (&'k str, String)
 /// elsewhere; keys with bytes outside a token are left as they are.
 pub(crate) fn canonical_key(key: &str) -> String {
     let is_token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    if key.is_empty() || !key.bytes().all(is_token) {
+    let bytes = key.as_bytes();
+    if bytes.is_empty() || !bytes.iter().all(|&b| is_token(b)) {
         return key.to_owned();
     }
+    let mut canonical = Vec::with_capacity(bytes.len());
     let mut upper = true;
-    key.chars()
-        .map(|c| {
-            let out = if upper {
-                c.to_ascii_uppercase()
-            } else {
-                c.to_ascii_lowercase()
-            };
-            upper = c == '-';
-            out
-        })
-        .collect()
+    for &b in bytes {
+        canonical.push(if upper {
+            b.to_ascii_uppercase()
+        } else {
+            b.to_ascii_lowercase()
+        });
+        upper = b == b'-';
+    }
+    // Only ASCII letters changed case, so the bytes are still the UTF-8 they were.
+    String::from_utf8(canonical).unwrap_or_else(|_| key.to_owned())
 }
 
 #[cfg(test)]

@@ -3,9 +3,10 @@
 //! the parser produced into redacted `L7Message`s with Summary texts. Bounded: past
 //! `max_connections` the least recently used connection is dropped and counted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use rustc_hash::FxHashMap;
 use sightline_proto::flow::{L7FlowType, Layer7, layer7::Record};
 
 use super::stats::{FailureReason, L7Stats};
@@ -103,7 +104,7 @@ struct Connection {
 /// Follows L7 connections and turns their segments into `L7Message`s.
 pub struct L7Tracker {
     settings: L7Settings,
-    connections: HashMap<ConnectionKey, Connection>,
+    connections: FxHashMap<ConnectionKey, Connection>,
     /// Connections by last use, oldest first: the eviction order.
     recency: BTreeMap<u64, ConnectionKey>,
     clock: u64,
@@ -115,7 +116,7 @@ impl L7Tracker {
     pub fn new(settings: L7Settings) -> Self {
         Self {
             settings,
-            connections: HashMap::new(),
+            connections: FxHashMap::default(),
             recency: BTreeMap::new(),
             clock: 0,
             stats: L7Stats::default(),

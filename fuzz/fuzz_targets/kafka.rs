@@ -1,0 +1,13 @@
+//! Any conversation fed to the Kafka parser yields well-formed records or counted
+//! failures, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sightline_agent::l7::L7Protocol;
+
+#[path = "support/segments.rs"]
+mod segments;
+
+fuzz_target!(|data: &[u8]| {
+    segments::run(L7Protocol::Kafka, b"", data);
+});
