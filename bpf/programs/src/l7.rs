@@ -101,7 +101,7 @@ fn select<P: Packet>(pkt: &P, parsed: &Parsed, ports: bool, detect: bool, payloa
         return None;
     }
     let (key, src_is_a) = connection_key(parsed);
-    let state_ptr = L7_CONNECTIONS.get_ptr_mut(&key)?;
+    let state_ptr = L7_CONNECTIONS.get_ptr_mut(key)?;
     // SAFETY: a pointer into the map value the lookup just returned, valid for this run;
     // two CPUs deciding the same connection at once write the same answer.
     let state = unsafe { &mut *state_ptr };
@@ -137,7 +137,7 @@ fn remember_opening(parsed: &Parsed, ports: bool) {
         _pad: 0,
     };
     // The SYN is seen at up to two veths of a node; the first insert stands.
-    let _ = L7_CONNECTIONS.insert(&key, &state, BPF_NOEXIST as u64);
+    let _ = L7_CONNECTIONS.insert(key, state, BPF_NOEXIST as u64);
 }
 
 /// Orders the two ends by port, then by address, so both directions share one key.
