@@ -36,6 +36,8 @@ pub enum AppError {
     Metrics(#[from] crate::metrics::runtime::MetricsStartError),
     #[error("flow export: {0}")]
     Export(#[from] crate::export::ExportError),
+    #[error(transparent)]
+    FlowLogs(#[from] crate::export::dynamic::FlowLogsError),
     #[error("kubernetes: {0}")]
     K8s(#[from] K8sError),
     #[error("configuration: {0}")]
@@ -59,6 +61,9 @@ pub struct Agent {
     pub k8s: Option<K8s>,
     /// Flow metrics and `/metrics`; `metrics.wrap(sink)` puts them in the pipeline.
     pub metrics: crate::metrics::MetricsStage,
+    /// `--flowlogs-config-path` and the configuration's `flowlogs.yaml` exporters.
+    pub flowlogs: crate::export::DynamicExporters,
+    _flowlogs_file: Option<crate::export::dynamic::FileFollower>,
 }
 
 fn tls_files(args: &Args) -> Result<Option<TlsFiles>, AppError> {
@@ -87,6 +92,11 @@ impl Agent {
         let stats = Arc::new(ObserverStats::default());
         let metrics = crate::metrics::MetricsStage::start(&args.metrics, ring.clone(), stats.clone()).await?;
         let export = crate::export::Exporter::start(&args.export, node_name.clone(), Some(metrics.lost_events()))?;
+        let flowlogs = crate::export::DynamicExporters::new(node_name.clone(), Some(metrics.lost_events()));
+        let flowlogs_file = match &args.export.flowlogs_config_path {
+            Some(path) => Some(flowlogs.follow_file(path.clone())?),
+            None => None,
+        };
         let this = Peer {
             node_name: node_name.clone(),
             cluster_name: args.cluster_name.clone(),
@@ -148,10 +158,18 @@ impl Agent {
         }
         Ok(Self {
             node_name,
-            sink: match export {
-                Some(mut export) => RingSink::new(writer, stats).with_tap(move |entry| export.offer(entry)),
-                None => RingSink::new(writer, stats),
+            sink: {
+                let dynamic = flowlogs.clone();
+                let mut export = export;
+                RingSink::new(writer, stats).with_tap(move |entry| {
+                    if let Some(export) = &mut export {
+                        export.offer(entry);
+                    }
+                    dynamic.offer(entry);
+                })
             },
+            flowlogs,
+            _flowlogs_file: flowlogs_file,
             server,
             peers,
             k8s,
@@ -277,7 +295,14 @@ impl RunningAgent {
     pub async fn start(args: &Args) -> Result<Self, AppError> {
         let agent = Agent::start(args).await?;
         let client = agent.k8s.as_ref().and_then(|k8s| k8s.client.clone());
-        let live = crate::live::runtime::start(args.argv.clone(), args, &agent.node_name, &agent.metrics, client)?;
+        let live = crate::live::runtime::start(
+            args.argv.clone(),
+            args,
+            &agent.node_name,
+            &agent.metrics,
+            Some(agent.flowlogs.clone()),
+            client,
+        )?;
         let shutdown = Shutdown::new();
         let tcp_address = agent.server.local_addr();
         let mut sink = Agent::pipeline(agent.metrics.wrap(agent.sink), agent.k8s.as_ref());
