@@ -36,6 +36,8 @@ pub enum AppError {
     Metrics(#[from] crate::metrics::runtime::MetricsStartError),
     #[error("flow export: {0}")]
     Export(#[from] crate::export::ExportError),
+    #[error(transparent)]
+    FlowLogs(#[from] crate::export::dynamic::FlowLogsError),
     #[error("kubernetes: {0}")]
     K8s(#[from] K8sError),
     #[error("configuration: {0}")]
@@ -61,6 +63,9 @@ pub struct Agent {
     pub metrics: crate::metrics::MetricsStage,
     /// The flow-log writer; join it after the pipeline ended to flush the last lines.
     pub export: Option<crate::export::ExportThread>,
+    /// `--flowlogs-config-path` and the configuration's `flowlogs.yaml` exporters.
+    pub flowlogs: crate::export::DynamicExporters,
+    _flowlogs_file: Option<crate::export::dynamic::FileFollower>,
 }
 
 fn tls_files(args: &Args) -> Result<Option<TlsFiles>, AppError> {
@@ -89,6 +94,11 @@ impl Agent {
         let stats = Arc::new(ObserverStats::default());
         let metrics = crate::metrics::MetricsStage::start(&args.metrics, ring.clone(), stats.clone()).await?;
         let export = crate::export::Exporter::start(&args.export, node_name.clone(), Some(metrics.lost_events()))?;
+        let flowlogs = crate::export::DynamicExporters::new(node_name.clone(), Some(metrics.lost_events()));
+        let flowlogs_file = match &args.export.flowlogs_config_path {
+            Some(path) => Some(flowlogs.follow_file(path.clone())?),
+            None => None,
+        };
         let this = Peer {
             node_name: node_name.clone(),
             cluster_name: args.cluster_name.clone(),
@@ -152,16 +162,24 @@ impl Agent {
             }]),
             _ => {}
         }
-        let (sink, export) = match export {
-            Some((mut tap, thread)) => (
-                RingSink::new(writer, stats).with_tap(move |entry| tap.offer(entry)),
-                Some(thread),
-            ),
-            None => (RingSink::new(writer, stats), None),
+        let (mut tap, export) = match export {
+            Some((tap, thread)) => (Some(tap), Some(thread)),
+            None => (None, None),
         };
+        let dynamic = flowlogs.clone();
+        // One tap for both: the static exporter (if any) and the dynamic ones, which a
+        // configuration change may add later.
+        let sink = RingSink::new(writer, stats).with_tap(move |entry| {
+            if let Some(tap) = &mut tap {
+                tap.offer(entry);
+            }
+            dynamic.offer(entry);
+        });
         Ok(Self {
             node_name,
             sink,
+            flowlogs,
+            _flowlogs_file: flowlogs_file,
             server,
             peers,
             k8s,
@@ -291,7 +309,14 @@ impl RunningAgent {
     pub async fn start(args: &Args) -> Result<Self, AppError> {
         let agent = Agent::start(args).await?;
         let client = agent.k8s.as_ref().and_then(|k8s| k8s.client.clone());
-        let live = crate::live::runtime::start(args.argv.clone(), args, &agent.node_name, &agent.metrics, client)?;
+        let live = crate::live::runtime::start(
+            args.argv.clone(),
+            args,
+            &agent.node_name,
+            &agent.metrics,
+            Some(agent.flowlogs.clone()),
+            client,
+        )?;
         let shutdown = Shutdown::new();
         let tcp_address = agent.server.local_addr();
         let metrics_server = agent.metrics.shutdown_token();

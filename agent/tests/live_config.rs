@@ -144,7 +144,7 @@ async fn a_config_map_update_is_applied_and_the_lease_follows_the_generation() {
     let metrics = MetricsStage::start(&args.metrics, ring, Arc::new(ObserverStats::default()))
         .await
         .unwrap();
-    let live = runtime::start(argv, &args, "node-a", &metrics, Some(client)).unwrap();
+    let live = runtime::start(argv, &args, "node-a", &metrics, None, Some(client)).unwrap();
     assert_eq!(live.datapath.borrow().monitor_aggregation, AggregationLevel::Medium);
 
     let datapath = live.datapath.clone();

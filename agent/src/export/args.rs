@@ -39,6 +39,11 @@ pub struct ExportArgs {
     /// Flow fields to keep (e.g. `time,source.pod_name,verdict`); empty = all.
     #[arg(long, env = "SIGHTLINE_EXPORT_FIELDMASK", value_delimiter = ',')]
     pub export_fieldmask: Vec<String>,
+
+    /// Hubble's dynamic exporter file (`flowLogs:` list, one exporter per entry),
+    /// followed while the agent runs.
+    #[arg(long, env = "SIGHTLINE_FLOWLOGS_CONFIG_PATH")]
+    pub flowlogs_config_path: Option<PathBuf>,
 }
 
 /// Parses whitespace-separated JSON FlowFilters, naming the flag and the filter at fault.

@@ -43,9 +43,21 @@ pub struct ExporterTap {
     filters: FilterSet,
     queue: SyncSender<Arc<Entry>>,
     lost: Option<LostEvents>,
+    writer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ExporterTap {
+    /// Closes the queue and waits until the writer has written what was queued.
+    pub fn stop(mut self) {
+        let writer = self.writer.take();
+        drop(self);
+        if let Some(writer) = writer
+            && writer.join().is_err()
+        {
+            tracing::warn!("a flow export writer panicked");
+        }
+    }
+
     pub fn offer(&mut self, entry: &Arc<Entry>) {
         if !self.filters.matches(entry.event()) {
             return;
@@ -98,31 +110,74 @@ impl Exporter {
         if !args.enabled() {
             return Ok(None);
         }
-        let filters = args.filters()?;
-        let mask = args.mask()?;
-        let output = match args.path() {
-            None => Output::Stdout(std::io::stdout()),
-            Some(path) => {
-                let rotation = Rotation {
-                    max_bytes: args.export_file_max_size_mb.max(1) * 1024 * 1024,
-                    max_backups: args.export_file_max_backups,
-                    compress: args.export_file_compress,
-                };
-                Output::File(
-                    RotatingFile::open(path.clone(), rotation).map_err(|source| ExportError::File { path, source })?,
-                )
-            }
+        let rotation = Rotation {
+            max_bytes: args.export_file_max_size_mb.max(1) * 1024 * 1024,
+            max_backups: args.export_file_max_backups,
+            compress: args.export_file_compress,
         };
+        let target = ExportTarget {
+            path: args.path(),
+            rotation,
+            filters: args.filters()?,
+            mask: args.mask()?,
+        };
+        let (tap, writer) = Self::spawn(target, node_name, lost, capacity)?;
+        Ok(Some((tap, ExportThread(writer))))
+    }
+
+    /// Opens the target's output and starts its writer thread, which
+    /// [`ExporterTap::stop`] joins.
+    pub fn start_target(
+        target: ExportTarget,
+        node_name: String,
+        lost: Option<LostEvents>,
+        capacity: usize,
+    ) -> Result<ExporterTap, ExportError> {
+        let (mut tap, writer) = Self::spawn(target, node_name, lost, capacity)?;
+        tap.writer = Some(writer);
+        Ok(tap)
+    }
+
+    fn spawn(
+        target: ExportTarget,
+        node_name: String,
+        lost: Option<LostEvents>,
+        capacity: usize,
+    ) -> Result<(ExporterTap, std::thread::JoinHandle<()>), ExportError> {
+        let shown_path = target.path.clone().unwrap_or_else(|| "stdout".into());
+        let output = match target.path {
+            None => Output::Stdout(std::io::stdout()),
+            Some(path) => Output::File(
+                RotatingFile::open(path.clone(), target.rotation)
+                    .map_err(|source| ExportError::File { path, source })?,
+            ),
+        };
+        let mask = target.mask;
         let (queue, receive) = std::sync::mpsc::sync_channel(capacity);
-        let thread = std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("flow-export".into())
             .spawn(move || run(receive, output, node_name, mask))
             .map_err(|source| ExportError::File {
-                path: args.export_file_path.clone().into(),
+                path: shown_path,
                 source,
             })?;
-        Ok(Some((ExporterTap { filters, queue, lost }, ExportThread(thread))))
+        let tap = ExporterTap {
+            filters: target.filters,
+            queue,
+            lost,
+            writer: None,
+        };
+        Ok((tap, writer))
     }
+}
+
+/// Where and what one exporter writes, checked.
+pub struct ExportTarget {
+    /// None = stdout.
+    pub path: Option<std::path::PathBuf>,
+    pub rotation: Rotation,
+    pub filters: FilterSet,
+    pub mask: Option<FlowMask>,
 }
 
 fn run(queue: Receiver<Arc<Entry>>, mut output: Output, node_name: String, mask: Option<FlowMask>) {
@@ -177,6 +232,7 @@ mod tests {
             filters: FilterSet::default(),
             queue,
             lost: Some(lost.clone()),
+            writer: None,
         };
         let mut sink = RingSink::new(writer, Arc::new(ObserverStats::default())).with_tap(move |e| tap.offer(e));
         let now = sightline_proto::Timestamp::now();

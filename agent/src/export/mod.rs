@@ -4,11 +4,13 @@
 //! queue and never waits for the disk; what does not fit is counted as lost.
 
 pub mod args;
+pub mod dynamic;
 pub mod encode;
 pub mod exporter;
 pub mod rotate;
 
 pub use args::ExportArgs;
+pub use dynamic::DynamicExporters;
 pub use exporter::{ExportThread, Exporter, ExporterTap};
 
 #[derive(Debug, thiserror::Error)]

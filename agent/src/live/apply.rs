@@ -15,6 +15,7 @@ use super::diff::{ConfigChanges, diff_entries};
 use super::{LiveConfigError, Snapshot};
 use crate::cli::Args;
 use crate::datapath::LiveDatapath;
+use crate::export::DynamicExporters;
 use crate::metrics::dynamic::Reloads;
 use crate::metrics::runtime::MetricsReloader;
 
@@ -23,6 +24,7 @@ use crate::metrics::runtime::MetricsReloader;
 pub struct Applied {
     pub changes: ConfigChanges,
     pub metrics_changed: bool,
+    pub flowlogs_changed: bool,
 }
 
 /// Holds what runs and hands new values to the parts that use them.
@@ -38,6 +40,10 @@ pub struct Applier {
     metrics: Option<MetricsReloader>,
     generation: watch::Sender<Option<i64>>,
     reloads: Option<Reloads>,
+    flowlogs: Option<DynamicExporters>,
+    /// `--flowlogs-config-path` is set: that file owns the exporters.
+    flowlogs_fixed: bool,
+    flowlogs_text: Option<String>,
 }
 
 impl Applier {
@@ -58,12 +64,23 @@ impl Applier {
             metrics: None,
             generation: watch::channel(None).0,
             reloads: None,
+            flowlogs: None,
+            flowlogs_fixed: false,
+            flowlogs_text: None,
         })
     }
 
     pub fn with_metrics(mut self, metrics: MetricsReloader, reloads: Reloads) -> Self {
         self.metrics = Some(metrics);
         self.reloads = Some(reloads);
+        self
+    }
+
+    /// Hands the configuration's `flowlogs.yaml` to `exporters`, unless
+    /// `fixed_by_flag` (a `--flowlogs-config-path` file owns them then).
+    pub fn with_flowlogs(mut self, exporters: DynamicExporters, fixed_by_flag: bool) -> Self {
+        self.flowlogs = Some(exporters);
+        self.flowlogs_fixed = fixed_by_flag;
         self
     }
 
@@ -83,12 +100,15 @@ impl Applier {
         let result = self.apply(snapshot);
         let outcome = if result.is_ok() { "success" } else { "error" };
         match result {
-            Ok(applied) if applied.changes.is_empty() && !applied.metrics_changed => return,
+            Ok(applied) if applied.changes.is_empty() && !applied.metrics_changed && !applied.flowlogs_changed => {
+                return;
+            }
             Ok(applied) => tracing::info!(
                 origin = %snapshot.origin.display(),
                 generation = ?snapshot.generation,
                 live = ?applied.changes.live,
                 metrics = applied.metrics_changed,
+                flowlogs = applied.flowlogs_changed,
                 "configuration applied"
             ),
             Err(error) => {
@@ -127,6 +147,25 @@ impl Applier {
             (Some(text), Some(reloader)) => Some((text.clone(), reloader.parse(origin, text)?)),
             _ => None,
         };
+        let flowlogs_text = snapshot
+            .flowlogs
+            .as_ref()
+            .filter(|text| self.flowlogs_text.as_ref() != Some(*text));
+        let new_flowlogs = match (flowlogs_text, &self.flowlogs) {
+            (Some(_), Some(_)) if self.flowlogs_fixed => {
+                tracing::warn!("--flowlogs-config-path is set; the configuration's flowlogs.yaml is ignored");
+                None
+            }
+            (Some(text), Some(_)) => {
+                let origin = origin
+                    .with_file_name(super::configmap::FLOWLOGS_KEY)
+                    .display()
+                    .to_string();
+                crate::export::dynamic::parse(&origin, text)?;
+                Some((origin, text.clone()))
+            }
+            _ => None,
+        };
 
         let mut applied = Applied::default();
         if let Some((entries, args)) = parsed {
@@ -152,6 +191,11 @@ impl Applier {
             reloader.apply(metrics);
             self.metrics_text = Some(text);
             applied.metrics_changed = true;
+        }
+        if let (Some((origin, text)), Some(exporters)) = (new_flowlogs, &self.flowlogs) {
+            exporters.apply(&origin, &text)?;
+            self.flowlogs_text = Some(text);
+            applied.flowlogs_changed = true;
         }
         if let Some(generation) = snapshot.generation {
             self.generation.send_if_modified(|running| {
@@ -189,6 +233,7 @@ mod tests {
             origin: Path::new("config.yaml").to_owned(),
             config: Some(text.to_owned()),
             metrics: None,
+            flowlogs: None,
             generation,
         }
     }
@@ -256,5 +301,38 @@ mod tests {
         let datapath = applier.datapath();
         applier.apply(&config("monitor-aggregation: maximum\n", None)).unwrap();
         assert_eq!(datapath.borrow().monitor_aggregation, AggregationLevel::Low);
+    }
+
+    #[test]
+    fn flowlogs_yaml_starts_exporters_and_a_broken_one_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let exporters = DynamicExporters::new("node-a".into(), None);
+        let mut applier = applier(&[]).with_flowlogs(exporters.clone(), false);
+        let good = format!(
+            "flowLogs:\n  - name: all\n    filePath: {}\n",
+            dir.path().join("all.log").display()
+        );
+        let snapshot = |text: &str| Snapshot {
+            origin: Path::new("configmap sightline/agent/config.yaml").to_owned(),
+            flowlogs: Some(text.to_owned()),
+            ..Snapshot::default()
+        };
+        let applied = applier.apply(&snapshot(&good)).unwrap();
+        assert!(applied.flowlogs_changed);
+        assert_eq!(exporters.running(), ["all"]);
+        let error = applier
+            .apply(&snapshot(
+                "flowLogs:\n  - name: all\n    filePath: /x\n    fieldMask: [nope]\n",
+            ))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("flowlogs.yaml") && error.contains("nope"), "{error}");
+        assert_eq!(exporters.running(), ["all"], "the last good exporters keep running");
+        assert!(
+            !applier.apply(&snapshot(&good)).unwrap().flowlogs_changed,
+            "same text, nothing to do"
+        );
+        applier.apply(&snapshot("flowLogs: []\n")).unwrap();
+        assert!(exporters.running().is_empty());
     }
 }

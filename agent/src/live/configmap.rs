@@ -14,6 +14,7 @@ use super::{LiveConfigError, Snapshot, profile};
 
 pub const CONFIG_KEY: &str = "config.yaml";
 pub const METRICS_KEY: &str = "metrics.yaml";
+pub const FLOWLOGS_KEY: &str = "flowlogs.yaml";
 pub const GENERATION_KEY: &str = "generation";
 
 /// This node's configuration in the ConfigMap's `data`: its profile's keys when
@@ -40,6 +41,7 @@ pub fn snapshot_from(
     Ok(Snapshot {
         config: data.get(&key(CONFIG_KEY)).cloned(),
         metrics: data.get(&key(METRICS_KEY)).cloned(),
+        flowlogs: data.get(&key(FLOWLOGS_KEY)).cloned(),
         generation,
         origin: origin.join(key(CONFIG_KEY)),
     })
@@ -90,6 +92,7 @@ mod tests {
         let data = data(&[
             ("config.yaml", "monitor-aggregation: medium\n"),
             ("metrics.yaml", "metrics: []\n"),
+            ("flowlogs.yaml", "flowLogs: []\n"),
             ("profile-abc.config.yaml", "monitor-aggregation: maximum\n"),
             ("profile-abc.metrics.yaml", "metrics: [{name: drop}]\n"),
             ("node-profiles.yaml", "gpu-1: profile-abc\n"),
@@ -99,6 +102,7 @@ mod tests {
         let base = snapshot_from(origin.clone(), &data, "node-a").unwrap();
         assert_eq!(base.config.as_deref(), Some("monitor-aggregation: medium\n"));
         assert_eq!(base.metrics.as_deref(), Some("metrics: []\n"));
+        assert_eq!(base.flowlogs.as_deref(), Some("flowLogs: []\n"));
         assert_eq!(base.generation, Some(5));
         let gpu = snapshot_from(origin.clone(), &data, "gpu-1").unwrap();
         assert_eq!(gpu.config.as_deref(), Some("monitor-aggregation: maximum\n"));

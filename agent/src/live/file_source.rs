@@ -37,6 +37,7 @@ pub fn read(path: &Path, node: &str) -> Result<(Snapshot, u64), LiveConfigError>
         origin,
         config: Some(config),
         metrics: None,
+        flowlogs: None,
         generation,
     };
     Ok((snapshot, hasher.finish()))

@@ -31,6 +31,8 @@ pub struct Snapshot {
     pub config: Option<String>,
     /// Hubble's dynamic metrics YAML (`metrics: [...]`).
     pub metrics: Option<String>,
+    /// Hubble's dynamic exporter YAML (`flowLogs: [...]`).
+    pub flowlogs: Option<String>,
     /// The operator's `generation` key the texts were rendered from.
     pub generation: Option<i64>,
 }
@@ -43,6 +45,8 @@ pub enum LiveConfigError {
     Flags { origin: PathBuf, source: Box<clap::Error> },
     #[error(transparent)]
     Metrics(#[from] crate::metrics::dynamic::DynamicConfigError),
+    #[error(transparent)]
+    FlowLogs(#[from] crate::export::dynamic::FlowLogsError),
     #[error("{origin}: generation {value:?} is not an integer")]
     Generation { origin: PathBuf, value: String },
     #[error("{origin}: node-profiles.yaml: {reason}")]

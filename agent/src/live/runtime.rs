@@ -41,6 +41,7 @@ pub fn start(
     args: &Args,
     node: &str,
     metrics: &MetricsStage,
+    flowlogs: Option<crate::export::DynamicExporters>,
     client: Option<Client>,
 ) -> Result<LiveConfig, LiveConfigError> {
     let startup = match &args.config {
@@ -52,6 +53,9 @@ pub fn start(
         .and_then(|(_, (snapshot, _))| Some((snapshot.origin.clone(), snapshot.config.clone()?)));
     let mut applier =
         Applier::new(argv, args, startup_text)?.with_metrics(metrics.reloader(), metrics.live_config_reloads());
+    if let Some(flowlogs) = flowlogs {
+        applier = applier.with_flowlogs(flowlogs, args.export.flowlogs_config_path.is_some());
+    }
     if let Some((_, (snapshot, _))) = &startup {
         // Only the generation is new here: the flags already came from this text.
         applier.apply_logged(snapshot);
