@@ -21,6 +21,7 @@ pub mod merge;
 pub mod metrics;
 pub mod pool;
 pub mod raw;
+pub mod raw_client;
 pub mod router;
 pub mod server;
 pub mod sort_buffer;

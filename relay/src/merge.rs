@@ -3,18 +3,18 @@
 //! and how to express node status in its response type.
 
 use futures::future::BoxFuture;
+use futures::stream::{BoxStream, StreamExt};
 use sightline_proto::Timestamp;
 use sightline_proto::observer::{
     GetAgentEventsRequest, GetAgentEventsResponse, GetDebugEventsRequest, GetDebugEventsResponse, GetFlowsRequest,
     GetFlowsResponse, get_flows_response::ResponseTypes, observer_client::ObserverClient,
 };
 use sightline_proto::relay::NodeStatusEvent;
-use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
-use tonic::{Request, Status, Streaming};
+use tonic::{Request, Status};
 
 use crate::pool::MAX_MESSAGE_SIZE;
-use crate::raw::{RelayFlow, UpstreamCodec};
+use crate::raw::RelayFlow;
 use crate::sort_buffer::Timed;
 
 /// The part of a request that decides which events the merged stream holds.
@@ -36,6 +36,9 @@ impl Window {
     }
 }
 
+/// An upstream call's responses, ending with an error if the call failed.
+pub type Responses<M> = BoxStream<'static, Result<M, Status>>;
+
 pub trait Merge: Timed + Sized + Send + 'static {
     type Request: Clone + Send + Sync + 'static;
 
@@ -43,7 +46,7 @@ pub trait Merge: Timed + Sized + Send + 'static {
     /// The request for a peer that joins a follow stream late: only new events,
     /// so a returning peer does not replay what the client already saw.
     fn live_only(request: &Self::Request) -> Self::Request;
-    fn call(channel: Channel, request: Request<Self::Request>) -> BoxFuture<'static, Result<Streaming<Self>, Status>>;
+    fn call(channel: Channel, request: Request<Self::Request>) -> BoxFuture<'static, Result<Responses<Self>, Status>>;
     /// Whether this response counts towards `number` (lost events and node status do not).
     fn counts(&self) -> bool;
     fn node_status(event: NodeStatusEvent, relay_node: &str, time: Timestamp) -> Option<Self>;
@@ -89,12 +92,12 @@ impl Merge for GetFlowsResponse {
     fn call(
         channel: Channel,
         request: Request<GetFlowsRequest>,
-    ) -> BoxFuture<'static, Result<Streaming<Self>, Status>> {
+    ) -> BoxFuture<'static, Result<Responses<Self>, Status>> {
         Box::pin(async move {
             client(channel)
                 .get_flows(request)
                 .await
-                .map(tonic::Response::into_inner)
+                .map(|response| response.into_inner().boxed())
         })
     }
 
@@ -132,16 +135,11 @@ impl Merge for RelayFlow {
     fn call(
         channel: Channel,
         request: Request<GetFlowsRequest>,
-    ) -> BoxFuture<'static, Result<Streaming<Self>, Status>> {
+    ) -> BoxFuture<'static, Result<Responses<Self>, Status>> {
         Box::pin(async move {
-            let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(MAX_MESSAGE_SIZE);
-            grpc.ready()
+            crate::raw_client::get_flows(channel, request, MAX_MESSAGE_SIZE)
                 .await
-                .map_err(|e| Status::unavailable(format!("peer not ready: {e}")))?;
-            let path = PathAndQuery::from_static("/observer.Observer/GetFlows");
-            grpc.server_streaming(request, path, UpstreamCodec::new())
-                .await
-                .map(tonic::Response::into_inner)
+                .map(StreamExt::boxed)
         })
     }
 
@@ -187,12 +185,12 @@ macro_rules! merge_events {
             fn call(
                 channel: Channel,
                 request: Request<$request>,
-            ) -> BoxFuture<'static, Result<Streaming<Self>, Status>> {
+            ) -> BoxFuture<'static, Result<Responses<Self>, Status>> {
                 Box::pin(async move {
                     client(channel)
                         .$rpc(request)
                         .await
-                        .map(tonic::Response::into_inner)
+                        .map(|response| response.into_inner().boxed())
                 })
             }
 
