@@ -28,11 +28,14 @@ const MAX_HPACK_TABLE: usize = 64 * 1024;
 
 const FRAME_DATA: u8 = 0;
 const FRAME_HEADERS: u8 = 1;
+const FRAME_SETTINGS: u8 = 4;
 const FRAME_RST_STREAM: u8 = 3;
 const FRAME_PUSH_PROMISE: u8 = 5;
 const FRAME_CONTINUATION: u8 = 9;
 
 const FLAG_END_STREAM: u8 = 0x1;
+/// SETTINGS acknowledgement (same bit as END_STREAM, on another frame type).
+const FLAG_ACK: u8 = 0x1;
 const FLAG_END_HEADERS: u8 = 0x4;
 const FLAG_PADDED: u8 = 0x8;
 const FLAG_PRIORITY: u8 = 0x20;
@@ -40,6 +43,8 @@ const FLAG_PRIORITY: u8 = 0x20;
 pub(crate) struct Http2Parser {
     /// Bytes of the client preface still expected; the connection is only followed from it.
     preface_left: usize,
+    /// The server's own preface (its first SETTINGS) was seen before the client's finished.
+    server_started: bool,
     dead: bool,
     readers: [FrameReader; 2],
     decoders: [Decoder<'static>; 2],
@@ -56,6 +61,7 @@ impl Default for Http2Parser {
         };
         Self {
             preface_left: HTTP2_PREFACE.len(),
+            server_started: false,
             dead: false,
             readers: Default::default(),
             decoders: [decoder(), decoder()],
@@ -93,6 +99,11 @@ struct FrameHeader {
     stream_id: u32,
 }
 
+/// The server's connection preface: a SETTINGS frame (not an ACK) on stream 0.
+fn starts_with_server_preface(input: &[u8]) -> bool {
+    FrameHeader::parse(input).is_some_and(|h| h.kind == FRAME_SETTINGS && h.flags & FLAG_ACK == 0 && h.stream_id == 0)
+}
+
 impl FrameHeader {
     fn parse(bytes: &[u8]) -> Option<Self> {
         let header: &[u8; FRAME_HEADER_LEN] = bytes.get(..FRAME_HEADER_LEN)?.try_into().ok()?;
@@ -127,14 +138,25 @@ impl StreamParser for Http2Parser {
             return;
         }
         if self.preface_left > 0 {
-            let expected = &HTTP2_PREFACE[HTTP2_PREFACE.len() - self.preface_left..];
-            let take = expected.len().min(input.len());
-            if direction == Direction::ToClient || input[..take] != expected[..take] {
-                self.give_up(cx, FailureReason::MidConnection);
-                return;
+            if direction == Direction::ToClient {
+                // A server sends its SETTINGS as soon as it accepts, without waiting for
+                // the client's preface, so that segment can pass the capture point first.
+                // Only a server stream that starts with it is followed this early.
+                if !self.server_started && !starts_with_server_preface(input) {
+                    self.give_up(cx, FailureReason::MidConnection);
+                    return;
+                }
+                self.server_started = true;
+            } else {
+                let expected = &HTTP2_PREFACE[HTTP2_PREFACE.len() - self.preface_left..];
+                let take = expected.len().min(input.len());
+                if input[..take] != expected[..take] {
+                    self.give_up(cx, FailureReason::MidConnection);
+                    return;
+                }
+                self.preface_left -= take;
+                input = &input[take..];
             }
-            self.preface_left -= take;
-            input = &input[take..];
         }
         while !input.is_empty() && !self.dead {
             input = self.step(cx, direction, input, timestamp_ns);

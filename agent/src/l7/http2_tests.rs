@@ -240,6 +240,29 @@ fn data_beyond_the_capture_limit_is_skipped() {
     assert_eq!(wire.tracker.stats().total_failures(L7Protocol::Http2), 0);
 }
 
+/// hyper and Go send the server's SETTINGS on accept, so at the client's veth it can
+/// arrive before the client's preface has left; the connection must still be followed.
+#[test]
+fn server_settings_seen_before_the_client_preface_still_follows_the_connection() {
+    let mut wire = Wire::new(L7Protocol::Http2);
+    wire.send(false, &SETTINGS_EMPTY);
+    let mut preface = HTTP2_PREFACE.to_vec();
+    preface.extend_from_slice(&SETTINGS_EMPTY);
+    wire.send(true, &preface);
+    let mut grpc = Grpc::new();
+    let request = grpc.request(1, "Get");
+    wire.send(true, &request);
+    let response = grpc.response(1, "5");
+    wire.send(false, &response);
+    assert_eq!(wire.out.len(), 2, "{:?}", wire.summaries());
+    assert_eq!(
+        wire.tracker
+            .stats()
+            .failures(L7Protocol::Http2, FailureReason::MidConnection),
+        0
+    );
+}
+
 #[test]
 fn connection_joined_mid_stream_is_counted_once_and_skipped() {
     let mut wire = Wire::new(L7Protocol::Http2);
