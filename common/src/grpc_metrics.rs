@@ -129,6 +129,15 @@ impl Default for GrpcServerMetrics {
 }
 
 impl GrpcServerMetrics {
+    /// [`new`](Self::new), or metrics that count nothing (logged) when a descriptor set
+    /// does not decode: a server must not fail to start over its own metrics.
+    pub fn or_disabled(descriptor_sets: &[&[u8]]) -> Self {
+        Self::new(descriptor_sets).unwrap_or_else(|err| {
+            tracing::error!(%err, "gRPC server metrics disabled");
+            Self::default()
+        })
+    }
+
     /// Metrics for the methods of every service in the encoded
     /// `FileDescriptorSet`s (as tonic-build and the tonic crates publish them).
     /// Every method's started and message counters exist from the start, at 0,

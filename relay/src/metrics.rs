@@ -44,14 +44,10 @@ impl RelayMetrics {
     pub fn new() -> Self {
         let mut root = Registry::default();
         // The gRPC server metrics keep go-grpc-prometheus' names, without our prefix.
-        let grpc = GrpcServerMetrics::new(&[
+        let grpc = GrpcServerMetrics::or_disabled(&[
             sightline_proto::FILE_DESCRIPTOR_SET,
             tonic_health::pb::FILE_DESCRIPTOR_SET,
-        ])
-        .unwrap_or_else(|err| {
-            tracing::error!(%err, "gRPC server metrics disabled");
-            GrpcServerMetrics::default()
-        });
+        ]);
         grpc.register(&mut root);
         let registry = root.sub_registry_with_prefix("hubble_relay");
         let peers = Family::<StatusLabel, Gauge>::default();

@@ -138,14 +138,10 @@ impl MetricsStage {
         registry.register("hubble_lost_events", "Number of lost events", lost.clone());
         registry.register_collector(Box::new(ObserverCollector { ring, stats }));
         registry.register_collector(Box::new(super::process::ProcessCollector));
-        let grpc = GrpcServerMetrics::new(&[
+        let grpc = GrpcServerMetrics::or_disabled(&[
             sightline_proto::FILE_DESCRIPTOR_SET,
             tonic_health::pb::FILE_DESCRIPTOR_SET,
-        ])
-        .unwrap_or_else(|err| {
-            tracing::error!(%err, "gRPC server metrics disabled");
-            GrpcServerMetrics::default()
-        });
+        ]);
         grpc.register(&mut registry);
         let (departures, receive_departures) = std::sync::mpsc::channel();
         let (send_gone, gone) = std::sync::mpsc::channel();
