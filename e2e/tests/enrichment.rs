@@ -5,27 +5,18 @@
 mod support;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sightline_agent::datapath;
-use sightline_agent::datapath::DatapathArgs;
 use sightline_agent::enrich::IndexConfig;
-use sightline_agent::event::{Event, EventSink};
-use sightline_agent::k8s::{self, K8sArgs};
+use sightline_agent::k8s;
 use sightline_e2e::{Node, Pod};
 use sightline_proto::flow::{AgentEventType, Flow, Workload};
-use support::{on_interface, wait_attached};
+use support::on_interface;
+use support::services::{EnrichedAgent, NODE_NAME};
 
-const NODE_NAME: &str = "test-node";
-
-#[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<Event>>>);
-
-impl EventSink for Collect {
-    fn publish(&mut self, event: Event) {
-        self.0.lock().expect("events").push(event);
-    }
+fn from_client(flow: &Flow, ifindex: u32, client_ip: &str) -> bool {
+    on_interface(flow, ifindex) && flow.ip.as_ref().is_some_and(|ip| ip.source == client_ip)
 }
 
 fn pod_yaml(name: &str, pod: &Pod, labels: &str, owner_kind: &str, owner: &str) -> String {
@@ -51,8 +42,7 @@ status:
     )
 }
 
-fn manifests(client: &Pod, server: &Pod) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
+fn manifests(client: &Pod, server: &Pod) -> String {
     let workloads = "apiVersion: v1
 kind: Namespace
 metadata: {name: shop}
@@ -66,7 +56,6 @@ metadata:
 spec:
   selector: {matchLabels: {app: web}}
 ";
-    std::fs::write(dir.path().join("workloads.yaml"), workloads).expect("write");
     let pods = format!(
         "{}{}",
         pod_yaml(
@@ -84,8 +73,7 @@ spec:
             "db"
         ),
     );
-    std::fs::write(dir.path().join("pods.yaml"), pods).expect("write");
-    dir
+    format!("{workloads}---\n{pods}")
 }
 
 #[test]
@@ -93,45 +81,7 @@ fn flows_between_harness_pods_carry_pod_names_namespaces_and_workloads() {
     let mut node = Node::new().expect("node");
     let client = node.add_pod().expect("client pod");
     let server = node.add_pod().expect("server pod");
-    let dir = manifests(&client, &server);
-    let k8s_args = K8sArgs {
-        kubeconfig: None,
-        manifests: Some(dir.path().to_owned()),
-        k8s_disabled: false,
-        cluster_domain: "cluster.local".into(),
-    };
-    let collect = Collect::default();
-    let sink = collect.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let thread = node
-        .netns()
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime.block_on(async move {
-                let k8s = k8s::start(
-                    &k8s_args,
-                    IndexConfig {
-                        cluster: "default".into(),
-                        local_node: NODE_NAME.into(),
-                        agent_port: 4244,
-                    },
-                )
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or("manifests mode must enable enrichment")?;
-                let mut enricher = k8s.enricher(sink);
-                datapath::run(DatapathArgs::default(), NODE_NAME.to_owned(), &mut enricher, async {
-                    let _ = stopped.await;
-                })
-                .await
-                .map_err(|e| e.to_string())
-            })
-        })
-        .expect("agent thread");
-    wait_attached(node.netns(), &[&client.host_veth, &server.host_veth]);
+    let mut agent = EnrichedAgent::start(&node, &manifests(&client, &server), &[&client, &server]);
 
     let target = SocketAddr::from((server.ipv4, 9999));
     let receiver = server
@@ -154,25 +104,13 @@ fn flows_between_harness_pods_carry_pod_names_namespaces_and_workloads() {
 
     let ifindex = client.host_ifindex;
     let client_ip = client.ipv4.to_string();
-    let find = || -> Option<Flow> {
-        collect.0.lock().expect("events").iter().find_map(|e| {
-            match e {
-                Event::Flow(f) => Some(f.to_flow()),
-                _ => None,
-            }
-            .filter(|f| on_interface(f, ifindex) && f.ip.as_ref().is_some_and(|ip| ip.source == client_ip))
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let flow = loop {
-        if let Some(flow) = find() {
-            break flow;
-        }
-        assert!(Instant::now() < deadline, "no flow from the client");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let _ = stop.send(());
-    thread.join().expect("agent thread").expect("agent run");
+    let flows = agent.wait_for(|flows| flows.iter().any(|f| from_client(f, ifindex, &client_ip)));
+    let flow = flows
+        .into_iter()
+        .find(|f| from_client(f, ifindex, &client_ip))
+        .expect("no flow from the client");
+    agent.halt();
+    let agent_events = agent.agent_event_types();
 
     let source = flow.source.expect("source endpoint");
     let destination = flow.destination.expect("destination endpoint");
@@ -211,16 +149,6 @@ fn flows_between_harness_pods_carry_pod_names_namespaces_and_workloads() {
     );
     assert_ne!(source.identity, destination.identity);
 
-    let agent_events: Vec<i32> = collect
-        .0
-        .lock()
-        .expect("events")
-        .iter()
-        .filter_map(|e| match e {
-            Event::Agent { event, .. } => Some(event.r#type),
-            _ => None,
-        })
-        .collect();
     assert!(
         agent_events.contains(&(AgentEventType::AgentStarted as i32)),
         "{agent_events:?}"

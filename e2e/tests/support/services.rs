@@ -229,6 +229,20 @@ impl EnrichedAgent {
             .collect()
     }
 
+    /// The types of the agent events published so far (start, endpoint changes).
+    pub fn agent_event_types(&self) -> Vec<i32> {
+        self.events
+            .0
+            .lock()
+            .expect("events")
+            .iter()
+            .filter_map(|e| match e {
+                Event::Agent { event, .. } => Some(event.r#type),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Polls the flows until `done` holds for them or 10 s pass; returns them.
     pub fn wait_for(&self, done: impl Fn(&[Flow]) -> bool) -> Vec<Flow> {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -243,13 +257,18 @@ impl EnrichedAgent {
 
     /// Stops the agent (its last flows are delivered first) and returns every flow.
     pub fn stop(mut self) -> Vec<Flow> {
+        self.halt();
+        self.flows()
+    }
+
+    /// Stops the agent and waits until it delivered its last events; they stay readable.
+    pub fn halt(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(thread) = self.thread.take() {
             thread.join().expect("agent thread").expect("agent run");
         }
-        self.flows()
     }
 }
 
