@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -193,6 +194,9 @@ struct Running {
 #[derive(Clone)]
 pub struct DynamicExporters {
     running: Arc<Mutex<BTreeMap<String, Running>>>,
+    /// Whether `running` has any entry: every event checks this instead of taking the
+    /// lock, since most agents run no dynamic exporter at all.
+    any_running: Arc<AtomicBool>,
     /// The entries of the last good text, including ended ones (so they are not
     /// restarted on every reload).
     wanted: Arc<Mutex<BTreeMap<String, FlowLogEntry>>>,
@@ -204,6 +208,7 @@ impl DynamicExporters {
     pub fn new(node_name: String, lost: Option<LostEvents>) -> Self {
         Self {
             running: Arc::default(),
+            any_running: Arc::default(),
             wanted: Arc::default(),
             node_name,
             lost,
@@ -212,6 +217,9 @@ impl DynamicExporters {
 
     /// Hands an event to every running exporter; each filters and queues without waiting.
     pub fn offer(&self, entry: &Arc<Entry>) {
+        if !self.any_running.load(Ordering::Acquire) {
+            return;
+        }
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         for exporter in running.values_mut() {
             exporter.tap.offer(entry);
@@ -279,6 +287,7 @@ impl DynamicExporters {
                 Err(error) => tracing::warn!(%error, "flow log exporter not started"),
             }
         }
+        self.any_running.store(!running.is_empty(), Ordering::Release);
         // The pipeline no longer reaches the stopped ones; their writers drain outside the lock.
         drop(running);
         for (name, old) in stopping {
@@ -291,6 +300,7 @@ impl DynamicExporters {
     pub fn stop_all(&self) {
         self.wanted.lock().unwrap_or_else(PoisonError::into_inner).clear();
         let stopping = std::mem::take(&mut *self.running.lock().unwrap_or_else(PoisonError::into_inner));
+        self.any_running.store(false, Ordering::Release);
         for (_, old) in stopping {
             old.tap.stop();
         }
