@@ -50,14 +50,16 @@ fn cluster(spec: Value) -> Cluster {
         "api/v1/nodes/gpu-1",
         json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gpu-1", "labels": {"pool": "gpu"}}}),
     );
-    for (node, generation) in [("cpu-1", "1"), ("gpu-1", "0")] {
+    // Two live agents, and the Lease a deleted node left behind, which is not counted.
+    let renewed = k8s_openapi::jiff::Timestamp::now().to_string();
+    for (node, generation) in [("cpu-1", "1"), ("gpu-1", "0"), ("deleted-1", "1")] {
         api.insert(
             &format!("apis/coordination.k8s.io/v1/namespaces/{NS}/leases/sightline-agent-{node}"),
             json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                    "metadata": {"name": format!("sightline-agent-{node}"), "namespace": NS,
                                 "labels": {"sightline.dev/component": "agent"},
                                 "annotations": {"sightline.dev/config-generation": generation}},
-                   "spec": {"holderIdentity": node}}),
+                   "spec": {"holderIdentity": node, "renewTime": renewed, "leaseDurationSeconds": 3600}}),
         );
     }
     api.insert(

@@ -1,6 +1,7 @@
 //! The controller runtime: kube's `Controller` over `SightlineConfig`, owning the
 //! ConfigMaps and Secrets it writes, run only while this replica leads.
 
+pub mod agents;
 pub mod conditions;
 pub mod context;
 pub mod error;

@@ -9,9 +9,11 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
+use super::agents::{AgentCount, count_agents};
 use super::error::{Error, Result};
 use crate::tls::Leaf;
 use crate::tls::names::CA_SECRET;
@@ -21,8 +23,7 @@ use crate::tls::plan::{Observed, SecretContents, SecretWrite};
 pub const MANAGER: &str = "sightline-operator";
 /// Label on the agents' per-node Leases.
 pub const AGENT_LEASE_SELECTOR: &str = "sightline.dev/component=agent";
-/// Annotation on an agent's Lease: the config generation it runs.
-pub const AGENT_GENERATION_ANNOTATION: &str = "sightline.dev/config-generation";
+pub use super::agents::AGENT_GENERATION_ANNOTATION;
 /// Annotation on the agent ConfigMap: the restart-only settings the agents run.
 pub const RUNNING_RESTART_ANNOTATION: &str = "sightline.dev/running-restart-settings";
 
@@ -187,28 +188,17 @@ pub async fn node_labels(client: &Client) -> Result<BTreeMap<String, BTreeMap<St
         .collect())
 }
 
-/// How many agents report running `generation`, out of how many report at all.
-pub async fn agents_on_generation(client: &Client, namespace: &str, generation: i64) -> Result<(u32, u32)> {
+/// How many live agents run `generation`, out of the agents on `nodes` (see
+/// [`super::agents::count_agents`]).
+pub async fn agents_on_generation(
+    client: &Client,
+    namespace: &str,
+    generation: i64,
+    nodes: &std::collections::BTreeSet<String>,
+) -> Result<AgentCount> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let list = leases.list(&ListParams::default().labels(AGENT_LEASE_SELECTOR)).await?;
-    let total = list.items.len();
-    let current = list
-        .items
-        .iter()
-        .filter(|lease| {
-            lease
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(AGENT_GENERATION_ANNOTATION))
-                .and_then(|g| g.parse::<i64>().ok())
-                == Some(generation)
-        })
-        .count();
-    Ok((
-        u32::try_from(current).unwrap_or(u32::MAX),
-        u32::try_from(total).unwrap_or(u32::MAX),
-    ))
+    Ok(count_agents(&list.items, nodes, generation, Timestamp::now()))
 }
 
 /// Sets the restart checksum on the agents' pod template, which rolls them.

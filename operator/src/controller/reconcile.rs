@@ -30,6 +30,10 @@ use crate::validate::validate;
 
 /// How soon to look again while agents are still catching up with a generation.
 const AGENTS_UPDATING_RECHECK: Duration = Duration::from_secs(10);
+/// How soon to look again while every agent is counted as current: an agent that
+/// dies renews its Lease no more, which no watch reports, so `ConfigApplied` notices
+/// it within the Lease's duration plus this.
+const AGENTS_LIVENESS_RECHECK: Duration = Duration::from_secs(60);
 
 pub async fn reconcile(config: Arc<SightlineConfig>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
@@ -173,6 +177,7 @@ async fn reconcile_inner(config: &SightlineConfig, ctx: &Context) -> Result<Acti
         }
     }
     let agents_behind = config_outcome.current < config_outcome.total;
+    let agents_counted = config_outcome.total > 0;
     write_status(
         ctx,
         config,
@@ -185,6 +190,9 @@ async fn reconcile_inner(config: &SightlineConfig, ctx: &Context) -> Result<Acti
     let mut wait = ctx.settings.resync;
     if let Some(at) = next_check {
         wait = wait.min(until(at));
+    }
+    if agents_counted {
+        wait = wait.min(AGENTS_LIVENESS_RECHECK);
     }
     if agents_behind {
         wait = wait.min(AGENTS_UPDATING_RECHECK);
@@ -248,10 +256,11 @@ async fn apply_configuration(
     )
     .await?;
     objects::apply_configmap(&configmaps, RELAY_CONFIGMAP, relay, annotations(None), owner).await?;
-    let (current, total) = objects::agents_on_generation(&ctx.client, namespace, generation).await?;
+    let node_names = nodes.keys().cloned().collect();
+    let agents = objects::agents_on_generation(&ctx.client, namespace, generation, &node_names).await?;
     Ok(ConfigOutcome {
-        current,
-        total,
+        current: agents.current,
+        total: agents.total,
         restart_pending: pending,
         rolling,
         checksum: restart_checksum(&wanted),
