@@ -50,6 +50,8 @@ pub enum RelayError {
     Reflection(#[from] sightline_proto::reflection::ReflectionError),
     #[error(transparent)]
     MetricsServer(#[from] MetricsServerError),
+    #[error("live configuration: {0}")]
+    Live(#[from] crate::live::LiveError),
 }
 
 /// A running relay; dropping it does not stop it, `shutdown` does.
@@ -182,25 +184,13 @@ pub async fn start(args: Args) -> Result<RunningRelay, RelayError> {
         relay_node: args.node_name.clone(),
         peer_refresh: Duration::from_secs(1),
     }));
-    if let Some(path) = &args.config {
-        let targets = crate::live::Targets {
-            fanout: fanout_settings,
-            retry_timeout,
-            dialer: dialer.clone(),
-        };
-        // The text the flags came from; unreadable now means it changed under us,
-        // which the first poll picks up.
-        let startup = std::fs::read_to_string(path).unwrap_or_default();
-        let follow = crate::live::follow(
-            path.clone(),
-            args.argv.clone(),
-            startup,
-            crate::live::Tunables::of(&args),
-            targets,
-        );
-        let token = shutdown.clone();
-        tokio::spawn(async move { token.run_until_cancelled(follow).await });
-    }
+    let targets = crate::live::Targets {
+        fanout: fanout_settings,
+        retry_timeout,
+        dialer: dialer.clone(),
+    };
+    let client = crate::live::runtime::client(&args).await?;
+    crate::live::runtime::start(&args, targets, metrics.config_reloads(), client, &shutdown)?;
     let observer = RelayObserver {
         pool: pool.clone(),
         settings,

@@ -121,6 +121,9 @@ pub struct Args {
     pub tls_relay_client_ca_files: Vec<PathBuf>,
 
     #[command(flatten)]
+    pub live: crate::live::LiveArgs,
+
+    #[command(flatten)]
     pub log: LogArgs,
 
     /// The command line as given, which keeps winning over a re-read `--config`.

@@ -24,6 +24,26 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+/// `sightline_relay_config_reloads_total{result}`: versions of the live
+/// configuration applied (`success`) or refused (`error`).
+#[derive(Clone, Debug, Default)]
+pub struct Reloads(Family<ResultLabel, Counter>);
+
+impl Reloads {
+    pub fn success(&self) {
+        self.0.get_or_create(&ResultLabel { result: "success" }).inc();
+    }
+
+    pub fn error(&self) {
+        self.0.get_or_create(&ResultLabel { result: "error" }).inc();
+    }
+}
+
 #[derive(Clone)]
 pub struct RelayMetrics {
     registry: Arc<Registry>,
@@ -32,6 +52,7 @@ pub struct RelayMetrics {
     /// The eviction family's three series, looked up once: `released` runs per flow.
     evicted: [Counter; 3],
     grpc: GrpcServerMetrics,
+    config_reloads: Reloads,
 }
 
 impl Default for RelayMetrics {
@@ -49,6 +70,16 @@ impl RelayMetrics {
             tonic_health::pb::FILE_DESCRIPTOR_SET,
         ]);
         grpc.register(&mut root);
+        let config_reloads = Reloads::default();
+        // Both series exist from the start, so an alert on errors sees 0 before the first.
+        for result in ["success", "error"] {
+            drop(config_reloads.0.get_or_create(&ResultLabel { result }));
+        }
+        root.register(
+            "sightline_relay_config_reloads",
+            "Versions of the live configuration (--config file, --config-map) applied or refused",
+            config_reloads.0.clone(),
+        );
         let registry = root.sub_registry_with_prefix("hubble_relay");
         let peers = Family::<StatusLabel, Gauge>::default();
         registry.register(
@@ -76,7 +107,13 @@ impl RelayMetrics {
             forwarded,
             evicted,
             grpc,
+            config_reloads,
         }
+    }
+
+    /// The live configuration's reload counter.
+    pub fn config_reloads(&self) -> Reloads {
+        self.config_reloads.clone()
     }
 
     /// Counts the calls of the relay's gRPC services (`grpc_server_*`).
