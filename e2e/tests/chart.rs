@@ -451,7 +451,12 @@ fn overrides_reach_each_component() {
     let relay = m.get("Deployment", "hubble-relay");
     assert_eq!(relay["spec"]["replicas"], 2);
     let relay_args = args(container(relay, "relay"));
-    assert_eq!(flag(&relay_args, "sort-buffer-len-max").as_deref(), Some("500"));
+    // A live setting: it reaches the relay through the operator's ConfigMap, not a flag.
+    assert_eq!(flag(&relay_args, "sort-buffer-len-max"), None);
+    assert_eq!(
+        m.get("SightlineConfig", "default")["spec"]["relay"]["sortBufferLenMax"],
+        500
+    );
     // extraArgs come last, so they win over the chart's own flags.
     assert_eq!(relay_args.last().map(String::as_str), Some("--retry-timeout=10s"));
     assert_eq!(m.get("Service", "hubble-relay")["spec"]["type"], "LoadBalancer");

@@ -119,7 +119,7 @@ fn the_agent_mounts_only_btf_and_its_socket_directory_from_the_host() {
 }
 
 #[test]
-fn no_rbac_rule_uses_a_wildcard_and_the_relay_has_no_api_access() {
+fn no_rbac_rule_uses_a_wildcard_and_the_relay_reads_only_its_config_map() {
     for (label, manifests) in every_rendering() {
         for object in manifests.of_kind("ClusterRole").chain(manifests.of_kind("Role")) {
             for rule in object["rules"].as_array().expect("rules") {
@@ -132,22 +132,35 @@ fn no_rbac_rule_uses_a_wildcard_and_the_relay_has_no_api_access() {
                 }
             }
         }
-        for binding in manifests
+        // The relay's one grant is reading its ConfigMap, and only when the operator
+        // renders it; otherwise it gets no token at all.
+        let relay_bindings: Vec<String> = manifests
             .of_kind("ClusterRoleBinding")
             .chain(manifests.of_kind("RoleBinding"))
-        {
-            let subjects = binding["subjects"].as_array().expect("subjects");
-            assert!(
-                subjects.iter().all(|s| s["name"] != "hubble-relay"),
-                "{label}: the relay is bound to {}",
-                name(binding)
-            );
-        }
+            .filter(|binding| {
+                binding["subjects"]
+                    .as_array()
+                    .expect("subjects")
+                    .iter()
+                    .any(|s| s["name"] == "hubble-relay")
+            })
+            .map(|binding| format!("{} {}", binding["kind"].as_str().unwrap_or_default(), name(binding)))
+            .collect();
         if let Some(relay) = manifests.find("Deployment", "hubble-relay") {
+            let follows =
+                strings(&container(relay, "relay")["args"]).contains(&"--config-map=sightline-relay-config".to_owned());
+            let expected = if follows {
+                vec!["RoleBinding hubble-relay".to_owned()]
+            } else {
+                vec![]
+            };
+            assert_eq!(relay_bindings, expected, "{label}");
             assert_eq!(
-                relay["spec"]["template"]["spec"]["automountServiceAccountToken"], false,
-                "{label}"
+                relay["spec"]["template"]["spec"]["automountServiceAccountToken"], follows,
+                "{label}: a token only to watch the ConfigMap"
             );
+        } else {
+            assert!(relay_bindings.is_empty(), "{label}: {relay_bindings:?}");
         }
         // Secrets are the operator's alone, and only in its namespace.
         for role in manifests.of_kind("ClusterRole") {
@@ -388,6 +401,98 @@ fn the_agent_namespace_role_grants_exactly_the_live_configuration_calls() {
         config["spec"]["agent"]["monitorAggregation"], "medium",
         "agent.monitorAggregation reaches the agents"
     );
+}
+
+/// The relay's API calls, read from its source: the one `Api` it opens, on which
+/// ConfigMap, and that it only watches it by name.
+fn namespaced_calls_of_the_relay() -> BTreeSet<Rule> {
+    let mut stack = vec![repo_root().join("relay/src")];
+    let mut opened = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("relay/src") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("source");
+                // Every `Api::<Kind>::constructor(` and `Api::constructor(` (kind by inference).
+                for piece in text.split("Api::").skip(1) {
+                    let (kind, rest) = match piece.strip_prefix('<') {
+                        Some(generic) => generic.split_once(">::").unwrap_or(("?", "")),
+                        None => ("?", piece),
+                    };
+                    let constructor = rest.split('(').next().unwrap_or_default();
+                    opened.push((path.clone(), constructor.to_owned(), kind.to_owned()));
+                }
+            }
+        }
+    }
+    assert_eq!(
+        opened.len(),
+        1,
+        "the relay opens other APIs: add their RBAC to the chart and this test: {opened:?}"
+    );
+    let (file, constructor, kind) = &opened[0];
+    assert!(
+        file.ends_with("live/runtime.rs") && constructor == "namespaced" && kind == "ConfigMap",
+        "{opened:?}"
+    );
+    let watch = std::fs::read_to_string(repo_root().join("relay/src/live/configmap.rs")).expect("configmap.rs");
+    assert!(watch.contains("watcher::watcher(api") && watch.contains("metadata.name="));
+    assert!(!watch.contains("api."), "the ConfigMap is only watched");
+    let owned = |items: &[&str]| items.iter().map(|item| (*item).to_owned()).collect::<Vec<_>>();
+    BTreeSet::from([(
+        owned(&[""]),
+        owned(&["configmaps"]),
+        owned(&["sightline-relay-config"]),
+        owned(&["get", "list", "watch"]),
+    )])
+}
+
+#[test]
+fn the_relay_role_grants_exactly_its_config_map_watch() {
+    let m = render(&[]);
+    assert_eq!(
+        rules_of(&m.get("Role", "hubble-relay")["rules"]),
+        namespaced_calls_of_the_relay()
+    );
+    let binding = m.get("RoleBinding", "hubble-relay");
+    assert_eq!(binding["roleRef"]["name"], "hubble-relay");
+    assert_eq!(binding["subjects"][0]["name"], "hubble-relay");
+    let relay = container(m.get("Deployment", "hubble-relay"), "relay");
+    let relay_args = args(relay);
+    assert_eq!(
+        flag(&relay_args, "config-map").as_deref(),
+        Some("sightline-relay-config")
+    );
+    for live in [
+        "sort-buffer-len-max",
+        "sort-buffer-drain-timeout",
+        "retry-timeout",
+        "dial-timeout",
+    ] {
+        assert_eq!(flag(&relay_args, live), None, "a live setting as a flag would pin it");
+    }
+    let env = relay["env"].as_array().expect("env");
+    assert!(
+        env.iter()
+            .any(|e| e["name"] == "POD_NAMESPACE" && e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"),
+        "{env:?}"
+    );
+    assert_eq!(
+        m.get("SightlineConfig", "default")["spec"]["relay"]["sortBufferLenMax"],
+        100
+    );
+
+    // Without the operator's configuration: flags, no Role, no token.
+    let unmanaged = render(&["--set", "sightlineConfig.create=false"]);
+    assert!(unmanaged.find("Role", "hubble-relay").is_none());
+    assert!(unmanaged.find("RoleBinding", "hubble-relay").is_none());
+    let relay = unmanaged.get("Deployment", "hubble-relay");
+    assert_eq!(relay["spec"]["template"]["spec"]["automountServiceAccountToken"], false);
+    let relay_args = args(container(relay, "relay"));
+    assert_eq!(flag(&relay_args, "config-map"), None);
+    assert_eq!(flag(&relay_args, "sort-buffer-len-max").as_deref(), Some("100"));
 }
 
 #[test]
