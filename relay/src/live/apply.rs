@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::settings::{FlagValues, Tunables, check, restart_keys};
-use super::{LiveError, Snapshot};
+use super::{LiveError, Snapshot, Source};
 use crate::dial::Dialer;
 use crate::fanout::FanoutSettings;
 use crate::metrics::Reloads;
@@ -50,8 +50,10 @@ pub enum Applied {
     /// The same text and generation as the last one checked (a watch's relist,
     /// the mounted file catching up): nothing to do, nothing counted.
     Seen,
-    /// Older than the generation in force: the mounted file lags the API by
-    /// about a minute and must not take a newer ConfigMap's settings back.
+    /// The file's version is older than the generation the ConfigMap gave: the
+    /// mounted file lags the API by about a minute and must not take the newer
+    /// settings back. (The ConfigMap itself is always followed: a SightlineConfig
+    /// deleted and created again starts over at generation 1.)
     Outdated { generation: i64, in_force: i64 },
     /// Checked and in force; `tunables` when they changed.
     Applied {
@@ -68,7 +70,8 @@ pub struct Applier {
     startup: FlagValues,
     pending_restart: BTreeSet<String>,
     current: Tunables,
-    generation: Option<i64>,
+    /// The generation the ConfigMap last gave.
+    api_generation: Option<i64>,
     last_checked: Option<(String, Option<i64>)>,
     targets: Targets,
     reloads: Reloads,
@@ -89,7 +92,7 @@ impl Applier {
             startup,
             pending_restart: BTreeSet::new(),
             current: running,
-            generation: None,
+            api_generation: None,
             last_checked: None,
             targets,
             reloads,
@@ -99,7 +102,6 @@ impl Applier {
     /// Remembers the text the relay started with, so its first delivery is not a change.
     pub fn started_from(&mut self, snapshot: &Snapshot) {
         self.last_checked = Some((snapshot.config.clone(), snapshot.generation));
-        self.generation = snapshot.generation;
     }
 
     /// Checks `snapshot` whole, then applies its live settings; a refused one
@@ -109,7 +111,8 @@ impl Applier {
         if self.last_checked.as_ref() == Some(&key) {
             return Ok(Applied::Seen);
         }
-        if let (Some(generation), Some(in_force)) = (snapshot.generation, self.generation)
+        if let (Source::File, Some(generation), Some(in_force)) =
+            (snapshot.source, snapshot.generation, self.api_generation)
             && generation < in_force
         {
             return Ok(Applied::Outdated { generation, in_force });
@@ -123,8 +126,8 @@ impl Applier {
             self.targets.apply(tunables);
             self.current = tunables;
         }
-        if snapshot.generation.is_some() {
-            self.generation = snapshot.generation;
+        if snapshot.source == Source::ConfigMap {
+            self.api_generation = snapshot.generation;
         }
         Ok(Applied::Applied {
             tunables: changed,
@@ -168,10 +171,6 @@ impl Applier {
             Err(error) => self.refused(&error),
         }
     }
-
-    pub fn tunables(&self) -> Tunables {
-        self.current
-    }
 }
 
 #[cfg(test)]
@@ -199,8 +198,9 @@ mod tests {
         })
     }
 
-    fn snapshot(text: &str, generation: Option<i64>) -> Snapshot {
+    fn snapshot(source: Source, text: &str, generation: Option<i64>) -> Snapshot {
         Snapshot {
+            source,
             origin: PathBuf::from("configmap sightline/sightline-relay-config/config.yaml"),
             config: text.to_owned(),
             generation,
@@ -258,24 +258,27 @@ mod tests {
         let mut applier = Applier::new(argv(), startup, running, targets, metrics.config_reloads());
         let sort_buffer = || streams.borrow().sort_buffer_len;
 
-        applier.apply_logged(&snapshot("sort-buffer-len-max: 7\n", Some(5)));
+        applier.apply_logged(&snapshot(Source::ConfigMap, "sort-buffer-len-max: 7\n", Some(5)));
         assert_eq!(sort_buffer(), 7);
-        applier.apply_logged(&snapshot("sort-buffer-len-max: 7\n", Some(5)));
-        applier.apply_logged(&snapshot("sort-buffer-len-max: 0\n", Some(6)));
+        applier.apply_logged(&snapshot(Source::ConfigMap, "sort-buffer-len-max: 7\n", Some(5)));
+        applier.apply_logged(&snapshot(Source::ConfigMap, "sort-buffer-len-max: 0\n", Some(6)));
         assert_eq!(sort_buffer(), 7, "a refused version changes nothing");
         assert!(matches!(
-            applier.apply(&snapshot("sort-buffer-len-max: 3\n", Some(4))),
+            applier.apply(&snapshot(Source::File, "sort-buffer-len-max: 3\n", Some(4))),
             Ok(Applied::Outdated {
                 generation: 4,
                 in_force: 5
             })
         ));
         assert_eq!(sort_buffer(), 7, "the lagging file does not take generation 5 back");
-        applier.apply_logged(&snapshot("sort-buffer-len-max: 9\n", Some(7)));
-        assert_eq!(sort_buffer(), 9);
+        applier.apply_logged(&snapshot(Source::File, "sort-buffer-len-max: 9\n", Some(7)));
+        assert_eq!(sort_buffer(), 9, "the file at a newer generation applies");
+        // The SightlineConfig deleted and created again: the ConfigMap starts over.
+        applier.apply_logged(&snapshot(Source::ConfigMap, "sort-buffer-len-max: 11\n", Some(1)));
+        assert_eq!(sort_buffer(), 11, "the ConfigMap is always followed");
         let text = metrics.encode();
         assert!(
-            text.contains("sightline_relay_config_reloads_total{result=\"success\"} 2"),
+            text.contains("sightline_relay_config_reloads_total{result=\"success\"} 3"),
             "{text}"
         );
         assert!(

@@ -10,7 +10,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::mpsc::Sender;
 
-use super::{LiveError, Snapshot, parse_generation};
+use super::{LiveError, Snapshot, Source, parse_generation};
 
 /// The key holding the `--config` file's text (as the operator renders it).
 pub const CONFIG_KEY: &str = "config.yaml";
@@ -29,6 +29,7 @@ pub fn snapshot_from(origin: &std::path::Path, data: &BTreeMap<String, String>) 
         .map(|text| parse_generation(&origin.with_file_name(GENERATION_KEY), text))
         .transpose()?;
     Ok(Snapshot {
+        source: Source::ConfigMap,
         origin,
         config,
         generation,

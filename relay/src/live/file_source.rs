@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::Sender;
 
-use super::{LiveError, Snapshot, parse_generation};
+use super::{LiveError, Snapshot, Source, parse_generation};
 
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// The operator's `generation` key, a file next to `--config` when its ConfigMap is mounted.
@@ -25,6 +25,7 @@ pub fn read(path: &Path) -> Result<Snapshot, LiveError> {
         Err(_) => None,
     };
     Ok(Snapshot {
+        source: Source::File,
         origin: path.to_owned(),
         config,
         generation,

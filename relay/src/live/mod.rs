@@ -23,9 +23,19 @@ pub use settings::{LIVE_KEYS, Tunables};
 
 use crate::config::ConfigError;
 
+/// Which source delivered a version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The `--config` file (a mounted ConfigMap lags the API by the kubelet's sync).
+    File,
+    /// `--config-map`, read through the API: the newest word.
+    ConfigMap,
+}
+
 /// One version of the configuration as a source delivers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
+    pub source: Source,
     /// Where the text comes from, for messages (a file path, or
     /// `configmap ns/name/config.yaml`); its extension picks YAML or TOML.
     pub origin: PathBuf,
