@@ -50,7 +50,7 @@ pub enum RelayError {
     Reflection(#[from] sightline_proto::reflection::ReflectionError),
     #[error(transparent)]
     MetricsServer(#[from] MetricsServerError),
-    #[error("live configuration: {0}")]
+    #[error(transparent)]
     Live(#[from] crate::live::LiveError),
 }
 
