@@ -110,12 +110,18 @@ impl<S: EventSink> Enricher<S> {
                 let ip = ip?;
                 Some(lookup.endpoint(&ip).unwrap_or(world).clone())
             };
-            let service =
-                |ip: Option<IpAddr>, port: u16| ip.and_then(|ip| lookup.frontend(&ip, protocol, port).cloned());
+            // The endpoint was just looked up: a NodePort only needs its identity.
+            let service = |ip: Option<IpAddr>, endpoint: &Option<SharedEndpoint>, port: u16| {
+                let ip = ip?;
+                lookup
+                    .service(&ip)
+                    .or_else(|| lookup.node_port(endpoint.as_deref()?, protocol, port))
+                    .cloned()
+            };
             metadata.source = endpoint(source);
             metadata.destination = endpoint(destination);
-            metadata.source_service = service(source, source_port);
-            metadata.destination_service = service(destination, destination_port);
+            metadata.source_service = service(source, &metadata.source, source_port);
+            metadata.destination_service = service(destination, &metadata.destination, destination_port);
             let is_pod = |endpoint: &Option<SharedEndpoint>| {
                 endpoint.as_deref().is_some_and(|e| !e.message().pod_name.is_empty())
             };

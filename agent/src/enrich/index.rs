@@ -45,18 +45,18 @@ impl Lookup {
     /// number): by the Service address, or, when `ip` is a node's (this one's or
     /// another's), by the NodePort.
     pub fn frontend(&self, ip: &IpAddr, protocol: u8, port: u16) -> Option<&SharedService> {
-        if let Some(service) = self.services.get(ip) {
-            return Some(service);
-        }
-        if self.node_ports.is_empty() {
+        self.services
+            .get(ip)
+            .or_else(|| self.node_port(self.endpoints.get(ip)?, protocol, port))
+    }
+
+    /// The Service behind `port` when `endpoint` (an address's, as [`Lookup::endpoint`]
+    /// gave it) is a node. Pods and the world cost one comparison.
+    pub fn node_port(&self, endpoint: &Endpoint, protocol: u8, port: u16) -> Option<&SharedService> {
+        if endpoint.identity != IDENTITY_HOST && endpoint.identity != IDENTITY_REMOTE_NODE {
             return None;
         }
-        let service = self.node_ports.get(&(protocol, port))?;
-        let on_node = self
-            .endpoints
-            .get(ip)
-            .is_some_and(|e| e.identity == IDENTITY_HOST || e.identity == IDENTITY_REMOTE_NODE);
-        on_node.then_some(service)
+        self.node_ports.get(&(protocol, port))
     }
 }
 
