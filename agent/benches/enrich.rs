@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use sightline_agent::datapath::ctnetlink::{ConntrackQuery, CtnetlinkError, Entry, Named, Tuple};
-use sightline_agent::enrich::model::{Object, ServiceInfo};
+use sightline_agent::enrich::model::{Object, ServiceInfo, ServicePort};
 use sightline_agent::enrich::{Change, Enricher, Index};
 use sightline_agent::event::{Event, EventSink};
 use sightline_agent::flow_record::FlowRecord;
@@ -86,6 +86,17 @@ fn tcp_flow(src: IpAddr, source_port: u32, dst: IpAddr, destination_port: u32) -
 
 const SERVICE_PORT: u16 = 80;
 const BACKEND_PORT: u16 = 8080;
+/// Nodes in `cluster::build`, at 192.168.0.1 and up.
+const NODES: u32 = 50;
+
+/// Every service is a NodePort one (30000 + its number).
+fn node_port(service: u32) -> u16 {
+    30_000 + service as u16
+}
+
+fn node_ip(i: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1 + (i % NODES) as u8))
+}
 
 /// The backend kube-proxy would have chosen for a Service address.
 fn backend_of(service: IpAddr) -> IpAddr {
@@ -224,7 +235,11 @@ fn main() {
             uid: format!("svc-uid-{i}"),
             service_type: "ClusterIP".into(),
             ips: vec![service_ip(i)],
-            ports: vec![],
+            ports: vec![ServicePort {
+                port: SERVICE_PORT,
+                protocol: "TCP".into(),
+                node_port: Some(node_port(i)),
+            }],
             external_traffic_policy: String::new(),
             internal_traffic_policy: String::new(),
         })));
@@ -267,10 +282,32 @@ fn main() {
         })
         .collect();
 
+    // Other client ports than the rows above, so no tuple is cached twice.
+    let tcp_to_node_port: Vec<FlowRecord> = (0..1024)
+        .map(|i| {
+            tcp_flow(
+                pod_ip(i * 7 % PODS),
+                40_000 + i,
+                node_ip(i),
+                u32::from(node_port(i % SERVICES)),
+            )
+        })
+        .collect();
+    let tcp_at_backend_by_node_port: Vec<FlowRecord> = (0..1024)
+        .map(|i| {
+            tcp_flow(
+                pod_ip(i * 7 % PODS),
+                40_000 + i,
+                backend_of(node_ip(i)),
+                u32::from(BACKEND_PORT),
+            )
+        })
+        .collect();
+
     let mut enricher = Enricher::new(index.clone(), Discard);
-    // Fills its translation cache from `tcp_to_service` before measuring.
+    // Fills its translation cache from the Service rows before measuring.
     let mut translating = Enricher::new(index.clone(), Discard).with_conntrack(Box::new(KubeProxyConntrack));
-    for template in tcp_to_service.iter().chain(&tcp_pod_to_pod) {
+    for template in tcp_to_service.iter().chain(&tcp_pod_to_pod).chain(&tcp_to_node_port) {
         translating.enrich(&mut template.clone());
     }
     let (base_ns, base_allocs) = measure(&mut Discard, &pod_to_pod);
@@ -298,6 +335,14 @@ fn main() {
         (
             "at backend TCP, translation cached",
             measure(&mut translating, &tcp_at_backend),
+        ),
+        (
+            "pod -> NodePort TCP, backend cached",
+            measure(&mut translating, &tcp_to_node_port),
+        ),
+        (
+            "at backend TCP via NodePort, cached",
+            measure(&mut translating, &tcp_at_backend_by_node_port),
         ),
     ];
 
@@ -340,6 +385,10 @@ fn main() {
         (
             "at backend TCP, translation cached",
             measure_enrich(&mut translating, &tcp_at_backend),
+        ),
+        (
+            "at backend TCP via NodePort, cached",
+            measure_enrich(&mut translating, &tcp_at_backend_by_node_port),
         ),
     ];
     for (name, ns) in in_place {

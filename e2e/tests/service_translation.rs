@@ -1,8 +1,9 @@
 //! Traffic through a Service address translated by a kube-proxy-style nftables DNAT
 //! (with masquerade) in the node's namespace: every flow of the connection, at the
 //! client's and at the backend's veth, in both directions, names the backend pod and
-//! carries the Service, as Hubble shows it. The same for DNS through the kube-dns VIP.
-//! Run as root.
+//! carries the Service, as Hubble shows it. The same for DNS through the kube-dns VIP,
+//! for a NodePort on any of the node's addresses, and for a ClusterIP translated on
+//! the client's node to a backend on another node. Run as root.
 
 mod support;
 
@@ -14,8 +15,9 @@ use std::time::Duration;
 use sightline_e2e::{DnsServer, Netns, Node, Pod};
 use sightline_proto::flow::{Flow, layer7};
 use support::services::{
-    EnrichedAgent, RemoteHost, ServiceSpec, addresses, gateway, is_tcp, pod_named, pod_yaml, route_through_node,
-    service_named, service_yaml, source_xlated,
+    EnrichedAgent, NODE_NAME, RemoteHost, ServiceSpec, addresses, gateway, install_rules, is_tcp, link_nodes,
+    node_yaml, pod_named, pod_yaml, pod_yaml_on, route_pods, route_through_node, service_named, service_yaml,
+    source_xlated,
 };
 use support::{is_reply, on_interface, ports};
 
@@ -23,15 +25,20 @@ const WEB_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 const DNS_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 53);
 /// A Service external IP (TEST-NET-3) that the node routes for.
 const WEB_EXTERNAL: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+/// The web Service's NodePort, open on every address of the node.
+const WEB_NODE_PORT: u16 = 30080;
 
-/// What kube-proxy installs for the two Services: DNAT in prerouting, masquerade of
-/// what was DNATed (so replies return through the node to be un-NATed).
+/// What kube-proxy installs for the two Services: DNAT in prerouting (the NodePort
+/// on any local address, as kube-proxy's `fib daddr type local` / `addrtype LOCAL`
+/// match does), masquerade of what was DNATed (so replies return through the node
+/// to be un-NATed).
 fn kube_proxy_rules(web: &Pod, dns: &Pod) -> String {
     format!(
         "table ip sightline-kube-proxy {{
   chain prerouting {{
     type nat hook prerouting priority dstnat; policy accept;
     ip daddr {{ {WEB_VIP}, {WEB_EXTERNAL} }} tcp dport 80 dnat to {web}:8080
+    fib daddr type local tcp dport {WEB_NODE_PORT} dnat to {web}:8080
     ip daddr {DNS_VIP} udp dport 53 dnat to {dns}:53
   }}
   chain postrouting {{
@@ -54,6 +61,7 @@ fn web_service(web: &Pod) -> ServiceSpec<'_> {
         port: 80,
         target: 8080,
         protocol: "TCP",
+        node_port: Some(WEB_NODE_PORT),
         backend: web,
     }
 }
@@ -74,14 +82,15 @@ fn manifests(client: &Pod, web: &Pod, dns: &Pod) -> String {
             port: 53,
             target: 53,
             protocol: "UDP",
+            node_port: None,
             backend: dns,
         }),
     )
 }
 
 /// Serves one exchange on the web pod's 8080 and runs `client` against it from
-/// `namespace`, which must get "world" back.
-fn exchange(web: &Pod, namespace: &Netns, to: Ipv4Addr) {
+/// `namespace` to `to:port`, which must get "world" back.
+fn exchange(web: &Pod, namespace: &Netns, to: Ipv4Addr, port: u16) {
     let listen = SocketAddr::from((web.ipv4, 8080));
     let listener = web
         .netns
@@ -97,7 +106,7 @@ fn exchange(web: &Pod, namespace: &Netns, to: Ipv4Addr) {
     let answer = namespace
         .run(move || {
             let mut stream =
-                TcpStream::connect_timeout(&SocketAddr::from((to, 80)), Duration::from_secs(5)).expect("connect");
+                TcpStream::connect_timeout(&SocketAddr::from((to, port)), Duration::from_secs(5)).expect("connect");
             stream.write_all(b"hello").expect("send");
             let mut answer = Vec::new();
             stream.read_to_end(&mut answer).expect("answer");
@@ -119,7 +128,7 @@ fn every_flow_through_a_cluster_ip_names_the_backend_pod_and_the_service() {
     let agent = EnrichedAgent::start(&node, &manifests(&client, &web, &dns), &[&client, &web, &dns]);
 
     // TCP: client → web VIP:80, served on the pod's 8080.
-    exchange(&web, &client.netns, WEB_VIP);
+    exchange(&web, &client.netns, WEB_VIP, 80);
 
     // UDP DNS: client → kube-dns VIP:53, answered by the CoreDNS pod.
     let _dns_server = DnsServer::start(
@@ -250,7 +259,7 @@ fn a_remote_client_through_an_external_ip_is_named_at_the_backend_with_the_servi
     let remote = RemoteHost::attach(&node);
     let agent = EnrichedAgent::start(&node, &manifests(&client, &web, &dns), &[&client, &web, &dns]);
 
-    exchange(&web, &remote.netns, WEB_EXTERNAL);
+    exchange(&web, &remote.netns, WEB_EXTERNAL, 80);
 
     let (remote_ip, web_ip) = (IpAddr::V4(remote.ipv4), IpAddr::V4(web.ipv4));
     let at_web = |flow: &Flow| on_interface(flow, web.host_ifindex) && is_tcp(flow);
@@ -285,5 +294,220 @@ fn a_remote_client_through_an_external_ip_is_named_at_the_backend_with_the_servi
     assert!(
         !flows.iter().any(|f| on_interface(f, client.host_ifindex) && is_tcp(f)),
         "the client pod took no part"
+    );
+}
+
+/// A NodePort is reached on any address of the node: from outside on its uplink
+/// address, from a pod on its bridge address. Both connections are translated and
+/// masqueraded here; every flow names the web pod and the Service, and the node
+/// address with the NodePort is never shown (only `destination_service` recalls it,
+/// as for a VIP).
+#[test]
+fn a_node_port_on_any_node_address_names_the_service_and_the_backend_on_every_flow() {
+    let mut node = Node::new().expect("node");
+    let client = node.add_pod().expect("client pod");
+    let web = node.add_pod().expect("web pod");
+    let dns = node.add_pod().expect("dns pod");
+    route_through_node(&node, &[&client, &web, &dns], &kube_proxy_rules(&web, &dns));
+    let remote = RemoteHost::attach(&node);
+    let cluster = format!(
+        "{}{}",
+        manifests(&client, &web, &dns),
+        node_yaml(NODE_NAME, remote.node_ipv4)
+    );
+    let agent = EnrichedAgent::start(&node, &cluster, &[&client, &web, &dns]);
+
+    let bridge_address = gateway(&web);
+    exchange(&web, &remote.netns, remote.node_ipv4, WEB_NODE_PORT);
+    exchange(&web, &client.netns, bridge_address, WEB_NODE_PORT);
+
+    let (client_ip, web_ip, remote_ip) = (IpAddr::V4(client.ipv4), IpAddr::V4(web.ipv4), IpAddr::V4(remote.ipv4));
+    let at = |flow: &Flow, pod: &Pod| on_interface(flow, pod.host_ifindex) && is_tcp(flow);
+    agent.wait_for(|flows| {
+        let seen = |select: &dyn Fn(&Flow) -> bool| flows.iter().any(select);
+        seen(&|f| at(f, &client) && addresses(f).0 == client_ip)
+            && seen(&|f| at(f, &client) && addresses(f).1 == client_ip)
+            && seen(&|f| at(f, &web) && addresses(f).1 == web_ip && addresses(f).0 == remote_ip)
+            && seen(&|f| at(f, &web) && addresses(f).1 == web_ip && addresses(f).0 == client_ip)
+            && seen(&|f| at(f, &web) && addresses(f).0 == web_ip && addresses(f).1 == remote_ip)
+            && seen(&|f| at(f, &web) && addresses(f).0 == web_ip && addresses(f).1 == client_ip)
+    });
+    let flows = agent.stop();
+    let web_pod = Some(("shop", "web-0"));
+    let web_service = Some(("shop", "web"));
+    let masquerade = bridge_address.to_string();
+    let mut checked = [0usize; 4];
+    for flow in flows.iter().filter(|f| is_tcp(f)) {
+        let (source, destination) = addresses(flow);
+        let (source_port, destination_port) = ports(flow).expect("ports");
+        assert!(
+            source_port != u32::from(WEB_NODE_PORT) && destination_port != u32::from(WEB_NODE_PORT),
+            "the NodePort is translated on every flow: {flow:?}"
+        );
+        if at(flow, &client) && source == client_ip {
+            checked[0] += 1;
+            assert_eq!((destination, destination_port), (web_ip, 8080), "{flow:?}");
+            assert_eq!(pod_named(flow.destination.as_deref()), web_pod, "{flow:?}");
+            assert_eq!(
+                service_named(flow.destination_service.as_deref()),
+                web_service,
+                "{flow:?}"
+            );
+            assert_eq!(source_xlated(flow), masquerade, "{flow:?}");
+        } else if at(flow, &client) {
+            checked[1] += 1;
+            assert_eq!(
+                (source, source_port, destination),
+                (web_ip, 8080, client_ip),
+                "{flow:?}"
+            );
+            assert_eq!(pod_named(flow.source.as_deref()), web_pod, "{flow:?}");
+            assert_eq!(service_named(flow.source_service.as_deref()), web_service, "{flow:?}");
+        } else if at(flow, &web) && destination == web_ip {
+            checked[2] += 1;
+            assert!(
+                source == remote_ip || source == client_ip,
+                "the client before masquerade: {flow:?}"
+            );
+            assert_eq!(source_xlated(flow), masquerade, "{flow:?}");
+            assert_eq!(pod_named(flow.destination.as_deref()), web_pod, "{flow:?}");
+            assert_eq!(
+                service_named(flow.destination_service.as_deref()),
+                web_service,
+                "{flow:?}"
+            );
+        } else if at(flow, &web) {
+            checked[3] += 1;
+            assert!(destination == remote_ip || destination == client_ip, "{flow:?}");
+            assert_eq!(pod_named(flow.source.as_deref()), web_pod, "{flow:?}");
+            assert_eq!(service_named(flow.source_service.as_deref()), web_service, "{flow:?}");
+        }
+    }
+    assert!(
+        checked.iter().all(|n| *n > 0),
+        "flows per observation point and direction: {checked:?}"
+    );
+}
+
+/// kube-proxy on the client's node (A) DNATs a ClusterIP to a backend on node B;
+/// pod-to-pod traffic is not masqueraded (kube-proxy masquerades only what comes
+/// from outside the cluster CIDR). A's agent sees the connection before DNAT and has
+/// it in its conntrack: the client's flows name the remote backend and the Service.
+/// B's agent sees pod to pod, with no translation in B's conntrack: its flows name
+/// both pods and, as Hubble's (which looks the flow's own addresses up as Service
+/// frontends), no Service.
+#[test]
+fn a_cluster_ip_translated_on_the_clients_node_names_the_remote_backend_and_the_service_there() {
+    let mut node_a = Node::new().expect("node a");
+    let mut node_b = Node::new().expect("node b");
+    let client = node_a.add_pod().expect("client pod");
+    let web = node_b.add_pod().expect("web pod");
+    route_pods(&node_a, &[&client]);
+    route_pods(&node_b, &[&web]);
+    let (a_ipv4, b_ipv4) = link_nodes(&node_a, &client, &node_b, &web);
+    install_rules(
+        &node_a,
+        &format!(
+            "table ip sightline-kube-proxy {{
+  chain prerouting {{
+    type nat hook prerouting priority dstnat; policy accept;
+    ip daddr {WEB_VIP} tcp dport 80 dnat to {web}:8080
+  }}
+}}
+",
+            web = web.ipv4
+        ),
+    );
+    let cluster = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: shop}}\n---\n{}{}{}{}{}",
+        node_yaml("node-a", a_ipv4),
+        node_yaml("node-b", b_ipv4),
+        pod_yaml_on("node-a", "client", "shop", &client, "app: client"),
+        pod_yaml_on("node-b", "web-0", "shop", &web, "app: web"),
+        service_yaml(&ServiceSpec {
+            node_port: None,
+            external_ips: &[],
+            ..web_service(&web)
+        }),
+    );
+    let agent_a = EnrichedAgent::start_as(&node_a, "node-a", &cluster, &[&client]);
+    let agent_b = EnrichedAgent::start_as(&node_b, "node-b", &cluster, &[&web]);
+
+    exchange(&web, &client.netns, WEB_VIP, 80);
+
+    let (client_ip, web_ip) = (IpAddr::V4(client.ipv4), IpAddr::V4(web.ipv4));
+    let both_ways = |pod: &Pod| {
+        let ifindex = pod.host_ifindex;
+        move |flows: &[Flow]| {
+            let seen = |to_client: bool| {
+                flows
+                    .iter()
+                    .any(|f| on_interface(f, ifindex) && is_tcp(f) && (addresses(f).1 == client_ip) == to_client)
+            };
+            seen(true) && seen(false)
+        }
+    };
+    agent_a.wait_for(both_ways(&client));
+    agent_b.wait_for(both_ways(&web));
+    let (flows_a, flows_b) = (agent_a.stop(), agent_b.stop());
+    let web_pod = Some(("shop", "web-0"));
+    let client_pod = Some(("shop", "client"));
+    let web_service = Some(("shop", "web"));
+
+    let (mut requests, mut replies) = (0, 0);
+    for flow in flows_a
+        .iter()
+        .filter(|f| on_interface(f, client.host_ifindex) && is_tcp(f))
+    {
+        let (source, destination) = addresses(flow);
+        let (source_port, destination_port) = ports(flow).expect("ports");
+        if source == client_ip {
+            requests += 1;
+            assert_eq!((destination, destination_port), (web_ip, 8080), "{flow:?}");
+            assert_eq!(pod_named(flow.destination.as_deref()), web_pod, "{flow:?}");
+            assert_eq!(
+                service_named(flow.destination_service.as_deref()),
+                web_service,
+                "{flow:?}"
+            );
+            assert_eq!(source_xlated(flow), "", "not masqueraded: {flow:?}");
+        } else {
+            replies += 1;
+            assert_eq!(
+                (source, source_port, destination),
+                (web_ip, 8080, client_ip),
+                "{flow:?}"
+            );
+            assert_eq!(pod_named(flow.source.as_deref()), web_pod, "{flow:?}");
+            assert_eq!(service_named(flow.source_service.as_deref()), web_service, "{flow:?}");
+        }
+    }
+    assert!(
+        requests > 0 && replies > 0,
+        "node A: requests {requests}, replies {replies}"
+    );
+
+    let (mut requests, mut replies) = (0, 0);
+    for flow in flows_b
+        .iter()
+        .filter(|f| on_interface(f, web.host_ifindex) && is_tcp(f))
+    {
+        let (source, destination) = addresses(flow);
+        if destination == web_ip {
+            requests += 1;
+            assert_eq!(source, client_ip, "{flow:?}");
+            assert_eq!(pod_named(flow.source.as_deref()), client_pod, "{flow:?}");
+            assert_eq!(pod_named(flow.destination.as_deref()), web_pod, "{flow:?}");
+            assert_eq!(flow.destination_service, None, "{flow:?}");
+        } else {
+            replies += 1;
+            assert_eq!((source, destination), (web_ip, client_ip), "{flow:?}");
+            assert_eq!(pod_named(flow.destination.as_deref()), client_pod, "{flow:?}");
+            assert_eq!(flow.source_service, None, "{flow:?}");
+        }
+    }
+    assert!(
+        requests > 0 && replies > 0,
+        "node B: requests {requests}, replies {replies}"
     );
 }

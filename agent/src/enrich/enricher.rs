@@ -101,17 +101,27 @@ impl<S: EventSink> Enricher<S> {
         self.learn_dns(&record.flow, now);
 
         let world = self.index.world();
+        // Without ports no NodePort matches: port 0 is never one.
+        let (protocol, source_port, destination_port) =
+            translation::flow_ports(record.flow.l4.as_ref()).unwrap_or((0, 0, 0));
         let metadata = &mut record.metadata;
         let (to_service, from_service, pods) = self.index.read(|lookup| {
             let endpoint = |ip: Option<IpAddr>| {
                 let ip = ip?;
                 Some(lookup.endpoint(&ip).unwrap_or(world).clone())
             };
-            let service = |ip: Option<IpAddr>| ip.and_then(|ip| lookup.service(&ip).cloned());
+            // The endpoint was just looked up: a NodePort only needs its identity.
+            let service = |ip: Option<IpAddr>, endpoint: &Option<SharedEndpoint>, port: u16| {
+                let ip = ip?;
+                lookup
+                    .service(&ip)
+                    .or_else(|| lookup.node_port(endpoint.as_deref()?, protocol, port))
+                    .cloned()
+            };
             metadata.source = endpoint(source);
             metadata.destination = endpoint(destination);
-            metadata.source_service = service(source);
-            metadata.destination_service = service(destination);
+            metadata.source_service = service(source, &metadata.source, source_port);
+            metadata.destination_service = service(destination, &metadata.destination, destination_port);
             let is_pod = |endpoint: &Option<SharedEndpoint>| {
                 endpoint.as_deref().is_some_and(|e| !e.message().pod_name.is_empty())
             };
@@ -172,6 +182,7 @@ impl<S: EventSink> Enricher<S> {
             return resolution;
         };
         let world = self.index.world();
+        let protocol = tuple.protocol;
         let metadata = &mut record.metadata;
         self.index.read(|lookup| {
             let endpoint = |ip: IpAddr| Some(lookup.endpoint(&ip).unwrap_or(world).clone());
@@ -179,11 +190,11 @@ impl<S: EventSink> Enricher<S> {
                 Translated::ToService { backend, .. } => metadata.destination = endpoint(backend.0),
                 Translated::FromService { backend, .. } => metadata.source = endpoint(backend.0),
                 Translated::ToBackend { service, client } => {
-                    metadata.destination_service = lookup.service(&service).cloned();
+                    metadata.destination_service = lookup.frontend(&service.0, protocol, service.1).cloned();
                     metadata.source = endpoint(client.0);
                 }
                 Translated::FromBackend { service, client } => {
-                    metadata.source_service = lookup.service(&service).cloned();
+                    metadata.source_service = lookup.frontend(&service.0, protocol, service.1).cloned();
                     metadata.destination = endpoint(client.0);
                 }
             }

@@ -22,12 +22,13 @@ use super::identity::{
 };
 use super::model::Change;
 use super::peers::{NodePeer, peers_of};
-use super::state::{IpClaim, State};
+use super::state::{IpClaim, NodePort, State};
 
 #[derive(Debug, Default)]
 pub struct Lookup {
     endpoints: FxHashMap<IpAddr, SharedEndpoint>,
     services: FxHashMap<IpAddr, SharedService>,
+    node_ports: FxHashMap<NodePort, SharedService>,
 }
 
 impl Lookup {
@@ -35,8 +36,27 @@ impl Lookup {
         self.endpoints.get(ip)
     }
 
+    /// The Service whose address (ClusterIP, external IP, load-balancer IP) `ip` is.
     pub fn service(&self, ip: &IpAddr) -> Option<&SharedService> {
         self.services.get(ip)
+    }
+
+    /// The Service a client reaches at `ip:port` over `protocol` (IP protocol
+    /// number): by the Service address, or, when `ip` is a node's (this one's or
+    /// another's), by the NodePort.
+    pub fn frontend(&self, ip: &IpAddr, protocol: u8, port: u16) -> Option<&SharedService> {
+        self.services
+            .get(ip)
+            .or_else(|| self.node_port(self.endpoints.get(ip)?, protocol, port))
+    }
+
+    /// The Service behind `port` when `endpoint` (an address's, as [`Lookup::endpoint`]
+    /// gave it) is a node. Pods and the world cost one comparison.
+    pub fn node_port(&self, endpoint: &Endpoint, protocol: u8, port: u16) -> Option<&SharedService> {
+        if endpoint.identity != IDENTITY_HOST && endpoint.identity != IDENTITY_REMOTE_NODE {
+            return None;
+        }
+        self.node_ports.get(&(protocol, port))
     }
 }
 
@@ -178,6 +198,12 @@ impl Index {
             match state.service_for(ip) {
                 Some(service) => lookup.services.insert(ip, service),
                 None => lookup.services.remove(&ip),
+            };
+        }
+        for node_port in touched.node_ports.drain() {
+            match state.service_for_node_port(node_port) {
+                Some(service) => lookup.node_ports.insert(node_port, service),
+                None => lookup.node_ports.remove(&node_port),
             };
         }
         drop(lookup);

@@ -63,6 +63,21 @@ pub struct PodInfo {
 pub struct ServicePort {
     pub port: u16,
     pub protocol: String,
+    /// Open on every node address (NodePort and LoadBalancer Services).
+    pub node_port: Option<u16>,
+}
+
+impl ServicePort {
+    /// The IP protocol number, as conntrack and the datapath name it; `None` for
+    /// a protocol Services do not carry.
+    pub fn ip_protocol(&self) -> Option<u8> {
+        match self.protocol.to_ascii_uppercase().as_str() {
+            "TCP" => Some(6),
+            "UDP" => Some(17),
+            "SCTP" => Some(132),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

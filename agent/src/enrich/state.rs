@@ -20,6 +20,9 @@ pub struct PodEntry {
     pub endpoint: SharedEndpoint,
 }
 
+/// (IP protocol number, port): a Service's NodePort, open on every node address.
+pub type NodePort = (u8, u16);
+
 /// Who an IP belongs to, strongest claim first.
 pub enum IpClaim<'a> {
     Pod(&'a PodEntry),
@@ -33,6 +36,7 @@ pub enum IpClaim<'a> {
 pub struct Touched {
     pub endpoint_ips: FxHashSet<IpAddr>,
     pub service_ips: FxHashSet<IpAddr>,
+    pub node_ports: FxHashSet<NodePort>,
     pub events: Vec<AgentEvent>,
     pub nodes_changed: bool,
 }
@@ -47,6 +51,7 @@ pub struct State {
     ip_pods: FxHashMap<IpAddr, Vec<Arc<str>>>,
     services: FxHashMap<String, ServiceInfo>,
     ip_services: FxHashMap<IpAddr, Vec<Arc<str>>>,
+    node_port_services: FxHashMap<NodePort, Vec<Arc<str>>>,
     apiserver_slices: FxHashMap<String, EndpointSliceInfo>,
     namespaces: FxHashMap<String, NamespaceInfo>,
     pub(super) nodes: FxHashMap<String, NodeInfo>,
@@ -59,14 +64,14 @@ pub struct State {
     policy_revision: u64,
 }
 
-fn claim(map: &mut FxHashMap<IpAddr, Vec<Arc<str>>>, ip: IpAddr, key: &Arc<str>) {
+fn claim<K: std::hash::Hash + Eq>(map: &mut FxHashMap<K, Vec<Arc<str>>>, ip: K, key: &Arc<str>) {
     let keys = map.entry(ip).or_default();
     if !keys.iter().any(|k| k == key) {
         keys.push(key.clone());
     }
 }
 
-fn release(map: &mut FxHashMap<IpAddr, Vec<Arc<str>>>, ip: IpAddr, key: &str) {
+fn release<K: std::hash::Hash + Eq>(map: &mut FxHashMap<K, Vec<Arc<str>>>, ip: K, key: &str) {
     if let Some(keys) = map.get_mut(&ip) {
         keys.retain(|k| &**k != key);
         if keys.is_empty() {
@@ -84,6 +89,7 @@ impl State {
             ip_pods: FxHashMap::default(),
             services: FxHashMap::default(),
             ip_services: FxHashMap::default(),
+            node_port_services: FxHashMap::default(),
             apiserver_slices: FxHashMap::default(),
             namespaces: FxHashMap::default(),
             nodes: FxHashMap::default(),
@@ -145,6 +151,10 @@ impl State {
                 for ip in &service.ips {
                     claim(&mut self.ip_services, *ip, &key);
                     touched.service_ips.insert(*ip);
+                }
+                for node_port in node_ports(&service) {
+                    claim(&mut self.node_port_services, node_port, &key);
+                    touched.node_ports.insert(node_port);
                 }
                 touched.events.push(events::service_upserted(&service));
                 self.services.insert(key.to_string(), service);
@@ -315,6 +325,10 @@ impl State {
                 release(&mut self.ip_services, *ip, key);
                 touched.service_ips.insert(*ip);
             }
+            for node_port in node_ports(&old) {
+                release(&mut self.node_port_services, node_port, key);
+                touched.node_ports.insert(node_port);
+            }
             if announce {
                 touched.events.push(events::service_deleted(&old));
             }
@@ -386,8 +400,17 @@ impl State {
     }
 
     pub fn service_for(&self, ip: IpAddr) -> Option<SharedService> {
-        let key = self.ip_services.get(&ip)?.first()?;
-        let service = self.services.get(&**key)?;
+        self.shared_service(self.ip_services.get(&ip)?.first()?)
+    }
+
+    /// The Service behind a NodePort; if two claim it (the API server refuses
+    /// that, manifests may not), the first one stored.
+    pub fn service_for_node_port(&self, node_port: NodePort) -> Option<SharedService> {
+        self.shared_service(self.node_port_services.get(&node_port)?.first()?)
+    }
+
+    fn shared_service(&self, key: &str) -> Option<SharedService> {
+        let service = self.services.get(key)?;
         Some(Arc::new(Shared::new(Service {
             name: service.name.clone(),
             namespace: service.namespace.clone(),
@@ -403,4 +426,11 @@ impl State {
         let pod = self.pods.get(format!("{namespace}/{name}").as_str())?;
         self.node_ip(&pod.info.node_name)
     }
+}
+
+fn node_ports(service: &ServiceInfo) -> impl Iterator<Item = NodePort> + '_ {
+    service
+        .ports
+        .iter()
+        .filter_map(|port| Some((port.ip_protocol()?, port.node_port?)))
 }

@@ -44,11 +44,18 @@ pub enum Translated {
     /// VIP → client, seen after un-DNAT: the packet actually came from `backend`.
     FromService { service: IpAddr, backend: (IpAddr, u16) },
     /// Client → backend, seen after DNAT (and masquerade): `client` is who sent it
-    /// before netfilter rewrote its source.
-    ToBackend { service: IpAddr, client: (IpAddr, u16) },
+    /// before netfilter rewrote its source; `service` the address and port it sent
+    /// to (a Service address, or a node address and NodePort).
+    ToBackend {
+        service: (IpAddr, u16),
+        client: (IpAddr, u16),
+    },
     /// Backend → client, seen before un-DNAT (and un-masquerade): `client` is who
     /// receives it once netfilter restored the destination.
-    FromBackend { service: IpAddr, client: (IpAddr, u16) },
+    FromBackend {
+        service: (IpAddr, u16),
+        client: (IpAddr, u16),
+    },
 }
 
 /// What the translator can say about a flow now.
@@ -278,33 +285,45 @@ impl<Q: ConntrackQuery> Translator<Q> {
 
 fn alias_resolution(kind: AliasKind) -> Resolution {
     let client = |entry: Entry| (entry.original.source, entry.original.source_port);
+    let service = |entry: Entry| (entry.original.destination, entry.original.destination_port);
     match kind {
         AliasKind::ToBackend(entry) => Resolution::Translated(Translated::ToBackend {
-            service: entry.original.destination,
+            service: service(entry),
             client: client(entry),
         }),
         AliasKind::FromBackend(entry) => Resolution::Translated(Translated::FromBackend {
-            service: entry.original.destination,
+            service: service(entry),
             client: client(entry),
         }),
         AliasKind::Plain => Resolution::Plain,
     }
 }
 
-/// The conntrack tuple of a flow with ports (TCP, UDP, SCTP: what Services carry).
-pub fn flow_tuple(l4: Option<&Layer4>, source: IpAddr, destination: IpAddr) -> Option<Tuple> {
+/// (IP protocol number, source port, destination port) of a flow with ports (TCP,
+/// UDP, SCTP: what Services carry).
+pub fn flow_ports(l4: Option<&Layer4>) -> Option<(u8, u16, u16)> {
     let (protocol, source_port, destination_port) = match l4?.protocol.as_ref()? {
         layer4::Protocol::Tcp(tcp) => (libc::IPPROTO_TCP, tcp.source_port, tcp.destination_port),
         layer4::Protocol::Udp(udp) => (libc::IPPROTO_UDP, udp.source_port, udp.destination_port),
         layer4::Protocol::Sctp(sctp) => (libc::IPPROTO_SCTP, sctp.source_port, sctp.destination_port),
         _ => return None,
     };
+    Some((
+        protocol as u8,
+        u16::try_from(source_port).ok()?,
+        u16::try_from(destination_port).ok()?,
+    ))
+}
+
+/// The conntrack tuple of a flow with ports.
+pub fn flow_tuple(l4: Option<&Layer4>, source: IpAddr, destination: IpAddr) -> Option<Tuple> {
+    let (protocol, source_port, destination_port) = flow_ports(l4)?;
     Some(Tuple {
-        protocol: protocol as u8,
+        protocol,
         source,
-        source_port: u16::try_from(source_port).ok()?,
+        source_port,
         destination,
-        destination_port: u16::try_from(destination_port).ok()?,
+        destination_port,
     })
 }
 

@@ -113,11 +113,17 @@ fn one_query_names_the_backend_on_all_four_flows_of_a_connection() {
     let at_backend = tcp(GATEWAY, 41000, BACKEND, 8080);
     assert_eq!(
         t.resolve(&at_backend, false, false, POD_DESTINATION, T0 + 2),
-        Resolution::Translated(Translated::ToBackend { service: VIP, client })
+        Resolution::Translated(Translated::ToBackend {
+            service: (VIP, 80),
+            client
+        })
     );
     assert_eq!(
         t.resolve(&at_backend.reversed(), false, false, POD_SOURCE, T0 + 3),
-        Resolution::Translated(Translated::FromBackend { service: VIP, client })
+        Resolution::Translated(Translated::FromBackend {
+            service: (VIP, 80),
+            client
+        })
     );
     assert_eq!(t.query.asked, 1);
 }
@@ -137,14 +143,14 @@ fn a_connection_whose_client_is_elsewhere_is_found_by_its_reply_tuple_at_the_bac
     assert_eq!(
         t.resolve(&at_backend, false, false, POD_DESTINATION, T0),
         Resolution::Translated(Translated::ToBackend {
-            service: GATEWAY,
+            service: (GATEWAY, 30080),
             client: expected_client
         })
     );
     assert_eq!(
         t.resolve(&at_backend.reversed(), false, false, POD_SOURCE, T0 + 1),
         Resolution::Translated(Translated::FromBackend {
-            service: GATEWAY,
+            service: (GATEWAY, 30080),
             client: expected_client
         })
     );

@@ -113,6 +113,10 @@ impl Watched for Service {
             .map(|p| ServicePort {
                 port: u16::try_from(p.port).unwrap_or(0),
                 protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                node_port: p
+                    .node_port
+                    .and_then(|port| u16::try_from(port).ok())
+                    .filter(|port| *port != 0),
             })
             .collect();
         Some(Object::Service(ServiceInfo {

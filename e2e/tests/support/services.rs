@@ -18,15 +18,32 @@ use super::wait_attached;
 pub const NODE_NAME: &str = "test-node";
 
 pub fn pod_yaml(name: &str, namespace: &str, pod: &Pod, labels: &str) -> String {
+    pod_yaml_on(NODE_NAME, name, namespace, pod, labels)
+}
+
+/// A pod scheduled to `node_name`.
+pub fn pod_yaml_on(node_name: &str, name: &str, namespace: &str, pod: &Pod, labels: &str) -> String {
     format!(
         "apiVersion: v1
 kind: Pod
 metadata: {{name: {name}, namespace: {namespace}, uid: uid-{name}, labels: {{{labels}}}}}
-spec: {{nodeName: {NODE_NAME}, containers: [{{name: main, image: example}}]}}
+spec: {{nodeName: {node_name}, containers: [{{name: main, image: example}}]}}
 status: {{phase: Running, podIP: \"{ip}\", podIPs: [{{ip: \"{ip}\"}}]}}
 ---
 ",
         ip = pod.ipv4
+    )
+}
+
+/// A Node object with one InternalIP.
+pub fn node_yaml(name: &str, internal_ip: Ipv4Addr) -> String {
+    format!(
+        "apiVersion: v1
+kind: Node
+metadata: {{name: {name}}}
+status: {{addresses: [{{type: InternalIP, address: \"{internal_ip}\"}}]}}
+---
+"
     )
 }
 
@@ -39,6 +56,8 @@ pub struct ServiceSpec<'a> {
     pub port: u16,
     pub target: u16,
     pub protocol: &'a str,
+    /// Makes it a NodePort Service open on this port of every node address.
+    pub node_port: Option<u16>,
     pub backend: &'a Pod,
 }
 
@@ -53,11 +72,15 @@ pub fn service_yaml(service: &ServiceSpec<'_>) -> String {
         ..
     } = service;
     let external: Vec<String> = service.external_ips.iter().map(|ip| format!("\"{ip}\"")).collect();
+    let (kind, node_port) = match service.node_port {
+        Some(node_port) => ("NodePort", format!(", nodePort: {node_port}")),
+        None => ("ClusterIP", String::new()),
+    };
     format!(
         "apiVersion: v1
 kind: Service
 metadata: {{name: {name}, namespace: {namespace}, uid: uid-svc-{name}}}
-spec: {{type: ClusterIP, clusterIP: \"{cluster_ip}\", clusterIPs: [\"{cluster_ip}\"], externalIPs: [{external}], ports: [{{port: {port}, targetPort: {target}, protocol: {protocol}}}]}}
+spec: {{type: {kind}, clusterIP: \"{cluster_ip}\", clusterIPs: [\"{cluster_ip}\"], externalIPs: [{external}], ports: [{{port: {port}, targetPort: {target}, protocol: {protocol}{node_port}}}]}}
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -82,6 +105,12 @@ pub fn gateway(pod: &Pod) -> Ipv4Addr {
 /// Routes pods through the node (a gateway on the bridge, forwarding on) and
 /// installs `rules` (an nftables ruleset) in the node's namespace.
 pub fn route_through_node(node: &Node, pods: &[&Pod], rules: &str) {
+    route_pods(node, pods);
+    install_rules(node, rules);
+}
+
+/// Routes pods through the node: a gateway on the bridge, forwarding on.
+pub fn route_pods(node: &Node, pods: &[&Pod]) {
     let gateway = gateway(pods[0]);
     let netns = node.netns();
     netns
@@ -94,6 +123,11 @@ pub fn route_through_node(node: &Node, pods: &[&Pod], rules: &str) {
             .ip(&["route", "add", "default", "via", &gateway.to_string()])
             .expect("default route");
     }
+}
+
+/// Installs `rules` (an nftables ruleset) in the node's namespace.
+pub fn install_rules(node: &Node, rules: &str) {
+    let netns = node.netns();
     let file = tempfile::NamedTempFile::new().expect("rules file");
     std::fs::write(file.path(), rules).expect("write rules");
     let path = file.path().to_str().expect("utf-8 path");
@@ -146,6 +180,48 @@ impl RemoteHost {
     }
 }
 
+/// Two nodes on one link (TEST-NET-1), each routing the other's pod subnet (the
+/// /24 of `a_pod` and `b_pod`) through it, as a CNI's host routes do. Returns the
+/// nodes' addresses on the link: (a, b).
+pub fn link_nodes(a: &Node, a_pod: &Pod, b: &Node, b_pod: &Pod) -> (Ipv4Addr, Ipv4Addr) {
+    let (a_ipv4, b_ipv4) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2));
+    let (a_end, b_end) = (
+        sightline_e2e::netns::unique_name("sla"),
+        sightline_e2e::netns::unique_name("slb"),
+    );
+    a.netns()
+        .ip(&[
+            "link",
+            "add",
+            &a_end,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &b_end,
+            "netns",
+            b.netns().name(),
+        ])
+        .expect("node link");
+    let subnet = |pod: &Pod| {
+        let [x, y, z, _] = pod.ipv4.octets();
+        format!("{}/24", Ipv4Addr::new(x, y, z, 0))
+    };
+    for (node, end, address, peer, remote_pods) in
+        [(a, &a_end, a_ipv4, b_ipv4, b_pod), (b, &b_end, b_ipv4, a_ipv4, a_pod)]
+    {
+        let netns = node.netns();
+        netns
+            .ip(&["addr", "add", &format!("{address}/24"), "dev", end])
+            .expect("link address");
+        netns.ip(&["link", "set", end, "up"]).expect("link up");
+        netns
+            .ip(&["route", "add", &subnet(remote_pods), "via", &peer.to_string()])
+            .expect("route to the other node's pods");
+    }
+    (a_ipv4, b_ipv4)
+}
+
 #[derive(Clone, Default)]
 struct Collect(Arc<Mutex<Vec<Event>>>);
 
@@ -166,6 +242,12 @@ impl EnrichedAgent {
     /// Starts with the cluster in `manifests` (YAML documents) and waits until
     /// both classifiers are attached to each of `pods`' veths.
     pub fn start(node: &Node, manifests: &str, pods: &[&Pod]) -> EnrichedAgent {
+        Self::start_as(node, NODE_NAME, manifests, pods)
+    }
+
+    /// Like [`EnrichedAgent::start`], for the node called `node_name` in the manifests.
+    pub fn start_as(node: &Node, node_name: &str, manifests: &str, pods: &[&Pod]) -> EnrichedAgent {
+        let node_name = node_name.to_owned();
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("cluster.yaml"), manifests).expect("write manifests");
         let k8s_args = K8sArgs {
@@ -191,7 +273,7 @@ impl EnrichedAgent {
                         &k8s_args,
                         IndexConfig {
                             cluster: "default".into(),
-                            local_node: NODE_NAME.into(),
+                            local_node: node_name.clone(),
                             agent_port: 4244,
                         },
                     )
@@ -199,7 +281,7 @@ impl EnrichedAgent {
                     .map_err(|e| e.to_string())?
                     .ok_or("manifests mode must enable enrichment")?;
                     let mut enricher = k8s.enricher(sink);
-                    datapath::run(DatapathArgs::default(), NODE_NAME.to_owned(), &mut enricher, async {
+                    datapath::run(DatapathArgs::default(), node_name, &mut enricher, async {
                         let _ = stopped.await;
                     })
                     .await
