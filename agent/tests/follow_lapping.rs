@@ -73,7 +73,7 @@ fn datapath_event(decoder: &mut Decoder, seq: u32) -> Event {
     let mut event = FlowEvent {
         kind: kind::TRACE,
         timestamp_ns: u64::from(seq) * 1000,
-        tcp_flags: if seq % 5 == 0 { tcp_flags::SYN } else { tcp_flags::ACK },
+        tcp_flags: if seq.is_multiple_of(5) { tcp_flags::SYN } else { tcp_flags::ACK },
         packets: 1,
         bytes: 60,
         ..Default::default()
@@ -276,7 +276,7 @@ async fn a_follower_raced_by_a_writer_thread_loses_nothing_silently() {
                     delivered += 1;
                     next = seq + 1;
                     // A slow consumer now and then, so the writer laps it.
-                    if delivered % 64 == 0 {
+                    if delivered.is_multiple_of(64) {
                         tokio::task::yield_now().await;
                     }
                 }
