@@ -73,7 +73,11 @@ fn datapath_event(decoder: &mut Decoder, seq: u32) -> Event {
     let mut event = FlowEvent {
         kind: kind::TRACE,
         timestamp_ns: u64::from(seq) * 1000,
-        tcp_flags: if seq.is_multiple_of(5) { tcp_flags::SYN } else { tcp_flags::ACK },
+        tcp_flags: if seq.is_multiple_of(5) {
+            tcp_flags::SYN
+        } else {
+            tcp_flags::ACK
+        },
         packets: 1,
         bytes: 60,
         ..Default::default()
