@@ -90,6 +90,7 @@ impl Agent {
         let node_name = args.node_name();
         let tls = tls_files(args)?;
         let listen_address = args.listen_socket_address()?;
+        let socket_path = args.checked_socket_path()?;
         let (writer, ring) = ring::ring(args.event_buffer_capacity)?;
         let stats = Arc::new(ObserverStats::default());
         let metrics = crate::metrics::MetricsStage::start(&args.metrics, ring.clone(), stats.clone()).await?;
@@ -110,7 +111,7 @@ impl Agent {
         let peer = PeerService::new(peers.clone(), tls.is_some());
         let options = ServerOptions {
             listen_address,
-            socket_path: args.socket_path(),
+            socket_path,
             tls,
             tls_reload_interval: args.tls_reload_interval,
             health_address: parse_listen_address(&args.health_listen_address).map_err(|error| CliError::Invalid {

@@ -171,6 +171,27 @@ impl Args {
     pub fn socket_path(&self) -> Option<PathBuf> {
         (!self.socket_path.trim().is_empty()).then(|| PathBuf::from(self.socket_path.trim()))
     }
+
+    /// [`Args::socket_path`], refused at start-up when the kernel could not bind it
+    /// (the bind error would name neither the flag nor the limit).
+    pub fn checked_socket_path(&self) -> Result<Option<PathBuf>, CliError> {
+        let Some(path) = self.socket_path() else {
+            return Ok(None);
+        };
+        let length = path.as_os_str().len();
+        if length > crate::server::MAX_SOCKET_PATH_BYTES {
+            return Err(CliError::Invalid {
+                flag: "socket-path",
+                value: path.display().to_string(),
+                reason: format!(
+                    "{length} bytes; a unix socket path holds at most {} (the kernel's sun_path is {} bytes with the terminating NUL)",
+                    crate::server::MAX_SOCKET_PATH_BYTES,
+                    crate::server::MAX_SOCKET_PATH_BYTES + 1
+                ),
+            });
+        }
+        Ok(Some(path))
+    }
 }
 
 fn hostname() -> String {

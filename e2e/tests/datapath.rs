@@ -3,9 +3,10 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sightline_agent::datapath::{AggregationLevel, DatapathArgs};
 use sightline_e2e::Pod;
@@ -39,6 +40,52 @@ fn tcp_exchange(client: &Pod, server: &Pod, port: u16) {
         })
         .expect("client ns");
     assert_eq!(accept.join().expect("server thread"), b"hello");
+}
+
+/// Sends one datagram from `client` to `server` on `port` and waits for its flow.
+/// Every packet of an exchange that finished before is then reported already: the
+/// kernel wrote their records to the ring buffer before this one, and the agent
+/// reads it in order. So "nothing more will come" needs no fixed sleep.
+fn barrier(agent: &Agent, client: &Pod, server: &Pod, port: u16) {
+    let target = SocketAddr::from((server.ipv4, port));
+    client
+        .netns
+        .run(move || {
+            let socket = UdpSocket::bind(SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))).expect("bind");
+            socket.send_to(b"barrier", target).expect("send");
+        })
+        .expect("ns");
+    let ifindex = client.host_ifindex;
+    let seen = agent.wait_for(
+        move |f| on_interface(f, ifindex) && ports(f).is_some_and(|(_, d)| d == u32::from(port)),
+        |f| !f.is_empty(),
+    );
+    assert!(
+        !seen.is_empty(),
+        "the barrier datagram to port {port} was never reported"
+    );
+}
+
+/// The TCP flags a flow reports, by name.
+fn tcp_flags(flow: &Flow) -> BTreeSet<&'static str> {
+    let Some(layer4::Protocol::Tcp(tcp)) = flow.l4.as_ref().and_then(|l| l.protocol.as_ref()) else {
+        return BTreeSet::new();
+    };
+    let flags = tcp.flags.unwrap_or_default();
+    [
+        (flags.syn, "SYN"),
+        (flags.ack, "ACK"),
+        (flags.psh, "PSH"),
+        (flags.fin, "FIN"),
+        (flags.rst, "RST"),
+    ]
+    .into_iter()
+    .filter_map(|(set, name)| set.then_some(name))
+    .collect()
+}
+
+fn flag_set(names: &[&'static str]) -> BTreeSet<&'static str> {
+    names.iter().copied().collect()
 }
 
 fn tcp_flows_of(pod: &Pod, port: u16) -> impl Fn(&Flow) -> bool + use<> {
@@ -129,20 +176,62 @@ fn tcp_at_medium_aggregation_reports_only_new_flows_and_syn_fin() {
     let (node, client, server) = two_pods();
     let agent = start(&node, AggregationLevel::Medium, &[&client, &server]);
     tcp_exchange(&client, &server, 8081);
-    let select = tcp_flows_of(&client, 8081);
-    let flows = agent.wait_for(&select, |f| {
-        f.iter().filter(|f| summary(f).contains("FIN")).count() >= 2
-    });
-    // Nothing else may trickle in: the report interval (5 s) has not passed.
-    std::thread::sleep(Duration::from_millis(500));
-    let flows_after: Vec<Flow> = agent.flows().into_iter().filter(|f| select(f)).collect();
-    assert_eq!(flows.len(), flows_after.len(), "late reports at medium level");
+    // Everything the exchange caused is in once the barrier is: the report
+    // interval (5 s) has not passed, so nothing else may come.
+    barrier(&agent, &client, &server, 7991);
+    let flows: Vec<Flow> = agent.flows().into_iter().filter(tcp_flows_of(&client, 8081)).collect();
     let seen: Vec<(&str, Option<bool>)> = flows.iter().map(|f| (summary(f), is_reply(f))).collect();
     assert_eq!(seen.len(), 4, "{seen:?}");
     assert_eq!(seen[0], ("TCP Flags: SYN", Some(false)));
     assert_eq!(seen[1], ("TCP Flags: SYN, ACK", Some(true)));
     assert!(seen[2].0.contains("FIN") && seen[2].1 == Some(false), "{seen:?}");
     assert!(seen[3].0.contains("FIN") && seen[3].1 == Some(true), "{seen:?}");
+    stop_and_check_detached(agent, &node, &[&client, &server]);
+}
+
+/// `low` reports a packet when it brings a TCP flag its flow had not shown yet: a
+/// user sees the first ACK and the first data segment of each side, which
+/// `medium` hides, and none of the later ACKs that `none` shows.
+#[test]
+fn tcp_at_low_aggregation_reports_each_packet_that_brings_a_new_flag() {
+    let (node, client, server) = two_pods();
+    let agent = start(&node, AggregationLevel::Low, &[&client, &server]);
+    tcp_exchange(&client, &server, 8082);
+    barrier(&agent, &client, &server, 7992);
+    let flows: Vec<Flow> = agent.flows().into_iter().filter(tcp_flows_of(&client, 8082)).collect();
+    let side = |reply: bool| -> Vec<BTreeSet<&str>> {
+        flows
+            .iter()
+            .filter(|f| is_reply(f) == Some(reply))
+            .map(tcp_flags)
+            .collect()
+    };
+    let (request, response) = (side(false), side(true));
+    assert_eq!(
+        request,
+        [
+            flag_set(&["SYN"]),
+            flag_set(&["ACK"]),
+            flag_set(&["ACK", "PSH"]),
+            flag_set(&["ACK", "FIN"])
+        ],
+        "the client's side: handshake, first ACK, data, close"
+    );
+    assert_eq!(
+        response,
+        [
+            flag_set(&["SYN", "ACK"]),
+            flag_set(&["ACK", "PSH"]),
+            flag_set(&["ACK", "FIN"])
+        ],
+        "the server's side: handshake, data, close (its ACKs bring nothing new)"
+    );
+    assert_eq!(flows.len(), 7, "low: 7 flows for the connection where medium shows 4");
+    assert_eq!(
+        flows.iter().map(summary).collect::<Vec<_>>()[..2],
+        ["TCP Flags: SYN", "TCP Flags: SYN, ACK"],
+        "in the order the packets passed"
+    );
     stop_and_check_detached(agent, &node, &[&client, &server]);
 }
 
@@ -243,8 +332,29 @@ fn ping_v4_and_v6_are_echo_request_and_reply() {
     stop_and_check_detached(agent, &node, &[&client, &server]);
 }
 
+/// Datagrams of one flow, about 100 ms apart, and what the agent reported of them.
+struct Paced {
+    reports: Vec<Flow>,
+    /// From the first datagram to the last, as sent.
+    span: Duration,
+    /// The longest pause between two datagrams, as sent.
+    longest_gap: Duration,
+}
+
+impl Paced {
+    /// Re-reports the interval allows for what was actually sent: each comes at
+    /// least `interval` after the previous report (plus a tick of the kernel's
+    /// coarse clock), and at most `interval` plus one pause between datagrams.
+    fn expected_updates(&self, interval: Duration) -> std::ops::RangeInclusive<usize> {
+        let tick = Duration::from_millis(20);
+        let fewest = self.span.as_secs_f64() / (interval + self.longest_gap + tick).as_secs_f64();
+        let most = self.span.as_secs_f64() / interval.saturating_sub(tick).as_secs_f64();
+        (fewest.floor() as usize)..=(most.floor() as usize)
+    }
+}
+
 /// Sends `count` datagrams 100 ms apart and returns the client-side UDP flows reported.
-fn paced_udp_reports(level: AggregationLevel, interval: Duration, count: usize) -> Vec<Flow> {
+fn paced_udp_reports(level: AggregationLevel, interval: Duration, count: usize) -> Paced {
     let (node, client, server) = two_pods();
     let args = DatapathArgs {
         monitor_aggregation_interval: interval,
@@ -257,37 +367,59 @@ fn paced_udp_reports(level: AggregationLevel, interval: Duration, count: usize) 
         .run(move || UdpSocket::bind(target))
         .expect("ns")
         .expect("bind");
-    client
+    let sent: Vec<Instant> = client
         .netns
         .run(move || {
             let socket = UdpSocket::bind(SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 7301))).expect("bind");
-            for _ in 0..count {
-                socket.send_to(b"tick", target).expect("send");
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            (0..count)
+                .map(|n| {
+                    if n > 0 {
+                        // The traffic's pace, not a wait for the agent.
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    let at = Instant::now();
+                    socket.send_to(b"tick", target).expect("send");
+                    at
+                })
+                .collect()
         })
         .expect("ns");
-    std::thread::sleep(Duration::from_millis(100));
+    barrier(&agent, &client, &server, 7993);
     let ifindex = client.host_ifindex;
-    let flows: Vec<Flow> = agent
+    let reports: Vec<Flow> = agent
         .flows()
         .into_iter()
         .filter(|f| on_interface(f, ifindex) && ports(f) == Some((7301, 7300)))
         .collect();
     stop_and_check_detached(agent, &node, &[&client, &server]);
-    flows
+    Paced {
+        reports,
+        span: sent[count - 1] - sent[0],
+        longest_gap: sent.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default(),
+    }
 }
 
 #[test]
 fn an_active_flow_is_reported_again_once_per_interval_at_medium_and_never_at_maximum() {
-    // 15 datagrams over 1.5 s with a 400 ms interval: the new flow, then about 3 updates.
-    let medium = paced_udp_reports(AggregationLevel::Medium, Duration::from_millis(400), 15);
+    // 15 datagrams over about 1.4 s with a 400 ms interval: the new flow, then about
+    // 3 updates; the bounds come from the pace the datagrams really had.
+    let interval = Duration::from_millis(400);
+    let medium = paced_udp_reports(AggregationLevel::Medium, interval, 15);
+    let updates = medium.expected_updates(interval);
     assert!(
-        (3..=5).contains(&medium.len()),
-        "medium reported {} times",
-        medium.len()
+        updates.contains(&(medium.reports.len() - 1)),
+        "medium reported {} times for datagrams over {:?} (longest pause {:?}): expected the new flow and {updates:?} updates",
+        medium.reports.len(),
+        medium.span,
+        medium.longest_gap
     );
-    assert!(medium.iter().all(|f| summary(f) == "UDP" && is_reply(f) == Some(false)));
-    let maximum = paced_udp_reports(AggregationLevel::Maximum, Duration::from_millis(400), 15);
-    assert_eq!(maximum.len(), 1, "maximum reports only the new flow");
+    assert!(*updates.start() >= 1, "the datagrams spanned less than an interval");
+    assert!(
+        medium
+            .reports
+            .iter()
+            .all(|f| summary(f) == "UDP" && is_reply(f) == Some(false))
+    );
+    let maximum = paced_udp_reports(AggregationLevel::Maximum, interval, 15);
+    assert_eq!(maximum.reports.len(), 1, "maximum reports only the new flow");
 }

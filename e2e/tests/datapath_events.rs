@@ -230,7 +230,7 @@ fn a_full_ring_is_reported_as_lost_events_per_cpu() {
             }
         })
         .expect("ns");
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !agent.events().iter().any(|e| matches!(e, Event::Lost { .. })) {
         assert!(
             std::time::Instant::now() < deadline,
@@ -276,29 +276,53 @@ fn a_drop_storm_is_rate_limited_per_flow() {
     for rule in [
         "add table inet sltest",
         "add chain inet sltest input { type filter hook input priority 0 ; }",
-        "add rule inet sltest input udp dport 7200 drop",
+        "add rule inet sltest input udp dport { 7200, 7202 } drop",
     ] {
         server.netns.exec("nft", &[rule]).expect("nft rule");
     }
     let target = SocketAddr::from((server.ipv4, 7200));
     let source = SocketAddr::from((client.ipv4, 7201));
-    client
+    let barrier = SocketAddr::from((server.ipv4, 7202));
+    let storm = client
         .netns
         .run(move || {
             let socket = UdpSocket::bind(source).expect("bind");
+            let started = std::time::Instant::now();
             for _ in 0..200 {
                 socket.send_to(b"x", target).expect("send");
             }
+            let storm = started.elapsed();
+            // A drop of another flow, after the storm's: once it is reported, the
+            // storm's drops are too (the kernel wrote them to the ring first).
+            socket.send_to(b"x", barrier).expect("send");
+            storm
         })
         .expect("ns");
-    std::thread::sleep(Duration::from_millis(300));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !agent
+        .flows()
+        .iter()
+        .any(|f| f.verdict == Verdict::Dropped as i32 && ports(f) == Some((7201, 7202)))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the barrier's drop was never reported"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let drops: Vec<Flow> = agent
         .flows()
         .into_iter()
         .filter(|f| f.verdict == Verdict::Dropped as i32 && ports(f) == Some((7201, 7200)))
         .collect();
-    // 200 drops within well under the 1 s per-flow interval: one report.
-    assert_eq!(drops.len(), 1, "{drops:#?}");
+    // One report per started second of the 1 s per-flow interval: one report when
+    // the 200 drops took less than a second, as they do unless the machine stalls.
+    let allowed = 1 + storm.as_secs() as usize;
+    assert!(
+        (1..=allowed).contains(&drops.len()),
+        "{} reports for 200 drops in {storm:?}: {drops:#?}",
+        drops.len()
+    );
     assert_eq!(summary(&drops[0]), "UDP (kernel drop reason: NETFILTER_DROP)");
     stop_and_check_detached(agent, &node, &[&client, &server]);
 }

@@ -131,26 +131,30 @@ async fn relay_survives_a_killed_agent_and_picks_it_up_again() {
     agents[1].kill_hard();
     let killed = Instant::now();
     loop {
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "no NODE_UNAVAILABLE for node-1 within 30 s"
+        );
         let message = next(&mut stream).await;
         if status(&message) == Some((NodeState::NodeUnavailable, vec!["node-1".to_owned()])) {
             break;
         }
     }
-    assert!(
-        killed.elapsed() < Duration::from_secs(2),
-        "NODE_UNAVAILABLE took {:?}",
-        killed.elapsed()
-    );
 
+    // The other two keep streaming, and nothing more comes from the dead one.
     let mut seen = std::collections::HashSet::new();
-    let window = Instant::now();
-    while window.elapsed() < Duration::from_secs(1) {
+    let unavailable = Instant::now();
+    while !(seen.contains("node-0") && seen.contains("node-2")) {
+        assert!(
+            unavailable.elapsed() < Duration::from_secs(30),
+            "node-0 and node-2 stopped streaming: {seen:?}"
+        );
         seen.extend(flow_node(&next(&mut stream).await));
+        assert!(
+            !seen.contains("node-1"),
+            "a flow from the killed node-1 after NODE_UNAVAILABLE"
+        );
     }
-    assert!(
-        seen.contains("node-0") && seen.contains("node-2") && !seen.contains("node-1"),
-        "{seen:?}"
-    );
 
     agents[1] = cluster.agent(1);
     let restarted = Instant::now();

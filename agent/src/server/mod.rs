@@ -4,6 +4,7 @@
 pub mod tls;
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub use tls::{TlsError, TlsFiles};
 
 /// How long open streams get to finish after shutdown is requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Longest unix socket path the kernel binds: `sun_path` is 108 bytes and ends in a NUL.
+pub const MAX_SOCKET_PATH_BYTES: usize = 107;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -227,13 +230,21 @@ fn bind_unix(path: &Path) -> Result<UnixListener, ServerError> {
             "the socket path has no file name",
         )));
     }
-    // Short names: a unix socket path must fit in 108 bytes, and the staged one
-    // must not fail where the final path fits.
     let private = dir.join(format!(".{:08x}", fastrand::u32(..)));
     std::fs::DirBuilder::new().mode(0o700).create(&private).map_err(err)?;
     let staged = private.join("s");
     let bound = (|| {
-        let listener = UnixListener::bind(&staged)?;
+        // The staged path is longer than `path` when the file name is shorter than
+        // the private directory's: a `path` that fits the kernel's limit must not fail
+        // there, so bind through the directory's descriptor, whose /proc path is short.
+        let directory;
+        let bind_at = if staged.as_os_str().len() > MAX_SOCKET_PATH_BYTES {
+            directory = std::fs::File::open(&private)?;
+            PathBuf::from(format!("/proc/self/fd/{}/s", directory.as_raw_fd()))
+        } else {
+            staged.clone()
+        };
+        let listener = UnixListener::bind(&bind_at)?;
         std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
         std::fs::rename(&staged, path)?;
         Ok(listener)

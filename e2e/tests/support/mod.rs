@@ -199,28 +199,44 @@ fn query_tcx(netns: &Netns, interface: &str) -> Result<Vec<String>, String> {
 }
 
 /// What an operator would see with `tc filter show` and a TCX query: nothing of ours.
+/// A link is detached when its last descriptor closes, and a process another test
+/// forks in that instant holds a copy until it execs: so wait (10 s at most) for
+/// the state to settle instead of judging the first look.
 pub fn assert_nothing_attached(netns: &Netns, interfaces: &[&str]) {
-    for interface in interfaces {
-        let tcx = tcx_programs(netns, interface);
-        assert!(
-            tcx.iter().all(|n| !n.starts_with("sightline")),
-            "{interface} still has {tcx:?}"
-        );
-        for direction in ["ingress", "egress"] {
-            let out = netns
-                .exec("tc", &["filter", "show", "dev", interface, direction])
-                .unwrap_or_else(|error| panic!("tc filter show on {interface}: {error}"));
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            assert!(!text.contains("sightline"), "{interface} {direction}: {text}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<String> = interfaces.iter().flat_map(|i| leftovers(netns, i)).collect();
+        if left.is_empty() {
+            return;
         }
-        let qdisc = netns
-            .exec("tc", &["qdisc", "show", "dev", interface])
-            .expect("tc qdisc");
-        assert!(
-            !String::from_utf8_lossy(&qdisc.stdout).contains("clsact"),
-            "clsact left on {interface}"
-        );
+        assert!(Instant::now() < deadline, "{left:?}");
+        std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// What of ours is still attached to `interface`, described.
+fn leftovers(netns: &Netns, interface: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    let tcx = tcx_programs(netns, interface);
+    if tcx.iter().any(|n| n.starts_with("sightline")) {
+        left.push(format!("{interface} still has {tcx:?}"));
+    }
+    for direction in ["ingress", "egress"] {
+        let out = netns
+            .exec("tc", &["filter", "show", "dev", interface, direction])
+            .unwrap_or_else(|error| panic!("tc filter show on {interface}: {error}"));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("sightline") {
+            left.push(format!("{interface} {direction}: {text}"));
+        }
+    }
+    let qdisc = netns
+        .exec("tc", &["qdisc", "show", "dev", interface])
+        .expect("tc qdisc");
+    if String::from_utf8_lossy(&qdisc.stdout).contains("clsact") {
+        left.push(format!("clsact left on {interface}"));
+    }
+    left
 }
 
 pub fn ports(flow: &Flow) -> Option<(u32, u32)> {

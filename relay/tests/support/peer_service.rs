@@ -1,6 +1,7 @@
 //! A fake `peer.Peer` service whose announcements the test scripts.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sightline_proto::peer::peer_server::{Peer, PeerServer};
@@ -17,6 +18,7 @@ use tonic::{Request, Response, Status};
 struct Service {
     initial: Arc<Mutex<Vec<ChangeNotification>>>,
     updates: broadcast::Sender<ChangeNotification>,
+    notify_calls: Arc<AtomicUsize>,
 }
 
 #[tonic::async_trait]
@@ -24,6 +26,7 @@ impl Peer for Service {
     type NotifyStream = ReceiverStream<Result<ChangeNotification, Status>>;
 
     async fn notify(&self, _: Request<NotifyRequest>) -> Result<Response<Self::NotifyStream>, Status> {
+        self.notify_calls.fetch_add(1, Ordering::SeqCst);
         let (tx, rx) = mpsc::channel(64);
         let (initial, mut updates) = (self.initial.lock().unwrap().clone(), self.updates.subscribe());
         tokio::spawn(async move {
@@ -56,6 +59,7 @@ impl FakePeerService {
             service: Service {
                 initial: Arc::new(Mutex::new(initial)),
                 updates: broadcast::channel(64).0,
+                notify_calls: Arc::default(),
             },
             connections: Killable::default(),
         };
@@ -89,6 +93,7 @@ impl FakePeerService {
         let service = Service {
             initial: Arc::new(Mutex::new(initial)),
             updates: broadcast::channel(64).0,
+            notify_calls: Arc::default(),
         };
         tokio::spawn(
             tonic::transport::Server::builder()
@@ -100,6 +105,11 @@ impl FakePeerService {
             service,
             connections: Killable::default(),
         }
+    }
+
+    /// Notify calls served so far (each is a relay that dialled in).
+    pub fn notify_calls(&self) -> usize {
+        self.service.notify_calls.load(Ordering::SeqCst)
     }
 
     pub fn announce(&self, change: ChangeNotification) {
