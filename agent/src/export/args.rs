@@ -85,12 +85,7 @@ impl ExportArgs {
     }
 
     pub fn mask(&self) -> Result<Option<FlowMask>, ExportError> {
-        let paths: Vec<String> = self
-            .export_fieldmask
-            .iter()
-            .map(|p| p.trim().to_owned())
-            .filter(|p| !p.is_empty())
-            .collect();
+        let paths = field_paths(&self.export_fieldmask);
         if paths.is_empty() {
             return Ok(None);
         }
@@ -129,11 +124,7 @@ pub enum AggregationField {
 /// Hubble; fields with a zero interval would silently export nothing aggregated
 /// and are refused.
 pub fn aggregation(fields: &[String], interval: &str) -> Result<Option<AggregationSpec>, (AggregationField, String)> {
-    let paths: Vec<String> = fields
-        .iter()
-        .map(|p| p.trim().to_owned())
-        .filter(|p| !p.is_empty())
-        .collect();
+    let paths = field_paths(fields);
     let interval = if interval.trim().is_empty() {
         std::time::Duration::ZERO
     } else {
@@ -155,4 +146,14 @@ pub fn aggregation(fields: &[String], interval: &str) -> Result<Option<Aggregati
         interval,
         max_groups: DEFAULT_MAX_GROUPS,
     }))
+}
+
+/// Field paths from flag values split at commas (by clap) or whitespace (Cilium's
+/// Helm chart joins the list with spaces).
+pub fn field_paths(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|value| value.split_whitespace())
+        .map(str::to_owned)
+        .collect()
 }

@@ -644,3 +644,7 @@ mod tests {
         assert!(exporters.running().is_empty());
     }
 }
+
+#[cfg(test)]
+#[path = "dynamic_aggregation_tests.rs"]
+mod aggregation_tests;
