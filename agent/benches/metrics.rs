@@ -130,6 +130,38 @@ fn export(c: &mut Criterion) {
             batch.clear();
         })
     });
+    let mask = sightline_agent::observer::fieldmask::FlowMask::compile(
+        &[
+            "time",
+            "uuid",
+            "verdict",
+            "node_name",
+            "source.pod_name",
+            "destination.pod_name",
+            "l4",
+        ]
+        .map(str::to_owned),
+    )
+    .unwrap();
+    let mut masked_encoder = LineEncoder::new("node-1".into(), Some(mask.clone()));
+    group.bench_function("baseline_generic_serde_field_mask_to_rotating_file", |b| {
+        b.iter(|| {
+            for event in &events {
+                write_line_generic(event, "node-1", Some(&mask), &mut batch);
+            }
+            file.write_lines(&batch).unwrap();
+            batch.clear();
+        })
+    });
+    group.bench_function("direct_writer_field_mask_to_rotating_file", |b| {
+        b.iter(|| {
+            for event in &events {
+                masked_encoder.write(event, &mut batch);
+            }
+            file.write_lines(&batch).unwrap();
+            batch.clear();
+        })
+    });
     group.bench_function("direct_writer_to_dev_null", |b| {
         b.iter(|| {
             for event in &events {

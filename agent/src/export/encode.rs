@@ -6,8 +6,10 @@
 //! Flows take the direct writer ([`flow_json`](super::flow_json)); other events
 //! and flows it cannot print take the generated serializer.
 
+use prost::bytes::BytesMut;
 use serde::Serialize;
 use sightline_proto::Timestamp;
+use sightline_proto::wire::Writer;
 
 use super::flow_json;
 use super::json_text;
@@ -21,6 +23,7 @@ pub struct LineEncoder {
     node_name: String,
     mask: Option<FlowMask>,
     scratch: String,
+    encoded: BytesMut,
 }
 
 impl LineEncoder {
@@ -30,6 +33,7 @@ impl LineEncoder {
             node_name,
             mask: mask.filter(|mask| !mask.is_empty()),
             scratch: String::new(),
+            encoded: BytesMut::new(),
         }
     }
 
@@ -43,7 +47,11 @@ impl LineEncoder {
         let written = match &self.mask {
             None => flow_json::write_flow_line(record, &mut self.scratch, out),
             Some(mask) => {
-                let masked = FlowRecord::new(mask.apply(&record.complete()));
+                // Masked from the record's wire form: no materialised flow, and only
+                // the kept fields are decoded.
+                self.encoded.clear();
+                record.write_flow_body(&mut Writer::new(&mut self.encoded));
+                let masked = FlowRecord::new(mask.apply_encoded(&self.encoded));
                 flow_json::write_flow_line(&masked, &mut self.scratch, out)
             }
         };

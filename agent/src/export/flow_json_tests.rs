@@ -20,6 +20,7 @@ use crate::event::Event;
 use crate::export::encode::{LineEncoder, write_line_generic};
 use crate::flow_record::summary::{DropNote, L4Summary};
 use crate::flow_record::{FlowRecord, Shared};
+use crate::observer::fieldmask::FlowMask;
 
 fn text() -> impl Strategy<Value = String> {
     prop::collection::vec(
@@ -129,7 +130,7 @@ fn policy() -> impl Strategy<Value = Policy> {
 
 /// A `flow.Flow` with any of the fields the exporter writes.
 #[allow(deprecated)]
-fn flow() -> impl Strategy<Value = Flow> {
+fn flow() -> BoxedStrategy<Flow> {
     let identity = (
         prop::option::of(time()),
         text(),
@@ -176,93 +177,95 @@ fn flow() -> impl Strategy<Value = Flow> {
         texts(),
         prop::option::of((small(), small(), small())),
     );
-    (identity, endpoints, trace, tail).prop_map(|(identity, endpoints, trace, tail)| {
-        let (time, uuid, emitter, verdict, drop_reason, auth_type, ethernet, ip, l4) = identity;
-        let (
-            source,
-            destination,
-            r#type,
-            node_name,
-            node_labels,
-            source_names,
-            destination_names,
-            reply,
-            event_type,
-            source_service,
-            destination_service,
-        ) = endpoints;
-        let (
-            traffic_direction,
-            policy_match_type,
-            trace_observation_point,
-            trace_reason,
-            file,
-            drop_reason_desc,
-            is_reply,
-            debug_capture_point,
-            interface,
-            proxy_port,
-            sock_xlate_point,
-        ) = trace;
-        let (socket_cookie, cgroup_id, summary, egress_allowed_by, ingress_denied_by, policy_log, aggregate) = tail;
-        Flow {
-            time,
-            uuid,
-            emitter: emitter.map(|(name, version)| Box::new(Emitter { name, version })),
-            verdict,
-            drop_reason,
-            auth_type,
-            ethernet: ethernet.map(|(source, destination)| Box::new(Ethernet { source, destination })),
-            ip: ip.map(|(source, source_xlated, destination, ip_version, encrypted)| Ip {
+    (identity, endpoints, trace, tail)
+        .prop_map(|(identity, endpoints, trace, tail)| {
+            let (time, uuid, emitter, verdict, drop_reason, auth_type, ethernet, ip, l4) = identity;
+            let (
                 source,
-                source_xlated,
                 destination,
-                ip_version: ip_version % 4,
-                encrypted,
-            }),
-            l4,
-            source: source.map(Box::new),
-            destination: destination.map(Box::new),
-            r#type: r#type % 5,
-            node_name,
-            node_labels,
-            source_names,
-            destination_names,
-            reply,
-            event_type: event_type.map(|(r#type, sub_type)| CiliumEventType { r#type, sub_type }),
-            source_service: source_service.map(Box::new),
-            destination_service: destination_service.map(Box::new),
-            traffic_direction: traffic_direction % 4,
-            policy_match_type,
-            trace_observation_point,
-            trace_reason,
-            file: file.map(|(name, line)| Box::new(FileInfo { name, line })),
-            drop_reason_desc: if drop_reason_desc == 9999 {
-                9999
-            } else {
-                drop_reason_desc * 30
-            },
-            is_reply: is_reply.map(|value| sightline_proto::wkt::BoolValue { value }),
-            debug_capture_point,
-            interface: interface.map(|(index, name)| NetworkInterface { index, name }),
-            proxy_port,
-            sock_xlate_point,
-            socket_cookie,
-            cgroup_id,
-            summary,
-            egress_allowed_by,
-            ingress_denied_by,
-            policy_log,
-            aggregate: aggregate.map(
-                |(ingress_flow_count, egress_flow_count, unknown_direction_flow_count)| Aggregate {
-                    ingress_flow_count,
-                    egress_flow_count,
-                    unknown_direction_flow_count,
+                r#type,
+                node_name,
+                node_labels,
+                source_names,
+                destination_names,
+                reply,
+                event_type,
+                source_service,
+                destination_service,
+            ) = endpoints;
+            let (
+                traffic_direction,
+                policy_match_type,
+                trace_observation_point,
+                trace_reason,
+                file,
+                drop_reason_desc,
+                is_reply,
+                debug_capture_point,
+                interface,
+                proxy_port,
+                sock_xlate_point,
+            ) = trace;
+            let (socket_cookie, cgroup_id, summary, egress_allowed_by, ingress_denied_by, policy_log, aggregate) = tail;
+            Flow {
+                time,
+                uuid,
+                emitter: emitter.map(|(name, version)| Box::new(Emitter { name, version })),
+                verdict,
+                drop_reason,
+                auth_type,
+                ethernet: ethernet.map(|(source, destination)| Box::new(Ethernet { source, destination })),
+                ip: ip.map(|(source, source_xlated, destination, ip_version, encrypted)| Ip {
+                    source,
+                    source_xlated,
+                    destination,
+                    ip_version: ip_version % 4,
+                    encrypted,
+                }),
+                l4,
+                source: source.map(Box::new),
+                destination: destination.map(Box::new),
+                r#type: r#type % 5,
+                node_name,
+                node_labels,
+                source_names,
+                destination_names,
+                reply,
+                event_type: event_type.map(|(r#type, sub_type)| CiliumEventType { r#type, sub_type }),
+                source_service: source_service.map(Box::new),
+                destination_service: destination_service.map(Box::new),
+                traffic_direction: traffic_direction % 4,
+                policy_match_type,
+                trace_observation_point,
+                trace_reason,
+                file: file.map(|(name, line)| Box::new(FileInfo { name, line })),
+                drop_reason_desc: if drop_reason_desc == 9999 {
+                    9999
+                } else {
+                    drop_reason_desc * 30
                 },
-            ),
-            ..Flow::default()
-        }
-    })
+                is_reply: is_reply.map(|value| sightline_proto::wkt::BoolValue { value }),
+                debug_capture_point,
+                interface: interface.map(|(index, name)| NetworkInterface { index, name }),
+                proxy_port,
+                sock_xlate_point,
+                socket_cookie,
+                cgroup_id,
+                summary,
+                egress_allowed_by,
+                ingress_denied_by,
+                policy_log,
+                aggregate: aggregate.map(
+                    |(ingress_flow_count, egress_flow_count, unknown_direction_flow_count)| Aggregate {
+                        ingress_flow_count,
+                        egress_flow_count,
+                        unknown_direction_flow_count,
+                    },
+                ),
+                ..Flow::default()
+            }
+        })
+        .boxed()
 }
 
 fn address() -> impl Strategy<Value = IpAddr> {
@@ -274,7 +277,7 @@ fn address() -> impl Strategy<Value = IpAddr> {
 
 /// A record: a flow plus, sometimes, metadata and deferred fields (which win only
 /// where the flow's own field is empty, as the record's rules say).
-fn record() -> impl Strategy<Value = FlowRecord> {
+fn record() -> BoxedStrategy<FlowRecord> {
     let metadata = (
         prop::option::of(endpoint()),
         prop::option::of(endpoint()),
@@ -299,46 +302,48 @@ fn record() -> impl Strategy<Value = FlowRecord> {
         prop::option::of((address(), address())),
         any::<bool>(),
     );
-    (flow(), metadata, deferred).prop_map(|(flow, metadata, deferred)| {
-        let (source, destination, source_service, destination_service, source_names, destination_names) = metadata;
-        let (uuid, emitter_version, node_name, ethernet, interface, summary, addresses, strip_own) = deferred;
-        let mut record = FlowRecord::new(flow);
-        if strip_own {
-            // The decoder's records: these fields only in their deferred form.
-            record.flow.uuid.clear();
-            record.flow.emitter = None;
-            record.flow.node_name.clear();
-            record.flow.ethernet = None;
-            record.flow.ip = None;
-            record.flow.interface = None;
-            #[allow(deprecated)]
-            record.flow.summary.clear();
-        }
-        record.metadata.source = source.map(|e| Arc::new(Shared::new(e)));
-        record.metadata.destination = destination.map(|e| Arc::new(Shared::new(e)));
-        record.metadata.source_service = source_service.map(|s| Arc::new(Shared::new(s)));
-        record.metadata.destination_service = destination_service.map(|s| Arc::new(Shared::new(s)));
-        record.metadata.source_names = source_names.map(Arc::from);
-        record.metadata.destination_names = destination_names.map(Arc::from);
-        record.deferred.uuid = uuid.map(uuid::Uuid::from_u128);
-        record.deferred.emitter_version = emitter_version;
-        record.deferred.node_name = node_name.map(Arc::from);
-        record.deferred.ethernet = ethernet.map(|[a, b]| [a & 0xffff_ffff_ffff, b & 0xffff_ffff_ffff]);
-        record.deferred.interface = interface.map(|(index, name)| (index, Arc::from(name)));
-        record.deferred.summary = summary.map(|(protocol, tcp_flags, icmp_type, icmp_code, drop)| L4Summary {
-            protocol,
-            tcp_flags,
-            icmp_type,
-            icmp_code,
-            drop: drop.map(|(reason, kernel_name, packets)| DropNote {
-                reason,
-                kernel_name: kernel_name.map(Arc::from),
-                packets,
-            }),
-        });
-        record.addresses = addresses;
-        record
-    })
+    (flow(), metadata, deferred)
+        .prop_map(|(flow, metadata, deferred)| {
+            let (source, destination, source_service, destination_service, source_names, destination_names) = metadata;
+            let (uuid, emitter_version, node_name, ethernet, interface, summary, addresses, strip_own) = deferred;
+            let mut record = FlowRecord::new(flow);
+            if strip_own {
+                // The decoder's records: these fields only in their deferred form.
+                record.flow.uuid.clear();
+                record.flow.emitter = None;
+                record.flow.node_name.clear();
+                record.flow.ethernet = None;
+                record.flow.ip = None;
+                record.flow.interface = None;
+                #[allow(deprecated)]
+                record.flow.summary.clear();
+            }
+            record.metadata.source = source.map(|e| Arc::new(Shared::new(e)));
+            record.metadata.destination = destination.map(|e| Arc::new(Shared::new(e)));
+            record.metadata.source_service = source_service.map(|s| Arc::new(Shared::new(s)));
+            record.metadata.destination_service = destination_service.map(|s| Arc::new(Shared::new(s)));
+            record.metadata.source_names = source_names.map(Arc::from);
+            record.metadata.destination_names = destination_names.map(Arc::from);
+            record.deferred.uuid = uuid.map(uuid::Uuid::from_u128);
+            record.deferred.emitter_version = emitter_version;
+            record.deferred.node_name = node_name.map(Arc::from);
+            record.deferred.ethernet = ethernet.map(|[a, b]| [a & 0xffff_ffff_ffff, b & 0xffff_ffff_ffff]);
+            record.deferred.interface = interface.map(|(index, name)| (index, Arc::from(name)));
+            record.deferred.summary = summary.map(|(protocol, tcp_flags, icmp_type, icmp_code, drop)| L4Summary {
+                protocol,
+                tcp_flags,
+                icmp_type,
+                icmp_code,
+                drop: drop.map(|(reason, kernel_name, packets)| DropNote {
+                    reason,
+                    kernel_name: kernel_name.map(Arc::from),
+                    packets,
+                }),
+            });
+            record.addresses = addresses;
+            record
+        })
+        .boxed()
 }
 
 fn fast(record: &FlowRecord) -> Vec<u8> {
@@ -376,6 +381,38 @@ proptest! {
             }
             Err(_) => prop_assert!(ours.is_empty(), "a flow the reference refuses is not written"),
         }
+    }
+}
+
+fn mask() -> impl Strategy<Value = Vec<String>> {
+    prop::sample::select(vec![
+        vec!["time", "uuid", "verdict", "node_name"],
+        vec!["source.pod_name", "destination", "IP.source", "l4.TCP.destination_port"],
+        vec![
+            "source_names",
+            "destination_service",
+            "Summary",
+            "interface",
+            "ethernet",
+        ],
+        vec!["aggregate", "is_reply", "egress_allowed_by", "emitter.version"],
+    ])
+    .prop_map(|paths| paths.into_iter().map(str::to_owned).collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// With a field mask the line is still byte for byte the reference's.
+    #[test]
+    fn masked_lines_match_the_reference(record in record(), paths in mask()) {
+        let mask = FlowMask::compile(&paths).unwrap();
+        let event = Event::Flow(Box::new(record));
+        let mut ours = Vec::new();
+        LineEncoder::new("agent-node".into(), Some(mask.clone())).write(&event, &mut ours);
+        let mut theirs = Vec::new();
+        write_line_generic(&event, "agent-node", Some(&mask), &mut theirs);
+        prop_assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&theirs));
     }
 }
 
