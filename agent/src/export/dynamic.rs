@@ -1,6 +1,6 @@
 //! Hubble's dynamic exporter (`--flowlogs-config-path`): a YAML file whose
 //! `flowLogs:` list names one exporter per entry. Each entry runs the static
-//! exporter with its own file, filters and mask. On every new version of the text
+//! exporter with its own file, filters, mask and aggregation. On every new version of the text
 //! the entries are compared by name: unchanged ones keep running untouched,
 //! removed ones are stopped (their queue written out, their thread joined),
 //! changed ones restarted, new ones started. Entries past their `end` stop. A text
