@@ -80,10 +80,24 @@ fn scrape(c: &mut Criterion) {
     group.finish();
 }
 
+/// Flow-log export of enriched flows: the direct writer against the generated
+/// serde path (the baseline, what export used before), each encoding a batch and
+/// writing it with one `write` to a rotating file; the direct writer into
+/// `/dev/null` (encoding alone, plus a syscall); and the whole exporter (queue,
+/// writer thread, rotating file) from the pipeline's side until the thread has
+/// written everything.
 fn export(c: &mut Criterion) {
+    use std::io::Write;
+    use std::sync::Arc;
+
     use sightline_agent::event::Event;
-    use sightline_agent::export::encode::write_line;
+    use sightline_agent::export::Exporter;
+    use sightline_agent::export::encode::{LineEncoder, write_line_generic};
+    use sightline_agent::export::exporter::ExportTarget;
     use sightline_agent::export::rotate::{RotatingFile, Rotation};
+    use sightline_agent::observer::entry::Entry;
+    use sightline_agent::observer::filter::FilterSet;
+
     let events: Vec<Event> = records(RECORDS).into_iter().map(|r| Event::Flow(Box::new(r))).collect();
     let dir = tempfile::tempdir().unwrap();
     let rotation = Rotation {
@@ -91,17 +105,98 @@ fn export(c: &mut Criterion) {
         max_backups: 2,
         compress: false,
     };
-    let mut file = RotatingFile::open(dir.path().join("events.log"), rotation).unwrap();
+    let mut file = RotatingFile::open(dir.path().join("events.log"), rotation.clone()).unwrap();
+    let mut null = std::fs::OpenOptions::new().write(true).open("/dev/null").unwrap();
+    let mut encoder = LineEncoder::new("node-1".into(), None);
     let mut batch = Vec::with_capacity(1 << 20);
     let mut group = c.benchmark_group("export");
+    group.sample_size(30);
     group.throughput(Throughput::Elements(RECORDS));
-    group.bench_function("encode_and_write_to_rotating_file", |b| {
+    group.bench_function("baseline_generic_serde_to_rotating_file", |b| {
         b.iter(|| {
             for event in &events {
-                write_line(event, "node-1", None, &mut batch);
+                write_line_generic(event, "node-1", None, &mut batch);
             }
             file.write_lines(&batch).unwrap();
             batch.clear();
+        })
+    });
+    group.bench_function("direct_writer_to_rotating_file", |b| {
+        b.iter(|| {
+            for event in &events {
+                encoder.write(event, &mut batch);
+            }
+            file.write_lines(&batch).unwrap();
+            batch.clear();
+        })
+    });
+    let mask = sightline_agent::observer::fieldmask::FlowMask::compile(
+        &[
+            "time",
+            "uuid",
+            "verdict",
+            "node_name",
+            "source.pod_name",
+            "destination.pod_name",
+            "l4",
+        ]
+        .map(str::to_owned),
+    )
+    .unwrap();
+    let mut masked_encoder = LineEncoder::new("node-1".into(), Some(mask.clone()));
+    group.bench_function("baseline_generic_serde_field_mask_to_rotating_file", |b| {
+        b.iter(|| {
+            for event in &events {
+                write_line_generic(event, "node-1", Some(&mask), &mut batch);
+            }
+            file.write_lines(&batch).unwrap();
+            batch.clear();
+        })
+    });
+    group.bench_function("direct_writer_field_mask_to_rotating_file", |b| {
+        b.iter(|| {
+            for event in &events {
+                masked_encoder.write(event, &mut batch);
+            }
+            file.write_lines(&batch).unwrap();
+            batch.clear();
+        })
+    });
+    group.bench_function("direct_writer_to_dev_null", |b| {
+        b.iter(|| {
+            for event in &events {
+                encoder.write(event, &mut batch);
+            }
+            null.write_all(&batch).unwrap();
+            batch.clear();
+        })
+    });
+    const THROUGH_THREAD: u64 = 16_384;
+    let entries: Vec<Arc<Entry>> = records(THROUGH_THREAD)
+        .into_iter()
+        .map(|r| Arc::new(Entry::new(Event::Flow(Box::new(r)))))
+        .collect();
+    group.throughput(Throughput::Elements(THROUGH_THREAD));
+    group.bench_function("exporter_queue_thread_rotating_file", |b| {
+        b.iter_custom(|iterations| {
+            let mut total = std::time::Duration::ZERO;
+            for _ in 0..iterations {
+                let target = ExportTarget {
+                    path: Some(dir.path().join("threaded.log")),
+                    rotation: rotation.clone(),
+                    filters: FilterSet::default(),
+                    mask: None,
+                    aggregation: None,
+                };
+                let started = std::time::Instant::now();
+                let mut tap = Exporter::start_target(target, "node-1".into(), None, THROUGH_THREAD as usize).unwrap();
+                for entry in &entries {
+                    tap.offer(entry);
+                }
+                tap.stop();
+                total += started.elapsed();
+            }
+            total
         })
     });
     group.finish();

@@ -174,11 +174,59 @@ fn allow_list_and_field_mask_shape_the_lines() {
     assert!(!text.contains(r#""destination_port":5432"#), "the deny list wins");
 }
 
+/// Aggregated lines as Hubble writes them: the aggregate fields, the time of each
+/// group's first flow and the counts, accepted by the independent parser.
+#[test]
+fn aggregated_lines_hold_the_fields_the_time_and_the_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent(
+        dir.path(),
+        "2000",
+        &[
+            "--export-fieldaggregate",
+            "verdict,destination.namespace",
+            "--export-aggregation-interval",
+            "500ms",
+        ],
+    );
+    let log = dir.path().join("events.log");
+    // Two verdicts and four namespaces: at most 8 groups per interval.
+    wait_until("three intervals of groups", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() >= 17)
+    });
+    drop(agent);
+    let summary = parse(std::slice::from_ref(&log));
+    assert_eq!(
+        summary["flow_keys"],
+        serde_json::json!(["aggregate", "destination", "time", "verdict"]),
+        "{summary}"
+    );
+    let lines = summary["lines"].as_u64().unwrap();
+    assert_eq!(summary["aggregated_lines"].as_u64().unwrap(), lines);
+    let flows = summary["aggregated_flows"].as_u64().unwrap();
+    assert!(flows >= 2 * lines, "{flows} flows in {lines} lines: flows are grouped");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut groups = std::collections::HashSet::new();
+    for line in text.lines() {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(line["time"], line["flow"]["time"]);
+        assert!(line.get("node_name").is_none(), "node_name is not an aggregate field");
+        let namespace = line["flow"]["destination"]["namespace"].as_str().unwrap().to_owned();
+        groups.insert((line["flow"]["verdict"].as_str().unwrap().to_owned(), namespace));
+    }
+    assert_eq!(groups.len(), 8, "{groups:?}");
+}
+
 #[test]
 fn a_bad_filter_or_mask_stops_the_agent_naming_it() {
     for (flag, value, named) in [
         ("--export-allowlist", r#"{"verdicts":["DROPPED"]}"#, "verdicts"),
         ("--export-fieldmask", "source.pod", "source.pod"),
+        (
+            "--export-fieldaggregate",
+            "verdict,destination.nope",
+            "destination.nope",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let output = Command::new(env!("CARGO_BIN_EXE_sightline-agent"))

@@ -38,6 +38,7 @@ def export_event_class(path):
 def main():
     cls = export_event_class(sys.argv[1])
     uuids, verdicts, flow_keys, kinds, lines = [], {}, set(), {}, 0
+    aggregated_lines, aggregated_flows = 0, 0
     for name in sys.argv[2:]:
         opener = gzip.open if name.endswith(".gz") else open
         with opener(name, "rt", encoding="utf-8") as f:
@@ -52,12 +53,19 @@ def main():
                     uuids.append(event.flow.uuid)
                     verdict = raw["flow"].get("verdict", "VERDICT_UNKNOWN")
                     verdicts[verdict] = verdicts.get(verdict, 0) + 1
+                    if event.flow.HasField("aggregate"):
+                        counts = event.flow.aggregate
+                        aggregated_lines += 1
+                        aggregated_flows += (counts.ingress_flow_count + counts.egress_flow_count
+                                             + counts.unknown_direction_flow_count)
     print(json.dumps({
         "lines": lines,
         "kinds": kinds,
         "verdicts": verdicts,
         "flow_keys": sorted(flow_keys),
         "uuids": uuids,
+        "aggregated_lines": aggregated_lines,
+        "aggregated_flows": aggregated_flows,
     }))
 
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use sightline_proto::flow::FlowFilter;
 
 use super::ExportError;
+use super::aggregate::{AggregationSpec, DEFAULT_MAX_GROUPS};
 use crate::observer::fieldmask::FlowMask;
 use crate::observer::filter::FilterSet;
 
@@ -39,6 +40,15 @@ pub struct ExportArgs {
     /// Flow fields to keep (e.g. `time,source.pod_name,verdict`); empty = all.
     #[arg(long, env = "SIGHTLINE_EXPORT_FIELDMASK", value_delimiter = ',')]
     pub export_fieldmask: Vec<String>,
+
+    /// Flow fields to aggregate on (e.g. `verdict,destination.namespace`): flows
+    /// with the same values are written as one aggregated flow per interval.
+    #[arg(long, env = "SIGHTLINE_EXPORT_FIELDAGGREGATE", value_delimiter = ',')]
+    pub export_fieldaggregate: Vec<String>,
+
+    /// How often aggregated flows are written; 0 = no aggregation (Hubble's default).
+    #[arg(long, env = "SIGHTLINE_EXPORT_AGGREGATION_INTERVAL", default_value = "0s")]
+    pub export_aggregation_interval: String,
 
     /// Hubble's dynamic exporter file (`flowLogs:` list, one exporter per entry),
     /// followed while the agent runs.
@@ -75,12 +85,7 @@ impl ExportArgs {
     }
 
     pub fn mask(&self) -> Result<Option<FlowMask>, ExportError> {
-        let paths: Vec<String> = self
-            .export_fieldmask
-            .iter()
-            .map(|p| p.trim().to_owned())
-            .filter(|p| !p.is_empty())
-            .collect();
+        let paths = field_paths(&self.export_fieldmask);
         if paths.is_empty() {
             return Ok(None);
         }
@@ -90,7 +95,65 @@ impl ExportArgs {
         })
     }
 
+    pub fn aggregation(&self) -> Result<Option<AggregationSpec>, ExportError> {
+        aggregation(&self.export_fieldaggregate, &self.export_aggregation_interval).map_err(|(field, reason)| {
+            ExportError::Invalid {
+                flag: match field {
+                    AggregationField::Fields => "export-fieldaggregate",
+                    AggregationField::Interval => "export-aggregation-interval",
+                },
+                reason,
+            }
+        })
+    }
+
     pub fn path(&self) -> Option<PathBuf> {
         (self.export_file_path != "stdout").then(|| PathBuf::from(&self.export_file_path))
     }
+}
+
+/// Which of the two aggregation settings is at fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregationField {
+    Fields,
+    Interval,
+}
+
+/// Checks the aggregation settings, shared by the flags and the dynamic file.
+/// Aggregation is on when fields are listed and the interval is above zero, as in
+/// Hubble; fields with a zero interval would silently export nothing aggregated
+/// and are refused.
+pub fn aggregation(fields: &[String], interval: &str) -> Result<Option<AggregationSpec>, (AggregationField, String)> {
+    let paths = field_paths(fields);
+    let interval = if interval.trim().is_empty() {
+        std::time::Duration::ZERO
+    } else {
+        sightline_common::duration::parse_duration(interval)
+            .map_err(|err| (AggregationField::Interval, err.to_string()))?
+    };
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let fields = FlowMask::compile(&paths).map_err(|err| (AggregationField::Fields, err.to_string()))?;
+    if interval.is_zero() {
+        return Err((
+            AggregationField::Interval,
+            "must be above 0 when fields to aggregate on are listed".into(),
+        ));
+    }
+    Ok(Some(AggregationSpec {
+        fields,
+        interval,
+        max_groups: DEFAULT_MAX_GROUPS,
+    }))
+}
+
+/// Field paths from flag values split at commas (by clap) or whitespace (Cilium's
+/// Helm chart joins the list with spaces).
+pub fn field_paths(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|value| value.split_whitespace())
+        .map(str::to_owned)
+        .collect()
 }

@@ -1,6 +1,6 @@
 //! Hubble's dynamic exporter (`--flowlogs-config-path`): a YAML file whose
 //! `flowLogs:` list names one exporter per entry. Each entry runs the static
-//! exporter with its own file, filters and mask. On every new version of the text
+//! exporter with its own file, filters, mask and aggregation. On every new version of the text
 //! the entries are compared by name: unchanged ones keep running untouched,
 //! removed ones are stopped (their queue written out, their thread joined),
 //! changed ones restarted, new ones started. Entries past their `end` stop. A text
@@ -15,6 +15,7 @@ use std::time::Duration;
 use sightline_proto::Timestamp;
 use sightline_proto::flow::FlowFilter;
 
+use super::args::{AggregationField, aggregation};
 use super::exporter::{ExportTarget, QUEUE_CAPACITY};
 use super::rotate::Rotation;
 use super::{Exporter, ExporterTap};
@@ -92,9 +93,14 @@ impl FlowLogEntry {
         if self.file_path.trim().is_empty() {
             return Err(fail("filePath", "must not be empty".into()));
         }
-        if !self.field_aggregate.is_empty() {
-            return Err(fail("fieldAggregate", "aggregation is not supported yet".into()));
-        }
+        let aggregation = aggregation(
+            &self.field_aggregate,
+            self.aggregation_interval.as_deref().unwrap_or(""),
+        )
+        .map_err(|(field, reason)| match field {
+            AggregationField::Fields => fail("fieldAggregate", reason),
+            AggregationField::Interval => fail("aggregationInterval", reason),
+        })?;
         let filters = FilterSet::compile(&self.include_filters, &self.exclude_filters)
             .map_err(|err| fail("includeFilters/excludeFilters", err.to_string()))?;
         let paths: Vec<String> = self
@@ -125,6 +131,7 @@ impl FlowLogEntry {
             },
             filters,
             mask,
+            aggregation,
         })
     }
 }
@@ -445,7 +452,15 @@ mod tests {
             ),
             (
                 "flowLogs:\n  - name: a\n    filePath: /x\n    fieldAggregate: [verdict]\n",
-                &["fieldAggregate"][..],
+                &["\"a\"", "aggregationInterval", "above 0"][..],
+            ),
+            (
+                "flowLogs:\n  - name: a\n    filePath: /x\n    fieldAggregate: [verdict, source.no_such]\n    aggregationInterval: 10s\n",
+                &["\"a\"", "fieldAggregate", "source.no_such"][..],
+            ),
+            (
+                "flowLogs:\n  - name: a\n    filePath: /x\n    fieldAggregate: [verdict]\n    aggregationInterval: soon\n",
+                &["\"a\"", "aggregationInterval", "soon"][..],
             ),
         ];
         for (text, expected) in cases {
@@ -629,3 +644,7 @@ mod tests {
         assert!(exporters.running().is_empty());
     }
 }
+
+#[cfg(test)]
+#[path = "dynamic_aggregation_tests.rs"]
+mod aggregation_tests;

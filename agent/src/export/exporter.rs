@@ -3,8 +3,9 @@
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::aggregate::{AggregationSpec, Aggregator};
 use super::rotate::{RotatingFile, Rotation};
 use super::{ExportArgs, ExportError, encode};
 use crate::metrics::runtime::LostEvents;
@@ -16,6 +17,12 @@ use crate::observer::filter::FilterSet;
 pub const QUEUE_CAPACITY: usize = 16_384;
 /// Lines gathered before one write.
 const BATCH_BYTES: usize = 64 * 1024;
+/// Events taken from the queue before the writer looks at the clock again, so a
+/// queue that never empties does not hold up an aggregation interval.
+const BATCH_EVENTS: usize = 4096;
+/// How long the writer waits for events before it looks at the clock anyway.
+const IDLE_WAIT: Duration = Duration::from_millis(200);
+const LOST_SOURCE: &str = "hubble_exporter";
 
 enum Output {
     Stdout(std::io::Stdout),
@@ -65,10 +72,7 @@ impl ExporterTap {
         match self.queue.try_send(Arc::clone(entry)) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                if let Some(lost) = &self.lost {
-                    lost.get_or_create(&vec![("source", "hubble_exporter".to_owned())])
-                        .inc();
-                }
+                count_lost(self.lost.as_ref(), 1);
             }
         }
     }
@@ -120,6 +124,7 @@ impl Exporter {
             rotation,
             filters: args.filters()?,
             mask: args.mask()?,
+            aggregation: args.aggregation()?,
         };
         let (tap, writer) = Self::spawn(target, node_name, lost, capacity)?;
         Ok(Some((tap, ExportThread(writer))))
@@ -152,11 +157,13 @@ impl Exporter {
                     .map_err(|source| ExportError::File { path, source })?,
             ),
         };
-        let mask = target.mask;
+        let encoder = encode::LineEncoder::new(node_name, target.mask);
+        let aggregation = target.aggregation;
+        let writer_lost = lost.clone();
         let (queue, receive) = std::sync::mpsc::sync_channel(capacity);
         let writer = std::thread::Builder::new()
             .name("flow-export".into())
-            .spawn(move || run(receive, output, node_name, mask))
+            .spawn(move || run(receive, output, encoder, aggregation, writer_lost))
             .map_err(|source| ExportError::File {
                 path: shown_path,
                 source,
@@ -178,33 +185,83 @@ pub struct ExportTarget {
     pub rotation: Rotation,
     pub filters: FilterSet,
     pub mask: Option<FlowMask>,
+    /// Flows are aggregated instead of written one by one.
+    pub aggregation: Option<AggregationSpec>,
 }
 
-fn run(queue: Receiver<Arc<Entry>>, mut output: Output, node_name: String, mask: Option<FlowMask>) {
+fn count_lost(lost: Option<&LostEvents>, events: u64) {
+    if let Some(lost) = lost
+        && events > 0
+    {
+        lost.get_or_create(&vec![("source", LOST_SOURCE.to_owned())])
+            .inc_by(events);
+    }
+}
+
+fn run(
+    queue: Receiver<Arc<Entry>>,
+    mut output: Output,
+    mut encoder: encode::LineEncoder,
+    aggregation: Option<AggregationSpec>,
+    lost: Option<LostEvents>,
+) {
+    let mut aggregator = aggregation.map(|spec| Aggregator::new(spec, Instant::now()));
     let mut batch = Vec::with_capacity(BATCH_BYTES * 2);
     loop {
-        let first = match queue.recv_timeout(Duration::from_millis(200)) {
-            Ok(entry) => Some(entry),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => return,
+        let wait = aggregator
+            .as_ref()
+            .map_or(IDLE_WAIT, |a| a.until_due(Instant::now()).min(IDLE_WAIT));
+        let (mut next, open) = match queue.recv_timeout(wait) {
+            Ok(entry) => (Some(entry), true),
+            Err(RecvTimeoutError::Timeout) => (None, true),
+            Err(RecvTimeoutError::Disconnected) => (None, false),
         };
-        let mut next = first;
+        let mut taken = 0;
         while let Some(entry) = next {
-            encode::write_line(entry.event(), &node_name, mask.as_ref(), &mut batch);
-            next = if batch.len() < BATCH_BYTES {
+            match (entry.event(), aggregator.as_mut()) {
+                (crate::event::Event::Flow(record), Some(aggregator)) => {
+                    // Refusals are counted per interval, when the interval is written.
+                    aggregator.add(record);
+                }
+                (event, _) => encoder.write(event, &mut batch),
+            }
+            taken += 1;
+            next = if batch.len() < BATCH_BYTES && taken < BATCH_EVENTS {
                 queue.try_recv().ok()
             } else {
                 None
             };
         }
-        if batch.is_empty() {
-            continue;
+        if let Some(aggregator) = aggregator.as_mut() {
+            // On shutdown the groups counted so far are written, as Hubble does.
+            let due = if open {
+                aggregator.take_if_due(Instant::now())
+            } else {
+                Some(aggregator.take())
+            };
+            if let Some((flows, dropped)) = due {
+                for record in &flows {
+                    encoder.write_aggregated(record, &mut batch);
+                }
+                if dropped > 0 {
+                    tracing::warn!(
+                        dropped,
+                        "flow aggregation: group limit reached, flows of new groups dropped"
+                    );
+                    count_lost(lost.as_ref(), dropped);
+                }
+            }
         }
-        if let Err(err) = output.write_lines(&batch).and_then(|()| output.flush()) {
-            // The lines are dropped; the queue keeps the pipeline independent of the disk.
-            tracing::warn!(%err, lines = bytecount(&batch), "flow export write failed");
+        if !batch.is_empty() {
+            if let Err(err) = output.write_lines(&batch).and_then(|()| output.flush()) {
+                // The lines are dropped; the queue keeps the pipeline independent of the disk.
+                tracing::warn!(%err, lines = bytecount(&batch), "flow export write failed");
+            }
+            batch.clear();
         }
-        batch.clear();
+        if !open {
+            return;
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use super::summary::L4Summary;
 use sightline_proto::fields::{emitter, ethernet, flow as field, ip, network_interface};
 
 /// The name Hubble's own parser puts in `flow.emitter`.
-const EMITTER_NAME: &str = "Hubble";
+pub(crate) const EMITTER_NAME: &str = "Hubble";
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Deferred {
@@ -46,7 +46,7 @@ impl Deferred {
 /// Text formatted on the stack: the longest deferred text but the summary is an
 /// IPv6 address (45 bytes).
 #[derive(Clone, Copy)]
-struct StackText {
+pub(crate) struct StackText {
     bytes: [u8; 48],
     len: usize,
 }
@@ -56,7 +56,7 @@ impl StackText {
         Self { bytes: [0; 48], len: 0 }
     }
 
-    fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
     }
 
@@ -86,7 +86,7 @@ pub fn pack_mac(bytes: &[u8; 6]) -> u64 {
 }
 
 /// "aa:bb:cc:dd:ee:ff" of a [`pack_mac`]ed address.
-fn mac_text(packed: u64) -> StackText {
+pub(crate) fn mac_text(packed: u64) -> StackText {
     let bytes = &packed.to_be_bytes()[2..];
     let mut text = StackText::new();
     for (i, b) in bytes.iter().enumerate() {
@@ -101,7 +101,7 @@ fn mac_text(packed: u64) -> StackText {
 
 /// The address as Go's `net.IP.String()` writes it; dotted quads without the
 /// formatting machinery, which is most of the cost.
-fn ip_text(addr: IpAddr) -> StackText {
+pub(crate) fn ip_text(addr: IpAddr) -> StackText {
     let mut text = StackText::new();
     match addr {
         IpAddr::V4(v4) => {

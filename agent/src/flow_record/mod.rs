@@ -23,6 +23,7 @@ mod shared;
 pub mod summary;
 
 pub use deferred::{Deferred, pack_mac};
+pub(crate) use deferred::{EMITTER_NAME, ip_text, mac_text};
 use prost::Message;
 use prost::bytes::BytesMut;
 pub use shared::Shared;

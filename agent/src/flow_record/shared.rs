@@ -19,6 +19,8 @@ use prost::Message;
 pub struct Shared<M> {
     message: M,
     encoded: OnceLock<Box<[u8]>>,
+    /// The flow-log exporter's JSON text of the message, for the same reason.
+    json: OnceLock<Box<[u8]>>,
 }
 
 impl<M: Message> Shared<M> {
@@ -26,6 +28,7 @@ impl<M: Message> Shared<M> {
         Self {
             message,
             encoded: OnceLock::new(),
+            json: OnceLock::new(),
         }
     }
 
@@ -33,6 +36,11 @@ impl<M: Message> Shared<M> {
     pub fn encoded_body(&self) -> &[u8] {
         self.encoded
             .get_or_init(|| self.message.encode_to_vec().into_boxed_slice())
+    }
+
+    /// The message's JSON text as `render` writes it, rendered on first use.
+    pub fn json(&self, render: impl FnOnce(&M) -> Vec<u8>) -> &[u8] {
+        self.json.get_or_init(|| render(&self.message).into_boxed_slice())
     }
 
     pub fn message(&self) -> &M {
@@ -63,6 +71,7 @@ impl<M: Clone> Clone for Shared<M> {
         Self {
             message: self.message.clone(),
             encoded: self.encoded.clone(),
+            json: self.json.clone(),
         }
     }
 }

@@ -72,6 +72,17 @@ impl FlowMask {
         // The input was a valid message and we only dropped whole fields.
         Flow::decode(out.as_slice()).unwrap_or_default()
     }
+
+    /// [`apply`](Self::apply) to a flow given in wire form (a `flow.Flow` body):
+    /// only the kept fields are decoded.
+    pub fn apply_encoded(&self, body: &[u8]) -> Flow {
+        let Some(root) = &self.root else {
+            return Flow::decode(body).unwrap_or_default();
+        };
+        let mut out = Vec::with_capacity(body.len().min(1024));
+        filter_message(body, root, &mut out);
+        Flow::decode(out.as_slice()).unwrap_or_default()
+    }
 }
 
 fn insert(root: &mut BTreeMap<u32, Node>, flow: &MessageDescriptor, path: &str) -> Result<(), FieldMaskError> {
