@@ -26,8 +26,9 @@ const BRIDGE: &str = "sl-demo0";
 const AGENT_PORT: u16 = 4244;
 /// Hubble's metrics port (`hubble.metrics.port`), also at each node's uplink address.
 const METRICS_PORT: u16 = 9965;
-/// The handlers of Cilium's documented Hubble metrics example (`hubble.metrics.enabled`).
-pub const DEMO_METRICS: &str = "dns drop tcp flow port-distribution icmp httpV2:exemplars=true;labelsContext=source_ip,source_namespace,source_workload,destination_ip,destination_namespace,destination_workload,traffic_direction";
+/// The handlers of Cilium's documented Hubble metrics example (`hubble.metrics.enabled`),
+/// with workload contexts on `drop` so that the dashboards' top drop pairs have names.
+pub const DEMO_METRICS: &str = "dns drop:sourceContext=workload-name|reserved-identity;destinationContext=workload-name|reserved-identity tcp flow port-distribution icmp httpV2:exemplars=true;labelsContext=source_ip,source_namespace,source_workload,destination_ip,destination_namespace,destination_workload,traffic_direction";
 const UPLINK_PREFIX: [u8; 3] = [10, 250, 0];
 const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 254);
 
