@@ -60,8 +60,9 @@ fn scrape_until(node: &Node, what: &str, done: impl Fn(&str) -> bool) -> String 
     reached.unwrap_or_else(|_| panic!("{what}: not within 10 s; last scrape:\n{last}"))
 }
 
-/// The agent binary in the node's namespace, observing the pods' veths.
-fn start_agent(node: &Node, manifests: &std::path::Path, log: &std::path::Path) -> Process {
+/// The agent binary in the node's namespace, observing the pods' veths, with the pods
+/// described in `<dir>/manifests`; its socket and log in `dir`.
+fn start_agent(node: &Node, dir: &std::path::Path) -> Process {
     let binary = binaries::binary("sightline-agent");
     assert!(
         binary.exists(),
@@ -85,11 +86,11 @@ fn start_agent(node: &Node, manifests: &std::path::Path, log: &std::path::Path) 
             METRICS,
         ])
         .arg("--socket-path")
-        .arg(manifests.join("hubble.sock"))
+        .arg(dir.join("hubble.sock"))
         .arg("--manifests")
-        .arg(manifests)
+        .arg(dir.join("manifests"))
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("agent log"));
+        .stderr(std::fs::File::create(dir.join("agent.log")).expect("agent log"));
     Process(command.spawn().expect("agent starts"))
 }
 
@@ -199,11 +200,17 @@ fn a_scrape_and_prometheus_show_the_real_traffic_of_pods() {
         pod_yaml("coredns", "kube-system", &coredns, "k8s-app: kube-dns"),
     ]
     .concat();
-    std::fs::write(dir.path().join("cluster.yaml"), manifests).expect("manifests");
-    let log = dir.path().join("agent.log");
-    let _agent = start_agent(&node, dir.path(), &log);
-    support::wait_attached(node.netns(), &[&frontend.host_veth, &api.host_veth, &coredns.host_veth]);
-    wait_for("/metrics", Duration::from_secs(10), || scrape(&node));
+    std::fs::create_dir(dir.path().join("manifests")).expect("manifests directory");
+    std::fs::write(dir.path().join("manifests/cluster.yaml"), manifests).expect("manifests");
+    let _agent = start_agent(&node, dir.path());
+    let serving = std::panic::catch_unwind(|| {
+        support::wait_attached(node.netns(), &[&frontend.host_veth, &api.host_veth, &coredns.host_veth]);
+        wait_for("/metrics", Duration::from_secs(10), || scrape(&node));
+    });
+    if serving.is_err() {
+        let log = std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
+        panic!("the agent did not start; its log:\n{log}");
+    }
     let prometheus = Prometheus::start(
         node.netns().command("prometheus"),
         prometheus_address(),
