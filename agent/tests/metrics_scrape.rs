@@ -3,22 +3,17 @@
 //! server answers about it (promtool and prometheus come from `scripts/setup`).
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+#[path = "prometheus_support/mod.rs"]
+mod prometheus_support;
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use prometheus_support::{Process, Prometheus, get, promtool_check, total, value, wait_for};
 
 const FLOWS_PER_SECOND: &str = "2000";
 const METRICS: &str = "flow:sourceContext=namespace drop:sourceContext=namespace;destinationContext=namespace tcp port-distribution icmp dns:query";
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -45,51 +40,6 @@ fn agent(metrics_port: u16, extra: &[&str]) -> Command {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     command
-}
-
-/// One HTTP/1.1 GET; the body, or None while nothing listens yet.
-fn get(address: SocketAddr, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    assert!(response.starts_with("HTTP/1.1 200"), "{path}: {response}");
-    let (_, body) = response.split_once("\r\n\r\n")?;
-    Some(body.to_owned())
-}
-
-/// Whether `path` answers 200 now (Prometheus answers 503 until its storage is ready).
-fn answers_ok(address: SocketAddr, path: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_secs(1)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    if write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut response = String::new();
-    stream.read_to_string(&mut response).is_ok() && response.starts_with("HTTP/1.1 200")
-}
-
-fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Sum of the samples of `metric` whose label text contains every one of `having`.
-fn total(text: &str, metric: &str, having: &[&str]) -> f64 {
-    text.lines()
-        .filter(|line| line.starts_with(&format!("{metric}{{")) || line.starts_with(&format!("{metric} ")))
-        .filter(|line| having.iter().all(|h| line.contains(h)))
-        .map(|line| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum()
 }
 
 #[test]
@@ -147,78 +97,31 @@ fn a_scrape_shows_the_configured_flow_metrics_with_consistent_values() {
         "no family at its limit"
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("scrape.prom");
-    std::fs::write(&file, &text).unwrap();
-    let check = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(&file).unwrap())
-        .output()
-        .expect("promtool (scripts/setup installs the prometheus package)");
-    assert!(
-        check.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
+    promtool_check(&text);
 }
 
 #[test]
 fn a_prometheus_server_answers_hubbles_dashboard_queries_about_the_agent() {
     let port = free_port();
     let _agent = Process(agent(port, &["--metrics", METRICS]).spawn().unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: sightline\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
-        ),
-    )
-    .unwrap();
     let prometheus_port = free_port();
-    let _prometheus = Process(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus (scripts/setup installs the prometheus package)"),
+    let prometheus = Prometheus::local(
+        format!("127.0.0.1:{prometheus_port}").parse().unwrap(),
+        format!("127.0.0.1:{port}").parse().unwrap(),
     );
-    let api: SocketAddr = format!("127.0.0.1:{prometheus_port}").parse().unwrap();
-    let query = |promql: &str| -> Option<serde_json::Value> {
-        let encoded: String = promql
-            .bytes()
-            .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
-                other => format!("%{other:02X}"),
-            })
-            .collect();
-        let body = get(api, &format!("/api/v1/query?query={encoded}"))?;
-        let answer: serde_json::Value = serde_json::from_str(&body).ok()?;
-        let result = answer["data"]["result"].as_array()?.clone();
-        (!result.is_empty()).then_some(serde_json::Value::Array(result))
-    };
-
-    wait_for("Prometheus to be ready", Duration::from_secs(60), || {
-        answers_ok(api, "/-/ready").then_some(())
-    });
     // rate() divides by the whole minute: it reads true once a minute of samples exists.
     let full_minute = Instant::now() + Duration::from_secs(62);
     let by_verdict = wait_for("rates by verdict", Duration::from_secs(150), || {
-        query("sum by (verdict) (rate(hubble_flows_processed_total[1m]))")
-            .filter(|r| r.as_array().is_some_and(|a| a.len() == 2) && Instant::now() > full_minute)
+        prometheus
+            .query("sum by (verdict) (rate(hubble_flows_processed_total[1m]))")
+            .filter(|r| r.len() == 2 && Instant::now() > full_minute)
     });
     let rate = |verdict: &str| -> f64 {
         by_verdict
-            .as_array()
-            .unwrap()
             .iter()
             .find(|s| s["metric"]["verdict"] == verdict)
-            .map(|s| s["value"][1].as_str().unwrap().parse().unwrap())
-            .unwrap_or_else(|| panic!("no {verdict} series in {by_verdict}"))
+            .map(value)
+            .unwrap_or_else(|| panic!("no {verdict} series in {by_verdict:?}"))
     };
     let (forwarded, dropped) = (rate("FORWARDED"), rate("DROPPED"));
     // 2000 flows/s, one in ten dropped; wide bounds for a shared, noisy machine.
@@ -226,11 +129,10 @@ fn a_prometheus_server_answers_hubbles_dashboard_queries_about_the_agent() {
     assert!((90.0..=260.0).contains(&dropped), "dropped {dropped}/s");
 
     let top = wait_for("top drop pairs", Duration::from_secs(30), || {
-        query("topk(5, sum by (source, destination) (rate(hubble_drop_total[1m])))")
+        prometheus.query("topk(5, sum by (source, destination) (rate(hubble_drop_total[1m])))")
     });
-    let top = top.as_array().unwrap();
     assert!(!top.is_empty() && top.len() <= 5, "{top:?}");
-    for series in top {
+    for series in &top {
         assert!(
             series["metric"]["source"].as_str().is_some_and(|s| !s.is_empty()),
             "{series}"

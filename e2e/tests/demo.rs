@@ -3,6 +3,8 @@
 //! must leave nothing behind.
 
 mod binaries;
+#[path = "../../agent/tests/prometheus_support/mod.rs"]
+mod prometheus_support;
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -19,6 +21,7 @@ use sightline_proto::observer::{GetFlowsRequest, get_flows_response::ResponseTyp
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use binaries::{binary, free_port};
+use prometheus_support::{get, samples, total, wait_for};
 
 /// The demo's bridge, as the README names it.
 const BRIDGE: &str = "sl-demo0";
@@ -520,6 +523,36 @@ fn demo_follows_until_sigint_serves_the_printed_agent_commands_exits_0_and_leave
         let kind = std::fs::metadata(socket).expect("printed socket exists").file_type();
         assert!(kind.is_socket(), "{socket}");
     }
+
+    // node-a's agent, where the frontend's HTTP calls are reported, scraped at the
+    // address the banner prints.
+    let metrics_line = demo
+        .stdout_line("  node-a: curl http://")
+        .unwrap_or_else(|| panic!("no metrics address for node-a: {:#?}", demo.stdout));
+    let url = flag(metrics_line, "curl");
+    let address: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .parse()
+        .expect("printed metrics address");
+    let mut last = String::new();
+    let scraped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for("a 200 in the http metrics", Duration::from_secs(20), || {
+            last = get(address, "/metrics")?;
+            (total(&last, "hubble_http_requests_total", &[r#"status="200""#]) > 0.0).then(|| last.clone())
+        })
+    }));
+    let text = scraped.unwrap_or_else(|_| panic!("{url}: no 200 series; last scrape:\n{last}"));
+    assert!(total(&text, "hubble_flows_processed_total", &[]) > 0.0, "{text}");
+    let ok = samples(&text, "hubble_http_requests_total")
+        .into_iter()
+        .find(|line| line.contains(r#"status="200""#))
+        .expect("a 200 series");
+    // The handler list of Cilium's example: the client's namespace and workload name the series.
+    assert!(
+        ok.contains(r#"source_namespace="shop",source_workload="frontend""#) && ok.contains(r#"method="GET""#),
+        "{ok}"
+    );
 
     demo.signal(libc::SIGINT);
     let (status, stdout, stderr) = demo.wait(Duration::from_secs(60));

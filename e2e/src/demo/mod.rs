@@ -217,6 +217,12 @@ fn print_banner(demo: &Demo, pki: &Pki, options: &DemoOptions) {
             topology::agent_socket(&workdir.0, node.name).display()
         );
     }
+    println!(
+        "Hubble flow metrics of each agent (dns drop tcp flow port-distribution icmp httpV2), from another shell:"
+    );
+    for node in cluster.nodes() {
+        println!("  {}: curl http://{}/metrics", node.name, node.metrics_address());
+    }
     println!("Agent and relay logs: {}", workdir.0.display());
     println!();
 }

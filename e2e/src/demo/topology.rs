@@ -2,9 +2,9 @@
 //!
 //! ```text
 //!  host: bridge sl-demo0 (10.250.0.254/24) ── relay on 127.0.0.1:4245
-//!        ├── veth ── node-a eth0 10.250.0.1, br0 = pod gateway, agent on 10.250.0.1:4244
+//!        ├── veth ── node-a eth0 10.250.0.1, br0 = pod gateway, agent on 10.250.0.1:4244 (metrics :9965)
 //!        │            └── pods frontend, dns
-//!        └── veth ── node-b eth0 10.250.0.2, br0 = pod gateway, agent on 10.250.0.2:4244
+//!        └── veth ── node-b eth0 10.250.0.2, br0 = pod gateway, agent on 10.250.0.2:4244 (metrics :9965)
 //!                     └── pods backend, db
 //! ```
 //! Nodes route each other's pod subnets over the bridge, so pod-to-pod traffic crosses
@@ -24,6 +24,11 @@ use crate::{Node, Pod};
 const BRIDGE: &str = "sl-demo0";
 /// Hubble's agent port; each agent listens on it at its node's uplink address.
 const AGENT_PORT: u16 = 4244;
+/// Hubble's metrics port (`hubble.metrics.port`), also at each node's uplink address.
+const METRICS_PORT: u16 = 9965;
+/// The handlers of Cilium's documented Hubble metrics example (`hubble.metrics.enabled`),
+/// with workload contexts on `drop` so that the dashboards' top drop pairs have names.
+pub const DEMO_METRICS: &str = "dns drop:sourceContext=workload-name|reserved-identity;destinationContext=workload-name|reserved-identity tcp flow port-distribution icmp httpV2:exemplars=true;labelsContext=source_ip,source_namespace,source_workload,destination_ip,destination_namespace,destination_workload,traffic_direction";
 const UPLINK_PREFIX: [u8; 3] = [10, 250, 0];
 const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 254);
 
@@ -43,6 +48,12 @@ impl DemoNode {
     /// Where the node's agent serves mutual TLS, reachable from the host over the bridge.
     pub fn agent_address(&self) -> String {
         format!("{}:{AGENT_PORT}", self.uplink_ip)
+    }
+
+    /// Where the node's agent serves `/metrics` (plain HTTP, as Hubble's default),
+    /// reachable from the host over the bridge.
+    pub fn metrics_address(&self) -> String {
+        format!("{}:{METRICS_PORT}", self.uplink_ip)
     }
 }
 
@@ -200,6 +211,10 @@ impl DemoCluster {
                     // The frontend's HTTP calls become request/response flows.
                     "--l7-ports",
                     "http=8080",
+                    "--metrics-server",
+                    &node.metrics_address(),
+                    "--metrics",
+                    DEMO_METRICS,
                 ]);
             command.arg("--manifests").arg(manifests);
             command.arg("--tls-cert-file").arg(&pki.agent_cert);
