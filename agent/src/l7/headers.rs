@@ -57,19 +57,24 @@ const TOKEN: [bool; 256] = {
 /// Go's `CanonicalMIMEHeaderKey`: upper case at the start and after each `-`, lower case
 /// elsewhere; keys with bytes outside a token are left as they are.
 pub(crate) fn canonical_key(key: &str) -> String {
-    let mut canonical = key.to_owned();
-    if key.is_empty() || !key.bytes().all(|b| TOKEN[usize::from(b)]) {
-        return canonical;
-    }
-    canonical.make_ascii_lowercase();
-    let mut word_start = 0;
-    for word in key.split('-') {
-        if let Some(first) = canonical.get_mut(word_start..word_start + usize::from(!word.is_empty())) {
-            first.make_ascii_uppercase();
+    let mut canonical = Vec::with_capacity(key.len());
+    let mut upper = true;
+    for b in key.bytes() {
+        if !TOKEN[usize::from(b)] {
+            return key.to_owned();
         }
-        word_start += word.len() + 1;
+        canonical.push(if upper {
+            b.to_ascii_uppercase()
+        } else {
+            b.to_ascii_lowercase()
+        });
+        upper = b == b'-';
     }
-    canonical
+    if canonical.is_empty() {
+        return key.to_owned();
+    }
+    // Token bytes are ASCII, so this is valid UTF-8 (checked by the fast ASCII path).
+    String::from_utf8(canonical).unwrap_or_else(|_| key.to_owned())
 }
 
 #[cfg(test)]
