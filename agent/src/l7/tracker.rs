@@ -62,7 +62,8 @@ pub(crate) trait StreamParser {
 
 enum Parser {
     Http1(http1::Http1Parser),
-    Http2(http2::Http2Parser),
+    /// Boxed: two HPACK tables and the header-block scratch make it the largest by far.
+    Http2(Box<http2::Http2Parser>),
     Kafka(kafka::KafkaParser),
 }
 
@@ -70,7 +71,7 @@ impl Parser {
     fn new(protocol: L7Protocol) -> Self {
         match protocol {
             L7Protocol::Http1 => Parser::Http1(http1::Http1Parser::default()),
-            L7Protocol::Http2 => Parser::Http2(http2::Http2Parser::default()),
+            L7Protocol::Http2 => Parser::Http2(Box::default()),
             L7Protocol::Kafka => Parser::Kafka(kafka::KafkaParser::default()),
         }
     }
@@ -78,7 +79,7 @@ impl Parser {
     fn as_dyn(&mut self) -> &mut dyn StreamParser {
         match self {
             Parser::Http1(parser) => parser,
-            Parser::Http2(parser) => parser,
+            Parser::Http2(parser) => parser.as_mut(),
             Parser::Kafka(parser) => parser,
         }
     }
