@@ -4,13 +4,64 @@
 //! each way plus the trailers) with HPACK.
 //!
 //! `cargo bench -p sightline-agent --bench l7`
+//!
+//! Before the timings it prints the heap allocations one pair and one call cost: with
+//! Hubble's default of keeping every header, each header is two owned strings in the
+//! proto record, which bounds how cheap the whole path can get.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use loona_hpack::Encoder;
 use sightline_agent::l7::{L7Message, L7Protocol, L7Settings, L7Tracker, Segment};
+
+/// Counts allocations only while `COUNTING` is set, so the timed runs pay one relaxed
+/// load per allocation and nothing else.
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counter is a
+// side effect that never touches the memory handed out.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` above with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded unchanged; `ptr` came from this allocator with `layout`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Heap allocations (and reallocations) per call of `work`, averaged over 100 calls.
+fn allocations_per_call(mut work: impl FnMut()) -> f64 {
+    work();
+    ALLOCATIONS.store(0, Ordering::Relaxed);
+    COUNTING.store(true, Ordering::Relaxed);
+    for _ in 0..100 {
+        work();
+    }
+    COUNTING.store(false, Ordering::Relaxed);
+    ALLOCATIONS.load(Ordering::Relaxed) as f64 / 100.0
+}
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -162,6 +213,17 @@ fn benches(c: &mut Criterion) {
     });
 
     let mut http1 = Connection::new();
+    let http1_allocations = allocations_per_call(|| {
+        http1.send(L7Protocol::Http1, true, &request);
+        http1.send(L7Protocol::Http1, false, &response);
+        http1.out.clear();
+    });
+    let headers = |head: &[u8]| head.windows(2).filter(|w| w == b"\r\n").count() - 2;
+    println!(
+        "http1 pair: {} + {} header fields, {http1_allocations} heap allocations per pair",
+        headers(&request),
+        headers(&response)
+    );
     group.bench_function("http1 request+response pair (512 B heads)", |b| {
         b.iter(|| {
             http1.send(L7Protocol::Http1, true, black_box(&request));
@@ -182,6 +244,12 @@ fn benches(c: &mut Criterion) {
     grpc.send(L7Protocol::Http2, true, &first_request);
     grpc.send(L7Protocol::Http2, false, &first_response);
     grpc.out.clear();
+    let grpc_allocations = allocations_per_call(|| {
+        grpc.send(L7Protocol::Http2, true, &request);
+        grpc.send(L7Protocol::Http2, false, &response);
+        grpc.out.clear();
+    });
+    println!("grpc unary call: {grpc_allocations} heap allocations per call");
     group.bench_function("grpc unary call (HTTP/2 + HPACK)", |b| {
         b.iter(|| {
             grpc.send(L7Protocol::Http2, true, black_box(&request));

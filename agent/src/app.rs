@@ -321,6 +321,7 @@ impl RunningAgent {
         let shutdown = Shutdown::new();
         let tcp_address = agent.server.local_addr();
         let metrics_server = agent.metrics.shutdown_token();
+        let l7_stats = agent.metrics.l7_stats();
         let mut sink = Agent::pipeline(agent.metrics.wrap(agent.sink), agent.k8s.as_ref());
         let node_name = agent.node_name.clone();
         let source = if args.synthetic_flows_per_second > 0 {
@@ -330,7 +331,8 @@ impl RunningAgent {
                 Ok(())
             })
         } else {
-            let (settings, node, stop) = (args.datapath.clone(), node_name.clone(), shutdown.clone());
+            let (mut settings, node, stop) = (args.datapath.clone(), node_name.clone(), shutdown.clone());
+            settings.l7.stats = l7_stats;
             let changes = live.datapath.clone();
             tokio::spawn(
                 async move { datapath::run_live(settings, node, &mut sink, stop.cancelled_owned(), changes).await },

@@ -160,7 +160,9 @@ fn selected(flows: &[Flow], filter: FlowFilter) -> Vec<&Flow> {
 #[test]
 fn http_keep_alive_requests_and_responses_become_l7_flows() {
     let (node, client, server) = two_pods();
-    let agent = start_l7(&node, l7_args("http=8080", false), &[&client, &server]);
+    let settings = l7_args("http=8080", false);
+    let l7_stats = std::sync::Arc::clone(&settings.l7.stats);
+    let agent = start_l7(&node, settings, &[&client, &server]);
     let _server_process = http_server(&server, 8080);
     let address = SocketAddr::from((server.ipv4, 8080));
     wait_listening(&client, address);
@@ -324,7 +326,51 @@ fn http_keep_alive_requests_and_responses_become_l7_flows() {
             "hubble_http_requests_total{method=\"GET\",protocol=\"HTTP/1.1\",status=\"500\",reporter=\"client\"} 1",
         ]
     );
+
+    // The agent's own L7 counters, as /metrics shows them: the kernel's capture counter
+    // (refreshed every second) saw at least the six segments with a head, the parsers
+    // produced six records and gave up on nothing.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while l7_stats.capture().captured < 6 {
+        assert!(Instant::now() < deadline, "capture counters: {:?}", l7_stats.capture());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let scrape = l7_scrape(&l7_stats);
+    assert!(
+        scrape.contains(&"sightline_l7_records_total{protocol=\"http1\"} 6".to_owned()),
+        "{scrape:#?}"
+    );
+    let captured: u64 = scrape
+        .iter()
+        .find_map(|line| line.strip_prefix("sightline_l7_captured_segments_total "))
+        .and_then(|value| value.parse().ok())
+        .expect("captured segments in the scrape");
+    assert!(captured >= 6, "{scrape:#?}");
+    let http1_errors: Vec<&String> = scrape
+        .iter()
+        .filter(|line| line.starts_with("sightline_l7_parse_errors_total{protocol=\"http1\""))
+        .collect();
+    assert_eq!(http1_errors.len(), 10, "{scrape:#?}");
+    assert!(http1_errors.iter().all(|line| line.ends_with(" 0")), "{scrape:#?}");
+    assert!(
+        scrape.contains(&"sightline_l7_capture_errors_total{reason=\"copy_failed\"} 0".to_owned()),
+        "{scrape:#?}"
+    );
     support::stop_and_check_detached(agent, &node, &[&client, &server]);
+}
+
+/// The sample lines of the agent's `sightline_l7_*` families, as a scrape shows them.
+fn l7_scrape(stats: &std::sync::Arc<sightline_agent::l7::L7Stats>) -> Vec<String> {
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(sightline_agent::metrics::l7::L7Collector::new(
+        std::sync::Arc::clone(stats),
+    )));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+    text.lines()
+        .filter(|line| line.starts_with("sightline_l7_"))
+        .map(str::to_owned)
+        .collect()
 }
 
 #[test]

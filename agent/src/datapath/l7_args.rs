@@ -1,10 +1,12 @@
 //! Flags of L7 capture: which connections the programs copy payload from, how much, and
 //! what the parsers redact.
 
+use std::sync::Arc;
+
 use sightline_bpf_common::{L7_DEFAULT_CAPTURE, L7_MAX_CAPTURE, l7_protocol};
 use thiserror::Error;
 
-use crate::l7::{L7Settings, Redaction};
+use crate::l7::{L7Settings, L7Stats, Redaction};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum L7ArgsError {
@@ -42,6 +44,10 @@ pub struct L7Args {
     /// Redact the Kafka API key.
     #[arg(long, env = "SIGHTLINE_REDACT_KAFKA_API_KEY")]
     pub redact_kafka_api_key: bool,
+    /// Where the parsers and the capture counters are counted; the agent shares it
+    /// with its `/metrics` registry.
+    #[arg(skip)]
+    pub stats: Arc<L7Stats>,
 }
 
 impl Default for L7Args {
@@ -55,6 +61,7 @@ impl Default for L7Args {
             redact_http_headers_allow: Vec::new(),
             redact_http_headers_deny: Vec::new(),
             redact_kafka_api_key: false,
+            stats: Arc::default(),
         }
     }
 }
@@ -86,6 +93,7 @@ impl L7Args {
                 headers_deny: self.redact_http_headers_deny.clone(),
                 kafka_api_key: self.redact_kafka_api_key,
             },
+            stats: Arc::clone(&self.stats),
             ..L7Settings::default()
         }
     }

@@ -208,6 +208,7 @@ pub async fn run_live(
             _ = drain_timer.tick() => { reader.drain(&mut decoder, &mut debug, sink); }
             _ = lost_timer.tick() => {
                 reader.report_lost(&mut debug, sink);
+                reader.report_l7_capture(&args.l7.stats);
                 sink.idle();
             }
             _ = clock_timer.tick() => decoder.resample_clock(),
@@ -217,6 +218,7 @@ pub async fn run_live(
     // Events already in the ring are still delivered.
     reader.drain(&mut decoder, &mut debug, sink);
     reader.report_lost(&mut debug, sink);
+    reader.report_l7_capture(&args.l7.stats);
     sink.idle();
     Ok(())
 }

@@ -13,6 +13,7 @@ use sightline_proto::flow::{LostEvent, LostEventSource};
 use super::debug::{DebugEvents, DebugNote};
 use super::decode::Decoder;
 use crate::event::{Event, EventSink};
+use crate::l7::{CaptureCounters, L7Stats};
 
 pub struct Reader {
     ring: RingBuf<MapData>,
@@ -65,6 +66,23 @@ impl Reader {
             }
         }
         count
+    }
+
+    /// Refreshes the kernel's L7 capture counters (summed over CPUs) in `stats`. A counter
+    /// that cannot be read keeps its last value: the next second tries again.
+    pub fn report_l7_capture(&self, stats: &L7Stats) {
+        let total = |index: u32| {
+            self.stats
+                .get(&index, 0)
+                .ok()
+                .map(|per_cpu| per_cpu.iter().copied().fold(0u64, u64::saturating_add))
+        };
+        let last = stats.capture();
+        stats.set_capture(CaptureCounters {
+            captured: total(stats::L7_CAPTURED).unwrap_or(last.captured),
+            copy_failed: total(stats::L7_COPY_FAILED).unwrap_or(last.copy_failed),
+            not_detected: total(stats::L7_NOT_DETECTED).unwrap_or(last.not_detected),
+        });
     }
 
     /// Publishes one `LostEvent` per CPU whose reservation failures grew since the last call.

@@ -9,7 +9,7 @@ use sightline_proto::flow::{Http, HttpHeader, L7FlowType, layer7::Record};
 
 use super::L7Protocol;
 use super::detect::starts_with_request_line;
-use super::headers::sorted_headers;
+use super::headers::{push_header, sort_headers, text};
 use super::stats::FailureReason;
 use super::tracker::{Direction, ParseContext, Parsed, StreamParser};
 
@@ -204,11 +204,13 @@ impl Http1Parser {
     }
 
     fn parse_head(&mut self, cx: &mut ParseContext<'_>, direction: Direction, bytes: &[u8]) -> HeadOutcome {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        // Uninitialised: httparse writes only the slots it fills, so a head does not pay
+        // for clearing all of them first.
+        let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         match direction {
             Direction::ToServer => {
-                let mut request = httparse::Request::new(&mut headers);
-                match request.parse(bytes) {
+                let mut request = httparse::Request::new(&mut []);
+                match request.parse_with_uninit_headers(bytes, &mut headers) {
                     Ok(httparse::Status::Complete(len)) => {
                         self.on_request(cx, &request);
                         HeadOutcome::Complete(len)
@@ -218,8 +220,12 @@ impl Http1Parser {
                 }
             }
             Direction::ToClient => {
-                let mut response = httparse::Response::new(&mut headers);
-                match response.parse(bytes) {
+                let mut response = httparse::Response::new(&mut []);
+                match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                    &mut response,
+                    bytes,
+                    &mut headers,
+                ) {
                     Ok(httparse::Status::Complete(len)) => {
                         self.on_response(cx, &response);
                         HeadOutcome::Complete(len)
@@ -232,19 +238,25 @@ impl Http1Parser {
     }
 
     fn on_request(&mut self, cx: &mut ParseContext<'_>, request: &httparse::Request<'_, '_>) {
-        let method = request.method.unwrap_or_default().to_owned();
+        let method = request.method.unwrap_or_default();
         let target = request.path.unwrap_or_default();
-        let host = request
-            .headers
-            .iter()
-            .find(|header| header.name.eq_ignore_ascii_case("host"))
-            .map(|header| String::from_utf8_lossy(header.value));
-        let url = if target.starts_with('/') || target == "*" {
-            format!("http://{}{target}", host.as_deref().unwrap_or_default())
+        let mut url = if target.starts_with('/') || target == "*" {
+            let host = request
+                .headers
+                .iter()
+                .find(|header| header.name.eq_ignore_ascii_case("host"))
+                .map(|header| text(header.value))
+                .unwrap_or_default();
+            let mut url = String::with_capacity("http://".len() + host.len() + target.len());
+            url.push_str("http://");
+            url.push_str(&host);
+            url.push_str(target);
+            url
         } else {
             // Absolute form (a request to a proxy) or CONNECT's authority form.
             target.to_owned()
         };
+        cx.settings.redaction.redact_url(&mut url);
         let framing = body_framing(request.headers);
         self.requests.body = match framing {
             Framing::Chunked => Body::ChunkSize,
@@ -257,12 +269,17 @@ impl Http1Parser {
             }
         };
         let timestamp_ns = self.requests.head_start_ns;
+        let pending = PendingRequest {
+            method: method.to_owned(),
+            url: url.clone(),
+            timestamp_ns,
+        };
         let http = Http {
             code: 0,
-            method: method.clone(),
-            url: url.clone(),
+            method: method.to_owned(),
+            url,
             protocol: protocol_name(request.version),
-            headers: header_list(request.headers),
+            headers: header_list(cx, request.headers),
         };
         cx.out.push(Parsed {
             flow_type: L7FlowType::Request,
@@ -270,14 +287,7 @@ impl Http1Parser {
             record: Record::Http(http),
             timestamp_ns,
         });
-        self.push_pending(
-            cx,
-            Some(PendingRequest {
-                method,
-                url,
-                timestamp_ns,
-            }),
-        );
+        self.push_pending(cx, Some(pending));
     }
 
     fn on_response(&mut self, cx: &mut ParseContext<'_>, response: &httparse::Response<'_, '_>) {
@@ -311,7 +321,7 @@ impl Http1Parser {
             method: request.method,
             url: request.url,
             protocol: protocol_name(response.version),
-            headers: header_list(response.headers),
+            headers: header_list(cx, response.headers),
         };
         cx.out.push(Parsed {
             flow_type: L7FlowType::Response,
@@ -458,12 +468,13 @@ fn protocol_name(version: Option<u8>) -> String {
     }
 }
 
-fn header_list(headers: &[httparse::Header<'_>]) -> Vec<HttpHeader> {
-    sorted_headers(
-        headers
-            .iter()
-            .map(|header| (header.name, String::from_utf8_lossy(header.value).into_owned())),
-    )
+fn header_list(cx: &ParseContext<'_>, headers: &[httparse::Header<'_>]) -> Vec<HttpHeader> {
+    let mut list = Vec::with_capacity(headers.len());
+    for header in headers {
+        push_header(&mut list, &cx.settings.redaction, header.name, header.value);
+    }
+    sort_headers(&mut list);
+    list
 }
 
 /// Where the next message starts: at the beginning of `input` or of any line in it.

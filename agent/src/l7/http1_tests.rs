@@ -227,7 +227,7 @@ fn duplicated_and_retransmitted_segments_produce_one_record() {
     wire.segment_at(true, seq + 10, &GET_INDEX[10..], GET_INDEX.len(), false);
     wire.send(false, OK_HELLO);
     assert_eq!(wire.out.len(), 2);
-    assert_eq!(wire.tracker.stats().duplicate_segments, 2);
+    assert_eq!(wire.tracker.stats().duplicate_segments(), 2);
 }
 
 #[test]
@@ -329,7 +329,7 @@ fn the_least_recently_used_connection_is_evicted_and_counted() {
         wires.push(wire);
     }
     assert_eq!(tracker.connections(), 2);
-    assert_eq!(tracker.stats().evicted_connections, 1);
+    assert_eq!(tracker.stats().evicted_connections(), 1);
     assert_eq!(tracker.stats().failures(L7Protocol::Http1, FailureReason::Evicted), 1);
     // The first connection is gone: its response finds no request.
     std::mem::swap(&mut wires[0].tracker, &mut tracker);

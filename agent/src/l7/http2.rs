@@ -7,14 +7,13 @@
 //! A connection joined after its start, or one whose framing or header blocks were
 //! lost, cannot be decoded any more: that is counted once and the connection skipped.
 
-use std::collections::BTreeMap;
-
 use loona_hpack::Decoder;
-use sightline_proto::flow::{Http, HttpHeader, L7FlowType, layer7::Record};
+use sightline_proto::flow::{Http, L7FlowType, layer7::Record};
 
 use super::L7Protocol;
 use super::detect::HTTP2_PREFACE;
-use super::headers::sorted_headers;
+use super::headers::sort_headers;
+use super::http2_block::BlockFields;
 use super::stats::FailureReason;
 use super::tracker::{Direction, ParseContext, Parsed, StreamParser};
 
@@ -48,8 +47,11 @@ pub(crate) struct Http2Parser {
     dead: bool,
     readers: [FrameReader; 2],
     decoders: [Decoder<'static>; 2],
-    /// Open streams by id; ids grow, so the first entry is the oldest.
-    streams: BTreeMap<u32, StreamState>,
+    /// Open streams by id; ids grow, so the first entry is the oldest. A handful at a
+    /// time (at most `max_pending_requests`), so a vector beats a tree here.
+    streams: Vec<(u32, StreamState)>,
+    /// The header block being decoded; reused so pseudo-headers cost no allocation.
+    fields: BlockFields,
 }
 
 impl Default for Http2Parser {
@@ -65,7 +67,8 @@ impl Default for Http2Parser {
             dead: false,
             readers: Default::default(),
             decoders: [decoder(), decoder()],
-            streams: BTreeMap::new(),
+            streams: Vec::new(),
+            fields: BlockFields::default(),
         }
     }
 }
@@ -82,13 +85,20 @@ struct FrameReader {
     block: Option<HeaderBlock>,
 }
 
-struct HeaderBlock {
+/// Where a header block belongs.
+#[derive(Clone, Copy)]
+struct BlockInfo {
     stream_id: u32,
     end_stream: bool,
     /// PUSH_PROMISE blocks are decoded only to keep the HPACK table in step.
     promise: bool,
-    fragments: Vec<u8>,
     timestamp_ns: u64,
+}
+
+/// A header block split over CONTINUATION frames, collected until its last one.
+struct HeaderBlock {
+    info: BlockInfo,
+    fragments: Vec<u8>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -250,26 +260,38 @@ impl Http2Parser {
                     self.give_up(cx, FailureReason::Malformed);
                     return;
                 };
-                let block = HeaderBlock {
+                let info = BlockInfo {
                     stream_id: frame.stream_id,
                     end_stream: frame.kind == FRAME_HEADERS && frame.flags & FLAG_END_STREAM != 0,
                     promise: frame.kind == FRAME_PUSH_PROMISE,
-                    fragments: fragment.to_vec(),
                     timestamp_ns,
                 };
-                self.continue_block(cx, direction, block, frame.flags);
+                if frame.flags & FLAG_END_HEADERS != 0 {
+                    // The whole block is in this frame: decode it where it lies.
+                    self.decode_block(cx, direction, info, fragment);
+                } else {
+                    reader.block = Some(HeaderBlock {
+                        info,
+                        fragments: fragment.to_vec(),
+                    });
+                }
             }
             FRAME_CONTINUATION => {
                 let Some(mut block) = reader.block.take() else {
                     self.give_up(cx, FailureReason::Malformed);
                     return;
                 };
-                if block.stream_id != frame.stream_id || block.fragments.len() + payload.len() > MAX_BUFFERED_FRAME {
+                if block.info.stream_id != frame.stream_id || block.fragments.len() + payload.len() > MAX_BUFFERED_FRAME
+                {
                     self.give_up(cx, FailureReason::Malformed);
                     return;
                 }
                 block.fragments.extend_from_slice(payload);
-                self.continue_block(cx, direction, block, frame.flags);
+                if frame.flags & FLAG_END_HEADERS != 0 {
+                    self.decode_block(cx, direction, block.info, &block.fragments);
+                } else {
+                    reader.block = Some(block);
+                }
             }
             FRAME_DATA if frame.flags & FLAG_END_STREAM != 0 && direction == Direction::ToClient => {
                 self.finish_stream(cx, frame.stream_id);
@@ -279,19 +301,9 @@ impl Http2Parser {
         }
     }
 
-    fn continue_block(&mut self, cx: &mut ParseContext<'_>, direction: Direction, block: HeaderBlock, flags: u8) {
-        if flags & FLAG_END_HEADERS == 0 {
-            self.readers[direction as usize].block = Some(block);
-            return;
-        }
-        let mut fields = Vec::new();
-        let decoded = self.decoders[direction as usize].decode_with_cb(&block.fragments, |name, value| {
-            fields.push((
-                String::from_utf8_lossy(&name).into_owned(),
-                String::from_utf8_lossy(&value).into_owned(),
-            ));
-        });
-        if decoded.is_err() {
+    fn decode_block(&mut self, cx: &mut ParseContext<'_>, direction: Direction, block: BlockInfo, fragment: &[u8]) {
+        let decoder = &mut self.decoders[direction as usize];
+        if self.fields.decode(decoder, &cx.settings.redaction, fragment).is_err() {
             self.give_up(cx, FailureReason::Hpack);
             return;
         }
@@ -299,30 +311,46 @@ impl Http2Parser {
             return;
         }
         match direction {
-            Direction::ToServer => self.on_request_headers(cx, &block, fields),
-            Direction::ToClient => self.on_response_headers(cx, &block, fields),
+            Direction::ToServer => self.on_request_headers(cx, &block),
+            Direction::ToClient => self.on_response_headers(cx, &block),
         }
     }
 
-    fn on_request_headers(&mut self, cx: &mut ParseContext<'_>, block: &HeaderBlock, fields: Vec<(String, String)>) {
-        if self.streams.contains_key(&block.stream_id) {
+    fn stream_index(&self, stream_id: u32) -> Result<usize, usize> {
+        self.streams.binary_search_by_key(&stream_id, |(id, _)| *id)
+    }
+
+    fn on_request_headers(&mut self, cx: &mut ParseContext<'_>, block: &BlockInfo) {
+        let Err(at) = self.stream_index(block.stream_id) else {
             return; // Request trailers: nothing Hubble shows.
-        }
-        let pseudo = Pseudo::take(&fields);
-        let authority = pseudo.authority.or_else(|| header(&fields, "host")).unwrap_or_default();
-        let url = format!(
-            "{}://{}{}",
-            pseudo.scheme.unwrap_or("http"),
-            authority,
-            pseudo.path.unwrap_or_default()
+        };
+        let fields = &mut self.fields;
+        let (scheme, authority, path) = (
+            fields.scheme().unwrap_or("http"),
+            fields.authority().unwrap_or_default(),
+            fields.path().unwrap_or_default(),
         );
-        let method = pseudo.method.unwrap_or_default().to_owned();
-        let http = Http {
-            code: 0,
+        let mut url = String::with_capacity(scheme.len() + "://".len() + authority.len() + path.len());
+        url.push_str(scheme);
+        url.push_str("://");
+        url.push_str(authority);
+        url.push_str(path);
+        cx.settings.redaction.redact_url(&mut url);
+        let method = fields.method().unwrap_or_default().to_owned();
+        let stream = StreamState {
             method: method.clone(),
             url: url.clone(),
+            request_ns: block.timestamp_ns,
+            response: None,
+        };
+        let mut headers = fields.take_headers();
+        sort_headers(&mut headers);
+        let http = Http {
+            code: 0,
+            method,
+            url,
             protocol: PROTOCOL_NAME.to_owned(),
-            headers: regular_headers(&fields),
+            headers,
         };
         cx.out.push(Parsed {
             flow_type: L7FlowType::Request,
@@ -330,47 +358,44 @@ impl Http2Parser {
             record: Record::Http(http),
             timestamp_ns: block.timestamp_ns,
         });
-        if self.streams.len() >= cx.settings.max_pending_requests.max(1) && self.streams.pop_first().is_some() {
+        let mut at = at;
+        if self.streams.len() >= cx.settings.max_pending_requests.max(1) {
+            self.streams.remove(0);
+            at = at.saturating_sub(1);
             cx.fail(PROTOCOL, FailureReason::UnansweredRequest);
         }
-        self.streams.insert(
-            block.stream_id,
-            StreamState {
-                method,
-                url,
-                request_ns: block.timestamp_ns,
-                response: None,
-            },
-        );
+        self.streams.insert(at, (block.stream_id, stream));
     }
 
-    fn on_response_headers(&mut self, cx: &mut ParseContext<'_>, block: &HeaderBlock, fields: Vec<(String, String)>) {
-        let Some(stream) = self.streams.get_mut(&block.stream_id) else {
+    fn on_response_headers(&mut self, cx: &mut ParseContext<'_>, block: &BlockInfo) {
+        let Ok(at) = self.stream_index(block.stream_id) else {
             cx.fail(PROTOCOL, FailureReason::UnmatchedResponse);
             return;
         };
+        let stream = &mut self.streams[at].1;
         match &mut stream.response {
             Some((http, _)) => {
                 // Trailers (gRPC's grpc-status) belong to the response.
-                let mut headers = std::mem::take(&mut http.headers);
-                headers.extend(regular_headers(&fields));
-                headers.sort_by(|a, b| a.key.cmp(&b.key));
-                http.headers = headers;
+                self.fields.append_headers_to(&mut http.headers);
+                sort_headers(&mut http.headers);
             }
             None => {
-                let code = Pseudo::take(&fields)
-                    .status
+                let code = self
+                    .fields
+                    .status()
                     .and_then(|status| status.parse::<u32>().ok())
                     .unwrap_or(0);
                 if (100..200).contains(&code) {
                     return;
                 }
+                let mut headers = self.fields.take_headers();
+                sort_headers(&mut headers);
                 let http = Http {
                     code,
                     method: stream.method.clone(),
                     url: stream.url.clone(),
                     protocol: PROTOCOL_NAME.to_owned(),
-                    headers: regular_headers(&fields),
+                    headers,
                 };
                 stream.response = Some((http, block.timestamp_ns));
             }
@@ -382,24 +407,15 @@ impl Http2Parser {
 
     /// Emits the held response of a stream that ended (by END_STREAM or RST_STREAM).
     fn finish_stream(&mut self, cx: &mut ParseContext<'_>, stream_id: u32) {
-        let Some(stream) = self.streams.remove(&stream_id) else {
-            return;
-        };
-        match stream.response {
-            Some((http, response_ns)) => cx.out.push(Parsed {
-                flow_type: L7FlowType::Response,
-                latency_ns: response_ns.saturating_sub(stream.request_ns),
-                record: Record::Http(http),
-                timestamp_ns: response_ns,
-            }),
-            None => cx.fail(PROTOCOL, FailureReason::UnansweredRequest),
+        if let Ok(at) = self.stream_index(stream_id) {
+            let (_, stream) = self.streams.remove(at);
+            emit_finished(cx, stream);
         }
     }
 
     fn finish_all(&mut self, cx: &mut ParseContext<'_>) {
-        let ids: Vec<u32> = self.streams.keys().copied().collect();
-        for id in ids {
-            self.finish_stream(cx, id);
+        for (_, stream) in self.streams.drain(..) {
+            emit_finished(cx, stream);
         }
     }
 
@@ -448,45 +464,14 @@ fn header_fragment<'p>(frame: &FrameHeader, payload: &'p [u8]) -> Option<&'p [u8
     payload.get(start..end)
 }
 
-#[derive(Default)]
-struct Pseudo<'f> {
-    method: Option<&'f str>,
-    scheme: Option<&'f str>,
-    authority: Option<&'f str>,
-    path: Option<&'f str>,
-    status: Option<&'f str>,
-}
-
-impl<'f> Pseudo<'f> {
-    fn take(fields: &'f [(String, String)]) -> Self {
-        let mut pseudo = Pseudo::default();
-        for (name, value) in fields {
-            let slot = match name.as_str() {
-                ":method" => &mut pseudo.method,
-                ":scheme" => &mut pseudo.scheme,
-                ":authority" => &mut pseudo.authority,
-                ":path" => &mut pseudo.path,
-                ":status" => &mut pseudo.status,
-                _ => continue,
-            };
-            *slot = Some(value.as_str());
-        }
-        pseudo
+fn emit_finished(cx: &mut ParseContext<'_>, stream: StreamState) {
+    match stream.response {
+        Some((http, response_ns)) => cx.out.push(Parsed {
+            flow_type: L7FlowType::Response,
+            latency_ns: response_ns.saturating_sub(stream.request_ns),
+            record: Record::Http(http),
+            timestamp_ns: response_ns,
+        }),
+        None => cx.fail(PROTOCOL, FailureReason::UnansweredRequest),
     }
-}
-
-fn header<'f>(fields: &'f [(String, String)], name: &str) -> Option<&'f str> {
-    fields
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.as_str())
-}
-
-fn regular_headers(fields: &[(String, String)]) -> Vec<HttpHeader> {
-    sorted_headers(
-        fields
-            .iter()
-            .filter(|(name, _)| !name.starts_with(':'))
-            .map(|(name, value)| (name.as_str(), value.clone())),
-    )
 }

@@ -10,6 +10,7 @@ mod detect;
 mod headers;
 mod http1;
 mod http2;
+mod http2_block;
 mod kafka;
 mod kafka_wire;
 mod redact;
@@ -19,10 +20,11 @@ mod summary;
 mod tracker;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 pub use self::detect::detect;
 pub use self::redact::Redaction;
-pub use self::stats::{FailureReason, L7Stats};
+pub use self::stats::{CaptureCounters, FailureReason, L7Stats};
 pub use self::tracker::L7Tracker;
 
 /// Application protocol a connection was selected for (by port or by content).
@@ -35,6 +37,8 @@ pub enum L7Protocol {
 }
 
 impl L7Protocol {
+    pub const ALL: [L7Protocol; 3] = [L7Protocol::Http1, L7Protocol::Http2, L7Protocol::Kafka];
+
     /// The name used in metric labels and logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -89,6 +93,8 @@ pub struct L7Settings {
     /// past this many bytes is given up on.
     pub max_head_bytes: usize,
     pub redaction: Redaction,
+    /// Where the tracker counts; shared with the `/metrics` scrape.
+    pub stats: Arc<L7Stats>,
 }
 
 impl Default for L7Settings {
@@ -98,6 +104,7 @@ impl Default for L7Settings {
             max_pending_requests: 64,
             max_head_bytes: 16 * 1024,
             redaction: Redaction::default(),
+            stats: Arc::default(),
         }
     }
 }

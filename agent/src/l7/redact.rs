@@ -38,28 +38,35 @@ impl Redaction {
     /// The URL as it may be shown: query/fragment dropped and password replaced as configured.
     pub fn url(&self, url: &str) -> String {
         let mut url = url.to_owned();
+        self.redact_url(&mut url);
+        url
+    }
+
+    /// `url` redacted in place: the parsers build each URL once and never copy it for this.
+    pub fn redact_url(&self, url: &mut String) {
         if self.url_query
-            && let Some(cut) = url.find(['?', '#'])
+            && let Some(cut) = url.bytes().position(|b| b == b'?' || b == b'#')
         {
             url.truncate(cut);
         }
-        if self.user_info {
-            redact_password(&mut url);
+        if self.user_info && url.contains('@') {
+            redact_password(url);
         }
-        url
+    }
+
+    /// Whether a header (by name, any case) keeps its value.
+    pub fn keeps_header(&self, key: &str) -> bool {
+        if self.headers_allow.is_empty() && self.headers_deny.is_empty() {
+            return true;
+        }
+        let listed = |list: &[String]| list.iter().any(|name| name.eq_ignore_ascii_case(key));
+        listed(&self.headers_allow) || (self.headers_allow.is_empty() && !listed(&self.headers_deny))
     }
 
     /// A header's value as it may be shown. Allow wins over deny, as in Hubble; a header
     /// on neither list is redacted only when an allow list exists.
     pub fn header_value<'v>(&self, key: &str, value: &'v str) -> &'v str {
-        let listed = |list: &[String]| list.iter().any(|name| name.eq_ignore_ascii_case(key));
-        if listed(&self.headers_allow) {
-            value
-        } else if listed(&self.headers_deny) || !self.headers_allow.is_empty() {
-            REDACTED
-        } else {
-            value
-        }
+        if self.keeps_header(key) { value } else { REDACTED }
     }
 
     pub fn headers(&self, headers: &mut [HttpHeader]) {

@@ -1,7 +1,10 @@
 //! Counters of everything the L7 parsers could not use, per protocol and reason, so a
 //! broken or unusual stream shows up in metrics instead of disappearing silently.
+//!
+//! Atomics, shared (`Arc`) between the tracker that counts and the `/metrics` scrape
+//! that reads: counting is one relaxed add, and a scrape never waits for the datapath.
 
-use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::L7Protocol;
 
@@ -31,6 +34,19 @@ pub enum FailureReason {
 }
 
 impl FailureReason {
+    pub const ALL: [FailureReason; 10] = [
+        FailureReason::Malformed,
+        FailureReason::HeadTooLarge,
+        FailureReason::GapInHead,
+        FailureReason::Resync,
+        FailureReason::UnmatchedResponse,
+        FailureReason::UnansweredRequest,
+        FailureReason::MidConnection,
+        FailureReason::Hpack,
+        FailureReason::UnsupportedVersion,
+        FailureReason::Evicted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             FailureReason::Malformed => "malformed",
@@ -47,34 +63,81 @@ impl FailureReason {
     }
 }
 
+const PROTOCOLS: usize = L7Protocol::ALL.len();
+const REASONS: usize = FailureReason::ALL.len();
+
+/// What the kernel programs counted about L7 capture, as last read from their per-CPU
+/// counters (the datapath refreshes it every second).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureCounters {
+    /// Segments copied into the ring for parsing.
+    pub captured: u64,
+    /// Segments whose payload could not be copied (`bpf_skb_load_bytes` failed).
+    pub copy_failed: u64,
+    /// `--l7-detect` connections whose first payload matched no protocol.
+    pub not_detected: u64,
+}
+
 /// Counters the tracker keeps; read them through `L7Tracker::stats`.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct L7Stats {
-    failures: BTreeMap<(L7Protocol, FailureReason), u64>,
-    /// Connections whose state was dropped because the table was full.
-    pub evicted_connections: u64,
-    /// Segments (or parts of segments) seen before, by TCP sequence range.
-    pub duplicate_segments: u64,
-    /// Records produced, per protocol.
-    records: BTreeMap<L7Protocol, u64>,
+    failures: [[AtomicU64; REASONS]; PROTOCOLS],
+    records: [AtomicU64; PROTOCOLS],
+    evicted_connections: AtomicU64,
+    duplicate_segments: AtomicU64,
+    connections: AtomicU64,
+    captured: AtomicU64,
+    copy_failed: AtomicU64,
+    not_detected: AtomicU64,
 }
 
 impl L7Stats {
-    pub fn count_failure(&mut self, protocol: L7Protocol, reason: FailureReason) {
-        *self.failures.entry((protocol, reason)).or_default() += 1;
+    pub fn count_failure(&self, protocol: L7Protocol, reason: FailureReason) {
+        self.failures[protocol as usize][reason as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn count_record(&mut self, protocol: L7Protocol) {
-        *self.records.entry(protocol).or_default() += 1;
+    pub(crate) fn count_record(&self, protocol: L7Protocol) {
+        self.records[protocol as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_eviction(&self) {
+        self.evicted_connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_duplicate(&self) {
+        self.duplicate_segments.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_connections(&self, connections: usize) {
+        self.connections.store(connections as u64, Ordering::Relaxed);
+    }
+
+    /// Replaces the kernel's capture counters with a fresh reading.
+    pub fn set_capture(&self, capture: CaptureCounters) {
+        self.captured.store(capture.captured, Ordering::Relaxed);
+        self.copy_failed.store(capture.copy_failed, Ordering::Relaxed);
+        self.not_detected.store(capture.not_detected, Ordering::Relaxed);
+    }
+
+    pub fn capture(&self) -> CaptureCounters {
+        CaptureCounters {
+            captured: self.captured.load(Ordering::Relaxed),
+            copy_failed: self.copy_failed.load(Ordering::Relaxed),
+            not_detected: self.not_detected.load(Ordering::Relaxed),
+        }
     }
 
     pub fn failures(&self, protocol: L7Protocol, reason: FailureReason) -> u64 {
-        self.failures.get(&(protocol, reason)).copied().unwrap_or(0)
+        self.failures[protocol as usize][reason as usize].load(Ordering::Relaxed)
     }
 
-    /// Every non-zero failure counter, for exporting as metrics.
+    /// Every failure counter, zeros included, for exporting as metrics.
     pub fn all_failures(&self) -> impl Iterator<Item = (L7Protocol, FailureReason, u64)> + '_ {
-        self.failures.iter().map(|(&(p, r), &n)| (p, r, n))
+        L7Protocol::ALL.into_iter().flat_map(move |protocol| {
+            FailureReason::ALL
+                .into_iter()
+                .map(move |reason| (protocol, reason, self.failures(protocol, reason)))
+        })
     }
 
     pub fn total_failures(&self, protocol: L7Protocol) -> u64 {
@@ -85,6 +148,21 @@ impl L7Stats {
     }
 
     pub fn records(&self, protocol: L7Protocol) -> u64 {
-        self.records.get(&protocol).copied().unwrap_or(0)
+        self.records[protocol as usize].load(Ordering::Relaxed)
+    }
+
+    /// Connections whose state was dropped because the table was full.
+    pub fn evicted_connections(&self) -> u64 {
+        self.evicted_connections.load(Ordering::Relaxed)
+    }
+
+    /// Segments (or parts of segments) seen before, by TCP sequence range.
+    pub fn duplicate_segments(&self) -> u64 {
+        self.duplicate_segments.load(Ordering::Relaxed)
+    }
+
+    /// Connections the tracker follows now.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
     }
 }

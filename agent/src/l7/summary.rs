@@ -1,13 +1,18 @@
 //! Hubble's Summary texts for L7 records (the formats of Cilium's
 //! `pkg/hubble/parser/seven`), computed from the already redacted record.
 
+use std::fmt::Write as _;
+
 use sightline_proto::flow::{Http, Kafka, L7FlowType};
 
 /// `HTTP/1.1 GET http://host/path` for a request, `HTTP/1.1 200 12ms (GET http://host/path)`
 /// for a response (latency truncated to whole milliseconds).
 pub fn http(flow_type: L7FlowType, http: &Http, latency_ns: u64) -> String {
-    match flow_type {
-        L7FlowType::Response => format!(
+    // Sized once (numbers take at most 30 bytes), so the text is one allocation.
+    let mut text = String::with_capacity(http.protocol.len() + http.method.len() + http.url.len() + 36);
+    let _ = match flow_type {
+        L7FlowType::Response => write!(
+            text,
             "{} {} {}ms ({} {})",
             http.protocol,
             http.code,
@@ -15,8 +20,9 @@ pub fn http(flow_type: L7FlowType, http: &Http, latency_ns: u64) -> String {
             http.method,
             http.url
         ),
-        _ => format!("{} {} {}", http.protocol, http.method, http.url),
-    }
+        _ => write!(text, "{} {} {}", http.protocol, http.method, http.url),
+    };
+    text
 }
 
 /// `Kafka request produce correlation id 3 topic 'orders'`, and for responses the same

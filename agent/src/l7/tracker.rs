@@ -40,7 +40,7 @@ pub(crate) struct Parsed {
 
 /// What the parsers share while handling one segment.
 pub(crate) struct ParseContext<'a> {
-    pub stats: &'a mut L7Stats,
+    pub stats: &'a L7Stats,
     pub out: &'a mut Vec<Parsed>,
     pub settings: &'a L7Settings,
 }
@@ -62,7 +62,8 @@ pub(crate) trait StreamParser {
 
 enum Parser {
     Http1(http1::Http1Parser),
-    Http2(http2::Http2Parser),
+    /// Boxed: two HPACK tables and the header-block scratch make it the largest by far.
+    Http2(Box<http2::Http2Parser>),
     Kafka(kafka::KafkaParser),
 }
 
@@ -70,7 +71,7 @@ impl Parser {
     fn new(protocol: L7Protocol) -> Self {
         match protocol {
             L7Protocol::Http1 => Parser::Http1(http1::Http1Parser::default()),
-            L7Protocol::Http2 => Parser::Http2(http2::Http2Parser::default()),
+            L7Protocol::Http2 => Parser::Http2(Box::default()),
             L7Protocol::Kafka => Parser::Kafka(kafka::KafkaParser::default()),
         }
     }
@@ -78,7 +79,7 @@ impl Parser {
     fn as_dyn(&mut self) -> &mut dyn StreamParser {
         match self {
             Parser::Http1(parser) => parser,
-            Parser::Http2(parser) => parser,
+            Parser::Http2(parser) => parser.as_mut(),
             Parser::Kafka(parser) => parser,
         }
     }
@@ -108,7 +109,6 @@ pub struct L7Tracker {
     /// Connections by last use, oldest first: the eviction order.
     recency: BTreeMap<u64, ConnectionKey>,
     clock: u64,
-    stats: L7Stats,
     parsed: Vec<Parsed>,
 }
 
@@ -119,13 +119,12 @@ impl L7Tracker {
             connections: FxHashMap::default(),
             recency: BTreeMap::new(),
             clock: 0,
-            stats: L7Stats::default(),
             parsed: Vec::new(),
         }
     }
 
     pub fn stats(&self) -> &L7Stats {
-        &self.stats
+        &self.settings.stats
     }
 
     /// Connections currently followed.
@@ -147,15 +146,19 @@ impl L7Tracker {
             self.make_room(out);
             let connection = self.open(segment);
             self.connections.insert(key, connection);
+            self.settings.stats.set_connections(self.connections.len());
         }
-        self.clock += 1;
-        let clock = self.clock;
         let Some(connection) = self.connections.get_mut(&key) else {
             return;
         };
-        self.recency.remove(&connection.last_used);
-        connection.last_used = clock;
-        self.recency.insert(clock, key);
+        // A connection that is already the most recent keeps its place: consecutive
+        // segments of one connection are the common case and need no reordering.
+        if connection.last_used == 0 || connection.last_used != self.clock {
+            self.clock += 1;
+            self.recency.remove(&connection.last_used);
+            connection.last_used = self.clock;
+            self.recency.insert(self.clock, key);
+        }
 
         let direction = if segment.src == connection.client {
             Direction::ToServer
@@ -163,7 +166,7 @@ impl L7Tracker {
             Direction::ToClient
         };
         let mut cx = ParseContext {
-            stats: &mut self.stats,
+            stats: &self.settings.stats,
             out: &mut self.parsed,
             settings: &self.settings,
         };
@@ -181,7 +184,7 @@ impl L7Tracker {
                 parser.gap(&mut cx, direction, advance.gap_after);
             }
         } else if segment.payload_len > 0 {
-            cx.stats.duplicate_segments += 1;
+            cx.stats.count_duplicate();
         }
         if segment.fin_or_rst {
             connection.closed[direction.index()] = true;
@@ -191,6 +194,7 @@ impl L7Tracker {
             connection.parser.as_dyn().close(&mut cx);
             self.recency.remove(&connection.last_used);
             self.connections.remove(&key);
+            self.settings.stats.set_connections(self.connections.len());
         }
         self.emit(protocol, client, server, out);
     }
@@ -204,10 +208,12 @@ impl L7Tracker {
             let Some(mut connection) = self.connections.remove(&key) else {
                 continue;
             };
-            self.stats.evicted_connections += 1;
-            self.stats.count_failure(connection.protocol, FailureReason::Evicted);
+            self.settings.stats.count_eviction();
+            self.settings
+                .stats
+                .count_failure(connection.protocol, FailureReason::Evicted);
             let mut cx = ParseContext {
-                stats: &mut self.stats,
+                stats: &self.settings.stats,
                 out: &mut self.parsed,
                 settings: &self.settings,
             };
@@ -243,18 +249,15 @@ impl L7Tracker {
         }
     }
 
-    /// Redacts what the parsers produced and adds the Summary texts.
+    /// Redacts what the parsers left to redact and adds the Summary texts.
     fn emit(&mut self, protocol: L7Protocol, client: SocketAddr, server: SocketAddr, out: &mut Vec<L7Message>) {
         let redaction = &self.settings.redaction;
         for parsed in self.parsed.drain(..) {
-            self.stats.count_record(protocol);
+            self.settings.stats.count_record(protocol);
             let mut record = parsed.record;
             let summary = match &mut record {
-                Record::Http(http) => {
-                    http.url = redaction.url(&http.url);
-                    redaction.headers(&mut http.headers);
-                    summary::http(parsed.flow_type, http, parsed.latency_ns)
-                }
+                // The HTTP parsers redacted URL and headers as they built them.
+                Record::Http(http) => summary::http(parsed.flow_type, http, parsed.latency_ns),
                 #[allow(deprecated)] // Hubble still fills the deprecated Kafka record.
                 Record::Kafka(kafka) => {
                     kafka.api_key = redaction.kafka_api_key(&kafka.api_key).to_owned();

@@ -11,6 +11,7 @@ pub mod dynamic;
 pub mod engine;
 pub mod expiry;
 pub mod handlers;
+pub mod l7;
 pub mod names;
 pub mod options;
 pub mod process;

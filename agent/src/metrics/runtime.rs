@@ -90,6 +90,7 @@ pub struct MetricsStage {
     pub address: Option<std::net::SocketAddr>,
     shutdown: CancellationToken,
     grpc: GrpcServerMetrics,
+    l7: Arc<crate::l7::L7Stats>,
 }
 
 impl MetricsStage {
@@ -138,6 +139,8 @@ impl MetricsStage {
         registry.register("hubble_lost_events", "Number of lost events", lost.clone());
         registry.register_collector(Box::new(ObserverCollector { ring, stats }));
         registry.register_collector(Box::new(super::process::ProcessCollector));
+        let l7 = Arc::new(crate::l7::L7Stats::default());
+        registry.register_collector(Box::new(super::l7::L7Collector::new(Arc::clone(&l7))));
         let grpc = GrpcServerMetrics::or_disabled(&[
             sightline_proto::FILE_DESCRIPTOR_SET,
             tonic_health::pb::FILE_DESCRIPTOR_SET,
@@ -180,6 +183,7 @@ impl MetricsStage {
             address,
             shutdown,
             grpc,
+            l7,
         })
     }
 
@@ -214,6 +218,11 @@ impl MetricsStage {
     /// Where the enrichment index reports pods that left.
     pub fn departures(&self) -> std::sync::mpsc::Sender<crate::enrich::index::PodDeparture> {
         self.departures.clone()
+    }
+
+    /// Where the L7 parsers and the datapath count what `sightline_l7_*` shows.
+    pub fn l7_stats(&self) -> Arc<crate::l7::L7Stats> {
+        Arc::clone(&self.l7)
     }
 
     /// Stops the server (the pipeline stage keeps counting).
