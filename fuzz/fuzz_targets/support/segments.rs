@@ -6,10 +6,11 @@
 
 use std::net::SocketAddr;
 
-use sightline_agent::l7::{L7Message, L7Protocol, L7Settings, L7Tracker, Segment};
+use crate::l7::{L7Message, L7Protocol, L7Settings, L7Tracker, Segment};
 use sightline_proto::flow::L7FlowType;
 
-pub fn run(protocol: L7Protocol, prologue: &[u8], data: &[u8]) {
+/// Returns the records, for tests that check what a given input yields.
+pub fn run(protocol: L7Protocol, prologue: &[u8], data: &[u8]) -> Vec<L7Message> {
     let settings = L7Settings {
         max_connections: 2,
         max_pending_requests: 8,
@@ -78,4 +79,5 @@ pub fn run(protocol: L7Protocol, prologue: &[u8], data: &[u8]) {
         assert!(message.layer7.latency_ns <= span);
         assert_eq!(message.from_client, flow_type == L7FlowType::Request as i32);
     }
+    out
 }
