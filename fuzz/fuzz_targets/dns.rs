@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sightline_agent::datapath::dns;
+use sightline_fuzz::dns;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(message) = dns::parse(data) {

@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sightline_agent::l7::L7Protocol;
+// `l7` by name at the crate root: support/segments.rs reaches it as `crate::l7`.
+use sightline_fuzz::l7::{self, L7Protocol};
 
 #[path = "support/segments.rs"]
 mod segments;
