@@ -30,6 +30,13 @@ pub trait Handler: Send + std::fmt::Debug {
     /// [`ContextOptions::object_labels`]) has a value `gone` selects.
     fn forget(&mut self, gone: &dyn Fn(&str, &str) -> bool) -> usize;
 
+    /// Whether every series this handler counts into, and how often, follows from
+    /// a flow's [`FlowKey`](crate::metrics::flow_cache::FlowKey), and it only
+    /// counts (see [`crate::metrics::flow_cache`]).
+    fn replayable(&self) -> bool {
+        false
+    }
+
     /// How many series shortcuts the handler holds (see [`crate::metrics::shortcut`]).
     fn shortcut_count(&self) -> usize {
         0
@@ -96,11 +103,25 @@ pub fn build(spec: &MetricSpec, max_series: usize) -> Result<Box<dyn Handler>, M
                 syn_only: has("syn-only"),
             },
         )),
-        "http" => Box::new(http::HttpHandler::new(context, max_series, false)),
-        "httpV2" => Box::new(http::HttpHandler::new(context, max_series, true)),
+        "http" | "httpV2" => http_handler(context, max_series, spec.name == "httpV2", spec.option("exemplars")),
         "kafka" => Box::new(kafka::KafkaHandler::new(context, max_series)),
         _ => unreachable!("every name in HANDLERS is built above"),
     })
+}
+
+/// Hubble turns exemplars on for the exact value "true" only.
+fn http_handler(context: ContextOptions, max_series: usize, v2: bool, exemplars: Option<&str>) -> Box<dyn Handler> {
+    use super::exemplar::{ExemplarCounterCell, ExemplarHistogramCell};
+    use super::series::{CounterCell, HistogramCell};
+    if exemplars == Some("true") {
+        Box::new(http::HttpHandler::<ExemplarCounterCell, ExemplarHistogramCell>::new(
+            context, max_series, v2, true,
+        ))
+    } else {
+        Box::new(http::HttpHandler::<CounterCell, HistogramCell>::new(
+            context, max_series, v2, false,
+        ))
+    }
 }
 
 /// Label names: handler labels before and after the context ones.
@@ -136,3 +157,9 @@ mod tests;
 
 #[cfg(test)]
 mod shortcut_tests;
+
+#[cfg(test)]
+mod flow_cache_tests;
+
+#[cfg(test)]
+mod exemplar_tests;
