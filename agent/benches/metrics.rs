@@ -30,13 +30,9 @@ fn records(count: u64) -> Vec<FlowRecord> {
 fn per_flow(c: &mut Criterion) {
     let records = records(RECORDS);
     let mut metrics = FlowMetrics::new(&parse_list(&[HANDLERS]).unwrap(), 10_000).unwrap();
-    let mut per_handler = FlowMetrics::new(&parse_list(&[HANDLERS]).unwrap(), 10_000)
-        .unwrap()
-        .without_flow_cache();
     // Every series exists before measuring: the steady state of a running agent.
     for record in &records {
         metrics.process(record);
-        per_handler.process(record);
     }
     let mut group = c.benchmark_group("metrics_per_flow");
     group.throughput(Throughput::Elements(RECORDS));
@@ -44,14 +40,6 @@ fn per_flow(c: &mut Criterion) {
         b.iter(|| {
             for record in &records {
                 black_box(record);
-            }
-        })
-    });
-    // The same handlers, each reaching its series through its own shortcut.
-    group.bench_function("same_handlers_without_flow_cache", |b| {
-        b.iter(|| {
-            for record in &records {
-                per_handler.process(black_box(record));
             }
         })
     });

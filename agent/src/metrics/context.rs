@@ -236,11 +236,6 @@ impl ContextOptions {
         })
     }
 
-    /// Whether the values depend on nothing but the endpoints and the direction.
-    pub fn reads_endpoints_only(&self) -> bool {
-        self.reads.endpoints_only
-    }
-
     pub fn is_context_key(key: &str) -> bool {
         CONTEXT_KEYS.iter().any(|known| known.eq_ignore_ascii_case(key))
     }

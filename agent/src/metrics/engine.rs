@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use super::MetricsError;
-use super::flow_cache::{FlowCache, FlowKey};
 use super::handlers::{self, Handler};
 use super::options::MetricSpec;
 use super::series::{Collect, LabelKey};
@@ -20,33 +19,11 @@ struct Configured {
     handler: Box<dyn Handler>,
 }
 
-impl Configured {
-    /// Whether the flow cache may stand for this handler: its series follow from
-    /// a [`FlowKey`] and no filter reads anything else of the flow.
-    fn replayable(&self) -> bool {
-        self.filters.is_none() && self.handler.replayable()
-    }
-}
-
 /// The handlers flows are counted by. Owned by the pipeline thread.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct FlowMetrics {
-    /// Handlers the flow cache stands for first, then the others.
     handlers: Vec<Configured>,
-    replayable: usize,
-    cache: FlowCache,
     key: LabelKey,
-}
-
-impl Default for FlowMetrics {
-    fn default() -> Self {
-        Self {
-            handlers: Vec::new(),
-            replayable: 0,
-            cache: FlowCache::new(0),
-            key: LabelKey::default(),
-        }
-    }
 }
 
 impl FlowMetrics {
@@ -87,14 +64,8 @@ impl FlowMetrics {
                 handler,
             });
         }
-        // Counting order does not matter: each handler counts into its own families.
-        handlers.sort_by_key(|configured| !configured.replayable());
-        let replayable = handlers.iter().filter(|c| c.replayable()).count();
         Ok(Self {
             handlers,
-            replayable,
-            // Room for several endpoint pairs and flow shapes per series.
-            cache: FlowCache::new(max_series.max(1024).saturating_mul(8)),
             key: LabelKey::default(),
         })
     }
@@ -103,28 +74,8 @@ impl FlowMetrics {
         self.handlers.is_empty()
     }
 
-    /// Runs every handler for every flow, as before the flow cache existed: the
-    /// benchmark's comparison row.
-    pub fn without_flow_cache(mut self) -> Self {
-        self.replayable = 0;
-        self
-    }
-
     pub fn process(&mut self, flow: &FlowRecord) {
-        let mut first = 0;
-        if self.replayable > 0
-            && let Some(keyed) = FlowKey::of(flow)
-        {
-            if !self.cache.replay(&keyed) {
-                self.key.recorder.start();
-                for configured in &mut self.handlers[..self.replayable] {
-                    configured.handler.process(flow, &mut self.key);
-                }
-                self.cache.store(&keyed, &mut self.key.recorder);
-            }
-            first = self.replayable;
-        }
-        for configured in &mut self.handlers[first..] {
+        for configured in &mut self.handlers {
             if let Some(filters) = &configured.filters
                 && !filters.matches_flow(flow)
             {
@@ -141,17 +92,7 @@ impl FlowMetrics {
 
     /// Removes the series naming a pod (by `namespace/name`, name or address).
     pub fn forget(&mut self, gone: &dyn Fn(&str, &str) -> bool) -> usize {
-        let removed = self.handlers.iter_mut().map(|c| c.handler.forget(gone)).sum();
-        if removed > 0 {
-            // Entries may lead to removed series; the next flows rebuild the rest.
-            self.cache.clear();
-        }
-        removed
-    }
-
-    /// How many flow shapes the flow cache holds, for tests.
-    pub fn cached_flow_count(&self) -> usize {
-        self.cache.len()
+        self.handlers.iter_mut().map(|c| c.handler.forget(gone)).sum()
     }
 
     /// How many series shortcuts the handlers hold, for tests.
@@ -172,7 +113,5 @@ impl FlowMetrics {
                 configured.handler = kept.handler;
             }
         }
-        // Handlers this configuration kept may differ in what they replay.
-        self.cache.clear();
     }
 }

@@ -11,7 +11,6 @@ pub mod dynamic;
 pub mod engine;
 pub mod exemplar;
 pub mod expiry;
-pub mod flow_cache;
 pub mod handlers;
 pub mod names;
 pub mod options;

@@ -16,20 +16,17 @@ use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::flow_cache::Recorder;
 use super::shortcut::{Shortcut, Shortcuts};
 
 /// Separates label values inside a [`LabelKey`]. A value that contains it has it
 /// replaced (see [`LabelKey::extend`]), so keys never become ambiguous.
 const SEPARATOR: char = '\u{1f}';
 
-/// The label values of one series, built in place for every flow and reused;
-/// with the recorder of the counters a flow bumped (see [`super::flow_cache`]).
+/// The label values of one series, built in place for every flow and reused.
 #[derive(Debug, Default, Clone)]
 pub struct LabelKey {
     text: String,
     values: usize,
-    pub recorder: Recorder,
 }
 
 impl LabelKey {
@@ -101,12 +98,6 @@ pub trait Cell: Send + Sync + 'static {
     const TYPE: MetricType;
     fn new_cell(buckets: &'static [f64]) -> Self;
     fn encode(&self, buckets: &'static [f64], encoder: MetricEncoder<'_>) -> std::fmt::Result;
-
-    /// Tells `recorder` that `cell` was updated once. Only plain counters can be
-    /// replayed; any other update makes the flow's outcome unrecordable.
-    fn record(_cell: &Arc<Self>, recorder: &mut Recorder) {
-        recorder.refused();
-    }
 }
 
 #[derive(Debug, Default)]
@@ -127,10 +118,6 @@ impl Cell for CounterCell {
 
     fn encode(&self, _: &'static [f64], mut encoder: MetricEncoder<'_>) -> std::fmt::Result {
         encoder.encode_counter::<NoLabelSet, _, u64>(&self.get(), None)
-    }
-
-    fn record(cell: &Arc<Self>, recorder: &mut Recorder) {
-        recorder.bumped(cell);
     }
 }
 
@@ -324,16 +311,12 @@ impl<C: Cell + std::fmt::Debug> Family<C> {
 
     /// Applies `update` to the series for `key`, created when new and the family
     /// is below its limit. One hash lookup when the series exists.
-    pub fn update(&mut self, key: &mut LabelKey, update: impl FnOnce(&C)) {
-        let cell = match self.local.get(key.as_str()) {
-            Some(cell) => cell,
-            None => match self.create(key) {
-                Some(cell) => cell,
-                None => return key.recorder.refused(),
-            },
-        };
-        update(cell);
-        C::record(cell, &mut key.recorder);
+    pub fn update(&mut self, key: &LabelKey, update: impl FnOnce(&C)) {
+        if let Some(cell) = self.local.get(key.as_str()) {
+            update(cell);
+        } else if let Some(cell) = self.create(key) {
+            update(cell);
+        }
     }
 
     /// Like [`update`](Self::update), but reaches the series through `shortcut`
@@ -347,7 +330,6 @@ impl<C: Cell + std::fmt::Debug> Family<C> {
     ) {
         if let Some(cell) = shortcut.as_ref().and_then(|s| self.shortcuts.get(s)) {
             update(cell);
-            C::record(cell, &mut key.recorder);
             return;
         }
         key.clear();
@@ -356,11 +338,10 @@ impl<C: Cell + std::fmt::Debug> Family<C> {
             Some(cell) => Arc::clone(cell),
             None => match self.create(key) {
                 Some(cell) => Arc::clone(cell),
-                None => return key.recorder.refused(),
+                None => return,
             },
         };
         update(&cell);
-        C::record(&cell, &mut key.recorder);
         if let Some(shortcut) = shortcut {
             self.shortcuts.insert(&shortcut, cell);
         }
@@ -426,7 +407,7 @@ impl CounterCell {
 }
 
 impl CounterFamily {
-    pub fn inc(&mut self, key: &mut LabelKey) {
+    pub fn inc(&mut self, key: &LabelKey) {
         self.update(key, CounterCell::bump);
     }
 
@@ -437,7 +418,7 @@ impl CounterFamily {
 }
 
 impl HistogramFamily {
-    pub fn observe(&mut self, key: &mut LabelKey, value: f64) {
+    pub fn observe(&mut self, key: &LabelKey, value: f64) {
         let bounds = self.published.buckets;
         self.update(key, |cell| cell.observe(bounds, value));
     }

@@ -60,10 +60,6 @@ impl Handler for DropHandler {
         });
     }
 
-    fn replayable(&self) -> bool {
-        self.context.reads_endpoints_only()
-    }
-
     fn collectors(&self) -> Vec<Arc<dyn Collect>> {
         vec![self.drops.collector()]
     }

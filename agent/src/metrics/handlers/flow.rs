@@ -88,10 +88,6 @@ impl Handler for FlowHandler {
         });
     }
 
-    fn replayable(&self) -> bool {
-        self.context.reads_endpoints_only()
-    }
-
     fn collectors(&self) -> Vec<Arc<dyn Collect>> {
         vec![self.flows.collector()]
     }

@@ -99,10 +99,6 @@ impl Handler for FlowsToWorldHandler {
         self.flows.inc(key);
     }
 
-    fn replayable(&self) -> bool {
-        self.context.reads_endpoints_only()
-    }
-
     fn collectors(&self) -> Vec<Arc<dyn Collect>> {
         vec![self.flows.collector()]
     }

@@ -49,10 +49,6 @@ impl Handler for IcmpHandler {
         self.messages.inc(key);
     }
 
-    fn replayable(&self) -> bool {
-        self.context.reads_endpoints_only()
-    }
-
     fn collectors(&self) -> Vec<Arc<dyn Collect>> {
         vec![self.messages.collector()]
     }

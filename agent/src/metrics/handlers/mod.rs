@@ -30,13 +30,6 @@ pub trait Handler: Send + std::fmt::Debug {
     /// [`ContextOptions::object_labels`]) has a value `gone` selects.
     fn forget(&mut self, gone: &dyn Fn(&str, &str) -> bool) -> usize;
 
-    /// Whether every series this handler counts into, and how often, follows from
-    /// a flow's [`FlowKey`](crate::metrics::flow_cache::FlowKey), and it only
-    /// counts (see [`crate::metrics::flow_cache`]).
-    fn replayable(&self) -> bool {
-        false
-    }
-
     /// How many series shortcuts the handler holds (see [`crate::metrics::shortcut`]).
     fn shortcut_count(&self) -> usize {
         0
@@ -157,9 +150,6 @@ mod tests;
 
 #[cfg(test)]
 mod shortcut_tests;
-
-#[cfg(test)]
-mod flow_cache_tests;
 
 #[cfg(test)]
 mod exemplar_tests;

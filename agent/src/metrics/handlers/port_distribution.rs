@@ -66,10 +66,6 @@ impl Handler for PortDistributionHandler {
         });
     }
 
-    fn replayable(&self) -> bool {
-        self.context.reads_endpoints_only()
-    }
-
     fn collectors(&self) -> Vec<Arc<dyn Collect>> {
         vec![self.ports.collector()]
     }

@@ -77,10 +77,6 @@ impl Handler for TcpHandler {
         }
     }
 
-    fn replayable(&self) -> bool {
-        self.context.reads_endpoints_only()
-    }
-
     fn collectors(&self) -> Vec<Arc<dyn Collect>> {
         vec![self.flags.collector()]
     }
