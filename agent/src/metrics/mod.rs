@@ -9,6 +9,7 @@ pub mod args;
 pub mod context;
 pub mod dynamic;
 pub mod engine;
+pub mod exemplar;
 pub mod expiry;
 pub mod handlers;
 pub mod l7;

@@ -304,6 +304,11 @@ impl<C: Cell + std::fmt::Debug> Family<C> {
         &self.published.label_names
     }
 
+    /// The histogram bucket bounds (unused by counters).
+    pub fn buckets(&self) -> &'static [f64] {
+        self.published.buckets
+    }
+
     /// Applies `update` to the series for `key`, created when new and the family
     /// is below its limit. One hash lookup when the series exists.
     pub fn update(&mut self, key: &LabelKey, update: impl FnOnce(&C)) {
@@ -396,7 +401,7 @@ impl<C: Cell + std::fmt::Debug> Family<C> {
 impl CounterCell {
     /// Only the pipeline thread writes (see [`Family`]): a plain load and store is
     /// enough and avoids a locked read-modify-write per flow and handler.
-    fn bump(&self) {
+    pub(crate) fn bump(&self) {
         self.0.store(self.0.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 }

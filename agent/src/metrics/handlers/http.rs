@@ -15,17 +15,22 @@ use super::port_distribution::format_u32;
 use super::{Handler, doomed, labels};
 use crate::flow_record::FlowRecord;
 use crate::metrics::context::ContextOptions;
-use crate::metrics::series::{Collect, CounterFamily, HistogramFamily, LabelKey};
+use crate::metrics::exemplar::{CountCell, ObserveCell, trace_id};
+use crate::metrics::series::{Collect, Family, LabelKey};
 
+/// With `exemplars=true` the cells keep trace exemplars (see
+/// [`crate::metrics::exemplar`]); otherwise they are the plain ones.
 #[derive(Debug)]
-pub struct HttpHandler {
+pub struct HttpHandler<Count, Observe> {
     context: ContextOptions,
     object_labels: Vec<&'static str>,
     v2: bool,
-    requests: CounterFamily,
+    /// Whether counts and observations carry the flow's trace id.
+    exemplars: bool,
+    requests: Family<Count>,
     /// v1 only.
-    responses: Option<CounterFamily>,
-    duration: HistogramFamily,
+    responses: Option<Family<Count>>,
+    duration: Family<Observe>,
 }
 
 /// Who observed the exchange: the client's side (egress) or the server's (ingress).
@@ -37,8 +42,8 @@ pub(super) fn reporter(flow: &FlowRecord) -> &'static str {
     }
 }
 
-impl HttpHandler {
-    pub fn new(context: ContextOptions, max_series: usize, v2: bool) -> Self {
+impl<Count: CountCell, Observe: ObserveCell> HttpHandler<Count, Observe> {
+    pub fn new(context: ContextOptions, max_series: usize, v2: bool, exemplars: bool) -> Self {
         let request_labels: &[&'static str] = if v2 {
             &["method", "protocol", "status", "reporter"]
         } else {
@@ -46,21 +51,21 @@ impl HttpHandler {
         };
         Self {
             object_labels: context.object_labels(),
-            requests: CounterFamily::new(
+            requests: Family::new(
                 "hubble_http_requests",
                 "Count of HTTP requests",
                 labels(&[], &context, request_labels),
                 max_series,
             ),
             responses: (!v2).then(|| {
-                CounterFamily::new(
+                Family::new(
                     "hubble_http_responses",
                     "Count of HTTP responses",
                     labels(&[], &context, &["method", "protocol", "status", "reporter"]),
                     max_series,
                 )
             }),
-            duration: HistogramFamily::new(
+            duration: Family::new(
                 "hubble_http_request_duration_seconds",
                 "Quantiles of HTTP request duration in seconds",
                 labels(&[], &context, &["method", "reporter"]),
@@ -68,11 +73,12 @@ impl HttpHandler {
             ),
             context,
             v2,
+            exemplars,
         }
     }
 }
 
-impl Handler for HttpHandler {
+impl<Count: CountCell, Observe: ObserveCell> Handler for HttpHandler<Count, Observe> {
     fn process(&mut self, flow: &FlowRecord, key: &mut LabelKey) {
         let Some(l7) = flow.l7.as_deref() else { return };
         let Some(layer7::Record::Http(http)) = l7.record.as_ref() else {
@@ -84,6 +90,7 @@ impl Handler for HttpHandler {
             return;
         }
         let reporter = reporter(flow);
+        let trace_id = if self.exemplars { trace_id(flow) } else { None };
         key.clear();
         self.context.write_values(flow, self.v2, key);
         let (context_end, context_values) = (key.len(), key.value_count());
@@ -91,7 +98,7 @@ impl Handler for HttpHandler {
         if is_request {
             key.push(&http.protocol);
             key.push(reporter);
-            self.requests.inc(key);
+            self.requests.update(key, |cell| cell.count(trace_id));
             return;
         }
         key.push(&http.protocol);
@@ -99,14 +106,15 @@ impl Handler for HttpHandler {
         let mut digits = [0; 10];
         key.extend(format_u32(&mut digits, http.code));
         key.push(reporter);
-        match &mut self.responses {
-            Some(responses) => responses.inc(key),
-            None => self.requests.inc(key),
-        }
+        let counted = self.responses.as_mut().unwrap_or(&mut self.requests);
+        counted.update(key, |cell| cell.count(trace_id));
         key.truncate_to(context_end, context_values);
         key.push(&http.method);
         key.push(reporter);
-        self.duration.observe(key, l7.latency_ns as f64 / 1e9);
+        let bounds = self.duration.buckets();
+        let seconds = l7.latency_ns as f64 / 1e9;
+        self.duration
+            .update(key, |cell| cell.observe_value(bounds, seconds, trace_id));
     }
 
     fn collectors(&self) -> Vec<Arc<dyn Collect>> {

@@ -96,11 +96,25 @@ pub fn build(spec: &MetricSpec, max_series: usize) -> Result<Box<dyn Handler>, M
                 syn_only: has("syn-only"),
             },
         )),
-        "http" => Box::new(http::HttpHandler::new(context, max_series, false)),
-        "httpV2" => Box::new(http::HttpHandler::new(context, max_series, true)),
+        "http" | "httpV2" => http_handler(context, max_series, spec.name == "httpV2", spec.option("exemplars")),
         "kafka" => Box::new(kafka::KafkaHandler::new(context, max_series)),
         _ => unreachable!("every name in HANDLERS is built above"),
     })
+}
+
+/// Hubble turns exemplars on for the exact value "true" only.
+fn http_handler(context: ContextOptions, max_series: usize, v2: bool, exemplars: Option<&str>) -> Box<dyn Handler> {
+    use super::exemplar::{ExemplarCounterCell, ExemplarHistogramCell};
+    use super::series::{CounterCell, HistogramCell};
+    if exemplars == Some("true") {
+        Box::new(http::HttpHandler::<ExemplarCounterCell, ExemplarHistogramCell>::new(
+            context, max_series, v2, true,
+        ))
+    } else {
+        Box::new(http::HttpHandler::<CounterCell, HistogramCell>::new(
+            context, max_series, v2, false,
+        ))
+    }
 }
 
 /// Label names: handler labels before and after the context ones.
@@ -136,3 +150,6 @@ mod tests;
 
 #[cfg(test)]
 mod shortcut_tests;
+
+#[cfg(test)]
+mod exemplar_tests;
