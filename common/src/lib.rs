@@ -1,6 +1,7 @@
 //! What the agent, the relay and the operator share, one concern per module: TLS
 //! material that follows its files, flags read from a config file, Hubble's
-//! naming rules, durations, backoff, shutdown, logging and how binaries exit.
+//! naming rules, durations, backoff, shutdown, logging, how binaries exit and
+//! where a live configuration comes from.
 
 #![forbid(unsafe_code)]
 
@@ -10,6 +11,7 @@ pub mod duration;
 pub mod edge;
 pub mod grpc_metrics;
 pub mod listen;
+pub mod live_source;
 pub mod logging;
 pub mod metrics_server;
 pub mod names;
