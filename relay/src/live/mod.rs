@@ -21,6 +21,8 @@ pub use apply::{Applier, Targets};
 pub use args::LiveArgs;
 pub use settings::{LIVE_KEYS, Tunables};
 
+use sightline_common::live_source::{ConfigText, LiveSourceError};
+
 use crate::config::ConfigError;
 
 /// Which source delivered a version.
@@ -45,24 +47,25 @@ pub struct Snapshot {
     pub generation: Option<i64>,
 }
 
+impl Snapshot {
+    /// A shared source's text, marked with the source that delivered it.
+    pub fn from_text(source: Source, text: ConfigText) -> Self {
+        Self {
+            source,
+            origin: text.origin,
+            config: text.config,
+            generation: text.generation,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("{origin}: generation {value:?} is not an integer")]
-    Generation { origin: PathBuf, value: String },
-    #[error("{origin}: no key {key:?}")]
-    MissingKey { origin: PathBuf, key: &'static str },
-    #[error("{path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    /// A bad `generation`, a missing key, an unreadable file.
+    #[error(transparent)]
+    Source(#[from] LiveSourceError),
     #[error("connecting to the Kubernetes API for --config-map: {0}")]
     Client(String),
-}
-
-/// Parses the operator's `generation` value, naming where it came from.
-pub fn parse_generation(origin: &std::path::Path, text: &str) -> Result<i64, LiveError> {
-    text.trim().parse().map_err(|_| LiveError::Generation {
-        origin: origin.to_owned(),
-        value: text.trim().to_owned(),
-    })
 }
