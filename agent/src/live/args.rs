@@ -4,9 +4,6 @@ use std::time::Duration;
 
 use sightline_common::duration::parse_duration;
 
-/// Where a pod finds its own namespace when `POD_NAMESPACE` is not set.
-const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
-
 #[derive(Debug, Clone, clap::Args)]
 pub struct LiveArgs {
     /// The operator's agent ConfigMap, watched through the API so that a change
@@ -27,16 +24,6 @@ pub struct LiveArgs {
 
 impl LiveArgs {
     pub fn namespace(&self) -> String {
-        self.config_map_namespace
-            .clone()
-            .filter(|ns| !ns.is_empty())
-            .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|ns| !ns.is_empty()))
-            .or_else(|| {
-                std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE)
-                    .ok()
-                    .map(|ns| ns.trim().to_owned())
-                    .filter(|ns| !ns.is_empty())
-            })
-            .unwrap_or_else(|| "default".to_owned())
+        sightline_common::live_source::pod_namespace(self.config_map_namespace.as_deref())
     }
 }

@@ -1,21 +1,19 @@
 //! The operator's agent ConfigMap as a source, watched by name through the API.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
+use sightline_common::live_source::config_map::{self, generation_in};
 use tokio::sync::mpsc::Sender;
 
 use super::{LiveConfigError, Snapshot, profile};
 
-pub const CONFIG_KEY: &str = "config.yaml";
+pub use sightline_common::live_source::GENERATION_KEY;
+pub use sightline_common::live_source::config_map::CONFIG_KEY;
 pub const METRICS_KEY: &str = "metrics.yaml";
 pub const FLOWLOGS_KEY: &str = "flowlogs.yaml";
-pub const GENERATION_KEY: &str = "generation";
 
 /// This node's configuration in the ConfigMap's `data`: its profile's keys when
 /// `node-profiles.yaml` names it, the base keys otherwise.
@@ -29,15 +27,7 @@ pub fn snapshot_from(
         None => None,
     };
     let key = |base| profile::key_for(profile.as_deref(), base);
-    let generation = data
-        .get(GENERATION_KEY)
-        .map(|text| {
-            text.trim().parse::<i64>().map_err(|_| LiveConfigError::Generation {
-                origin: origin.clone(),
-                value: text.clone(),
-            })
-        })
-        .transpose()?;
+    let generation = generation_in(&origin, data)?;
     Ok(Snapshot {
         config: data.get(&key(CONFIG_KEY)).cloned(),
         metrics: data.get(&key(METRICS_KEY)).cloned(),
@@ -48,34 +38,17 @@ pub fn snapshot_from(
 }
 
 /// Follows ConfigMap `name` in `api`'s namespace and sends this node's snapshot on
-/// every version of it. Errors are retried by the watcher with backoff.
+/// every new version of it; a refused version is logged and the last good one
+/// stays in force.
 pub async fn watch(api: Api<ConfigMap>, namespace: String, name: String, node: String, send: Sender<Snapshot>) {
-    let origin = PathBuf::from(format!("configmap {namespace}/{name}"));
-    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut events = watcher::watcher(api, config).default_backoff().boxed();
-    while let Some(event) = events.next().await {
-        let config_map = match event {
-            Ok(Event::Apply(config_map) | Event::InitApply(config_map)) => config_map,
-            Ok(Event::Delete(_)) => {
-                tracing::warn!(origin = %origin.display(), "the configuration ConfigMap was deleted; the last good configuration stays in force");
-                continue;
-            }
-            Ok(Event::Init | Event::InitDone) => continue,
-            Err(error) => {
-                tracing::warn!(%error, "watching the configuration ConfigMap");
-                continue;
-            }
-        };
-        let snapshot = snapshot_from(origin.clone(), &config_map.data.unwrap_or_default(), &node);
-        match snapshot {
-            Ok(snapshot) => {
-                if send.send(snapshot).await.is_err() {
-                    return;
-                }
-            }
-            Err(error) => tracing::warn!(%error, "configuration refused; the last good one stays in force"),
+    let deliver = |origin: &Path, data: &BTreeMap<String, String>| match snapshot_from(origin.to_owned(), data, &node) {
+        Ok(snapshot) => Some(snapshot),
+        Err(error) => {
+            tracing::warn!(%error, "configuration refused; the last good one stays in force");
+            None
         }
-    }
+    };
+    config_map::watch(api, &namespace, &name, deliver, send).await;
 }
 
 #[cfg(test)]

@@ -2,73 +2,37 @@
 //! because the kubelet updates a mounted ConfigMap by swapping a symlink above the
 //! file, which a watch on the file itself does not see.
 
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
+use sightline_common::config_file::ConfigFileError;
+use sightline_common::live_source::{LiveSourceError, config_file};
 use tokio::sync::mpsc::Sender;
 
 use super::{LiveConfigError, Snapshot, profile};
 
-pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// The operator's `generation` key, a file next to `--config` when its ConfigMap is mounted.
-pub const GENERATION_FILE: &str = "generation";
-
-/// What the file source delivers now, and a fingerprint of it.
-pub fn read(path: &Path, node: &str) -> Result<(Snapshot, u64), LiveConfigError> {
+/// What the file source delivers now: the node's profile file when the profiles
+/// file next to `path` names the node, with the generation next to `path`.
+pub fn read(path: &Path, node: &str) -> Result<Snapshot, LiveConfigError> {
     let origin = profile::resolve_file(path, node)?;
-    let config = std::fs::read_to_string(&origin).map_err(|source| {
-        LiveConfigError::File(sightline_common::config_file::ConfigFileError::Read {
-            path: origin.clone(),
-            source,
-        })
+    let text = config_file::read(&origin, path).map_err(|error| match error {
+        // Said like the startup read of `--config` says it.
+        LiveSourceError::Read { path, source } => LiveConfigError::File(ConfigFileError::Read { path, source }),
+        other => LiveConfigError::Source(other),
     })?;
-    let generation_file = path.with_file_name(GENERATION_FILE);
-    let generation = match std::fs::read_to_string(&generation_file) {
-        Ok(text) => Some(text.trim().parse::<i64>().map_err(|_| LiveConfigError::Generation {
-            origin: generation_file.clone(),
-            value: text.trim().to_owned(),
-        })?),
-        Err(_) => None,
-    };
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (&origin, &config, generation).hash(&mut hasher);
-    let snapshot = Snapshot {
-        origin,
-        config: Some(config),
+    Ok(Snapshot {
+        origin: text.origin,
+        config: Some(text.config),
         metrics: None,
         flowlogs: None,
-        generation,
-    };
-    Ok((snapshot, hasher.finish()))
+        generation: text.generation,
+    })
 }
 
-/// Sends a snapshot whenever the file's content (or the profile it resolves to)
-/// changes from `seen`. A file that cannot be read is logged once and retried.
-pub async fn poll(path: PathBuf, node: String, mut seen: Option<u64>, send: Sender<Snapshot>) {
-    let mut timer = tokio::time::interval(POLL_INTERVAL);
-    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
-    loop {
-        timer.tick().await;
-        match read(&path, &node) {
-            Ok((snapshot, fingerprint)) => {
-                failing = false;
-                if seen == Some(fingerprint) {
-                    continue;
-                }
-                seen = Some(fingerprint);
-                if send.send(snapshot).await.is_err() {
-                    return;
-                }
-            }
-            Err(error) if !failing => {
-                failing = true;
-                tracing::warn!(%error, "cannot read the configuration; the last good one stays in force");
-            }
-            Err(_) => {}
-        }
-    }
+/// Sends a snapshot whenever the file's content (or the profile it resolves to,
+/// or the generation) changes from `seen`. A file that cannot be read, or a
+/// broken generation, is logged once and retried.
+pub async fn poll(path: PathBuf, node: String, seen: Option<Snapshot>, send: Sender<Snapshot>) {
+    config_file::poll(move || read(&path, &node), Clone::clone, seen, send).await;
 }
 
 #[cfg(test)]
@@ -77,20 +41,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_fingerprint_follows_content_and_generation() {
+    fn the_profile_named_for_the_node_is_read_with_the_generation_next_to_config() {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.yaml");
         std::fs::write(&config, "monitor-aggregation: low\n").unwrap();
-        let (first, a) = read(&config, "node-a").unwrap();
-        assert_eq!(first.generation, None);
-        assert_eq!(read(&config, "node-a").unwrap().1, a, "unchanged");
-        std::fs::write(dir.path().join(GENERATION_FILE), "7\n").unwrap();
-        let (second, b) = read(&config, "node-a").unwrap();
-        assert_eq!(second.generation, Some(7));
-        assert_ne!(a, b);
-        std::fs::write(&config, "monitor-aggregation: maximum\n").unwrap();
-        assert_ne!(read(&config, "node-a").unwrap().1, b);
-        std::fs::write(dir.path().join(GENERATION_FILE), "seven").unwrap();
+        std::fs::write(
+            dir.path().join("profile-abc.config.yaml"),
+            "monitor-aggregation: maximum\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("node-profiles.yaml"), "gpu-1: profile-abc\n").unwrap();
+        std::fs::write(dir.path().join("generation"), "7\n").unwrap();
+        let base = read(&config, "node-a").unwrap();
+        assert_eq!(base.config.as_deref(), Some("monitor-aggregation: low\n"));
+        assert_eq!(base.generation, Some(7));
+        let gpu = read(&config, "gpu-1").unwrap();
+        assert_eq!(gpu.config.as_deref(), Some("monitor-aggregation: maximum\n"));
+        assert_eq!(gpu.generation, Some(7), "the generation sits next to --config");
+        assert!(gpu.origin.ends_with("profile-abc.config.yaml"), "{:?}", gpu.origin);
+        std::fs::write(dir.path().join("generation"), "seven").unwrap();
         let error = read(&config, "node-a").unwrap_err().to_string();
         assert!(error.contains("generation") && error.contains("seven"), "{error}");
     }

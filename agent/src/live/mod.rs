@@ -47,8 +47,9 @@ pub enum LiveConfigError {
     Metrics(#[from] crate::metrics::dynamic::DynamicConfigError),
     #[error(transparent)]
     FlowLogs(#[from] crate::export::dynamic::FlowLogsError),
-    #[error("{origin}: generation {value:?} is not an integer")]
-    Generation { origin: PathBuf, value: String },
+    /// A bad `generation` in the file or the ConfigMap.
+    #[error(transparent)]
+    Source(#[from] sightline_common::live_source::LiveSourceError),
     #[error("{origin}: node-profiles.yaml: {reason}")]
     Profiles { origin: PathBuf, reason: String },
 }

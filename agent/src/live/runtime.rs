@@ -50,23 +50,23 @@ pub fn start(
     };
     let startup_text = startup
         .as_ref()
-        .and_then(|(_, (snapshot, _))| Some((snapshot.origin.clone(), snapshot.config.clone()?)));
+        .and_then(|(_, snapshot)| Some((snapshot.origin.clone(), snapshot.config.clone()?)));
     let mut applier =
         Applier::new(argv, args, startup_text)?.with_metrics(metrics.reloader(), metrics.live_config_reloads());
     if let Some(flowlogs) = flowlogs {
         applier = applier.with_flowlogs(flowlogs, args.export.flowlogs_config_path.is_some());
     }
-    if let Some((_, (snapshot, _))) = &startup {
+    if let Some((_, snapshot)) = &startup {
         // Only the generation is new here: the flags already came from this text.
         applier.apply_logged(snapshot);
     }
     let (send, mut receive) = mpsc::channel(QUEUE);
     let mut tasks = Vec::new();
-    if let Some((path, (_, fingerprint))) = startup {
+    if let Some((path, snapshot)) = startup {
         tasks.push(tokio::spawn(file_source::poll(
             path,
             node.to_owned(),
-            Some(fingerprint),
+            Some(snapshot),
             send.clone(),
         )));
     }
