@@ -89,8 +89,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    fn data<const N: usize>(pairs: [(&str, &str); N]) -> BTreeMap<String, String> {
+        BTreeMap::from(pairs.map(|(key, value)| (key.to_owned(), value.to_owned())))
     }
 
     #[test]
@@ -98,21 +98,21 @@ mod tests {
         let origin = Path::new("configmap sightline/sightline-relay-config");
         let text = config_text(
             origin,
-            &data(&[("config.yaml", "retry-timeout: 5s\n"), ("generation", "3")]),
+            &data([("config.yaml", "retry-timeout: 5s\n"), ("generation", "3")]),
             CONFIG_KEY,
         )
         .unwrap();
         assert_eq!(text.config, "retry-timeout: 5s\n");
         assert_eq!(text.generation, Some(3));
         assert!(text.origin.ends_with("config.yaml"), "YAML by the key's extension");
-        let missing = config_text(origin, &data(&[("generation", "3")]), CONFIG_KEY)
+        let missing = config_text(origin, &data([("generation", "3")]), CONFIG_KEY)
             .unwrap_err()
             .to_string();
         assert!(
             missing.contains("sightline-relay-config") && missing.contains("config.yaml"),
             "{missing}"
         );
-        let bad = config_text(origin, &data(&[("config.yaml", ""), ("generation", "v3")]), CONFIG_KEY)
+        let bad = config_text(origin, &data([("config.yaml", ""), ("generation", "v3")]), CONFIG_KEY)
             .unwrap_err()
             .to_string();
         assert!(bad.contains("sightline-relay-config") && bad.contains("v3"), "{bad}");
@@ -121,7 +121,7 @@ mod tests {
     #[test]
     fn a_config_map_without_generation_says_none() {
         let origin = Path::new("configmap sightline/sightline-agent-config");
-        assert_eq!(generation_in(origin, &data(&[("config.yaml", "")])).unwrap(), None);
-        assert_eq!(generation_in(origin, &data(&[("generation", "5")])).unwrap(), Some(5));
+        assert_eq!(generation_in(origin, &data([("config.yaml", "")])).unwrap(), None);
+        assert_eq!(generation_in(origin, &data([("generation", "5")])).unwrap(), Some(5));
     }
 }
