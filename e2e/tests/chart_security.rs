@@ -337,6 +337,21 @@ fn assert_no_other_api_calls_in_the_agent() {
     }
 }
 
+/// A binary's ConfigMap source hands its `Api` to the shared watcher in
+/// `sightline-common`, which only lists and watches, selected by name.
+fn assert_config_map_only_watched_by_name(source: &str, file: &str) {
+    let compact: String = source.split_whitespace().collect();
+    assert!(
+        compact.contains("config_map::watch(api,"),
+        "{file} no longer uses the shared watcher: teach this test"
+    );
+    assert!(!source.contains("api."), "{file} calls the ConfigMap API directly");
+    let shared =
+        std::fs::read_to_string(repo_root().join("common/src/live_source/config_map.rs")).expect("config_map.rs");
+    assert!(shared.contains("watcher::watcher(api") && shared.contains("metadata.name="));
+    assert!(!shared.contains("api."), "the shared ConfigMap source is only a watch");
+}
+
 /// The live configuration's API calls, read from its source: which namespaced kinds it
 /// opens an `Api` on, and what it does with each.
 fn namespaced_calls_of_the_agent() -> BTreeSet<Rule> {
@@ -353,7 +368,7 @@ fn namespaced_calls_of_the_agent() -> BTreeSet<Rule> {
         "agent/src/live/runtime.rs opens other APIs: teach this test"
     );
     let (configmap, lease) = (read("configmap.rs"), read("lease.rs"));
-    assert!(configmap.contains("watcher::watcher(api") && configmap.contains("metadata.name="));
+    assert_config_map_only_watched_by_name(&configmap, "agent/src/live/configmap.rs");
     assert_eq!(lease.matches("api.").count(), 1, "lease.rs makes one kind of call");
     assert!(lease.contains("api.patch(") && lease.contains("Patch::Apply"));
     let owned = |items: &[&str]| items.iter().map(|item| (*item).to_owned()).collect::<Vec<_>>();
@@ -438,8 +453,7 @@ fn namespaced_calls_of_the_relay() -> BTreeSet<Rule> {
         "{opened:?}"
     );
     let watch = std::fs::read_to_string(repo_root().join("relay/src/live/configmap.rs")).expect("configmap.rs");
-    assert!(watch.contains("watcher::watcher(api") && watch.contains("metadata.name="));
-    assert!(!watch.contains("api."), "the ConfigMap is only watched");
+    assert_config_map_only_watched_by_name(&watch, "relay/src/live/configmap.rs");
     let owned = |items: &[&str]| items.iter().map(|item| (*item).to_owned()).collect::<Vec<_>>();
     BTreeSet::from([(
         owned(&[""]),
