@@ -189,6 +189,7 @@ impl Connection {
             captured: bytes,
             timestamp_ns: self.now,
             fin_or_rst: false,
+            from_client,
         };
         self.seq[index] = self.seq[index].wrapping_add(bytes.len() as u32);
         self.now += 1_000;

@@ -475,7 +475,9 @@ fn header<'a>(http: &'a Http, key: &str) -> Option<&'a str> {
 #[test]
 fn grpc_calls_become_http2_flows_with_grpc_status() {
     let (node, client, server) = two_pods();
-    let agent = start_l7(&node, l7_args("grpc=50051", false), &[&client, &server]);
+    let settings = l7_args("grpc=50051", false);
+    let l7_stats = std::sync::Arc::clone(&settings.l7.stats);
+    let agent = start_l7(&node, settings, &[&client, &server]);
     let _server = grpc_server(&server, 50051);
     let address = SocketAddr::from((server.ipv4, 50051));
     wait_listening(&client, address);
@@ -484,7 +486,23 @@ fn grpc_calls_become_http2_flows_with_grpc_status() {
     agent.wait_for(is_l7, |f| f.len() >= 4);
     std::thread::sleep(Duration::from_millis(300));
     let flows: Vec<Flow> = agent.flows().into_iter().filter(is_l7).collect();
-    assert_eq!(flows.len(), 4, "{flows:#?}");
+    // On a miss, the counters say where the parser gave up (and the trace flows what the capture saw).
+    let traces: Vec<String> = agent
+        .flows()
+        .iter()
+        .filter(|f| ports(f).is_some_and(|p| p.0 == 50051 || p.1 == 50051))
+        .map(|f| format!("{:?} {:?}", f.l4, f.is_reply))
+        .collect();
+    assert_eq!(
+        flows.len(),
+        4,
+        "{flows:#?}\nL7 counters: {:#?}\ncapture: {:?}\nL4 flows: {traces:#?}",
+        l7_scrape(&l7_stats)
+            .into_iter()
+            .filter(|l| !l.ends_with(" 0"))
+            .collect::<Vec<_>>(),
+        l7_stats.capture()
+    );
     let (requests, responses): (Vec<&Flow>, Vec<&Flow>) = flows
         .iter()
         .partition(|f| l7_type(f) == Some(L7FlowType::Request as i32));

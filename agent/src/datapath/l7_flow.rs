@@ -116,6 +116,7 @@ impl Decoder {
             captured: segment.captured,
             timestamp_ns,
             fin_or_rst: event.tcp_flags & (tcp_flags::FIN | tcp_flags::RST) != 0,
+            from_client: segment.from_client,
         };
         let mut messages = std::mem::take(&mut self.l7_messages);
         self.l7.on_segment(&input, &mut messages);

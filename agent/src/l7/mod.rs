@@ -66,6 +66,9 @@ pub struct Segment<'a> {
     pub timestamp_ns: u64,
     /// The connection ends with this segment.
     pub fin_or_rst: bool,
+    /// The datapath's side of the segment: the configured port is the server's, and with
+    /// `--l7-detect` the SYN's sender is the client. Used when content does not tell.
+    pub from_client: bool,
 }
 
 /// One parsed L7 record, ready to become a `flow.Flow` of type L7 (event type 129).

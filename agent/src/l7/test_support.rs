@@ -68,6 +68,7 @@ impl Wire {
             captured: &bytes[..capture.min(bytes.len())],
             timestamp_ns: self.now_ns,
             fin_or_rst: fin,
+            from_client,
         };
         self.tracker.on_segment(&segment, &mut self.out);
     }

@@ -222,16 +222,18 @@ impl L7Tracker {
         }
     }
 
-    /// Decides who is the client and which parser to use. Content wins over the
-    /// datapath's hint; without recognisable content the lower port is taken as the
-    /// server's, since clients use ephemeral ports.
+    /// Decides who is the client and which parser to use. The datapath knows the side
+    /// (the configured port is the server's; with `--l7-detect` the SYN's sender is the
+    /// client); ports cannot tell, since an HTTP/2 server sends its SETTINGS first and
+    /// gRPC's 50051 lies inside Linux's ephemeral range, above many clients' ports. A
+    /// client's first bytes decide the protocol over the port's hint; a server's are not
+    /// looked at (h2's first SETTINGS frame also parses as a Kafka request header).
     fn open(&self, segment: &Segment<'_>) -> Connection {
-        let (protocol, src_is_client) = match detect(segment.captured) {
-            Some(protocol) => (protocol, true),
-            None if segment.protocol == L7Protocol::Http1 && segment.captured.starts_with(b"HTTP/1.") => {
-                (L7Protocol::Http1, false)
-            }
-            None => (segment.protocol, segment.src.port() > segment.dst.port()),
+        let src_is_client = segment.from_client;
+        let protocol = if src_is_client {
+            detect(segment.captured).unwrap_or(segment.protocol)
+        } else {
+            segment.protocol
         };
         let (client, server) = if src_is_client {
             (segment.src, segment.dst)
@@ -302,6 +304,32 @@ mod tests {
         let request = &wire.out[0];
         assert!(request.from_client);
         assert_eq!((request.client, request.server), (wire.client, wire.server));
+    }
+
+    #[test]
+    fn an_http2_server_speaking_first_from_a_port_above_the_clients_is_still_the_server() {
+        // tonic/h2 servers send SETTINGS on accept; under load that segment reaches the
+        // tracker before the client's preface. 50051 > 47426, so "lower port is the server"
+        // took the server for the client and gave the connection up as mid-connection.
+        let mut wire = Wire::new(L7Protocol::Http2);
+        wire.client = "10.0.0.1:47426".parse().expect("literal address");
+        wire.server = "10.0.0.2:50051".parse().expect("literal address");
+        // h2's own first frame, as captured in the failing run.
+        let server_settings = [
+            0, 0, 18, 4, 0, 0, 0, 0, 0, 0, 4, 0, 16, 0, 0, 0, 5, 0, 0, 64, 0, 0, 6, 0, 0, 64, 0,
+        ];
+        wire.send(false, &server_settings);
+        let mut client = super::super::detect::HTTP2_PREFACE.to_vec();
+        client.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        wire.send(true, &client);
+        let mut request = vec![0, 0, 0, 1, 0x5, 0, 0, 0, 1];
+        let block = [0x83, 0x86, 0x84]; // :method POST, :scheme http, :path /
+        request[2] = block.len() as u8;
+        request.extend_from_slice(&block);
+        wire.send(true, &request);
+        let failures: Vec<_> = wire.tracker.stats().all_failures().filter(|(_, _, n)| *n > 0).collect();
+        assert_eq!(failures, []);
+        assert_eq!(wire.summaries(), ["HTTP/2 POST http:///"]);
     }
 
     #[test]

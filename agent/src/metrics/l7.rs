@@ -137,6 +137,7 @@ mod tests {
                 captured: bytes,
                 timestamp_ns: 1,
                 fin_or_rst: false,
+                from_client,
             },
             &mut out,
         );
@@ -202,6 +203,7 @@ mod tests {
                 captured: b"GET ",
                 timestamp_ns: 1,
                 fin_or_rst: false,
+                from_client: true,
             };
             tracker.on_segment(&segment, &mut out);
         }

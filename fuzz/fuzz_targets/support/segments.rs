@@ -102,6 +102,7 @@ fn converse(protocol: L7Protocol, prologue: &[u8], pieces: &[Piece<'_>]) -> Outc
             captured: &piece.payload[..piece.capture.min(piece.payload.len())],
             timestamp_ns: now,
             fin_or_rst: piece.fin,
+            from_client: piece.from_client,
         };
         if !piece.replay {
             seq[index] = seq[index].wrapping_add(length);
