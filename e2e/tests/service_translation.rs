@@ -157,6 +157,38 @@ struct ThroughService<'a> {
     hidden: &'a [Hidden],
 }
 
+/// A TCP flow at the client pod's veth, of a connection to the web Service: the
+/// request names the client pod, the web pod and the Service, with `masquerade` as
+/// `source_xlated` ("" when not masqueraded); the reply comes from the web pod and
+/// the Service. Returns whether it is the request.
+fn assert_client_side(flow: &Flow, client_ip: IpAddr, web_ip: IpAddr, masquerade: &str) -> bool {
+    let (source, destination) = addresses(flow);
+    let (source_port, destination_port) = ports(flow).expect("ports");
+    let web_pod = Some(("shop", "web-0"));
+    let web_service = Some(("shop", "web"));
+    if source == client_ip {
+        assert_eq!((destination, destination_port), (web_ip, 8080), "{flow:?}");
+        assert_eq!(pod_named(flow.destination.as_deref()), web_pod, "{flow:?}");
+        assert_eq!(pod_named(flow.source.as_deref()), Some(("shop", "client")), "{flow:?}");
+        assert_eq!(
+            service_named(flow.destination_service.as_deref()),
+            web_service,
+            "{flow:?}"
+        );
+        assert_eq!(source_xlated(flow), masquerade, "masquerade: {flow:?}");
+        true
+    } else {
+        assert_eq!(
+            (source, source_port, destination),
+            (web_ip, 8080, client_ip),
+            "{flow:?}"
+        );
+        assert_eq!(pod_named(flow.source.as_deref()), web_pod, "{flow:?}");
+        assert_eq!(service_named(flow.source_service.as_deref()), web_service, "{flow:?}");
+        false
+    }
+}
+
 /// Every TCP flow, at the client's and at the web pod's veth, in both directions,
 /// names the web pod and the web Service and never what netfilter translated; the
 /// web pod's side shows the client before masquerade and the masquerade address as
@@ -194,26 +226,9 @@ fn assert_every_flow_names_the_web_pod_and_service(flows: &[Flow], through: &Thr
                 ),
             }
         }
-        if at(flow, client) && source == client_ip {
-            checked[0] += 1;
-            assert_eq!((destination, destination_port), (web_ip, 8080), "{flow:?}");
-            assert_eq!(pod_named(flow.destination.as_deref()), web_pod, "{flow:?}");
-            assert_eq!(pod_named(flow.source.as_deref()), client_pod, "{flow:?}");
-            assert_eq!(
-                service_named(flow.destination_service.as_deref()),
-                web_service,
-                "{flow:?}"
-            );
-            assert_eq!(source_xlated(flow), masquerade, "masqueraded: {flow:?}");
-        } else if at(flow, client) {
-            checked[1] += 1;
-            assert_eq!(
-                (source, source_port, destination),
-                (web_ip, 8080, client_ip),
-                "{flow:?}"
-            );
-            assert_eq!(pod_named(flow.source.as_deref()), web_pod, "{flow:?}");
-            assert_eq!(service_named(flow.source_service.as_deref()), web_service, "{flow:?}");
+        if at(flow, client) {
+            let request = assert_client_side(flow, client_ip, web_ip, &masquerade);
+            checked[usize::from(!request)] += 1;
         } else if at(flow, web) && destination == web_ip {
             checked[2] += 1;
             // Hubble's `source` is the client before masquerade, `source_xlated` after.
@@ -523,34 +538,17 @@ fn a_cluster_ip_translated_on_the_clients_node_names_the_remote_backend_and_the_
     let (flows_a, flows_b) = (agent_a.stop(), agent_b.stop());
     let web_pod = Some(("shop", "web-0"));
     let client_pod = Some(("shop", "client"));
-    let web_service = Some(("shop", "web"));
 
     let (mut requests, mut replies) = (0, 0);
     for flow in flows_a
         .iter()
         .filter(|f| on_interface(f, client.host_ifindex) && is_tcp(f))
     {
-        let (source, destination) = addresses(flow);
-        let (source_port, destination_port) = ports(flow).expect("ports");
-        if source == client_ip {
+        // Not masqueraded: pod-to-pod traffic keeps its source.
+        if assert_client_side(flow, client_ip, web_ip, "") {
             requests += 1;
-            assert_eq!((destination, destination_port), (web_ip, 8080), "{flow:?}");
-            assert_eq!(pod_named(flow.destination.as_deref()), web_pod, "{flow:?}");
-            assert_eq!(
-                service_named(flow.destination_service.as_deref()),
-                web_service,
-                "{flow:?}"
-            );
-            assert_eq!(source_xlated(flow), "", "not masqueraded: {flow:?}");
         } else {
             replies += 1;
-            assert_eq!(
-                (source, source_port, destination),
-                (web_ip, 8080, client_ip),
-                "{flow:?}"
-            );
-            assert_eq!(pod_named(flow.source.as_deref()), web_pod, "{flow:?}");
-            assert_eq!(service_named(flow.source_service.as_deref()), web_service, "{flow:?}");
         }
     }
     assert!(
