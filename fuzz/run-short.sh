@@ -4,7 +4,7 @@
 # Fails on any crash, hang (-timeout) or out-of-memory, and prints the input that caused it:
 # its path under artifacts/<target>/ and its base64. Long runs: see README.md.
 #
-#   bash fuzz/run-short.sh                  # every target, FUZZ_SECONDS (30) each
+#   bash fuzz/run-short.sh                  # every target, FUZZ_SECONDS (25) each
 #   FUZZ_SECONDS=60 bash fuzz/run-short.sh http2 kafka
 #   FUZZ_FLAGS="-seed=1 -only_ascii=1" bash fuzz/run-short.sh http1
 #
@@ -13,7 +13,7 @@ set -euo pipefail
 fuzz_dir="$(cd "$(dirname "$0")" && pwd)"
 cd "$fuzz_dir"
 toolchain="$(tr -d '[:space:]' < ../bpf/nightly-toolchain)"
-seconds="${FUZZ_SECONDS:-30}"
+seconds="${FUZZ_SECONDS:-25}"
 target_dir="${FUZZ_TARGET_DIR:-${CARGO_TARGET_DIR:-$fuzz_dir/../target}/fuzz}"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then

@@ -2,26 +2,29 @@
 //! (with masquerade) in the node's namespace: every flow of the connection, at the
 //! client's and at the backend's veth, in both directions, names the backend pod and
 //! carries the Service, as Hubble shows it. The same for DNS through the kube-dns VIP,
-//! for a NodePort on any of the node's addresses, and for a ClusterIP translated on
-//! the client's node to a backend on another node. Run as root.
+//! for a NodePort on any of the node's addresses (over IPv4 and over IPv6, with a
+//! dual-stack Service), and for a ClusterIP translated on the client's node to a
+//! backend on another node. Run as root.
 
 mod support;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use sightline_e2e::{DnsServer, Netns, Node, Pod};
 use sightline_proto::flow::{Flow, layer7};
 use support::services::{
-    EnrichedAgent, NODE_NAME, RemoteHost, ServiceSpec, addresses, gateway, install_rules, is_tcp, link_nodes,
-    node_yaml, pod_named, pod_yaml, pod_yaml_on, route_pods, route_through_node, service_named, service_yaml,
-    source_xlated,
+    EnrichedAgent, Family, NODE_NAME, RemoteHost, ServiceSpec, addresses, gateway, install_rules, is_tcp, link_nodes,
+    node_yaml, pod_named, pod_yaml, pod_yaml_on, route_pods, route_pods_ipv6, route_through_node, service_named,
+    service_yaml, source_xlated,
 };
 use support::{is_reply, on_interface, ports};
 
 const WEB_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
+/// The web Service's IPv6 ClusterIP (outside the harness's pod prefix fd00::/16).
+const WEB_VIP6: Ipv6Addr = Ipv6Addr::new(0xfd96, 0, 0, 0, 0, 0, 0, 0x10);
 const DNS_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 53);
 /// A Service external IP (TEST-NET-3) that the node routes for.
 const WEB_EXTERNAL: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
@@ -31,7 +34,8 @@ const WEB_NODE_PORT: u16 = 30080;
 /// What kube-proxy installs for the two Services: DNAT in prerouting (the NodePort
 /// on any local address, as kube-proxy's `fib daddr type local` / `addrtype LOCAL`
 /// match does), masquerade of what was DNATed (so replies return through the node
-/// to be un-NATed).
+/// to be un-NATed). One table per family, as kube-proxy's nftables mode has; the
+/// IPv6 one serves the web Service's IPv6 ClusterIP and its NodePort.
 fn kube_proxy_rules(web: &Pod, dns: &Pod) -> String {
     format!(
         "table ip sightline-kube-proxy {{
@@ -46,8 +50,20 @@ fn kube_proxy_rules(web: &Pod, dns: &Pod) -> String {
     ct status dnat masquerade
   }}
 }}
+table ip6 sightline-kube-proxy {{
+  chain prerouting {{
+    type nat hook prerouting priority dstnat; policy accept;
+    ip6 daddr {WEB_VIP6} tcp dport 80 dnat to [{web6}]:8080
+    fib daddr type local tcp dport {WEB_NODE_PORT} dnat to [{web6}]:8080
+  }}
+  chain postrouting {{
+    type nat hook postrouting priority srcnat; policy accept;
+    ct status dnat masquerade
+  }}
+}}
 ",
         web = web.ipv4,
+        web6 = web.ipv6,
         dns = dns.ipv4
     )
 }
@@ -57,6 +73,7 @@ fn web_service(web: &Pod) -> ServiceSpec<'_> {
         name: "web",
         namespace: "shop",
         cluster_ip: WEB_VIP,
+        cluster_ipv6: Some(WEB_VIP6),
         external_ips: &[WEB_EXTERNAL],
         port: 80,
         target: 8080,
@@ -78,6 +95,7 @@ fn manifests(client: &Pod, web: &Pod, dns: &Pod) -> String {
             name: "kube-dns",
             namespace: "kube-system",
             cluster_ip: DNS_VIP,
+            cluster_ipv6: None,
             external_ips: &[],
             port: 53,
             target: 53,
@@ -88,10 +106,12 @@ fn manifests(client: &Pod, web: &Pod, dns: &Pod) -> String {
     )
 }
 
-/// Serves one exchange on the web pod's 8080 and runs `client` against it from
-/// `namespace` to `to:port`, which must get "world" back.
-fn exchange(web: &Pod, namespace: &Netns, to: Ipv4Addr, port: u16) {
-    let listen = SocketAddr::from((web.ipv4, 8080));
+/// Serves one exchange on the web pod's 8080 (at its address of `to`'s family) and
+/// runs a client against it from `namespace` to `to:port`, which must get "world" back.
+fn exchange(web: &Pod, namespace: &Netns, to: impl Into<IpAddr>, port: u16) {
+    let to = to.into();
+    let family = if to.is_ipv6() { Family::V6 } else { Family::V4 };
+    let listen = SocketAddr::new(family.of(web), 8080);
     let listener = web
         .netns
         .run(move || TcpListener::bind(listen))
@@ -115,6 +135,126 @@ fn exchange(web: &Pod, namespace: &Netns, to: Ipv4Addr, port: u16) {
         .expect("client ns");
     assert_eq!(answer, b"world");
     server.join().expect("server");
+}
+
+/// What netfilter translated and must never show in a flow.
+#[derive(Debug, Clone, Copy)]
+enum Hidden {
+    /// A Service address (ClusterIP).
+    Address(IpAddr),
+    /// A NodePort, on whichever node address it was reached.
+    Port(u16),
+}
+
+/// Connections of one address family to the web Service, masqueraded by the node,
+/// from the client pod and from `remote_clients` (outside the node: seen only at the
+/// web pod's veth).
+struct ThroughService<'a> {
+    family: Family,
+    client: &'a Pod,
+    web: &'a Pod,
+    remote_clients: &'a [IpAddr],
+    hidden: &'a [Hidden],
+}
+
+/// A TCP flow at the client pod's veth, of a connection to the web Service: the
+/// request names the client pod, the web pod and the Service, with `masquerade` as
+/// `source_xlated` ("" when not masqueraded); the reply comes from the web pod and
+/// the Service. Returns whether it is the request.
+fn assert_client_side(flow: &Flow, client_ip: IpAddr, web_ip: IpAddr, masquerade: &str) -> bool {
+    let (source, destination) = addresses(flow);
+    let (source_port, destination_port) = ports(flow).expect("ports");
+    let web_pod = Some(("shop", "web-0"));
+    let web_service = Some(("shop", "web"));
+    if source == client_ip {
+        assert_eq!((destination, destination_port), (web_ip, 8080), "{flow:?}");
+        assert_eq!(pod_named(flow.destination.as_deref()), web_pod, "{flow:?}");
+        assert_eq!(pod_named(flow.source.as_deref()), Some(("shop", "client")), "{flow:?}");
+        assert_eq!(
+            service_named(flow.destination_service.as_deref()),
+            web_service,
+            "{flow:?}"
+        );
+        assert_eq!(source_xlated(flow), masquerade, "masquerade: {flow:?}");
+        true
+    } else {
+        assert_eq!(
+            (source, source_port, destination),
+            (web_ip, 8080, client_ip),
+            "{flow:?}"
+        );
+        assert_eq!(pod_named(flow.source.as_deref()), web_pod, "{flow:?}");
+        assert_eq!(service_named(flow.source_service.as_deref()), web_service, "{flow:?}");
+        false
+    }
+}
+
+/// Every TCP flow, at the client's and at the web pod's veth, in both directions,
+/// names the web pod and the web Service and never what netfilter translated; the
+/// web pod's side shows the client before masquerade and the masquerade address as
+/// `source_xlated`. Each observation point and direction must have had flows.
+fn assert_every_flow_names_the_web_pod_and_service(flows: &[Flow], through: &ThroughService<'_>) {
+    let ThroughService {
+        family,
+        client,
+        web,
+        remote_clients,
+        hidden,
+    } = *through;
+    let (client_ip, web_ip) = (family.of(client), family.of(web));
+    let masquerade = family.gateway(web).to_string();
+    let is_client = |ip: IpAddr| ip == client_ip || remote_clients.contains(&ip);
+    let at = |flow: &Flow, pod: &Pod| on_interface(flow, pod.host_ifindex);
+    let web_pod = Some(("shop", "web-0"));
+    let client_pod = Some(("shop", "client"));
+    let web_service = Some(("shop", "web"));
+    let mut checked = [0usize; 4];
+    for flow in flows.iter().filter(|f| is_tcp(f)) {
+        let (source, destination) = addresses(flow);
+        let (source_port, destination_port) = ports(flow).expect("ports");
+        assert_eq!(
+            source.is_ipv6(),
+            family == Family::V6,
+            "only {family:?} traffic: {flow:?}"
+        );
+        for hidden in hidden {
+            match *hidden {
+                Hidden::Address(vip) => assert!(source != vip && destination != vip, "a VIP is never shown: {flow:?}"),
+                Hidden::Port(node_port) => assert!(
+                    source_port != u32::from(node_port) && destination_port != u32::from(node_port),
+                    "the NodePort is translated on every flow: {flow:?}"
+                ),
+            }
+        }
+        if at(flow, client) {
+            let request = assert_client_side(flow, client_ip, web_ip, &masquerade);
+            checked[usize::from(!request)] += 1;
+        } else if at(flow, web) && destination == web_ip {
+            checked[2] += 1;
+            // Hubble's `source` is the client before masquerade, `source_xlated` after.
+            assert!(is_client(source), "the client before masquerade: {flow:?}");
+            assert_eq!(source_xlated(flow), masquerade, "{flow:?}");
+            assert_eq!(pod_named(flow.destination.as_deref()), web_pod, "{flow:?}");
+            assert_eq!(
+                service_named(flow.destination_service.as_deref()),
+                web_service,
+                "{flow:?}"
+            );
+            if source == client_ip {
+                assert_eq!(pod_named(flow.source.as_deref()), client_pod, "{flow:?}");
+            }
+        } else if at(flow, web) {
+            checked[3] += 1;
+            assert_eq!(source, web_ip, "{flow:?}");
+            assert!(is_client(destination), "the client after un-masquerade: {flow:?}");
+            assert_eq!(pod_named(flow.source.as_deref()), web_pod, "{flow:?}");
+            assert_eq!(service_named(flow.source_service.as_deref()), web_service, "{flow:?}");
+        }
+    }
+    assert!(
+        checked.iter().all(|n| *n > 0),
+        "flows per observation point and direction: {checked:?}"
+    );
 }
 
 #[test]
@@ -172,58 +312,15 @@ fn every_flow_through_a_cluster_ip_names_the_backend_pod_and_the_service() {
             && flows.iter().filter(|f| on(f, &client) && is_dns_l7(f)).count() >= 2
     });
     let flows = agent.stop();
-    let gateway = gateway(&web).to_string();
-
-    let web_pod = Some(("shop", "web-0"));
-    let web_service = Some(("shop", "web"));
-    let mut checked = [0usize; 4];
-    for flow in flows.iter().filter(|f| is_tcp(f)) {
-        let (source, destination) = addresses(flow);
-        let (source_port, destination_port) = ports(flow).expect("ports");
-        assert_ne!(destination, IpAddr::V4(WEB_VIP), "a VIP is never shown: {flow:?}");
-        assert_ne!(source, IpAddr::V4(WEB_VIP), "a VIP is never shown: {flow:?}");
-        if on(flow, &client) && source == client_ip {
-            checked[0] += 1;
-            assert_eq!((destination, destination_port), (web_ip, 8080), "{flow:?}");
-            assert_eq!(pod_named(flow.destination.as_deref()), web_pod, "{flow:?}");
-            assert_eq!(pod_named(flow.source.as_deref()), Some(("shop", "client")));
-            assert_eq!(
-                service_named(flow.destination_service.as_deref()),
-                web_service,
-                "{flow:?}"
-            );
-            assert_eq!(source_xlated(flow), gateway, "masqueraded: {flow:?}");
-        } else if on(flow, &client) {
-            checked[1] += 1;
-            assert_eq!(
-                (source, source_port, destination),
-                (web_ip, 8080, client_ip),
-                "{flow:?}"
-            );
-            assert_eq!(pod_named(flow.source.as_deref()), web_pod, "{flow:?}");
-            assert_eq!(service_named(flow.source_service.as_deref()), web_service, "{flow:?}");
-        } else if on(flow, &web) && destination == web_ip {
-            checked[2] += 1;
-            assert_eq!(pod_named(flow.destination.as_deref()), web_pod, "{flow:?}");
-            assert_eq!(
-                service_named(flow.destination_service.as_deref()),
-                web_service,
-                "{flow:?}"
-            );
-            // Hubble's `source` is the client before masquerade, `source_xlated` after.
-            assert_eq!(source, client_ip, "{flow:?}");
-            assert_eq!(pod_named(flow.source.as_deref()), Some(("shop", "client")));
-            assert_eq!(source_xlated(flow), gateway, "{flow:?}");
-        } else if on(flow, &web) {
-            checked[3] += 1;
-            assert_eq!((source, destination), (web_ip, client_ip), "{flow:?}");
-            assert_eq!(pod_named(flow.source.as_deref()), web_pod, "{flow:?}");
-            assert_eq!(service_named(flow.source_service.as_deref()), web_service, "{flow:?}");
-        }
-    }
-    assert!(
-        checked.iter().all(|n| *n > 0),
-        "flows per observation point and direction: {checked:?}"
+    assert_every_flow_names_the_web_pod_and_service(
+        &flows,
+        &ThroughService {
+            family: Family::V4,
+            client: &client,
+            web: &web,
+            remote_clients: &[],
+            hidden: &[Hidden::Address(IpAddr::V4(WEB_VIP))],
+        },
     );
 
     let dns_pod = Some(("kube-system", "coredns-0"));
@@ -301,27 +398,50 @@ fn a_remote_client_through_an_external_ip_is_named_at_the_backend_with_the_servi
 /// address, from a pod on its bridge address. Both connections are translated and
 /// masqueraded here; every flow names the web pod and the Service, and the node
 /// address with the NodePort is never shown (only `destination_service` recalls it,
-/// as for a VIP).
+/// as for a VIP). The client pod also goes through the ClusterIP of the same family.
 #[test]
 fn a_node_port_on_any_node_address_names_the_service_and_the_backend_on_every_flow() {
+    node_port_on_any_node_address(Family::V4);
+}
+
+/// The same over IPv6: the dual-stack Service's NodePort on the node's IPv6
+/// addresses and its IPv6 ClusterIP, translated by the `ip6` table.
+#[test]
+fn an_ipv6_node_port_on_any_node_address_names_the_service_and_the_backend_on_every_flow() {
+    node_port_on_any_node_address(Family::V6);
+}
+
+fn node_port_on_any_node_address(family: Family) {
     let mut node = Node::new().expect("node");
     let client = node.add_pod().expect("client pod");
     let web = node.add_pod().expect("web pod");
     let dns = node.add_pod().expect("dns pod");
     route_through_node(&node, &[&client, &web, &dns], &kube_proxy_rules(&web, &dns));
     let remote = RemoteHost::attach(&node);
+    let (remote_ip, uplink_address, cluster_ip) = match family {
+        Family::V4 => (
+            IpAddr::V4(remote.ipv4),
+            IpAddr::V4(remote.node_ipv4),
+            IpAddr::V4(WEB_VIP),
+        ),
+        Family::V6 => {
+            route_pods_ipv6(&node, &[&client, &web, &dns]);
+            let link = remote.enable_ipv6(&node);
+            (IpAddr::V6(link.remote), IpAddr::V6(link.node), IpAddr::V6(WEB_VIP6))
+        }
+    };
     let cluster = format!(
         "{}{}",
         manifests(&client, &web, &dns),
-        node_yaml(NODE_NAME, remote.node_ipv4)
+        node_yaml(NODE_NAME, uplink_address)
     );
     let agent = EnrichedAgent::start(&node, &cluster, &[&client, &web, &dns]);
 
-    let bridge_address = gateway(&web);
-    exchange(&web, &remote.netns, remote.node_ipv4, WEB_NODE_PORT);
-    exchange(&web, &client.netns, bridge_address, WEB_NODE_PORT);
+    exchange(&web, &remote.netns, uplink_address, WEB_NODE_PORT);
+    exchange(&web, &client.netns, family.gateway(&web), WEB_NODE_PORT);
+    exchange(&web, &client.netns, cluster_ip, 80);
 
-    let (client_ip, web_ip, remote_ip) = (IpAddr::V4(client.ipv4), IpAddr::V4(web.ipv4), IpAddr::V4(remote.ipv4));
+    let (client_ip, web_ip) = (family.of(&client), family.of(&web));
     let at = |flow: &Flow, pod: &Pod| on_interface(flow, pod.host_ifindex) && is_tcp(flow);
     agent.wait_for(|flows| {
         let seen = |select: &dyn Fn(&Flow) -> bool| flows.iter().any(select);
@@ -333,60 +453,25 @@ fn a_node_port_on_any_node_address_names_the_service_and_the_backend_on_every_fl
             && seen(&|f| at(f, &web) && addresses(f).0 == web_ip && addresses(f).1 == client_ip)
     });
     let flows = agent.stop();
-    let web_pod = Some(("shop", "web-0"));
-    let web_service = Some(("shop", "web"));
-    let masquerade = bridge_address.to_string();
-    let mut checked = [0usize; 4];
-    for flow in flows.iter().filter(|f| is_tcp(f)) {
-        let (source, destination) = addresses(flow);
-        let (source_port, destination_port) = ports(flow).expect("ports");
-        assert!(
-            source_port != u32::from(WEB_NODE_PORT) && destination_port != u32::from(WEB_NODE_PORT),
-            "the NodePort is translated on every flow: {flow:?}"
-        );
-        if at(flow, &client) && source == client_ip {
-            checked[0] += 1;
-            assert_eq!((destination, destination_port), (web_ip, 8080), "{flow:?}");
-            assert_eq!(pod_named(flow.destination.as_deref()), web_pod, "{flow:?}");
-            assert_eq!(
-                service_named(flow.destination_service.as_deref()),
-                web_service,
-                "{flow:?}"
-            );
-            assert_eq!(source_xlated(flow), masquerade, "{flow:?}");
-        } else if at(flow, &client) {
-            checked[1] += 1;
-            assert_eq!(
-                (source, source_port, destination),
-                (web_ip, 8080, client_ip),
-                "{flow:?}"
-            );
-            assert_eq!(pod_named(flow.source.as_deref()), web_pod, "{flow:?}");
-            assert_eq!(service_named(flow.source_service.as_deref()), web_service, "{flow:?}");
-        } else if at(flow, &web) && destination == web_ip {
-            checked[2] += 1;
-            assert!(
-                source == remote_ip || source == client_ip,
-                "the client before masquerade: {flow:?}"
-            );
-            assert_eq!(source_xlated(flow), masquerade, "{flow:?}");
-            assert_eq!(pod_named(flow.destination.as_deref()), web_pod, "{flow:?}");
-            assert_eq!(
-                service_named(flow.destination_service.as_deref()),
-                web_service,
-                "{flow:?}"
-            );
-        } else if at(flow, &web) {
-            checked[3] += 1;
-            assert!(destination == remote_ip || destination == client_ip, "{flow:?}");
-            assert_eq!(pod_named(flow.source.as_deref()), web_pod, "{flow:?}");
-            assert_eq!(service_named(flow.source_service.as_deref()), web_service, "{flow:?}");
-        }
-    }
-    assert!(
-        checked.iter().all(|n| *n > 0),
-        "flows per observation point and direction: {checked:?}"
+    assert_every_flow_names_the_web_pod_and_service(
+        &flows,
+        &ThroughService {
+            family,
+            client: &client,
+            web: &web,
+            remote_clients: &[remote_ip],
+            hidden: &[Hidden::Port(WEB_NODE_PORT), Hidden::Address(cluster_ip)],
+        },
     );
+    // The remote client's connection itself was seen at the web pod, both ways.
+    for (source, destination) in [(remote_ip, web_ip), (web_ip, remote_ip)] {
+        assert!(
+            flows
+                .iter()
+                .any(|f| at(f, &web) && addresses(f) == (source, destination)),
+            "{source} → {destination} at the web pod"
+        );
+    }
 }
 
 /// kube-proxy on the client's node (A) DNATs a ClusterIP to a backend on node B;
@@ -427,6 +512,7 @@ fn a_cluster_ip_translated_on_the_clients_node_names_the_remote_backend_and_the_
         service_yaml(&ServiceSpec {
             node_port: None,
             external_ips: &[],
+            cluster_ipv6: None,
             ..web_service(&web)
         }),
     );
@@ -452,34 +538,17 @@ fn a_cluster_ip_translated_on_the_clients_node_names_the_remote_backend_and_the_
     let (flows_a, flows_b) = (agent_a.stop(), agent_b.stop());
     let web_pod = Some(("shop", "web-0"));
     let client_pod = Some(("shop", "client"));
-    let web_service = Some(("shop", "web"));
 
     let (mut requests, mut replies) = (0, 0);
     for flow in flows_a
         .iter()
         .filter(|f| on_interface(f, client.host_ifindex) && is_tcp(f))
     {
-        let (source, destination) = addresses(flow);
-        let (source_port, destination_port) = ports(flow).expect("ports");
-        if source == client_ip {
+        // Not masqueraded: pod-to-pod traffic keeps its source.
+        if assert_client_side(flow, client_ip, web_ip, "") {
             requests += 1;
-            assert_eq!((destination, destination_port), (web_ip, 8080), "{flow:?}");
-            assert_eq!(pod_named(flow.destination.as_deref()), web_pod, "{flow:?}");
-            assert_eq!(
-                service_named(flow.destination_service.as_deref()),
-                web_service,
-                "{flow:?}"
-            );
-            assert_eq!(source_xlated(flow), "", "not masqueraded: {flow:?}");
         } else {
             replies += 1;
-            assert_eq!(
-                (source, source_port, destination),
-                (web_ip, 8080, client_ip),
-                "{flow:?}"
-            );
-            assert_eq!(pod_named(flow.source.as_deref()), web_pod, "{flow:?}");
-            assert_eq!(service_named(flow.source_service.as_deref()), web_service, "{flow:?}");
         }
     }
     assert!(

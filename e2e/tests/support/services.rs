@@ -2,7 +2,7 @@
 //! kube-proxy-style nftables DNAT in the node's namespace, a client outside the
 //! node, and an agent with enrichment from those manifests collecting its flows.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,22 +21,25 @@ pub fn pod_yaml(name: &str, namespace: &str, pod: &Pod, labels: &str) -> String 
     pod_yaml_on(NODE_NAME, name, namespace, pod, labels)
 }
 
-/// A pod scheduled to `node_name`.
+/// A pod scheduled to `node_name`, with both its addresses (the harness gives every
+/// pod an IPv4 and an IPv6 address).
 pub fn pod_yaml_on(node_name: &str, name: &str, namespace: &str, pod: &Pod, labels: &str) -> String {
     format!(
         "apiVersion: v1
 kind: Pod
 metadata: {{name: {name}, namespace: {namespace}, uid: uid-{name}, labels: {{{labels}}}}}
 spec: {{nodeName: {node_name}, containers: [{{name: main, image: example}}]}}
-status: {{phase: Running, podIP: \"{ip}\", podIPs: [{{ip: \"{ip}\"}}]}}
+status: {{phase: Running, podIP: \"{ip}\", podIPs: [{{ip: \"{ip}\"}}, {{ip: \"{ipv6}\"}}]}}
 ---
 ",
-        ip = pod.ipv4
+        ip = pod.ipv4,
+        ipv6 = pod.ipv6
     )
 }
 
 /// A Node object with one InternalIP.
-pub fn node_yaml(name: &str, internal_ip: Ipv4Addr) -> String {
+pub fn node_yaml(name: &str, internal_ip: impl Into<IpAddr>) -> String {
+    let internal_ip = internal_ip.into();
     format!(
         "apiVersion: v1
 kind: Node
@@ -52,6 +55,8 @@ pub struct ServiceSpec<'a> {
     pub name: &'a str,
     pub namespace: &'a str,
     pub cluster_ip: Ipv4Addr,
+    /// Makes it a dual-stack Service with this IPv6 ClusterIP beside `cluster_ip`.
+    pub cluster_ipv6: Option<Ipv6Addr>,
     pub external_ips: &'a [Ipv4Addr],
     pub port: u16,
     pub target: u16,
@@ -61,6 +66,8 @@ pub struct ServiceSpec<'a> {
     pub backend: &'a Pod,
 }
 
+/// The Service and one EndpointSlice per address family it serves (as the
+/// EndpointSlice controller writes them).
 pub fn service_yaml(service: &ServiceSpec<'_>) -> String {
     let ServiceSpec {
         name,
@@ -76,22 +83,41 @@ pub fn service_yaml(service: &ServiceSpec<'_>) -> String {
         Some(node_port) => ("NodePort", format!(", nodePort: {node_port}")),
         None => ("ClusterIP", String::new()),
     };
+    let (cluster_ips, families) = match service.cluster_ipv6 {
+        Some(ipv6) => (
+            format!("\"{cluster_ip}\", \"{ipv6}\""),
+            "ipFamilyPolicy: RequireDualStack, ipFamilies: [IPv4, IPv6], ",
+        ),
+        None => (format!("\"{cluster_ip}\""), ""),
+    };
+    let mut slices = vec![("IPv4", IpAddr::V4(service.backend.ipv4))];
+    if service.cluster_ipv6.is_some() {
+        slices.push(("IPv6", IpAddr::V6(service.backend.ipv6)));
+    }
+    let slices: String = slices
+        .into_iter()
+        .enumerate()
+        .map(|(n, (family, ip))| {
+            format!(
+                "apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: {name}-{n}, namespace: {namespace}, labels: {{kubernetes.io/service-name: {name}}}}}
+addressType: {family}
+endpoints: [{{addresses: [\"{ip}\"]}}]
+ports: [{{port: {target}, protocol: {protocol}}}]
+---
+"
+            )
+        })
+        .collect();
     format!(
         "apiVersion: v1
 kind: Service
 metadata: {{name: {name}, namespace: {namespace}, uid: uid-svc-{name}}}
-spec: {{type: {kind}, clusterIP: \"{cluster_ip}\", clusterIPs: [\"{cluster_ip}\"], externalIPs: [{external}], ports: [{{port: {port}, targetPort: {target}, protocol: {protocol}{node_port}}}]}}
+spec: {{type: {kind}, {families}clusterIP: \"{cluster_ip}\", clusterIPs: [{cluster_ips}], externalIPs: [{external}], ports: [{{port: {port}, targetPort: {target}, protocol: {protocol}{node_port}}}]}}
 ---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {name}-1, namespace: {namespace}, labels: {{kubernetes.io/service-name: {name}}}}}
-addressType: IPv4
-endpoints: [{{addresses: [\"{ip}\"]}}]
-ports: [{{port: {target}, protocol: {protocol}}}]
----
-",
+{slices}",
         external = external.join(", "),
-        ip = service.backend.ipv4
     )
 }
 
@@ -100,6 +126,56 @@ ports: [{{port: {target}, protocol: {protocol}}}]
 pub fn gateway(pod: &Pod) -> Ipv4Addr {
     let [a, b, c, _] = pod.ipv4.octets();
     Ipv4Addr::new(a, b, c, 1)
+}
+
+/// The node's IPv6 address on its pods' bridge: their IPv6 gateway (see [`gateway`]).
+pub fn gateway_ipv6(pod: &Pod) -> Ipv6Addr {
+    let mut segments = pod.ipv6.segments();
+    segments[7] = 1;
+    Ipv6Addr::from(segments)
+}
+
+/// The address family a test's traffic uses: every pod has an address of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn of(self, pod: &Pod) -> IpAddr {
+        match self {
+            Family::V4 => pod.ipv4.into(),
+            Family::V6 => pod.ipv6.into(),
+        }
+    }
+
+    /// The node's address on `pod`'s bridge.
+    pub fn gateway(self, pod: &Pod) -> IpAddr {
+        match self {
+            Family::V4 => gateway(pod).into(),
+            Family::V6 => gateway_ipv6(pod).into(),
+        }
+    }
+}
+
+/// Routes pods' IPv6 through the node as [`route_pods`] does their IPv4: a gateway
+/// on the bridge, IPv6 forwarding on.
+pub fn route_pods_ipv6(node: &Node, pods: &[&Pod]) {
+    let gateway = gateway_ipv6(pods[0]);
+    let netns = node.netns();
+    netns
+        .ip(&["-6", "addr", "add", &format!("{gateway}/64"), "dev", "br0", "nodad"])
+        .expect("IPv6 gateway address");
+    let forwarding = netns
+        .exec("sysctl", &["-w", "net.ipv6.conf.all.forwarding=1"])
+        .expect("sysctl");
+    assert!(forwarding.status.success(), "{forwarding:?}");
+    for pod in pods {
+        pod.netns
+            .ip(&["-6", "route", "add", "default", "via", &gateway.to_string()])
+            .expect("IPv6 default route");
+    }
 }
 
 /// Routes pods through the node (a gateway on the bridge, forwarding on) and
@@ -142,6 +218,15 @@ pub struct RemoteHost {
     pub ipv4: Ipv4Addr,
     /// The node's address on the link.
     pub node_ipv4: Ipv4Addr,
+    /// The node's end of the link, in the node's namespace.
+    node_end: String,
+}
+
+/// The IPv6 addresses of a [`RemoteHost`]'s link (documentation prefix 2001:db8::/64).
+pub struct RemoteIpv6 {
+    pub remote: Ipv6Addr,
+    /// The node's address on the link.
+    pub node: Ipv6Addr,
 }
 
 impl RemoteHost {
@@ -176,7 +261,42 @@ impl RemoteHost {
         netns
             .ip(&["route", "add", "default", "via", &node_ipv4.to_string()])
             .expect("remote route");
-        RemoteHost { netns, ipv4, node_ipv4 }
+        RemoteHost {
+            netns,
+            ipv4,
+            node_ipv4,
+            node_end,
+        }
+    }
+
+    /// Adds IPv6 to the link, with the remote's default IPv6 route through the node
+    /// (whose IPv6 forwarding [`route_pods_ipv6`] turns on).
+    pub fn enable_ipv6(&self, node: &Node) -> RemoteIpv6 {
+        let (remote, node_address) = (
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2),
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+        );
+        node.netns()
+            .ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{node_address}/64"),
+                "dev",
+                &self.node_end,
+                "nodad",
+            ])
+            .expect("node IPv6 address");
+        self.netns
+            .ip(&["-6", "addr", "add", &format!("{remote}/64"), "dev", "eth0", "nodad"])
+            .expect("remote IPv6 address");
+        self.netns
+            .ip(&["-6", "route", "add", "default", "via", &node_address.to_string()])
+            .expect("remote IPv6 route");
+        RemoteIpv6 {
+            remote,
+            node: node_address,
+        }
     }
 }
 
