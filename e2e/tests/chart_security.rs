@@ -652,3 +652,28 @@ fn the_operator_is_granted_exactly_what_its_docs_say_it_calls() {
     let binding = m.get("RoleBinding", "sightline-sightline-operator-events");
     assert_eq!(binding["subjects"][0]["name"], "sightline-operator");
 }
+
+#[test]
+fn the_operator_counts_the_relay_pods_the_relay_deployment_selects() {
+    let m = render(&[]);
+    let operator_args = args(container(m.get("Deployment", "sightline-operator"), "operator"));
+    let selector = flag(&operator_args, "relay-pod-selector").expect("--relay-pod-selector");
+    let asked: BTreeSet<String> = selector.split(',').map(str::to_owned).collect();
+    let relay = m.get("Deployment", "hubble-relay");
+    let selected: BTreeSet<String> = relay["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("matchLabels")
+        .iter()
+        .map(|(key, value)| format!("{key}={}", value.as_str().expect("a label value")))
+        .collect();
+    assert_eq!(
+        asked, selected,
+        "a relay Lease counts only while a pod of this selector holds it"
+    );
+    let rules = rules_of(&m.get("Role", "sightline-operator")["rules"]);
+    let pods = rules
+        .iter()
+        .find(|(_, resources, _, _)| resources == &["pods".to_owned()])
+        .expect("a rule on pods");
+    assert_eq!(pods.3, ["list"], "pods are only listed by selector");
+}
