@@ -352,6 +352,24 @@ fn assert_config_map_only_watched_by_name(source: &str, file: &str) {
     assert!(!shared.contains("api."), "the shared ConfigMap source is only a watch");
 }
 
+/// A binary's generation Lease goes through the shared writer in `sightline-common`,
+/// whose one call is a server-side apply (a PATCH that creates the Lease the first time).
+fn assert_lease_only_applied(source: &str, file: &str) {
+    assert!(
+        source.contains(".report(api, generation)") || source.contains("reporter.report("),
+        "{file} no longer uses the shared Lease writer: teach this test"
+    );
+    assert!(!source.contains("api."), "{file} calls the Lease API directly");
+    let shared =
+        std::fs::read_to_string(repo_root().join("common/src/generation_lease.rs")).expect("generation_lease.rs");
+    assert_eq!(
+        shared.matches("api.").count(),
+        1,
+        "the shared Lease writer makes one kind of call"
+    );
+    assert!(shared.contains("api.patch(") && shared.contains("Patch::Apply"));
+}
+
 /// The live configuration's API calls, read from its source: which namespaced kinds it
 /// opens an `Api` on, and what it does with each.
 fn namespaced_calls_of_the_agent() -> BTreeSet<Rule> {
@@ -369,8 +387,7 @@ fn namespaced_calls_of_the_agent() -> BTreeSet<Rule> {
     );
     let (configmap, lease) = (read("configmap.rs"), read("lease.rs"));
     assert_config_map_only_watched_by_name(&configmap, "agent/src/live/configmap.rs");
-    assert_eq!(lease.matches("api.").count(), 1, "lease.rs makes one kind of call");
-    assert!(lease.contains("api.patch(") && lease.contains("Patch::Apply"));
+    assert_lease_only_applied(&lease, "agent/src/live/lease.rs");
     let owned = |items: &[&str]| items.iter().map(|item| (*item).to_owned()).collect::<Vec<_>>();
     let rule = |group: &str, resource: &str, names: &[&str], verbs: &[&str]| -> Rule {
         (owned(&[group]), owned(&[resource]), owned(names), owned(verbs))
@@ -418,8 +435,9 @@ fn the_agent_namespace_role_grants_exactly_the_live_configuration_calls() {
     );
 }
 
-/// The relay's API calls, read from its source: the one `Api` it opens, on which
-/// ConfigMap, and that it only watches it by name.
+/// The relay's API calls, read from its source: the two `Api`s it opens, on its
+/// ConfigMap, which it only watches by name, and on its generation Lease, which it
+/// only writes by server-side apply.
 fn namespaced_calls_of_the_relay() -> BTreeSet<Rule> {
     let mut stack = vec![repo_root().join("relay/src")];
     let mut opened = Vec::new();
@@ -442,29 +460,45 @@ fn namespaced_calls_of_the_relay() -> BTreeSet<Rule> {
             }
         }
     }
+    let mut kinds: Vec<&str> = opened
+        .iter()
+        .map(|(file, constructor, kind)| {
+            assert!(
+                file.ends_with("live/runtime.rs") && constructor == "namespaced",
+                "the relay opens other APIs: add their RBAC to the chart and this test: {opened:?}"
+            );
+            kind.as_str()
+        })
+        .collect();
+    kinds.sort_unstable();
     assert_eq!(
-        opened.len(),
-        1,
+        kinds,
+        ["ConfigMap", "Lease"],
         "the relay opens other APIs: add their RBAC to the chart and this test: {opened:?}"
     );
-    let (file, constructor, kind) = &opened[0];
-    assert!(
-        file.ends_with("live/runtime.rs") && constructor == "namespaced" && kind == "ConfigMap",
-        "{opened:?}"
-    );
-    let watch = std::fs::read_to_string(repo_root().join("relay/src/live/configmap.rs")).expect("configmap.rs");
-    assert_config_map_only_watched_by_name(&watch, "relay/src/live/configmap.rs");
+    let read = |file: &str| std::fs::read_to_string(repo_root().join("relay/src/live").join(file)).expect("source");
+    assert_config_map_only_watched_by_name(&read("configmap.rs"), "relay/src/live/configmap.rs");
+    assert_lease_only_applied(&read("runtime.rs"), "relay/src/live/runtime.rs");
     let owned = |items: &[&str]| items.iter().map(|item| (*item).to_owned()).collect::<Vec<_>>();
-    BTreeSet::from([(
-        owned(&[""]),
-        owned(&["configmaps"]),
-        owned(&["sightline-relay-config"]),
-        owned(&["get", "list", "watch"]),
-    )])
+    BTreeSet::from([
+        (
+            owned(&[""]),
+            owned(&["configmaps"]),
+            owned(&["sightline-relay-config"]),
+            owned(&["get", "list", "watch"]),
+        ),
+        // Server-side apply is a PATCH that creates the object the first time.
+        (
+            owned(&["coordination.k8s.io"]),
+            owned(&["leases"]),
+            owned(&[]),
+            owned(&["create", "patch"]),
+        ),
+    ])
 }
 
 #[test]
-fn the_relay_role_grants_exactly_its_config_map_watch() {
+fn the_relay_role_grants_exactly_its_config_map_watch_and_lease_write() {
     let m = render(&[]);
     assert_eq!(
         rules_of(&m.get("Role", "hubble-relay")["rules"]),
@@ -492,6 +526,11 @@ fn the_relay_role_grants_exactly_its_config_map_watch() {
         env.iter()
             .any(|e| e["name"] == "POD_NAMESPACE" && e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"),
         "{env:?}"
+    );
+    assert!(
+        env.iter()
+            .any(|e| e["name"] == "POD_NAME" && e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"),
+        "the generation Lease is held by the pod's name: {env:?}"
     );
     assert_eq!(
         m.get("SightlineConfig", "default")["spec"]["relay"]["sortBufferLenMax"],
@@ -612,4 +651,29 @@ fn the_operator_is_granted_exactly_what_its_docs_say_it_calls() {
     assert_eq!(events["metadata"]["namespace"], "default");
     let binding = m.get("RoleBinding", "sightline-sightline-operator-events");
     assert_eq!(binding["subjects"][0]["name"], "sightline-operator");
+}
+
+#[test]
+fn the_operator_counts_the_relay_pods_the_relay_deployment_selects() {
+    let m = render(&[]);
+    let operator_args = args(container(m.get("Deployment", "sightline-operator"), "operator"));
+    let selector = flag(&operator_args, "relay-pod-selector").expect("--relay-pod-selector");
+    let asked: BTreeSet<String> = selector.split(',').map(str::to_owned).collect();
+    let relay = m.get("Deployment", "hubble-relay");
+    let selected: BTreeSet<String> = relay["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("matchLabels")
+        .iter()
+        .map(|(key, value)| format!("{key}={}", value.as_str().expect("a label value")))
+        .collect();
+    assert_eq!(
+        asked, selected,
+        "a relay Lease counts only while a pod of this selector holds it"
+    );
+    let rules = rules_of(&m.get("Role", "sightline-operator")["rules"]);
+    let pods = rules
+        .iter()
+        .find(|(_, resources, _, _)| resources == &["pods".to_owned()])
+        .expect("a rule on pods");
+    assert_eq!(pods.3, ["list"], "pods are only listed by selector");
 }

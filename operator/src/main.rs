@@ -46,6 +46,14 @@ struct Args {
     /// The agents' DaemonSet (rolled when spec.agent.restartPolicy is Rolling).
     #[arg(long, env = "SIGHTLINE_OPERATOR_AGENT_DAEMONSET", default_value = "sightline-agent")]
     agent_daemonset: String,
+    /// Label selector of the relay's pods in --namespace, whose generation Leases
+    /// `ConfigApplied` counts (a Lease of a pod that is gone does not count).
+    #[arg(
+        long,
+        env = "SIGHTLINE_OPERATOR_RELAY_POD_SELECTOR",
+        default_value = "app.kubernetes.io/name=sightline,app.kubernetes.io/component=relay"
+    )]
+    relay_pod_selector: String,
     /// How long a changed Secret takes to reach the pods mounting it; each CA rotation step waits this long.
     #[arg(long, env = "SIGHTLINE_OPERATOR_SECRET_PROPAGATION", default_value = "2m", value_parser = duration)]
     secret_propagation: Duration,
@@ -142,6 +150,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let settings = Settings {
         namespace,
         agent_daemonset: args.agent_daemonset.clone(),
+        relay_pod_selector: args.relay_pod_selector.clone(),
         propagation: args.secret_propagation,
         resync: args.resync,
     };

@@ -62,6 +62,37 @@ fn cluster(spec: Value) -> Cluster {
                    "spec": {"holderIdentity": node, "renewTime": renewed, "leaseDurationSeconds": 3600}}),
         );
     }
+    // Relay pods: one running, one being deleted (a rollout's old replica), and a
+    // pod of another component. Their Leases, and one of a pod that is gone.
+    for (pod, component, deleting) in [
+        ("relay-new", "relay", false),
+        ("relay-old", "relay", true),
+        ("ui-1", "ui", false),
+    ] {
+        let mut metadata = json!({"name": pod, "namespace": NS, "labels": {"app.kubernetes.io/component": component}});
+        if deleting {
+            metadata["deletionTimestamp"] = json!(renewed);
+        }
+        api.insert(
+            &format!("api/v1/namespaces/{NS}/pods/{pod}"),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "status": {"phase": "Running"}}),
+        );
+    }
+    for (pod, generation) in [
+        ("relay-new", "1"),
+        ("relay-old", "0"),
+        ("relay-gone", "0"),
+        ("ui-1", "0"),
+    ] {
+        api.insert(
+            &format!("apis/coordination.k8s.io/v1/namespaces/{NS}/leases/sightline-relay-{pod}"),
+            json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                   "metadata": {"name": format!("sightline-relay-{pod}"), "namespace": NS,
+                                "labels": {"sightline.dev/component": "relay"},
+                                "annotations": {"sightline.dev/config-generation": generation}},
+                   "spec": {"holderIdentity": pod, "renewTime": renewed, "leaseDurationSeconds": 3600}}),
+        );
+    }
     api.insert(
         &format!("apis/apps/v1/namespaces/{NS}/daemonsets/sightline-agent"),
         json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "sightline-agent", "namespace": NS},
@@ -78,6 +109,7 @@ fn cluster(spec: Value) -> Cluster {
         Settings {
             namespace: NS.to_owned(),
             agent_daemonset: "sightline-agent".to_owned(),
+            relay_pod_selector: "app.kubernetes.io/component=relay".to_owned(),
             propagation: Duration::from_secs(120),
             resync: Duration::from_secs(300),
         },
@@ -185,10 +217,15 @@ async fn first_install_writes_configuration_certificates_status_and_events() {
     assert_eq!(cluster.condition("Ready")["status"], "True");
     let applied = cluster.condition("ConfigApplied");
     assert_eq!(applied["status"], "False");
-    assert_eq!(applied["message"], "1/2 agents run generation 1");
+    // The terminating and the deleted relay pods' Leases, and the UI's, are not counted.
+    assert_eq!(applied["message"], "agents 1/2, relays 1/1 on generation 1");
     assert_eq!(cluster.condition("CertificatesReady")["status"], "True");
     let status = cluster.api.get(CONFIG).unwrap()["status"].clone();
     assert_eq!(status["observedGeneration"], 1);
+    assert_eq!(
+        (&status["relaysCurrent"], &status["relaysTotal"]),
+        (&json!(1), &json!(1))
+    );
     assert_eq!(status["certificates"].as_array().unwrap().len(), 6);
     assert_eq!(status["certificates"][1]["secret"], "hubble-server-certs");
     assert_eq!(
@@ -242,7 +279,7 @@ async fn a_spec_update_rewrites_configuration_and_leaves_certificates_alone() {
     assert_eq!(versions(&cluster), before, "no certificate rewritten");
     assert_eq!(
         cluster.condition("ConfigApplied")["message"],
-        "0/2 agents run generation 2"
+        "agents 0/2, relays 0/1 on generation 2"
     );
 
     // A setting only a restart applies is named, and nothing restarts without consent.

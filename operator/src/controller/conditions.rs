@@ -1,15 +1,17 @@
 //! The status as a pure function of what the reconcile found, keeping each
 //! condition's transition time while its status stays the same.
 
+use super::agents::Count;
 use crate::crd::status::{CERTIFICATES_READY, CONFIG_APPLIED, READY};
 use crate::crd::{CertificateStatus, Condition, SightlineConfigStatus};
 
-/// How the configuration reached the agents.
+/// How the configuration reached the agents and the relays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigOutcome {
-    /// Agents running the current generation, out of `total`.
-    pub current: u32,
-    pub total: u32,
+    /// Agents running the current generation, out of those counted.
+    pub agents: Count,
+    /// Relay pods running the current generation, out of those counted.
+    pub relays: Count,
     /// Spec fields that wait for a restart (empty when none or when rolled).
     pub restart_pending: Vec<&'static str>,
     /// A rolling restart was triggered in this reconcile.
@@ -47,8 +49,16 @@ fn condition(type_: &str, ok: Option<bool>, reason: &str, message: String) -> Co
     }
 }
 
+/// `ConfigApplied`: True once every counted agent and every counted relay runs the
+/// generation. Agents must report (no agent, no data path); relays are optional
+/// (the chart can leave the relay out, or run it without the operator's
+/// ConfigMap), so none reporting does not hold the condition back.
 fn config_condition(generation: i64, config: &ConfigOutcome) -> Condition {
-    let counted = format!("{}/{} agents run generation {generation}", config.current, config.total);
+    let (agents, relays) = (config.agents, config.relays);
+    let counted = format!(
+        "agents {}/{}, relays {}/{} on generation {generation}",
+        agents.current, agents.total, relays.current, relays.total
+    );
     if !config.restart_pending.is_empty() {
         return condition(
             CONFIG_APPLIED,
@@ -60,7 +70,7 @@ fn config_condition(generation: i64, config: &ConfigOutcome) -> Condition {
             ),
         );
     }
-    if config.total == 0 {
+    if agents.total == 0 {
         return condition(
             CONFIG_APPLIED,
             None,
@@ -68,7 +78,7 @@ fn config_condition(generation: i64, config: &ConfigOutcome) -> Condition {
             format!("configuration generation {generation} rendered; no agent reports its generation yet"),
         );
     }
-    if config.current < config.total {
+    if agents.behind() {
         let reason = if config.rolling {
             "RollingRestart"
         } else {
@@ -76,7 +86,10 @@ fn config_condition(generation: i64, config: &ConfigOutcome) -> Condition {
         };
         return condition(CONFIG_APPLIED, Some(false), reason, counted);
     }
-    condition(CONFIG_APPLIED, Some(true), "AllAgentsCurrent", counted)
+    if relays.behind() {
+        return condition(CONFIG_APPLIED, Some(false), "RelaysUpdating", counted);
+    }
+    condition(CONFIG_APPLIED, Some(true), "AllCurrent", counted)
 }
 
 /// The new status. `previous` supplies transition times and, for an invalid spec,
@@ -149,8 +162,10 @@ pub fn build(
             conditions.push(ready);
             conditions.push(config_condition);
             conditions.push(certificates_condition);
-            status.agents_current = Some(config.current);
-            status.agents_total = Some(config.total);
+            status.agents_current = Some(config.agents.current);
+            status.agents_total = Some(config.agents.total);
+            status.relays_current = Some(config.relays.current);
+            status.relays_total = Some(config.relays.total);
             status.config_checksum = Some(config.checksum.clone());
         }
     }
@@ -175,10 +190,14 @@ mod tests {
     use super::*;
 
     fn applied(current: u32, total: u32, pending: Vec<&'static str>) -> Outcome {
+        with_relays(current, total, Count::default(), pending)
+    }
+
+    fn with_relays(current: u32, total: u32, relays: Count, pending: Vec<&'static str>) -> Outcome {
         Outcome::Applied {
             config: ConfigOutcome {
-                current,
-                total,
+                agents: Count { current, total },
+                relays,
                 restart_pending: pending,
                 rolling: false,
                 checksum: "c".into(),
@@ -236,5 +255,67 @@ mod tests {
         let applied = find(&status, CONFIG_APPLIED);
         assert_eq!(applied.reason, "RestartRequired");
         assert!(applied.message.contains("spec.agent.eventBufferCapacity"));
+    }
+
+    #[test]
+    fn config_applied_needs_every_counted_agent_and_relay_on_the_generation() {
+        let relays = |current, total| Count { current, total };
+        // (agents current/total, relays, status, reason, message)
+        let table = [
+            (
+                (3, 3),
+                relays(2, 2),
+                "True",
+                "AllCurrent",
+                "agents 3/3, relays 2/2 on generation 7",
+            ),
+            (
+                (3, 3),
+                relays(1, 2),
+                "False",
+                "RelaysUpdating",
+                "agents 3/3, relays 1/2 on generation 7",
+            ),
+            (
+                (2, 3),
+                relays(1, 2),
+                "False",
+                "AgentsUpdating",
+                "agents 2/3, relays 1/2 on generation 7",
+            ),
+            // No relay reports (left out of the release, or not on the operator's
+            // ConfigMap): the agents decide.
+            (
+                (3, 3),
+                relays(0, 0),
+                "True",
+                "AllCurrent",
+                "agents 3/3, relays 0/0 on generation 7",
+            ),
+            // Relays alone say nothing about the data path.
+            (
+                (0, 0),
+                relays(2, 2),
+                "Unknown",
+                "NoAgentsReporting",
+                "configuration generation 7 rendered; no agent reports its generation yet",
+            ),
+        ];
+        for ((current, total), relays, status, reason, message) in table {
+            let built = build(None, 7, &with_relays(current, total, relays, vec![]), "t");
+            let applied = find(&built, CONFIG_APPLIED);
+            assert_eq!(
+                (
+                    applied.status.as_str(),
+                    applied.reason.as_str(),
+                    applied.message.as_str()
+                ),
+                (status, reason, message)
+            );
+            assert_eq!(
+                (built.relays_current, built.relays_total),
+                (Some(relays.current), Some(relays.total))
+            );
+        }
     }
 }

@@ -17,6 +17,8 @@ pub struct Settings {
     pub namespace: String,
     /// The agents' DaemonSet, rolled when `restartPolicy: Rolling` asks for it.
     pub agent_daemonset: String,
+    /// Label selector of the relay's pods: a relay Lease counts only while its pod exists.
+    pub relay_pod_selector: String,
     /// How long a changed Secret takes to reach the pods that mount it.
     pub propagation: Duration,
     /// Longest wait before looking again when nothing changes.

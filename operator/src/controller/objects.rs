@@ -2,18 +2,18 @@
 //! concurrency (a concurrent edit is a conflict, retried), ConfigMaps with
 //! server-side apply, the agents' generation Leases.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
-use super::agents::{AgentCount, count_agents};
+use super::agents::{Count, count_agents, count_relays};
 use super::error::{Error, Result};
 use crate::tls::Leaf;
 use crate::tls::names::CA_SECRET;
@@ -23,6 +23,8 @@ use crate::tls::plan::{Observed, SecretContents, SecretWrite};
 pub const MANAGER: &str = "sightline-operator";
 /// Label on the agents' per-node Leases.
 pub const AGENT_LEASE_SELECTOR: &str = "sightline.dev/component=agent";
+/// Label on the relays' per-pod Leases.
+pub const RELAY_LEASE_SELECTOR: &str = "sightline.dev/component=relay";
 pub use super::agents::AGENT_GENERATION_ANNOTATION;
 /// Annotation on the agent ConfigMap: the restart-only settings the agents run.
 pub const RUNNING_RESTART_ANNOTATION: &str = "sightline.dev/running-restart-settings";
@@ -195,7 +197,7 @@ pub async fn agents_on_generation(
     namespace: &str,
     generation: i64,
     nodes: &std::collections::BTreeSet<String>,
-) -> Result<AgentCount> {
+) -> Result<Count> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let list = leases.list(&ListParams::default().labels(AGENT_LEASE_SELECTOR)).await?;
     Ok(count_agents(&list.items, nodes, generation, Timestamp::now()))
@@ -212,4 +214,32 @@ pub async fn roll_agents(client: &Client, namespace: &str, daemonset: &str, chec
     api.patch(daemonset, &PatchParams::default(), &Patch::Merge(patch))
         .await?;
     Ok(())
+}
+
+/// How many live relays run `generation`, out of the relays whose pod (selected by
+/// `pod_selector`) exists (see [`super::agents::count_relays`]). A pod on its way
+/// out (being deleted, or finished) is no relay any more: a rollout's old replica
+/// must not hold `ConfigApplied` back.
+pub async fn relays_on_generation(
+    client: &Client,
+    namespace: &str,
+    generation: i64,
+    pod_selector: &str,
+) -> Result<Count> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let list = leases.list(&ListParams::default().labels(RELAY_LEASE_SELECTOR)).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let live: BTreeSet<String> = pods
+        .list(&ListParams::default().labels(pod_selector))
+        .await?
+        .items
+        .into_iter()
+        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+        .filter(|pod| {
+            let phase = pod.status.as_ref().and_then(|status| status.phase.as_deref());
+            !matches!(phase, Some("Succeeded" | "Failed"))
+        })
+        .filter_map(|pod| pod.metadata.name)
+        .collect();
+    Ok(count_relays(&list.items, &live, generation, Timestamp::now()))
 }

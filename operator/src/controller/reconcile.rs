@@ -28,7 +28,7 @@ use crate::tls::plan::{Subjects, rfc3339};
 use crate::tls::{Lifetimes, external};
 use crate::validate::validate;
 
-/// How soon to look again while agents are still catching up with a generation.
+/// How soon to look again while agents or relays are still catching up with a generation.
 const AGENTS_UPDATING_RECHECK: Duration = Duration::from_secs(10);
 /// How soon to look again while every agent is counted as current: an agent that
 /// dies renews its Lease no more, which no watch reports, so `ConfigApplied` notices
@@ -176,8 +176,8 @@ async fn reconcile_inner(config: &SightlineConfig, ctx: &Context) -> Result<Acti
                 .set(not_after.unix_timestamp());
         }
     }
-    let agents_behind = config_outcome.current < config_outcome.total;
-    let agents_counted = config_outcome.total > 0;
+    let behind = config_outcome.agents.behind() || config_outcome.relays.behind();
+    let counted = config_outcome.agents.total > 0 || config_outcome.relays.total > 0;
     write_status(
         ctx,
         config,
@@ -191,10 +191,10 @@ async fn reconcile_inner(config: &SightlineConfig, ctx: &Context) -> Result<Acti
     if let Some(at) = next_check {
         wait = wait.min(until(at));
     }
-    if agents_counted {
+    if counted {
         wait = wait.min(AGENTS_LIVENESS_RECHECK);
     }
-    if agents_behind {
+    if behind {
         wait = wait.min(AGENTS_UPDATING_RECHECK);
     }
     Ok(Action::requeue(wait.max(Duration::from_secs(1))))
@@ -258,9 +258,11 @@ async fn apply_configuration(
     objects::apply_configmap(&configmaps, RELAY_CONFIGMAP, relay, annotations(None), owner).await?;
     let node_names = nodes.keys().cloned().collect();
     let agents = objects::agents_on_generation(&ctx.client, namespace, generation, &node_names).await?;
+    let relays =
+        objects::relays_on_generation(&ctx.client, namespace, generation, &ctx.settings.relay_pod_selector).await?;
     Ok(ConfigOutcome {
-        current: agents.current,
-        total: agents.total,
+        agents,
+        relays,
         restart_pending: pending,
         rolling,
         checksum: restart_checksum(&wanted),

@@ -24,6 +24,12 @@ pub struct SightlineConfigStatus {
     /// Agents there are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agents_total: Option<u32>,
+    /// Relay pods that report running the current configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relays_current: Option<u32>,
+    /// Relay pods that report a generation (those without a Lease are not counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relays_total: Option<u32>,
     /// Checksum of the rendered configuration in force.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_checksum: Option<String>,

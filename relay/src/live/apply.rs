@@ -73,6 +73,9 @@ pub struct Applier {
     /// The generation the ConfigMap last gave.
     api_generation: Option<i64>,
     last_checked: Option<(String, Option<i64>)>,
+    /// The generation in force, for the Lease: changes only when a version naming
+    /// one is applied, so a refused version leaves the relay counted as behind.
+    generation: watch::Sender<Option<i64>>,
     targets: Targets,
     reloads: Reloads,
 }
@@ -94,14 +97,32 @@ impl Applier {
             current: running,
             api_generation: None,
             last_checked: None,
+            generation: watch::channel(None).0,
             targets,
             reloads,
         }
     }
 
-    /// Remembers the text the relay started with, so its first delivery is not a change.
+    /// Remembers the text the relay started with, so its first delivery is not a
+    /// change; its generation is the one in force.
     pub fn started_from(&mut self, snapshot: &Snapshot) {
         self.last_checked = Some((snapshot.config.clone(), snapshot.generation));
+        self.in_force(snapshot.generation);
+    }
+
+    /// The generation in force, for the Lease; `None` until a source names one.
+    pub fn generation(&self) -> watch::Receiver<Option<i64>> {
+        self.generation.subscribe()
+    }
+
+    fn in_force(&self, generation: Option<i64>) {
+        if let Some(generation) = generation {
+            self.generation.send_if_modified(|running| {
+                let modified = *running != Some(generation);
+                *running = Some(generation);
+                modified
+            });
+        }
     }
 
     /// Checks `snapshot` whole, then applies its live settings; a refused one
@@ -129,6 +150,7 @@ impl Applier {
         if snapshot.source == Source::ConfigMap {
             self.api_generation = snapshot.generation;
         }
+        self.in_force(snapshot.generation);
         Ok(Applied::Applied {
             tunables: changed,
             restart,
@@ -257,12 +279,16 @@ mod tests {
         };
         let mut applier = Applier::new(argv(), startup, running, targets, metrics.config_reloads());
         let sort_buffer = || streams.borrow().sort_buffer_len;
+        let generation = applier.generation();
+        assert_eq!(*generation.borrow(), None, "no source has named a generation yet");
 
         applier.apply_logged(&snapshot(Source::ConfigMap, "sort-buffer-len-max: 7\n", Some(5)));
         assert_eq!(sort_buffer(), 7);
+        assert_eq!(*generation.borrow(), Some(5));
         applier.apply_logged(&snapshot(Source::ConfigMap, "sort-buffer-len-max: 7\n", Some(5)));
         applier.apply_logged(&snapshot(Source::ConfigMap, "sort-buffer-len-max: 0\n", Some(6)));
         assert_eq!(sort_buffer(), 7, "a refused version changes nothing");
+        assert_eq!(*generation.borrow(), Some(5), "a refused generation is not reported");
         assert!(matches!(
             applier.apply(&snapshot(Source::File, "sort-buffer-len-max: 3\n", Some(4))),
             Ok(Applied::Outdated {
@@ -271,11 +297,14 @@ mod tests {
             })
         ));
         assert_eq!(sort_buffer(), 7, "the lagging file does not take generation 5 back");
+        assert_eq!(*generation.borrow(), Some(5));
         applier.apply_logged(&snapshot(Source::File, "sort-buffer-len-max: 9\n", Some(7)));
         assert_eq!(sort_buffer(), 9, "the file at a newer generation applies");
+        assert_eq!(*generation.borrow(), Some(7));
         // The SightlineConfig deleted and created again: the ConfigMap starts over.
         applier.apply_logged(&snapshot(Source::ConfigMap, "sort-buffer-len-max: 11\n", Some(1)));
         assert_eq!(sort_buffer(), 11, "the ConfigMap is always followed");
+        assert_eq!(*generation.borrow(), Some(1));
         let text = metrics.encode();
         assert!(
             text.contains("sightline_relay_config_reloads_total{result=\"success\"} 3"),

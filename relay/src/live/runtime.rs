@@ -1,7 +1,9 @@
 //! Starts the sources and the applier.
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, Client};
+use sightline_common::generation_lease::GenerationLease;
 use sightline_common::shutdown::Shutdown;
 use tokio::sync::mpsc;
 
@@ -27,8 +29,12 @@ pub async fn client(args: &Args) -> Result<Option<Client>, LiveError> {
     Ok(Some(client))
 }
 
+/// The component label's value on the relays' generation Leases, which the operator lists.
+pub const LEASE_COMPONENT: &str = "relay";
+
 /// Follows `--config` (when given) and, with `client`, `--config-map`, until
-/// `shutdown`. Without either there is nothing to follow and nothing starts.
+/// `shutdown`; with `--config-map` and `--pod-name` it also reports the generation
+/// in force on the pod's Lease. Without either source nothing starts.
 pub fn start(
     args: &Args,
     targets: Targets,
@@ -63,6 +69,24 @@ pub fn start(
         let namespace = args.live.namespace();
         let name = args.live.config_map.clone();
         tracing::info!(config_map = name, namespace, "following the configuration ConfigMap");
+        let pod = args.live.pod_name.clone();
+        if pod.is_empty() {
+            tracing::warn!(
+                "no --pod-name (POD_NAME): the generation Lease is not written and the operator does not count this relay"
+            );
+        } else {
+            let reporter = GenerationLease {
+                component: LEASE_COMPONENT,
+                holder: pod,
+                renew_interval: args.live.config_lease_renew_interval,
+            };
+            let report = reporter.report(
+                Api::<Lease>::namespaced(client.clone(), &namespace),
+                applier.generation(),
+            );
+            let token = shutdown.clone();
+            tokio::spawn(async move { token.run_until_cancelled(report).await });
+        }
         let api = Api::<ConfigMap>::namespaced(client, &namespace);
         let watch = configmap::watch(api, namespace, name, send);
         let token = shutdown.clone();
