@@ -27,6 +27,33 @@ fn records(count: u64) -> Vec<FlowRecord> {
     (0..count).map(|i| synthetic::record(i, "node-1", now)).collect()
 }
 
+/// The same records with one in eight turned into a DNS exchange (a query or its
+/// response), so the `dns` handler counts too.
+fn records_with_dns(count: u64) -> Vec<FlowRecord> {
+    use sightline_proto::flow::{Dns, L7FlowType, Layer7, layer7};
+    let mut records = records(count);
+    for (i, record) in records.iter_mut().enumerate().filter(|(i, _)| i % 8 == 0) {
+        let reply = i % 16 == 8;
+        record.flow.l7 = Some(Box::new(Layer7 {
+            r#type: if reply {
+                L7FlowType::Response
+            } else {
+                L7FlowType::Request
+            } as i32,
+            record: Some(layer7::Record::Dns(Dns {
+                query: format!("svc-{}.shop.svc.cluster.local.", i % 5),
+                ips: if reply { vec!["10.96.0.10".into()] } else { vec![] },
+                qtypes: vec!["A".into()],
+                rrtypes: if reply { vec!["A".into()] } else { vec![] },
+                ..Dns::default()
+            })),
+            ..Layer7::default()
+        }));
+        record.flow.is_reply = Some(sightline_proto::wkt::BoolValue { value: reply });
+    }
+    records
+}
+
 fn per_flow(c: &mut Criterion) {
     let records = records(RECORDS);
     let mut metrics = FlowMetrics::new(&parse_list(&[HANDLERS]).unwrap(), 10_000).unwrap();
@@ -46,6 +73,17 @@ fn per_flow(c: &mut Criterion) {
     group.bench_function("flow_drop_tcp_port_distribution_dns_pod_contexts", |b| {
         b.iter(|| {
             for record in &records {
+                metrics.process(black_box(record));
+            }
+        })
+    });
+    let mixed = records_with_dns(RECORDS);
+    for record in &mixed {
+        metrics.process(record);
+    }
+    group.bench_function("same_with_one_flow_in_8_dns", |b| {
+        b.iter(|| {
+            for record in &mixed {
                 metrics.process(black_box(record));
             }
         })

@@ -95,7 +95,8 @@ impl Agent {
         let stats = Arc::new(ObserverStats::default());
         let metrics = crate::metrics::MetricsStage::start(&args.metrics, ring.clone(), stats.clone()).await?;
         let export = crate::export::Exporter::start(&args.export, node_name.clone(), Some(metrics.lost_events()))?;
-        let flowlogs = crate::export::DynamicExporters::new(node_name.clone(), Some(metrics.lost_events()));
+        let flowlogs = crate::export::DynamicExporters::new(node_name.clone(), Some(metrics.lost_events()))
+            .with_metrics(metrics.dynamic_exporter_metrics());
         let flowlogs_file = match &args.export.flowlogs_config_path {
             Some(path) => Some(flowlogs.follow_file(path.clone())?),
             None => None,

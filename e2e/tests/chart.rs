@@ -139,7 +139,7 @@ fn the_values_schema_rejects_wrong_types_and_unknown_keys_naming_the_key() {
 
 #[test]
 fn impossible_combinations_fail_with_a_message_naming_the_keys() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (
             &[
                 "--set",
@@ -171,6 +171,15 @@ fn impossible_combinations_fail_with_a_message_naming_the_keys() {
                 "export.static.filePath=/var/log/flows.log",
             ],
             "export.static.filePath=/var/log/flows.log must be \"stdout\" or a file under /var/run/sightline/",
+        ),
+        (
+            &[
+                "--set",
+                "export.static.enabled=true",
+                "--set",
+                "export.static.fieldAggregate={verdict}",
+            ],
+            "export.static.fieldAggregate needs export.static.aggregationInterval above 0s",
         ),
         (
             &["--set", "peerService.targetPort=4000"],
@@ -384,8 +393,20 @@ fn metrics_list_and_export_settings_reach_the_agent_in_hubble_syntax() {
         flag(&agent, "export-fieldmask").as_deref(),
         Some("time source.namespace source.pod_name destination.namespace destination.pod_name verdict")
     );
+    assert!(flag(&agent, "export-fieldaggregate").is_none() && flag(&agent, "export-aggregation-interval").is_none());
+
+    let aggregated = render_file(&ci_values("export-aggregation-values.yaml"));
+    let agent = args(container(aggregated.get("DaemonSet", "sightline-agent"), "agent"));
+    assert_eq!(
+        flag(&agent, "export-fieldaggregate").as_deref(),
+        Some("source.namespace destination.namespace verdict")
+    );
+    assert_eq!(flag(&agent, "export-aggregation-interval").as_deref(), Some("30s"));
     let defaults = args(container(render(&[]).get("DaemonSet", "sightline-agent"), "agent"));
     assert!(flag(&defaults, "export-file-path").is_none() && flag(&defaults, "metrics").is_none());
+    assert!(
+        flag(&defaults, "export-fieldaggregate").is_none() && flag(&defaults, "export-aggregation-interval").is_none()
+    );
     assert!(flag(&defaults, "metrics-server-tls-cert-file").is_none());
 }
 

@@ -16,6 +16,7 @@ use sightline_proto::Timestamp;
 use sightline_proto::flow::FlowFilter;
 
 use super::args::{AggregationField, aggregation};
+use super::dynamic_metrics::{DynamicExporterMetrics, ExporterState, Reconfiguration};
 use super::exporter::{ExportTarget, QUEUE_CAPACITY};
 use super::rotate::Rotation;
 use super::{Exporter, ExporterTap};
@@ -209,6 +210,7 @@ pub struct DynamicExporters {
     wanted: Arc<Mutex<BTreeMap<String, FlowLogEntry>>>,
     node_name: String,
     lost: Option<LostEvents>,
+    metrics: DynamicExporterMetrics,
 }
 
 impl DynamicExporters {
@@ -219,7 +221,14 @@ impl DynamicExporters {
             wanted: Arc::default(),
             node_name,
             lost,
+            metrics: DynamicExporterMetrics::default(),
         }
+    }
+
+    /// Records into `metrics` (registered on the agent's registry) from now on.
+    pub fn with_metrics(mut self, metrics: DynamicExporterMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Hands an event to every running exporter; each filters and queues without waiting.
@@ -241,13 +250,18 @@ impl DynamicExporters {
 
     /// Applies a new text. A text that does not check changes nothing.
     pub fn apply(&self, origin: &str, text: &str) -> Result<Plan, FlowLogsError> {
-        let wanted = parse(origin, text)?;
+        let wanted = parse(origin, text).inspect_err(|_| self.metrics.count(Reconfiguration::Failure, 1))?;
         let plan = {
             let previous = self.wanted.lock().unwrap_or_else(PoisonError::into_inner);
             plan(&previous, &wanted)
         };
         *self.wanted.lock().unwrap_or_else(PoisonError::into_inner) = wanted;
-        self.reconcile(origin, Timestamp::now());
+        self.metrics.count(Reconfiguration::Add, plan.start.len());
+        self.metrics.count(Reconfiguration::Update, plan.restart.len());
+        self.metrics.count(Reconfiguration::Remove, plan.stop.len());
+        let now = Timestamp::now();
+        self.metrics.applied(text, now);
+        self.reconcile(origin, now);
         Ok(plan)
     }
 
@@ -295,6 +309,16 @@ impl DynamicExporters {
             }
         }
         self.any_running.store(!running.is_empty(), Ordering::Release);
+        self.metrics.set_exporters(
+            wanted
+                .iter()
+                .map(|(name, entry)| ExporterState {
+                    name: name.clone(),
+                    end: entry.end,
+                    running: running.contains_key(name),
+                })
+                .collect(),
+        );
         // The pipeline no longer reaches the stopped ones; their writers drain outside the lock.
         drop(running);
         for (name, old) in stopping {
@@ -339,15 +363,28 @@ impl DynamicExporters {
     fn poll(&self, path: &Path, mut seen: String, stop: &tokio_util::sync::CancellationToken) {
         let origin = path.display().to_string();
         let mut failing = false;
+        // The first text was applied by `follow_file`.
+        let mut seen_good = true;
         while !stop.is_cancelled() {
             std::thread::sleep(POLL_INTERVAL);
             match read(path) {
-                Ok(text) if text == seen => failing = false,
+                Ok(text) if text == seen => {
+                    failing = false;
+                    // Hubble re-applies an unchanged good file on every read, refreshing
+                    // `config_last_applied`; a refused one counts once, when it appears.
+                    if seen_good {
+                        self.metrics.applied(&text, Timestamp::now());
+                    }
+                }
                 Ok(text) => {
                     failing = false;
                     match self.apply(&origin, &text) {
-                        Ok(plan) => tracing::info!(?plan, "flow logs configuration applied"),
+                        Ok(plan) => {
+                            seen_good = true;
+                            tracing::info!(?plan, "flow logs configuration applied");
+                        }
                         Err(error) => {
+                            seen_good = false;
                             tracing::warn!(%error, "flow logs configuration refused; the last good one stays in force");
                         }
                     }
@@ -355,6 +392,7 @@ impl DynamicExporters {
                 }
                 Err(error) if !failing => {
                     failing = true;
+                    self.metrics.count(Reconfiguration::Failure, 1);
                     tracing::warn!(%error, "cannot read the flow logs configuration; the last good one stays in force");
                 }
                 Err(_) => {}
@@ -648,3 +686,7 @@ mod tests {
 #[cfg(test)]
 #[path = "dynamic_aggregation_tests.rs"]
 mod aggregation_tests;
+
+#[cfg(test)]
+#[path = "dynamic_metrics_tests.rs"]
+mod metrics_tests;

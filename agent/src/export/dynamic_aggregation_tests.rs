@@ -111,3 +111,25 @@ fn a_removed_aggregating_entry_writes_its_groups() {
         serde_json::json!({"ingress_flow_count": 50, "egress_flow_count": 50})
     );
 }
+
+/// Cilium's script tests spell aggregation `aggregationOptions: {windowInterval,
+/// aggregationFields}` in their own harness type; a `flowLogs:` entry does not take it,
+/// and rather than ignoring it (and silently not aggregating) the text is refused.
+#[test]
+fn the_test_harness_spelling_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flows.log");
+    let harness =
+        "    aggregationOptions:\n      windowInterval: 100ms\n      aggregationFields: [source, destination]\n";
+    let exporters = DynamicExporters::new("node-1".into(), None);
+    let error = exporters
+        .apply("flowlogs.yaml", &text(&path, harness))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("aggregationOptions"), "{error}");
+    assert!(exporters.running().is_empty());
+    let spelled = "    fieldAggregate: [source, destination]\n    aggregationInterval: 100ms\n";
+    exporters.apply("flowlogs.yaml", &text(&path, spelled)).unwrap();
+    assert_eq!(exporters.running(), ["flows"]);
+    exporters.stop_all();
+}

@@ -6,6 +6,7 @@
 pub mod aggregate;
 pub mod args;
 pub mod dynamic;
+pub mod dynamic_metrics;
 pub mod encode;
 pub mod exporter;
 pub mod flow_json;

@@ -91,6 +91,7 @@ pub struct MetricsStage {
     shutdown: CancellationToken,
     grpc: GrpcServerMetrics,
     l7: Arc<crate::l7::L7Stats>,
+    dynamic_exporter: crate::export::dynamic_metrics::DynamicExporterMetrics,
 }
 
 impl MetricsStage {
@@ -141,6 +142,8 @@ impl MetricsStage {
         registry.register_collector(Box::new(super::process::ProcessCollector));
         let l7 = Arc::new(crate::l7::L7Stats::default());
         registry.register_collector(Box::new(super::l7::L7Collector::new(Arc::clone(&l7))));
+        let dynamic_exporter = crate::export::dynamic_metrics::DynamicExporterMetrics::default();
+        registry.register_collector(Box::new(dynamic_exporter.clone()));
         let grpc = GrpcServerMetrics::or_disabled(&[
             sightline_proto::FILE_DESCRIPTOR_SET,
             tonic_health::pb::FILE_DESCRIPTOR_SET,
@@ -184,6 +187,7 @@ impl MetricsStage {
             shutdown,
             grpc,
             l7,
+            dynamic_exporter,
         })
     }
 
@@ -223,6 +227,11 @@ impl MetricsStage {
     /// Where the L7 parsers and the datapath count what `sightline_l7_*` shows.
     pub fn l7_stats(&self) -> Arc<crate::l7::L7Stats> {
         Arc::clone(&self.l7)
+    }
+
+    /// `hubble_dynamic_exporter_*`, recorded by the flow-log exporters of `flowlogs.yaml`.
+    pub fn dynamic_exporter_metrics(&self) -> crate::export::dynamic_metrics::DynamicExporterMetrics {
+        self.dynamic_exporter.clone()
     }
 
     /// Stops the server (the pipeline stage keeps counting).

@@ -98,6 +98,9 @@ Combinations that install but cannot work. Each message names the keys to change
 {{- if and $v.export.static.enabled (ne $v.export.static.filePath "stdout") (not (hasPrefix (printf "%s/" (dir $v.agent.socketPath)) $v.export.static.filePath)) -}}
 {{- fail (printf "export.static.filePath=%s must be \"stdout\" or a file under %s/ (the agent's only writable host directory, from agent.socketPath)" $v.export.static.filePath (dir $v.agent.socketPath)) -}}
 {{- end -}}
+{{- if and $v.export.static.enabled $v.export.static.fieldAggregate (has (toString $v.export.static.aggregationInterval) (list "" "0" "0s")) -}}
+{{- fail "export.static.fieldAggregate needs export.static.aggregationInterval above 0s: the agent refuses fields to aggregate on with no interval to write them" -}}
+{{- end -}}
 {{- if ne (int $v.peerService.targetPort) (int $v.agent.listenPort) -}}
 {{- fail (printf "peerService.targetPort=%v must equal agent.listenPort=%v: the peer Service forwards to the agents' API" $v.peerService.targetPort $v.agent.listenPort) -}}
 {{- end -}}

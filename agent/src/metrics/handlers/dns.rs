@@ -12,6 +12,7 @@ use crate::flow_record::FlowRecord;
 use crate::metrics::context::ContextOptions;
 use crate::metrics::names;
 use crate::metrics::series::{Collect, CounterFamily, LabelKey};
+use crate::metrics::shortcut::{Packed, Shortcut};
 
 #[derive(Debug)]
 pub struct DnsHandler {
@@ -66,6 +67,29 @@ fn push_joined(key: &mut LabelKey, parts: &[String]) {
     }
 }
 
+/// Record types common enough to stand for a number in a series shortcut; a flow
+/// naming another one takes the label path.
+const KNOWN_TYPES: [&str; 15] = [
+    "A", "AAAA", "CNAME", "MX", "TXT", "SRV", "PTR", "NS", "SOA", "ANY", "HTTPS", "SVCB", "CAA", "DS", "DNSKEY",
+];
+
+/// A known record type as a number from 1; 0 is never returned.
+fn type_code(name: &str) -> Option<u64> {
+    KNOWN_TYPES
+        .iter()
+        .position(|known| *known == name)
+        .map(|i| i as u64 + 1)
+}
+
+/// The `qtypes` label as a number: 0 for none, a known type's code for one.
+fn qtypes_code(qtypes: &[String]) -> Option<u64> {
+    match qtypes {
+        [] => Some(0),
+        [one] => type_code(one),
+        _ => None,
+    }
+}
+
 impl Handler for DnsHandler {
     fn process(&mut self, flow: &FlowRecord, key: &mut LabelKey) {
         let Some(layer7::Record::Dns(dns)) = flow.l7.as_ref().and_then(|l7| l7.record.as_ref()) else {
@@ -76,39 +100,62 @@ impl Handler for DnsHandler {
         }
         let is_reply = names::is_reply(flow) == Some(true);
         let dropped = flow.verdict == Verdict::Dropped as i32;
-        let rcode = match (dropped, is_reply) {
-            (true, _) => "Policy denied",
-            (false, false) => "",
-            (false, true) => names::dns_rcode(dns.rcode),
+        let (rcode, state, rcode_number) = match (dropped, is_reply) {
+            (true, _) => ("Policy denied", 0u8, 0),
+            (false, false) => ("", 1, 0),
+            (false, true) => (names::dns_rcode(dns.rcode), 2, dns.rcode),
         };
-        key.clear();
-        self.context.write_values(flow, false, key);
-        let context_end = key.len();
-        let context_values = key.value_count();
-        key.push(rcode);
-        push_joined(key, &dns.qtypes);
-        key.begin();
-        let mut digits = [0; 10];
-        key.extend(format_u32(
-            &mut digits,
-            u32::try_from(dns.ips.len()).unwrap_or(u32::MAX),
-        ));
-        if self.include_query {
-            key.push(&dns.query);
-        }
-        if dropped || !is_reply {
-            self.queries.inc(key);
-            return;
-        }
-        self.responses.inc(key);
-        for record_type in &dns.rrtypes {
-            key.truncate_to(context_end, context_values);
-            key.push(record_type);
+        let ips = u32::try_from(dns.ips.len()).unwrap_or(u32::MAX);
+        // Every label but the context's comes from these numbers, unless the query
+        // name is a label (a string no number stands for).
+        let sides = if self.include_query {
+            None
+        } else {
+            self.context.sides(flow)
+        };
+        let qtypes = qtypes_code(&dns.qtypes);
+        let shortcut = sides.zip(qtypes).and_then(|(sides, qtypes)| {
+            let own = Packed::default()
+                .push(state, 2)?
+                .push(rcode_number, 16)?
+                .push(qtypes, 5)?
+                .push(ips, 16)?;
+            Some(Shortcut::new(own, sides))
+        });
+        let context = &self.context;
+        let include_query = self.include_query;
+        let common = |key: &mut LabelKey| {
+            context.write_values(flow, false, key);
+            key.push(rcode);
             push_joined(key, &dns.qtypes);
-            if self.include_query {
+            key.begin();
+            let mut digits = [0; 10];
+            key.extend(format_u32(&mut digits, ips));
+            if include_query {
                 key.push(&dns.query);
             }
-            self.response_types.inc(key);
+        };
+        if dropped || !is_reply {
+            self.queries.inc_via(shortcut, key, common);
+            return;
+        }
+        self.responses.inc_via(shortcut, key, common);
+        for record_type in &dns.rrtypes {
+            let shortcut = sides
+                .zip(qtypes)
+                .zip(type_code(record_type))
+                .and_then(|((sides, qtypes), kind)| {
+                    let own = Packed::default().push(kind, 5)?.push(qtypes, 5)?;
+                    Some(Shortcut::new(own, sides))
+                });
+            self.response_types.inc_via(shortcut, key, |key| {
+                context.write_values(flow, false, key);
+                key.push(record_type);
+                push_joined(key, &dns.qtypes);
+                if include_query {
+                    key.push(&dns.query);
+                }
+            });
         }
     }
 
@@ -124,5 +171,9 @@ impl Handler for DnsHandler {
         self.queries.remove_where(doomed(&self.object_labels, gone))
             + self.responses.remove_where(doomed(&self.object_labels, gone))
             + self.response_types.remove_where(doomed(&self.object_labels, gone))
+    }
+
+    fn shortcut_count(&self) -> usize {
+        self.queries.shortcut_count() + self.responses.shortcut_count() + self.response_types.shortcut_count()
     }
 }

@@ -12,6 +12,7 @@ use crate::flow_record::FlowRecord;
 use crate::metrics::context::ContextOptions;
 use crate::metrics::names;
 use crate::metrics::series::{Collect, CounterFamily, LabelKey};
+use crate::metrics::shortcut::{Packed, Shortcut};
 
 #[derive(Debug)]
 pub struct IcmpHandler {
@@ -42,11 +43,17 @@ impl Handler for IcmpHandler {
             Some(layer4::Protocol::IcmPv6(icmp)) => (true, icmp.r#type, icmp.code),
             _ => return,
         };
-        key.clear();
-        key.push("IPv4");
-        key.push(&names::icmp_type_code(v6, kind, code));
-        self.context.write_values(flow, false, key);
-        self.messages.inc(key);
+        // The type name is formatted (an allocation) only for a series not reached before.
+        let shortcut = self.context.sides(flow).and_then(|sides| {
+            let own = Packed::default().push(v6, 1)?.push(kind, 8)?.push(code, 8)?;
+            Some(Shortcut::new(own, sides))
+        });
+        let context = &self.context;
+        self.messages.inc_via(shortcut, key, |key| {
+            key.push("IPv4");
+            key.push(&names::icmp_type_code(v6, kind, code));
+            context.write_values(flow, false, key);
+        });
     }
 
     fn collectors(&self) -> Vec<Arc<dyn Collect>> {
@@ -55,5 +62,9 @@ impl Handler for IcmpHandler {
 
     fn forget(&mut self, gone: &dyn Fn(&str, &str) -> bool) -> usize {
         self.messages.remove_where(doomed(&self.object_labels, gone))
+    }
+
+    fn shortcut_count(&self) -> usize {
+        self.messages.shortcut_count()
     }
 }

@@ -47,7 +47,24 @@ fn flows() -> Vec<Flow> {
         dropped(udp_flow(53), DropReason::StaleOrUnroutableIp as i32),
         udp_flow(53),
         icmp_flow(false, 8, 0),
+        icmp_flow(true, 128, 0),
+        icmp_flow(false, 3, 3),
         dns_flow(true, "db.example.", "A", 0, &["10.0.0.9"], &["A"]),
+        dns_flow(false, "db.example.", "AAAA", 0, &[], &[]),
+        dns_flow(true, "cdn.example.", "A", 3, &[], &[]),
+        dns_flow(
+            true,
+            "www.example.",
+            "A",
+            0,
+            &["10.0.0.7", "10.0.0.8"],
+            &["CNAME", "A", "NAPTR"],
+        ),
+        dns_flow(true, "odd.example.", "NAPTR", 0, &["10.0.0.6"], &["NAPTR"]),
+        dropped(
+            dns_flow(false, "blocked.example.", "TXT", 0, &[], &[]),
+            DropReason::PolicyDenied as i32,
+        ),
     ]
 }
 
@@ -67,6 +84,16 @@ fn shortcuts_count_into_the_series_the_labels_name() {
             true,
         ),
         ("flow drop tcp port-distribution", false),
+        ("icmp:sourceContext=pod;destinationContext=pod", true),
+        ("dns:sourceContext=pod;destinationContext=pod", true),
+        (
+            "dns:ignoreAAAA;labelsContext=source_namespace,destination_workload",
+            true,
+        ),
+        (
+            "icmp:labelsContext=source_namespace,destination_pod,traffic_direction",
+            true,
+        ),
     ];
     let source: SharedEndpoint = Arc::new(Shared::new(pod("shop", "web-7d4f9-xk2p9", "web", "web")));
     let destination: SharedEndpoint = Arc::new(Shared::new(pod("db", "pg-0", "pg", "postgres")));
