@@ -5,18 +5,27 @@
 //!
 //! `cargo bench -p sightline-agent --bench l7`
 //!
-//! Before the timings it prints the heap allocations one pair and one call cost: with
-//! Hubble's default of keeping every header, each header is two owned strings in the
-//! proto record, which bounds how cheap the whole path can get.
+//! Each protocol has three rows: the tracker alone (segment → `L7Message`), the decoder
+//! (ring record → the `FlowRecord` the ring stores, header list still deferred), and the
+//! decoder plus materialising the complete `flow.Flow` a reader gets (header list, UUID,
+//! addresses as text): the cost deferred to readers, shown rather than hidden.
+//!
+//! Before the timings it prints the heap allocations each of them costs.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use loona_hpack::Encoder;
+use sightline_agent::datapath::decode::Decoder;
+use sightline_agent::datapath::drop_reason::DropReasonNames;
+use sightline_agent::event::Event;
+use sightline_agent::flow_record::FlowRecord;
 use sightline_agent::l7::{L7Message, L7Protocol, L7Settings, L7Tracker, Segment};
+use sightline_bpf_common::{FlowEvent, IPPROTO_TCP, L7_MAX_CAPTURE, L7Event, kind, l7_protocol};
 
 /// Counts allocations only while `COUNTING` is set, so the timed runs pay one relaxed
 /// load per allocation and nothing else.
@@ -197,6 +206,158 @@ impl Connection {
     }
 }
 
+/// The same connection as ring records through the datapath decoder, which the ring
+/// would store as `FlowRecord`s.
+struct Ring {
+    decoder: Decoder,
+    seq: [u32; 2],
+    now: u64,
+    /// Boxed as the decoder hands them to the ring: unboxing would add a copy per flow.
+    #[allow(clippy::vec_box)]
+    flows: Vec<Box<FlowRecord>>,
+}
+
+impl Ring {
+    fn new() -> Self {
+        Self {
+            decoder: Decoder::new("node-1".to_owned(), DropReasonNames::new(HashMap::new())),
+            seq: [1, 1],
+            now: 1_000,
+            flows: Vec::with_capacity(8),
+        }
+    }
+
+    /// The ring record of one captured segment (built once, outside the timed loop).
+    fn record(&mut self, protocol: u8, from_client: bool, bytes: &[u8]) -> Vec<u8> {
+        let index = usize::from(!from_client);
+        let mut flow = FlowEvent {
+            kind: kind::L7,
+            timestamp_ns: self.now,
+            ..FlowEvent::default()
+        };
+        let (client, server) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        let (src, dst, sport, dport) = if from_client {
+            (client, server, 43210, 8080)
+        } else {
+            (server, client, 8080, 43210)
+        };
+        flow.key.src_addr[..4].copy_from_slice(&src);
+        flow.key.dst_addr[..4].copy_from_slice(&dst);
+        flow.key.src_port = sport;
+        flow.key.dst_port = dport;
+        flow.key.protocol = IPPROTO_TCP;
+        flow.key.ip_version = 4;
+        let captured = bytes.len().min(L7_MAX_CAPTURE);
+        let mut event = L7Event {
+            flow,
+            tcp_seq: self.seq[index],
+            payload_len: bytes.len() as u32,
+            captured_len: captured as u16,
+            protocol,
+            from_client: u8::from(from_client),
+            _pad: 0,
+            payload: [0; L7_MAX_CAPTURE],
+        };
+        event.payload[..captured].copy_from_slice(&bytes[..captured]);
+        self.seq[index] = self.seq[index].wrapping_add(bytes.len() as u32);
+        self.now += 1_000;
+        // SAFETY: L7Event is repr(C) plain data with explicit padding.
+        unsafe { std::slice::from_raw_parts((&event as *const L7Event).cast::<u8>(), size_of::<L7Event>()) }.to_vec()
+    }
+
+    /// Sequence numbers of the records are fixed, so the same records are replayed by
+    /// rewinding the connection: a new connection per iteration would measure setup.
+    fn feed(&mut self, record: &[u8]) {
+        let flows = &mut self.flows;
+        let _ = self.decoder.decode_each(record, &mut |event| {
+            if let Event::Flow(flow) = event {
+                flows.push(flow);
+            }
+        });
+    }
+}
+
+/// Records of `exchanges` consecutive exchanges (request, response), so the timed loop
+/// walks through fresh sequence numbers.
+fn ring_records(
+    ring: &mut Ring,
+    protocol: u8,
+    setup: &[(bool, &[u8])],
+    exchange: &[(bool, &[u8])],
+    exchanges: usize,
+) -> Vec<Vec<u8>> {
+    for (from_client, bytes) in setup {
+        let record = ring.record(protocol, *from_client, bytes);
+        ring.feed(&record);
+    }
+    ring.flows.clear();
+    (0..exchanges)
+        .flat_map(|_| exchange.to_vec())
+        .map(|(from_client, bytes)| ring.record(protocol, from_client, bytes))
+        .collect()
+}
+
+/// Times `exchange` (one pair or call of records) over a long run of distinct records;
+/// `materialise` also turns each stored record into the `flow.Flow` a reader gets.
+fn bench_ring(
+    c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    protocol: u8,
+    setup: &[(bool, &[u8])],
+    exchange: &[(bool, &[u8])],
+    materialise: bool,
+) {
+    const EXCHANGES: usize = 20_000;
+    let mut ring = Ring::new();
+    let records = ring_records(&mut ring, protocol, setup, exchange, EXCHANGES + 200);
+    let per_exchange = exchange.len();
+    let mut at = 0;
+    let mut step = |ring: &mut Ring| {
+        for record in &records[at..at + per_exchange] {
+            ring.feed(black_box(record));
+        }
+        at += per_exchange;
+        assert_eq!(ring.flows.len(), 2);
+        for flow in ring.flows.drain(..) {
+            if materialise {
+                black_box(flow.into_flow());
+            } else {
+                black_box(flow);
+            }
+        }
+    };
+    let allocations = allocations_per_call(|| step(&mut ring));
+    println!("{name}: {allocations} heap allocations per exchange");
+    c.bench_function(name, |b| {
+        b.iter_custom(|iterations| {
+            let mut total = std::time::Duration::ZERO;
+            let mut left = iterations;
+            while left > 0 {
+                // A fresh connection once the prepared records run out.
+                let mut ring = Ring::new();
+                let records_again = ring_records(&mut ring, protocol, setup, exchange, EXCHANGES);
+                let batch = left.min(EXCHANGES as u64);
+                let start = std::time::Instant::now();
+                for i in 0..batch as usize {
+                    for record in &records_again[i * per_exchange..(i + 1) * per_exchange] {
+                        ring.feed(black_box(record));
+                    }
+                    for flow in ring.flows.drain(..) {
+                        if materialise {
+                            black_box(flow.into_flow());
+                        } else {
+                            black_box(flow);
+                        }
+                    }
+                }
+                total += start.elapsed();
+                left -= batch;
+            }
+            total
+        })
+    });
+}
+
 fn benches(c: &mut Criterion) {
     let (request, response) = http1_pair();
     let mut group = c.benchmark_group("l7");
@@ -233,6 +394,15 @@ fn benches(c: &mut Criterion) {
             http1.out.clear();
         })
     });
+    let pair: [(bool, &[u8]); 2] = [(true, &request), (false, &response)];
+    for materialise in [false, true] {
+        let name = if materialise {
+            "http1 pair: decoder + materialised flow.Flow"
+        } else {
+            "http1 pair: decoder to stored FlowRecord"
+        };
+        bench_ring(&mut group, name, l7_protocol::HTTP1, &[], &pair, materialise);
+    }
 
     let (first_request, first_response, request, response) = grpc_call();
     let mut grpc = Connection::new();
@@ -259,6 +429,22 @@ fn benches(c: &mut Criterion) {
             grpc.out.clear();
         })
     });
+    let client_preface = [PREFACE, &[0, 0, 0, 4, 0, 0, 0, 0, 0]].concat();
+    let setup: [(bool, &[u8]); 4] = [
+        (true, &client_preface),
+        (false, &[0, 0, 0, 4, 0, 0, 0, 0, 0]),
+        (true, &first_request),
+        (false, &first_response),
+    ];
+    let call: [(bool, &[u8]); 2] = [(true, &request), (false, &response)];
+    for materialise in [false, true] {
+        let name = if materialise {
+            "grpc call: decoder + materialised flow.Flow"
+        } else {
+            "grpc call: decoder to stored FlowRecord"
+        };
+        bench_ring(&mut group, name, l7_protocol::HTTP2, &setup, &call, materialise);
+    }
     group.finish();
 }
 

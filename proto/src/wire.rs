@@ -344,7 +344,7 @@ pub fn flow_fields(flow: &Flow, skip: Skip, w: &mut Writer<'_>) {
     if !skip.destination_names {
         w.strings(field::flow::DESTINATION_NAMES, destination_names);
     }
-    if let Some(l7) = l7 {
+    if let (Some(l7), false) = (l7, skip.l7) {
         w.prost_message(field::flow::L7, &**l7);
     }
     w.bool(field::flow::REPLY, *reply);
@@ -425,6 +425,7 @@ pub struct Skip {
     pub destination_service: bool,
     pub source_names: bool,
     pub destination_names: bool,
+    pub l7: bool,
 }
 
 pub fn write_ethernet(tag: u32, ethernet: &Ethernet, w: &mut Writer<'_>) {

@@ -160,7 +160,13 @@ impl Decoder {
         });
         flow.summary = message.summary;
         flow.l7 = Some(Box::new(message.layer7));
+        flow.trace_context = message.trace_id.map(|trace_id| {
+            Box::new(flow::TraceContext {
+                parent: Some(flow::TraceParent { trace_id }),
+            })
+        });
         let deferred = &mut flow.deferred;
+        deferred.http_headers = message.http_headers;
         deferred.uuid = Some(uuid::Builder::from_random_bytes(self.uuids.u128(..).to_le_bytes()).into_uuid());
         deferred.emitter_version = Some(EMITTER_VERSION);
         deferred.node_name = Some(std::sync::Arc::clone(&self.node_name));
@@ -237,3 +243,7 @@ mod tests {
         assert_eq!(read_segment(&bytes[..20]).err(), Some(DecodeError::ShortRecord(20)));
     }
 }
+
+#[cfg(test)]
+#[path = "l7_flow_tests.rs"]
+mod flow_tests;

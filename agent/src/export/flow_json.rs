@@ -268,7 +268,7 @@ fn write_flow(
     o.strings(b"\"node_labels\":", &flow.node_labels);
     o.strings(b"\"source_names\":", record.source_names());
     o.strings(b"\"destination_names\":", record.destination_names());
-    o.generated(b"\"l7\":", flow.l7.as_deref())?;
+    o.generated(b"\"l7\":", record.layer7().as_deref())?;
     o.bool(b"\"reply\":", flow.reply);
     if let Some(event_type) = &flow.event_type {
         let mut e = Object::open(o.key(b"\"event_type\":"));

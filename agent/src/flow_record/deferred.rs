@@ -12,10 +12,11 @@ use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use sightline_proto::flow::{Emitter, Ethernet, Flow, Ip, IpVersion, NetworkInterface};
+use sightline_proto::flow::{Emitter, Ethernet, Flow, Ip, IpVersion, Layer7, NetworkInterface, layer7};
 use sightline_proto::wire::Writer;
 
 use super::summary::L4Summary;
+use crate::l7::HeaderFields;
 
 /// Field numbers of `flow.Flow` and of the messages written here.
 use sightline_proto::fields::{emitter, ethernet, flow as field, ip, network_interface};
@@ -35,11 +36,29 @@ pub struct Deferred {
     /// Index and name.
     pub interface: Option<(u32, Arc<str>)>,
     pub summary: Option<L4Summary>,
+    /// The header list of an HTTP record in `flow.l7` (the list there is left empty).
+    pub http_headers: Option<HeaderFields>,
 }
 
 impl Deferred {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
+    }
+
+    /// `l7` with its HTTP header list built from the deferred fields, when the flow's own
+    /// list is empty and there are deferred ones; `None` when `l7` is complete as it is.
+    pub(super) fn layer7(&self, l7: &Layer7) -> Option<Layer7> {
+        let fields = self.http_headers.as_ref()?;
+        match &l7.record {
+            Some(layer7::Record::Http(http)) if http.headers.is_empty() => {
+                let mut l7 = l7.clone();
+                if let Some(layer7::Record::Http(http)) = &mut l7.record {
+                    http.headers = fields.to_list();
+                }
+                Some(l7)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -182,6 +201,12 @@ impl Deferred {
 
     /// Fills the flow's empty fields from the deferred ones.
     pub(super) fn fill(&self, flow: &mut Flow, addresses: Option<(IpAddr, IpAddr)>) {
+        if let (Some(fields), Some(l7)) = (&self.http_headers, flow.l7.as_deref_mut())
+            && let Some(layer7::Record::Http(http)) = &mut l7.record
+            && http.headers.is_empty()
+        {
+            http.headers = fields.to_list();
+        }
         let rendered = self.render(flow, addresses);
         if let Some(uuid) = rendered.uuid {
             flow.uuid = uuid.as_str().to_owned();

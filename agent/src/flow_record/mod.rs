@@ -27,7 +27,7 @@ pub(crate) use deferred::{EMITTER_NAME, ip_text, mac_text};
 use prost::Message;
 use prost::bytes::BytesMut;
 pub use shared::Shared;
-use sightline_proto::flow::{Endpoint, Flow, Service};
+use sightline_proto::flow::{Endpoint, Flow, Layer7, Service};
 use sightline_proto::wire::{self, Skip, Writer};
 
 /// Field numbers of `flow.Flow` that `Metadata` fills.
@@ -169,6 +169,13 @@ impl FlowRecord {
         }
     }
 
+    /// `flow.l7` as readers see it: an HTTP record's header list is built from the
+    /// deferred fields (so only readers that need it pay for it).
+    pub fn layer7(&self) -> Option<Cow<'_, Layer7>> {
+        let own = self.flow.l7.as_deref()?;
+        Some(self.deferred.layer7(own).map_or(Cow::Borrowed(own), Cow::Owned))
+    }
+
     /// The complete `flow.Flow`, borrowed when nothing was attached or deferred.
     pub fn complete(&self) -> Cow<'_, Flow> {
         if self.is_plain() {
@@ -227,8 +234,17 @@ impl FlowRecord {
             destination_service: m.destination_service.is_some(),
             source_names: m.source_names.is_some(),
             destination_names: m.destination_names.is_some(),
+            l7: false,
+        };
+        let built_l7 = self.flow.l7.as_deref().and_then(|own| self.deferred.layer7(own));
+        let skip = Skip {
+            l7: built_l7.is_some(),
+            ..skip
         };
         wire::flow_fields(&self.flow, skip, w);
+        if let Some(l7) = &built_l7 {
+            w.prost_message(field::L7, l7);
+        }
         if let Some(endpoint) = &m.source {
             w.encoded_message(field::SOURCE, endpoint.encoded_body());
         }

@@ -1,24 +1,10 @@
 //! Header lists as Hubble shows them: keys in Go's canonical form (`content-type` →
-//! `Content-Type`), values redacted as configured, sorted by key, each value its own
-//! entry in arrival order. Built once, straight from the parser's borrowed fields: a
-//! kept header costs its two strings and nothing else.
+//! `Content-Type`), sorted by key, each value its own entry in arrival order (built by
+//! `header_fields` when a record is read), and the text rules they share.
 
 use std::borrow::Cow;
 
 use sightline_proto::flow::HttpHeader;
-
-use super::redact::{REDACTED, Redaction};
-
-/// Appends one header field as it may be shown.
-pub(crate) fn push_header(list: &mut Vec<HttpHeader>, redaction: &Redaction, name: &str, value: &[u8]) {
-    let key = canonical_key(name);
-    let value = if redaction.keeps_header(&key) {
-        owned_text(value)
-    } else {
-        REDACTED.to_owned()
-    };
-    list.push(HttpHeader { key, value });
-}
 
 /// The bytes as text, invalid UTF-8 replaced. Valid text (nearly always ASCII) takes the
 /// standard library's fast validation instead of the chunked lossy decoder.
@@ -27,10 +13,6 @@ pub(crate) fn text(bytes: &[u8]) -> Cow<'_, str> {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(bytes),
     }
-}
-
-fn owned_text(bytes: &[u8]) -> String {
-    text(bytes).into_owned()
 }
 
 /// Sorts by key; stable, so repeated headers keep their order.
@@ -89,30 +71,5 @@ mod tests {
         assert_eq!(canonical_key("bäd"), "bäd");
         assert_eq!(canonical_key("-a--b-"), "-A--B-");
         assert_eq!(canonical_key("HOST"), "Host");
-    }
-
-    #[test]
-    fn headers_are_sorted_by_key_keeping_repeated_values_in_order() {
-        let redaction = Redaction::default();
-        let mut list = Vec::new();
-        push_header(&mut list, &redaction, "via", b"b");
-        push_header(&mut list, &redaction, "accept", b"x");
-        push_header(&mut list, &redaction, "Via", b"a");
-        sort_headers(&mut list);
-        let pairs: Vec<_> = list.iter().map(|h| (h.key.as_str(), h.value.as_str())).collect();
-        assert_eq!(pairs, [("Accept", "x"), ("Via", "b"), ("Via", "a")]);
-    }
-
-    #[test]
-    fn values_are_redacted_as_they_are_built() {
-        let redaction = Redaction {
-            headers_deny: vec!["authorization".into()],
-            ..Redaction::default()
-        };
-        let mut list = Vec::new();
-        push_header(&mut list, &redaction, "authorization", b"Bearer x");
-        push_header(&mut list, &redaction, "accept", b"*/*");
-        assert_eq!(list[0].value, REDACTED);
-        assert_eq!(list[1].value, "*/*");
     }
 }

@@ -5,12 +5,14 @@
 
 use std::collections::VecDeque;
 
-use sightline_proto::flow::{Http, HttpHeader, L7FlowType, layer7::Record};
+use sightline_proto::flow::{Http, L7FlowType, layer7::Record};
 
 use super::L7Protocol;
 use super::detect::starts_with_request_line;
-use super::headers::{push_header, sort_headers, text};
+use super::header_fields::{FieldsBuilder, HeaderFields};
+use super::headers::text;
 use super::stats::FailureReason;
+use super::trace_context::{self, TRACEPARENT};
 use super::tracker::{Direction, ParseContext, Parsed, StreamParser};
 
 const PROTOCOL: L7Protocol = L7Protocol::Http1;
@@ -26,12 +28,16 @@ pub(crate) struct Http1Parser {
     /// Requests waiting for their response, oldest first. `None` stands for a request
     /// known to exist but lost in a gap, so later responses still pair up in order.
     pending: VecDeque<Option<PendingRequest>>,
+    /// Scratch for the header fields of the head being read.
+    fields: FieldsBuilder,
 }
 
 struct PendingRequest {
     method: String,
     url: String,
     timestamp_ns: u64,
+    /// The request's trace, which Hubble also shows on the response.
+    trace_id: Option<String>,
 }
 
 /// One direction's framing state.
@@ -269,23 +275,31 @@ impl Http1Parser {
             }
         };
         let timestamp_ns = self.requests.head_start_ns;
+        let trace_id = request
+            .headers
+            .iter()
+            .find(|header| header.name.eq_ignore_ascii_case(TRACEPARENT))
+            .and_then(|header| trace_context::trace_id(header.value));
         let pending = PendingRequest {
             method: method.to_owned(),
             url: url.clone(),
             timestamp_ns,
+            trace_id: trace_id.clone(),
         };
         let http = Http {
             code: 0,
             method: method.to_owned(),
             url,
-            protocol: protocol_name(request.version),
-            headers: header_list(cx, request.headers),
+            protocol: protocol_name(request.version).to_owned(),
+            headers: Vec::new(),
         };
         cx.out.push(Parsed {
             flow_type: L7FlowType::Request,
             latency_ns: 0,
             record: Record::Http(http),
             timestamp_ns,
+            headers: header_fields(&mut self.fields, cx, request.headers),
+            trace_id,
         });
         self.push_pending(cx, Some(pending));
     }
@@ -320,14 +334,16 @@ impl Http1Parser {
             code: u32::from(code),
             method: request.method,
             url: request.url,
-            protocol: protocol_name(response.version),
-            headers: header_list(cx, response.headers),
+            protocol: protocol_name(response.version).to_owned(),
+            headers: Vec::new(),
         };
         cx.out.push(Parsed {
             flow_type: L7FlowType::Response,
             latency_ns: timestamp_ns.saturating_sub(request.timestamp_ns),
             record: Record::Http(http),
             timestamp_ns,
+            headers: header_fields(&mut self.fields, cx, response.headers),
+            trace_id: request.trace_id,
         });
     }
 }
@@ -461,20 +477,23 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
     u64::from_str_radix(digits, 16).ok()
 }
 
-fn protocol_name(version: Option<u8>) -> String {
+fn protocol_name(version: Option<u8>) -> &'static str {
     match version {
-        Some(0) => "HTTP/1.0".to_owned(),
-        _ => "HTTP/1.1".to_owned(),
+        Some(0) => "HTTP/1.0",
+        _ => "HTTP/1.1",
     }
 }
 
-fn header_list(cx: &ParseContext<'_>, headers: &[httparse::Header<'_>]) -> Vec<HttpHeader> {
-    let mut list = Vec::with_capacity(headers.len());
+fn header_fields(
+    builder: &mut FieldsBuilder,
+    cx: &ParseContext<'_>,
+    headers: &[httparse::Header<'_>],
+) -> Option<HeaderFields> {
+    builder.clear();
     for header in headers {
-        push_header(&mut list, &cx.settings.redaction, header.name, header.value);
+        builder.push(&cx.settings.redaction, header.name.as_bytes(), header.value);
     }
-    sort_headers(&mut list);
-    list
+    builder.finish()
 }
 
 /// Where the next message starts: at the beginning of `input` or of any line in it.

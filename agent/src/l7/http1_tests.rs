@@ -378,3 +378,21 @@ proptest! {
         prop_assert_eq!(records_of(&requests, &request_cuts, &responses, &response_cuts), whole);
     }
 }
+
+#[test]
+fn the_requests_traceparent_gives_both_records_their_trace_id() {
+    let mut wire = Wire::new(L7Protocol::Http1);
+    wire.send(
+        true,
+        b"GET /a HTTP/1.1\r\nHost: h\r\nTraceParent:  00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 \r\n\r\n",
+    );
+    wire.send(false, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    wire.send(
+        true,
+        b"GET /b HTTP/1.1\r\nHost: h\r\ntraceparent: 00-00000000000000000000000000000000-00f067aa0ba902b7-01\r\n\r\n",
+    );
+    wire.send(false, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let ids: Vec<_> = wire.out.iter().map(|m| m.trace_id.as_deref()).collect();
+    let id = Some("4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(ids, [id, id, None, None]);
+}

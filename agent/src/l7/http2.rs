@@ -12,7 +12,7 @@ use sightline_proto::flow::{Http, L7FlowType, layer7::Record};
 
 use super::L7Protocol;
 use super::detect::HTTP2_PREFACE;
-use super::headers::sort_headers;
+use super::header_fields::HeaderFields;
 use super::http2_block::BlockFields;
 use super::stats::FailureReason;
 use super::tracker::{Direction, ParseContext, Parsed, StreamParser};
@@ -138,8 +138,16 @@ struct StreamState {
     method: String,
     url: String,
     request_ns: u64,
-    /// The response's headers, held until the stream ends so trailers can join them.
-    response: Option<(Http, u64)>,
+    /// The request's trace, which Hubble also shows on the response.
+    trace_id: Option<String>,
+    /// The response, held until the stream ends so trailers can join its headers.
+    response: Option<HeldResponse>,
+}
+
+struct HeldResponse {
+    http: Http,
+    headers: Option<HeaderFields>,
+    timestamp_ns: u64,
 }
 
 impl StreamParser for Http2Parser {
@@ -337,26 +345,28 @@ impl Http2Parser {
         url.push_str(path);
         cx.settings.redaction.redact_url(&mut url);
         let method = fields.method().unwrap_or_default().to_owned();
+        let trace_id = fields.trace_id();
         let stream = StreamState {
             method: method.clone(),
             url: url.clone(),
             request_ns: block.timestamp_ns,
+            trace_id: trace_id.clone(),
             response: None,
         };
-        let mut headers = fields.take_headers();
-        sort_headers(&mut headers);
         let http = Http {
             code: 0,
             method,
             url,
             protocol: PROTOCOL_NAME.to_owned(),
-            headers,
+            headers: Vec::new(),
         };
         cx.out.push(Parsed {
             flow_type: L7FlowType::Request,
             latency_ns: 0,
             record: Record::Http(http),
             timestamp_ns: block.timestamp_ns,
+            headers: fields.take_headers(),
+            trace_id,
         });
         let mut at = at;
         if self.streams.len() >= cx.settings.max_pending_requests.max(1) {
@@ -374,10 +384,9 @@ impl Http2Parser {
         };
         let stream = &mut self.streams[at].1;
         match &mut stream.response {
-            Some((http, _)) => {
+            Some(held) => {
                 // Trailers (gRPC's grpc-status) belong to the response.
-                self.fields.append_headers_to(&mut http.headers);
-                sort_headers(&mut http.headers);
+                held.headers = self.fields.append_headers_to(held.headers.take());
             }
             None => {
                 let code = self
@@ -388,16 +397,18 @@ impl Http2Parser {
                 if (100..200).contains(&code) {
                     return;
                 }
-                let mut headers = self.fields.take_headers();
-                sort_headers(&mut headers);
                 let http = Http {
                     code,
                     method: stream.method.clone(),
                     url: stream.url.clone(),
                     protocol: PROTOCOL_NAME.to_owned(),
-                    headers,
+                    headers: Vec::new(),
                 };
-                stream.response = Some((http, block.timestamp_ns));
+                stream.response = Some(HeldResponse {
+                    http,
+                    headers: self.fields.take_headers(),
+                    timestamp_ns: block.timestamp_ns,
+                });
             }
         }
         if block.end_stream {
@@ -466,11 +477,13 @@ fn header_fragment<'p>(frame: &FrameHeader, payload: &'p [u8]) -> Option<&'p [u8
 
 fn emit_finished(cx: &mut ParseContext<'_>, stream: StreamState) {
     match stream.response {
-        Some((http, response_ns)) => cx.out.push(Parsed {
+        Some(held) => cx.out.push(Parsed {
             flow_type: L7FlowType::Response,
-            latency_ns: response_ns.saturating_sub(stream.request_ns),
-            record: Record::Http(http),
-            timestamp_ns: response_ns,
+            latency_ns: held.timestamp_ns.saturating_sub(stream.request_ns),
+            record: Record::Http(held.http),
+            timestamp_ns: held.timestamp_ns,
+            headers: held.headers,
+            trace_id: stream.trace_id,
         }),
         None => cx.fail(PROTOCOL, FailureReason::UnansweredRequest),
     }

@@ -1,16 +1,16 @@
 //! One HTTP/2 header block as HPACK decodes it, without owned copies of what the record
 //! does not keep: the pseudo-headers (and Host) land in a per-connection scratch text
-//! that is reused for every block, the regular headers go straight into the record's
-//! header list, canonical and redacted.
+//! that is reused for every block, the regular headers go into one packed, redacted
+//! buffer per record (`HeaderFields`), which becomes Hubble's header list only when read.
 
 use std::ops::Range;
 
+use super::header_fields::{FieldsBuilder, HeaderFields};
+use super::headers::text;
+use super::redact::Redaction;
+use super::trace_context::{self, TRACEPARENT};
 use loona_hpack::Decoder;
 use loona_hpack::decoder::DecoderError;
-use sightline_proto::flow::HttpHeader;
-
-use super::headers::{push_header, text};
-use super::redact::Redaction;
 
 #[derive(Default)]
 pub(super) struct BlockFields {
@@ -22,8 +22,10 @@ pub(super) struct BlockFields {
     path: Option<Range<usize>>,
     status: Option<Range<usize>>,
     host: Option<Range<usize>>,
-    /// Regular headers in arrival order; drained into each record.
-    headers: Vec<HttpHeader>,
+    /// The first `traceparent`, as Go's `Header.Get` would pick it.
+    traceparent: Option<Range<usize>>,
+    /// Regular headers in arrival order; taken by each record.
+    fields: FieldsBuilder,
 }
 
 impl BlockFields {
@@ -35,13 +37,14 @@ impl BlockFields {
         block: &[u8],
     ) -> Result<(), DecoderError> {
         self.text.clear();
-        self.headers.clear();
+        self.fields.clear();
         self.method = None;
         self.scheme = None;
         self.authority = None;
         self.path = None;
         self.status = None;
         self.host = None;
+        self.traceparent = None;
         decoder.decode_with_cb(block, |name, value| self.field(redaction, &name, &value))
     }
 
@@ -55,11 +58,12 @@ impl BlockFields {
             // Other pseudo-headers (`:protocol`) are not shown.
             _ if name.starts_with(b":") => return,
             _ => {
-                push_header(&mut self.headers, redaction, &text(name), value);
-                if name != b"host" {
-                    return;
+                self.fields.push(redaction, name, value);
+                match name {
+                    b"host" => &mut self.host,
+                    _ if name == TRACEPARENT.as_bytes() && self.traceparent.is_none() => &mut self.traceparent,
+                    _ => return,
                 }
-                &mut self.host
             }
         };
         let start = self.text.len();
@@ -92,14 +96,19 @@ impl BlockFields {
         self.get(&self.status)
     }
 
-    /// Moves the block's regular headers out (one allocation of the exact size), keeping
-    /// the scratch list's capacity for the next block.
-    pub fn take_headers(&mut self) -> Vec<HttpHeader> {
-        self.headers.drain(..).collect()
+    /// The trace id of the block's `traceparent`, when it is a valid one.
+    pub fn trace_id(&self) -> Option<String> {
+        self.get(&self.traceparent)
+            .and_then(|value| trace_context::trace_id(value.as_bytes()))
     }
 
-    /// Appends the block's regular headers to a list already built (trailers).
-    pub fn append_headers_to(&mut self, list: &mut Vec<HttpHeader>) {
-        list.append(&mut self.headers);
+    /// The block's regular headers (one allocation), keeping the scratch for the next block.
+    pub fn take_headers(&mut self) -> Option<HeaderFields> {
+        self.fields.finish()
+    }
+
+    /// The block's regular headers after those of an earlier block (trailers).
+    pub fn append_headers_to(&mut self, fields: Option<HeaderFields>) -> Option<HeaderFields> {
+        self.fields.append_to(fields)
     }
 }

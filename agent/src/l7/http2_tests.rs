@@ -106,9 +106,10 @@ fn grpc_call_yields_request_and_response_with_grpc_status_trailer() {
     );
     assert_eq!(flow_type(&wire.out[1]), L7FlowType::Response);
     assert_eq!(wire.out[1].layer7.latency_ns, 3_000_000);
-    let request_headers: Vec<_> = http_of(&wire.out[0]).headers.iter().map(|h| h.key.as_str()).collect();
+    let (request, response) = (http_of(&wire.out[0]), http_of(&wire.out[1]));
+    let request_headers: Vec<_> = request.headers.iter().map(|h| h.key.as_str()).collect();
     assert_eq!(request_headers, ["Content-Type", "Te"]);
-    let response_headers: Vec<_> = http_of(&wire.out[1])
+    let response_headers: Vec<_> = response
         .headers
         .iter()
         .map(|h| (h.key.as_str(), h.value.as_str()))
@@ -353,4 +354,42 @@ proptest! {
         prop_assert_eq!(whole.len(), 4);
         prop_assert_eq!(call_records(&client_cuts, &server_cuts), whole);
     }
+}
+
+#[test]
+fn the_requests_traceparent_gives_both_records_their_trace_id() {
+    let (mut wire, mut grpc) = started();
+    let traced = |grpc: &mut Grpc, stream_id: u32, traceparent: &str| {
+        headers(
+            &mut grpc.client,
+            END_STREAM,
+            stream_id,
+            &[
+                (":method", "POST"),
+                (":scheme", "http"),
+                (":path", "/shop.Orders/Get"),
+                (":authority", "orders"),
+                ("traceparent", traceparent),
+                ("traceparent", "00-11111111111111111111111111111111-2222222222222222-01"),
+            ],
+        )
+    };
+    let request = traced(&mut grpc, 1, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    wire.send(true, &request);
+    let response = grpc.response(1, "0");
+    wire.send(false, &response);
+    // The first value counts, as Go's `Header.Get` picks it; an invalid one gives none.
+    let request = traced(&mut grpc, 3, "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01");
+    wire.send(true, &request);
+    let response = grpc.response(3, "0");
+    wire.send(false, &response);
+    let ids: Vec<_> = wire.out.iter().map(|m| m.trace_id.as_deref()).collect();
+    let id = Some("4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(ids, [id, id, None, None]);
+    let request_headers = http_of(&wire.out[0]).headers;
+    assert_eq!(
+        request_headers.iter().filter(|h| h.key == "Traceparent").count(),
+        2,
+        "the header itself stays in the list"
+    );
 }

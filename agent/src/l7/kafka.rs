@@ -184,6 +184,8 @@ impl KafkaParser {
             latency_ns: 0,
             record,
             timestamp_ns: message.start_ns,
+            headers: None,
+            trace_id: None,
         });
         if self.pending.len() >= cx.settings.max_pending_requests.max(1) {
             self.pending.pop_front();
@@ -232,6 +234,8 @@ impl KafkaParser {
             latency_ns: message.start_ns.saturating_sub(request.timestamp_ns),
             record,
             timestamp_ns: message.start_ns,
+            headers: None,
+            trace_id: None,
         });
     }
 }

@@ -7,6 +7,7 @@
 //! `L7Stats` (per protocol and reason) and the parser carries on at the next boundary.
 
 mod detect;
+mod header_fields;
 mod headers;
 mod http1;
 mod http2;
@@ -17,12 +18,14 @@ mod redact;
 mod stats;
 mod stream;
 mod summary;
+mod trace_context;
 mod tracker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use self::detect::detect;
+pub use self::header_fields::HeaderFields;
 pub use self::redact::Redaction;
 pub use self::stats::{CaptureCounters, FailureReason, L7Stats};
 pub use self::tracker::L7Tracker;
@@ -75,7 +78,14 @@ pub struct Segment<'a> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct L7Message {
     /// Type REQUEST/RESPONSE, `latency_ns` on responses, and the `http` or `kafka` record.
+    /// The `http` record's header list is empty here: see `http_headers`.
     pub layer7: sightline_proto::flow::Layer7,
+    /// The HTTP record's headers, redacted, turned into its header list only when read
+    /// (`with_header_list`, or the flow record's deferred fields).
+    pub http_headers: Option<HeaderFields>,
+    /// `flow.trace_context.parent.trace_id`: the W3C trace id of the request's
+    /// `traceparent`, on the request and on its response.
+    pub trace_id: Option<String>,
     /// Hubble's Summary text for it.
     pub summary: String,
     /// True for the request direction (client → server).
@@ -83,6 +93,19 @@ pub struct L7Message {
     pub client: SocketAddr,
     pub server: SocketAddr,
     pub timestamp_ns: u64,
+}
+
+impl L7Message {
+    /// The `Layer7` record as a reader sees it, the HTTP header list included.
+    pub fn with_header_list(&self) -> sightline_proto::flow::Layer7 {
+        let mut layer7 = self.layer7.clone();
+        if let (Some(sightline_proto::flow::layer7::Record::Http(http)), Some(fields)) =
+            (&mut layer7.record, &self.http_headers)
+        {
+            http.headers = fields.to_list();
+        }
+        layer7
+    }
 }
 
 /// Limits and redaction options of the tracker.

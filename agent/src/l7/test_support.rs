@@ -98,8 +98,9 @@ impl Wire {
     }
 }
 
-pub(crate) fn http_of(message: &L7Message) -> &Http {
-    match &message.layer7.record {
+/// The HTTP record as a reader sees it, its header list built from the deferred fields.
+pub(crate) fn http_of(message: &L7Message) -> Http {
+    match message.with_header_list().record {
         Some(Record::Http(http)) => http,
         other => panic!("expected an HTTP record, got {other:?}"),
     }

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use rustc_hash::FxHashMap;
 use sightline_proto::flow::{L7FlowType, Layer7, layer7::Record};
 
+use super::header_fields::HeaderFields;
 use super::stats::{FailureReason, L7Stats};
 use super::stream::StreamCursor;
 use super::{L7Message, L7Protocol, L7Settings, Segment, detect, http1, http2, kafka, summary};
@@ -36,6 +37,10 @@ pub(crate) struct Parsed {
     pub latency_ns: u64,
     pub record: Record,
     pub timestamp_ns: u64,
+    /// HTTP header fields, redacted, for the record's list when it is read.
+    pub headers: Option<HeaderFields>,
+    /// W3C trace id from the request's `traceparent`.
+    pub trace_id: Option<String>,
 }
 
 /// What the parsers share while handling one segment.
@@ -278,6 +283,8 @@ impl L7Tracker {
                 client,
                 server,
                 timestamp_ns: parsed.timestamp_ns,
+                http_headers: parsed.headers,
+                trace_id: parsed.trace_id,
             });
         }
     }

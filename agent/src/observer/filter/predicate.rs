@@ -399,10 +399,13 @@ impl Predicate {
                 .and_then(|h| request_path(&h.url))
                 .is_some_and(|path| set.is_match(&path)),
             Predicate::HttpUrl(set) => http(flow).is_some_and(|h| set.is_match(&h.url)),
-            Predicate::HttpHeader(wanted) => http(flow).is_some_and(|h| {
-                h.headers
+            // The header list is deferred on parsed flows; `layer7()` builds it.
+            Predicate::HttpHeader(wanted) => flow.layer7().is_some_and(|l7| match &l7.record {
+                Some(layer7::Record::Http(h)) => h
+                    .headers
                     .iter()
-                    .any(|hd| wanted.iter().any(|(k, v)| *k == hd.key && *v == hd.value))
+                    .any(|hd| wanted.iter().any(|(k, v)| *k == hd.key && *v == hd.value)),
+                _ => false,
             }),
             Predicate::Reply(bits) => match &flow.is_reply {
                 None if flow.verdict != Verdict::Dropped as i32 => false,
