@@ -49,7 +49,7 @@ impl<M> Batch<M> {
     /// runtime once and adds what arrived meanwhile.
     pub(super) async fn fill(&mut self, stream: &mut Responses<M>) {
         self.take_ready(stream).await;
-        if self.items.len() < SMALL_BATCH && self.end.is_none() && coalesce_enabled() {
+        if self.items.len() < SMALL_BATCH && self.end.is_none() {
             tokio::task::yield_now().await;
             self.take_ready(stream).await;
         }
@@ -76,10 +76,6 @@ impl<M> Batch<M> {
         })
         .await;
     }
-}
-
-fn coalesce_enabled() -> bool {
-    std::env::var_os("SIGHTLINE_EXP_NO_COALESCE").is_none()
 }
 
 #[cfg(test)]

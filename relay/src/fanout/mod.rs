@@ -139,7 +139,7 @@ impl<M: Merge> Fanout<M> {
                         for message in batch.drain(..) {
                             self.on_upstream(message).await?;
                         }
-                        if self.sink.is_short() && coalesce_enabled() {
+                        if self.sink.is_short() {
                             self.top_up(&mut upstream, &mut batch).await?;
                         }
                     }
@@ -215,10 +215,6 @@ impl<M: Merge> Fanout<M> {
         }
         Ok(())
     }
-}
-
-fn coalesce_enabled() -> bool {
-    std::env::var_os("SIGHTLINE_EXP_NO_COALESCE").is_none()
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
