@@ -61,6 +61,12 @@ impl<M: crate::merge::Merge> ClientSink<M> {
         self.arrival = Instant::now();
     }
 
+    /// Whether what is queued for the client would make a short write: worth
+    /// waiting one turn of the runtime for more.
+    pub(super) fn is_short(&self) -> bool {
+        !self.pending.is_empty() && self.pending.len() < CLIENT_BATCH / 4
+    }
+
     /// Queues a response the relay made itself, outside the merge's order (the
     /// opening node status).
     pub(super) fn push(&mut self, item: M) {
@@ -93,7 +99,11 @@ impl<M: crate::merge::Merge> ClientSink<M> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(CLIENT_BATCH));
+        // Sized like the last batch: a full-size one per flush was a large allocation
+        // (responses sit beside `Status`) that small batches from Go-framed peers
+        // paid for every few responses.
+        let next = Vec::with_capacity(self.pending.len());
+        let batch = std::mem::replace(&mut self.pending, next);
         self.out.send(batch).await.map_err(|_| ClientGone)?;
         // A slow client may have held us up here; later stamps must not predate it.
         self.stamp_arrival();

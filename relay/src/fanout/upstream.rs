@@ -10,10 +10,8 @@ use tokio::sync::mpsc;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
+use super::batch::{Batch, End};
 use crate::merge::Merge;
-
-/// Most responses of one peer handed over at once.
-const UPSTREAM_BATCH: usize = 128;
 
 /// What upstream tasks report, with the call's number, so the merge can tell them
 /// from a call it already replaced or abandoned.
@@ -45,7 +43,7 @@ pub(super) async fn run<M: Merge>(call: Call<M>, tx: mpsc::Sender<Upstream<M>>) 
         idle_timeout,
     } = call;
     let fail = |status: Status| Upstream::Failed(name.clone(), id, status);
-    let stream = match tokio::time::timeout(answer_timeout, M::call(channel, request)).await {
+    let mut stream = match tokio::time::timeout(answer_timeout, M::call(channel, request)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(status)) => {
             let _ = tx.send(fail(status)).await;
@@ -57,11 +55,10 @@ pub(super) async fn run<M: Merge>(call: Call<M>, tx: mpsc::Sender<Upstream<M>>) 
             return;
         }
     };
-    let mut batches = stream.ready_chunks(UPSTREAM_BATCH);
     loop {
-        let next = match idle_timeout {
-            None => batches.next().await,
-            Some(limit) => match tokio::time::timeout(limit, batches.next()).await {
+        let first = match idle_timeout {
+            None => stream.next().await,
+            Some(limit) => match tokio::time::timeout(limit, stream.next()).await {
                 Ok(next) => next,
                 Err(_) => {
                     let status = Status::unavailable(format!("peer sent nothing for {limit:?}"));
@@ -70,27 +67,22 @@ pub(super) async fn run<M: Merge>(call: Call<M>, tx: mpsc::Sender<Upstream<M>>) 
                 }
             },
         };
-        let Some(batch) = next else {
-            let _ = tx.send(Upstream::Ended(name.clone(), id)).await;
-            return;
-        };
-        let mut items = Vec::with_capacity(batch.len());
-        let mut failure = None;
-        for result in batch {
-            match result {
-                Ok(item) => items.push(item),
-                Err(status) => {
-                    failure = Some(status);
-                    break;
-                }
-            }
-        }
+        let mut batch = Batch::starting_with(first);
+        batch.fill(&mut stream).await;
+        let Batch { items, end } = batch;
         if !items.is_empty() && tx.send(Upstream::Items(name.clone(), id, items)).await.is_err() {
             return;
         }
-        if let Some(status) = failure {
-            let _ = tx.send(fail(status)).await;
-            return;
+        match end {
+            None => {}
+            Some(End::Finished) => {
+                let _ = tx.send(Upstream::Ended(name.clone(), id)).await;
+                return;
+            }
+            Some(End::Failed(status)) => {
+                let _ = tx.send(fail(status)).await;
+                return;
+            }
         }
     }
 }

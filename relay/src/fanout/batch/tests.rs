@@ -1,0 +1,85 @@
+use std::task::Poll;
+
+use futures::StreamExt;
+use tonic::Status;
+
+use super::{Batch, End, UPSTREAM_BATCH};
+use crate::merge::Responses;
+
+async fn next_batch(stream: &mut Responses<u32>) -> Batch<u32> {
+    let first = stream.next().await;
+    let mut batch = Batch::starting_with(first);
+    batch.fill(stream).await;
+    batch
+}
+
+fn ready(items: Vec<Result<u32, Status>>) -> Responses<u32> {
+    futures::stream::iter(items).boxed()
+}
+
+#[tokio::test]
+async fn responses_before_a_failure_are_handed_over_with_it() {
+    let mut stream = ready(vec![Ok(1), Ok(2), Err(Status::internal("agent broke")), Ok(3)]);
+    let batch = next_batch(&mut stream).await;
+    assert_eq!(batch.items, [1, 2]);
+    match batch.end {
+        Some(End::Failed(status)) => assert_eq!(status.message(), "agent broke"),
+        _ => panic!("the failure must end the batch"),
+    }
+}
+
+#[tokio::test]
+async fn the_end_of_the_stream_comes_with_the_last_responses() {
+    let mut stream = ready(vec![Ok(7)]);
+    let batch = next_batch(&mut stream).await;
+    assert_eq!(batch.items, [7]);
+    assert!(matches!(batch.end, Some(End::Finished)));
+}
+
+#[tokio::test]
+async fn a_busy_peer_is_handed_over_in_bounded_batches_in_order() {
+    let total = 2 * UPSTREAM_BATCH as u32 + 44;
+    let mut stream = ready((0..total).map(Ok).collect());
+    let mut seen = Vec::new();
+    loop {
+        let batch = next_batch(&mut stream).await;
+        assert!(
+            batch.items.len() <= UPSTREAM_BATCH,
+            "{} in one batch",
+            batch.items.len()
+        );
+        seen.extend(batch.items);
+        if batch.end.is_some() {
+            assert!(matches!(batch.end, Some(End::Finished)));
+            break;
+        }
+    }
+    assert_eq!(seen, (0..total).collect::<Vec<_>>());
+}
+
+/// One response, then nothing until the runtime has had a turn (the connection
+/// task reading the next frame), then a second, then silence.
+fn one_then_another_after_a_turn() -> Responses<u32> {
+    let mut step = 0;
+    futures::stream::poll_fn(move |cx| {
+        step += 1;
+        match step {
+            1 => Poll::Ready(Some(Ok(1))),
+            2 => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            3 => Poll::Ready(Some(Ok(2))),
+            _ => Poll::Pending,
+        }
+    })
+    .boxed()
+}
+
+#[tokio::test]
+async fn a_response_that_arrives_while_the_batch_forms_joins_it() {
+    let mut stream = one_then_another_after_a_turn();
+    let batch = next_batch(&mut stream).await;
+    assert_eq!(batch.items, [1, 2]);
+    assert!(batch.end.is_none());
+}
