@@ -4,6 +4,7 @@
 //! where a live configuration comes from.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod backoff;
 pub mod config_file;
