@@ -1,6 +1,7 @@
 //! Flags of the live configuration's Kubernetes side.
 
 #[derive(Debug, Clone, Default, clap::Args)]
+/// The flags of the live configuration's Kubernetes side.
 pub struct LiveArgs {
     /// The operator's relay ConfigMap, watched through the API so that a change
     /// applies within seconds (a mounted copy follows only after the kubelet's
@@ -15,6 +16,7 @@ pub struct LiveArgs {
 }
 
 impl LiveArgs {
+    /// The namespace of `--config-map`: the flag, else the pod's own.
     pub fn namespace(&self) -> String {
         sightline_common::live_source::pod_namespace(self.config_map_namespace.as_deref())
     }
