@@ -21,7 +21,9 @@ pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(30);
 /// Agents running the generation, out of the agents whose node still exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AgentCount {
+    /// Agents that report the current generation.
     pub current: u32,
+    /// Agents whose node still exists.
     pub total: u32,
 }
 

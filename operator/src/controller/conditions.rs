@@ -9,11 +9,13 @@ use crate::crd::{CertificateStatus, Condition, SightlineConfigStatus};
 pub struct ConfigOutcome {
     /// Agents running the current generation, out of `total`.
     pub current: u32,
+    /// Agents whose node still exists.
     pub total: u32,
     /// Spec fields that wait for a restart (empty when none or when rolled).
     pub restart_pending: Vec<&'static str>,
     /// A rolling restart was triggered in this reconcile.
     pub rolling: bool,
+    /// Checksum of the rendered configuration the agents should run.
     pub checksum: String,
 }
 
@@ -23,10 +25,17 @@ pub enum Outcome {
     /// Not the `default` resource.
     NotInUse,
     /// The spec failed validation; the field and why.
-    Invalid { field: String, message: String },
+    Invalid {
+        /// The spec field, as a JSON path.
+        field: String,
+        /// Why it was refused.
+        message: String,
+    },
     /// Applied.
     Applied {
+        /// How far the configuration has rolled out.
         config: ConfigOutcome,
+        /// The certificates' state, or the reason and message of why they could not be read or issued.
         certificates: Result<Vec<CertificateStatus>, (String, String)>,
     },
 }
