@@ -3,13 +3,13 @@
 //! by size, or on stdout. The pipeline hands events over through a bounded
 //! queue and never waits for the disk; what does not fit is counted as lost.
 
-pub mod aggregate;
-pub mod args;
-pub mod dynamic;
+pub(crate) mod aggregate;
+pub(crate) mod args;
+pub(crate) mod dynamic;
 pub mod encode;
 pub mod exporter;
-pub mod flow_json;
-pub mod json_text;
+pub(crate) mod flow_json;
+pub(crate) mod json_text;
 pub mod rotate;
 
 pub use args::ExportArgs;

@@ -1,8 +1,8 @@
 //! Where Kubernetes objects come from: an API server (in-cluster config or
 //! `--kubeconfig`) watched with `kube`'s runtime watchers, or `--manifests DIR`.
 
-pub mod convert;
-pub mod local_addresses;
+pub(crate) mod convert;
+pub(crate) mod local_addresses;
 pub mod manifests;
 pub mod watch;
 

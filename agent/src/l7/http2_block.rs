@@ -28,7 +28,7 @@ pub(super) struct BlockFields {
 
 impl BlockFields {
     /// Decodes `block` with the direction's HPACK table, replacing the previous block's fields.
-    pub fn decode(
+    pub(super) fn decode(
         &mut self,
         decoder: &mut Decoder<'static>,
         redaction: &Redaction,
@@ -71,35 +71,35 @@ impl BlockFields {
         range.clone().and_then(|range| self.text.get(range))
     }
 
-    pub fn method(&self) -> Option<&str> {
+    pub(super) fn method(&self) -> Option<&str> {
         self.get(&self.method)
     }
 
-    pub fn scheme(&self) -> Option<&str> {
+    pub(super) fn scheme(&self) -> Option<&str> {
         self.get(&self.scheme)
     }
 
     /// `:authority`, or the Host header a client sent instead.
-    pub fn authority(&self) -> Option<&str> {
+    pub(super) fn authority(&self) -> Option<&str> {
         self.get(&self.authority).or_else(|| self.get(&self.host))
     }
 
-    pub fn path(&self) -> Option<&str> {
+    pub(super) fn path(&self) -> Option<&str> {
         self.get(&self.path)
     }
 
-    pub fn status(&self) -> Option<&str> {
+    pub(super) fn status(&self) -> Option<&str> {
         self.get(&self.status)
     }
 
     /// Moves the block's regular headers out (one allocation of the exact size), keeping
     /// the scratch list's capacity for the next block.
-    pub fn take_headers(&mut self) -> Vec<HttpHeader> {
+    pub(super) fn take_headers(&mut self) -> Vec<HttpHeader> {
         self.headers.drain(..).collect()
     }
 
     /// Appends the block's regular headers to a list already built (trailers).
-    pub fn append_headers_to(&mut self, list: &mut Vec<HttpHeader>) {
+    pub(super) fn append_headers_to(&mut self, list: &mut Vec<HttpHeader>) {
         list.append(&mut self.headers);
     }
 }

@@ -13,15 +13,15 @@ use kube::api::{Patch, PatchParams};
 use tokio::sync::watch;
 
 /// Label the operator lists agents' Leases by.
-pub const COMPONENT_LABEL: (&str, &str) = ("sightline.dev/component", "agent");
+pub(crate) const COMPONENT_LABEL: (&str, &str) = ("sightline.dev/component", "agent");
 /// Annotation holding the generation in force.
-pub const GENERATION_ANNOTATION: &str = "sightline.dev/config-generation";
+pub(crate) const GENERATION_ANNOTATION: &str = "sightline.dev/config-generation";
 /// Field manager of the agent's writes.
-pub const MANAGER: &str = "sightline-agent";
+pub(crate) const MANAGER: &str = "sightline-agent";
 
 /// The Lease's name for `node`: Kubernetes names allow 253 characters, so a very
 /// long node name is cut and keeps a hash of the whole to stay unique.
-pub fn lease_name(node: &str) -> String {
+pub(crate) fn lease_name(node: &str) -> String {
     let name = format!("sightline-agent-{}", node.to_ascii_lowercase());
     if name.len() <= 253 {
         return name;
@@ -42,7 +42,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// The Lease as this agent writes it (server-side apply owns exactly these fields).
-pub fn lease_for(node: &str, generation: Option<i64>, renew_interval: Duration, now: Timestamp) -> Lease {
+pub(crate) fn lease_for(node: &str, generation: Option<i64>, renew_interval: Duration, now: Timestamp) -> Lease {
     let annotations = generation.map(|g| BTreeMap::from([(GENERATION_ANNOTATION.to_owned(), g.to_string())]));
     let duration = (renew_interval.as_secs().max(1) * 3).min(i32::MAX as u64) as i32;
     Lease {
@@ -67,7 +67,7 @@ pub fn lease_for(node: &str, generation: Option<i64>, renew_interval: Duration, 
 /// Writes the Lease at once, whenever the generation changes and every
 /// `renew_interval`, until the generation's sender is gone. Server-side apply
 /// creates it the first time and never conflicts with an older version of itself.
-pub async fn report(
+pub(crate) async fn report(
     api: Api<Lease>,
     node: String,
     mut generation: watch::Receiver<Option<i64>>,
