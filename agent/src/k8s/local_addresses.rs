@@ -39,7 +39,7 @@ fn publish(index: &Index, addresses: &HashSet<Configured>) {
 
 /// Subscribes before dumping, so no change between the two is missed, then keeps
 /// `index` told until the connection ends.
-pub(crate) async fn follow(index: Arc<Index>) -> std::io::Result<()> {
+pub async fn follow(index: Arc<Index>) -> std::io::Result<()> {
     let (mut connection, handle, mut messages) = rtnetlink::new_connection()?;
     connection
         .socket_mut()
@@ -70,7 +70,7 @@ pub(crate) async fn follow(index: Arc<Index>) -> std::io::Result<()> {
 }
 
 /// Runs [`follow`] and logs why it stopped; flows keep the last addresses known.
-pub(crate) async fn follow_logged(index: Arc<Index>) {
+pub async fn follow_logged(index: Arc<Index>) {
     if let Err(error) = follow(index).await {
         tracing::warn!(%error, "node addresses are not followed; only Node objects name this host");
     }

@@ -2,7 +2,7 @@
 //! `--kubeconfig`) watched with `kube`'s runtime watchers, or `--manifests DIR`.
 
 pub(crate) mod convert;
-pub(crate) mod local_addresses;
+pub mod local_addresses;
 pub mod manifests;
 pub mod watch;
 
