@@ -6,6 +6,8 @@
 //! Hubble API (`observer.Observer`, `peer.Peer`) on TCP `:4244` and a unix socket,
 //! with Prometheus metrics on `:9965`. See `docs/architecture.md` for the stages.
 
+#![warn(unreachable_pub)]
+
 pub mod app;
 pub mod cli;
 pub mod datapath;
@@ -19,5 +21,5 @@ pub mod live;
 pub mod metrics;
 pub mod observer;
 pub mod peer;
-pub mod server;
+pub(crate) mod server;
 pub mod synthetic;

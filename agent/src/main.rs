@@ -1,3 +1,6 @@
+// The agent's unsafe code all lives in the library; the binary needs none.
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use anyhow::Context;

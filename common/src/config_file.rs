@@ -14,17 +14,46 @@ use clap::{Arg, Command};
 use serde_json::{Map, Value};
 
 #[derive(Debug, thiserror::Error)]
+/// Why a `--config` file could not be applied; each names the file and, where known, the key.
 pub enum ConfigFileError {
     #[error("reading config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    /// The file could not be read.
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
     #[error("config file {path}: {reason}")]
-    Parse { path: PathBuf, reason: String },
+    /// The file is not valid YAML or TOML.
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// The parser's message, with its position.
+        reason: String,
+    },
     #[error("config file {path}: top level must be a mapping of flag names to values")]
-    NotAMapping { path: PathBuf },
+    /// The document is a scalar or a list where a map of flags was expected.
+    NotAMapping {
+        /// The config file.
+        path: PathBuf,
+    },
     #[error("config file {path}: unknown key {key:?} (keys are the long flag names)")]
-    UnknownKey { path: PathBuf, key: String },
+    /// A key that is no long flag of this binary (a typo, or a flag of another binary).
+    UnknownKey {
+        /// The config file.
+        path: PathBuf,
+        /// The key as written.
+        key: String,
+    },
     #[error("config file {path}: key {key:?} must be a string, number, boolean or list of those")]
-    BadValue { path: PathBuf, key: String },
+    /// A value that cannot stand for flag arguments (a map, or a list holding one).
+    BadValue {
+        /// The config file.
+        path: PathBuf,
+        /// The key whose value was refused.
+        key: String,
+    },
 }
 
 /// The flag values one config value stands for: a scalar, or a list of scalars.

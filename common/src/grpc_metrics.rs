@@ -26,8 +26,10 @@ use prometheus_client::registry::Registry;
 use prost::Message;
 
 #[derive(Debug, thiserror::Error)]
+/// Why the gRPC server metrics could not be set up.
 pub enum GrpcMetricsError {
     #[error("gRPC metrics: a service descriptor set does not decode: {0}")]
+    /// A descriptor set handed in does not decode.
     Descriptor(#[from] prost::DecodeError),
 }
 
@@ -201,6 +203,7 @@ impl GrpcServerMetrics {
         );
     }
 
+    /// The tower layer that counts every call through the server it wraps.
     pub fn layer(&self) -> GrpcMetricsLayer {
         GrpcMetricsLayer { metrics: self.clone() }
     }
@@ -239,6 +242,7 @@ impl<S> tower_layer::Layer<S> for GrpcMetricsLayer {
 }
 
 #[derive(Debug, Clone)]
+/// The service a [`GrpcMetricsLayer`] wraps around a router; counts calls, messages and status codes.
 pub struct GrpcMetricsService<S> {
     inner: S,
     metrics: GrpcServerMetrics,

@@ -5,6 +5,7 @@
 //! generation it runs.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod backoff;
 pub mod config_file;

@@ -27,23 +27,38 @@ const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; cha
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
+/// Why the metrics server could not start.
 pub enum MetricsServerError {
     #[error("metrics server: cannot listen on {address:?}: {source}")]
-    Bind { address: String, source: std::io::Error },
+    /// The listen address could not be bound.
+    Bind {
+        /// The address as configured.
+        address: String,
+        /// The bind failure.
+        source: std::io::Error,
+    },
     #[error("metrics server TLS: {0}")]
+    /// The TLS files could not be loaded.
     Tls(#[from] TlsError),
     #[error("metrics server TLS: {missing} is not set (the certificate and the key go together)")]
-    IncompleteTls { missing: &'static str },
+    /// Only one of certificate and key was given.
+    IncompleteTls {
+        /// The file that is missing.
+        missing: &'static str,
+    },
 }
 
 /// The exposition format of one response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// Prometheus text format 0.0.4, what scrapers ask for by default.
     Prometheus,
+    /// OpenMetrics 1.0 text, sent when asked for with `Accept` and enabled by the flag.
     OpenMetrics,
 }
 
 impl Format {
+    /// The `Content-Type` header of a response in this format.
     pub fn content_type(self) -> &'static str {
         match self {
             Format::Prometheus => PROMETHEUS_TEXT,
@@ -84,6 +99,7 @@ pub fn encode(registry: &Registry, format: Format) -> String {
 /// What a scrape returns. Implementors refresh gauges (pool state, ring
 /// occupancy) before encoding.
 pub trait Scrape: Send + Sync + 'static {
+    /// The exposition of every metric, in the format the scraper asked for.
     fn scrape(&self, format: Format) -> String;
 }
 
@@ -96,8 +112,11 @@ impl<F: Fn(Format) -> String + Send + Sync + 'static> Scrape for F {
 /// Certificate, key and (for mutual TLS) client CAs of the metrics server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsTlsFiles {
+    /// Certificate chain file (PEM).
     pub cert: PathBuf,
+    /// Private key file (PEM).
     pub key: PathBuf,
+    /// CA bundles that client certificates must chain to; empty means no client authentication.
     pub client_cas: Vec<PathBuf>,
 }
 
@@ -122,11 +141,15 @@ impl MetricsTlsFiles {
 }
 
 #[derive(Debug, Clone)]
+/// How to run the metrics server, from the binary's flags.
 pub struct MetricsServerOptions {
     /// `host:port`, or `:port` for every interface.
     pub address: String,
+    /// Whether a scraper that asks for OpenMetrics gets it (else always Prometheus text).
     pub open_metrics: bool,
+    /// TLS for the endpoint; `None` serves plain HTTP.
     pub tls: Option<MetricsTlsFiles>,
+    /// How often the TLS files are checked for changes.
     pub tls_reload_interval: Duration,
 }
 
@@ -188,6 +211,7 @@ impl MetricsServer {
         })
     }
 
+    /// The address actually bound (the port chosen by the kernel for port 0).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.local_addr().ok()
     }

@@ -17,27 +17,58 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 pub const RELOAD_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
+/// Why TLS material could not be loaded; each names the file to fix.
 pub enum TlsError {
     #[error("reading {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    /// A file could not be read.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
     #[error("{path}: no PEM certificate found")]
-    NoCertificate { path: PathBuf },
+    /// A certificate file holds no certificate.
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
     #[error("{path}: no PEM private key found")]
-    NoPrivateKey { path: PathBuf },
+    /// A key file holds no private key.
+    NoPrivateKey {
+        /// The file.
+        path: PathBuf,
+    },
     #[error("{path}: invalid PEM: {reason}")]
-    Pem { path: PathBuf, reason: String },
+    /// A file is not valid PEM.
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// The PEM parser's message.
+        reason: String,
+    },
     #[error("{path}: certificate not usable as a trust anchor: {source}")]
-    TrustAnchor { path: PathBuf, source: rustls::Error },
+    /// A CA certificate that rustls refuses as a trust anchor.
+    TrustAnchor {
+        /// The CA file.
+        path: PathBuf,
+        /// Why rustls refused it.
+        source: rustls::Error,
+    },
     #[error("certificate and key do not form a usable identity: {0}")]
+    /// The key does not belong to the certificate, or is of an unsupported kind.
     Identity(rustls::Error),
     #[error("client certificate verifier: {0}")]
+    /// No client verifier could be built from the CAs given.
     Verifier(String),
 }
 
 /// A certificate chain and its private key, as files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyPairFiles {
+    /// Certificate chain file (PEM).
     pub cert: PathBuf,
+    /// Private key file (PEM).
     pub key: PathBuf,
 }
 
@@ -170,6 +201,7 @@ impl<T: Send + Sync + 'static> Reloading<T> {
         Ok(this)
     }
 
+    /// The material loaded last; callers take it per connection so a reload applies to new ones.
     pub fn current(&self) -> Arc<T> {
         self.current.load_full()
     }

@@ -9,6 +9,8 @@
 //! is a veth to that bridge. Names are unique per process and call, so tests can run
 //! in parallel; every pod also gets its own subnet (see [`Node::new`]).
 
+#![warn(unreachable_pub)]
+
 pub mod cluster;
 pub mod demo;
 pub mod dns_server;

@@ -50,6 +50,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// The operator's HTTP endpoints: `/metrics` and the health probes.
 pub fn router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))

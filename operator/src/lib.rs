@@ -3,6 +3,9 @@
 //! decisions are pure functions over the resource, the cluster's objects and a
 //! time; [`controller`] only reads and writes what they decide.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod controller;
 pub mod crd;
 pub mod crdgen;

@@ -1,6 +1,8 @@
 //! `sightline-operator`: reconciles the `SightlineConfig` custom resource into agent
 //! and relay configuration and their TLS material, while it holds the leader Lease.
 
+#![forbid(unsafe_code)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;

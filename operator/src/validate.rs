@@ -15,7 +15,9 @@ use crate::tls::Lifetimes;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct InvalidField {
+    /// The field, as a JSON path in the spec.
     pub field: String,
+    /// Why it was rejected.
     pub message: String,
 }
 

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 pub const DEFAULT_HUBBLE_PORT: u16 = 4244;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Where the relay dials an agent, parsed from a peer announcement or `--peers`.
 pub enum PeerAddress {
+    /// A unix socket path (`unix://...` or an absolute path).
     Unix(PathBuf),
     /// `host:port`, with IPv6 hosts in brackets, ready for an `http://` URI.
     Tcp(String),
@@ -19,12 +21,16 @@ pub enum PeerAddress {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid peer address {address:?}: {reason}")]
+/// A peer address that cannot be dialled, with the text as given.
 pub struct AddressError {
+    /// The address as given.
     pub address: String,
+    /// What is wrong with it.
     pub reason: &'static str,
 }
 
 impl PeerAddress {
+    /// Parses `unix://path`, `host`, `host:port` or `[v6]:port`; a missing port is Hubble's 4244.
     pub fn parse(text: &str) -> Result<Self, AddressError> {
         let error = |reason| AddressError {
             address: text.to_owned(),

@@ -33,31 +33,45 @@ use crate::tls::{self, KeyPairFiles, RELOAD_CHECK_INTERVAL, Reloading, TlsError}
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
 #[derive(Debug, thiserror::Error)]
+/// Why the relay could not start; each names the flag or file to fix.
 pub enum RelayError {
     #[error("TLS: {0}")]
+    /// The TLS material did not load.
     Tls(#[from] TlsError),
     #[error("peers: {0}")]
+    /// The static peer list or the peer service address is malformed.
     Discovery(#[from] discovery::DiscoveryError),
     #[error("peer service address: {0}")]
+    /// The peer service address does not parse.
     Address(#[from] crate::address::AddressError),
     #[error("binding {what} on {address}: {source}")]
+    /// A listener could not be bound.
     Bind {
+        /// Which listener (API, metrics, ...).
         what: &'static str,
+        /// The address as configured.
         address: String,
+        /// The bind failure.
         source: std::io::Error,
     },
     #[error("reflection: {0}")]
+    /// The reflection service could not be built from the descriptors.
     Reflection(#[from] sightline_proto::reflection::ReflectionError),
     #[error(transparent)]
+    /// The metrics server could not start.
     MetricsServer(#[from] MetricsServerError),
     #[error(transparent)]
+    /// The live configuration could not be set up.
     Live(#[from] crate::live::LiveError),
 }
 
 /// A running relay; dropping it does not stop it, `shutdown` does.
 pub struct RunningRelay {
+    /// The address the Hubble API listens on (the kernel's port when 0 was asked).
     pub api_address: SocketAddr,
+    /// The address of `/metrics`, when enabled.
     pub metrics_address: Option<SocketAddr>,
+    /// The agents the relay knows and their connection state.
     pub pool: Pool,
     shutdown: Shutdown,
     server: JoinHandle<()>,

@@ -18,6 +18,7 @@ use sightline_common::logging::LogArgs;
     about = "One cluster-wide Hubble API in front of every Sightline agent"
 )]
 #[command(args_override_self = true)]
+/// The relay's command line, environment and `--config` values, after validation.
 pub struct Args {
     /// YAML (.yaml/.yml) or TOML (.toml) file with flag values (keys are the long flag names).
     #[arg(long, env = "SIGHTLINE_RELAY_CONFIG")]
@@ -121,9 +122,11 @@ pub struct Args {
     pub tls_relay_client_ca_files: Vec<PathBuf>,
 
     #[command(flatten)]
+    /// `--config-map` flags: where live configuration comes from.
     pub live: crate::live::LiveArgs,
 
     #[command(flatten)]
+    /// `--log-level` and `--log-format`.
     pub log: LogArgs,
 
     /// The command line as given, which keeps winning over a re-read `--config`.
@@ -132,12 +135,16 @@ pub struct Args {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why the flags were refused; printed as a usage error.
 pub enum ConfigError {
     #[error(transparent)]
+    /// The `--config` file is unreadable or names unknown keys.
     File(#[from] ConfigFileError),
     #[error(transparent)]
+    /// clap refused a flag or its value.
     Flags(#[from] clap::Error),
     #[error("{0}")]
+    /// Flags that parse but do not go together.
     Invalid(String),
 }
 
@@ -169,6 +176,7 @@ impl Args {
         Ok(args)
     }
 
+    /// Checks what clap cannot: TLS flags that go together and the sort buffer's bounds.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_owned()));
         if !self.disable_client_tls && self.tls_hubble_server_ca_files.is_empty() {

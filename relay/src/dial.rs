@@ -25,22 +25,29 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
+/// Why a connection to one agent could not be made; the pool retries with backoff.
 pub enum DialError {
     #[error("client TLS is on but the peer announced no TLS server name")]
+    /// TLS is on but the peer announced no server name to verify.
     MissingServerName,
     #[error("peer announced TLS server name {0:?} but client TLS is disabled")]
+    /// The peer announced a TLS server name while TLS to agents is disabled.
     UnexpectedServerName(String),
     #[error("invalid TLS server name {0:?}")]
+    /// The announced TLS server name is not a valid DNS name.
     InvalidServerName(String),
     #[error("connecting: {0}")]
+    /// The connection failed.
     Transport(#[from] tonic::transport::Error),
     #[error("connecting: timed out after {0:?}")]
+    /// The connection did not complete within `--dial-timeout`.
     Timeout(Duration),
 }
 
 type Connecting<'a> = std::pin::Pin<Box<dyn Future<Output = Result<Channel, tonic::transport::Error>> + Send + 'a>>;
 
 #[derive(Clone)]
+/// Opens channels to agents with the relay's client TLS and the current dial timeout.
 pub struct Dialer {
     tls: Option<Arc<Reloading<ClientConfig>>>,
     /// Nanoseconds, shared by every clone so a new `--dial-timeout` reaches every
@@ -53,6 +60,7 @@ fn nanos(timeout: Duration) -> u64 {
 }
 
 impl Dialer {
+    /// A dialer with client TLS (`None`: plaintext) and the initial dial timeout.
     pub fn new(tls: Option<Arc<Reloading<ClientConfig>>>, timeout: Duration) -> Self {
         Self {
             tls,
@@ -65,10 +73,12 @@ impl Dialer {
         self.timeout.store(nanos(timeout), std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Whether channels use TLS (and so peers must announce a server name).
     pub fn tls_enabled(&self) -> bool {
         self.tls.is_some()
     }
 
+    /// The dial timeout in force now.
     pub fn timeout(&self) -> Duration {
         Duration::from_nanos(self.timeout.load(std::sync::atomic::Ordering::Relaxed))
     }

@@ -15,22 +15,31 @@ use crate::dial::Dialer;
 /// A Hubble server as announced by the peer service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerInfo {
+    /// The node name, the key the relay tracks the peer by.
     pub name: String,
+    /// Where to dial it.
     pub address: PeerAddress,
+    /// The name its server certificate must carry, when TLS is on.
     pub tls_server_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// One change to the set of peers, from the peer service or the static list.
 pub enum PeerChange {
+    /// A peer appeared or its address changed.
     Upsert(PeerInfo),
+    /// The named peer left.
     Delete(String),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// Why a peer source is unusable.
 pub enum DiscoveryError {
     #[error("static peer {0:?}: expected name=address")]
+    /// A `--peers` entry without `name=address`.
     StaticPeerSyntax(String),
     #[error(transparent)]
+    /// A peer address does not parse.
     Address(#[from] AddressError),
 }
 

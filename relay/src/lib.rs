@@ -9,6 +9,7 @@
 //! [`app`] wires them together.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod address;
 pub mod app;

@@ -20,8 +20,11 @@ use crate::sort_buffer::Timed;
 /// The part of a request that decides which events the merged stream holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
+    /// How many events were asked for.
     pub number: u64,
+    /// The oldest `number` are wanted, not the newest.
     pub first: bool,
+    /// The stream stays open for new events.
     pub follow: bool,
     /// A `since` was given: agents then count `number` forward from it.
     pub since: bool,
@@ -39,16 +42,21 @@ impl Window {
 /// An upstream call's responses, ending with an error if the call failed.
 pub type Responses<M> = BoxStream<'static, Result<M, Status>>;
 
+/// What the fan-out needs to know about one streaming call to merge it across agents.
 pub trait Merge: Timed + Sized + Send + 'static {
+    /// The call's request message.
     type Request: Clone + Send + Sync + 'static;
 
+    /// The part of the request that decides how many events the merged stream holds.
     fn window(request: &Self::Request) -> Window;
     /// The request for a peer that joins a follow stream late: only new events,
     /// so a returning peer does not replay what the client already saw.
     fn live_only(request: &Self::Request) -> Self::Request;
+    /// Calls one agent with the request.
     fn call(channel: Channel, request: Request<Self::Request>) -> BoxFuture<'static, Result<Responses<Self>, Status>>;
     /// Whether this response counts towards `number` (lost events and node status do not).
     fn counts(&self) -> bool;
+    /// The relay's node status event for this call's response type, if it has one.
     fn node_status(event: NodeStatusEvent, relay_node: &str, time: Timestamp) -> Option<Self>;
 }
 

@@ -35,16 +35,19 @@ struct ResultLabel {
 pub struct Reloads(Family<ResultLabel, Counter>);
 
 impl Reloads {
+    /// Counts a configuration version applied.
     pub fn success(&self) {
         self.0.get_or_create(&ResultLabel { result: "success" }).inc();
     }
 
+    /// Counts a configuration version refused.
     pub fn error(&self) {
         self.0.get_or_create(&ResultLabel { result: "error" }).inc();
     }
 }
 
 #[derive(Clone)]
+/// The relay's Prometheus metrics, named as hubble-relay names them.
 pub struct RelayMetrics {
     registry: Arc<Registry>,
     peers: Family<StatusLabel, Gauge>,
@@ -62,6 +65,7 @@ impl Default for RelayMetrics {
 }
 
 impl RelayMetrics {
+    /// An empty registry with every family registered.
     pub fn new() -> Self {
         let mut root = Registry::default();
         // The gRPC server metrics keep go-grpc-prometheus' names, without our prefix.
@@ -121,10 +125,12 @@ impl RelayMetrics {
         self.grpc.layer()
     }
 
+    /// Counts one flow sent to a client.
     pub fn flow_forwarded(&self) {
         self.forwarded.inc();
     }
 
+    /// Counts one event released from the sort buffer, by why it was released.
     pub fn released(&self, why: Release) {
         let index = match why {
             Release::Full => 0,
@@ -155,10 +161,12 @@ impl RelayMetrics {
         }
     }
 
+    /// The exposition in Prometheus text.
     pub fn encode(&self) -> String {
         self.encode_as(Format::OpenMetrics)
     }
 
+    /// The exposition in the format a scraper asked for.
     pub fn encode_as(&self, format: Format) -> String {
         sightline_common::metrics_server::encode(&self.registry, format)
     }

@@ -30,27 +30,38 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 
 #[derive(Clone, Debug)]
+/// How a peer's connection stands, as `GetNodes` and the peer gauge report it.
 pub enum PeerState {
+    /// Dialling (first time or after a failure).
     Connecting,
+    /// Open, with the status the peer last answered.
     Connected {
+        /// The channel calls go on.
         channel: Channel,
+        /// The peer's last `ServerStatus` answer.
         status: Box<ServerStatusResponse>,
         /// Numbers connections: a new one after a failure has a higher number,
         /// even if nobody saw the peer drop in between.
         connection: u64,
     },
+    /// The last attempt failed; retried after `--retry-timeout`.
     Unavailable {
+        /// The failure, as `GetNodes` reports it.
         error: String,
     },
 }
 
 #[derive(Clone, Debug)]
+/// One peer as the pool sees it now.
 pub struct PeerView {
+    /// The peer as announced.
     pub info: PeerInfo,
+    /// Its connection state.
     pub state: PeerState,
 }
 
 impl PeerView {
+    /// An Observer client on the peer's channel, when connected.
     pub fn client(&self) -> Option<ObserverClient<Channel>> {
         match &self.state {
             PeerState::Connected { channel, .. } => Some(observer_client(channel.clone())),
@@ -58,6 +69,7 @@ impl PeerView {
         }
     }
 
+    /// The peer's channel, when connected.
     pub fn channel(&self) -> Option<Channel> {
         match &self.state {
             PeerState::Connected { channel, .. } => Some(channel.clone()),
@@ -88,6 +100,7 @@ impl Drop for Slot {
 }
 
 #[derive(Clone)]
+/// The agents the relay knows, each with one channel kept open and redialled; cheap to clone.
 pub struct Pool {
     inner: Arc<Inner>,
 }
@@ -99,6 +112,7 @@ struct Inner {
 }
 
 impl Pool {
+    /// An empty pool that dials with `dialer`.
     pub fn new(dialer: Dialer) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -149,6 +163,7 @@ impl Pool {
         self.bump();
     }
 
+    /// Every known peer and its state, sorted by name.
     pub fn snapshot(&self) -> Vec<PeerView> {
         self.slots()
             .values()
@@ -188,6 +203,7 @@ impl Pool {
         }
     }
 
+    /// The dial timeout in force, also the answer timeout of unary calls to peers.
     pub fn dial_timeout(&self) -> Duration {
         self.inner.dialer.timeout()
     }

@@ -20,24 +20,37 @@ use tonic_prost::{ProstDecoder, ProstEncoder};
 use sightline_proto::fields::get_flows_response as field;
 
 #[derive(Debug, thiserror::Error)]
+/// Why an agent's `GetFlowsResponse` could not be read; the stream ends with Internal.
 pub enum ParseError {
     #[error(transparent)]
+    /// A field's value is malformed.
     Decode(#[from] prost::DecodeError),
     #[error("a length-delimited field runs past the end of the message")]
+    /// A length-delimited field runs past the end.
     Truncated,
     #[error("invalid field key {0}")]
+    /// A field key with an invalid wire type or number 0.
     Key(u64),
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// A response on its way through the relay: an agent's bytes untouched, or the relay's own.
 pub enum RelayFlow {
     /// A response from an agent, forwarded byte for byte.
-    Raw { time: i128, is_flow: bool, bytes: Bytes },
+    Raw {
+        /// The response's time, nanoseconds since the Unix epoch.
+        time: i128,
+        /// It carries a flow (not lost events or node status).
+        is_flow: bool,
+        /// The encoded `GetFlowsResponse`.
+        bytes: Bytes,
+    },
     /// A response the relay made (node status).
     Own(Box<GetFlowsResponse>),
 }
 
 impl RelayFlow {
+    /// The response's time, nanoseconds since the Unix epoch (0 when it has none).
     pub fn time_nanos(&self) -> i128 {
         match self {
             RelayFlow::Raw { time, .. } => *time,
@@ -45,6 +58,7 @@ impl RelayFlow {
         }
     }
 
+    /// Whether the response carries a flow.
     pub fn is_flow(&self) -> bool {
         match self {
             RelayFlow::Raw { is_flow, .. } => *is_flow,
@@ -156,6 +170,7 @@ fn timestamp_nanos(mut buf: &[u8]) -> Result<i128, ParseError> {
 pub type UpstreamCodec = CodecPair<ProstEncoder<GetFlowsRequest>, RawDecoder>;
 
 #[derive(Debug, Default, Clone, Copy)]
+/// tonic decoder that reads only the time and kind of each response and keeps its bytes.
 pub struct RawDecoder;
 
 impl Decoder for RawDecoder {
@@ -178,6 +193,7 @@ impl Decoder for RawDecoder {
 pub type DownstreamCodec = CodecPair<RawEncoder, ProstDecoder<GetFlowsRequest>>;
 
 #[derive(Debug, Default, Clone, Copy)]
+/// tonic encoder that writes the kept bytes as they came.
 pub struct RawEncoder;
 
 impl Encoder for RawEncoder {

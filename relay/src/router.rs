@@ -14,8 +14,10 @@ use crate::pool::MAX_MESSAGE_SIZE;
 use crate::raw::{DownstreamCodec, RelayFlow};
 use crate::server::RelayObserver;
 
+/// The relay's Observer service with `GetFlows` served by the raw passthrough.
 pub type RelayRouter = FlowsRoute<ObserverServer<RelayObserver>, GetFlows, DownstreamCodec>;
 
+/// The Observer service for `observer`, its `GetFlows` forwarding agents' bytes unchanged.
 pub fn relay_router(observer: RelayObserver) -> RelayRouter {
     let generated = ObserverServer::new(observer.clone())
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
@@ -24,6 +26,7 @@ pub fn relay_router(observer: RelayObserver) -> RelayRouter {
 }
 
 #[derive(Clone)]
+/// The raw `GetFlows` handler.
 pub struct GetFlows(RelayObserver);
 
 impl ServerStreamingService<GetFlowsRequest> for GetFlows {

@@ -27,16 +27,22 @@ pub const VERSION: &str = concat!("sightline-relay v", env!("CARGO_PKG_VERSION")
 const MAX_UNAVAILABLE_LISTED: usize = 10;
 
 #[derive(Clone)]
+/// The relay's Observer service: answers from the pool's peers.
 pub struct RelayObserver {
+    /// The agents calls fan out to.
     pub pool: Pool,
     /// The settings in force; each new stream takes the current ones and keeps them
     /// for its lifetime, so a configuration change never disturbs an open stream.
     pub settings: tokio::sync::watch::Receiver<Arc<FanoutSettings>>,
+    /// The relay's metrics.
     pub metrics: RelayMetrics,
+    /// Cancelled at shutdown: open streams end.
     pub shutdown: CancellationToken,
+    /// When the relay started, for `ServerStatus` uptime.
     pub started: Instant,
 }
 
+/// A merged stream as the client receives it.
 pub type Stream<M> = fanout::ClientStream<M>;
 
 fn versioned<T>(message: T) -> Response<T> {

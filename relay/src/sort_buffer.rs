@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 /// Anything merged by time: nanoseconds since the Unix epoch.
 pub trait Timed {
+    /// Nanoseconds since the Unix epoch.
     fn time_nanos(&self) -> i128;
 }
 
@@ -56,6 +57,7 @@ pub enum Release {
     Flush,
 }
 
+/// Holds events from several inputs and releases them in time order, each at most `drain_timeout` late.
 pub struct SortBuffer<T> {
     heap: BinaryHeap<Reverse<Key>>,
     slots: Vec<Option<Held<T>>>,
@@ -79,10 +81,12 @@ impl<T: Timed> SortBuffer<T> {
         }
     }
 
+    /// How many events are held.
     pub fn len(&self) -> usize {
         self.heap.len()
     }
 
+    /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
@@ -147,6 +151,7 @@ impl<T: Timed> SortBuffer<T> {
         self.held().map(|held| held.arrived + self.drain_timeout).min()
     }
 
+    /// Every held event in time order, emptying the buffer.
     pub fn drain_all(&mut self) -> Vec<T> {
         let mut out = Vec::with_capacity(self.heap.len());
         while let Some(item) = self.pop() {

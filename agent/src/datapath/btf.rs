@@ -7,7 +7,7 @@ use sightline_bpf_common::config::SkbOffsets;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
-pub enum BtfError {
+pub(crate) enum BtfError {
     #[error("reading kernel BTF: {0}")]
     Io(#[from] std::io::Error),
     #[error("kernel BTF is malformed: {0}")]
@@ -37,7 +37,7 @@ struct Type {
     vlen: usize,
 }
 
-pub struct KernelBtf {
+pub(crate) struct KernelBtf {
     data: Vec<u8>,
     strings: usize,
     strings_len: usize,
@@ -50,11 +50,11 @@ fn u32_at(data: &[u8], off: usize) -> Result<u32, BtfError> {
 }
 
 impl KernelBtf {
-    pub fn from_sys_fs() -> Result<Self, BtfError> {
+    pub(crate) fn from_sys_fs() -> Result<Self, BtfError> {
         Self::parse(std::fs::read("/sys/kernel/btf/vmlinux")?)
     }
 
-    pub fn parse(data: Vec<u8>) -> Result<Self, BtfError> {
+    pub(crate) fn parse(data: Vec<u8>) -> Result<Self, BtfError> {
         if data.get(0..2) != Some(&[0x9f, 0xeb]) {
             return Err(BtfError::Malformed("bad magic (or not little-endian)"));
         }
@@ -170,7 +170,7 @@ impl KernelBtf {
             .ok_or_else(|| BtfError::Missing(format!("{struct_name}.{member}")))
     }
 
-    pub fn skb_offsets(&self) -> Result<SkbOffsets, BtfError> {
+    pub(crate) fn skb_offsets(&self) -> Result<SkbOffsets, BtfError> {
         Ok(SkbOffsets {
             head: self.offset("sk_buff", "head")?,
             len: self.offset("sk_buff", "len")?,
@@ -192,7 +192,7 @@ impl KernelBtf {
     }
 
     /// `enum skb_drop_reason`, as value -> name without the `SKB_DROP_REASON_` prefix.
-    pub fn drop_reasons(&self) -> Result<HashMap<u32, String>, BtfError> {
+    pub(crate) fn drop_reasons(&self) -> Result<HashMap<u32, String>, BtfError> {
         let id = self
             .find("skb_drop_reason", KIND_ENUM)
             .or_else(|_| self.find("skb_drop_reason", KIND_ENUM64))?;

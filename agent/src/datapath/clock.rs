@@ -4,7 +4,7 @@ use sightline_proto::Timestamp;
 
 /// Wall clock minus boot clock, sampled once; re-sample after the wall clock steps.
 #[derive(Debug, Clone, Copy)]
-pub struct BootClock {
+pub(crate) struct BootClock {
     offset_ns: i64,
 }
 
@@ -18,25 +18,21 @@ fn clock_ns(clock: libc::clockid_t) -> i64 {
 }
 
 impl BootClock {
-    pub fn sample() -> Self {
+    pub(crate) fn sample() -> Self {
         let boot = clock_ns(libc::CLOCK_BOOTTIME);
         let wall = clock_ns(libc::CLOCK_REALTIME);
         Self { offset_ns: wall - boot }
     }
 
-    pub fn now_boot_ns() -> u64 {
-        clock_ns(libc::CLOCK_BOOTTIME) as u64
-    }
-
     /// Nanoseconds since the Unix epoch (0 for a boot time before it, which cannot happen).
-    pub fn to_wall_ns(&self, boot_ns: u64) -> u64 {
+    pub(crate) fn to_wall_ns(self, boot_ns: u64) -> u64 {
         let wall = i64::try_from(boot_ns)
             .unwrap_or(i64::MAX)
             .saturating_add(self.offset_ns);
         u64::try_from(wall).unwrap_or(0)
     }
 
-    pub fn to_wall(&self, boot_ns: u64) -> Timestamp {
+    pub(crate) fn to_wall(self, boot_ns: u64) -> Timestamp {
         let wall = i64::try_from(boot_ns)
             .unwrap_or(i64::MAX)
             .saturating_add(self.offset_ns);

@@ -19,14 +19,14 @@ struct ConnectionKey {
 /// Bounded: when full it forgets everything, which at worst mislabels the next packet
 /// of a long-lived connection whose first packet was seen before.
 #[derive(Debug)]
-pub struct Connections {
+pub(crate) struct Connections {
     /// Whether the lower endpoint of the key is the one that asked.
     low_requested: FxHashMap<ConnectionKey, bool>,
     capacity: usize,
 }
 
 impl Connections {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             low_requested: FxHashMap::with_capacity_and_hasher(capacity.min(4096), Default::default()),
             capacity,
@@ -50,7 +50,7 @@ impl Connections {
     }
 
     /// Records the packet and says whether it travels in the reply direction.
-    pub fn observe(&mut self, flow: &FlowKey, tcp: u16, icmp_type: u8) -> bool {
+    pub(crate) fn observe(&mut self, flow: &FlowKey, tcp: u16, icmp_type: u8) -> bool {
         let (key, src_is_low) = Self::key(flow);
         // Whether the packet itself says its source is the requester.
         let source_requests = match flow.protocol {
@@ -82,7 +82,7 @@ impl Connections {
     }
 
     /// Like `observe` but never records (drops must not define a connection's direction).
-    pub fn peek(&self, flow: &FlowKey) -> Option<bool> {
+    pub(crate) fn peek(&self, flow: &FlowKey) -> Option<bool> {
         let (key, src_is_low) = Self::key(flow);
         self.low_requested
             .get(&key)

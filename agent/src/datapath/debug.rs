@@ -4,7 +4,7 @@
 //! undecodable records cannot flood the ring, with what was held back counted in
 //! the next event that goes out.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use pbjson_types::{Int32Value, UInt32Value};
 use sightline_proto::Timestamp;
@@ -13,13 +13,13 @@ use sightline_proto::flow::{DebugEvent, DebugEventType};
 use crate::event::{Event, EventSink};
 
 /// Sustained events per second.
-pub const RATE_PER_SECOND: u32 = 10;
+pub(crate) const RATE_PER_SECOND: u32 = 10;
 /// Events that may go out at once after a quiet spell.
-pub const BURST: u32 = 50;
+pub(crate) const BURST: u32 = 50;
 
 /// One debug event before it is stamped.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct DebugNote {
+pub(crate) struct DebugNote {
     pub message: String,
     /// The interface concerned, as `arg1`.
     pub ifindex: Option<u32>,
@@ -28,7 +28,7 @@ pub struct DebugNote {
 
 /// Emits debug events through a token bucket.
 #[derive(Debug)]
-pub struct DebugEvents {
+pub(crate) struct DebugEvents {
     enabled: bool,
     tokens: f64,
     refilled: Instant,
@@ -36,7 +36,7 @@ pub struct DebugEvents {
 }
 
 impl DebugEvents {
-    pub fn new(enabled: bool) -> Self {
+    pub(crate) fn new(enabled: bool) -> Self {
         Self {
             enabled,
             tokens: f64::from(BURST),
@@ -46,7 +46,7 @@ impl DebugEvents {
     }
 
     /// Publishes `note` if debug events are on and the rate allows.
-    pub fn emit(&mut self, sink: &mut dyn EventSink, note: DebugNote) {
+    pub(crate) fn emit(&mut self, sink: &mut dyn EventSink, note: DebugNote) {
         self.emit_at(sink, note, Instant::now());
     }
 
@@ -82,15 +82,16 @@ impl DebugEvents {
     }
 }
 
-/// How long the bucket takes to fill from empty.
-pub fn refill_time() -> Duration {
-    Duration::from_secs_f64(f64::from(BURST) / f64::from(RATE_PER_SECOND))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::time::Duration;
+
+    /// How long the bucket takes to fill from empty.
+    fn refill_time() -> Duration {
+        Duration::from_secs_f64(f64::from(BURST) / f64::from(RATE_PER_SECOND))
+    }
 
     #[derive(Default)]
     struct Collect(Vec<Event>);

@@ -12,7 +12,7 @@ struct QueryKey {
 
 /// Bounded: when full, queries older than `STALE_NS` are forgotten (and if none are, all).
 #[derive(Debug)]
-pub struct DnsLatency {
+pub(super) struct DnsLatency {
     pending: HashMap<QueryKey, u64>,
     capacity: usize,
 }
@@ -20,7 +20,7 @@ pub struct DnsLatency {
 const STALE_NS: u64 = 30_000_000_000;
 
 impl DnsLatency {
-    pub fn new(capacity: usize) -> Self {
+    pub(super) fn new(capacity: usize) -> Self {
         Self {
             pending: HashMap::new(),
             capacity,
@@ -35,7 +35,7 @@ impl DnsLatency {
         QueryKey { id, flow }
     }
 
-    pub fn ask(&mut self, query: &FlowKey, id: u16, at_ns: u64) {
+    pub(super) fn ask(&mut self, query: &FlowKey, id: u16, at_ns: u64) {
         if self.pending.len() >= self.capacity {
             self.pending.retain(|_, t| at_ns.saturating_sub(*t) < STALE_NS);
             if self.pending.len() >= self.capacity {
@@ -46,7 +46,7 @@ impl DnsLatency {
     }
 
     /// The latency of the query this answer answers, if it was seen.
-    pub fn answer(&mut self, answer: &FlowKey, id: u16, at_ns: u64) -> Option<u64> {
+    pub(super) fn answer(&mut self, answer: &FlowKey, id: u16, at_ns: u64) -> Option<u64> {
         let mut query = *answer;
         std::mem::swap(&mut query.src_addr, &mut query.dst_addr);
         std::mem::swap(&mut query.src_port, &mut query.dst_port);

@@ -10,7 +10,7 @@ use rtnetlink::sys::{AsyncSocket, SocketAddr};
 use super::decode::InterfaceRole;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Link {
+pub(crate) struct Link {
     pub index: u32,
     pub name: String,
     pub is_veth: bool,
@@ -21,12 +21,12 @@ pub struct Link {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LinkChange {
+pub(crate) enum LinkChange {
     Present(Link),
     Gone(u32),
 }
 
-pub fn link_from_message(message: &LinkMessage) -> Option<Link> {
+pub(crate) fn link_from_message(message: &LinkMessage) -> Option<Link> {
     let mut name = None;
     let mut is_veth = false;
     let mut peer_netns_id = None;
@@ -51,7 +51,7 @@ pub fn link_from_message(message: &LinkMessage) -> Option<Link> {
 
 /// A netlink connection subscribed to link events, plus a dump of current links.
 /// Subscribing before dumping means no change between the two is missed.
-pub async fn watch_links() -> std::io::Result<(Vec<Link>, tokio::sync::mpsc::UnboundedReceiver<LinkChange>)> {
+pub(crate) async fn watch_links() -> std::io::Result<(Vec<Link>, tokio::sync::mpsc::UnboundedReceiver<LinkChange>)> {
     let (mut connection, handle, mut messages) = rtnetlink::new_connection()?;
     connection
         .socket_mut()
@@ -88,14 +88,14 @@ pub async fn watch_links() -> std::io::Result<(Vec<Link>, tokio::sync::mpsc::Unb
 
 /// The `--interfaces` / `--xdp-interfaces` choice.
 #[derive(Debug, Clone, Default)]
-pub struct Selector {
+pub(crate) struct Selector {
     pub tc_patterns: Vec<String>,
     pub xdp_patterns: Vec<String>,
 }
 
 impl Selector {
     /// The role to observe this link with at TC, or `None` to leave it alone.
-    pub fn tc_role(&self, link: &Link) -> Option<InterfaceRole> {
+    pub(crate) fn tc_role(&self, link: &Link) -> Option<InterfaceRole> {
         let role = if link.peer_elsewhere {
             InterfaceRole::Endpoint
         } else {
@@ -110,13 +110,13 @@ impl Selector {
             .then_some(role)
     }
 
-    pub fn wants_xdp(&self, link: &Link) -> bool {
+    pub(crate) fn wants_xdp(&self, link: &Link) -> bool {
         self.xdp_patterns.iter().any(|p| glob_match(p, &link.name))
     }
 }
 
 /// Shell-style matching with `*` and `?`.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
     let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
     let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
     while ni < n.len() {

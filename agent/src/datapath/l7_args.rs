@@ -107,7 +107,7 @@ impl L7Args {
 }
 
 /// Parses `http=80,8080;kafka=9092;grpc=50051`. A port named twice must name one protocol.
-pub fn parse_ports(text: &str) -> Result<Vec<L7Port>, L7ArgsError> {
+pub(crate) fn parse_ports(text: &str) -> Result<Vec<L7Port>, L7ArgsError> {
     let fail = |reason: String| L7ArgsError::Ports {
         value: text.to_owned(),
         reason,

@@ -4,20 +4,20 @@
 //! ring-buffer records into Hubble flows for an `EventSink`.
 
 pub mod attach;
-pub mod btf;
-pub mod clock;
-pub mod conntrack;
+pub(crate) mod btf;
+pub(crate) mod clock;
+pub(crate) mod conntrack;
 pub mod ctnetlink;
-pub mod debug;
+pub(crate) mod debug;
 pub mod decode;
 pub mod dns;
 mod dns_latency;
 pub mod drop_reason;
-pub mod interfaces;
-pub mod l7_args;
+pub(crate) mod interfaces;
+pub(crate) mod l7_args;
 pub mod loader;
 mod netns;
-pub mod reader;
+pub(crate) mod reader;
 mod settings;
 
 use std::future::Future;

@@ -32,7 +32,7 @@ const NAMESPACE_DIRS: [&str; 4] = [
 ];
 
 /// The kernel's set of watched namespaces and what is known about namespace files.
-pub struct WatchedNamespaces {
+pub(super) struct WatchedNamespaces {
     map: BpfHashMap<MapData, u32, u8>,
     /// Inode → nsid (`None`: no nsid here, so no veth of ours leads to it).
     resolved: HashMap<u64, Option<i32>>,
@@ -42,7 +42,7 @@ pub struct WatchedNamespaces {
 
 impl WatchedNamespaces {
     /// Takes the map out of `ebpf` and watches this process's own namespace.
-    pub fn new(ebpf: &mut Ebpf) -> Result<Self, DatapathError> {
+    pub(super) fn new(ebpf: &mut Ebpf) -> Result<Self, DatapathError> {
         let map = ebpf
             .take_map(WATCHED_NETNS)
             .ok_or(DatapathError::MissingMap("WATCHED_NETNS"))?;
@@ -61,7 +61,7 @@ impl WatchedNamespaces {
 
     /// Watches the namespaces whose nsids `peer_nsids` name (the peers of the
     /// veths observed). Cheap when nothing is new: known namespace files are not asked again.
-    pub async fn follow_peers(&mut self, peer_nsids: &HashSet<i32>) {
+    pub(super) async fn follow_peers(&mut self, peer_nsids: &HashSet<i32>) {
         let missing = |this: &Self| {
             peer_nsids
                 .iter()

@@ -15,7 +15,7 @@ use super::decode::Decoder;
 use crate::event::{Event, EventSink};
 use crate::l7::{CaptureCounters, L7Stats};
 
-pub struct Reader {
+pub(crate) struct Reader {
     ring: RingBuf<MapData>,
     stats: PerCpuArray<MapData, u64>,
     lost_seen: Vec<u64>,
@@ -24,7 +24,7 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn new(ring: RingBuf<MapData>, stats: PerCpuArray<MapData, u64>) -> Self {
+    pub(crate) fn new(ring: RingBuf<MapData>, stats: PerCpuArray<MapData, u64>) -> Self {
         Self {
             ring,
             stats,
@@ -34,12 +34,12 @@ impl Reader {
         }
     }
 
-    pub fn ring_fd(&self) -> BorrowedFd<'_> {
+    pub(crate) fn ring_fd(&self) -> BorrowedFd<'_> {
         self.ring.as_fd()
     }
 
     /// Decodes and publishes everything currently in the ring; returns how many records.
-    pub fn drain(&mut self, decoder: &mut Decoder, debug: &mut DebugEvents, sink: &mut dyn EventSink) -> usize {
+    pub(crate) fn drain(&mut self, decoder: &mut Decoder, debug: &mut DebugEvents, sink: &mut dyn EventSink) -> usize {
         let mut count = 0;
         while let Some(record) = self.ring.next() {
             count += 1;
@@ -70,7 +70,7 @@ impl Reader {
 
     /// Refreshes the kernel's L7 capture counters (summed over CPUs) in `stats`. A counter
     /// that cannot be read keeps its last value: the next second tries again.
-    pub fn report_l7_capture(&self, stats: &L7Stats) {
+    pub(crate) fn report_l7_capture(&self, stats: &L7Stats) {
         let total = |index: u32| {
             self.stats
                 .get(&index, 0)
@@ -86,7 +86,7 @@ impl Reader {
     }
 
     /// Publishes one `LostEvent` per CPU whose reservation failures grew since the last call.
-    pub fn report_lost(&mut self, debug: &mut DebugEvents, sink: &mut dyn EventSink) {
+    pub(crate) fn report_lost(&mut self, debug: &mut DebugEvents, sink: &mut dyn EventSink) {
         let Ok(per_cpu) = self.stats.get(&stats::RINGBUF_LOST, 0) else {
             return;
         };

@@ -36,7 +36,7 @@ impl IpNames {
 
 /// Bounded by IP count: when full, the IP learnt earliest is forgotten first.
 #[derive(Debug)]
-pub struct DnsCache {
+pub(crate) struct DnsCache {
     by_ip: FxHashMap<IpAddr, IpNames>,
     order: VecDeque<IpAddr>,
     max_ips: usize,
@@ -46,7 +46,7 @@ pub struct DnsCache {
 }
 
 impl DnsCache {
-    pub fn new(max_ips: usize) -> Self {
+    pub(crate) fn new(max_ips: usize) -> Self {
         DnsCache {
             by_ip: FxHashMap::default(),
             order: VecDeque::new(),
@@ -59,7 +59,7 @@ impl DnsCache {
     /// Names in `domain` (the cluster's own, `cluster.local`) are not learnt: they
     /// name cluster endpoints the flow already names by pod and service, and Hubble
     /// UI drops every flow that carries one, which hid pod-to-pod drops.
-    pub fn skip_domain(&mut self, domain: &str) {
+    pub(crate) fn skip_domain(&mut self, domain: &str) {
         let domain = domain.trim().trim_matches('.');
         self.skipped_suffix = (!domain.is_empty()).then(|| format!(".{domain}"));
     }
@@ -70,16 +70,12 @@ impl DnsCache {
             .is_some_and(|suffix| name.strip_suffix(suffix).is_some() || name == &suffix[1..])
     }
 
-    pub fn len(&self) -> usize {
-        self.by_ip.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.by_ip.is_empty()
     }
 
     /// Records that `query` resolved to `ips` at `now` (unix ns) for `ttl` seconds.
-    pub fn learn(&mut self, query: &str, ips: &[IpAddr], ttl_secs: u32, now: i128) {
+    pub(crate) fn learn(&mut self, query: &str, ips: &[IpAddr], ttl_secs: u32, now: i128) {
         let name = query.strip_suffix('.').unwrap_or(query);
         if name.is_empty() || self.skipped(name) {
             return;
@@ -108,7 +104,7 @@ impl DnsCache {
 
     /// Unexpired names for `ip`, oldest answer first. Flows share one list per IP
     /// until a name expires or another is learnt.
-    pub fn names(&mut self, ip: &IpAddr, now: i128) -> Option<Names> {
+    pub(crate) fn names(&mut self, ip: &IpAddr, now: i128) -> Option<Names> {
         let names = self.by_ip.get_mut(ip)?;
         if now >= names.first_expiry {
             names.entries.retain(|e| e.expires > now);
@@ -170,7 +166,7 @@ mod tests {
         cache.learn("one.", &[ip("10.0.0.1")], 60, 0);
         cache.learn("two.", &[ip("10.0.0.2")], 60, 0);
         cache.learn("three.", &[ip("10.0.0.3")], 60, 0);
-        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.by_ip.len(), 2);
         assert!(names(&mut cache, "10.0.0.1", SEC).is_empty());
         assert_eq!(names(&mut cache, "10.0.0.3", SEC), vec!["three"]);
     }

@@ -17,7 +17,7 @@ use crate::flow_record::{FlowRecord, SharedEndpoint};
 use sightline_common::names::absolute_node_name;
 
 /// How many IPs the DNS name cache remembers.
-pub const DNS_CACHE_IPS: usize = 65_536;
+pub(crate) const DNS_CACHE_IPS: usize = 65_536;
 /// Bound on events held behind a flow whose Service connection conntrack has not
 /// confirmed yet: past it they are released as they are.
 const HELD_LIMIT: usize = 4_096;

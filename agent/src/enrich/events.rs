@@ -91,7 +91,7 @@ fn event(kind: AgentEventType, notification: Notification) -> AgentEvent {
     }
 }
 
-pub fn agent_started() -> AgentEvent {
+pub(crate) fn agent_started() -> AgentEvent {
     event(
         AgentEventType::AgentStarted,
         Notification::AgentStart(TimeNotification {
@@ -102,7 +102,7 @@ pub fn agent_started() -> AgentEvent {
 
 /// Cilium numbers endpoints per node; without Cilium's endpoint manager we derive a
 /// stable number in 1..=65535 from the pod UID so created/deleted pairs match.
-pub fn endpoint_id(uid: &str) -> u64 {
+pub(crate) fn endpoint_id(uid: &str) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in uid.bytes() {
         hash ^= u64::from(byte);
@@ -111,7 +111,7 @@ pub fn endpoint_id(uid: &str) -> u64 {
     1 + hash % 65535
 }
 
-pub fn endpoint(created: bool, pod: &PodInfo, labels: &[String]) -> AgentEvent {
+pub(crate) fn endpoint(created: bool, pod: &PodInfo, labels: &[String]) -> AgentEvent {
     let kind = if created {
         AgentEventType::EndpointCreated
     } else {
@@ -129,7 +129,7 @@ pub fn endpoint(created: bool, pod: &PodInfo, labels: &[String]) -> AgentEvent {
     )
 }
 
-pub struct IpCacheChange<'a> {
+pub(crate) struct IpCacheChange<'a> {
     pub ip: IpAddr,
     pub identity: u32,
     pub old_identity: Option<u32>,
@@ -139,7 +139,7 @@ pub struct IpCacheChange<'a> {
     pub pod_name: &'a str,
 }
 
-pub fn ipcache(deleted: bool, change: IpCacheChange<'_>) -> AgentEvent {
+pub(crate) fn ipcache(deleted: bool, change: IpCacheChange<'_>) -> AgentEvent {
     let kind = if deleted {
         AgentEventType::IpcacheDeleted
     } else {
@@ -162,7 +162,7 @@ pub fn ipcache(deleted: bool, change: IpCacheChange<'_>) -> AgentEvent {
 }
 
 #[allow(deprecated)]
-pub fn service_upserted(service: &ServiceInfo) -> AgentEvent {
+pub(crate) fn service_upserted(service: &ServiceInfo) -> AgentEvent {
     let frontend = service.ips.first().map(|ip| ServiceUpsertNotificationAddr {
         ip: ip.to_string(),
         port: service.ports.first().map(|p| u32::from(p.port)).unwrap_or(0),
@@ -184,7 +184,7 @@ pub fn service_upserted(service: &ServiceInfo) -> AgentEvent {
 }
 
 #[allow(deprecated)]
-pub fn service_deleted(service: &ServiceInfo) -> AgentEvent {
+pub(crate) fn service_deleted(service: &ServiceInfo) -> AgentEvent {
     event(
         AgentEventType::ServiceDeleted,
         Notification::ServiceDelete(ServiceDeleteNotification {
@@ -199,7 +199,7 @@ fn service_id(service: &ServiceInfo) -> u32 {
 }
 
 /// Labels as Cilium gives a rule derived from a Kubernetes NetworkPolicy.
-pub fn policy_labels(policy: &PolicyInfo) -> Vec<String> {
+pub(crate) fn policy_labels(policy: &PolicyInfo) -> Vec<String> {
     vec![
         "k8s:io.cilium.k8s.policy.derived-from=NetworkPolicy".to_owned(),
         format!("k8s:io.cilium.k8s.policy.name={}", policy.name),
@@ -208,7 +208,7 @@ pub fn policy_labels(policy: &PolicyInfo) -> Vec<String> {
     ]
 }
 
-pub fn policy(deleted: bool, policy: &PolicyInfo, revision: u64) -> AgentEvent {
+pub(crate) fn policy(deleted: bool, policy: &PolicyInfo, revision: u64) -> AgentEvent {
     let kind = if deleted {
         AgentEventType::PolicyDeleted
     } else {

@@ -6,23 +6,23 @@
 
 use super::model::{Labels, PodInfo};
 
-pub const IDENTITY_HOST: u32 = 1;
-pub const IDENTITY_WORLD: u32 = 2;
-pub const IDENTITY_REMOTE_NODE: u32 = 6;
-pub const IDENTITY_KUBE_APISERVER: u32 = 7;
+pub(crate) const IDENTITY_HOST: u32 = 1;
+pub(crate) const IDENTITY_WORLD: u32 = 2;
+pub(crate) const IDENTITY_REMOTE_NODE: u32 = 6;
+pub(crate) const IDENTITY_KUBE_APISERVER: u32 = 7;
 
-pub const LABEL_HOST: &str = "reserved:host";
-pub const LABEL_WORLD: &str = "reserved:world";
-pub const LABEL_REMOTE_NODE: &str = "reserved:remote-node";
-pub const LABEL_KUBE_APISERVER: &str = "reserved:kube-apiserver";
+pub(crate) const LABEL_HOST: &str = "reserved:host";
+pub(crate) const LABEL_WORLD: &str = "reserved:world";
+pub(crate) const LABEL_REMOTE_NODE: &str = "reserved:remote-node";
+pub(crate) const LABEL_KUBE_APISERVER: &str = "reserved:kube-apiserver";
 
 /// Cilium reserves identities below 256; cluster-local identities stay below 2^24.
-pub const FIRST_POD_IDENTITY: u32 = 256;
-pub const IDENTITY_LIMIT: u32 = 1 << 24;
+pub(crate) const FIRST_POD_IDENTITY: u32 = 256;
+pub(crate) const IDENTITY_LIMIT: u32 = 1 << 24;
 
 /// Labels that differ between replicas of one workload (or per pod) and would give
 /// each replica its own identity.
-pub const EXCLUDED_LABEL_KEYS: &[&str] = &[
+pub(crate) const EXCLUDED_LABEL_KEYS: &[&str] = &[
     "pod-template-hash",
     "pod-template-generation",
     "controller-revision-hash",
@@ -33,10 +33,10 @@ pub const EXCLUDED_LABEL_KEYS: &[&str] = &[
     "batch.kubernetes.io/job-completion-index",
 ];
 
-pub const NAMESPACE_LABEL: &str = "io.kubernetes.pod.namespace";
-pub const CLUSTER_LABEL: &str = "io.cilium.k8s.policy.cluster";
-pub const SERVICE_ACCOUNT_LABEL: &str = "io.cilium.k8s.policy.serviceaccount";
-pub const NAMESPACE_LABELS_PREFIX: &str = "io.cilium.k8s.namespace.labels.";
+pub(crate) const NAMESPACE_LABEL: &str = "io.kubernetes.pod.namespace";
+pub(crate) const CLUSTER_LABEL: &str = "io.cilium.k8s.policy.cluster";
+pub(crate) const SERVICE_ACCOUNT_LABEL: &str = "io.cilium.k8s.policy.serviceaccount";
+pub(crate) const NAMESPACE_LABELS_PREFIX: &str = "io.cilium.k8s.namespace.labels.";
 
 fn identity_relevant(key: &str) -> bool {
     !EXCLUDED_LABEL_KEYS.contains(&key)
@@ -45,7 +45,7 @@ fn identity_relevant(key: &str) -> bool {
 /// The labels Hubble shows for a pod (`k8s:key=value`, sorted), as Cilium derives them:
 /// the pod's own labels minus the excluded ones, its namespace's labels, the namespace,
 /// the service account and the cluster name.
-pub fn pod_labels(pod: &PodInfo, namespace_labels: Option<&Labels>, cluster: &str) -> Vec<String> {
+pub(crate) fn pod_labels(pod: &PodInfo, namespace_labels: Option<&Labels>, cluster: &str) -> Vec<String> {
     let mut labels: Vec<String> = pod
         .labels
         .iter()
@@ -68,7 +68,7 @@ pub fn pod_labels(pod: &PodInfo, namespace_labels: Option<&Labels>, cluster: &st
 
 /// A number in `256..2^24` that depends only on the sorted label set (which includes
 /// the namespace). FNV-1a is fixed across builds and hosts, unlike std's hasher.
-pub fn identity_for_labels(sorted_labels: &[String]) -> u32 {
+pub(crate) fn identity_for_labels(sorted_labels: &[String]) -> u32 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for label in sorted_labels {
         for byte in label.bytes().chain(std::iter::once(0)) {

@@ -5,15 +5,15 @@
 //! is the pipeline stage that looks each flow's addresses up. See `docs/enrichment.md`.
 
 mod config;
-pub mod dns;
-pub mod enricher;
-pub mod events;
-pub mod identity;
+pub(crate) mod dns;
+pub(crate) mod enricher;
+pub(crate) mod events;
+pub(crate) mod identity;
 pub mod index;
 pub mod model;
-pub mod peers;
+pub(crate) mod peers;
 mod state;
-pub mod translation;
+pub(crate) mod translation;
 mod workload;
 
 pub use config::IndexConfig;

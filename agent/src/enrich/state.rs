@@ -15,16 +15,16 @@ use super::workload::workload_of;
 use crate::flow_record::{Shared, SharedEndpoint, SharedService};
 
 #[derive(Debug)]
-pub struct PodEntry {
+pub(super) struct PodEntry {
     pub info: PodInfo,
     pub endpoint: SharedEndpoint,
 }
 
 /// (IP protocol number, port): a Service's NodePort, open on every node address.
-pub type NodePort = (u8, u16);
+pub(super) type NodePort = (u8, u16);
 
 /// Who an IP belongs to, strongest claim first.
-pub enum IpClaim<'a> {
+pub(super) enum IpClaim<'a> {
     Pod(&'a PodEntry),
     ApiServer { local: bool, node: bool },
     Node { local: bool },
@@ -33,7 +33,7 @@ pub enum IpClaim<'a> {
 
 /// What one change did: IPs to recompute, events to publish.
 #[derive(Default)]
-pub struct Touched {
+pub(super) struct Touched {
     pub endpoint_ips: FxHashSet<IpAddr>,
     pub service_ips: FxHashSet<IpAddr>,
     pub node_ports: FxHashSet<NodePort>,
@@ -42,7 +42,7 @@ pub struct Touched {
 }
 
 #[derive(Debug)]
-pub struct State {
+pub(super) struct State {
     cluster: String,
     local_node: String,
     /// Boxed: a hash table keeps spare slots, and empty ones should be small.
@@ -81,7 +81,7 @@ fn release<K: std::hash::Hash + Eq>(map: &mut FxHashMap<K, Vec<Arc<str>>>, ip: K
 }
 
 impl State {
-    pub fn new(cluster: String, local_node: String) -> Self {
+    pub(super) fn new(cluster: String, local_node: String) -> Self {
         State {
             cluster,
             local_node,
@@ -101,7 +101,7 @@ impl State {
         }
     }
 
-    pub fn apply(&mut self, change: Change) -> Touched {
+    pub(super) fn apply(&mut self, change: Change) -> Touched {
         let mut touched = Touched::default();
         match change {
             Change::Upsert(object) => self.upsert(object, &mut touched),
@@ -362,7 +362,7 @@ impl State {
     }
 
     /// Replaces this node's interface addresses; the ones that came or went need recomputing.
-    pub fn set_host_addresses(&mut self, addresses: FxHashSet<IpAddr>) -> Touched {
+    pub(super) fn set_host_addresses(&mut self, addresses: FxHashSet<IpAddr>) -> Touched {
         let mut touched = Touched::default();
         touched
             .endpoint_ips
@@ -371,7 +371,7 @@ impl State {
         touched
     }
 
-    pub fn claim_for(&self, ip: IpAddr) -> IpClaim<'_> {
+    pub(super) fn claim_for(&self, ip: IpAddr) -> IpClaim<'_> {
         let pod = self
             .ip_pods
             .get(&ip)
@@ -399,13 +399,13 @@ impl State {
         }
     }
 
-    pub fn service_for(&self, ip: IpAddr) -> Option<SharedService> {
+    pub(super) fn service_for(&self, ip: IpAddr) -> Option<SharedService> {
         self.shared_service(self.ip_services.get(&ip)?.first()?)
     }
 
     /// The Service behind a NodePort; if two claim it (the API server refuses
     /// that, manifests may not), the first one stored.
-    pub fn service_for_node_port(&self, node_port: NodePort) -> Option<SharedService> {
+    pub(super) fn service_for_node_port(&self, node_port: NodePort) -> Option<SharedService> {
         self.shared_service(self.node_port_services.get(&node_port)?.first()?)
     }
 
@@ -417,12 +417,12 @@ impl State {
         })))
     }
 
-    pub fn node_ip(&self, node: &str) -> Option<IpAddr> {
+    pub(super) fn node_ip(&self, node: &str) -> Option<IpAddr> {
         let node = self.nodes.get(node)?;
         node.internal_ips.first().or(node.external_ips.first()).copied()
     }
 
-    pub fn node_of_pod(&self, namespace: &str, name: &str) -> Option<IpAddr> {
+    pub(super) fn node_of_pod(&self, namespace: &str, name: &str) -> Option<IpAddr> {
         let pod = self.pods.get(format!("{namespace}/{name}").as_str())?;
         self.node_ip(&pod.info.node_name)
     }

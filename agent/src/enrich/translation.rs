@@ -29,11 +29,11 @@ const ANSWER_TTL: Duration = Duration::from_secs(10);
 /// racing the connection's first packet).
 const MISSING_TTL: Duration = Duration::from_millis(100);
 /// Bound on remembered connections (each stored once, plus two aliases).
-pub const DEFAULT_CAPACITY: usize = 65_536;
+pub(crate) const DEFAULT_CAPACITY: usize = 65_536;
 
 /// How a flow relates to a translated Service connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Translated {
+pub(crate) enum Translated {
     /// Client → VIP, seen before DNAT: the packet actually goes to `backend`;
     /// `source_xlated` is the address netfilter masqueraded the client to, if any.
     ToService {
@@ -60,7 +60,7 @@ pub enum Translated {
 
 /// What the translator can say about a flow now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resolution {
+pub(crate) enum Resolution {
     Translated(Translated),
     /// Not a translated connection, as far as conntrack knows.
     Plain,
@@ -73,7 +73,7 @@ pub enum Resolution {
 
 /// How long a flow whose connection is [`Resolution::Unconfirmed`] is held back
 /// before it is asked about again.
-pub const RETRY_AFTER: Duration = Duration::from_micros(200);
+pub(crate) const RETRY_AFTER: Duration = Duration::from_micros(200);
 
 #[derive(Debug, Clone, Copy)]
 enum Known {
@@ -109,13 +109,13 @@ struct Alias {
 /// Which ends of a flow are pods: only a pod can be a Service backend that a
 /// reply lookup would find.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PodEnds {
+pub(crate) struct PodEnds {
     pub source: bool,
     pub destination: bool,
 }
 
 /// The per-connection cache in front of conntrack.
-pub struct Translator<Q> {
+pub(crate) struct Translator<Q> {
     query: Q,
     connections: FxHashMap<Tuple, Slot>,
     aliases: FxHashMap<Tuple, Alias>,
@@ -123,7 +123,7 @@ pub struct Translator<Q> {
 }
 
 impl<Q: ConntrackQuery> Translator<Q> {
-    pub fn new(query: Q, capacity: usize) -> Self {
+    pub(crate) fn new(query: Q, capacity: usize) -> Self {
         Translator {
             query,
             connections: FxHashMap::default(),
@@ -135,7 +135,7 @@ impl<Q: ConntrackQuery> Translator<Q> {
     /// `flow` as observed; `to_service`/`from_service` say whether its destination
     /// or source is a Service address, `pods` which ends are pods. `now` is the
     /// flow's time in Unix nanoseconds.
-    pub fn resolve(
+    pub(crate) fn resolve(
         &mut self,
         flow: &Tuple,
         to_service: bool,
@@ -301,7 +301,7 @@ fn alias_resolution(kind: AliasKind) -> Resolution {
 
 /// (IP protocol number, source port, destination port) of a flow with ports (TCP,
 /// UDP, SCTP: what Services carry).
-pub fn flow_ports(l4: Option<&Layer4>) -> Option<(u8, u16, u16)> {
+pub(crate) fn flow_ports(l4: Option<&Layer4>) -> Option<(u8, u16, u16)> {
     let (protocol, source_port, destination_port) = match l4?.protocol.as_ref()? {
         layer4::Protocol::Tcp(tcp) => (libc::IPPROTO_TCP, tcp.source_port, tcp.destination_port),
         layer4::Protocol::Udp(udp) => (libc::IPPROTO_UDP, udp.source_port, udp.destination_port),
@@ -316,7 +316,7 @@ pub fn flow_ports(l4: Option<&Layer4>) -> Option<(u8, u16, u16)> {
 }
 
 /// The conntrack tuple of a flow with ports.
-pub fn flow_tuple(l4: Option<&Layer4>, source: IpAddr, destination: IpAddr) -> Option<Tuple> {
+pub(crate) fn flow_tuple(l4: Option<&Layer4>, source: IpAddr, destination: IpAddr) -> Option<Tuple> {
     let (protocol, source_port, destination_port) = flow_ports(l4)?;
     Some(Tuple {
         protocol,
@@ -329,14 +329,14 @@ pub fn flow_tuple(l4: Option<&Layer4>, source: IpAddr, destination: IpAddr) -> O
 
 /// Which end of a flow an address rewrite applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
+pub(crate) enum End {
     Source,
     Destination,
 }
 
 /// Replaces one end's address and port with the backend's, in whichever form the
 /// flow carries them, as Cilium's datapath shows it (it never reports a VIP).
-pub fn rewrite(record: &mut FlowRecord, end: End, (ip, port): (IpAddr, u16)) {
+pub(crate) fn rewrite(record: &mut FlowRecord, end: End, (ip, port): (IpAddr, u16)) {
     if let Some((source, destination)) = &mut record.addresses {
         *match end {
             End::Source => source,
@@ -364,7 +364,7 @@ pub fn rewrite(record: &mut FlowRecord, end: End, (ip, port): (IpAddr, u16)) {
 
 /// Sets `IP.source_xlated`: the address netfilter rewrote the source to, when the
 /// flow's `source` is the address before that rewrite (Hubble's field comment).
-pub fn set_source_xlated(record: &mut FlowRecord, xlated: IpAddr) {
+pub(crate) fn set_source_xlated(record: &mut FlowRecord, xlated: IpAddr) {
     if record.flow.ip.is_none()
         && let Some((source, destination)) = record.addresses
     {

@@ -12,7 +12,7 @@ fn owner_key(kind: &str, namespace: &str, name: &str) -> String {
 /// Follows owner references up to the top (ReplicaSet → Deployment, Job → CronJob).
 /// When the ReplicaSet is not (yet) known, its name minus the pod-template-hash
 /// suffix names the Deployment, as Cilium guesses.
-pub fn workload_of(owners: &FxHashMap<String, OwnerInfo>, pod: &PodInfo) -> Option<Workload> {
+pub(super) fn workload_of(owners: &FxHashMap<String, OwnerInfo>, pod: &PodInfo) -> Option<Workload> {
     let mut current = pod.owner.clone()?;
     for _ in 0..4 {
         match owners.get(&owner_key(&current.kind, &pod.namespace, &current.name)) {

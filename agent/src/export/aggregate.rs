@@ -23,7 +23,7 @@ use crate::observer::fieldmask::FlowMask;
 
 /// Groups kept per interval unless configured otherwise. A group costs its key and
 /// its reduced flow, a few hundred bytes: 16 384 groups stay within a few MB.
-pub const DEFAULT_MAX_GROUPS: usize = 16_384;
+pub(crate) const DEFAULT_MAX_GROUPS: usize = 16_384;
 
 /// What to aggregate on and how often to write.
 #[derive(Debug, Clone)]
@@ -39,7 +39,7 @@ struct Group {
 }
 
 /// The groups of the current interval.
-pub struct Aggregator {
+pub(crate) struct Aggregator {
     spec: AggregationSpec,
     groups: Vec<Group>,
     index: HashMap<Vec<u8>, usize>,
@@ -51,7 +51,7 @@ pub struct Aggregator {
 
 impl Aggregator {
     /// The first interval ends one interval after `now`.
-    pub fn new(spec: AggregationSpec, now: Instant) -> Self {
+    pub(crate) fn new(spec: AggregationSpec, now: Instant) -> Self {
         let next_flush = now + spec.interval;
         Self {
             spec,
@@ -65,7 +65,7 @@ impl Aggregator {
 
     /// Counts `record` in its group. False when the flow was dropped: it would
     /// have opened a group beyond the cap.
-    pub fn add(&mut self, record: &FlowRecord) -> bool {
+    pub(crate) fn add(&mut self, record: &FlowRecord) -> bool {
         self.encoded.clear();
         record.write_flow_body(&mut Writer::new(&mut self.encoded));
         let mut reduced = self.spec.fields.apply_encoded(&self.encoded);
@@ -101,13 +101,13 @@ impl Aggregator {
     }
 
     /// How long until the current interval ends (zero once it has).
-    pub fn until_due(&self, now: Instant) -> Duration {
+    pub(crate) fn until_due(&self, now: Instant) -> Duration {
         self.next_flush.saturating_duration_since(now)
     }
 
     /// When the interval has ended at `now`: its aggregated flows (first seen
     /// first) and how many flows the cap dropped; the next interval starts.
-    pub fn take_if_due(&mut self, now: Instant) -> Option<(Vec<FlowRecord>, u64)> {
+    pub(crate) fn take_if_due(&mut self, now: Instant) -> Option<(Vec<FlowRecord>, u64)> {
         if now < self.next_flush {
             return None;
         }
@@ -119,7 +119,7 @@ impl Aggregator {
     }
 
     /// Everything counted so far, whether or not the interval has ended (on stop).
-    pub fn take(&mut self) -> (Vec<FlowRecord>, u64) {
+    pub(crate) fn take(&mut self) -> (Vec<FlowRecord>, u64) {
         self.index.clear();
         let flows = self
             .groups

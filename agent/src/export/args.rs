@@ -57,7 +57,7 @@ pub struct ExportArgs {
 }
 
 /// Parses whitespace-separated JSON FlowFilters, naming the flag and the filter at fault.
-pub fn parse_filters(flag: &'static str, text: &str) -> Result<Vec<FlowFilter>, ExportError> {
+pub(crate) fn parse_filters(flag: &'static str, text: &str) -> Result<Vec<FlowFilter>, ExportError> {
     serde_json::Deserializer::from_str(text)
         .into_iter::<FlowFilter>()
         .enumerate()
@@ -114,7 +114,7 @@ impl ExportArgs {
 
 /// Which of the two aggregation settings is at fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AggregationField {
+pub(crate) enum AggregationField {
     Fields,
     Interval,
 }
@@ -123,7 +123,10 @@ pub enum AggregationField {
 /// Aggregation is on when fields are listed and the interval is above zero, as in
 /// Hubble; fields with a zero interval would silently export nothing aggregated
 /// and are refused.
-pub fn aggregation(fields: &[String], interval: &str) -> Result<Option<AggregationSpec>, (AggregationField, String)> {
+pub(crate) fn aggregation(
+    fields: &[String],
+    interval: &str,
+) -> Result<Option<AggregationSpec>, (AggregationField, String)> {
     let paths = field_paths(fields);
     let interval = if interval.trim().is_empty() {
         std::time::Duration::ZERO
@@ -150,7 +153,7 @@ pub fn aggregation(fields: &[String], interval: &str) -> Result<Option<Aggregati
 
 /// Field paths from flag values split at commas (by clap) or whitespace (Cilium's
 /// Helm chart joins the list with spaces).
-pub fn field_paths(values: &[String]) -> Vec<String> {
+pub(crate) fn field_paths(values: &[String]) -> Vec<String> {
     values
         .iter()
         .flat_map(|value| value.split_whitespace())

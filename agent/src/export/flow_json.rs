@@ -25,7 +25,7 @@ use crate::flow_record::{EMITTER_NAME, FlowRecord, Shared, ip_text, mac_text};
 /// without a name, a time outside protojson's range): the caller takes the
 /// generic path, which reports it.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Unsupported;
+pub(crate) struct Unsupported;
 
 /// Writes fields of one JSON object, a comma before all but the first.
 struct Object<'a> {
@@ -126,7 +126,7 @@ fn generated<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), Unsupport
 /// Appends `{"flow":{…},"node_name":…,"time":…}` and a newline for `record`, in
 /// Hubble's key order. `scratch` is reused for the summary text. On error `out`
 /// is left as it was.
-pub fn write_flow_line(record: &FlowRecord, scratch: &mut String, out: &mut Vec<u8>) -> Result<(), Unsupported> {
+pub(crate) fn write_flow_line(record: &FlowRecord, scratch: &mut String, out: &mut Vec<u8>) -> Result<(), Unsupported> {
     let start = out.len();
     let written = write_flow_line_inner(record, scratch, out);
     if written.is_err() {

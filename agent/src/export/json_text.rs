@@ -28,14 +28,14 @@ static NEEDS_ESCAPE: [bool; 256] = needs_escape_table();
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Appends `text` as a quoted JSON string.
-pub fn string(out: &mut Vec<u8>, text: &str) {
+pub(crate) fn string(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     string_body(out, text);
     out.push(b'"');
 }
 
 /// Appends `text` escaped, without quotes.
-pub fn string_body(out: &mut Vec<u8>, text: &str) {
+pub(crate) fn string_body(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     let mut copied = 0;
     let mut i = 0;
@@ -88,7 +88,7 @@ pub fn string_body(out: &mut Vec<u8>, text: &str) {
 /// Re-escapes what serde_json leaves as it is but Go's encoder escapes, in
 /// `out[start..]` (JSON text that serde_json wrote). These characters only occur
 /// inside strings, so no structure changes.
-pub fn escape_html_from(out: &mut Vec<u8>, start: usize) {
+pub(crate) fn escape_html_from(out: &mut Vec<u8>, start: usize) {
     let tail = &out[start..];
     let special = |b: &u8| matches!(b, b'<' | b'>' | b'&' | 0xE2);
     if !tail.iter().any(special) {
@@ -111,18 +111,18 @@ pub fn escape_html_from(out: &mut Vec<u8>, start: usize) {
     }
 }
 
-pub fn uint(out: &mut Vec<u8>, value: impl itoa::Integer) {
+pub(crate) fn uint(out: &mut Vec<u8>, value: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
 /// A 64-bit integer as protojson writes it: a decimal string.
-pub fn quoted_int(out: &mut Vec<u8>, value: impl itoa::Integer) {
+pub(crate) fn quoted_int(out: &mut Vec<u8>, value: impl itoa::Integer) {
     out.push(b'"');
     uint(out, value);
     out.push(b'"');
 }
 
-pub fn bool(out: &mut Vec<u8>, value: bool) {
+pub(crate) fn bool(out: &mut Vec<u8>, value: bool) {
     out.extend_from_slice(if value { b"true" } else { b"false" });
 }
 
@@ -131,18 +131,18 @@ const MIN_SECONDS: i64 = -62_135_596_800;
 const MAX_SECONDS: i64 = 253_402_300_799;
 
 /// The longest timestamp text with its quotes: `"9999-12-31T23:59:59.999999999Z"`.
-pub const TIMESTAMP_MAX: usize = 32;
+pub(crate) const TIMESTAMP_MAX: usize = 32;
 
 /// A quoted timestamp on the stack, written once and copied where a line needs it.
 #[derive(Clone, Copy)]
-pub struct TimestampText {
+pub(crate) struct TimestampText {
     bytes: [u8; TIMESTAMP_MAX],
     len: usize,
 }
 
 impl TimestampText {
     /// None outside protojson's range (the reference serializer refuses those too).
-    pub fn new(time: Timestamp) -> Option<Self> {
+    pub(crate) fn new(time: Timestamp) -> Option<Self> {
         if !(MIN_SECONDS..=MAX_SECONDS).contains(&time.seconds) || !(0..1_000_000_000).contains(&time.nanos) {
             return None;
         }
@@ -181,7 +181,7 @@ impl TimestampText {
         Some(text)
     }
 
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
 

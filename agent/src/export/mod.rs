@@ -3,10 +3,10 @@
 //! by size, or on stdout. The pipeline hands events over through a bounded
 //! queue and never waits for the disk; what does not fit is counted as lost.
 
-pub mod aggregate;
-pub mod args;
-pub mod dynamic;
-pub mod dynamic_metrics;
+pub(crate) mod aggregate;
+pub(crate) mod args;
+pub(crate) mod dynamic;
+pub(crate) mod dynamic_metrics;
 pub mod encode;
 pub mod exporter;
 pub mod flow_json;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 mod deferred;
 mod shared;
-pub mod summary;
+pub(crate) mod summary;
 
 pub use deferred::{Deferred, pack_mac};
 pub(crate) use deferred::{EMITTER_NAME, ip_text, mac_text};

@@ -51,7 +51,7 @@ impl L4Summary {
 }
 
 /// "TCP Flags: SYN, ACK", in Hubble's flag order.
-pub fn tcp(flags: u16, out: &mut String) {
+pub(crate) fn tcp(flags: u16, out: &mut String) {
     const ORDER: [(u16, &str); 9] = [
         (tcp_flags::SYN, "SYN"),
         (tcp_flags::ACK, "ACK"),
@@ -77,7 +77,7 @@ pub fn tcp(flags: u16, out: &mut String) {
 }
 
 /// "ICMPv4 EchoRequest", "ICMPv4 DestinationUnreachable(Port)", as gopacket names them.
-pub fn icmpv4(icmp_type: u8, code: u8, out: &mut String) {
+pub(crate) fn icmpv4(icmp_type: u8, code: u8, out: &mut String) {
     out.push_str("ICMPv4 ");
     let name = match icmp_type {
         0 => "EchoReply",
@@ -109,7 +109,7 @@ pub fn icmpv4(icmp_type: u8, code: u8, out: &mut String) {
     icmp_name(out, icmp_type, code, name, code_name, show_code);
 }
 
-pub fn icmpv6(icmp_type: u8, code: u8, out: &mut String) {
+pub(crate) fn icmpv6(icmp_type: u8, code: u8, out: &mut String) {
     out.push_str("ICMPv6 ");
     let name = match icmp_type {
         1 => "DestinationUnreachable",

@@ -1,7 +1,7 @@
 //! Where Kubernetes objects come from: an API server (in-cluster config or
 //! `--kubeconfig`) watched with `kube`'s runtime watchers, or `--manifests DIR`.
 
-pub mod convert;
+pub(crate) mod convert;
 pub mod local_addresses;
 pub mod manifests;
 pub mod watch;

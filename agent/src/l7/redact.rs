@@ -4,7 +4,7 @@
 use sightline_proto::flow::HttpHeader;
 
 /// Hubble's replacement text for a redacted value.
-pub const REDACTED: &str = "HUBBLE_REDACTED";
+pub(super) const REDACTED: &str = "HUBBLE_REDACTED";
 
 /// Which values are redacted before a record leaves the tracker.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -23,7 +23,7 @@ pub(crate) struct StreamCursor {
 
 impl StreamCursor {
     /// Places a segment in the stream. `None` when everything in it was seen before.
-    pub fn advance<'a>(&mut self, seq: u32, payload_len: u32, captured: &'a [u8]) -> Option<Advance<'a>> {
+    pub(super) fn advance<'a>(&mut self, seq: u32, payload_len: u32, captured: &'a [u8]) -> Option<Advance<'a>> {
         // The datapath promises `captured` is a prefix of the payload; trust only that much.
         let captured = &captured[..captured.len().min(payload_len as usize)];
         let end = seq.wrapping_add(payload_len);

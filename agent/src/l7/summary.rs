@@ -7,7 +7,7 @@ use sightline_proto::flow::{Http, Kafka, L7FlowType};
 
 /// `HTTP/1.1 GET http://host/path` for a request, `HTTP/1.1 200 12ms (GET http://host/path)`
 /// for a response (latency truncated to whole milliseconds).
-pub fn http(flow_type: L7FlowType, http: &Http, latency_ns: u64) -> String {
+pub(super) fn http(flow_type: L7FlowType, http: &Http, latency_ns: u64) -> String {
     // Sized once (numbers take at most 30 bytes), so the text is one allocation.
     let mut text = String::with_capacity(http.protocol.len() + http.method.len() + http.url.len() + 36);
     let _ = match flow_type {
@@ -27,7 +27,7 @@ pub fn http(flow_type: L7FlowType, http: &Http, latency_ns: u64) -> String {
 
 /// `Kafka request produce correlation id 3 topic 'orders'`, and for responses the same
 /// followed by `return code <error_code>`.
-pub fn kafka(flow_type: L7FlowType, kafka: &Kafka) -> String {
+pub(super) fn kafka(flow_type: L7FlowType, kafka: &Kafka) -> String {
     match flow_type {
         L7FlowType::Response => format!(
             "Kafka response {} correlation id {} topic '{}' return code {}",

@@ -19,11 +19,11 @@ pub(crate) struct Wire {
 }
 
 impl Wire {
-    pub fn new(protocol: L7Protocol) -> Self {
+    pub(crate) fn new(protocol: L7Protocol) -> Self {
         Self::with_settings(protocol, L7Settings::default())
     }
 
-    pub fn with_settings(protocol: L7Protocol, settings: L7Settings) -> Self {
+    pub(crate) fn with_settings(protocol: L7Protocol, settings: L7Settings) -> Self {
         Self {
             tracker: L7Tracker::new(settings),
             protocol,
@@ -35,17 +35,17 @@ impl Wire {
         }
     }
 
-    pub fn wait_ms(&mut self, ms: u64) {
+    pub(crate) fn wait_ms(&mut self, ms: u64) {
         self.now_ns += ms * 1_000_000;
     }
 
     /// One segment carrying all of `bytes`, fully captured.
-    pub fn send(&mut self, from_client: bool, bytes: &[u8]) {
+    pub(crate) fn send(&mut self, from_client: bool, bytes: &[u8]) {
         self.send_captured(from_client, bytes, bytes.len());
     }
 
     /// One segment carrying `bytes` of which only the first `capture` bytes were copied.
-    pub fn send_captured(&mut self, from_client: bool, bytes: &[u8], capture: usize) {
+    pub(crate) fn send_captured(&mut self, from_client: bool, bytes: &[u8], capture: usize) {
         let index = usize::from(!from_client);
         let seq = self.seq[index];
         self.seq[index] = seq.wrapping_add(bytes.len() as u32);
@@ -53,7 +53,7 @@ impl Wire {
     }
 
     /// A segment at an explicit sequence number (retransmissions, duplicates).
-    pub fn segment_at(&mut self, from_client: bool, seq: u32, bytes: &[u8], capture: usize, fin: bool) {
+    pub(crate) fn segment_at(&mut self, from_client: bool, seq: u32, bytes: &[u8], capture: usize, fin: bool) {
         let (src, dst) = if from_client {
             (self.client, self.server)
         } else {
@@ -74,7 +74,7 @@ impl Wire {
     }
 
     /// Sends `bytes` cut at the given offsets into several segments.
-    pub fn send_cut(&mut self, from_client: bool, bytes: &[u8], cuts: &[usize]) {
+    pub(crate) fn send_cut(&mut self, from_client: bool, bytes: &[u8], cuts: &[usize]) {
         let mut cuts: Vec<usize> = cuts.iter().map(|&c| c.min(bytes.len())).collect();
         cuts.sort_unstable();
         let mut start = 0;
@@ -86,14 +86,14 @@ impl Wire {
         }
     }
 
-    pub fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         for from_client in [true, false] {
             let seq = self.seq[usize::from(!from_client)];
             self.segment_at(from_client, seq, &[], 0, true);
         }
     }
 
-    pub fn summaries(&self) -> Vec<&str> {
+    pub(crate) fn summaries(&self) -> Vec<&str> {
         self.out.iter().map(|message| message.summary.as_str()).collect()
     }
 }

@@ -51,7 +51,7 @@ pub(crate) struct ParseContext<'a> {
 }
 
 impl ParseContext<'_> {
-    pub fn fail(&mut self, protocol: L7Protocol, reason: FailureReason) {
+    pub(super) fn fail(&mut self, protocol: L7Protocol, reason: FailureReason) {
         self.stats.count_failure(protocol, reason);
     }
 }

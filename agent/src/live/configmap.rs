@@ -10,14 +10,13 @@ use tokio::sync::mpsc::Sender;
 
 use super::{LiveConfigError, Snapshot, profile};
 
-pub use sightline_common::live_source::GENERATION_KEY;
-pub use sightline_common::live_source::config_map::CONFIG_KEY;
-pub const METRICS_KEY: &str = "metrics.yaml";
-pub const FLOWLOGS_KEY: &str = "flowlogs.yaml";
+pub(crate) use sightline_common::live_source::config_map::CONFIG_KEY;
+pub(crate) const METRICS_KEY: &str = "metrics.yaml";
+pub(crate) const FLOWLOGS_KEY: &str = "flowlogs.yaml";
 
 /// This node's configuration in the ConfigMap's `data`: its profile's keys when
 /// `node-profiles.yaml` names it, the base keys otherwise.
-pub fn snapshot_from(
+pub(crate) fn snapshot_from(
     origin: PathBuf,
     data: &BTreeMap<String, String>,
     node: &str,
@@ -40,7 +39,7 @@ pub fn snapshot_from(
 /// Follows ConfigMap `name` in `api`'s namespace and sends this node's snapshot on
 /// every new version of it; a refused version is logged and the last good one
 /// stays in force.
-pub async fn watch(api: Api<ConfigMap>, namespace: String, name: String, node: String, send: Sender<Snapshot>) {
+pub(crate) async fn watch(api: Api<ConfigMap>, namespace: String, name: String, node: String, send: Sender<Snapshot>) {
     let deliver = |origin: &Path, data: &BTreeMap<String, String>| match snapshot_from(origin.to_owned(), data, &node) {
         Ok(snapshot) => Some(snapshot),
         Err(error) => {

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 /// The `--config` keys a running agent applies without a restart (see
 /// `docs/operator.md`, "Fields and when they take effect").
-pub const LIVE_KEYS: &[&str] = &[
+pub(crate) const LIVE_KEYS: &[&str] = &[
     "monitor-aggregation",
     "monitor-aggregation-interval",
     "interfaces",
@@ -40,7 +40,7 @@ fn normalized(entries: &Map<String, Value>) -> Map<String, Value> {
 
 /// Compares two parsed files key by key; a key present in one only has changed
 /// (removing it means "back to the default").
-pub fn diff_entries(old: &Map<String, Value>, new: &Map<String, Value>) -> ConfigChanges {
+pub(crate) fn diff_entries(old: &Map<String, Value>, new: &Map<String, Value>) -> ConfigChanges {
     let (old, new) = (normalized(old), normalized(new));
     let mut changes = ConfigChanges::default();
     for key in old.keys().chain(new.keys()) {

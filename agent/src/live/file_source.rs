@@ -12,7 +12,7 @@ use super::{LiveConfigError, Snapshot, profile};
 
 /// What the file source delivers now: the node's profile file when the profiles
 /// file next to `path` names the node, with the generation next to `path`.
-pub fn read(path: &Path, node: &str) -> Result<Snapshot, LiveConfigError> {
+pub(crate) fn read(path: &Path, node: &str) -> Result<Snapshot, LiveConfigError> {
     let origin = profile::resolve_file(path, node)?;
     let text = config_file::read(&origin, path).map_err(|error| match error {
         // Said like the startup read of `--config` says it.
@@ -31,7 +31,7 @@ pub fn read(path: &Path, node: &str) -> Result<Snapshot, LiveConfigError> {
 /// Sends a snapshot whenever the file's content (or the profile it resolves to,
 /// or the generation) changes from `seen`. A file that cannot be read, or a
 /// broken generation, is logged once and retried.
-pub async fn poll(path: PathBuf, node: String, seen: Option<Snapshot>, send: Sender<Snapshot>) {
+pub(crate) async fn poll(path: PathBuf, node: String, seen: Option<Snapshot>, send: Sender<Snapshot>) {
     config_file::poll(move || read(&path, &node), Clone::clone, seen, send).await;
 }
 

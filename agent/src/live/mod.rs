@@ -7,13 +7,13 @@
 //! restart-only keys are logged and wait; a broken configuration keeps the last
 //! good one. The generation in force is reported on a per-node Lease.
 
-pub mod apply;
-pub mod args;
-pub mod configmap;
-pub mod diff;
-pub mod file_source;
-pub mod lease;
-pub mod profile;
+pub(crate) mod apply;
+pub(crate) mod args;
+pub(crate) mod configmap;
+pub(crate) mod diff;
+pub(crate) mod file_source;
+pub(crate) mod lease;
+pub(crate) mod profile;
 pub mod runtime;
 
 use std::path::PathBuf;

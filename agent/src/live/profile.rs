@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use super::LiveConfigError;
 
-pub const NODE_PROFILES_KEY: &str = "node-profiles.yaml";
+pub(crate) const NODE_PROFILES_KEY: &str = "node-profiles.yaml";
 
 /// The profile `node` runs, from the text of `node-profiles.yaml`.
-pub fn profile_of(origin: &Path, node_profiles: &str, node: &str) -> Result<Option<String>, LiveConfigError> {
+pub(crate) fn profile_of(origin: &Path, node_profiles: &str, node: &str) -> Result<Option<String>, LiveConfigError> {
     let profiles: Option<BTreeMap<String, String>> =
         serde_yaml_ng::from_str(node_profiles).map_err(|error| LiveConfigError::Profiles {
             origin: origin.to_owned(),
@@ -20,7 +20,7 @@ pub fn profile_of(origin: &Path, node_profiles: &str, node: &str) -> Result<Opti
 }
 
 /// The key (or file name) holding `base` for a node with `profile`.
-pub fn key_for(profile: Option<&str>, base: &str) -> String {
+pub(crate) fn key_for(profile: Option<&str>, base: &str) -> String {
     match profile {
         Some(profile) => format!("{profile}.{base}"),
         None => base.to_owned(),
@@ -29,7 +29,7 @@ pub fn key_for(profile: Option<&str>, base: &str) -> String {
 
 /// The file this node reads in place of `path` when `node-profiles.yaml` next to it
 /// names the node (a ConfigMap mounted as a directory); `path` itself otherwise.
-pub fn resolve_file(path: &Path, node: &str) -> Result<PathBuf, LiveConfigError> {
+pub(crate) fn resolve_file(path: &Path, node: &str) -> Result<PathBuf, LiveConfigError> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return Ok(path.to_owned());
     };

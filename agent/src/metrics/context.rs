@@ -13,7 +13,7 @@ use crate::flow_record::{FlowRecord, SharedEndpoint};
 
 /// How an endpoint is named in the `source` / `destination` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Identifier {
+pub(crate) enum Identifier {
     /// All identity labels, comma-joined.
     Identity,
     Namespace,
@@ -59,7 +59,7 @@ impl Identifier {
 
     /// Whether a label of this kind names one pod, workload or address, so the
     /// series goes when that object does.
-    pub fn names_an_object(self) -> bool {
+    pub(crate) fn names_an_object(self) -> bool {
         matches!(
             self,
             Self::Pod | Self::PodShort | Self::PodName | Self::Ip | Self::Workload | Self::WorkloadName
@@ -68,7 +68,7 @@ impl Identifier {
 }
 
 /// The `labelsContext` labels in the fixed order Hubble emits them.
-pub const CONTEXT_LABELS: [&str; 13] = [
+pub(crate) const CONTEXT_LABELS: [&str; 13] = [
     "source_ip",
     "source_pod",
     "source_namespace",
@@ -85,7 +85,7 @@ pub const CONTEXT_LABELS: [&str; 13] = [
 ];
 
 /// Option keys that belong to the context (compared without case).
-pub const CONTEXT_KEYS: [&str; 7] = [
+pub(crate) const CONTEXT_KEYS: [&str; 7] = [
     "sourceContext",
     "destinationContext",
     "sourceEgressContext",
@@ -100,7 +100,7 @@ const APP_LABELS: [&str; 3] = ["k8s:app.kubernetes.io/name=", "k8s:k8s-app=", "k
 const KUBE_APISERVER: &str = "reserved:kube-apiserver";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ContextOptions {
+pub(crate) struct ContextOptions {
     source: Vec<Identifier>,
     source_egress: Option<Vec<Identifier>>,
     source_ingress: Option<Vec<Identifier>>,
@@ -137,7 +137,7 @@ fn parse_identifiers(metric: &str, key: &str, value: &str) -> Result<Vec<Identif
 
 impl ContextOptions {
     /// Reads the context keys of `options`; other keys are the handler's to check.
-    pub fn parse(metric: &str, options: &[(String, String)]) -> Result<Self, MetricsError> {
+    pub(crate) fn parse(metric: &str, options: &[(String, String)]) -> Result<Self, MetricsError> {
         let mut parsed = Self::default();
         for (key, value) in options {
             let list = || parse_identifiers(metric, key, value);
@@ -205,7 +205,7 @@ impl ContextOptions {
     /// depend on nothing else of `flow` (values not swapped): what a series
     /// shortcut may stand for. `None` when the values read addresses or DNS
     /// names, or an endpoint the flow carries itself rather than by reference.
-    pub fn sides<'a>(&self, flow: &'a FlowRecord) -> Option<Sides<'a>> {
+    pub(crate) fn sides<'a>(&self, flow: &'a FlowRecord) -> Option<Sides<'a>> {
         if !self.reads.endpoints_only {
             return None;
         }
@@ -236,14 +236,14 @@ impl ContextOptions {
         })
     }
 
-    pub fn is_context_key(key: &str) -> bool {
+    pub(crate) fn is_context_key(key: &str) -> bool {
         CONTEXT_KEYS.iter().any(|known| known.eq_ignore_ascii_case(key))
     }
 
     /// Label names in emission order: labelsContext labels, then `source`, then
     /// `destination`. Like Hubble, the Ingress/Egress variants only override the
     /// generic option: without `sourceContext` there is no `source` label.
-    pub fn label_names(&self) -> Vec<&'static str> {
+    pub(crate) fn label_names(&self) -> Vec<&'static str> {
         let mut names: Vec<&'static str> = self.labels.iter().map(|index| CONTEXT_LABELS[*index]).collect();
         if !self.source.is_empty() {
             names.push("source");
@@ -256,7 +256,7 @@ impl ContextOptions {
 
     /// Which `source`/`destination` labels hold object names, and the
     /// labelsContext labels that do (for expiry).
-    pub fn object_labels(&self) -> Vec<&'static str> {
+    pub(crate) fn object_labels(&self) -> Vec<&'static str> {
         let mut names = Vec::new();
         for index in &self.labels {
             let label = CONTEXT_LABELS[*index];
@@ -289,7 +289,7 @@ impl ContextOptions {
     /// Appends this context's label values for `flow` to `key`, in
     /// [`label_names`](Self::label_names) order. `invert` swaps source and
     /// destination (httpV2 counts responses, which travel server to client).
-    pub fn write_values(&self, flow: &FlowRecord, invert: bool, key: &mut LabelKey) {
+    pub(crate) fn write_values(&self, flow: &FlowRecord, invert: bool, key: &mut LabelKey) {
         let direction = flow.traffic_direction;
         let (first, second) = if invert { (false, true) } else { (true, false) };
         for index in &self.labels {
@@ -453,7 +453,7 @@ fn app_name(labels: &[String]) -> &str {
 
 /// Hubble's `^(.+?)(-[a-z0-9]+){1,2}$` → `$1`: drops up to two trailing
 /// `-[a-z0-9]+` segments (ReplicaSet hash and pod suffix), keeping a non-empty prefix.
-pub fn short_pod_name(name: &str) -> &str {
+pub(crate) fn short_pod_name(name: &str) -> &str {
     fn strip_segment(name: &str) -> Option<&str> {
         let (prefix, segment) = name.rsplit_once('-')?;
         let valid = !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());

@@ -82,7 +82,7 @@ fn filters(path: &Path, metric: &str, values: &[serde_json::Value]) -> Result<Ve
 }
 
 /// Parses and checks the file's text into handlers.
-pub fn parse(path: &Path, text: &str, max_series: usize) -> Result<FlowMetrics, DynamicConfigError> {
+pub(crate) fn parse(path: &Path, text: &str, max_series: usize) -> Result<FlowMetrics, DynamicConfigError> {
     let file: File = serde_yaml_ng::from_str(text).map_err(|err| DynamicConfigError::Syntax {
         path: path.to_owned(),
         line: err.location().map_or(0, |l| l.line()),
@@ -132,7 +132,7 @@ pub fn parse(path: &Path, text: &str, max_series: usize) -> Result<FlowMetrics, 
     FlowMetrics::with_filters(configured, max_series).map_err(metrics_error)
 }
 
-pub fn load(path: &Path, max_series: usize) -> Result<(FlowMetrics, Vec<u8>), DynamicConfigError> {
+pub(crate) fn load(path: &Path, max_series: usize) -> Result<(FlowMetrics, Vec<u8>), DynamicConfigError> {
     let bytes = std::fs::read(path).map_err(|source| DynamicConfigError::Read {
         path: path.to_owned(),
         source,
@@ -143,11 +143,11 @@ pub fn load(path: &Path, max_series: usize) -> Result<(FlowMetrics, Vec<u8>), Dy
 
 /// `sightline_metrics_config_reloads_total{result}`: applied (`success`) or
 /// refused (`error`) changes of the dynamic file.
-pub type Reloads = Family<Vec<(&'static str, &'static str)>, Counter>;
+pub(crate) type Reloads = Family<Vec<(&'static str, &'static str)>, Counter>;
 
 /// Re-reads `path` whenever its bytes change and sends each good configuration.
 /// Stops when the receiver is gone.
-pub fn watch(path: PathBuf, max_series: usize, mut seen: Vec<u8>, reloads: Reloads, send: Sender<FlowMetrics>) {
+pub(crate) fn watch(path: PathBuf, max_series: usize, mut seen: Vec<u8>, reloads: Reloads, send: Sender<FlowMetrics>) {
     std::thread::Builder::new()
         .name("metrics-config".into())
         .spawn(move || {

@@ -23,7 +23,7 @@ const TRACE_LABEL: &str = "traceID";
 type TraceLabels = [(&'static str, String); 1];
 
 /// The flow's trace id, when it has one.
-pub fn trace_id(flow: &FlowRecord) -> Option<&str> {
+pub(crate) fn trace_id(flow: &FlowRecord) -> Option<&str> {
     flow.trace_context
         .as_ref()
         .and_then(|context| context.parent.as_ref())
@@ -36,12 +36,12 @@ fn labels(trace_id: Option<&str>) -> Option<TraceLabels> {
 }
 
 /// A series that counts, with or without an exemplar.
-pub trait CountCell: Cell + std::fmt::Debug {
+pub(crate) trait CountCell: Cell + std::fmt::Debug {
     fn count(&self, trace_id: Option<&str>);
 }
 
 /// A series that observes values, with or without an exemplar.
-pub trait ObserveCell: Cell + std::fmt::Debug {
+pub(crate) trait ObserveCell: Cell + std::fmt::Debug {
     fn observe_value(&self, bounds: &[f64], value: f64, trace_id: Option<&str>);
 }
 
@@ -58,13 +58,7 @@ impl ObserveCell for HistogramCell {
 }
 
 #[derive(Debug, Default)]
-pub struct ExemplarCounterCell(CounterWithExemplar<TraceLabels>);
-
-impl ExemplarCounterCell {
-    pub fn get(&self) -> u64 {
-        self.0.get().0
-    }
-}
+pub(crate) struct ExemplarCounterCell(CounterWithExemplar<TraceLabels>);
 
 impl Cell for ExemplarCounterCell {
     const TYPE: MetricType = MetricType::Counter;
@@ -94,7 +88,7 @@ impl CountCell for ExemplarCounterCell {
 }
 
 #[derive(Debug)]
-pub struct ExemplarHistogramCell(HistogramWithExemplars<TraceLabels>);
+pub(crate) struct ExemplarHistogramCell(HistogramWithExemplars<TraceLabels>);
 
 impl Cell for ExemplarHistogramCell {
     const TYPE: MetricType = MetricType::Histogram;

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use super::sink::GonePod;
 use crate::enrich::index::PodDeparture;
 
-pub const EXPIRY_DELAY: Duration = Duration::from_secs(60);
+pub(crate) const EXPIRY_DELAY: Duration = Duration::from_secs(60);
 
 /// Forwards each departure as a [`GonePod`] `delay` after it arrived. Runs on a
 /// thread of its own until either side hangs up.
-pub fn forward_after(departures: Receiver<PodDeparture>, delay: Duration, gone: Sender<GonePod>) {
+pub(crate) fn forward_after(departures: Receiver<PodDeparture>, delay: Duration, gone: Sender<GonePod>) {
     let spawned = std::thread::Builder::new()
         .name("metrics-expiry".into())
         .spawn(move || {

@@ -5,22 +5,22 @@
 //! `policy` is not offered: it counts policy-verdict events, which the agent does
 //! not produce.
 
-pub mod args;
-pub mod context;
-pub mod dynamic;
-pub mod engine;
-pub mod exemplar;
-pub mod expiry;
-pub mod handlers;
+pub(crate) mod args;
+pub(crate) mod context;
+pub(crate) mod dynamic;
+pub(crate) mod engine;
+pub(crate) mod exemplar;
+pub(crate) mod expiry;
+pub(crate) mod handlers;
 pub mod l7;
-pub mod names;
+pub(crate) mod names;
 pub mod options;
-pub mod process;
-pub mod registry;
-pub mod runtime;
-pub mod series;
-pub mod shortcut;
-pub mod sink;
+pub(crate) mod process;
+pub(crate) mod registry;
+pub(crate) mod runtime;
+pub(crate) mod series;
+pub(crate) mod shortcut;
+pub(crate) mod sink;
 
 pub use args::MetricsArgs;
 pub use engine::FlowMetrics;

@@ -7,18 +7,18 @@ use sightline_proto::flow::{DropReason, IpVersion, Verdict, layer4, layer7};
 use crate::flow_record::FlowRecord;
 
 /// Cilium monitor message types (`pkg/monitor/api`).
-pub const MESSAGE_TYPE_DROP: i32 = 1;
-pub const MESSAGE_TYPE_CAPTURE: i32 = 3;
-pub const MESSAGE_TYPE_TRACE: i32 = 4;
-pub const MESSAGE_TYPE_POLICY_VERDICT: i32 = 5;
-pub const MESSAGE_TYPE_ACCESS_LOG: i32 = 129;
+pub(crate) const MESSAGE_TYPE_DROP: i32 = 1;
+pub(crate) const MESSAGE_TYPE_CAPTURE: i32 = 3;
+pub(crate) const MESSAGE_TYPE_TRACE: i32 = 4;
+pub(crate) const MESSAGE_TYPE_POLICY_VERDICT: i32 = 5;
+pub(crate) const MESSAGE_TYPE_ACCESS_LOG: i32 = 129;
 
 /// `is_reply` when the datapath knew it.
-pub fn is_reply(flow: &FlowRecord) -> Option<bool> {
+pub(crate) fn is_reply(flow: &FlowRecord) -> Option<bool> {
     flow.is_reply.as_ref().map(|reply| reply.value)
 }
 
-pub fn event_type(flow: &FlowRecord) -> (i32, i32) {
+pub(crate) fn event_type(flow: &FlowRecord) -> (i32, i32) {
     flow.event_type.as_ref().map_or((0, 0), |t| (t.r#type, t.sub_type))
 }
 
@@ -26,7 +26,7 @@ pub fn event_type(flow: &FlowRecord) -> (i32, i32) {
 /// of datapath events.
 // The proto marks Kafka deprecated; v1.19's handlers still read it.
 #[allow(deprecated)]
-pub fn flow_protocol(flow: &FlowRecord) -> &'static str {
+pub(crate) fn flow_protocol(flow: &FlowRecord) -> &'static str {
     match event_type(flow).0 {
         MESSAGE_TYPE_ACCESS_LOG => match flow.l7.as_ref().and_then(|l7| l7.record.as_ref()) {
             Some(layer7::Record::Dns(_)) => "DNS",
@@ -52,7 +52,7 @@ pub fn flow_protocol(flow: &FlowRecord) -> &'static str {
 
 /// Trace observation points by trace sub-type (Cilium `TraceObservationPoints`).
 /// Hubble looks them up in a Go map, so an unknown point is "".
-pub fn trace_observation_point(sub_type: i32) -> &'static str {
+pub(crate) fn trace_observation_point(sub_type: i32) -> &'static str {
     const POINTS: [&str; 14] = [
         "to-endpoint",
         "to-proxy",
@@ -81,20 +81,20 @@ fn enum_name(name: Option<&'static str>, value: i32) -> Cow<'static, str> {
     name.map_or_else(|| Cow::Owned(value.to_string()), Cow::Borrowed)
 }
 
-pub fn verdict(value: i32) -> Cow<'static, str> {
+pub(crate) fn verdict(value: i32) -> Cow<'static, str> {
     enum_name(Verdict::try_from(value).ok().map(|v| v.as_str_name()), value)
 }
 
-pub fn drop_reason(value: i32) -> Cow<'static, str> {
+pub(crate) fn drop_reason(value: i32) -> Cow<'static, str> {
     enum_name(DropReason::try_from(value).ok().map(|v| v.as_str_name()), value)
 }
 
-pub fn ip_version(value: i32) -> Cow<'static, str> {
+pub(crate) fn ip_version(value: i32) -> Cow<'static, str> {
     enum_name(IpVersion::try_from(value).ok().map(|v| v.as_str_name()), value)
 }
 
 /// DNS response codes as Hubble names them; unknown codes are "" (a Go map miss).
-pub fn dns_rcode(rcode: u32) -> &'static str {
+pub(crate) fn dns_rcode(rcode: u32) -> &'static str {
     match rcode {
         0 => "No Error",
         1 => "Format Error",
@@ -201,7 +201,7 @@ fn icmpv6_names(kind: u8) -> Option<TypeNames> {
 
 /// gopacket's `ICMPv4TypeCode.String()` / `ICMPv6TypeCode.String()`. The type and
 /// code are bytes on the wire; Hubble truncates the proto's uint32 the same way.
-pub fn icmp_type_code(v6: bool, kind: u32, code: u32) -> Cow<'static, str> {
+pub(crate) fn icmp_type_code(v6: bool, kind: u32, code: u32) -> Cow<'static, str> {
     let (kind, code) = (kind as u8, code as u8);
     let names = if v6 { icmpv6_names(kind) } else { icmpv4_names(kind) };
     match names {

@@ -33,7 +33,7 @@ pub enum MetricsStartError {
 }
 
 /// `hubble_lost_events_total{source}`, counted where losses are reported.
-pub type LostEvents = Family<Vec<(&'static str, String)>, Counter>;
+pub(crate) type LostEvents = Family<Vec<(&'static str, String)>, Counter>;
 
 /// Observer state read at scrape time.
 #[derive(Debug)]

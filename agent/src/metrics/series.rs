@@ -24,19 +24,19 @@ const SEPARATOR: char = '\u{1f}';
 
 /// The label values of one series, built in place for every flow and reused.
 #[derive(Debug, Default, Clone)]
-pub struct LabelKey {
+pub(crate) struct LabelKey {
     text: String,
     values: usize,
 }
 
 impl LabelKey {
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.text.clear();
         self.values = 0;
     }
 
     /// Starts the next label value (empty until [`extend`](Self::extend)ed).
-    pub fn begin(&mut self) {
+    pub(crate) fn begin(&mut self) {
         if self.values > 0 {
             self.text.push(SEPARATOR);
         }
@@ -44,7 +44,7 @@ impl LabelKey {
     }
 
     /// Appends to the current label value.
-    pub fn extend(&mut self, part: &str) {
+    pub(crate) fn extend(&mut self, part: &str) {
         if part.contains(SEPARATOR) {
             self.text.push_str(&part.replace(SEPARATOR, "\u{fffd}"));
         } else {
@@ -53,58 +53,54 @@ impl LabelKey {
     }
 
     /// Adds one complete label value.
-    pub fn push(&mut self, value: &str) {
+    pub(crate) fn push(&mut self, value: &str) {
         self.begin();
         self.extend(value);
     }
 
     /// Bytes written so far; a context identifier that wrote nothing falls back.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.text.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.text.is_empty()
     }
 
     /// Goes back to an earlier state (`len()` and `value_count()` taken then), to
     /// reuse the values written before it for a second series.
-    pub fn truncate_to(&mut self, len: usize, values: usize) {
+    pub(crate) fn truncate_to(&mut self, len: usize, values: usize) {
         self.text.truncate(len);
         self.values = values;
     }
 
     /// Direct access for formatted values (`write!`); callers must not write the separator.
-    pub fn text_mut(&mut self) -> &mut String {
+    pub(crate) fn text_mut(&mut self) -> &mut String {
         &mut self.text
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.text
     }
 
-    pub fn value_count(&self) -> usize {
+    pub(crate) fn value_count(&self) -> usize {
         self.values
     }
 }
 
 /// Splits a stored key back into its label values.
-pub fn label_values(key: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn label_values(key: &str) -> impl Iterator<Item = &str> {
     key.split(SEPARATOR)
 }
 
 /// What one series holds.
-pub trait Cell: Send + Sync + 'static {
+pub(crate) trait Cell: Send + Sync + 'static {
     const TYPE: MetricType;
     fn new_cell(buckets: &'static [f64]) -> Self;
     fn encode(&self, buckets: &'static [f64], encoder: MetricEncoder<'_>) -> std::fmt::Result;
 }
 
 #[derive(Debug, Default)]
-pub struct CounterCell(AtomicU64);
+pub(crate) struct CounterCell(AtomicU64);
 
 impl CounterCell {
-    pub fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
 }
@@ -124,7 +120,7 @@ impl Cell for CounterCell {
 /// A histogram with fixed upper bounds. Only the pipeline thread writes, so the
 /// float sum is a plain load and store of its bits.
 #[derive(Debug)]
-pub struct HistogramCell {
+pub(crate) struct HistogramCell {
     buckets: Box<[AtomicU64]>,
     count: AtomicU64,
     sum: AtomicU64,
@@ -133,7 +129,7 @@ pub struct HistogramCell {
 impl HistogramCell {
     /// Only the pipeline thread calls this (see [`Family`]), so plain loads and
     /// stores suffice.
-    pub fn observe(&self, bounds: &[f64], value: f64) {
+    pub(crate) fn observe(&self, bounds: &[f64], value: f64) {
         let bump = |cell: &AtomicU64| cell.store(cell.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         if let Some(index) = bounds.iter().position(|bound| value <= *bound) {
             bump(&self.buckets[index]);
@@ -143,11 +139,11 @@ impl HistogramCell {
         self.sum.store(sum.to_bits(), Ordering::Relaxed);
     }
 
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }
 
-    pub fn sum(&self) -> f64 {
+    pub(crate) fn sum(&self) -> f64 {
         f64::from_bits(self.sum.load(Ordering::Relaxed))
     }
 }
@@ -178,11 +174,11 @@ impl Cell for HistogramCell {
 }
 
 /// Prometheus' default buckets, which Hubble's histograms use.
-pub const DEFAULT_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub(crate) const DEFAULT_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// The part of a family the scraper reads.
 #[derive(Debug)]
-pub struct Published<C> {
+pub(crate) struct Published<C> {
     /// Without the `_total` suffix, which the encoder adds to counters.
     pub name: &'static str,
     pub help: &'static str,
@@ -200,16 +196,12 @@ impl<C> Published<C> {
         self.series.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn limited(&self) -> u64 {
+    pub(crate) fn limited(&self) -> u64 {
         self.limited.load(Ordering::Relaxed)
     }
 
-    pub fn series_count(&self) -> usize {
-        self.series().len()
-    }
-
     /// The name as it appears in a scrape (`_total` for counters).
-    pub fn exposed_name(&self) -> String
+    pub(crate) fn exposed_name(&self) -> String
     where
         C: Cell,
     {
@@ -253,22 +245,27 @@ impl<C: Cell + std::fmt::Debug> Collect for Published<C> {
 
 /// One metric family as the pipeline thread holds it.
 #[derive(Debug)]
-pub struct Family<C> {
+pub(crate) struct Family<C> {
     local: FxHashMap<Box<str>, Arc<C>>,
     shortcuts: Shortcuts<C>,
     published: Arc<Published<C>>,
     max_series: usize,
 }
 
-pub type CounterFamily = Family<CounterCell>;
-pub type HistogramFamily = Family<HistogramCell>;
+pub(crate) type CounterFamily = Family<CounterCell>;
+pub(crate) type HistogramFamily = Family<HistogramCell>;
 
 impl<C: Cell + std::fmt::Debug> Family<C> {
-    pub fn new(name: &'static str, help: &'static str, label_names: Vec<&'static str>, max_series: usize) -> Self {
+    pub(crate) fn new(
+        name: &'static str,
+        help: &'static str,
+        label_names: Vec<&'static str>,
+        max_series: usize,
+    ) -> Self {
         Self::with_buckets(name, help, label_names, max_series, DEFAULT_BUCKETS)
     }
 
-    pub fn with_buckets(
+    pub(crate) fn with_buckets(
         name: &'static str,
         help: &'static str,
         label_names: Vec<&'static str>,
@@ -292,26 +289,18 @@ impl<C: Cell + std::fmt::Debug> Family<C> {
         }
     }
 
-    pub fn published(&self) -> Arc<Published<C>> {
-        Arc::clone(&self.published)
-    }
-
-    pub fn collector(&self) -> Arc<dyn Collect> {
+    pub(crate) fn collector(&self) -> Arc<dyn Collect> {
         self.published.clone()
     }
 
-    pub fn label_names(&self) -> &[&'static str] {
-        &self.published.label_names
-    }
-
     /// The histogram bucket bounds (unused by counters).
-    pub fn buckets(&self) -> &'static [f64] {
+    pub(crate) fn buckets(&self) -> &'static [f64] {
         self.published.buckets
     }
 
     /// Applies `update` to the series for `key`, created when new and the family
     /// is below its limit. One hash lookup when the series exists.
-    pub fn update(&mut self, key: &LabelKey, update: impl FnOnce(&C)) {
+    pub(crate) fn update(&mut self, key: &LabelKey, update: impl FnOnce(&C)) {
         if let Some(cell) = self.local.get(key.as_str()) {
             update(cell);
         } else if let Some(cell) = self.create(key) {
@@ -321,7 +310,7 @@ impl<C: Cell + std::fmt::Debug> Family<C> {
 
     /// Like [`update`](Self::update), but reaches the series through `shortcut`
     /// when it led there before; only then are the labels written (by `labels`, into `key`).
-    pub fn update_via(
+    pub(crate) fn update_via(
         &mut self,
         shortcut: Option<Shortcut<'_>>,
         key: &mut LabelKey,
@@ -366,7 +355,7 @@ impl<C: Cell + std::fmt::Debug> Family<C> {
     }
 
     /// Drops every series whose label values `doomed` selects.
-    pub fn remove_where(&mut self, mut doomed: impl FnMut(&[&'static str], &str) -> bool) -> usize {
+    pub(crate) fn remove_where(&mut self, mut doomed: impl FnMut(&[&'static str], &str) -> bool) -> usize {
         let names = self.published.label_names.clone();
         let mut removed = FxHashSet::default();
         self.local.retain(|key, cell| {
@@ -385,16 +374,8 @@ impl<C: Cell + std::fmt::Debug> Family<C> {
     }
 
     /// How many shortcuts lead to this family's series (for tests).
-    pub fn shortcut_count(&self) -> usize {
+    pub(crate) fn shortcut_count(&self) -> usize {
         self.shortcuts.len()
-    }
-
-    pub fn len(&self) -> usize {
-        self.local.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.local.is_empty()
     }
 }
 
@@ -407,27 +388,26 @@ impl CounterCell {
 }
 
 impl CounterFamily {
-    pub fn inc(&mut self, key: &LabelKey) {
+    pub(crate) fn inc(&mut self, key: &LabelKey) {
         self.update(key, CounterCell::bump);
     }
 
     /// Counts into the series `shortcut` leads to, or the one `labels` writes.
-    pub fn inc_via(&mut self, shortcut: Option<Shortcut<'_>>, key: &mut LabelKey, labels: impl FnOnce(&mut LabelKey)) {
+    pub(crate) fn inc_via(
+        &mut self,
+        shortcut: Option<Shortcut<'_>>,
+        key: &mut LabelKey,
+        labels: impl FnOnce(&mut LabelKey),
+    ) {
         self.update_via(shortcut, key, labels, CounterCell::bump);
     }
 }
 
 impl HistogramFamily {
-    pub fn observe(&mut self, key: &LabelKey, value: f64) {
+    pub(crate) fn observe(&mut self, key: &LabelKey, value: f64) {
         let bounds = self.published.buckets;
         self.update(key, |cell| cell.observe(bounds, value));
     }
 }
 
-impl<C: Cell> Published<C> {
-    /// A series' current cell, for tests and the scrape benchmark.
-    pub fn cell(&self, values: &[&str]) -> Option<Arc<C>> {
-        let key = values.join(&SEPARATOR.to_string());
-        self.series().get(key.as_str()).cloned()
-    }
-}
+impl<C: Cell> Published<C> {}

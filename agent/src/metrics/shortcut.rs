@@ -26,7 +26,7 @@ use sightline_proto::flow::Endpoint;
 /// What identifies a series for one handler: the handler's own inputs packed
 /// into `own`, and the endpoints (by address) and direction the context reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ShortcutKey {
+pub(crate) struct ShortcutKey {
     own: u64,
     direction: i32,
     source: usize,
@@ -35,7 +35,7 @@ pub struct ShortcutKey {
 
 /// The endpoints and direction a context reads, when it reads nothing else of the flow.
 #[derive(Debug, Clone, Copy)]
-pub struct Sides<'a> {
+pub(crate) struct Sides<'a> {
     pub source: Option<&'a SharedEndpoint>,
     pub destination: Option<&'a SharedEndpoint>,
     pub direction: i32,
@@ -43,7 +43,7 @@ pub struct Sides<'a> {
 
 /// A shortcut key with the endpoints it names, to be pinned if it is stored.
 #[derive(Debug, Clone, Copy)]
-pub struct Shortcut<'a> {
+pub(crate) struct Shortcut<'a> {
     key: ShortcutKey,
     sides: Sides<'a>,
 }
@@ -53,7 +53,7 @@ fn address(endpoint: Option<&SharedEndpoint>) -> usize {
 }
 
 impl<'a> Shortcut<'a> {
-    pub fn new(own: Packed, sides: Sides<'a>) -> Self {
+    pub(crate) fn new(own: Packed, sides: Sides<'a>) -> Self {
         Self {
             key: ShortcutKey {
                 own: own.bits,
@@ -69,13 +69,13 @@ impl<'a> Shortcut<'a> {
 /// Small numbers packed into one word; `None` when one does not fit, so a
 /// key never stands for two different label sets.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Packed {
+pub(crate) struct Packed {
     bits: u64,
     used: u32,
 }
 
 impl Packed {
-    pub fn push(self, value: impl TryInto<u64>, width: u32) -> Option<Self> {
+    pub(crate) fn push(self, value: impl TryInto<u64>, width: u32) -> Option<Self> {
         let value = value.try_into().ok()?;
         if self.used + width > 64 || (width < 64 && value >> width != 0) {
             return None;
@@ -88,7 +88,7 @@ impl Packed {
 }
 
 /// Which L4 protocol a flow carries, as a number below 8.
-pub fn l4_kind(flow: &FlowRecord) -> u64 {
+pub(crate) fn l4_kind(flow: &FlowRecord) -> u64 {
     match flow.l4.as_ref().and_then(|l4| l4.protocol.as_ref()) {
         None => 0,
         Some(layer4::Protocol::Tcp(_)) => 1,
@@ -104,7 +104,7 @@ pub fn l4_kind(flow: &FlowRecord) -> u64 {
 /// Which L7 record a flow carries, as a number below 4.
 // The proto marks Kafka deprecated; the handlers still read it.
 #[allow(deprecated)]
-pub fn l7_kind(flow: &FlowRecord) -> u64 {
+pub(crate) fn l7_kind(flow: &FlowRecord) -> u64 {
     match flow.l7.as_ref().and_then(|l7| l7.record.as_ref()) {
         None => 0,
         Some(layer7::Record::Dns(_)) => 1,
@@ -130,24 +130,24 @@ impl<C> Entry<C> {
 /// One family's shortcuts. Bounded: at capacity, shortcuts of departed pods go
 /// first, and if that is not enough all go (they are rebuilt from the labels).
 #[derive(Debug)]
-pub struct Shortcuts<C> {
+pub(crate) struct Shortcuts<C> {
     map: FxHashMap<ShortcutKey, Entry<C>>,
     capacity: usize,
 }
 
 impl<C> Shortcuts<C> {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             map: FxHashMap::default(),
             capacity,
         }
     }
 
-    pub fn get(&self, shortcut: &Shortcut<'_>) -> Option<&Arc<C>> {
+    pub(crate) fn get(&self, shortcut: &Shortcut<'_>) -> Option<&Arc<C>> {
         self.map.get(&shortcut.key).map(|entry| &entry.cell)
     }
 
-    pub fn insert(&mut self, shortcut: &Shortcut<'_>, cell: Arc<C>) {
+    pub(crate) fn insert(&mut self, shortcut: &Shortcut<'_>, cell: Arc<C>) {
         if self.map.len() >= self.capacity {
             self.map.retain(|_, entry| !entry.is_stale());
             if self.map.len() >= self.capacity / 2 {
@@ -162,17 +162,13 @@ impl<C> Shortcuts<C> {
     }
 
     /// Drops the shortcuts to `removed` cells (by address) and those of departed pods.
-    pub fn forget(&mut self, removed: &FxHashSet<usize>) {
+    pub(crate) fn forget(&mut self, removed: &FxHashSet<usize>) {
         self.map
             .retain(|_, entry| !removed.contains(&(Arc::as_ptr(&entry.cell) as usize)) && !entry.is_stale());
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
     }
 }
 

@@ -25,9 +25,9 @@ use sightline_proto::observer::Namespace;
 use crate::flow_record::FlowRecord;
 
 /// Hubble forgets a namespace one hour after its last flow.
-pub const NAMESPACE_TTL: Duration = Duration::from_secs(3600);
+pub(crate) const NAMESPACE_TTL: Duration = Duration::from_secs(3600);
 /// How often the writer refreshes last-seen times in the published snapshot.
-pub const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 /// Flows between two clock readings when the producer does not call `idle`.
 const CLOCK_EVERY: u32 = 256;
 
@@ -38,7 +38,7 @@ pub trait Clock: Send + Sync {
 
 /// The monotonic clock.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Instant {
@@ -106,7 +106,7 @@ struct Seen {
 
 /// The writing side, owned by the ring's single writer.
 #[derive(Debug, Default)]
-pub struct NamespaceTracker {
+pub(crate) struct NamespaceTracker {
     /// cluster -> namespace -> last seen. FxHash: the keys are our own flows'
     /// short names, hashed once or twice per flow, and SipHash's flood resistance
     /// bought nothing but cost on this path.
@@ -120,7 +120,7 @@ pub struct NamespaceTracker {
 
 impl NamespaceTracker {
     /// Records the flow's source and destination namespaces.
-    pub fn observe(&mut self, flow: &FlowRecord, out: &Namespaces) {
+    pub(crate) fn observe(&mut self, flow: &FlowRecord, out: &Namespaces) {
         let mut added = false;
         for endpoint in [flow.source(), flow.destination()].into_iter().flatten() {
             if endpoint.namespace.is_empty() {
@@ -165,7 +165,7 @@ impl NamespaceTracker {
     }
 
     /// Refreshes the snapshot if the last publish is older than [`PUBLISH_INTERVAL`].
-    pub fn tick(&mut self, out: &Namespaces) {
+    pub(crate) fn tick(&mut self, out: &Namespaces) {
         self.unclocked = 0;
         let now = out.clock.now();
         let due = self

@@ -52,7 +52,7 @@ fn index(second: i64) -> usize {
 /// The writer's side: only the ring's single writer counts, so plain loads and
 /// stores suffice (no read-modify-write on the hot path).
 #[derive(Debug)]
-pub struct FlowCounter {
+pub(crate) struct FlowCounter {
     /// The newest second counted, never more than [`AHEAD_SECONDS`] past the clock:
     /// flows a whole window older are late arrivals and left out.
     newest_second: i64,
@@ -71,7 +71,7 @@ impl Default for FlowCounter {
 }
 
 impl FlowCounter {
-    pub fn count(&mut self, time: Timestamp, rate: &FlowRate) {
+    pub(crate) fn count(&mut self, time: Timestamp, rate: &FlowRate) {
         let second = time.seconds;
         if second > self.clock_second.saturating_add(AHEAD_SECONDS) {
             // Rare (once per second at most, in order): read the clock again before
@@ -96,7 +96,7 @@ impl FlowCounter {
     /// Called about once a second with the wall clock. After the clock steps back
     /// (NTP, a resumed VM), the window follows it again instead of waiting for the
     /// clock to catch up with what was counted before.
-    pub fn tick(&mut self, now: Timestamp) {
+    pub(crate) fn tick(&mut self, now: Timestamp) {
         self.clock_second = now.seconds;
         if self.newest_second != NO_FLOW && self.newest_second > now.seconds.saturating_add(AHEAD_SECONDS) {
             self.newest_second = now.seconds;

@@ -13,9 +13,9 @@ use tonic::{Request, Response, Status};
 use super::codec::{FlowsCodec, FlowsItem};
 use super::service::{BoxStream, ObserverService};
 
-pub type ObserverRouter = FlowsRoute<ObserverServer<ObserverService>, GetFlows, FlowsCodec>;
+pub(crate) type ObserverRouter = FlowsRoute<ObserverServer<ObserverService>, GetFlows, FlowsCodec>;
 
-pub fn observer_router(service: ObserverService) -> ObserverRouter {
+pub(crate) fn observer_router(service: ObserverService) -> ObserverRouter {
     FlowsRoute::new(
         ObserverServer::new(service.clone()),
         GetFlows(Arc::new(service)),
@@ -24,7 +24,7 @@ pub fn observer_router(service: ObserverService) -> ObserverRouter {
 }
 
 #[derive(Clone)]
-pub struct GetFlows(Arc<ObserverService>);
+pub(crate) struct GetFlows(Arc<ObserverService>);
 
 impl ServerStreamingService<GetFlowsRequest> for GetFlows {
     type Response = FlowsItem;

@@ -38,7 +38,7 @@ fn notification(peer: &Peer, kind: ChangeNotificationType, tls: bool) -> ChangeN
 }
 
 /// Notifications turning `old` into `new`.
-pub fn diff(old: &PeerSet, new: &PeerSet, tls: bool) -> Vec<ChangeNotification> {
+pub(super) fn diff(old: &PeerSet, new: &PeerSet, tls: bool) -> Vec<ChangeNotification> {
     let mut out = Vec::new();
     for (name, peer) in old.iter() {
         if !new.contains_key(name) {

@@ -1,7 +1,7 @@
 //! The agent's gRPC server: `observer.Observer`, `peer.Peer`, health and reflection,
 //! on a TCP listener (TLS unless disabled) and on an always-plaintext unix socket.
 
-pub mod tls;
+pub(crate) mod tls;
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -29,12 +29,12 @@ use tonic_health::ServingStatus;
 use crate::observer::router::observer_router;
 use crate::observer::service::ObserverService;
 use crate::peer::PeerService;
-pub use tls::{TlsError, TlsFiles};
+pub(crate) use tls::{TlsError, TlsFiles};
 
 /// How long open streams get to finish after shutdown is requested.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Longest unix socket path the kernel binds: `sun_path` is 108 bytes and ends in a NUL.
-pub const MAX_SOCKET_PATH_BYTES: usize = 107;
+pub(crate) const MAX_SOCKET_PATH_BYTES: usize = 107;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -75,7 +75,7 @@ type ApiRouter = Router<WithGrpcMetrics>;
 
 /// Listeners bound, not serving yet: what they bound (an ephemeral port, say) can
 /// still go into the services before [`Listeners::serve`].
-pub struct Listeners {
+pub(crate) struct Listeners {
     tcp: Option<TcpListener>,
     health: Option<TcpListener>,
     unix: Option<UnixListener>,
@@ -84,7 +84,7 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    pub async fn bind(options: &ServerOptions) -> Result<Self, ServerError> {
+    pub(crate) async fn bind(options: &ServerOptions) -> Result<Self, ServerError> {
         let tls = match &options.tls {
             Some(files) => Some(tls::reloading(files, options.tls_reload_interval)?),
             None => None,
@@ -105,11 +105,11 @@ impl Listeners {
         })
     }
 
-    pub fn local_addr(&self) -> Option<SocketAddr> {
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
         self.tcp.as_ref().and_then(|l| l.local_addr().ok())
     }
 
-    pub fn serve(self, services: Services) -> BoundServer {
+    pub(crate) fn serve(self, services: Services) -> BoundServer {
         BoundServer {
             tcp: self.tcp,
             health: self.health,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::ServerConfig;
-pub use sightline_common::tls::TlsError;
+pub(crate) use sightline_common::tls::TlsError;
 use sightline_common::tls::{self, KeyPairFiles, Reloading};
 
 /// Where the server's key material lives.
@@ -24,7 +24,7 @@ pub struct TlsFiles {
 
 /// Loads the server configuration now (an error is fatal at startup), then checks
 /// the files every `interval` while the returned handle lives.
-pub fn reloading(files: &TlsFiles, interval: Duration) -> Result<Arc<Reloading<ServerConfig>>, TlsError> {
+pub(crate) fn reloading(files: &TlsFiles, interval: Duration) -> Result<Arc<Reloading<ServerConfig>>, TlsError> {
     let identity = KeyPairFiles {
         cert: files.cert.clone(),
         key: files.key.clone(),

@@ -12,7 +12,7 @@ use super::DemoError;
 const CLUSTER: &str = sightline_common::names::DEFAULT_CLUSTER;
 
 /// The name a client must ask for (`--tls-server-name`) when connecting to `node`'s agent.
-pub fn agent_server_name(node: &str) -> String {
+pub(crate) fn agent_server_name(node: &str) -> String {
     names::agent_server_name(node, CLUSTER)
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::{DemoCluster, DemoError};
 
 /// How a demo pod appears in Kubernetes.
-pub struct PodMeta {
+pub(crate) struct PodMeta {
     pub namespace: &'static str,
     pub pod_name: &'static str,
     pub app: &'static str,
@@ -19,7 +19,7 @@ pub struct PodMeta {
     pub owner: Workload,
 }
 
-pub enum Workload {
+pub(crate) enum Workload {
     /// A Deployment, through the ReplicaSet `<name>-<hash>`.
     Deployment {
         name: &'static str,
@@ -31,7 +31,7 @@ pub enum Workload {
 }
 
 /// Kubernetes names for the demo's pods (`DemoPod::name`).
-pub fn meta(demo_name: &str) -> Option<PodMeta> {
+pub(crate) fn meta(demo_name: &str) -> Option<PodMeta> {
     let deployment = |namespace, pod_name, app, name, hash| PodMeta {
         namespace,
         pod_name,
@@ -110,7 +110,7 @@ fn render(cluster: &DemoCluster) -> Result<String, DemoError> {
 }
 
 /// Writes `cluster.yaml` into `<workdir>/manifests` and returns that directory.
-pub fn write(cluster: &DemoCluster, workdir: &Path) -> Result<PathBuf, DemoError> {
+pub(crate) fn write(cluster: &DemoCluster, workdir: &Path) -> Result<PathBuf, DemoError> {
     let dir = workdir.join("manifests");
     let text = render(cluster)?;
     std::fs::create_dir_all(&dir)

@@ -36,14 +36,14 @@ impl fmt::Display for StopSignal {
 
 /// Once created, SIGINT and SIGTERM no longer terminate the process for the rest of
 /// its life (tokio keeps its handlers installed); they are only reported by `recv`.
-pub struct Signals {
+pub(crate) struct Signals {
     interrupt: Signal,
     terminate: Signal,
 }
 
 impl Signals {
     /// Must be called inside a tokio runtime.
-    pub fn install() -> Result<Self, DemoError> {
+    pub(crate) fn install() -> Result<Self, DemoError> {
         Ok(Self {
             interrupt: signal(SignalKind::interrupt()).map_err(DemoError::Signals)?,
             terminate: signal(SignalKind::terminate()).map_err(DemoError::Signals)?,
@@ -51,7 +51,7 @@ impl Signals {
     }
 
     /// Waits for the next SIGINT or SIGTERM, including one that arrived before this call.
-    pub async fn recv(&mut self) -> StopSignal {
+    pub(crate) async fn recv(&mut self) -> StopSignal {
         tokio::select! {
             Some(()) = self.interrupt.recv() => StopSignal::Interrupt,
             Some(()) = self.terminate.recv() => StopSignal::Terminate,

@@ -28,7 +28,7 @@ const AGENT_PORT: u16 = 4244;
 const METRICS_PORT: u16 = 9965;
 /// The handlers of Cilium's documented Hubble metrics example (`hubble.metrics.enabled`),
 /// with workload contexts on `drop` so that the dashboards' top drop pairs have names.
-pub const DEMO_METRICS: &str = "dns drop:sourceContext=workload-name|reserved-identity;destinationContext=workload-name|reserved-identity tcp flow port-distribution icmp httpV2:exemplars=true;labelsContext=source_ip,source_namespace,source_workload,destination_ip,destination_namespace,destination_workload,traffic_direction";
+pub(crate) const DEMO_METRICS: &str = "dns drop:sourceContext=workload-name|reserved-identity;destinationContext=workload-name|reserved-identity tcp flow port-distribution icmp httpV2:exemplars=true;labelsContext=source_ip,source_namespace,source_workload,destination_ip,destination_namespace,destination_workload,traffic_direction";
 const UPLINK_PREFIX: [u8; 3] = [10, 250, 0];
 const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 254);
 
@@ -58,7 +58,7 @@ impl DemoNode {
 }
 
 /// The unix socket `node`'s agent serves (without TLS, as Hubble's does) in `workdir`.
-pub fn agent_socket(workdir: &Path, node: &str) -> PathBuf {
+pub(crate) fn agent_socket(workdir: &Path, node: &str) -> PathBuf {
     workdir.join(format!("{node}.sock"))
 }
 

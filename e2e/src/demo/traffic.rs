@@ -15,11 +15,11 @@ use std::time::Duration;
 use super::{DemoCluster, DemoError};
 use crate::dns_server::{self, DnsServer};
 
-pub const HTTP_PORT: u16 = 8080;
-pub const BLOCKED_PORT: u16 = 9000;
+pub(crate) const HTTP_PORT: u16 = 8080;
+pub(crate) const BLOCKED_PORT: u16 = 9000;
 const ROUND: Duration = Duration::from_secs(1);
 
-pub struct Traffic {
+pub(crate) struct Traffic {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     _dns: Option<DnsServer>,
@@ -100,7 +100,7 @@ fn dns_query(server: SocketAddr, id: u16) {
 }
 
 impl Traffic {
-    pub fn start(cluster: &DemoCluster) -> Result<Self, DemoError> {
+    pub(crate) fn start(cluster: &DemoCluster) -> Result<Self, DemoError> {
         let pod = |name: &str| {
             cluster
                 .pod(name)

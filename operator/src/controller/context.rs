@@ -27,9 +27,13 @@ pub struct Settings {
 
 /// Shared state of the reconciler.
 pub struct Context {
+    /// The Kubernetes client every call goes through.
     pub client: Client,
+    /// Publishes Events on the SightlineConfig.
     pub recorder: Recorder,
+    /// The operator's metrics.
     pub metrics: Arc<Metrics>,
+    /// The flags that shape what is rendered.
     pub settings: Settings,
     /// Per-object backoff after errors, reset by a success.
     pub backoff: Mutex<HashMap<String, Backoff>>,

@@ -4,14 +4,22 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("Kubernetes API: {0}")]
+    /// A Kubernetes API call failed.
     Kube(#[source] kube::Error),
     #[error("{what} was changed by someone else; retrying with the new version")]
-    Conflict { what: String },
+    /// Another writer changed an object between our read and write.
+    Conflict {
+        /// The object that changed.
+        what: String,
+    },
     #[error("certificates: {0}")]
+    /// Certificates could not be read, issued or written.
     Tls(#[from] crate::tls::TlsError),
     #[error("{0}")]
+    /// A ConfigMap could not be rendered.
     Render(#[from] crate::render::RenderError),
     #[error("SightlineConfig has no name")]
+    /// The resource has no `metadata.name`.
     Unnamed,
 }
 
@@ -22,6 +30,7 @@ impl From<kube::Error> for Error {
 }
 
 impl Error {
+    /// The `error` label of `sightline_operator_reconcile_failures` for this error.
     pub fn metric_label(&self) -> &'static str {
         match self {
             Error::Kube(_) => "kube",
@@ -33,4 +42,5 @@ impl Error {
     }
 }
 
+/// The reconciler's result, defaulting to its error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

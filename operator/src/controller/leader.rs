@@ -23,7 +23,10 @@ pub enum LeaseDecision {
     /// We hold it: renew.
     Renew,
     /// Someone else holds a live lease.
-    Follow { holder: String },
+    Follow {
+        /// The identity that holds the lease.
+        holder: String,
+    },
 }
 
 /// Decides from the Lease's spec, our identity and the time.
@@ -53,9 +56,13 @@ pub fn decide(spec: Option<&LeaseSpec>, me: &str, now: Timestamp) -> LeaseDecisi
 /// The Lease's timing and names.
 #[derive(Debug, Clone)]
 pub struct Election {
+    /// The Lease object's name.
     pub lease_name: String,
+    /// This replica's holder identity.
     pub identity: String,
+    /// How long a lease lasts without renewal.
     pub lease_duration: Duration,
+    /// How often the holder renews.
     pub renew_interval: Duration,
 }
 

@@ -8,16 +8,21 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// Labels of the reconcile failure counter.
 pub struct ErrorLabels {
+    /// [`Error::metric_label`](super::error::Error::metric_label) of the failure.
     pub error: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// Labels of the certificate expiry gauge.
 pub struct SecretLabels {
+    /// The Secret holding the certificate.
     pub secret: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// Labels of the rotation counter.
 pub struct RotationLabels {
     /// `leaf` or `ca`.
     pub kind: String,
@@ -26,12 +31,19 @@ pub struct RotationLabels {
 /// Every metric the operator exports.
 #[derive(Debug)]
 pub struct Metrics {
+    /// The registry `/metrics` encodes.
     pub registry: Registry,
+    /// Reconciles run.
     pub reconciles: Counter,
+    /// Reconciles failed, by error kind.
     pub failures: Family<ErrorLabels, Counter>,
+    /// How long reconciles take, in seconds.
     pub duration: Histogram,
+    /// Each certificate's expiry, Unix seconds.
     pub not_after: Family<SecretLabels, Gauge>,
+    /// Certificates and CAs replaced.
     pub rotations: Family<RotationLabels, Counter>,
+    /// 1 while this replica holds the leader Lease.
     pub leader: Gauge,
 }
 

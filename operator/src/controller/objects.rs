@@ -38,7 +38,9 @@ fn managed_labels() -> BTreeMap<String, String> {
 
 /// The TLS Secrets as they are, with the resource versions to write against.
 pub struct SecretsRead {
+    /// The Secrets' contents as the TLS plan reads them.
     pub observed: Observed,
+    /// Each existing Secret's resource version, so a replace fails on a concurrent change.
     pub versions: BTreeMap<String, String>,
     /// Each existing Secret's type, kept on replace (the type is immutable: a Secret
     /// someone created as Opaque stays Opaque).
@@ -58,6 +60,7 @@ fn contents(secret: &Secret) -> SecretContents {
     }
 }
 
+/// Reads every TLS Secret the operator manages in `api`'s namespace.
 pub async fn read_secrets(api: &Api<Secret>) -> Result<SecretsRead> {
     let mut observed = Observed::default();
     let mut versions = BTreeMap::new();

@@ -35,6 +35,7 @@ const AGENTS_UPDATING_RECHECK: Duration = Duration::from_secs(10);
 /// it within the Lease's duration plus this.
 const AGENTS_LIVENESS_RECHECK: Duration = Duration::from_secs(60);
 
+/// One reconcile of the SightlineConfig: validate, render, issue certificates, write status.
 pub async fn reconcile(config: Arc<SightlineConfig>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
     ctx.metrics.reconciles.inc();

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 /// Condition types the operator sets.
 pub const READY: &str = "Ready";
+/// The rendered configuration reached every agent.
 pub const CONFIG_APPLIED: &str = "ConfigApplied";
+/// Every TLS Secret holds a valid, current certificate.
 pub const CERTIFICATES_READY: &str = "CertificatesReady";
 
 /// The observed state of a `SightlineConfig`.

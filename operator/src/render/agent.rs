@@ -11,7 +11,9 @@ use crate::crd::{AgentOverride, AgentSettings, NodeOverride, SightlineConfigSpec
 
 /// Data keys of the agent ConfigMap.
 pub const CONFIG_KEY: &str = "config.yaml";
+/// Data key of the agent's metrics settings.
 pub const METRICS_KEY: &str = "metrics.yaml";
+/// Data key of the agent's flow log (exporter) settings.
 pub const FLOW_LOGS_KEY: &str = "flowlogs.yaml";
 /// Node name → profile prefix, for nodes whose settings differ from the base.
 pub const NODE_PROFILES_KEY: &str = "node-profiles.yaml";
@@ -98,8 +100,11 @@ struct FlowLogsFile<'a> {
 /// One node's three files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentFiles {
+    /// The agent's flags as a `--config` file.
     pub config: String,
+    /// The metrics settings.
     pub metrics: String,
+    /// The flow log settings.
     pub flow_logs: String,
 }
 
@@ -138,6 +143,7 @@ pub fn agent_files(cluster: &str, settings: &AgentSettings) -> Result<AgentFiles
 /// The agent ConfigMap's data, and which node runs which settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentConfigMap {
+    /// The ConfigMap's data keys and their files.
     pub data: BTreeMap<String, String>,
     /// Effective settings per node (base settings for nodes no override matches).
     pub per_node: BTreeMap<String, AgentSettings>,

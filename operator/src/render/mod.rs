@@ -22,7 +22,9 @@ pub const GENERATION_KEY: &str = "generation";
 #[derive(Debug, thiserror::Error)]
 #[error("rendering {what}: {source}")]
 pub struct RenderError {
+    /// Which file was being rendered.
     pub what: &'static str,
+    /// The YAML encoder's failure.
     pub source: serde_yaml_ng::Error,
 }
 

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::{GENERATION_KEY, RenderError};
 use crate::crd::SightlineConfigSpec;
 
+/// Data key of the relay's `--config` file in its ConfigMap.
 pub const CONFIG_KEY: &str = "config.yaml";
 
 #[derive(Serialize)]

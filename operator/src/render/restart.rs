@@ -14,7 +14,9 @@ pub const RESTART_ANNOTATION: &str = "sightline.dev/restart-checksum";
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RestartSettings {
+    /// `--cluster-name` the agents run with.
     pub cluster_name: String,
+    /// The base `--event-buffer-capacity`.
     pub event_buffer_capacity: u32,
     /// Per `nodeOverrides` entry, in order: its selector and capacity, if set.
     pub override_capacities: Vec<(String, Option<u32>)>,

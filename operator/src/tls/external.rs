@@ -14,9 +14,11 @@ use crate::crd::CertificateStatus;
 /// Why a provided Secret will not do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExternalProblem {
+    /// The Secret's name.
     pub secret: &'static str,
     /// `Missing`, `MissingKey`, `Invalid`, `WrongNames`, `Untrusted` or `Expiring`.
     pub reason: &'static str,
+    /// What is wrong, for the Event and the status.
     pub message: String,
 }
 

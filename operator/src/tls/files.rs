@@ -15,16 +15,25 @@ use super::{CA_CRT, Lifetimes, TLS_CRT, TLS_KEY, TlsError};
 pub struct CertificateFiles {
     /// The CA bundle every consumer trusts (all CAs in force).
     pub ca: PathBuf,
+    /// The agent's Hubble server certificate.
     pub agent_cert: PathBuf,
+    /// Its key.
     pub agent_key: PathBuf,
+    /// The relay's client certificate towards agents.
     pub relay_client_cert: PathBuf,
+    /// Its key.
     pub relay_client_key: PathBuf,
+    /// The relay's server certificate.
     pub relay_server_cert: PathBuf,
+    /// Its key.
     pub relay_server_key: PathBuf,
+    /// The metrics endpoints' server certificate.
     pub metrics_cert: PathBuf,
+    /// Its key.
     pub metrics_key: PathBuf,
     /// For the `hubble` CLI (agents and the relay accept any client the CA signed).
     pub cli_cert: PathBuf,
+    /// Its key.
     pub cli_key: PathBuf,
 }
 
@@ -67,6 +76,7 @@ pub struct FileIssuer {
 }
 
 impl FileIssuer {
+    /// Issues into `dir` (created if missing) for `cluster`'s names, with these lifetimes.
     pub fn new(dir: &Path, cluster: &str, lifetimes: Lifetimes) -> Result<Self, TlsError> {
         lifetimes.check()?;
         Ok(Self {
@@ -95,6 +105,7 @@ impl FileIssuer {
         Ok(plan)
     }
 
+    /// Where each file lives.
     pub fn files(&self) -> &CertificateFiles {
         &self.files
     }

@@ -17,19 +17,28 @@ use super::names::Usage;
 /// A certificate and its private key, PEM-encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyPairPem {
+    /// The certificate (chain).
     pub cert: String,
+    /// The private key.
     pub key: String,
 }
 
 /// What the plan needs to know about one certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertInfo {
+    /// Start of validity.
     pub not_before: OffsetDateTime,
+    /// End of validity.
     pub not_after: OffsetDateTime,
+    /// Subject key identifier, if present.
     pub subject_key_id: Option<Vec<u8>>,
+    /// Authority key identifier, if present (links a leaf to its CA).
     pub authority_key_id: Option<Vec<u8>>,
+    /// DNS and IP subject alternative names.
     pub subject_names: Vec<String>,
+    /// The public key, to check a key belongs to its certificate.
     pub public_key: Vec<u8>,
+    /// Whether it is a CA certificate.
     pub is_ca: bool,
 }
 

@@ -17,24 +17,51 @@ pub use names::Leaf;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("generating a key: {0}")]
+    /// A key pair could not be generated.
     KeyGeneration(rcgen::Error),
     #[error("issuing {what}: {source}")]
-    Issue { what: String, source: rcgen::Error },
+    /// A certificate could not be issued.
+    Issue {
+        /// Which certificate.
+        what: String,
+        /// rcgen's failure.
+        source: rcgen::Error,
+    },
     #[error("{what}: not a PEM certificate: {reason}")]
-    Parse { what: String, reason: String },
+    /// A certificate does not parse.
+    Parse {
+        /// Which certificate.
+        what: String,
+        /// The parser's message.
+        reason: String,
+    },
     #[error("{what}: private key unusable: {source}")]
-    Key { what: String, source: rcgen::Error },
+    /// A private key does not load.
+    Key {
+        /// Which key.
+        what: String,
+        /// rcgen's failure.
+        source: rcgen::Error,
+    },
     #[error("{field}: {value:?} is not a duration: {reason}")]
+    /// A lifetime in the spec is not a duration.
     Duration {
+        /// The spec field.
         field: &'static str,
+        /// Its value.
         value: String,
+        /// Why it does not parse.
         reason: String,
     },
     #[error("spec.tls: {0}")]
+    /// The lifetimes contradict each other.
     Lifetimes(String),
     #[error("writing {path}: {source}")]
+    /// A certificate file could not be written.
     Write {
+        /// The file.
         path: std::path::PathBuf,
+        /// The I/O failure.
         source: std::io::Error,
     },
 }
@@ -42,8 +69,11 @@ pub enum TlsError {
 /// How long things live and how early they are replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lifetimes {
+    /// How long the CA is valid.
     pub ca_validity: Duration,
+    /// How long leaf certificates are valid.
     pub cert_validity: Duration,
+    /// How long before expiry a certificate is replaced.
     pub renew_before: Duration,
     /// How long a changed Secret takes to reach every pod that mounts it (kubelet
     /// sync period plus its cache TTL), and so how long each rotation step waits.
@@ -86,7 +116,9 @@ fn fmt(duration: Duration) -> String {
 
 /// Secret keys, as Hubble mounts them.
 pub const TLS_CRT: &str = "tls.crt";
+/// Secret key of the private key.
 pub const TLS_KEY: &str = "tls.key";
+/// Secret key of the CA bundle.
 pub const CA_CRT: &str = "ca.crt";
 
 #[cfg(test)]

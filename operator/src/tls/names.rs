@@ -24,11 +24,14 @@ pub enum Leaf {
 /// What a certificate is used for, which decides its extended key usages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Usage {
+    /// TLS server authentication.
     Server,
+    /// TLS client authentication.
     Client,
 }
 
 impl Leaf {
+    /// Every leaf certificate the operator issues.
     pub const ALL: [Leaf; 5] = [
         Leaf::AgentServer,
         Leaf::RelayClient,
@@ -48,6 +51,7 @@ impl Leaf {
         }
     }
 
+    /// Whether the certificate serves or authenticates a client.
     pub fn usage(self) -> Usage {
         match self {
             Leaf::AgentServer | Leaf::RelayServer | Leaf::MetricsServer => Usage::Server,

@@ -16,7 +16,9 @@ use crate::crd::CertificateStatus;
 /// A Secret's data and annotations, as the plan sees them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SecretContents {
+    /// Data keys and their bytes.
     pub data: BTreeMap<String, Vec<u8>>,
+    /// Annotations (the CA's rotation phase lives there).
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -29,15 +31,20 @@ impl SecretContents {
 /// The TLS Secrets that exist now (a missing leaf is simply absent).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
+    /// The CA Secret, if present.
     pub ca: Option<SecretContents>,
+    /// Each leaf Secret present.
     pub leaves: BTreeMap<Leaf, SecretContents>,
 }
 
 /// Names that go into the certificates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Subjects {
+    /// The cluster name, in every certificate's names.
     pub cluster: String,
+    /// DNS names the spec adds to server certificates.
     pub extra_dns_names: Vec<String>,
+    /// IP addresses the spec adds to server certificates.
     pub extra_ip_addresses: Vec<String>,
 }
 
@@ -57,6 +64,7 @@ pub enum IssueReason {
 }
 
 impl IssueReason {
+    /// The reason as the Event and the status spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             IssueReason::Missing => "Missing",
@@ -71,32 +79,42 @@ impl IssueReason {
 /// What to do with one leaf Secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeafAction {
+    /// Nothing to do.
     Keep,
     /// The certificate stays; `ca.crt` gets the current bundle.
     UpdateBundle,
+    /// A new certificate is issued.
     Issue(IssueReason),
 }
 
 /// One Secret to create or replace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretWrite {
+    /// The Secret's name.
     pub name: &'static str,
+    /// Its new contents.
     pub contents: SecretContents,
 }
 
 /// Something worth a Kubernetes Event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsEvent {
+    /// The Secret concerned.
     pub secret: &'static str,
+    /// The Event's reason.
     pub reason: &'static str,
+    /// The Event's message.
     pub message: String,
 }
 
 /// Everything one TLS reconcile decides.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TlsPlan {
+    /// Secrets to create or replace.
     pub writes: Vec<SecretWrite>,
+    /// Events to publish.
     pub events: Vec<TlsEvent>,
+    /// The status of each certificate after the writes.
     pub certificates: Vec<CertificateStatus>,
     /// CA rotation steps taken (for the rotations counter).
     pub ca_event: Option<CaEvent>,
@@ -324,6 +342,7 @@ fn ca_event_record(event: CaEvent, restored: bool) -> TlsEvent {
     }
 }
 
+/// A time as RFC 3339, as Kubernetes status fields carry it.
 pub fn rfc3339(time: OffsetDateTime) -> String {
     time.format(&Rfc3339).unwrap_or_default()
 }

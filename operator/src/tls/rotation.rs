@@ -53,6 +53,7 @@ impl CaPhase {
 /// The CA Secret's meaning.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaState {
+    /// Where the CA rotation stands.
     pub phase: CaPhase,
     /// The CA that signs new leaves.
     pub signer: KeyPairPem,
@@ -79,11 +80,17 @@ pub enum CaEvent {
     OldCaRetired,
 }
 
+/// CA Secret key of the next CA's certificate, published before it signs.
 pub const NEXT_CRT: &str = "next.crt";
+/// CA Secret key of the next CA's private key.
 pub const NEXT_KEY: &str = "next.key";
+/// CA Secret key of the retiring CA's certificate, trusted until its leaves are gone.
 pub const RETIRING_CRT: &str = "retiring.crt";
+/// CA Secret annotation with the rotation phase.
 pub const PHASE_ANNOTATION: &str = "sightline.dev/ca-phase";
+/// CA Secret annotation with the time the phase began.
 pub const SINCE_ANNOTATION: &str = "sightline.dev/ca-phase-since";
+/// CA Secret annotation with the time the old CA's last leaves were replaced.
 pub const GONE_ANNOTATION: &str = "sightline.dev/ca-old-leaves-gone-at";
 
 impl CaState {
@@ -105,6 +112,7 @@ impl CaState {
         bundle
     }
 
+    /// The signing CA's certificate details.
     pub fn signer_info(&self) -> Result<CertInfo, TlsError> {
         inspect(&self.signer.cert, "sightline-ca tls.crt")
     }

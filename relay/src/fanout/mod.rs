@@ -47,14 +47,19 @@ const UPSTREAM_QUEUE: usize = 32;
 const UPSTREAM_BATCHES_AT_ONCE: usize = 128;
 
 #[derive(Debug, Clone)]
+/// How a merged stream is run; taken once when the stream starts.
 pub struct FanoutSettings {
+    /// How many events the merge holds back to order by time.
     pub sort_buffer_len: usize,
+    /// How long an event may wait in the sort buffer for older ones.
     pub drain_timeout: Duration,
+    /// The name the relay's own node status events carry.
     pub relay_node: String,
     /// How often a follow stream looks for peers to add, besides pool changes.
     pub peer_refresh: Duration,
 }
 
+/// Starts one client stream: calls every connected peer and merges their answers by time.
 pub fn start<M: Merge>(
     pool: Pool,
     settings: Arc<FanoutSettings>,

@@ -16,12 +16,16 @@ use crate::metrics::Reloads;
 
 /// Where new tunables go.
 pub struct Targets {
+    /// Where new sort buffer settings go (new streams take them).
     pub fanout: watch::Sender<Arc<FanoutSettings>>,
+    /// Where a new retry timeout goes (the pool's redial loop).
     pub retry_timeout: watch::Sender<Duration>,
+    /// The dialer whose timeout a new `dial-timeout` changes.
     pub dialer: Dialer,
 }
 
 impl Targets {
+    /// Hands each tunable to the part that uses it.
     pub fn apply(&self, tunables: Tunables) {
         self.fanout.send_if_modified(|current| {
             let modified = current.sort_buffer_len != tunables.sort_buffer_len_max
@@ -54,10 +58,17 @@ pub enum Applied {
     /// mounted file lags the API by about a minute and must not take the newer
     /// settings back. (The ConfigMap itself is always followed: a SightlineConfig
     /// deleted and created again starts over at generation 1.)
-    Outdated { generation: i64, in_force: i64 },
+    Outdated {
+        /// The generation the file carries.
+        generation: i64,
+        /// The newer generation already in force.
+        in_force: i64,
+    },
     /// Checked and in force; `tunables` when they changed.
     Applied {
+        /// The new tunables, or `None` when they did not change.
         tunables: Option<Tunables>,
+        /// Flags that changed but apply only after a restart.
         restart: BTreeSet<String>,
     },
 }

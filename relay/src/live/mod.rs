@@ -37,6 +37,7 @@ pub enum Source {
 /// One version of the configuration as a source delivers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
+    /// Which source delivered it.
     pub source: Source,
     /// Where the text comes from, for messages (a file path, or
     /// `configmap ns/name/config.yaml`); its extension picks YAML or TOML.
@@ -60,12 +61,15 @@ impl Snapshot {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why a live configuration source could not start or a version was refused.
 pub enum LiveError {
     #[error(transparent)]
+    /// The new version's flags are invalid.
     Config(#[from] ConfigError),
     /// A bad `generation`, a missing key, an unreadable file.
     #[error(transparent)]
     Source(#[from] LiveSourceError),
     #[error("connecting to the Kubernetes API for --config-map: {0}")]
+    /// The Kubernetes client could not be built.
     Client(String),
 }

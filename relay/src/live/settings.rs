@@ -24,13 +24,18 @@ pub const LIVE_KEYS: &[&str] = &[
 /// The settings a new configuration may change while the relay runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tunables {
+    /// `--sort-buffer-len-max`.
     pub sort_buffer_len_max: usize,
+    /// `--sort-buffer-drain-timeout`.
     pub sort_buffer_drain_timeout: Duration,
+    /// `--retry-timeout`.
     pub retry_timeout: Duration,
+    /// `--dial-timeout`.
     pub dial_timeout: Duration,
 }
 
 impl Tunables {
+    /// The tunables as the flags set them.
     pub fn of(args: &Args) -> Self {
         Self {
             sort_buffer_len_max: args.sort_buffer_len_max,

@@ -15,7 +15,7 @@ use crate::metrics::series::{Collect, CounterFamily, LabelKey};
 use crate::metrics::shortcut::{Packed, Shortcut};
 
 #[derive(Debug)]
-pub struct DnsHandler {
+pub(super) struct DnsHandler {
     context: ContextOptions,
     object_labels: Vec<&'static str>,
     include_query: bool,
@@ -26,7 +26,7 @@ pub struct DnsHandler {
 }
 
 impl DnsHandler {
-    pub fn new(context: ContextOptions, max_series: usize, include_query: bool, ignore_aaaa: bool) -> Self {
+    pub(super) fn new(context: ContextOptions, max_series: usize, include_query: bool, ignore_aaaa: bool) -> Self {
         let query: &[&'static str] = if include_query { &["query"] } else { &[] };
         let with_query = |base: &[&'static str]| [base, query].concat();
         let common = with_query(&["rcode", "qtypes", "ips_returned"]);

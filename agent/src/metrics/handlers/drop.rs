@@ -12,14 +12,14 @@ use crate::metrics::series::{Collect, CounterFamily, LabelKey};
 use crate::metrics::shortcut::{Packed, Shortcut, l4_kind, l7_kind};
 
 #[derive(Debug)]
-pub struct DropHandler {
+pub(super) struct DropHandler {
     context: ContextOptions,
     object_labels: Vec<&'static str>,
     drops: CounterFamily,
 }
 
 impl DropHandler {
-    pub fn new(context: ContextOptions, max_series: usize) -> Self {
+    pub(super) fn new(context: ContextOptions, max_series: usize) -> Self {
         Self {
             object_labels: context.object_labels(),
             drops: CounterFamily::new(

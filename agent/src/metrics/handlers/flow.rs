@@ -11,14 +11,14 @@ use crate::metrics::shortcut::{Packed, Shortcut, l4_kind, l7_kind};
 use sightline_proto::flow::layer7;
 
 #[derive(Debug)]
-pub struct FlowHandler {
+pub(super) struct FlowHandler {
     context: ContextOptions,
     object_labels: Vec<&'static str>,
     flows: CounterFamily,
 }
 
 impl FlowHandler {
-    pub fn new(context: ContextOptions, max_series: usize) -> Self {
+    pub(super) fn new(context: ContextOptions, max_series: usize) -> Self {
         let names = labels(&["protocol", "type", "subtype", "verdict"], &context, &[]);
         Self {
             object_labels: context.object_labels(),

@@ -15,7 +15,7 @@ use crate::metrics::series::{Collect, CounterFamily, LabelKey};
 const WORLD_LABELS: [&str; 3] = ["reserved:world", "reserved:world-ipv4", "reserved:world-ipv6"];
 
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
+pub(super) struct Options {
     /// Count every drop, not only policy denials.
     pub any_drop: bool,
     /// Add the destination port label.
@@ -25,7 +25,7 @@ pub struct Options {
 }
 
 #[derive(Debug)]
-pub struct FlowsToWorldHandler {
+pub(super) struct FlowsToWorldHandler {
     context: ContextOptions,
     object_labels: Vec<&'static str>,
     options: Options,
@@ -33,7 +33,7 @@ pub struct FlowsToWorldHandler {
 }
 
 impl FlowsToWorldHandler {
-    pub fn new(context: ContextOptions, max_series: usize, options: Options) -> Self {
+    pub(super) fn new(context: ContextOptions, max_series: usize, options: Options) -> Self {
         let before: &[&'static str] = if options.port {
             &["protocol", "verdict", "port"]
         } else {

@@ -21,7 +21,7 @@ use crate::metrics::series::{Collect, Family, LabelKey};
 /// With `exemplars=true` the cells keep trace exemplars (see
 /// [`crate::metrics::exemplar`]); otherwise they are the plain ones.
 #[derive(Debug)]
-pub struct HttpHandler<Count, Observe> {
+pub(super) struct HttpHandler<Count, Observe> {
     context: ContextOptions,
     object_labels: Vec<&'static str>,
     v2: bool,
@@ -43,7 +43,7 @@ pub(super) fn reporter(flow: &FlowRecord) -> &'static str {
 }
 
 impl<Count: CountCell, Observe: ObserveCell> HttpHandler<Count, Observe> {
-    pub fn new(context: ContextOptions, max_series: usize, v2: bool, exemplars: bool) -> Self {
+    pub(super) fn new(context: ContextOptions, max_series: usize, v2: bool, exemplars: bool) -> Self {
         let request_labels: &[&'static str] = if v2 {
             &["method", "protocol", "status", "reporter"]
         } else {

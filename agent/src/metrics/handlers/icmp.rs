@@ -15,14 +15,14 @@ use crate::metrics::series::{Collect, CounterFamily, LabelKey};
 use crate::metrics::shortcut::{Packed, Shortcut};
 
 #[derive(Debug)]
-pub struct IcmpHandler {
+pub(super) struct IcmpHandler {
     context: ContextOptions,
     object_labels: Vec<&'static str>,
     messages: CounterFamily,
 }
 
 impl IcmpHandler {
-    pub fn new(context: ContextOptions, max_series: usize) -> Self {
+    pub(super) fn new(context: ContextOptions, max_series: usize) -> Self {
         Self {
             object_labels: context.object_labels(),
             messages: CounterFamily::new(

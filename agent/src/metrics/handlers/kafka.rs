@@ -12,7 +12,7 @@ use crate::metrics::context::ContextOptions;
 use crate::metrics::series::{Collect, CounterFamily, HistogramFamily, LabelKey};
 
 #[derive(Debug)]
-pub struct KafkaHandler {
+pub(super) struct KafkaHandler {
     context: ContextOptions,
     object_labels: Vec<&'static str>,
     requests: CounterFamily,
@@ -20,7 +20,7 @@ pub struct KafkaHandler {
 }
 
 impl KafkaHandler {
-    pub fn new(context: ContextOptions, max_series: usize) -> Self {
+    pub(super) fn new(context: ContextOptions, max_series: usize) -> Self {
         Self {
             object_labels: context.object_labels(),
             requests: CounterFamily::new(

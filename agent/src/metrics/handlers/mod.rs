@@ -20,7 +20,7 @@ mod port_distribution;
 mod tcp;
 
 /// A configured handler.
-pub trait Handler: Send + std::fmt::Debug {
+pub(crate) trait Handler: Send + std::fmt::Debug {
     fn process(&mut self, flow: &FlowRecord, key: &mut LabelKey);
 
     /// The families this handler registers, for the scrape.
@@ -37,7 +37,7 @@ pub trait Handler: Send + std::fmt::Debug {
 }
 
 /// Handler names in v1.19, with the options each accepts besides the context.
-pub const HANDLERS: [(&str, &[&str]); 10] = [
+pub(crate) const HANDLERS: [(&str, &[&str]); 10] = [
     ("flow", &[]),
     ("drop", &[]),
     ("tcp", &[]),
@@ -66,7 +66,7 @@ fn check_options(spec: &MetricSpec, own: &[&str]) -> Result<(), MetricsError> {
 }
 
 /// Builds the handler `spec` names. `max_series` applies to each family.
-pub fn build(spec: &MetricSpec, max_series: usize) -> Result<Box<dyn Handler>, MetricsError> {
+pub(crate) fn build(spec: &MetricSpec, max_series: usize) -> Result<Box<dyn Handler>, MetricsError> {
     let Some((_, own)) = HANDLERS.iter().find(|(name, _)| *name == spec.name) else {
         return Err(MetricsError::UnknownHandler {
             name: spec.name.clone(),

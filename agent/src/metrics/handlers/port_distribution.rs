@@ -12,14 +12,14 @@ use crate::metrics::series::{Collect, CounterFamily, LabelKey};
 use crate::metrics::shortcut::{Packed, Shortcut, l4_kind};
 
 #[derive(Debug)]
-pub struct PortDistributionHandler {
+pub(super) struct PortDistributionHandler {
     context: ContextOptions,
     object_labels: Vec<&'static str>,
     ports: CounterFamily,
 }
 
 impl PortDistributionHandler {
-    pub fn new(context: ContextOptions, max_series: usize) -> Self {
+    pub(super) fn new(context: ContextOptions, max_series: usize) -> Self {
         Self {
             object_labels: context.object_labels(),
             ports: CounterFamily::new(

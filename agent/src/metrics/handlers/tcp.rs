@@ -20,14 +20,14 @@ const SYN_ACK: usize = 2;
 const RST: usize = 3;
 
 #[derive(Debug)]
-pub struct TcpHandler {
+pub(super) struct TcpHandler {
     context: ContextOptions,
     object_labels: Vec<&'static str>,
     flags: CounterFamily,
 }
 
 impl TcpHandler {
-    pub fn new(context: ContextOptions, max_series: usize) -> Self {
+    pub(super) fn new(context: ContextOptions, max_series: usize) -> Self {
         Self {
             object_labels: context.object_labels(),
             flags: CounterFamily::new(

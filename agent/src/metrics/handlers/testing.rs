@@ -15,7 +15,7 @@ use crate::metrics::names::{MESSAGE_TYPE_ACCESS_LOG, MESSAGE_TYPE_DROP, MESSAGE_
 use crate::metrics::options::parse_list;
 use crate::metrics::{FlowFamilies, FlowMetrics};
 
-pub fn pod(namespace: &str, name: &str, workload: &str, app: &str) -> Endpoint {
+pub(crate) fn pod(namespace: &str, name: &str, workload: &str, app: &str) -> Endpoint {
     Endpoint {
         identity: 1234,
         namespace: namespace.into(),
@@ -32,7 +32,7 @@ pub fn pod(namespace: &str, name: &str, workload: &str, app: &str) -> Endpoint {
     }
 }
 
-pub fn world() -> Endpoint {
+pub(crate) fn world() -> Endpoint {
     Endpoint {
         identity: 2,
         labels: vec!["reserved:world".into()],
@@ -41,7 +41,7 @@ pub fn world() -> Endpoint {
 }
 
 /// A forwarded TCP packet from shop/web-1 to db/pg-0 traced to the endpoint.
-pub fn tcp_flow(flags: TcpFlags, port: u32) -> Flow {
+pub(crate) fn tcp_flow(flags: TcpFlags, port: u32) -> Flow {
     Flow {
         verdict: Verdict::Forwarded as i32,
         event_type: Some(CiliumEventType {
@@ -69,14 +69,14 @@ pub fn tcp_flow(flags: TcpFlags, port: u32) -> Flow {
     }
 }
 
-pub fn syn() -> TcpFlags {
+pub(crate) fn syn() -> TcpFlags {
     TcpFlags {
         syn: true,
         ..TcpFlags::default()
     }
 }
 
-pub fn dropped(mut flow: Flow, reason: i32) -> Flow {
+pub(crate) fn dropped(mut flow: Flow, reason: i32) -> Flow {
     flow.verdict = Verdict::Dropped as i32;
     flow.drop_reason_desc = reason;
     flow.event_type = Some(CiliumEventType {
@@ -86,7 +86,7 @@ pub fn dropped(mut flow: Flow, reason: i32) -> Flow {
     flow
 }
 
-pub fn udp_flow(port: u32) -> Flow {
+pub(crate) fn udp_flow(port: u32) -> Flow {
     let mut flow = tcp_flow(TcpFlags::default(), 0);
     flow.l4 = Some(Layer4 {
         protocol: Some(layer4::Protocol::Udp(Udp {
@@ -97,7 +97,7 @@ pub fn udp_flow(port: u32) -> Flow {
     flow
 }
 
-pub fn icmp_flow(v6: bool, kind: u32, code: u32) -> Flow {
+pub(crate) fn icmp_flow(v6: bool, kind: u32, code: u32) -> Flow {
     let mut flow = tcp_flow(TcpFlags::default(), 0);
     flow.l4 = Some(Layer4 {
         protocol: Some(if v6 {
@@ -122,7 +122,7 @@ fn l7(mut flow: Flow, kind: L7FlowType, latency_ns: u64, record: layer7::Record)
     flow
 }
 
-pub fn dns_flow(reply: bool, query: &str, qtype: &str, rcode: u32, ips: &[&str], rrtypes: &[&str]) -> Flow {
+pub(crate) fn dns_flow(reply: bool, query: &str, qtype: &str, rcode: u32, ips: &[&str], rrtypes: &[&str]) -> Flow {
     let mut flow = l7(
         udp_flow(53),
         if reply {
@@ -144,7 +144,7 @@ pub fn dns_flow(reply: bool, query: &str, qtype: &str, rcode: u32, ips: &[&str],
     flow
 }
 
-pub fn http_flow(kind: L7FlowType, method: &str, code: u32, latency_ns: u64) -> Flow {
+pub(crate) fn http_flow(kind: L7FlowType, method: &str, code: u32, latency_ns: u64) -> Flow {
     l7(
         tcp_flow(TcpFlags::default(), 8080),
         kind,
@@ -160,7 +160,7 @@ pub fn http_flow(kind: L7FlowType, method: &str, code: u32, latency_ns: u64) -> 
 }
 
 #[allow(deprecated)]
-pub fn kafka_flow(kind: L7FlowType, topic: &str, error_code: i32) -> Flow {
+pub(crate) fn kafka_flow(kind: L7FlowType, topic: &str, error_code: i32) -> Flow {
     l7(
         tcp_flow(TcpFlags::default(), 9092),
         kind,
@@ -177,7 +177,7 @@ pub fn kafka_flow(kind: L7FlowType, topic: &str, error_code: i32) -> Flow {
 
 /// Runs `flows` through the handlers `--metrics` `list` configures and returns
 /// the scrape (OpenMetrics text) of what they counted.
-pub fn scrape(list: &str, flows: &[Flow]) -> String {
+pub(crate) fn scrape(list: &str, flows: &[Flow]) -> String {
     let mut metrics = FlowMetrics::new(&parse_list(&[list]).expect("valid list"), 10_000).expect("valid handlers");
     for flow in flows {
         metrics.process(&FlowRecord::new(flow.clone()));
@@ -185,7 +185,7 @@ pub fn scrape(list: &str, flows: &[Flow]) -> String {
     scrape_metrics(&metrics)
 }
 
-pub fn scrape_metrics(metrics: &FlowMetrics) -> String {
+pub(crate) fn scrape_metrics(metrics: &FlowMetrics) -> String {
     let families = FlowFamilies::default();
     families.replace(metrics.collectors());
     let mut registry = Registry::default();
@@ -196,7 +196,7 @@ pub fn scrape_metrics(metrics: &FlowMetrics) -> String {
 }
 
 /// The sample lines of `metric` (no comments), sorted, for exact comparisons.
-pub fn samples(text: &str, metric: &str) -> Vec<String> {
+pub(crate) fn samples(text: &str, metric: &str) -> Vec<String> {
     let mut lines: Vec<String> = text
         .lines()
         .filter(|line| line.starts_with(&format!("{metric}{{")) || line.starts_with(&format!("{metric} ")))
@@ -208,7 +208,7 @@ pub fn samples(text: &str, metric: &str) -> Vec<String> {
 
 /// Wraps an endpoint as enrichment attaches it (by reference), so tests also
 /// cover the accessor path.
-pub fn attached(flow: Flow) -> FlowRecord {
+pub(crate) fn attached(flow: Flow) -> FlowRecord {
     let mut record = FlowRecord::new(flow);
     if let Some(source) = record.flow.source.take() {
         record.metadata.source = Some(Arc::new(Shared::new(*source)));

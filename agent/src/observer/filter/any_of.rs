@@ -21,7 +21,7 @@ const INDEX_FROM: usize = 8;
 const MOST_PORTS_INDEXED: usize = 64;
 
 #[derive(Debug, Clone, Default)]
-pub struct AnyOf {
+pub(super) struct AnyOf {
     filters: Vec<CompiledFilter>,
     by_port: Option<PortIndex>,
 }
@@ -37,17 +37,17 @@ struct PortIndex {
 }
 
 impl AnyOf {
-    pub fn new(filters: Vec<CompiledFilter>) -> Self {
+    pub(super) fn new(filters: Vec<CompiledFilter>) -> Self {
         let by_port = PortIndex::build(&filters);
         Self { filters, by_port }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.filters.is_empty()
     }
 
     #[inline]
-    pub fn any_flow(&self, flow: &FlowRecord) -> bool {
+    pub(super) fn any_flow(&self, flow: &FlowRecord) -> bool {
         let Some(index) = &self.by_port else {
             return self.filters.iter().any(|f| f.matches_flow(flow));
         };
@@ -62,7 +62,7 @@ impl AnyOf {
     }
 
     /// Agent and debug events have no port: every filter is tried.
-    pub fn any_event(&self, event: &Event) -> bool {
+    pub(super) fn any_event(&self, event: &Event) -> bool {
         self.filters.iter().any(|f| f.matches(event))
     }
 }

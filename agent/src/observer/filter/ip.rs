@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use super::FilterError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Prefix {
+pub(super) struct Prefix {
     addr: IpAddr,
     len: u8,
 }
@@ -18,11 +18,11 @@ fn bits(addr: IpAddr) -> (u128, u8) {
 }
 
 impl Prefix {
-    pub fn new(addr: IpAddr, len: u8) -> Option<Self> {
+    pub(super) fn new(addr: IpAddr, len: u8) -> Option<Self> {
         (len <= bits(addr).1).then_some(Self { addr, len })
     }
 
-    pub fn contains(&self, addr: IpAddr) -> bool {
+    pub(super) fn contains(&self, addr: IpAddr) -> bool {
         let (net, width) = bits(self.addr);
         let (candidate, candidate_width) = bits(addr);
         if width != candidate_width {
@@ -32,7 +32,7 @@ impl Prefix {
         shift >= u32::from(width) || (net >> shift) == (candidate >> shift)
     }
 
-    pub fn contains_prefix(&self, inner: &Prefix) -> bool {
+    pub(super) fn contains_prefix(&self, inner: &Prefix) -> bool {
         inner.len >= self.len && self.contains(inner.addr)
     }
 }

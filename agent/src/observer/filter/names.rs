@@ -66,7 +66,7 @@ fn anchored(field: &'static str, alternatives: &[String], shown: &str) -> Result
 }
 
 /// One anchored regex for a list of FQDN patterns (OR).
-pub fn fqdn_regex(field: &'static str, patterns: &[String]) -> Result<Regex, FilterError> {
+pub(super) fn fqdn_regex(field: &'static str, patterns: &[String]) -> Result<Regex, FilterError> {
     let fragments = patterns
         .iter()
         .map(|p| fqdn_fragment(field, p))
@@ -75,7 +75,7 @@ pub fn fqdn_regex(field: &'static str, patterns: &[String]) -> Result<Regex, Fil
 }
 
 /// One anchored regex over `cluster/node` for a list of node-name patterns.
-pub fn node_name_regex(field: &'static str, patterns: &[String]) -> Result<Regex, FilterError> {
+pub(super) fn node_name_regex(field: &'static str, patterns: &[String]) -> Result<Regex, FilterError> {
     let mut fragments = Vec::with_capacity(patterns.len());
     for pattern in patterns {
         if pattern.is_empty() {

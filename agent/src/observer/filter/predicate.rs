@@ -76,17 +76,17 @@ impl PortSet {
     }
 }
 
-pub mod protocol {
-    pub const TCP: u16 = 1;
-    pub const UDP: u16 = 1 << 1;
-    pub const ICMPV4: u16 = 1 << 2;
-    pub const ICMPV6: u16 = 1 << 3;
-    pub const SCTP: u16 = 1 << 4;
-    pub const VRRP: u16 = 1 << 5;
-    pub const IGMP: u16 = 1 << 6;
-    pub const DNS: u16 = 1 << 7;
-    pub const HTTP: u16 = 1 << 8;
-    pub const KAFKA: u16 = 1 << 9;
+pub(super) mod protocol {
+    pub(crate) const TCP: u16 = 1;
+    pub(crate) const UDP: u16 = 1 << 1;
+    pub(crate) const ICMPV4: u16 = 1 << 2;
+    pub(crate) const ICMPV6: u16 = 1 << 3;
+    pub(crate) const SCTP: u16 = 1 << 4;
+    pub(crate) const VRRP: u16 = 1 << 5;
+    pub(crate) const IGMP: u16 = 1 << 6;
+    pub(crate) const DNS: u16 = 1 << 7;
+    pub(crate) const HTTP: u16 = 1 << 8;
+    pub(crate) const KAFKA: u16 = 1 << 9;
 }
 
 #[derive(Debug, Clone)]
@@ -133,7 +133,7 @@ pub enum Predicate {
     Cel(Arc<CelFilter>),
 }
 
-pub fn enum_bits(values: &[i32]) -> u64 {
+pub(super) fn enum_bits(values: &[i32]) -> u64 {
     values
         .iter()
         .filter(|v| (0..64).contains(*v))
@@ -148,7 +148,7 @@ fn bool_bit(value: bool) -> u8 {
     if value { 2 } else { 1 }
 }
 
-pub fn tcp_flag_bits(flags: &TcpFlags) -> u16 {
+pub(super) fn tcp_flag_bits(flags: &TcpFlags) -> u16 {
     [
         flags.fin, flags.syn, flags.rst, flags.psh, flags.ack, flags.urg, flags.ece, flags.cwr, flags.ns,
     ]

@@ -15,13 +15,13 @@ use super::value::Value;
 use crate::flow_record::FlowRecord;
 
 /// Reads one field path without allocating (but for rendered addresses).
-pub type Getter = for<'a> fn(&'a FlowRecord) -> Value<'a>;
+pub(super) type Getter = for<'a> fn(&'a FlowRecord) -> Value<'a>;
 /// Whether one message-typed path is present.
-pub type Presence = fn(&FlowRecord) -> bool;
+pub(super) type Presence = fn(&FlowRecord) -> bool;
 
 /// A field path resolved at compile time.
 #[derive(Debug, Clone)]
-pub enum Access {
+pub(super) enum Access {
     Fast(Getter),
     /// Field descriptors from `flow.Flow` down, and the leaf's type.
     Dynamic(Vec<FieldDescriptor>, Type),
@@ -29,21 +29,21 @@ pub enum Access {
 
 /// `has(path)`, resolved at compile time.
 #[derive(Debug, Clone)]
-pub enum Has {
+pub(super) enum Has {
     Message(Presence),
     Scalar(Getter),
     Dynamic(Vec<FieldDescriptor>),
 }
 
 /// The flow being evaluated, and its dynamic form once a path needs it.
-pub struct FlowView<'a> {
+pub(super) struct FlowView<'a> {
     pub record: &'a FlowRecord,
     dynamic: OnceCell<Option<DynamicMessage>>,
     flow_message: &'a MessageDescriptor,
 }
 
 impl<'a> FlowView<'a> {
-    pub fn new(record: &'a FlowRecord, flow_message: &'a MessageDescriptor) -> Self {
+    pub(super) fn new(record: &'a FlowRecord, flow_message: &'a MessageDescriptor) -> Self {
         Self {
             record,
             dynamic: OnceCell::new(),
@@ -61,14 +61,14 @@ impl<'a> FlowView<'a> {
     }
 
     /// `None` when the flow could not be read as a dynamic message (a runtime error).
-    pub fn read(&self, access: &Access) -> Option<Value<'a>> {
+    pub(super) fn read(&self, access: &Access) -> Option<Value<'a>> {
         match access {
             Access::Fast(get) => Some(get(self.record)),
             Access::Dynamic(path, leaf) => dynamic_read(self.dynamic()?, path, leaf),
         }
     }
 
-    pub fn has(&self, has: &Has) -> Option<bool> {
+    pub(super) fn has(&self, has: &Has) -> Option<bool> {
         match has {
             Has::Message(present) => Some(present(self.record)),
             Has::Scalar(get) => Some(get(self.record).is_set()),
@@ -234,7 +234,7 @@ fn address(addr: Option<std::net::IpAddr>) -> Value<'static> {
 }
 
 /// The getter of a path filters commonly name, if it has one.
-pub fn fast(path: &[&str]) -> Option<Getter> {
+pub(super) fn fast(path: &[&str]) -> Option<Getter> {
     Some(match path {
         ["verdict"] => getter!(|r| Value::Int(r.verdict.into())),
         ["drop_reason_desc"] => getter!(|r| Value::Int(r.drop_reason_desc.into())),
@@ -280,7 +280,7 @@ pub fn fast(path: &[&str]) -> Option<Getter> {
 }
 
 /// The presence test of a message-typed path filters commonly name, if it has one.
-pub fn fast_presence(path: &[&str]) -> Option<Presence> {
+pub(super) fn fast_presence(path: &[&str]) -> Option<Presence> {
     Some(match path {
         ["source"] => |r| r.source().is_some(),
         ["destination"] => |r| r.destination().is_some(),

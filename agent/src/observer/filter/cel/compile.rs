@@ -14,13 +14,13 @@ use super::types::{self, Type};
 use super::value::Value;
 
 /// Hubble's variable name: `flow` would clash with the protobuf package.
-pub const FLOW_VARIABLE: &str = "_flow";
+pub(super) const FLOW_VARIABLE: &str = "_flow";
 /// The container enum names resolve in: `Verdict.DROPPED` is `flow.Verdict.DROPPED`.
 const CONTAINER: &str = "flow";
 
 /// A checking error at one node of the expression.
 #[derive(Debug)]
-pub struct CheckError {
+pub(super) struct CheckError {
     pub node: u64,
     pub message: String,
 }
@@ -32,7 +32,7 @@ fn error<T>(node: &Expression, message: impl Into<String>) -> Result<T, CheckErr
     })
 }
 
-pub struct Checker {
+pub(super) struct Checker {
     flow: MessageDescriptor,
     /// Comprehension variables in scope: name, slot and element type.
     scope: Vec<(String, usize, Type)>,
@@ -42,7 +42,7 @@ pub struct Checker {
 type Checked = Result<(Node, Type), CheckError>;
 
 impl Checker {
-    pub fn new(flow: MessageDescriptor) -> Self {
+    pub(super) fn new(flow: MessageDescriptor) -> Self {
         Self {
             flow,
             scope: Vec::new(),
@@ -50,7 +50,7 @@ impl Checker {
         }
     }
 
-    pub fn check(&mut self, expr: &Expression) -> Checked {
+    pub(super) fn check(&mut self, expr: &Expression) -> Checked {
         match &expr.expr {
             Expr::Literal(literal) => Ok(literal_node(literal)),
             Expr::Ident(name) => self.ident(expr, name),

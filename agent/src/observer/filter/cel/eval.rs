@@ -11,7 +11,7 @@ use super::access::{Access, FlowView, Has};
 use super::value::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compare {
+pub(super) enum Compare {
     Equal,
     NotEqual,
     Less,
@@ -21,21 +21,21 @@ pub enum Compare {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StringTest {
+pub(super) enum StringTest {
     StartsWith,
     EndsWith,
     Contains,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Quantifier {
+pub(super) enum Quantifier {
     Exists,
     All,
     ExistsOne,
 }
 
 #[derive(Debug, Clone)]
-pub enum Node {
+pub(super) enum Node {
     Literal(Value<'static>),
     Field(Access),
     Has(Has),
@@ -65,11 +65,11 @@ pub enum Node {
 
 /// A runtime error: the expression does not match this flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EvalError;
+pub(super) struct EvalError;
 
 type Result<T> = std::result::Result<T, EvalError>;
 
-pub struct Evaluation<'a> {
+pub(super) struct Evaluation<'a> {
     pub view: FlowView<'a>,
     /// Comprehension variables; values borrow from the flow or the program.
     pub slots: Vec<Value<'a>>,
@@ -90,7 +90,7 @@ fn str_of<'v>(value: &'v Value<'_>) -> Result<&'v str> {
 }
 
 impl Node {
-    pub fn matches<'a>(&'a self, evaluation: &mut Evaluation<'a>) -> bool {
+    pub(super) fn matches<'a>(&'a self, evaluation: &mut Evaluation<'a>) -> bool {
         self.eval_bool(evaluation) == Ok(true)
     }
 

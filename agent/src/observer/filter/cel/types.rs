@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Type {
+pub(super) enum Type {
     Bool,
     Int,
     Uint,
@@ -28,19 +28,19 @@ pub enum Type {
 
 impl Type {
     /// The type a value of this type is used as where a scalar is expected.
-    pub fn unwrapped(&self) -> &Type {
+    pub(super) fn unwrapped(&self) -> &Type {
         match self {
             Type::Wrapper(inner) => inner,
             other => other,
         }
     }
 
-    pub fn is_numeric(&self) -> bool {
+    pub(super) fn is_numeric(&self) -> bool {
         matches!(self.unwrapped(), Type::Int | Type::Uint | Type::Double | Type::Dyn)
     }
 
     /// Whether `==` between the two type-checks (cel-go's `_==_(A, A)` overload).
-    pub fn comparable_with(&self, other: &Type) -> bool {
+    pub(super) fn comparable_with(&self, other: &Type) -> bool {
         match (self, other) {
             (Type::Dyn, _) | (_, Type::Dyn) => true,
             (Type::Null, Type::Wrapper(_) | Type::Null) | (Type::Wrapper(_), Type::Null) => true,
@@ -55,7 +55,7 @@ impl Type {
 
     /// Whether `<` between the two type-checks: numbers with numbers (cel-go's
     /// cross-type numeric ordering), otherwise the same scalar type.
-    pub fn orderable_with(&self, other: &Type) -> bool {
+    pub(super) fn orderable_with(&self, other: &Type) -> bool {
         let (a, b) = (self.unwrapped(), other.unwrapped());
         match (a, b) {
             (Type::Dyn, _) | (_, Type::Dyn) => true,
@@ -65,7 +65,7 @@ impl Type {
         }
     }
 
-    pub fn is_bool(&self) -> bool {
+    pub(super) fn is_bool(&self) -> bool {
         matches!(self.unwrapped(), Type::Bool | Type::Dyn)
     }
 }
@@ -90,20 +90,20 @@ impl fmt::Display for Type {
 }
 
 /// The Hubble descriptor pool (decoded once per process).
-pub fn pool() -> Result<&'static DescriptorPool, String> {
+pub(super) fn pool() -> Result<&'static DescriptorPool, String> {
     static POOL: OnceLock<Result<DescriptorPool, String>> = OnceLock::new();
     POOL.get_or_init(|| DescriptorPool::decode(sightline_proto::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string()))
         .as_ref()
         .map_err(Clone::clone)
 }
 
-pub fn flow_message() -> Result<MessageDescriptor, String> {
+pub(super) fn flow_message() -> Result<MessageDescriptor, String> {
     pool()?
         .get_message_by_name("flow.Flow")
         .ok_or_else(|| "flow.Flow is missing from the Hubble descriptor set".to_owned())
 }
 
-pub fn field_type(field: &FieldDescriptor) -> Type {
+pub(super) fn field_type(field: &FieldDescriptor) -> Type {
     if field.is_map() {
         return Type::Unsupported(format!("map field {}", field.name()));
     }

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value<'a> {
+pub(super) enum Value<'a> {
     Null,
     Bool(bool),
     Int(i64),
@@ -20,7 +20,7 @@ pub enum Value<'a> {
 
 impl<'a> Value<'a> {
     /// The same value, borrowing from `self` instead of owning.
-    pub fn reborrow(&self) -> Value<'_> {
+    pub(super) fn reborrow(&self) -> Value<'_> {
         match self {
             Value::Null => Value::Null,
             Value::Bool(b) => Value::Bool(*b),
@@ -35,7 +35,7 @@ impl<'a> Value<'a> {
     }
 
     /// Whether a proto3 field holding this value counts as present (`has()`).
-    pub fn is_set(&self) -> bool {
+    pub(super) fn is_set(&self) -> bool {
         match self {
             Value::Null => false,
             Value::Bool(b) => *b,
@@ -49,7 +49,7 @@ impl<'a> Value<'a> {
         }
     }
 
-    pub fn len(&self) -> Option<usize> {
+    pub(super) fn len(&self) -> Option<usize> {
         match self {
             Value::Str(s) => Some(s.chars().count()),
             Value::Bytes(b) => Some(b.len()),
@@ -60,7 +60,7 @@ impl<'a> Value<'a> {
     }
 
     /// Element `index` of a list.
-    pub fn item(&self, index: usize) -> Option<Value<'_>> {
+    pub(super) fn item(&self, index: usize) -> Option<Value<'_>> {
         match self {
             Value::Strings(list) => list.get(index).map(|s| Value::Str(Cow::Borrowed(s.as_str()))),
             Value::List(items) => items.get(index).map(Value::reborrow),
@@ -69,7 +69,7 @@ impl<'a> Value<'a> {
     }
 
     /// Element `index` of a list, with the list's own lifetime.
-    pub fn element(&self, index: usize) -> Option<Value<'a>> {
+    pub(super) fn element(&self, index: usize) -> Option<Value<'a>> {
         match self {
             Value::Strings(list) => list.get(index).map(|s| Value::Str(Cow::Borrowed(s.as_str()))),
             Value::List(items) => items.get(index).cloned(),
@@ -78,7 +78,7 @@ impl<'a> Value<'a> {
     }
 
     /// CEL equality: numbers compare across int, uint and double by value.
-    pub fn equals(&self, other: &Value<'_>) -> bool {
+    pub(super) fn equals(&self, other: &Value<'_>) -> bool {
         match (self, other) {
             (Value::Str(a), Value::Str(b)) => a == b,
             (Value::Bool(a), Value::Bool(b)) => a == b,
@@ -96,7 +96,7 @@ impl<'a> Value<'a> {
     }
 
     /// CEL ordering; `None` where the operands have no order.
-    pub fn compare(&self, other: &Value<'_>) -> Option<Ordering> {
+    pub(super) fn compare(&self, other: &Value<'_>) -> Option<Ordering> {
         match (self, other) {
             (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
             (Value::Uint(a), Value::Uint(b)) => Some(a.cmp(b)),
