@@ -84,7 +84,7 @@ pub struct DynamicExporterMetrics {
 }
 
 /// Hubble's config hash: MD5 of the file's bytes, the first 8 bytes read little-endian.
-pub fn config_hash(text: &str) -> u64 {
+pub(crate) fn config_hash(text: &str) -> u64 {
     let digest = Md5::digest(text.as_bytes());
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);

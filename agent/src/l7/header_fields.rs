@@ -67,14 +67,14 @@ pub(crate) struct FieldsBuilder {
 }
 
 impl FieldsBuilder {
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.buf.clear();
     }
 
     /// Adds a field, its value replaced by Hubble's redaction text when the allow/deny
     /// lists say so (the lists compare names case-insensitively, so the raw name decides
     /// as the canonical key would).
-    pub fn push(&mut self, redaction: &Redaction, name: &[u8], value: &[u8]) {
+    pub(super) fn push(&mut self, redaction: &Redaction, name: &[u8], value: &[u8]) {
         // Without lists nothing is redacted: skip the name's UTF-8 check.
         let lists = !(redaction.headers_allow.is_empty() && redaction.headers_deny.is_empty());
         let value = if lists && !redaction.keeps_header(&text(name)) {
@@ -89,7 +89,7 @@ impl FieldsBuilder {
 
     /// The fields collected since the last `clear` or `finish`, or `None` when there
     /// were none; the builder is empty afterwards.
-    pub fn finish(&mut self) -> Option<HeaderFields> {
+    pub(super) fn finish(&mut self) -> Option<HeaderFields> {
         let fields = (!self.buf.is_empty()).then(|| HeaderFields(Arc::from(self.buf.as_slice())));
         self.buf.clear();
         fields
@@ -97,7 +97,7 @@ impl FieldsBuilder {
 
     /// `fields` followed by the ones collected here (gRPC trailers join the response's
     /// headers); the builder is empty afterwards.
-    pub fn append_to(&mut self, fields: Option<HeaderFields>) -> Option<HeaderFields> {
+    pub(super) fn append_to(&mut self, fields: Option<HeaderFields>) -> Option<HeaderFields> {
         match fields {
             None => self.finish(),
             Some(fields) if self.buf.is_empty() => Some(fields),

@@ -30,7 +30,7 @@ pub(super) struct BlockFields {
 
 impl BlockFields {
     /// Decodes `block` with the direction's HPACK table, replacing the previous block's fields.
-    pub fn decode(
+    pub(super) fn decode(
         &mut self,
         decoder: &mut Decoder<'static>,
         redaction: &Redaction,
@@ -75,40 +75,40 @@ impl BlockFields {
         range.clone().and_then(|range| self.text.get(range))
     }
 
-    pub fn method(&self) -> Option<&str> {
+    pub(super) fn method(&self) -> Option<&str> {
         self.get(&self.method)
     }
 
-    pub fn scheme(&self) -> Option<&str> {
+    pub(super) fn scheme(&self) -> Option<&str> {
         self.get(&self.scheme)
     }
 
     /// `:authority`, or the Host header a client sent instead.
-    pub fn authority(&self) -> Option<&str> {
+    pub(super) fn authority(&self) -> Option<&str> {
         self.get(&self.authority).or_else(|| self.get(&self.host))
     }
 
-    pub fn path(&self) -> Option<&str> {
+    pub(super) fn path(&self) -> Option<&str> {
         self.get(&self.path)
     }
 
-    pub fn status(&self) -> Option<&str> {
+    pub(super) fn status(&self) -> Option<&str> {
         self.get(&self.status)
     }
 
     /// The trace id of the block's `traceparent`, when it is a valid one.
-    pub fn trace_id(&self) -> Option<String> {
+    pub(super) fn trace_id(&self) -> Option<String> {
         self.get(&self.traceparent)
             .and_then(|value| trace_context::trace_id(value.as_bytes()))
     }
 
     /// The block's regular headers (one allocation), keeping the scratch for the next block.
-    pub fn take_headers(&mut self) -> Option<HeaderFields> {
+    pub(super) fn take_headers(&mut self) -> Option<HeaderFields> {
         self.fields.finish()
     }
 
     /// The block's regular headers after those of an earlier block (trailers).
-    pub fn append_headers_to(&mut self, fields: Option<HeaderFields>) -> Option<HeaderFields> {
+    pub(super) fn append_headers_to(&mut self, fields: Option<HeaderFields>) -> Option<HeaderFields> {
         self.fields.append_to(fields)
     }
 }

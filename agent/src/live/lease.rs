@@ -10,10 +10,10 @@ use sightline_common::generation_lease::GenerationLease;
 use tokio::sync::watch;
 
 /// The component label's value on the agents' Leases, which the operator lists.
-pub const COMPONENT: &str = "agent";
+pub(crate) const COMPONENT: &str = "agent";
 
 /// Who writes this node's Lease: the agent, holding it as its node.
-pub fn for_node(node: &str, renew_interval: Duration) -> GenerationLease {
+pub(crate) fn for_node(node: &str, renew_interval: Duration) -> GenerationLease {
     GenerationLease {
         component: COMPONENT,
         holder: node.to_owned(),
@@ -23,7 +23,12 @@ pub fn for_node(node: &str, renew_interval: Duration) -> GenerationLease {
 
 /// Writes the node's Lease until the generation's sender is gone (see
 /// [`GenerationLease::report`]).
-pub async fn report(api: Api<Lease>, node: String, generation: watch::Receiver<Option<i64>>, renew_interval: Duration) {
+pub(crate) async fn report(
+    api: Api<Lease>,
+    node: String,
+    generation: watch::Receiver<Option<i64>>,
+    renew_interval: Duration,
+) {
     for_node(&node, renew_interval).report(api, generation).await;
 }
 

@@ -13,8 +13,9 @@ use sightline_common::generation_lease::{COMPONENT_LABEL, GENERATION_ANNOTATION}
 
 /// Annotation on an agent's or relay's Lease: the config generation it runs.
 pub const AGENT_GENERATION_ANNOTATION: &str = GENERATION_ANNOTATION;
-/// Component label values of the agents' and the relays' Leases.
+/// Component label value of the agents' Leases.
 pub const AGENT_COMPONENT: &str = "agent";
+/// Component label value of the relays' Leases.
 pub const RELAY_COMPONENT: &str = "relay";
 
 /// How long a Lease stays fresh after its renewal when it does not say
@@ -25,7 +26,9 @@ pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(30);
 /// Components running the generation, out of those whose holder still exists.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Count {
+    /// Those whose Lease is fresh and names the generation.
     pub current: u32,
+    /// Those counted at all (their node or pod still exists).
     pub total: u32,
 }
 

@@ -16,6 +16,7 @@ pub struct ConfigOutcome {
     pub restart_pending: Vec<&'static str>,
     /// A rolling restart was triggered in this reconcile.
     pub rolling: bool,
+    /// Checksum of the rendered configuration the agents should run.
     pub checksum: String,
 }
 
@@ -25,10 +26,17 @@ pub enum Outcome {
     /// Not the `default` resource.
     NotInUse,
     /// The spec failed validation; the field and why.
-    Invalid { field: String, message: String },
+    Invalid {
+        /// The spec field, as a JSON path.
+        field: String,
+        /// Why the value is refused.
+        message: String,
+    },
     /// Applied.
     Applied {
+        /// How far the configuration has rolled out.
         config: ConfigOutcome,
+        /// The certificates' state, or the reason and message of why they could not be read or issued.
         certificates: Result<Vec<CertificateStatus>, (String, String)>,
     },
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use sightline_common::duration::parse_duration;
 
 #[derive(Debug, Clone, clap::Args)]
+/// The flags of the live configuration's Kubernetes side.
 pub struct LiveArgs {
     /// The operator's relay ConfigMap, watched through the API so that a change
     /// applies within seconds (a mounted copy follows only after the kubelet's
@@ -30,6 +31,7 @@ pub struct LiveArgs {
 }
 
 impl LiveArgs {
+    /// The namespace of `--config-map`: the flag, else the pod's own.
     pub fn namespace(&self) -> String {
         sightline_common::live_source::pod_namespace(self.config_map_namespace.as_deref())
     }
