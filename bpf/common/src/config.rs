@@ -2,6 +2,10 @@
 //! the `SETTINGS` map it may rewrite while they run. The names are the symbols the
 //! programs export; both sides use these constants.
 
+/// `u32` global: the programs force a ring-buffer reader wakeup on every this many
+/// events (counted per CPU) and submit the others without one, for the agent's drain
+/// timer; 0 or 1 leave every wakeup to the kernel's default (one whenever the reader has
+/// caught up). DNS records always wake it. Set from `--ring-wakeup-every` (default 64).
 pub const WAKEUP_EVERY: &str = "WAKEUP_EVERY";
 /// `Array<u64>` of the settings the agent changes while the programs run (a new
 /// configuration applies without reloading anything), indexed by [`setting`].
@@ -11,10 +15,15 @@ pub const SETTINGS: &str = "SETTINGS";
 pub mod setting {
     /// One of [`super::aggregation`].
     pub const AGGREGATION_LEVEL: u32 = 0;
+    /// Nanoseconds after a flow's last report before a packet of it is reported again
+    /// (`report::INTERVAL`) at aggregation `low` and `medium`; `--monitor-aggregation-interval`.
     pub const REPORT_INTERVAL_NS: u32 = 1;
     /// One of [`super::drop_mode`].
     pub const DROP_MODE: u32 = 2;
+    /// Nanoseconds between two drop reports of one flow; drops in between are counted
+    /// into the next report (`DropState::suppressed`). `--drop-events-interval`.
     pub const DROP_REPORT_INTERVAL_NS: u32 = 3;
+    /// Number of entries: the size of the `SETTINGS` array.
     pub const COUNT: u32 = 4;
 }
 
@@ -55,9 +64,11 @@ pub mod aggregation {
 
 /// Which kernel drops `tp_btf/kfree_skb` reports.
 pub mod drop_mode {
+    /// No drop is reported: the program returns before reading the skb.
     pub const OFF: u32 = 0;
     /// Drops of packets whose 5-tuple the classifiers have seen.
     pub const OBSERVED: u32 = 1;
+    /// Every drop in a watched network namespace (`WATCHED_NETNS`), seen flow or not.
     pub const ALL: u32 = 2;
 }
 
@@ -65,17 +76,28 @@ pub mod drop_mode {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SkbOffsets {
+    /// `sk_buff.head`, the start of the packet buffer the header offsets count from.
     pub head: u32,
+    /// `sk_buff.len`, reported as the dropped packet's length.
     pub len: u32,
+    /// `sk_buff.network_header`, a `u16` field holding the IP header's offset from `head`
+    /// (`0xffff` = unset: the drop is skipped).
     pub network_header: u32,
+    /// `sk_buff.transport_header`; filled from BTF, not read by the drop program, which
+    /// finds the transport header by parsing the IP header.
     pub transport_header: u32,
+    /// `sk_buff.dev`, the `struct net_device *` the packet was on (NULL: ifindex 0).
     pub dev: u32,
+    /// `net_device.ifindex`, reported as `FlowKey::ifindex`.
     pub net_device_ifindex: u32,
+    /// `sk_buff.protocol`; filled from BTF, not read by the drop program, which takes
+    /// the IP version from the header itself.
     pub protocol: u32,
     /// `net_device.nd_net` (the `struct net *` inside `possible_net_t`).
     pub net_device_nd_net: u32,
     /// `net.ns.inum`, the namespace's inode number; 0 = unknown: no namespace filter.
     pub net_ns_inum: u32,
+    /// Padding, always 0.
     pub _pad: u32,
 }
 

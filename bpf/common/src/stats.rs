@@ -1,5 +1,6 @@
 //! Indices of the per-CPU counter array (`STATS`) the programs increment and the agent reads.
 
+/// Packets the TC and XDP programs saw, parsed or not (kernel drops are not counted here).
 pub const PACKETS: u32 = 0;
 /// Not IPv4 or IPv6 (ARP, LLDP, ...).
 pub const NOT_IP: u32 = 1;
@@ -17,6 +18,7 @@ pub const RINGBUF_LOST: u32 = 6;
 pub const FLOW_MAP_FULL: u32 = 7;
 /// Drop reports withheld by the per-flow drop rate limit.
 pub const DROPS_SUPPRESSED: u32 = 8;
+/// Kernel drops that passed the drop mode and namespace filters, before the rate limit.
 pub const DROPS_SEEN: u32 = 9;
 
 /// L7 segments copied into the ring.
@@ -26,4 +28,5 @@ pub const L7_COPY_FAILED: u32 = 11;
 /// `--l7-detect` connections whose first payload matched no protocol.
 pub const L7_NOT_DETECTED: u32 = 12;
 
+/// Number of counters: the size of the `STATS` array.
 pub const COUNT: u32 = 13;
