@@ -132,7 +132,8 @@ impl Agent {
         };
         let server_address = identity.address.clone();
         let observer = ObserverService::new(ring, stats.clone(), identity, args.lost_event_send_interval)
-            .announced_in(peers.subscribe());
+            .announced_in(peers.subscribe())
+            .counting_ring_losses_in(&metrics.lost_events());
         let server = listeners.serve(Services {
             observer,
             peer,

@@ -1,5 +1,6 @@
 //! The agent's API calls counted under go-grpc-prometheus' names and labels on
-//! its `/metrics`, as Hubble's dashboards query them.
+//! its `/metrics`, as Hubble's dashboards query them, and what a GetFlows reader
+//! missed to the writer under Hubble's `hubble_lost_events_total`.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -7,6 +8,8 @@ mod support;
 use std::net::TcpListener;
 use std::time::Duration;
 
+use sightline_proto::flow::LostEventSource;
+use sightline_proto::observer::get_flows_response::ResponseTypes;
 use sightline_proto::observer::{GetFlowsRequest, ServerStatusRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -64,4 +67,54 @@ async fn api_calls_are_counted_with_go_grpc_prometheus_names_and_labels() {
     ] {
         assert!(text.contains(&expected), "{expected} missing from:\n{text}");
     }
+}
+
+/// Current-thread runtime: the server cannot read while the test writes, so a
+/// follower of a 7-event ring misses 93 of 100 flows, deterministically.
+#[tokio::test(flavor = "current_thread")]
+async fn events_a_follower_missed_to_the_writer_count_as_hubble_ring_buffer_losses() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut agent = support::start(&[
+        "--event-buffer-capacity",
+        "7",
+        "--metrics-server",
+        &format!("127.0.0.1:{port}"),
+    ])
+    .await;
+    let series = r#"hubble_lost_events_total{source="hubble_ring_buffer"}"#;
+    let before = scrape(port).await;
+    assert!(
+        before.contains(&format!("{series} 0")),
+        "at 0 before any loss:\n{before}"
+    );
+    let mut client = agent.observer().await;
+    let mut stream = client
+        .get_flows(GetFlowsRequest {
+            follow: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for i in 0..100 {
+        agent.publish_flow(support::flow(i, 100));
+    }
+    let mut reported = 0;
+    while reported == 0 {
+        let response = tokio::time::timeout(Duration::from_secs(5), stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Some(ResponseTypes::LostEvents(lost)) = response.response_types {
+            assert_eq!(lost.source, LostEventSource::HubbleRingBuffer as i32);
+            reported = lost.num_events_lost;
+        }
+    }
+    assert_eq!(reported, 93);
+    let text = scrape(port).await;
+    assert!(
+        text.contains(&format!("{series} 93")),
+        "{series} 93 missing from:\n{text}"
+    );
 }

@@ -66,6 +66,9 @@ pub struct ObserverService {
     lost_interval: Duration,
     /// What `peer.Peer` announces; this node's entry, if any, gives its address.
     peers: Option<watch::Receiver<PeerSet>>,
+    /// `hubble_lost_events_total{source="hubble_ring_buffer"}`: events a reader missed
+    /// because the writer overtook it, counted as Hubble's ring reader counts them.
+    ring_losses: Option<prometheus_client::metrics::counter::Counter>,
 }
 
 impl ObserverService {
@@ -88,6 +91,21 @@ impl ObserverService {
             started: Instant::now(),
             lost_interval,
             peers: None,
+            ring_losses: None,
+        }
+    }
+
+    /// Counts what readers of every kind miss to the writer in `lost`, under
+    /// Hubble's `source="hubble_ring_buffer"`.
+    pub(crate) fn counting_ring_losses_in(mut self, lost: &crate::metrics::runtime::LostEvents) -> Self {
+        let labels = vec![("source", "hubble_ring_buffer".to_owned())];
+        self.ring_losses = Some(lost.get_or_create(&labels).clone());
+        self
+    }
+
+    fn count_ring_loss(&self, count: u64) {
+        if let Some(counter) = &self.ring_losses {
+            counter.inc_by(count);
         }
     }
 
@@ -229,6 +247,7 @@ impl ObserverService {
     }
 
     fn ring_lost(&self, count: u64, first: Timestamp, last: Timestamp) -> LostEvent {
+        self.count_ring_loss(count);
         LostEvent {
             source: LostEventSource::HubbleRingBuffer as i32,
             num_events_lost: count,
@@ -270,6 +289,7 @@ impl Observer for ObserverService {
             },
         )?;
         let node_name = self.absolute_name.clone();
+        let this = self.clone();
         Ok(with_version(stream(cursor, move |item| match item {
             Item::Event(event) => match event.event() {
                 Event::Agent { time, event } => Some(GetAgentEventsResponse {
@@ -279,8 +299,11 @@ impl Observer for ObserverService {
                 }),
                 _ => None,
             },
-            // The response has no field for losses.
-            Item::RingLost { .. } => None,
+            // The response has no field for losses; the metric still counts them.
+            Item::RingLost { count, .. } => {
+                this.count_ring_loss(count);
+                None
+            }
         })))
     }
 
@@ -300,6 +323,7 @@ impl Observer for ObserverService {
             },
         )?;
         let node_name = self.absolute_name.clone();
+        let this = self.clone();
         Ok(with_version(stream(cursor, move |item| match item {
             Item::Event(event) => match event.event() {
                 Event::Debug { time, event } => Some(GetDebugEventsResponse {
@@ -309,7 +333,10 @@ impl Observer for ObserverService {
                 }),
                 _ => None,
             },
-            Item::RingLost { .. } => None,
+            Item::RingLost { count, .. } => {
+                this.count_ring_loss(count);
+                None
+            }
         })))
     }
 
