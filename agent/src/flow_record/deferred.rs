@@ -24,24 +24,30 @@ use sightline_proto::fields::{emitter, ethernet, flow as field, ip, network_inte
 /// The name Hubble's own parser puts in `flow.emitter`.
 pub(crate) const EMITTER_NAME: &str = "Hubble";
 
+/// The text fields of `flow.Flow` that the datapath decoder fills in binary form. Each
+/// is `None` when the producer filled the flow's own field instead (or has no value).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Deferred {
+    /// `flow.uuid`, written in its hyphenated form.
     pub uuid: Option<uuid::Uuid>,
     /// `emitter.version`; the name is always Hubble's.
     pub emitter_version: Option<&'static str>,
+    /// `flow.node_name`, one allocation shared by every flow of this agent.
     pub node_name: Option<Arc<str>>,
-    /// Source and destination MAC, packed by [`pack_mac`] (a plain 8-byte copy
+    /// Source and destination MAC, packed into the low six bytes of a `u64` (a plain 8-byte copy
     /// where two 6-byte arrays stall the store buffer).
     pub ethernet: Option<[u64; 2]>,
-    /// Index and name.
+    /// `flow.interface`: the index and name of the link the packet was seen on.
     pub interface: Option<(u32, Arc<str>)>,
-    pub summary: Option<L4Summary>,
+    /// What Hubble's one-line `flow.Summary` of an L3/L4 flow is rendered from.
+    pub(crate) summary: Option<L4Summary>,
     /// The header list of an HTTP record in `flow.l7` (the list there is left empty).
     pub http_headers: Option<HeaderFields>,
 }
 
 impl Deferred {
-    pub fn is_empty(&self) -> bool {
+    /// Whether nothing is deferred, so the flow's own fields are complete.
+    pub(crate) fn is_empty(&self) -> bool {
         *self == Self::default()
     }
 
@@ -99,7 +105,8 @@ impl fmt::Write for StackText {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-pub fn pack_mac(bytes: &[u8; 6]) -> u64 {
+/// A MAC address as the low six bytes of a `u64`, the form [`Deferred::ethernet`] keeps.
+pub(crate) fn pack_mac(bytes: &[u8; 6]) -> u64 {
     let [a, b, c, d, e, f] = *bytes;
     u64::from_be_bytes([0, 0, a, b, c, d, e, f])
 }

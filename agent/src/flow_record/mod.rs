@@ -22,8 +22,8 @@ mod deferred;
 mod shared;
 pub(crate) mod summary;
 
-pub use deferred::{Deferred, pack_mac};
-pub(crate) use deferred::{EMITTER_NAME, ip_text, mac_text};
+pub use deferred::Deferred;
+pub(crate) use deferred::{EMITTER_NAME, ip_text, mac_text, pack_mac};
 use prost::Message;
 use prost::bytes::BytesMut;
 pub use shared::Shared;
@@ -37,26 +37,41 @@ use sightline_proto::fields::flow as field;
 pub type Names = Arc<[String]>;
 /// One endpoint (a pod, a node, the world), shared by every flow that touches it.
 pub type SharedEndpoint = Arc<Shared<Endpoint>>;
+/// One Kubernetes Service (`flow.Service`: name and namespace), shared by every flow
+/// addressed to it or answered by it.
 pub type SharedService = Arc<Shared<Service>>;
 
 /// What enrichment attached. A set field replaces the flow's own.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Metadata {
+    /// Replaces `flow.source`: the pod, node or world identity of the source address.
     pub source: Option<SharedEndpoint>,
+    /// Replaces `flow.destination`; for traffic to a Service, the backend endpoint.
     pub destination: Option<SharedEndpoint>,
+    /// Replaces `flow.source_service`: set on replies from a Service's backend.
     pub source_service: Option<SharedService>,
+    /// Replaces `flow.destination_service`: the Service a connection was addressed to.
     pub destination_service: Option<SharedService>,
+    /// Replaces `flow.source_names`: DNS names learnt from answers for the source address.
     pub source_names: Option<Names>,
+    /// Replaces `flow.destination_names`: DNS names learnt for the destination address.
     pub destination_names: Option<Names>,
 }
 
+/// One flow on its way through the pipeline and in the observer ring. Dereferences to
+/// the decoded `flow.Flow`; read enriched or deferred fields through the accessors
+/// (`source()`, `node_name()`, ...), which look at every place a field may live.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FlowRecord {
+    /// The fields the producer filled as protobuf. Fields that `metadata` or
+    /// `deferred` hold are left empty here.
     pub flow: Flow,
     /// Source and destination in binary form when the producer has them, so
     /// enrichment does not parse `flow.ip` back.
     pub addresses: Option<(IpAddr, IpAddr)>,
+    /// Kubernetes metadata the enricher attached; each set field wins over `flow`'s own.
     pub metadata: Metadata,
+    /// Text fields the datapath decoder keeps in binary form until a client reads them.
     pub deferred: Deferred,
 }
 
@@ -65,6 +80,7 @@ fn names_of<'a>(attached: &'a Option<Names>, own: &'a [String]) -> &'a [String] 
 }
 
 impl FlowRecord {
+    /// A record whose flow is complete as given: nothing attached, nothing deferred.
     pub fn new(flow: Flow) -> Self {
         Self {
             flow,
@@ -74,6 +90,7 @@ impl FlowRecord {
         }
     }
 
+    /// `flow.source` as clients will see it: the attached endpoint, else the flow's own.
     pub fn source(&self) -> Option<&Endpoint> {
         self.metadata
             .source
@@ -82,6 +99,7 @@ impl FlowRecord {
             .or(self.flow.source.as_deref())
     }
 
+    /// `flow.destination` as clients will see it: the attached endpoint, else the flow's own.
     pub fn destination(&self) -> Option<&Endpoint> {
         self.metadata
             .destination
@@ -90,6 +108,8 @@ impl FlowRecord {
             .or(self.flow.destination.as_deref())
     }
 
+    /// `flow.source_service` as clients will see it (`None` unless the source is a
+    /// Service's backend answering).
     pub fn source_service(&self) -> Option<&Service> {
         self.metadata
             .source_service
@@ -98,6 +118,8 @@ impl FlowRecord {
             .or(self.flow.source_service.as_deref())
     }
 
+    /// `flow.destination_service` as clients will see it (`None` unless the flow was
+    /// addressed to a Service).
     pub fn destination_service(&self) -> Option<&Service> {
         self.metadata
             .destination_service
@@ -106,10 +128,13 @@ impl FlowRecord {
             .or(self.flow.destination_service.as_deref())
     }
 
+    /// `flow.source_names` as clients will see it; empty when no DNS answer named the address.
     pub fn source_names(&self) -> &[String] {
         names_of(&self.metadata.source_names, &self.flow.source_names)
     }
 
+    /// `flow.destination_names` as clients will see it; empty when no DNS answer named
+    /// the address.
     pub fn destination_names(&self) -> &[String] {
         names_of(&self.metadata.destination_names, &self.flow.destination_names)
     }
@@ -121,6 +146,8 @@ impl FlowRecord {
             && (self.addresses.is_none() || self.flow.ip.is_some())
     }
 
+    /// `flow.node_name` as clients will see it (cluster-prefixed when the agent has a
+    /// cluster name); empty when the producer set none.
     pub fn node_name(&self) -> &str {
         match &self.deferred.node_name {
             Some(name) if self.flow.node_name.is_empty() => name,
@@ -134,6 +161,8 @@ impl FlowRecord {
         self.deferred.node_name = Some(Arc::clone(name));
     }
 
+    /// `flow.uuid` in its hyphenated text form, formatted on each call when the decoder
+    /// deferred it; empty when the producer set none.
     pub fn uuid(&self) -> Cow<'_, str> {
         match self.deferred.uuid {
             Some(id) if self.flow.uuid.is_empty() => Cow::Owned(id.hyphenated().to_string()),
@@ -190,6 +219,7 @@ impl FlowRecord {
         self.clone().into_flow()
     }
 
+    /// The complete `flow.Flow`, metadata included, reusing this record's allocations.
     pub fn into_flow(self) -> Flow {
         let Self {
             mut flow,
@@ -225,7 +255,7 @@ impl FlowRecord {
     /// Writes the body of this flow's `flow.Flow`: its own fields but those the
     /// attached metadata replaces (a field written twice would merge), the
     /// metadata's cached encodings, and the deferred fields rendered as text.
-    pub fn write_flow_body(&self, w: &mut Writer<'_>) {
+    pub(crate) fn write_flow_body(&self, w: &mut Writer<'_>) {
         let m = &self.metadata;
         let skip = Skip {
             source: m.source.is_some(),

@@ -16,6 +16,8 @@ use std::sync::OnceLock;
 
 use prost::Message;
 
+/// A protobuf message with its encoding (and the exporter's JSON text) cached on first
+/// use. Immutable: to change the message, build a new `Shared` and swap the `Arc`.
 pub struct Shared<M> {
     message: M,
     encoded: OnceLock<Box<[u8]>>,
@@ -24,6 +26,7 @@ pub struct Shared<M> {
 }
 
 impl<M: Message> Shared<M> {
+    /// Wraps `message`; nothing is encoded until a flow carrying it is.
     pub fn new(message: M) -> Self {
         Self {
             message,
@@ -33,21 +36,22 @@ impl<M: Message> Shared<M> {
     }
 
     /// The message's body as prost encodes it (no key, no length prefix).
-    pub fn encoded_body(&self) -> &[u8] {
+    pub(crate) fn encoded_body(&self) -> &[u8] {
         self.encoded
             .get_or_init(|| self.message.encode_to_vec().into_boxed_slice())
     }
 
     /// The message's JSON text as `render` writes it, rendered on first use.
-    pub fn json(&self, render: impl FnOnce(&M) -> Vec<u8>) -> &[u8] {
+    pub(crate) fn json(&self, render: impl FnOnce(&M) -> Vec<u8>) -> &[u8] {
         self.json.get_or_init(|| render(&self.message).into_boxed_slice())
     }
 
+    /// The wrapped message, for readers and filters (also reachable through `Deref`).
     pub fn message(&self) -> &M {
         &self.message
     }
 
-    pub fn into_message(self) -> M {
+    pub(crate) fn into_message(self) -> M {
         self.message
     }
 }

@@ -8,7 +8,7 @@ use sightline_bpf_common::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_T
 /// The facts an L3/L4 flow's `Summary` is made of. The decoder keeps these and the
 /// text is written only when a client reads the flow (most flows never are).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct L4Summary {
+pub(crate) struct L4Summary {
     pub protocol: u8,
     pub tcp_flags: u16,
     pub icmp_type: u8,
@@ -18,7 +18,7 @@ pub struct L4Summary {
 
 /// Why the kernel dropped the packets, and how many the record stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DropNote {
+pub(crate) struct DropNote {
     pub reason: u32,
     pub kernel_name: Option<Arc<str>>,
     pub packets: u64,
@@ -27,7 +27,7 @@ pub struct DropNote {
 impl L4Summary {
     /// "TCP Flags: SYN", "UDP", "ICMPv4 EchoRequest", with
     /// " (kernel drop reason: NAME) xN" for drops.
-    pub fn render(&self, out: &mut String) {
+    pub(crate) fn render(&self, out: &mut String) {
         match self.protocol {
             IPPROTO_TCP => tcp(self.tcp_flags, out),
             IPPROTO_UDP => out.push_str("UDP"),
