@@ -28,22 +28,24 @@ pub struct Attachments {
 }
 
 impl Attachments {
-    pub fn new(mode: TcAttachMode) -> Self {
+    pub(crate) fn new(mode: TcAttachMode) -> Self {
         Self {
             by_ifindex: HashMap::new(),
             mode,
         }
     }
 
-    pub fn has_tc(&self, ifindex: u32) -> bool {
+    pub(crate) fn has_tc(&self, ifindex: u32) -> bool {
         self.by_ifindex.get(&ifindex).is_some_and(|a| a.tc.is_some())
     }
 
-    pub fn has_xdp(&self, ifindex: u32) -> bool {
+    pub(crate) fn has_xdp(&self, ifindex: u32) -> bool {
         self.by_ifindex.get(&ifindex).is_some_and(|a| a.xdp.is_some())
     }
 
-    /// TCX where the kernel has it; otherwise a clsact qdisc and netlink filters.
+    /// Attaches both classifiers to `name`: TCX where the kernel has it; otherwise a
+    /// clsact qdisc and netlink filters (`--tc-attach` forces one). Attaching twice
+    /// is a no-op.
     pub fn attach_tc(&mut self, ebpf: &mut Ebpf, ifindex: u32, name: &str) -> Result<(), DatapathError> {
         let entry = self.by_ifindex.entry(ifindex).or_default();
         entry.name = name.to_owned();
@@ -96,7 +98,7 @@ impl Attachments {
     }
 
     /// Native XDP where the driver supports it, generic otherwise.
-    pub fn attach_xdp(&mut self, ebpf: &mut Ebpf, ifindex: u32, name: &str) -> Result<(), DatapathError> {
+    pub(crate) fn attach_xdp(&mut self, ebpf: &mut Ebpf, ifindex: u32, name: &str) -> Result<(), DatapathError> {
         let entry = self.by_ifindex.entry(ifindex).or_default();
         entry.name = name.to_owned();
         if entry.xdp.is_some() {
@@ -113,14 +115,14 @@ impl Attachments {
 
     /// Forgets an interface that vanished; the kernel has already dropped its links,
     /// so detach errors are expected and ignored.
-    pub fn forget(&mut self, ebpf: &mut Ebpf, ifindex: u32) -> Option<String> {
+    pub(crate) fn forget(&mut self, ebpf: &mut Ebpf, ifindex: u32) -> Option<String> {
         let attached = self.by_ifindex.remove(&ifindex)?;
         Some(detach(ebpf, attached))
     }
 
     /// Takes the classifiers off an interface the configuration no longer selects;
     /// an XDP program on it stays. Returns the interface's name.
-    pub fn detach_tc(&mut self, ebpf: &mut Ebpf, ifindex: u32) -> Option<String> {
+    pub(crate) fn detach_tc(&mut self, ebpf: &mut Ebpf, ifindex: u32) -> Option<String> {
         let entry = self.by_ifindex.get_mut(&ifindex)?;
         let tc = entry.tc.take()?;
         let name = detach(
@@ -138,7 +140,10 @@ impl Attachments {
         Some(name)
     }
 
-    pub async fn detach_all(&mut self, ebpf: &mut Ebpf) {
+    /// Detaches every program this agent attached and deletes the clsact qdiscs it
+    /// created (ones that were there before stay). Failures are logged, not returned:
+    /// at shutdown there is nothing better to do.
+    pub(crate) async fn detach_all(&mut self, ebpf: &mut Ebpf) {
         let mut created_qdiscs = Vec::new();
         for (ifindex, attached) in self.by_ifindex.drain() {
             let created = attached.created_clsact;

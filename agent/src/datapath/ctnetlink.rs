@@ -41,10 +41,15 @@ const RECEIVE_TIMEOUT: Duration = Duration::from_millis(20);
 /// One direction of a connection as conntrack keys it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Tuple {
+    /// IP protocol number (6 TCP, 17 UDP, 132 SCTP).
     pub protocol: u8,
+    /// The sender's address in this direction; both addresses share one family.
     pub source: IpAddr,
+    /// The sender's port in this direction, host byte order.
     pub source_port: u16,
+    /// The receiver's address in this direction (a Service VIP before DNAT).
     pub destination: IpAddr,
+    /// The receiver's port in this direction, host byte order.
     pub destination_port: u16,
 }
 
@@ -65,29 +70,42 @@ impl Tuple {
 /// Without NAT, `reply == original.reversed()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
+    /// The connection as its first packet addressed it (e.g. client to a Service VIP).
     pub original: Tuple,
+    /// What replies carry after translation (e.g. the backend pod back to the client).
     pub reply: Tuple,
 }
 
 /// Which of an entry's tuples a query names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Named {
+    /// The tuple is the direction of the connection's first packet (`CTA_TUPLE_ORIG`).
     Original,
+    /// The tuple is the direction replies take (`CTA_TUPLE_REPLY`).
     Reply,
 }
 
+/// Why a conntrack lookup gave no answer. Callers treat every kind the same way (the
+/// flow keeps its untranslated addresses); the kind is for the log.
 #[derive(Debug, thiserror::Error)]
 pub enum CtnetlinkError {
+    /// The socket could not be created or configured (no `CAP_NET_ADMIN`, or
+    /// `nf_conntrack_netlink` missing).
     #[error("opening a NETLINK_NETFILTER socket: {0}")]
     Open(#[source] io::Error),
+    /// `sendto` failed.
     #[error("sending a conntrack query: {0}")]
     Send(#[source] io::Error),
+    /// `recv` failed, including the 20 ms receive timeout expiring.
     #[error("reading the conntrack answer: {0}")]
     Receive(#[source] io::Error),
+    /// The kernel answered with an error other than "no such entry".
     #[error("the kernel refused the conntrack query: {0}")]
     Kernel(#[source] io::Error),
+    /// An earlier attempt to open the socket failed; lookups are not retried.
     #[error("no ctnetlink socket (opening it failed earlier)")]
     Unavailable,
+    /// The answer did not parse; the text says which part was wrong.
     #[error("malformed ctnetlink answer: {0}")]
     Malformed(&'static str),
 }
@@ -107,7 +125,7 @@ impl<Q: ConntrackQuery + ?Sized> ConntrackQuery for Box<Q> {
 
 /// A ctnetlink socket in the network namespace of the thread that opened it.
 #[derive(Debug)]
-pub struct Conntrack {
+pub(crate) struct Conntrack {
     socket: OwnedFd,
     sequence: u32,
     request: Vec<u8>,
@@ -115,7 +133,9 @@ pub struct Conntrack {
 }
 
 impl Conntrack {
-    pub fn open() -> Result<Self, CtnetlinkError> {
+    /// Opens the socket with a 20 ms receive timeout, so a silent kernel cannot stall
+    /// the caller's thread.
+    pub(crate) fn open() -> Result<Self, CtnetlinkError> {
         // SAFETY: plain socket(2) call; the descriptor is checked before it is owned.
         let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, NETLINK_NETFILTER) };
         if fd < 0 {
@@ -197,7 +217,7 @@ impl ConntrackQuery for Conntrack {
 /// Opens its socket on first use, on the thread (and so in the network namespace)
 /// that asks; when the socket cannot be opened it says so once and answers errors.
 #[derive(Debug, Default)]
-pub struct LazyConntrack {
+pub(crate) struct LazyConntrack {
     socket: Option<Conntrack>,
     unavailable: bool,
 }
@@ -222,7 +242,7 @@ impl ConntrackQuery for LazyConntrack {
 
 /// Builds an `IPCTNL_MSG_CT_GET` request naming `tuple` as the entry's original
 /// or reply tuple.
-pub fn encode_get(sequence: u32, tuple: &Tuple, named: Named, out: &mut Vec<u8>) {
+pub(crate) fn encode_get(sequence: u32, tuple: &Tuple, named: Named, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(&[0; NLMSG_HEADER]);
     let family = match tuple.source {
@@ -291,14 +311,17 @@ fn pad(out: &mut Vec<u8>) {
 
 /// What one datagram from the kernel says about query `sequence`.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Answer {
+pub(crate) enum Answer {
+    /// The kernel's entry for the queried tuple.
     Entry(Entry),
+    /// The kernel has no such connection (`ENOENT`).
     Missing,
     /// An answer to an earlier query.
     Stale,
 }
 
-pub fn parse_answer(datagram: &[u8], sequence: u32) -> Result<Answer, CtnetlinkError> {
+/// Reads one datagram from the kernel; errors name what part of it is malformed.
+pub(crate) fn parse_answer(datagram: &[u8], sequence: u32) -> Result<Answer, CtnetlinkError> {
     if datagram.len() < NLMSG_HEADER {
         return Err(CtnetlinkError::Malformed("shorter than a netlink header"));
     }

@@ -26,27 +26,47 @@ use crate::flow_record::{FlowRecord, pack_mac};
 use crate::l7::{L7Message, L7Settings, L7Stats, L7Tracker};
 
 /// Cilium monitor message types (`CiliumEventType.type`).
-pub const MONITOR_DROP: i32 = 1;
-pub const MONITOR_TRACE: i32 = 4;
-pub const MONITOR_L7: i32 = 129;
+pub(crate) const MONITOR_DROP: i32 = 1;
+pub(crate) const MONITOR_TRACE: i32 = 4;
+pub(crate) const MONITOR_L7: i32 = 129;
 
 /// Observation string for DNS seen in packets (Cilium's proxy says "proxy").
-pub const DNS_OBSERVATION_SOURCE: &str = "ebpf";
+pub(crate) const DNS_OBSERVATION_SOURCE: &str = "ebpf";
 
+/// Why a ring-buffer record gave no event. The reader counts and logs these and goes
+/// on with the next record; a record from a mismatched eBPF object shows up here.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
+    /// The record (its length given) cannot hold the common event header.
     #[error("ring-buffer record of {0} bytes is shorter than an event header")]
     ShortRecord(usize),
+    /// The header's `kind` is none the decoder knows (the eBPF object is newer).
     #[error("unknown ring-buffer event kind {0}")]
     UnknownKind(u32),
+    /// A DNS record's header announces more payload bytes than the record holds.
     #[error("DNS record claims {claimed} bytes but carries {carried}")]
-    DnsLength { claimed: usize, carried: usize },
+    DnsLength {
+        /// Payload length from the header, capped at the capture limit.
+        claimed: usize,
+        /// Bytes present after the header.
+        carried: usize,
+    },
+    /// The captured DNS payload is not a DNS message the parser accepts.
     #[error("malformed DNS message: {0}")]
     Dns(#[from] DnsError),
+    /// An L7 record's captured length exceeds the segment's payload length.
     #[error("L7 record claims {claimed} captured bytes of a {payload}-byte payload")]
-    L7Length { claimed: usize, payload: u32 },
+    L7Length {
+        /// Captured bytes the header announces.
+        claimed: usize,
+        /// The TCP payload length of the segment.
+        payload: u32,
+    },
+    /// An L7 record carries an IP protocol other than TCP.
     #[error("L7 record names unknown protocol {0}")]
     L7Protocol(u8),
+    /// [`Decoder::decode`] was given an L7 record, which may hold any number of
+    /// messages; [`Decoder::decode_each`] takes every kind.
     #[error("an L7 record can give any number of flows: decode it with decode_each")]
     L7NeedsEach,
 }
@@ -54,10 +74,15 @@ pub enum DecodeError {
 /// What the agent knows about an interface it observes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceInfo {
+    /// The link name flows report in `flow.interface.name` (e.g. `lxc1a2b`, `eth0`).
     pub name: String,
+    /// Which way ingress and egress point, so flows get the right direction.
     pub role: InterfaceRole,
 }
 
+/// Where an observed interface sits, which decides whether a packet entering it is
+/// reported as leaving a pod (egress, `FROM_ENDPOINT`) or arriving from the network
+/// (ingress, `FROM_NETWORK`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InterfaceRole {
     /// Host side of a pod's veth: TC ingress is traffic from the pod.
@@ -75,6 +100,9 @@ struct Interface {
     role: InterfaceRole,
 }
 
+/// Turns ring-buffer records into events for one agent. Holds per-connection state
+/// (request direction, DNS queries awaiting answers, L7 parsers), so records of one
+/// ring must go through one decoder in ring order.
 pub struct Decoder {
     node_name: Arc<str>,
     clock: BootClock,
@@ -96,6 +124,9 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// A decoder naming `node_name` in every flow and drop reasons with this
+    /// kernel's names. Interfaces it has not been told about decode with an empty
+    /// name and the endpoint role.
     pub fn new(node_name: String, drop_reasons: DropReasonNames) -> Self {
         Self {
             node_name: node_name.into(),
@@ -114,7 +145,7 @@ impl Decoder {
     }
 
     /// Limits and redaction of L7 parsing; connections followed so far are forgotten.
-    pub fn set_l7_settings(&mut self, settings: L7Settings) {
+    pub(crate) fn set_l7_settings(&mut self, settings: L7Settings) {
         self.l7 = L7Tracker::new(settings);
     }
 
@@ -123,6 +154,8 @@ impl Decoder {
         self.l7.stats()
     }
 
+    /// Names interface `ifindex` and its role for flows decoded from now on; `None`
+    /// forgets an interface that went away.
     pub fn set_interface(&mut self, ifindex: u32, info: Option<InterfaceInfo>) {
         match info {
             Some(info) => self.interfaces.insert(
@@ -137,7 +170,7 @@ impl Decoder {
     }
 
     /// Stops reporting drops with these kernel reasons; returns the names this kernel does not know.
-    pub fn ignore_drop_reasons<'a>(&mut self, names: &'a [String]) -> Vec<&'a str> {
+    pub(crate) fn ignore_drop_reasons<'a>(&mut self, names: &'a [String]) -> Vec<&'a str> {
         let mut unknown = Vec::new();
         for name in names {
             let name = name.trim().trim_start_matches("SKB_DROP_REASON_");
@@ -154,7 +187,7 @@ impl Decoder {
     /// no ping *datagram* socket claims, even when a raw socket (ping(8) with
     /// CAP_NET_RAW) already received its copy, so reporting it would show a
     /// successful ping as dropped.
-    pub fn ignores(&self, record: &[u8]) -> bool {
+    pub(crate) fn ignores(&self, record: &[u8]) -> bool {
         if record.len() < size_of::<FlowEvent>() {
             return false;
         }
@@ -167,7 +200,9 @@ impl Decoder {
         self.ignored_drop_reasons.contains(&event.reason) || (echo_reply && Some(event.reason) == self.no_socket)
     }
 
-    pub fn resample_clock(&mut self) {
+    /// Re-reads the offset between boot time and wall time, so flow times follow
+    /// steps of the wall clock (NTP, `date -s`); the datapath calls it on a timer.
+    pub(crate) fn resample_clock(&mut self) {
         self.clock = BootClock::sample();
     }
 

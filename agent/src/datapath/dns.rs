@@ -6,14 +6,19 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use thiserror::Error;
 
+/// Why a DNS message was not parsed; offsets count from the start of the message.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DnsError {
+    /// The message ends (or the capture cut it) before the field starting at this offset.
     #[error("DNS message truncated at byte {0}")]
     Truncated(usize),
+    /// Compression pointers from this offset chain more than 16 times, as a loop does.
     #[error("DNS name compression loop at byte {0}")]
     CompressionLoop(usize),
+    /// A name exceeds RFC 1035's 255-byte limit.
     #[error("DNS name longer than 255 bytes")]
     NameTooLong,
+    /// `QDCOUNT` is zero: Hubble's `flow.DNS.query` would have nothing to show.
     #[error("DNS message has no question")]
     NoQuestion,
 }
@@ -21,16 +26,23 @@ pub enum DnsError {
 /// The parts of a DNS message Hubble reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DnsMessage {
+    /// The header's ID, which pairs an answer with its query.
     pub id: u16,
+    /// The header's QR bit: set on answers.
     pub is_response: bool,
+    /// The header's 4-bit response code (0 NOERROR, 3 NXDOMAIN; [`rcode_name`] names it).
     pub rcode: u8,
     /// First question's name, fully qualified with the trailing dot ("example.com.").
     pub query: String,
+    /// Type names of every question ("A", "AAAA"), in message order (`flow.DNS.qtypes`).
     pub qtypes: Vec<&'static str>,
+    /// Addresses of the A and AAAA answers as text, in message order (`flow.DNS.ips`).
     pub ips: Vec<String>,
     /// Smallest TTL among the answers (0 without answers).
     pub ttl: u32,
+    /// Targets of the CNAME answers, fully qualified (`flow.DNS.cnames`).
     pub cnames: Vec<String>,
+    /// Type names of every answer record, in message order (`flow.DNS.rrtypes`).
     pub rrtypes: Vec<&'static str>,
 }
 
@@ -38,6 +50,9 @@ const HEADER_LEN: usize = 12;
 const MAX_POINTER_HOPS: usize = 16;
 const MAX_NAME_LEN: usize = 255;
 
+/// Parses one DNS message (UDP payload, or one message of a TCP stream without its
+/// length prefix). Answers of types other than A, AAAA and CNAME are counted in
+/// `rrtypes` and otherwise skipped.
 pub fn parse(message: &[u8]) -> Result<DnsMessage, DnsError> {
     let header = message.get(..HEADER_LEN).ok_or(DnsError::Truncated(message.len()))?;
     let id = u16::from_be_bytes([header[0], header[1]]);
@@ -180,6 +195,7 @@ pub fn type_name(rrtype: u16) -> &'static str {
     }
 }
 
+/// Response code names as Hubble prints them in flow summaries; "UNKNOWN" past REFUSED.
 pub fn rcode_name(rcode: u8) -> &'static str {
     match rcode {
         0 => "NOERROR",

@@ -14,6 +14,8 @@ pub struct DropReasonNames {
 }
 
 impl DropReasonNames {
+    /// The table read from this kernel's BTF (value to name, prefix stripped). An empty
+    /// table is valid: drops then carry their numeric reason only.
     pub fn new(names: HashMap<u32, String>) -> Self {
         Self {
             names: names.into_iter().map(|(value, name)| (value, name.into())).collect(),
@@ -21,18 +23,18 @@ impl DropReasonNames {
     }
 
     /// The name, shared rather than copied (flows keep it until they are read).
-    pub fn name(&self, value: u32) -> Option<Arc<str>> {
+    pub(crate) fn name(&self, value: u32) -> Option<Arc<str>> {
         self.names.get(&value).cloned()
     }
 
     /// The kernel's value for `name` (without the prefix), if this kernel has it.
-    pub fn value(&self, name: &str) -> Option<u32> {
+    pub(crate) fn value(&self, name: &str) -> Option<u32> {
         self.names.iter().find(|(_, n)| &***n == name).map(|(value, _)| *value)
     }
 }
 
 /// Hubble's equivalent of a kernel drop reason, where one exists.
-pub fn hubble_equivalent(kernel_name: &str) -> Option<DropReason> {
+pub(crate) fn hubble_equivalent(kernel_name: &str) -> Option<DropReason> {
     Some(match kernel_name {
         "NETFILTER_DROP" => DropReason::PolicyDenied,
         "NO_SOCKET" | "SOCKET_FILTER" => DropReason::SocketLookupFailed,

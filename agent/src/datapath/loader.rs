@@ -10,37 +10,57 @@ use super::btf::KernelBtf;
 use super::drop_reason::DropReasonNames;
 use super::l7_args::L7Port;
 
+/// Program name of the classifier on TC ingress (packets leaving a pod through its veth).
 pub const TC_INGRESS: &str = "sightline_tc_ingress";
-pub const TC_EGRESS: &str = "sightline_tc_egress";
-pub const XDP: &str = "sightline_xdp";
-pub const KFREE_SKB: &str = "sightline_kfree_skb";
+pub(crate) const TC_EGRESS: &str = "sightline_tc_egress";
+pub(crate) const XDP: &str = "sightline_xdp";
+pub(crate) const KFREE_SKB: &str = "sightline_kfree_skb";
+/// Name of the ring buffer every program writes its records to; take it from
+/// [`Loaded::ebpf`] to read them.
 pub const EVENTS_MAP: &str = "EVENTS";
-pub const STATS_MAP: &str = "STATS";
+pub(crate) const STATS_MAP: &str = "STATS";
 
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sightline"));
 
+/// What the programs are loaded with, built by
+/// [`DatapathArgs::load_settings`](super::DatapathArgs::load_settings). The first
+/// four are live: a running datapath changes them without a reload.
 #[derive(Debug, Clone)]
 pub struct LoadSettings {
-    pub aggregation_level: u32,
-    pub report_interval_ns: u64,
-    pub wakeup_every: u32,
-    pub drop_mode: u32,
-    pub drop_report_interval_ns: u64,
-    pub ring_buffer_bytes: u32,
+    /// `config::aggregation` value of `--monitor-aggregation`.
+    pub(crate) aggregation_level: u32,
+    /// `--monitor-aggregation-interval` in nanoseconds.
+    pub(crate) report_interval_ns: u64,
+    /// Ring-buffer records between reader wakeups (`--ring-wakeup-every`).
+    pub(crate) wakeup_every: u32,
+    /// `config::drop_mode` value of `--drop-events`.
+    pub(crate) drop_mode: u32,
+    /// `--drop-events-interval` in nanoseconds.
+    pub(crate) drop_report_interval_ns: u64,
+    /// Size of the `EVENTS` ring buffer (`--ring-buffer-bytes`).
+    pub(crate) ring_buffer_bytes: u32,
     /// Server ports selected for L7 capture.
-    pub l7_ports: Vec<L7Port>,
-    pub l7_detect: bool,
-    pub l7_capture_bytes: u32,
+    pub(crate) l7_ports: Vec<L7Port>,
+    /// `--l7-detect`: also capture connections on other ports whose first payload
+    /// looks like HTTP/1, HTTP/2 or Kafka.
+    pub(crate) l7_detect: bool,
+    /// Payload bytes copied per captured TCP segment.
+    pub(crate) l7_capture_bytes: u32,
 }
 
+/// The loaded object, its classifiers loaded but not yet attached.
 pub struct Loaded {
+    /// The object itself: attach its programs with
+    /// [`Attachments`](super::attach::Attachments) and take its maps from here.
     pub ebpf: Ebpf,
-    pub drop_reasons: DropReasonNames,
+    /// This kernel's drop-reason names read from BTF, for the decoder; empty when
+    /// BTF is unusable.
+    pub(crate) drop_reasons: DropReasonNames,
 }
 
 impl LoadSettings {
     /// The entries of the programs' `SETTINGS` map, by `config::setting` index.
-    pub fn live_values(&self) -> [u64; config::setting::COUNT as usize] {
+    pub(crate) fn live_values(&self) -> [u64; config::setting::COUNT as usize] {
         let mut values = [0; config::setting::COUNT as usize];
         values[config::setting::AGGREGATION_LEVEL as usize] = self.aggregation_level.into();
         values[config::setting::REPORT_INTERVAL_NS as usize] = self.report_interval_ns;
@@ -51,7 +71,7 @@ impl LoadSettings {
 }
 
 /// Writes the settings the programs read on every packet; they apply to the next one.
-pub fn write_live_settings(ebpf: &mut Ebpf, settings: &LoadSettings) -> Result<(), DatapathError> {
+pub(crate) fn write_live_settings(ebpf: &mut Ebpf, settings: &LoadSettings) -> Result<(), DatapathError> {
     let map = ebpf
         .map_mut(config::SETTINGS)
         .ok_or(DatapathError::MissingMap("SETTINGS"))?;
@@ -62,6 +82,9 @@ pub fn write_live_settings(ebpf: &mut Ebpf, settings: &LoadSettings) -> Result<(
     Ok(())
 }
 
+/// Loads the embedded object with `settings`, loads its classifiers and XDP program,
+/// and attaches the drop tracepoint when kernel BTF is usable (drop events are
+/// disabled with a warning otherwise). Needs `CAP_BPF` and `CAP_NET_ADMIN`.
 pub fn load(settings: &LoadSettings) -> Result<Loaded, DatapathError> {
     let mut offsets = SkbOffsets::default();
     let mut drop_reasons = DropReasonNames::default();
@@ -123,6 +146,8 @@ fn fill_l7_ports(ebpf: &mut Ebpf, ports: &[L7Port]) -> Result<(), DatapathError>
     Ok(())
 }
 
+/// Program `name` of the object as its concrete type; an error names a program the
+/// object lacks or a type that does not match.
 pub fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, DatapathError>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,

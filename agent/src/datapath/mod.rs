@@ -35,24 +35,35 @@ use self::reader::Reader;
 pub use self::settings::{AggregationLevel, DatapathArgs, DropEvents, LiveDatapath, TcAttachMode};
 use crate::event::EventSink;
 
+/// Why the datapath could not start or stopped. Most are fatal at startup (missing
+/// privileges, a kernel without the needed features); the agent exits with the text.
 #[derive(Debug, Error)]
 pub enum DatapathError {
+    /// The kernel rejected the object or a map (often missing `CAP_BPF` or memlock).
     #[error("loading eBPF object: {0}")]
     Load(#[from] aya::EbpfError),
+    /// Loading, attaching or detaching a program failed (e.g. the verifier refused it).
     #[error("eBPF program: {0}")]
     Program(#[from] aya::programs::ProgramError),
+    /// A map could not be opened as the expected type or written.
     #[error("eBPF map: {0}")]
     Map(#[from] aya::maps::MapError),
+    /// Creating the clsact qdisc for netlink attachment failed.
     #[error("TC setup: {0}")]
     Tc(#[from] aya::programs::tc::TcError),
+    /// `/sys/kernel/btf/vmlinux` could not be read for the drop tracepoint.
     #[error("kernel BTF: {0}")]
     Btf(#[from] aya::BtfError),
+    /// The embedded object lacks this program: the agent and `bpf/programs` disagree.
     #[error("the eBPF object has no program {0}")]
     MissingProgram(&'static str),
+    /// The embedded object lacks this map: the agent and `bpf/programs` disagree.
     #[error("the eBPF object has no map {0}")]
     MissingMap(&'static str),
+    /// Listing or watching links over rtnetlink, or registering the ring's descriptor.
     #[error("netlink: {0}")]
     Netlink(#[from] std::io::Error),
+    /// An `--l7-*` flag does not parse; the text names the flag and value.
     #[error(transparent)]
     L7Args(#[from] l7_args::L7ArgsError),
 }

@@ -8,6 +8,8 @@ use sightline_common::duration::parse_duration;
 use super::l7_args::{L7Args, L7ArgsError};
 use super::loader::LoadSettings;
 
+/// `--monitor-aggregation`: how many packets of a connection the kernel programs
+/// report, as Cilium's monitor aggregation levels. Changeable while running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AggregationLevel {
     /// Every packet.
@@ -21,7 +23,8 @@ pub enum AggregationLevel {
 }
 
 impl AggregationLevel {
-    pub fn kernel_value(self) -> u32 {
+    /// The level's number in the programs' `SETTINGS` map.
+    pub(crate) fn kernel_value(self) -> u32 {
         match self {
             Self::None => aggregation::NONE,
             Self::Low => aggregation::LOW,
@@ -31,12 +34,17 @@ impl AggregationLevel {
     }
 }
 
+/// `--drop-events`: which packets freed by the kernel (`kfree_skb`) become DROPPED
+/// flows. Changeable while running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DropEvents {
     /// Drops of traffic the classifiers have seen.
     Observed,
     /// Every packet the kernel drops.
     All,
+    // No drop reports; the drop program stays attached and returns at once. A doc
+    // comment here would become `--help` text, which must stay as it is.
+    #[allow(missing_docs)]
     Off,
 }
 
@@ -46,11 +54,17 @@ pub enum TcAttachMode {
     /// TCX links where the kernel has them (6.6+), clsact + netlink filters otherwise.
     #[default]
     Auto,
+    // TCX links only; attaching fails on kernels without TCX. A doc comment here
+    // would become `--help` text, which must stay as it is.
+    #[allow(missing_docs)]
     Tcx,
     /// A clsact qdisc (created if absent, removed on exit if we created it) and filters.
     Netlink,
 }
 
+/// The datapath's flags (`--interfaces`, `--monitor-aggregation`, ring-buffer and
+/// L7 capture settings), flattened into the agent's command line. `Default` gives
+/// the same values as the flags' defaults.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatapathArgs {
     /// Interfaces to observe with TC (names or globs, comma-separated). Default: every
@@ -97,6 +111,7 @@ pub struct DatapathArgs {
     /// detached, undecodable records, kernel ring-buffer losses; at most 10 a second.
     #[arg(long, env = "SIGHTLINE_DEBUG_EVENTS")]
     pub debug_events: bool,
+    /// L7 capture flags (`--l7-*`): which connections to parse, how much to copy.
     #[command(flatten)]
     pub l7: L7Args,
 }
@@ -125,14 +140,21 @@ impl Default for DatapathArgs {
 /// the configuration's live keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveDatapath {
+    /// `--interfaces` patterns; empty means every veth whose peer is in another netns.
     pub interfaces: Vec<String>,
+    /// `--monitor-aggregation`.
     pub monitor_aggregation: AggregationLevel,
+    /// `--monitor-aggregation-interval`: how often an active flow is reported again.
     pub monitor_aggregation_interval: Duration,
+    /// `--drop-events`.
     pub drop_events: DropEvents,
+    /// `--drop-events-interval`: at most one drop report per flow per interval.
     pub drop_events_interval: Duration,
 }
 
 impl DatapathArgs {
+    /// The live subset of these arguments, the starting value of the agent's
+    /// configuration watch.
     pub fn live(&self) -> LiveDatapath {
         LiveDatapath {
             interfaces: self.interfaces.clone(),
@@ -144,7 +166,7 @@ impl DatapathArgs {
     }
 
     /// These arguments with the live settings of `live` in place of their own.
-    pub fn with_live(&self, live: &LiveDatapath) -> Self {
+    pub(crate) fn with_live(&self, live: &LiveDatapath) -> Self {
         Self {
             interfaces: live.interfaces.clone(),
             monitor_aggregation: live.monitor_aggregation,
@@ -155,7 +177,8 @@ impl DatapathArgs {
         }
     }
 
-    /// Fails on L7 flags that do not parse, naming the flag and value.
+    /// The values [`loader::load`](super::loader::load) gives the eBPF programs. Fails
+    /// on L7 flags that do not parse, naming the flag and value.
     pub fn load_settings(&self) -> Result<LoadSettings, L7ArgsError> {
         Ok(LoadSettings {
             aggregation_level: self.monitor_aggregation.kernel_value(),
