@@ -42,7 +42,7 @@ impl<M: Message> Shared<M> {
     }
 
     /// The message's JSON text as `render` writes it, rendered on first use.
-    pub(crate) fn json(&self, render: impl FnOnce(&M) -> Vec<u8>) -> &[u8] {
+    pub fn json(&self, render: impl FnOnce(&M) -> Vec<u8>) -> &[u8] {
         self.json.get_or_init(|| render(&self.message).into_boxed_slice())
     }
 
