@@ -21,6 +21,8 @@ use crate::event::Event;
 pub enum FlowsItem {
     /// A flow sent whole: response `flow` = the flow, `time`/`node_name` from it.
     Shared(Arc<Entry>),
+    /// A response built for this client alone: field-masked flows, lost events and
+    /// node status messages, which differ per request.
     Owned(Box<GetFlowsResponse>),
 }
 
@@ -43,7 +45,8 @@ impl FlowsItem {
     }
 }
 
-pub type FlowsCodec = CodecPair<FlowsEncoder, ProstDecoder<GetFlowsRequest>>;
+/// The GetFlows codec pair: responses through [`FlowsEncoder`], requests decoded by prost.
+pub(crate) type FlowsCodec = CodecPair<FlowsEncoder, ProstDecoder<GetFlowsRequest>>;
 
 /// One per stream: first reads of flows encode into the stream's own arena.
 #[derive(Debug, Default)]
