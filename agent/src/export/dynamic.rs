@@ -214,6 +214,8 @@ pub struct DynamicExporters {
 }
 
 impl DynamicExporters {
+    /// No exporter runs until a `flowLogs` file is applied; `node_name` goes into every
+    /// line and `lost` counts events dropped by full queues.
     pub fn new(node_name: String, lost: Option<LostEvents>) -> Self {
         Self {
             running: Arc::default(),
