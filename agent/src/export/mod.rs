@@ -17,13 +17,13 @@ pub use args::ExportArgs;
 pub use dynamic::DynamicExporters;
 pub use exporter::{ExportThread, Exporter, ExporterTap};
 
-/// Why an exporter cannot start; the agent refuses to run rather than export the wrong thing.
+/// Why the exporter cannot start; each variant names the flag or file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    /// A flag (or dynamic `flowLogs` field) holds a value that does not parse.
+    /// An `--export-*` flag holds a value that does not parse or that its companion flag contradicts.
     #[error("--{flag}: {reason}")]
     Invalid {
-        /// The flag's name without dashes, e.g. `export-allowlist`.
+        /// The flag's name without its leading `--`, e.g. `export-allowlist`.
         flag: &'static str,
         /// What is wrong with the value, quoting it.
         reason: String,

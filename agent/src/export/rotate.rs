@@ -15,7 +15,7 @@ pub struct Rotation {
     /// Size in bytes the file may reach; a write that would pass it rotates first
     /// (a single batch larger than this still goes into one file).
     pub max_bytes: u64,
-    /// Backups kept after a rotation, newest first; 0 keeps none.
+    /// How many backups survive a rotation (the newest ones); 0 keeps none.
     pub max_backups: usize,
     /// Gzip each backup (`.gz` appended) right after it is renamed.
     pub compress: bool,
@@ -128,7 +128,7 @@ impl RotatingFile {
         Ok(())
     }
 
-    /// Pushes buffered lines to the file; the writer calls it when its queue is empty.
+    /// Flushes what was written; the writer thread calls it after every batch.
     pub fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
     }

@@ -76,7 +76,7 @@ impl FlowMetrics {
     }
 
     /// Counts `flow` in every handler whose filters it passes; runs on the pipeline
-    /// thread and allocates only for a label set not seen before.
+    /// thread, and counting into a series that already exists allocates nothing.
     pub fn process(&mut self, flow: &FlowRecord) {
         for configured in &mut self.handlers {
             if let Some(filters) = &configured.filters

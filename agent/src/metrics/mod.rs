@@ -39,8 +39,7 @@ pub enum MetricsError {
         /// What is malformed in it.
         reason: String,
     },
-    /// The same handler appears twice; Hubble refuses this too, as both would
-    /// register the same metric names.
+    /// The same handler appears twice; both would register the same metric names.
     #[error("metric {name:?} is listed twice")]
     Duplicate {
         /// The handler name.
@@ -104,7 +103,7 @@ pub enum MetricsError {
         /// The JSON or filter compiler's message.
         reason: String,
     },
-    /// Both `--metrics` and `--dynamic-metrics-config-path` are set; Hubble also takes only one.
+    /// Both `--metrics` and `--dynamic-metrics-config-path` are set; only one may configure the handlers.
     #[error("--metrics and --dynamic-metrics-config-path are mutually exclusive")]
     StaticAndDynamic,
 }

@@ -21,8 +21,8 @@ use crate::event::Event;
 pub enum FlowsItem {
     /// A flow sent whole: response `flow` = the flow, `time`/`node_name` from it.
     Shared(Arc<Entry>),
-    /// A response built for this client alone: field-masked flows, lost events and
-    /// node status messages, which differ per request.
+    /// A response built for this request alone: a field-masked flow, a lost-events
+    /// notice from the pipeline, or this reader's own ring losses.
     Owned(Box<GetFlowsResponse>),
 }
 

@@ -21,9 +21,9 @@ use crate::event::Event;
 pub enum Kind {
     /// GetFlows: flows, plus the pipeline's lost-event notices.
     Flows,
-    /// GetAgentEvents: agent lifecycle and endpoint events.
+    /// GetAgentEvents: Hubble's `AgentEvent`s.
     Agent,
-    /// GetDebugEvents: the datapath's debug events.
+    /// GetDebugEvents: Hubble's `DebugEvent`s from the datapath.
     Debug,
 }
 

@@ -35,7 +35,7 @@ use crate::peer::PeerSet;
 
 /// `sightline v<semver>` in ServerStatus, the bare semver in the response header.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Response header naming the server's version, which hubble-relay and the CLI read.
+/// Response header carrying the bare semver, under Hubble's name for it.
 const VERSION_HEADER: &str = "hubble-server-version";
 
 /// This agent as other components see it.
@@ -86,8 +86,9 @@ impl ObserverService {
         ))
     }
 
-    /// Serves `ring` as `node`; `stats` feed ServerStatus's seen/lost counts and
-    /// `lost_interval` is how long a follow stream gathers ring losses before reporting them.
+    /// Serves `ring` as `node`; `stats` answer ServerStatus (seen flows, flow rate) and
+    /// GetNamespaces, and `lost_interval` is how long a follow stream gathers ring
+    /// losses before reporting them.
     pub fn new(ring: Ring, stats: Arc<ObserverStats>, node: NodeIdentity, lost_interval: Duration) -> Self {
         let absolute_name = node.absolute_name().into();
         Self {

@@ -13,8 +13,8 @@ pub type PeerSet = Arc<BTreeMap<String, Peer>>;
 /// A source of the cluster's agents. Implementations publish the whole current set
 /// whenever it changes; the service computes the notifications.
 pub trait PeerSource: Send + Sync + 'static {
-    /// A receiver holding the current set; it is marked changed on every replacement,
-    /// so a `Notify` stream wakes once per change rather than polling.
+    /// A receiver holding the current set, marked changed on each replacement so a
+    /// `Notify` stream wakes instead of polling (quick successive sets may coalesce).
     fn subscribe(&self) -> watch::Receiver<PeerSet>;
 }
 
