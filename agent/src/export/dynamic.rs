@@ -339,7 +339,7 @@ impl DynamicExporters {
         }
     }
 
-    /// Follows `path`: reads it every [`POLL_INTERVAL`], applies it when its content
+    /// Follows `path`: reads it every `POLL_INTERVAL` (1 s), applies it when its content
     /// changed, and ends entries whose `end` has passed. The first read is applied
     /// before this returns, so a broken file at start is an error.
     pub fn follow_file(&self, path: PathBuf) -> Result<FileFollower, FlowLogsError> {

@@ -14,9 +14,9 @@ pub struct ObserverStats {
     /// Flows written to the ring since start, overwritten ones included; ServerStatus's
     /// `seen_flows`. Other event kinds are not counted.
     pub seen_flows: AtomicU64,
-    /// Published by the sink's [`NamespaceTracker`]; reading never blocks it.
+    /// Published by the sink's `NamespaceTracker`; reading never blocks it.
     pub namespaces: Namespaces,
-    /// Counted by the sink's [`FlowCounter`] for ServerStatus.flows_rate.
+    /// Counted by the sink's `FlowCounter` for ServerStatus.flows_rate.
     pub flow_rate: FlowRate,
 }
 
