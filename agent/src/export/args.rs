@@ -10,6 +10,8 @@ use super::aggregate::{AggregationSpec, DEFAULT_MAX_GROUPS};
 use crate::observer::fieldmask::FlowMask;
 use crate::observer::filter::FilterSet;
 
+/// The flow-log exporter's flags (Hubble's `hubble-export-*` set), flattened into the
+/// agent's command line; [`Exporter`](super::Exporter) is built from them.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExportArgs {
     /// Where flow logs go: `stdout` or a file; empty = no export.
@@ -71,11 +73,13 @@ pub(crate) fn parse_filters(flag: &'static str, text: &str) -> Result<Vec<FlowFi
 }
 
 impl ExportArgs {
-    pub fn enabled(&self) -> bool {
+    /// Whether a destination is set at all; without one no exporter thread is started.
+    pub(crate) fn enabled(&self) -> bool {
         !self.export_file_path.trim().is_empty()
     }
 
-    pub fn filters(&self) -> Result<FilterSet, ExportError> {
+    /// The allow and deny lists compiled once; an error names the flag and the filter.
+    pub(crate) fn filters(&self) -> Result<FilterSet, ExportError> {
         let allow = parse_filters("export-allowlist", &self.export_allowlist)?;
         let deny = parse_filters("export-denylist", &self.export_denylist)?;
         FilterSet::compile(&allow, &deny).map_err(|err| ExportError::Invalid {
@@ -84,7 +88,8 @@ impl ExportArgs {
         })
     }
 
-    pub fn mask(&self) -> Result<Option<FlowMask>, ExportError> {
+    /// The `--export-fieldmask` paths compiled, or `None` to export whole events.
+    pub(crate) fn mask(&self) -> Result<Option<FlowMask>, ExportError> {
         let paths = field_paths(&self.export_fieldmask);
         if paths.is_empty() {
             return Ok(None);
@@ -95,7 +100,8 @@ impl ExportArgs {
         })
     }
 
-    pub fn aggregation(&self) -> Result<Option<AggregationSpec>, ExportError> {
+    /// The aggregation settings, or `None` when flows are exported one by one.
+    pub(crate) fn aggregation(&self) -> Result<Option<AggregationSpec>, ExportError> {
         aggregation(&self.export_fieldaggregate, &self.export_aggregation_interval).map_err(|(field, reason)| {
             ExportError::Invalid {
                 flag: match field {
@@ -107,7 +113,8 @@ impl ExportArgs {
         })
     }
 
-    pub fn path(&self) -> Option<PathBuf> {
+    /// The file to write, or `None` for `stdout`.
+    pub(crate) fn path(&self) -> Option<PathBuf> {
         (self.export_file_path != "stdout").then(|| PathBuf::from(&self.export_file_path))
     }
 }

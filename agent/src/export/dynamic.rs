@@ -214,6 +214,8 @@ pub struct DynamicExporters {
 }
 
 impl DynamicExporters {
+    /// No exporter runs until a `flowLogs` file is applied; `node_name` goes into every
+    /// line and `lost` counts events dropped by full queues.
     pub fn new(node_name: String, lost: Option<LostEvents>) -> Self {
         Self {
             running: Arc::default(),
@@ -337,7 +339,7 @@ impl DynamicExporters {
         }
     }
 
-    /// Follows `path`: reads it every [`POLL_INTERVAL`], applies it when its content
+    /// Follows `path`: reads it every `POLL_INTERVAL` (1 s), applies it when its content
     /// changed, and ends entries whose `end` has passed. The first read is applied
     /// before this returns, so a broken file at start is an error.
     pub fn follow_file(&self, path: PathBuf) -> Result<FileFollower, FlowLogsError> {

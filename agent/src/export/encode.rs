@@ -3,7 +3,7 @@
 //! declared first, so `{"flow":…,"node_name":…,"time":…}`), HTML characters
 //! escaped as Go's `json.Encoder` does, and a newline.
 //!
-//! Flows take the direct writer ([`flow_json`](super::flow_json)); other events
+//! Flows take the direct writer ([`flow_json`]); other events
 //! and flows it cannot print take the generated serializer.
 
 use prost::bytes::BytesMut;

@@ -65,6 +65,8 @@ impl ExporterTap {
         }
     }
 
+    /// Queues `entry` if it passes the allow/deny lists; a full queue counts it in
+    /// `hubble_lost_events_total{source="hubble_exporter"}` instead of waiting.
     pub fn offer(&mut self, entry: &Arc<Entry>) {
         if !self.filters.matches(entry.event()) {
             return;
@@ -78,6 +80,7 @@ impl ExporterTap {
     }
 }
 
+/// Starts exporters: the static one from the flags, or one per dynamic `flowLogs` entry.
 pub struct Exporter;
 
 /// The writer thread. It ends once every [`ExporterTap`] is dropped and the
@@ -105,7 +108,8 @@ impl Exporter {
         Self::start_with_capacity(args, node_name, lost, QUEUE_CAPACITY)
     }
 
-    pub fn start_with_capacity(
+    /// [`start`](Self::start) with a queue of `capacity` events instead of [`QUEUE_CAPACITY`].
+    pub(crate) fn start_with_capacity(
         args: &ExportArgs,
         node_name: String,
         lost: Option<LostEvents>,
@@ -182,8 +186,11 @@ impl Exporter {
 pub struct ExportTarget {
     /// None = stdout.
     pub path: Option<std::path::PathBuf>,
+    /// When the file rotates; ignored for stdout.
     pub rotation: Rotation,
+    /// The allow and deny lists; events they reject are never queued.
     pub filters: FilterSet,
+    /// Flow fields to keep in each line; `None` writes whole events.
     pub mask: Option<FlowMask>,
     /// Flows are aggregated instead of written one by one.
     pub aggregation: Option<AggregationSpec>,

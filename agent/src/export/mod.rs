@@ -17,13 +17,23 @@ pub use args::ExportArgs;
 pub use dynamic::DynamicExporters;
 pub use exporter::{ExportThread, Exporter, ExporterTap};
 
+/// Why the exporter cannot start; each variant names the flag or file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
+    /// An `--export-*` flag holds a value that does not parse or that its companion flag contradicts.
     #[error("--{flag}: {reason}")]
-    Invalid { flag: &'static str, reason: String },
+    Invalid {
+        /// The flag's name without its leading `--`, e.g. `export-allowlist`.
+        flag: &'static str,
+        /// What is wrong with the value, quoting it.
+        reason: String,
+    },
+    /// The output file or the writer thread could not be set up.
     #[error("export file {path}: {source}")]
     File {
+        /// The file being opened (`stdout` when the thread failed to start for stdout).
         path: std::path::PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
 }

@@ -9,13 +9,19 @@ use std::path::{Path, PathBuf};
 
 use super::json_text::civil_from_days;
 
+/// When a [`RotatingFile`] rotates and what it keeps (Hubble's `export-file-*` flags).
 #[derive(Debug, Clone)]
 pub struct Rotation {
+    /// Size in bytes the file may reach; a write that would pass it rotates first
+    /// (a single batch larger than this still goes into one file).
     pub max_bytes: u64,
+    /// How many backups survive a rotation (the newest ones); 0 keeps none.
     pub max_backups: usize,
+    /// Gzip each backup (`.gz` appended) right after it is renamed.
     pub compress: bool,
 }
 
+/// An append-only log file that rotates by size; the writer thread owns it alone.
 pub struct RotatingFile {
     path: PathBuf,
     rotation: Rotation,
@@ -35,6 +41,8 @@ fn open(path: &Path) -> io::Result<(File, u64)> {
 }
 
 impl RotatingFile {
+    /// Opens `path` for appending (creating it and its directory), counting what it
+    /// already holds towards the next rotation.
     pub fn open(path: PathBuf, rotation: Rotation) -> io::Result<Self> {
         let (file, size) = open(&path)?;
         Ok(Self {
@@ -120,6 +128,7 @@ impl RotatingFile {
         Ok(())
     }
 
+    /// Flushes what was written; the writer thread calls it after every batch.
     pub fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
     }

@@ -6,6 +6,7 @@ use super::MetricsError;
 use super::engine::FlowMetrics;
 use super::options;
 
+/// The metrics server and flow-metrics flags, flattened into the agent's command line.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MetricsArgs {
     /// Address of the Prometheus `/metrics` server (`:9965`); empty = off.

@@ -70,10 +70,13 @@ impl FlowMetrics {
         })
     }
 
-    pub fn is_empty(&self) -> bool {
+    /// No handler configured: the sink then skips flows without looking at them.
+    pub(crate) fn is_empty(&self) -> bool {
         self.handlers.is_empty()
     }
 
+    /// Counts `flow` in every handler whose filters it passes; runs on the pipeline
+    /// thread, and counting into a series that already exists allocates nothing.
     pub fn process(&mut self, flow: &FlowRecord) {
         for configured in &mut self.handlers {
             if let Some(filters) = &configured.filters

@@ -9,12 +9,15 @@ use prometheus_client::metrics::MetricType;
 
 use crate::l7::{L7Protocol, L7Stats};
 
+/// Exposes the L7 parsers' counters (`sightline_l7_*`) to a Prometheus registry;
+/// the values are read from the shared stats at each scrape, never copied.
 #[derive(Debug)]
 pub struct L7Collector {
     stats: Arc<L7Stats>,
 }
 
 impl L7Collector {
+    /// A collector over `stats`, the same counters the datapath's L7 parsers increment.
     pub fn new(stats: Arc<L7Stats>) -> Self {
         Self { stats }
     }

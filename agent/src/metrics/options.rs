@@ -7,7 +7,9 @@ use super::MetricsError;
 /// One handler and its options, in the order given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricSpec {
+    /// The handler (`flow`, `drop`, `dns`, `httpV2`, ...), case as written.
     pub name: String,
+    /// `key=value` pairs in the order given; a bare key has the value `""`.
     pub options: Vec<(String, String)>,
 }
 

@@ -17,6 +17,8 @@ pub struct FlowFamilies {
 }
 
 impl FlowFamilies {
+    /// Makes `families` what the next scrape encodes (a reload's new handlers);
+    /// a scrape in progress finishes with the previous list.
     pub fn replace(&self, families: Vec<Arc<dyn Collect>>) {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = families;
     }

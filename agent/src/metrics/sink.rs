@@ -8,6 +8,8 @@ use super::engine::FlowMetrics;
 use super::registry::FlowFamilies;
 use crate::event::{Event, EventSink};
 
+/// `EventSink` that counts flows (and lost events) into the metrics, then passes every
+/// event on to `inner` unchanged.
 pub struct MetricsSink<S> {
     metrics: FlowMetrics,
     families: FlowFamilies,
@@ -22,8 +24,11 @@ pub struct MetricsSink<S> {
 /// A pod whose series are due for removal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GonePod {
+    /// The pod's namespace.
     pub namespace: String,
+    /// The pod's name, without the namespace.
     pub name: String,
+    /// Addresses the pod held, as series labels spell them.
     pub ips: Vec<String>,
 }
 
@@ -48,6 +53,7 @@ impl GonePod {
 }
 
 impl<S: EventSink> MetricsSink<S> {
+    /// Counts with `metrics`, whose families `families` publishes to scrapes.
     pub fn new(metrics: FlowMetrics, families: FlowFamilies, inner: S) -> Self {
         families.replace(metrics.collectors());
         Self {
@@ -60,11 +66,14 @@ impl<S: EventSink> MetricsSink<S> {
         }
     }
 
+    /// Switches to each configuration received on `reloads` (the newest, when several
+    /// are queued) at the next idle moment; unchanged handlers keep their series.
     pub fn with_reloads(mut self, reloads: Receiver<FlowMetrics>) -> Self {
         self.reloads = Some(reloads);
         self
     }
 
+    /// Removes the series of each pod received on `gone` at the next idle moment.
     pub fn with_expiry(mut self, gone: Receiver<GonePod>) -> Self {
         self.gone = Some(gone);
         self
@@ -76,6 +85,7 @@ impl<S: EventSink> MetricsSink<S> {
         self
     }
 
+    /// The next stage, e.g. for tests that read what reached it.
     pub fn inner_mut(&mut self) -> &mut S {
         &mut self.inner
     }

@@ -21,6 +21,8 @@ use crate::event::Event;
 pub enum FlowsItem {
     /// A flow sent whole: response `flow` = the flow, `time`/`node_name` from it.
     Shared(Arc<Entry>),
+    /// A response built for this request alone: a field-masked flow, a lost-events
+    /// notice from the pipeline, or this reader's own ring losses.
     Owned(Box<GetFlowsResponse>),
 }
 
@@ -43,7 +45,8 @@ impl FlowsItem {
     }
 }
 
-pub type FlowsCodec = CodecPair<FlowsEncoder, ProstDecoder<GetFlowsRequest>>;
+/// The GetFlows codec pair: responses through [`FlowsEncoder`], requests decoded by prost.
+pub(crate) type FlowsCodec = CodecPair<FlowsEncoder, ProstDecoder<GetFlowsRequest>>;
 
 /// One per stream: first reads of flows encode into the stream's own arena.
 #[derive(Debug, Default)]

@@ -19,8 +19,11 @@ use crate::event::Event;
 /// Which events a request is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// GetFlows: flows, plus the pipeline's lost-event notices.
     Flows,
+    /// GetAgentEvents: Hubble's `AgentEvent`s.
     Agent,
+    /// GetDebugEvents: Hubble's `DebugEvent`s from the datapath.
     Debug,
 }
 
@@ -33,14 +36,24 @@ impl Kind {
     }
 }
 
+/// A read request as the cursor needs it, decoded from a Hubble request message.
 #[derive(Debug, Clone)]
 pub struct Query {
+    /// Which stream the request came on; events of other kinds are skipped.
     pub kind: Kind,
+    /// Hubble's `number`: how many matching events to return (the newest ones, or the
+    /// oldest with `first`); 0 means no limit.
     pub number: u64,
+    /// Hubble's `first`: read from the oldest end of the ring instead of the newest.
     pub first: bool,
+    /// Hubble's `follow`: keep streaming new events instead of ending at the head seen
+    /// when the request arrived.
     pub follow: bool,
+    /// Skip events older than this; also where a rewind stops.
     pub since: Option<Timestamp>,
+    /// End the stream at the first event newer than this.
     pub until: Option<Timestamp>,
+    /// The request's whitelist and blacklist; applied to flows only.
     pub filters: FilterSet,
 }
 
@@ -51,8 +64,11 @@ pub enum Item {
     Event(Arc<Entry>),
     /// This reader was overtaken by the writer and missed `count` events.
     RingLost {
+        /// Events skipped since the previous report.
         count: u64,
+        /// When the first of them was noticed missing (not when it was written).
         first: Timestamp,
+        /// When the last of them was noticed missing.
         last: Timestamp,
     },
 }
@@ -90,6 +106,8 @@ impl LostCounter {
 /// How many skipped events a cursor scans before letting other tasks run.
 const SCAN_BUDGET: u32 = 4096;
 
+/// One request's position in the ring: yields the events its [`Query`] selects, in
+/// ring order, with a [`Item::RingLost`] whenever the writer overtook it.
 pub struct Cursor {
     ring: Ring,
     query: Query,
@@ -106,6 +124,9 @@ pub struct Cursor {
 }
 
 impl Cursor {
+    /// A cursor over `ring` for `query`; `lost_interval` is how long missed events are
+    /// accumulated before a follow stream reports them (they are also reported when the
+    /// cursor catches up and at the end). The start position is found on the first read.
     pub fn new(ring: Ring, query: Query, lost_interval: Duration) -> Self {
         let end = ring.head();
         Self {
@@ -130,6 +151,8 @@ impl Cursor {
         self.lost.take()
     }
 
+    /// The next item, waiting for the writer when a follow stream has caught up;
+    /// `None` once the request is complete (never for a follow stream without `until`).
     pub async fn next(&mut self) -> Option<Item> {
         if !self.started {
             self.next = self.start().await;

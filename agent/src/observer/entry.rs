@@ -10,6 +10,8 @@ use sightline_proto::wire::Writer;
 
 use crate::event::Event;
 
+/// One ring slot: the event and, once a client has sent it unmasked, the flow's
+/// encoded `GetFlowsResponse`, which later clients copy instead of re-encoding.
 #[derive(Debug)]
 pub struct Entry {
     event: Event,
@@ -56,6 +58,7 @@ impl EncodeArena {
 }
 
 impl Entry {
+    /// A slot for `event` with nothing encoded yet.
     pub fn new(event: Event) -> Self {
         Self {
             event,
@@ -63,6 +66,7 @@ impl Entry {
         }
     }
 
+    /// The event as the pipeline produced it; filters and masked responses read this.
     pub fn event(&self) -> &Event {
         &self.event
     }

@@ -14,10 +14,14 @@ use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_va
 use prost_reflect::{DescriptorPool, MessageDescriptor};
 use sightline_proto::flow::Flow;
 
+/// Why a `field_mask` was refused; GetFlows answers it as InvalidArgument.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum FieldMaskError {
+    /// A dotted path names no field of `flow.Flow` (the whole path is given).
     #[error("invalid field_mask path {0:?}: no such field in flow.Flow")]
     UnknownPath(String),
+    /// The compiled-in descriptor set is unreadable or lacks `flow.Flow`: a build
+    /// defect, not a client error.
     #[error("the Hubble descriptor set could not be loaded: {0}")]
     Descriptor(String),
 }
@@ -48,6 +52,8 @@ fn flow_descriptor() -> Result<MessageDescriptor, FieldMaskError> {
 }
 
 impl FlowMask {
+    /// Resolves `paths` (protobuf field names joined by dots, as in Hubble's
+    /// `field_mask`) once per request; an empty list keeps every field.
     pub fn compile(paths: &[String]) -> Result<Self, FieldMaskError> {
         if paths.is_empty() {
             return Ok(Self::default());
@@ -60,10 +66,12 @@ impl FlowMask {
         Ok(Self { root: Some(root) })
     }
 
+    /// True when the mask keeps everything, so callers can send the shared encoding.
     pub fn is_empty(&self) -> bool {
         self.root.is_none()
     }
 
+    /// A copy of `flow` holding only the kept fields (the whole flow for an empty mask).
     pub fn apply(&self, flow: &Flow) -> Flow {
         let Some(root) = &self.root else { return flow.clone() };
         let encoded = flow.encode_to_vec();

@@ -28,8 +28,11 @@ pub const MAX_CAPACITY: usize = (1 << 20) - 1;
 /// Hubble's default (`hubble-event-buffer-capacity`).
 pub const DEFAULT_CAPACITY: usize = 4095;
 
+/// A ring that cannot be built; the message names the accepted range.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RingError {
+    /// The requested capacity (`--event-buffer-capacity`, Hubble's
+    /// `hubble-event-buffer-capacity`) is not 2^n - 1 or exceeds [`MAX_CAPACITY`].
     #[error("ring capacity {0} must be one less than a power of two, between 1 and {MAX_CAPACITY}")]
     InvalidCapacity(usize),
 }
@@ -161,6 +164,7 @@ impl RingWriter {
         });
     }
 
+    /// Another reading handle onto this writer's ring; it can read every event still held.
     pub fn ring(&self) -> Ring {
         Ring {
             shared: self.shared.clone(),
@@ -182,9 +186,11 @@ impl Drop for RingWriter {
 /// What a reader finds at a sequence number.
 #[derive(Debug, Clone)]
 pub enum Read {
+    /// The event at that sequence number; the reader keeps it alive after it is overwritten.
     Event(Arc<Entry>),
     /// The event was overwritten; the oldest readable one is `oldest`.
     Overwritten {
+        /// Sequence number to continue from; everything before it is lost to this reader.
         oldest: u64,
     },
     /// Not written yet.
@@ -207,6 +213,7 @@ impl std::fmt::Debug for Ring {
 }
 
 impl Ring {
+    /// How many events the ring holds once full; older ones are overwritten.
     pub fn capacity(&self) -> u64 {
         self.shared.capacity
     }
@@ -221,6 +228,7 @@ impl Ring {
         self.head().min(self.shared.capacity)
     }
 
+    /// True until the first event is written (an overwritten ring is never empty again).
     pub fn is_empty(&self) -> bool {
         self.head() == 0
     }
@@ -230,6 +238,7 @@ impl Ring {
         self.head().saturating_sub(self.shared.capacity)
     }
 
+    /// The event with sequence number `seq`, or why it cannot be read; never waits.
     pub fn get(&self, seq: u64) -> Read {
         let head = self.head();
         if seq >= head {

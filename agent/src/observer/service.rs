@@ -35,12 +35,15 @@ use crate::peer::PeerSet;
 
 /// `sightline v<semver>` in ServerStatus, the bare semver in the response header.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-pub const VERSION_HEADER: &str = "hubble-server-version";
+/// Response header carrying the bare semver, under Hubble's name for it.
+const VERSION_HEADER: &str = "hubble-server-version";
 
 /// This agent as other components see it.
 #[derive(Debug, Clone)]
 pub struct NodeIdentity {
+    /// The Kubernetes node name (`--node-name`), without the cluster prefix.
     pub node_name: String,
+    /// `--cluster-name`; empty or `default` leaves node names in responses unprefixed.
     pub cluster_name: String,
     /// Where a client dials this agent (`host:port`, or `unix://path`) when the
     /// announced peers do not say (see [`ObserverService::announced_in`]).
@@ -56,6 +59,8 @@ impl NodeIdentity {
     }
 }
 
+/// The `observer.Observer` gRPC service over one ring: GetFlows, GetAgentEvents,
+/// GetDebugEvents, GetNodes, GetNamespaces and ServerStatus.
 #[derive(Clone)]
 pub struct ObserverService {
     ring: Ring,
@@ -81,6 +86,9 @@ impl ObserverService {
         ))
     }
 
+    /// Serves `ring` as `node`; `stats` answer ServerStatus (seen flows, flow rate) and
+    /// GetNamespaces, and `lost_interval` is how long a follow stream gathers ring
+    /// losses before reporting them.
     pub fn new(ring: Ring, stats: Arc<ObserverStats>, node: NodeIdentity, lost_interval: Duration) -> Self {
         let absolute_name = node.absolute_name().into();
         Self {
@@ -182,6 +190,7 @@ fn query(kind: Kind, c: Common, filters: FilterSet) -> Result<Query, Status> {
     })
 }
 
+/// The response stream of every server-streaming Observer RPC.
 pub type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 fn stream<T: Send + 'static>(cursor: Cursor, convert: impl FnMut(Item) -> Option<T> + Send + 'static) -> BoxStream<T> {

@@ -11,10 +11,12 @@ use crate::event::{Event, EventSink};
 /// What the server reads about the pipeline besides the ring.
 #[derive(Debug, Default)]
 pub struct ObserverStats {
+    /// Flows written to the ring since start, overwritten ones included; ServerStatus's
+    /// `seen_flows`. Other event kinds are not counted.
     pub seen_flows: AtomicU64,
-    /// Published by the sink's [`NamespaceTracker`]; reading never blocks it.
+    /// Published by the sink's `NamespaceTracker`; reading never blocks it.
     pub namespaces: Namespaces,
-    /// Counted by the sink's [`FlowCounter`] for ServerStatus.flows_rate.
+    /// Counted by the sink's `FlowCounter` for ServerStatus.flows_rate.
     pub flow_rate: FlowRate,
 }
 
@@ -43,6 +45,8 @@ pub struct RingSink {
 }
 
 impl RingSink {
+    /// The ring's only writer, publishing what it counts into `stats` (shared with the
+    /// server that answers ServerStatus and GetNamespaces).
     pub fn new(writer: RingWriter, stats: Arc<ObserverStats>) -> Self {
         Self {
             writer,

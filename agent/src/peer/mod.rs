@@ -10,13 +10,17 @@ use sightline_common::names;
 mod service;
 mod source;
 
-pub use service::PeerService;
+pub(crate) use service::PeerService;
 pub use source::{AnnouncedPeers, PeerError, PeerSet, PeerSource, parse_peers};
 
 /// One agent of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
+    /// The Kubernetes node name (or the `--peers` name), without the cluster prefix;
+    /// hubble-relay shows it as the node and the TLS server name is built from it.
     pub node_name: String,
+    /// The cluster this agent belongs to (`--cluster-name`); empty or `default`
+    /// leaves the node name unprefixed, as Hubble does.
     pub cluster_name: String,
     /// `host:port` (or a unix socket path) where its Hubble server listens.
     pub address: String,

@@ -13,15 +13,16 @@ use tonic::{Request, Response, Status};
 use super::Peer;
 use super::source::{PeerSet, PeerSource};
 
+/// The `peer.Peer` gRPC service over a [`PeerSource`].
 #[derive(Clone)]
-pub struct PeerService {
+pub(crate) struct PeerService {
     source: Arc<dyn PeerSource>,
     /// Whether agents serve TLS, i.e. whether notifications carry a server name.
     tls: bool,
 }
 
 impl PeerService {
-    pub fn new(source: Arc<dyn PeerSource>, tls: bool) -> Self {
+    pub(crate) fn new(source: Arc<dyn PeerSource>, tls: bool) -> Self {
         Self { source, tls }
     }
 }

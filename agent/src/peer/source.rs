@@ -13,13 +13,18 @@ pub type PeerSet = Arc<BTreeMap<String, Peer>>;
 /// A source of the cluster's agents. Implementations publish the whole current set
 /// whenever it changes; the service computes the notifications.
 pub trait PeerSource: Send + Sync + 'static {
+    /// A receiver holding the current set, marked changed on each replacement so a
+    /// `Notify` stream wakes instead of polling (quick successive sets may coalesce).
     fn subscribe(&self) -> watch::Receiver<PeerSet>;
 }
 
+/// Why a `--peers` list was refused; each variant carries the offending entry or name.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PeerError {
+    /// An entry lacks the `=` or has an empty name or address.
     #[error("invalid peer {0:?}: expected name=address")]
     Malformed(String),
+    /// Two entries share a node name, which would make one of them unreachable by name.
     #[error("duplicate peer name {0:?}")]
     Duplicate(String),
 }
@@ -59,12 +64,15 @@ fn to_set(peers: Vec<Peer>) -> PeerSet {
 }
 
 impl AnnouncedPeers {
+    /// Starts with `peers` (possibly empty); peers sharing a full name keep the last one.
     pub fn new(peers: Vec<Peer>) -> Self {
         Self {
             sender: watch::Sender::new(to_set(peers)),
         }
     }
 
+    /// Publishes `peers` as the whole new set: peers missing from it are announced as
+    /// deleted, new ones as added, changed addresses as updated.
     pub fn replace(&self, peers: Vec<Peer>) {
         self.sender.send_replace(to_set(peers));
     }

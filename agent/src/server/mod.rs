@@ -65,7 +65,7 @@ pub struct ServerOptions {
 #[derive(Clone)]
 pub struct Services {
     pub observer: ObserverService,
-    pub peer: PeerService,
+    pub(crate) peer: PeerService,
     /// Counts every call (`grpc_server_*`), as Hubble's go-grpc-prometheus interceptors do.
     pub grpc_metrics: GrpcServerMetrics,
 }

@@ -39,13 +39,13 @@ impl Prefix {
 
 /// The values of one IP field: OR over exact addresses and prefixes.
 #[derive(Debug, Clone, Default)]
-pub struct IpSet {
+pub(crate) struct IpSet {
     exact: Vec<IpAddr>,
     prefixes: Vec<Prefix>,
 }
 
 impl IpSet {
-    pub fn parse(field: &'static str, values: &[String]) -> Result<Self, FilterError> {
+    pub(crate) fn parse(field: &'static str, values: &[String]) -> Result<Self, FilterError> {
         let mut set = Self::default();
         for value in values {
             if let Some((addr, len)) = value.split_once('/') {
@@ -66,13 +66,13 @@ impl IpSet {
         Ok(set)
     }
 
-    pub fn merge(&mut self, other: IpSet) {
+    pub(crate) fn merge(&mut self, other: IpSet) {
         self.exact.extend(other.exact);
         self.prefixes.extend(other.prefixes);
     }
 
     /// Addresses compare as addresses, so "fd00::1" matches "fd00:0::1".
-    pub fn matches(&self, addr: IpAddr) -> bool {
+    pub(crate) fn matches(&self, addr: IpAddr) -> bool {
         self.exact.contains(&addr) || self.prefixes.iter().any(|p| p.contains(addr))
     }
 }

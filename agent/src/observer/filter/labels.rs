@@ -30,7 +30,7 @@ struct Requirement {
 
 /// A selector: all requirements must hold.
 #[derive(Debug, Clone)]
-pub struct Selector {
+pub(crate) struct Selector {
     requirements: Vec<Requirement>,
 }
 
@@ -371,7 +371,7 @@ impl<'a> Parser<'a> {
 impl Selector {
     /// Kubernetes label-selector syntax, keys with an optional Cilium source. As
     /// in Hubble, a selector without requirements (`""`) matches every flow.
-    pub fn parse(field: &'static str, text: &str) -> Result<Self, FilterError> {
+    pub(crate) fn parse(field: &'static str, text: &str) -> Result<Self, FilterError> {
         let mut parser = Parser {
             tokens: tokens(text),
             position: 0,
@@ -382,7 +382,7 @@ impl Selector {
         Ok(Self { requirements })
     }
 
-    pub fn matches(&self, labels: &[String]) -> bool {
+    pub(crate) fn matches(&self, labels: &[String]) -> bool {
         self.requirements.iter().all(|r| r.matches(labels))
     }
 }

@@ -20,22 +20,27 @@ use sightline_proto::flow::{EventTypeFilter, FlowFilter};
 use crate::event::Event;
 use crate::flow_record::FlowRecord;
 use any_of::AnyOf;
-pub use predicate::{HttpStatus, IpField, PortSet, Predicate, Side};
+pub(crate) use predicate::{HttpStatus, IpField, PortSet, Predicate, Side};
 use predicate::{enum_bits, protocol, tcp_flag_bits};
 
 /// Monitor message type of L7 (access log) events; HTTP filters need it.
 const L7_EVENT_TYPE: i32 = 129;
 
+/// A FlowFilter value that cannot be compiled; GetFlows answers it as InvalidArgument
+/// with this text.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("invalid filter {field}={value:?}: {reason}")]
 pub struct FilterError {
+    /// The FlowFilter field, by its proto name (`source_ip`, `http_path`, ...).
     pub field: &'static str,
+    /// The offending value as the client sent it (empty when the value was empty).
     pub value: String,
+    /// What is wrong with it, e.g. the regex or CIDR parser's message.
     pub reason: String,
 }
 
 impl FilterError {
-    pub fn invalid(field: &'static str, value: &str, reason: impl Into<String>) -> Self {
+    fn invalid(field: &'static str, value: &str, reason: impl Into<String>) -> Self {
         Self {
             field,
             value: value.to_owned(),
@@ -51,6 +56,8 @@ pub struct CompiledFilter {
 }
 
 impl CompiledFilter {
+    /// Whether `event` passes this one filter. A non-flow event can only pass a filter
+    /// whose fields are all `event_type`; lost-event notices pass any such filter.
     #[inline]
     pub fn matches(&self, event: &Event) -> bool {
         match event {
@@ -59,6 +66,7 @@ impl CompiledFilter {
         }
     }
 
+    /// Whether `flow` satisfies every populated field of the filter.
     #[inline]
     pub fn matches_flow(&self, flow: &FlowRecord) -> bool {
         self.predicates.iter().all(|p| p.matches(flow))
@@ -79,6 +87,8 @@ pub struct FilterSet {
 }
 
 impl FilterSet {
+    /// Compiles a request's `whitelist` and `blacklist` once; the first invalid value
+    /// in either list fails the whole request. Two empty lists match everything.
     pub fn compile(whitelist: &[FlowFilter], blacklist: &[FlowFilter]) -> Result<Self, FilterError> {
         let compile_all = |list: &[FlowFilter]| {
             list.iter()
@@ -98,6 +108,7 @@ impl FilterSet {
         })
     }
 
+    /// Whether `event` is in the whitelist (or it is empty) and not in the blacklist.
     #[inline]
     pub fn matches(&self, event: &Event) -> bool {
         match event {
@@ -106,6 +117,7 @@ impl FilterSet {
         }
     }
 
+    /// [`matches`](Self::matches) for a flow: the per-flow path of GetFlows and metrics.
     #[inline]
     pub fn matches_flow(&self, flow: &FlowRecord) -> bool {
         if let Some(predicate) = &self.single {

@@ -7,13 +7,13 @@ use super::FilterError;
 
 /// `ns/prefix`, `ns/`, `/prefix` or a bare `prefix` (namespace "default").
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NamespacedPrefix {
+pub(crate) struct NamespacedPrefix {
     pub namespace: String,
     pub prefix: String,
 }
 
 impl NamespacedPrefix {
-    pub fn parse(field: &'static str, value: &str) -> Result<Self, FilterError> {
+    pub(crate) fn parse(field: &'static str, value: &str) -> Result<Self, FilterError> {
         if value.is_empty() {
             return Err(FilterError::invalid(field, value, "name must not be empty"));
         }
@@ -29,7 +29,7 @@ impl NamespacedPrefix {
         })
     }
 
-    pub fn matches(&self, namespace: &str, name: &str) -> bool {
+    pub(crate) fn matches(&self, namespace: &str, name: &str) -> bool {
         if namespace.is_empty() && name.is_empty() {
             return false;
         }

@@ -13,13 +13,13 @@ use crate::event::Event;
 use crate::flow_record::FlowRecord;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
+pub(crate) enum Side {
     Source,
     Destination,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IpField {
+pub(crate) enum IpField {
     Source,
     Destination,
     SourceXlated,
@@ -27,7 +27,7 @@ pub enum IpField {
 
 /// Ports as up to eight inline values, or a 64 Ki-bit map beyond (merged filters).
 #[derive(Debug, Clone)]
-pub enum PortSet {
+pub(crate) enum PortSet {
     /// Unused places repeat the first port, so a lookup compares all eight at once
     /// with no length and no pointer to follow.
     Few([u16; 8]),
@@ -35,7 +35,7 @@ pub enum PortSet {
 }
 
 impl PortSet {
-    pub fn new(ports: Vec<u16>) -> Self {
+    pub(crate) fn new(ports: Vec<u16>) -> Self {
         match ports.first() {
             Some(&first) if ports.len() <= 8 => {
                 let mut few = [first; 8];
@@ -90,13 +90,13 @@ pub(super) mod protocol {
 }
 
 #[derive(Debug, Clone)]
-pub enum HttpStatus {
+pub(crate) enum HttpStatus {
     Exact(String),
     Prefix(String),
 }
 
 #[derive(Debug, Clone)]
-pub enum Predicate {
+pub(crate) enum Predicate {
     Uuid(Vec<String>),
     Ip(IpField, IpSet),
     Pod(Side, Vec<NamespacedPrefix>),
@@ -222,7 +222,7 @@ fn percent_decode(text: &str) -> Option<String> {
 impl Predicate {
     /// Folds `other` into `self` when both are OR-able value lists of one field,
     /// so N single-field filters cost one lookup.
-    pub fn merge(&mut self, other: Predicate) -> Result<(), Predicate> {
+    pub(crate) fn merge(&mut self, other: Predicate) -> Result<(), Predicate> {
         match (self, other) {
             (Predicate::Port(a, set), Predicate::Port(b, other)) if *a == b => {
                 let mut ports = set.ports();
@@ -253,7 +253,7 @@ impl Predicate {
     }
 
     /// Relative evaluation cost: cheap checks run first, so a failing one skips the rest.
-    pub fn cost(&self) -> u8 {
+    pub(crate) fn cost(&self) -> u8 {
         match self {
             Predicate::Port(..)
             | Predicate::Verdict(_)
@@ -290,7 +290,7 @@ impl Predicate {
     }
 
     /// Whether a non-flow event passes this field (only `event_type` can).
-    pub fn matches_other(&self, event: &Event) -> bool {
+    pub(crate) fn matches_other(&self, event: &Event) -> bool {
         let Predicate::EventType(entries) = self else {
             return false;
         };
@@ -307,7 +307,7 @@ impl Predicate {
 
     /// The common L3/L4 fields inline; the rest out of line, to keep this small.
     #[inline]
-    pub fn matches(&self, flow: &FlowRecord) -> bool {
+    pub(crate) fn matches(&self, flow: &FlowRecord) -> bool {
         match self {
             Predicate::Port(side, set) => port(flow, *side).is_some_and(|p| set.contains(p)),
             Predicate::Verdict(bits) => has_bit(*bits, flow.verdict),

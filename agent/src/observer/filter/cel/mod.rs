@@ -40,7 +40,7 @@ struct Program {
 
 /// The OR of a filter's CEL expressions.
 #[derive(Clone)]
-pub struct CelFilter {
+pub(crate) struct CelFilter {
     programs: Vec<Program>,
     flow: MessageDescriptor,
 }
@@ -53,7 +53,7 @@ impl fmt::Debug for CelFilter {
 }
 
 impl CelFilter {
-    pub fn compile(expressions: &[String]) -> Result<Self, FilterError> {
+    pub(crate) fn compile(expressions: &[String]) -> Result<Self, FilterError> {
         let flow = types::flow_message().map_err(|e| FilterError::invalid(FIELD, "", e))?;
         let programs = expressions
             .iter()
@@ -67,7 +67,7 @@ impl CelFilter {
     }
 
     #[inline]
-    pub fn matches(&self, record: &FlowRecord) -> bool {
+    pub(crate) fn matches(&self, record: &FlowRecord) -> bool {
         self.programs.iter().any(|program| {
             let mut evaluation = Evaluation {
                 view: FlowView::new(record, &self.flow),
