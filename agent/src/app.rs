@@ -22,26 +22,37 @@ use crate::peer::{AnnouncedPeers, Peer, PeerError, PeerService, PeerSource, pars
 use crate::server::{BoundServer, Listeners, ServerError, ServerOptions, Services, TlsFiles};
 use crate::synthetic;
 
+/// Why the agent could not start; each message names the flag or file to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// A flag value that parses but cannot be used (listen address, socket path).
     #[error(transparent)]
     Cli(#[from] CliError),
+    /// `--event-buffer-capacity` is not one less than a power of two within the ring's bounds.
     #[error(transparent)]
     Ring(#[from] RingError),
+    /// A `--peers` entry that is not `name=address`, or a name given twice.
     #[error(transparent)]
     Peers(#[from] PeerError),
+    /// The Hubble server could not bind its TCP address or unix socket, or read its TLS files.
     #[error(transparent)]
     Server(#[from] ServerError),
+    /// `--metrics` or `--dynamic-metrics-config-path` is invalid, or `/metrics` could not start.
     #[error(transparent)]
     Metrics(#[from] crate::metrics::runtime::MetricsStartError),
+    /// The static flow-log exporter (`--export-file-path` and friends) could not start.
     #[error("flow export: {0}")]
     Export(#[from] crate::export::ExportError),
+    /// `--flowlogs-config-path` could not be read or followed.
     #[error(transparent)]
     FlowLogs(#[from] crate::export::dynamic::FlowLogsError),
+    /// Kubernetes metadata was asked for but the client or a watch could not start.
     #[error("kubernetes: {0}")]
     K8s(#[from] K8sError),
+    /// The live configuration (file or ConfigMap) was unreadable or invalid at start.
     #[error("configuration: {0}")]
     Live(#[from] crate::live::LiveConfigError),
+    /// Server TLS is on (the default) without both a certificate and a key.
     #[error("TLS is on for --listen-address but {missing} is not set: set it, or pass --disable-server-tls")]
     MissingTlsFiles {
         /// The flags that are not set, e.g. `--tls-key-file`.
@@ -52,8 +63,11 @@ pub enum AppError {
 /// A started agent: feed `pipeline()` (or `sink` directly, without enrichment), then
 /// `server.run(shutdown)`.
 pub struct Agent {
+    /// The name this agent reports in `Flow.node_name` and `ServerStatus`, cluster-prefixed.
     pub node_name: String,
+    /// Writes events into the observer ring without enrichment or metrics.
     pub sink: RingSink,
+    /// The Hubble gRPC server, already bound; it serves nothing until `run` is awaited.
     pub server: BoundServer,
     /// The peer list `peer.Peer` announces: `--peers`, else the cluster's Nodes.
     pub peers: Arc<AnnouncedPeers>,
@@ -86,6 +100,11 @@ fn tls_files(args: &Args) -> Result<Option<TlsFiles>, AppError> {
 }
 
 impl Agent {
+    /// Binds the server and starts metrics, exporters and Kubernetes watches as `args`
+    /// asks, but no event source: the caller feeds `sink` or `pipeline()`.
+    ///
+    /// # Errors
+    /// An [`AppError`] naming the flag, file or address that stopped the start.
     pub async fn start(args: &Args) -> Result<Self, AppError> {
         let node_name = args.node_name();
         let tls = tls_files(args)?;
@@ -265,9 +284,11 @@ async fn follow_node_peers(mut nodes: NodePeers, peers: Arc<AnnouncedPeers>, clu
 /// A running agent: its event source and server, until [`RunningAgent::shutdown`].
 /// The binary's `main` and the tests drive it the same way.
 pub struct RunningAgent {
+    /// The name this agent reports in flows and `ServerStatus`, cluster-prefixed.
     pub node_name: String,
     /// The bound TCP address of the Hubble server, when TCP is on.
     pub tcp_address: Option<SocketAddr>,
+    /// The peer list `peer.Peer` announces; kept current from `--peers` or the Nodes.
     pub peers: Arc<AnnouncedPeers>,
     shutdown: Shutdown,
     /// `None` once `failed` has collected the task's end.
@@ -285,15 +306,21 @@ pub struct RunningAgent {
 /// Why a running agent stopped on its own.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The event source (eBPF ring buffer or synthetic generator) failed.
     #[error("datapath: {0}")]
     Datapath(#[from] DatapathError),
+    /// The gRPC server stopped with an error (accept loop, TLS reload).
     #[error(transparent)]
     Server(#[from] ServerError),
+    /// A task that should run until shutdown returned without an error; names the task.
     #[error("the {0} stopped unexpectedly")]
     Stopped(&'static str),
+    /// A task panicked or was cancelled.
     #[error("the {what} task failed: {source}")]
     Panicked {
+        /// Which task: `"event source"`, `"server"`, ...
         what: &'static str,
+        /// The join error carrying the panic.
         source: tokio::task::JoinError,
     },
 }

@@ -14,20 +14,32 @@ use sightline_common::duration::parse_duration;
 use sightline_common::listen::{ListenAddressError, parse_listen_address};
 use sightline_common::logging::LogArgs;
 
+/// A command line, environment or `--config` file the agent cannot start with.
+/// Found while loading [`Args`], it is a usage error (exit 2); the checks made
+/// later at start-up (listen address, socket path) end as a start-up error (exit 1).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// An unknown flag or a value clap refused; also `--help` and `--version`,
+    /// which clap reports as errors of their own kind.
     #[error(transparent)]
     Clap(#[from] clap::Error),
+    /// The `--config` file is unreadable, malformed or has a key that is no flag.
     #[error(transparent)]
     ConfigFile(#[from] ConfigFileError),
+    /// `--listen-address` is neither empty, `:port` nor `host:port`.
     #[error("--listen-address: {0}")]
     ListenAddress(#[from] ListenAddressError),
+    /// The `node-profiles.yaml` next to `--config` could not be read for this node.
     #[error(transparent)]
     Profile(#[from] crate::live::LiveConfigError),
+    /// A value that parsed but cannot be used, e.g. a `--socket-path` too long to bind.
     #[error("invalid --{flag} {value:?}: {reason}")]
     Invalid {
+        /// The long flag name without dashes.
         flag: &'static str,
+        /// The value as given.
         value: String,
+        /// What is wrong with it and what would be accepted.
         reason: String,
     },
 }
@@ -115,21 +127,27 @@ pub struct Args {
     #[arg(long, env = "SIGHTLINE_SYNTHETIC_FLOWS_PER_SECOND", default_value_t = 0)]
     pub synthetic_flows_per_second: u64,
 
+    /// eBPF attachment, interfaces, aggregation and drop-event settings.
     #[command(flatten)]
     pub datapath: crate::datapath::DatapathArgs,
 
+    /// Whether and how Kubernetes metadata is watched.
     #[command(flatten)]
     pub k8s: crate::k8s::K8sArgs,
 
+    /// Hubble's `--metrics` list and the `/metrics` server.
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsArgs,
 
+    /// Hubble's flow-log exporter flags (`--export-file-*`, `--flowlogs-config-path`).
     #[command(flatten)]
     pub export: crate::export::ExportArgs,
 
+    /// The operator's ConfigMap and the generation Lease.
     #[command(flatten)]
     pub live: crate::live::LiveArgs,
 
+    /// `--log-level` and `--log-format`.
     #[command(flatten)]
     pub log: LogArgs,
 
@@ -139,10 +157,20 @@ pub struct Args {
 }
 
 impl Args {
+    /// Parses the process's command line, environment and `--config` file.
+    ///
+    /// # Errors
+    /// [`CliError`] naming the flag, key or file that was refused.
     pub fn load() -> Result<Self, CliError> {
         Self::load_from(std::env::args_os().collect())
     }
 
+    /// [`Args::load`] for an explicit `argv` (the first element is the program name).
+    /// A `--config` file is merged under the command line and the environment, after
+    /// swapping in this node's profile file when `node-profiles.yaml` names the node.
+    ///
+    /// # Errors
+    /// [`CliError`] naming the flag, key or file that was refused.
     pub fn load_from(argv: Vec<OsString>) -> Result<Self, CliError> {
         let mut first = Self::try_parse_from(&argv)?;
         let Some(path) = first.config.clone() else {
@@ -155,6 +183,8 @@ impl Args {
         Ok(args)
     }
 
+    /// The node this agent runs on: `--node-name`, else `$NODE_NAME`, else the
+    /// kernel's hostname, else `localhost`. Not cluster-prefixed.
     pub fn node_name(&self) -> String {
         self.node_name
             .clone()
@@ -168,6 +198,8 @@ impl Args {
         Ok(parse_listen_address(&self.listen_address)?)
     }
 
+    /// The unix socket to serve on, `None` when `--socket-path` is empty; not checked
+    /// against the kernel's length limit (see [`Args::checked_socket_path`]).
     pub fn socket_path(&self) -> Option<PathBuf> {
         (!self.socket_path.trim().is_empty()).then(|| PathBuf::from(self.socket_path.trim()))
     }

@@ -20,8 +20,11 @@ pub struct Node {
 /// A pod: a namespace whose `eth0` is the peer of `host_veth` in the node's namespace.
 #[derive(Debug)]
 pub struct Pod {
+    /// The pod's namespace; run clients and servers in it with [`Netns::run`].
     pub netns: Netns,
+    /// `eth0`'s address, in the node's /24.
     pub ipv4: Ipv4Addr,
+    /// `eth0`'s address, in the node's /64 (added without duplicate detection, so usable at once).
     pub ipv6: Ipv6Addr,
     /// The node-side end of the pod's veth (what the agent observes).
     pub host_veth: String,
@@ -43,6 +46,8 @@ impl Node {
         })
     }
 
+    /// The node's namespace, where its bridge and the pods' host-side veths live
+    /// (and where an agent for this node runs).
     pub fn netns(&self) -> &Netns {
         &self.netns
     }
@@ -52,6 +57,8 @@ impl Node {
         16 + (std::process::id() % 200) as u8
     }
 
+    /// Creates a pod: a new namespace with `eth0` up and addressed, its peer enslaved
+    /// to `br0`. The pod has no default route; pods of one node reach each other.
     pub fn add_pod(&mut self) -> Result<Pod> {
         self.pods_created += 1;
         let host = self.pods_created + 1;

@@ -9,10 +9,13 @@ use std::time::Duration;
 
 use crate::{Pod, Result};
 
+/// The TTL of every answer, in seconds, for tests that check the TTL a flow reports.
 pub const TTL: u32 = 30;
 
+/// A running responder; dropping it stops its thread (within 50 ms).
 #[derive(Debug)]
 pub struct DnsServer {
+    /// Where it answers: the pod's IPv4 address, port 53.
     pub address: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,

@@ -41,6 +41,7 @@ pub struct Netns {
 }
 
 impl Netns {
+    /// Creates a namespace named [`unique_name`]`(prefix)` with `lo` up.
     pub fn new(prefix: &str) -> Result<Self> {
         let name = unique_name(prefix);
         run("ip", &["netns", "add", &name])?;
@@ -49,6 +50,7 @@ impl Netns {
         Ok(netns)
     }
 
+    /// The name `ip netns` knows it by, for `ip netns exec` and `ip -n`.
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -12,7 +12,7 @@ use sightline_proto::observer::{GetFlowsResponse, get_flows_response::ResponseTy
 use sightline_proto::relay::NodeState;
 
 /// Formats any GetFlows response: flows, node status and lost events.
-pub fn response_line(response: &GetFlowsResponse) -> Option<String> {
+pub(crate) fn response_line(response: &GetFlowsResponse) -> Option<String> {
     match response.response_types.as_ref()? {
         ResponseTypes::Flow(flow) => Some(flow_line(flow)),
         ResponseTypes::NodeStatus(status) => {
@@ -102,7 +102,7 @@ fn kind(flow: &Flow) -> String {
     }
 }
 
-pub fn flow_line(flow: &Flow) -> String {
+fn flow_line(flow: &Flow) -> String {
     let ip = flow.ip.as_ref();
     let (sport, dport) = ports(flow);
     let source = endpoint(ip.map_or("", |ip| ip.source.as_str()), sport, flow.source.as_deref());

@@ -40,6 +40,8 @@ pub struct Enricher<S> {
 }
 
 impl<S: EventSink> Enricher<S> {
+    /// An enricher in front of `inner`, reading Service translations from the
+    /// kernel's conntrack table (opened on first use) and attaching every DNS name.
     pub fn new(index: Arc<Index>, inner: S) -> Self {
         let config = index.config();
         let absolute = absolute_node_name(&config.cluster, &config.local_node);
@@ -67,14 +69,19 @@ impl<S: EventSink> Enricher<S> {
         self
     }
 
+    /// The index flows are looked up in.
     pub fn index(&self) -> &Arc<Index> {
         &self.index
     }
 
+    /// The next stage, e.g. to read what a test sink collected. Events it receives
+    /// directly skip enrichment and the held-back queue.
     pub fn inner_mut(&mut self) -> &mut S {
         &mut self.inner
     }
 
+    /// Forwards the agent events the index queued (pod and IP-cache changes) now,
+    /// rather than before the next event or at the next `idle`.
     pub fn flush_agent_events(&mut self) {
         self.index.agent_events().drain_into(&mut self.inner);
     }

@@ -24,6 +24,8 @@ use super::model::Change;
 use super::peers::{NodePeer, peers_of};
 use super::state::{IpClaim, NodePort, State};
 
+/// The read side of the [`Index`]: address → endpoint and address → Service maps,
+/// borrowed through [`Index::read`] so that several lookups share one lock.
 #[derive(Debug, Default)]
 pub struct Lookup {
     endpoints: FxHashMap<IpAddr, SharedEndpoint>,
@@ -32,6 +34,9 @@ pub struct Lookup {
 }
 
 impl Lookup {
+    /// The endpoint holding `ip`: a pod, a node (`reserved:host`/`reserved:remote-node`)
+    /// or the API server. `None` for addresses nothing claims; callers treat those as
+    /// [`Index::world`].
     pub fn endpoint(&self, ip: &IpAddr) -> Option<&SharedEndpoint> {
         self.endpoints.get(ip)
     }
@@ -93,6 +98,8 @@ impl Reserved {
     }
 }
 
+/// Everything the enricher knows about the cluster, shared by the watchers that
+/// write it and the pipeline that reads it. Cheap to read from many threads.
 #[derive(Debug)]
 pub struct Index {
     config: IndexConfig,
@@ -108,12 +115,16 @@ pub struct Index {
 /// A pod that gave up an address: deleted, or the address went to another pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodDeparture {
+    /// The pod's namespace.
     pub namespace: String,
+    /// The pod's name.
     pub name: String,
+    /// The address it no longer holds.
     pub ip: IpAddr,
 }
 
 impl Index {
+    /// An empty index: every address is the world until objects are applied.
     pub fn new(config: IndexConfig) -> Self {
         let (peers, _) = watch::channel(Vec::new());
         Index {
@@ -142,6 +153,7 @@ impl Index {
         }
     }
 
+    /// The agent's own cluster, node name and port, as given to [`Index::new`].
     pub fn config(&self) -> &IndexConfig {
         &self.config
     }
@@ -167,14 +179,19 @@ impl Index {
         f(&lookup)
     }
 
+    /// [`Lookup::endpoint`] under its own read lock.
     pub fn endpoint(&self, ip: IpAddr) -> Option<SharedEndpoint> {
         self.read(|l| l.endpoint(&ip).cloned())
     }
 
+    /// [`Lookup::service`] under its own read lock.
     pub fn service(&self, ip: IpAddr) -> Option<SharedService> {
         self.read(|l| l.service(&ip).cloned())
     }
 
+    /// Stores an added, updated or deleted object (or a kind's full relist) and
+    /// recomputes only the addresses it touched; queues the agent events (pod and
+    /// IP-cache updates) and node-peer updates the change causes.
     pub fn apply(&self, change: Change) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let touched = state.apply(change);

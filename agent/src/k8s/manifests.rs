@@ -22,17 +22,34 @@ use super::convert::Watched;
 use crate::enrich::Index;
 use crate::enrich::model::{ALL_KINDS, Change, Object};
 
+/// A problem with the manifests directory or one of its files. Only [`ManifestError::Dir`]
+/// stops a reload; a file's problem keeps that file's last good objects.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
+    /// The directory itself could not be listed.
     #[error("cannot read manifests directory {path}: {source}")]
-    Dir { path: PathBuf, source: std::io::Error },
+    Dir {
+        /// The `--manifests` directory.
+        path: PathBuf,
+        /// The I/O error from listing it.
+        source: std::io::Error,
+    },
+    /// A file in it could not be read.
     #[error("{path}: cannot read: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error from reading it.
+        source: std::io::Error,
+    },
+    /// A document is not YAML/JSON, or an object of a known kind does not decode.
     #[error("{path}: document {document}: {message}")]
     Parse {
+        /// The file holding the document.
         path: PathBuf,
         /// 1-based, counting `---`-separated documents.
         document: usize,
+        /// The decoder's message, prefixed with the object's kind.
         message: String,
     },
 }
@@ -43,6 +60,7 @@ struct LoadedFile {
     objects: Vec<Object>,
 }
 
+/// The `--manifests` directory and the objects last read from each of its files.
 #[derive(Debug)]
 pub struct ManifestDir {
     dir: PathBuf,
@@ -112,6 +130,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Object>, ManifestError> {
 }
 
 impl ManifestDir {
+    /// A directory not read yet: the first [`ManifestDir::reload`] reads every file.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         ManifestDir {
             dir: dir.into(),

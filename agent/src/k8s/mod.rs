@@ -18,6 +18,7 @@ use crate::event::EventSink;
 /// How often `--manifests` is checked for changed files.
 pub const MANIFEST_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Where the agent gets Kubernetes metadata: an API server, a manifests directory, or none.
 #[derive(Debug, Clone, clap::Args)]
 pub struct K8sArgs {
     /// Kubeconfig file for the API server. Default: the in-cluster service account,
@@ -39,22 +40,32 @@ pub struct K8sArgs {
     pub cluster_domain: String,
 }
 
+/// Why the metadata source asked for could not start. A cluster that is merely
+/// absent (no `--kubeconfig`, no in-cluster account) is no error: the agent runs
+/// without metadata.
 #[derive(Debug, thiserror::Error)]
 pub enum K8sError {
+    /// `--kubeconfig` could not be read or names no usable context.
     #[error("kubeconfig {path}: {source}")]
     Kubeconfig {
+        /// The `--kubeconfig` path.
         path: PathBuf,
+        /// kube's reason.
         source: kube::config::KubeconfigError,
     },
+    /// The client could not be built from the configuration (TLS material, URL).
     #[error("kubernetes client: {0}")]
     Client(#[from] kube::Error),
+    /// The `--manifests` directory could not be listed at start.
     #[error(transparent)]
     Manifests(#[from] manifests::ManifestError),
 }
 
 /// The running metadata source. Dropping it stops the watchers.
 pub struct K8s {
+    /// What the enricher looks addresses up in, kept current by the watchers.
     pub index: Arc<Index>,
+    /// The cluster's Nodes as `peer.Peer` announces them, updated on every change.
     pub peers: NodePeers,
     /// The API server's client; `None` with `--manifests`.
     pub client: Option<kube::Client>,

@@ -21,14 +21,14 @@ use crate::metrics::runtime::MetricsReloader;
 
 /// What one snapshot changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Applied {
-    pub changes: ConfigChanges,
-    pub metrics_changed: bool,
-    pub flowlogs_changed: bool,
+pub(crate) struct Applied {
+    pub(crate) changes: ConfigChanges,
+    pub(crate) metrics_changed: bool,
+    pub(crate) flowlogs_changed: bool,
 }
 
 /// Holds what runs and hands new values to the parts that use them.
-pub struct Applier {
+pub(crate) struct Applier {
     argv: Vec<OsString>,
     /// The file's keys the process started with: a restart-only key that differs
     /// from them waits for a restart.
@@ -49,7 +49,11 @@ pub struct Applier {
 impl Applier {
     /// `argv` is the command line the agent started with (it keeps winning over the
     /// file); `config` the file's text at start, when there is one.
-    pub fn new(argv: Vec<OsString>, args: &Args, config: Option<(PathBuf, String)>) -> Result<Self, LiveConfigError> {
+    pub(crate) fn new(
+        argv: Vec<OsString>,
+        args: &Args,
+        config: Option<(PathBuf, String)>,
+    ) -> Result<Self, LiveConfigError> {
         let entries = match &config {
             Some((origin, text)) => config_file::parse_entries(origin, text)?,
             None => Map::new(),
@@ -70,7 +74,9 @@ impl Applier {
         })
     }
 
-    pub fn with_metrics(mut self, metrics: MetricsReloader, reloads: Reloads) -> Self {
+    /// Lets the dynamic metrics YAML reload the metrics pipeline, counting each
+    /// reload (success or refusal) in `reloads`.
+    pub(crate) fn with_metrics(mut self, metrics: MetricsReloader, reloads: Reloads) -> Self {
         self.metrics = Some(metrics);
         self.reloads = Some(reloads);
         self
@@ -78,25 +84,25 @@ impl Applier {
 
     /// Hands the configuration's `flowlogs.yaml` to `exporters`, unless
     /// `fixed_by_flag` (a `--flowlogs-config-path` file owns them then).
-    pub fn with_flowlogs(mut self, exporters: DynamicExporters, fixed_by_flag: bool) -> Self {
+    pub(crate) fn with_flowlogs(mut self, exporters: DynamicExporters, fixed_by_flag: bool) -> Self {
         self.flowlogs = Some(exporters);
         self.flowlogs_fixed = fixed_by_flag;
         self
     }
 
     /// The datapath's settings, for `datapath::run_live`.
-    pub fn datapath(&self) -> watch::Receiver<LiveDatapath> {
+    pub(crate) fn datapath(&self) -> watch::Receiver<LiveDatapath> {
         self.datapath.subscribe()
     }
 
     /// The generation in force, for the Lease; `None` until a source names one.
-    pub fn generation(&self) -> watch::Receiver<Option<i64>> {
+    pub(crate) fn generation(&self) -> watch::Receiver<Option<i64>> {
         self.generation.subscribe()
     }
 
     /// Applies `snapshot`, logging what changed, or logs why it was refused; the
     /// outcome is counted in `sightline_agent_config_reloads_total{result}`.
-    pub fn apply_logged(&mut self, snapshot: &Snapshot) {
+    pub(crate) fn apply_logged(&mut self, snapshot: &Snapshot) {
         let result = self.apply(snapshot);
         let outcome = if result.is_ok() { "success" } else { "error" };
         match result {
@@ -121,7 +127,7 @@ impl Applier {
     }
 
     /// Checks every part of `snapshot`, then applies the live ones.
-    pub fn apply(&mut self, snapshot: &Snapshot) -> Result<Applied, LiveConfigError> {
+    pub(crate) fn apply(&mut self, snapshot: &Snapshot) -> Result<Applied, LiveConfigError> {
         let origin = &snapshot.origin;
         let parsed = match &snapshot.config {
             Some(text) => {

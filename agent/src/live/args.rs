@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use sightline_common::duration::parse_duration;
 
+/// Where the agent watches the operator's ConfigMap and reports its generation Lease.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LiveArgs {
     /// The operator's agent ConfigMap, watched through the API so that a change
@@ -23,6 +24,8 @@ pub struct LiveArgs {
 }
 
 impl LiveArgs {
+    /// The namespace of the ConfigMap and Lease: `--config-map-namespace`, else
+    /// `$POD_NAMESPACE`, else the service account's namespace, else `default`.
     pub fn namespace(&self) -> String {
         sightline_common::live_source::pod_namespace(self.config_map_namespace.as_deref())
     }

@@ -17,15 +17,16 @@ pub(crate) const LIVE_KEYS: &[&str] = &[
 
 /// The keys that differ between two versions of the file, by kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConfigChanges {
+pub(crate) struct ConfigChanges {
     /// Applied at once.
-    pub live: BTreeSet<String>,
+    pub(crate) live: BTreeSet<String>,
     /// Logged and ignored until the agent restarts (ring capacity, listen addresses, …).
-    pub restart: BTreeSet<String>,
+    pub(crate) restart: BTreeSet<String>,
 }
 
 impl ConfigChanges {
-    pub fn is_empty(&self) -> bool {
+    /// True when the new file differs from the running one in no key at all.
+    pub(crate) fn is_empty(&self) -> bool {
         self.live.is_empty() && self.restart.is_empty()
     }
 }

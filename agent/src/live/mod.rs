@@ -18,7 +18,7 @@ pub mod runtime;
 
 use std::path::PathBuf;
 
-pub use apply::Applier;
+pub(crate) use apply::Applier;
 pub use args::LiveArgs;
 
 /// One configuration as a source delivers it. `None` parts are not this source's
@@ -37,19 +37,36 @@ pub struct Snapshot {
     pub generation: Option<i64>,
 }
 
+/// Why a configuration was refused. At start-up the agent exits with it; while
+/// running, the last good configuration stays in force and this is logged.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveConfigError {
+    /// The `--config` file could not be read, or is not YAML/TOML of flag names.
     #[error(transparent)]
     File(#[from] sightline_common::config_file::ConfigFileError),
+    /// The configuration's keys, merged with the command line, are not valid flags.
     #[error("{origin}: {source}")]
-    Flags { origin: PathBuf, source: Box<clap::Error> },
+    Flags {
+        /// Where the configuration came from (file path or `configmap ns/name`).
+        origin: PathBuf,
+        /// clap's message naming the flag and value.
+        source: Box<clap::Error>,
+    },
+    /// The dynamic metrics YAML is invalid.
     #[error(transparent)]
     Metrics(#[from] crate::metrics::dynamic::DynamicConfigError),
+    /// The dynamic exporter YAML (`flowLogs`) is invalid.
     #[error(transparent)]
     FlowLogs(#[from] crate::export::dynamic::FlowLogsError),
     /// A bad `generation` in the file or the ConfigMap.
     #[error(transparent)]
     Source(#[from] sightline_common::live_source::LiveSourceError),
+    /// `node-profiles.yaml` is not a map of node names to profile names.
     #[error("{origin}: node-profiles.yaml: {reason}")]
-    Profiles { origin: PathBuf, reason: String },
+    Profiles {
+        /// The file or ConfigMap holding `node-profiles.yaml`.
+        origin: PathBuf,
+        /// The YAML parser's message.
+        reason: String,
+    },
 }

@@ -16,14 +16,21 @@ pub(crate) fn agent_server_name(node: &str) -> String {
     names::agent_server_name(node, CLUSTER)
 }
 
+/// The PEM files of the demo's certificates, written into one directory.
 pub struct Pki {
+    /// The CA every other certificate is signed by; agents trust clients it signed.
     pub ca: PathBuf,
+    /// The agents' server certificate, for `*.default.hubble-grpc.cilium.io`.
     pub agent_cert: PathBuf,
+    /// The key of `agent_cert`.
     pub agent_key: PathBuf,
+    /// The relay's client certificate for dialling agents (`--tls-hubble-client-cert-file`).
     pub relay_cert: PathBuf,
+    /// The key of `relay_cert`.
     pub relay_key: PathBuf,
     /// For the `hubble` CLI: agents accept any client certificate the demo CA signed.
     pub client_cert: PathBuf,
+    /// The key of `client_cert`.
     pub client_key: PathBuf,
 }
 

@@ -20,7 +20,7 @@ use tonic::transport::Channel;
 pub use certs::Pki;
 pub use processes::Process;
 pub use signals::StopSignal;
-pub use topology::{DemoCluster, DemoPod};
+pub(crate) use topology::DemoCluster;
 
 use crate::observe_format::response_line;
 use signals::Signals;
@@ -28,28 +28,40 @@ use signals::Signals;
 /// Where the relay listens, for the demo's own client and for `hubble --server`.
 pub const RELAY_ADDRESS: &str = "127.0.0.1:4245";
 
+/// What [`run`] starts and how long it runs.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
+    /// The `sightline-agent` binary to run on each node.
     pub agent: PathBuf,
+    /// The `sightline-relay` binary to run on the host.
     pub relay: PathBuf,
     /// Print what was seen after `duration` and exit instead of following until Ctrl-C.
     pub once: bool,
+    /// How long traffic runs before the flows are printed; used only with `once`.
     pub duration: Duration,
+    /// Where the relay listens, e.g. [`RELAY_ADDRESS`].
     pub relay_address: String,
 }
 
+/// Why the demo stopped before it was done. Everything it created is removed either way.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    /// Building the namespaces, veths or bridge failed.
     #[error(transparent)]
     Harness(#[from] crate::HarnessError),
+    /// Anything else in setup (certificates, manifests, a process that exited), in words.
     #[error("{0}")]
     Setup(String),
+    /// The relay answered GetFlows with an error.
     #[error("relay: {0}")]
     Relay(#[from] tonic::Status),
+    /// The relay could not be reached.
     #[error("connecting to the relay: {0}")]
     Connect(#[from] tonic::transport::Error),
+    /// The signal handlers could not be installed.
     #[error("installing the SIGINT and SIGTERM handlers: {0}")]
     Signals(std::io::Error),
+    /// SIGINT or SIGTERM arrived during setup or before `once` was done.
     #[error("stopped by {0} before the demo was done; everything it created is removed")]
     Stopped(StopSignal),
 }

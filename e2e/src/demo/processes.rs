@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::DemoError;
 
+/// A child process with its output in a log file; stopped when dropped.
 #[derive(Debug)]
 pub struct Process {
     name: String,

@@ -10,7 +10,9 @@ use super::DemoError;
 /// A signal that asks the demo to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopSignal {
+    /// SIGINT, e.g. Ctrl-C.
     Interrupt,
+    /// SIGTERM.
     Terminate,
 }
 

@@ -32,27 +32,29 @@ pub(crate) const DEMO_METRICS: &str = "dns drop:sourceContext=workload-name|rese
 const UPLINK_PREFIX: [u8; 3] = [10, 250, 0];
 const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 254);
 
-pub struct DemoPod {
-    pub name: &'static str,
-    pub node: &'static str,
-    pub pod: Pod,
+/// A pod of the demo, by its manifest name (`frontend`, `dns`, `backend`, `db`).
+pub(crate) struct DemoPod {
+    pub(crate) name: &'static str,
+    pub(crate) node: &'static str,
+    pub(crate) pod: Pod,
 }
 
-pub struct DemoNode {
-    pub name: &'static str,
-    pub uplink_ip: Ipv4Addr,
-    pub node: Node,
+/// A node of the demo (`node-a`, `node-b`), joined to the host bridge by its uplink.
+pub(crate) struct DemoNode {
+    pub(crate) name: &'static str,
+    pub(crate) uplink_ip: Ipv4Addr,
+    pub(crate) node: Node,
 }
 
 impl DemoNode {
     /// Where the node's agent serves mutual TLS, reachable from the host over the bridge.
-    pub fn agent_address(&self) -> String {
+    pub(crate) fn agent_address(&self) -> String {
         format!("{}:{AGENT_PORT}", self.uplink_ip)
     }
 
     /// Where the node's agent serves `/metrics` (plain HTTP, as Hubble's default),
     /// reachable from the host over the bridge.
-    pub fn metrics_address(&self) -> String {
+    pub(crate) fn metrics_address(&self) -> String {
         format!("{}:{METRICS_PORT}", self.uplink_ip)
     }
 }
@@ -78,7 +80,8 @@ impl Drop for Bridge {
     }
 }
 
-pub struct DemoCluster {
+/// The demo's nodes and pods, removed on drop.
+pub(crate) struct DemoCluster {
     // Field order is drop order: pods, then nodes, then the bridge.
     pods: Vec<DemoPod>,
     nodes: Vec<DemoNode>,
@@ -91,7 +94,7 @@ fn subnet_of(ip: Ipv4Addr) -> (Ipv4Addr, String) {
 }
 
 impl DemoCluster {
-    pub fn build() -> Result<Self, DemoError> {
+    pub(crate) fn build() -> Result<Self, DemoError> {
         // A stale bridge from a demo that was killed hard would make `add` fail.
         let _ = run("ip", &["link", "del", BRIDGE]);
         run("ip", &["link", "add", BRIDGE, "type", "bridge"])?;
@@ -164,29 +167,29 @@ impl DemoCluster {
         })
     }
 
-    pub fn nodes(&self) -> &[DemoNode] {
+    pub(crate) fn nodes(&self) -> &[DemoNode] {
         &self.nodes
     }
 
-    pub fn node_names(&self) -> Vec<&'static str> {
+    pub(crate) fn node_names(&self) -> Vec<&'static str> {
         self.nodes.iter().map(|n| n.name).collect()
     }
 
-    pub fn pods(&self) -> &[DemoPod] {
+    pub(crate) fn pods(&self) -> &[DemoPod] {
         &self.pods
     }
 
-    pub fn pod(&self, name: &str) -> Option<&DemoPod> {
+    pub(crate) fn pod(&self, name: &str) -> Option<&DemoPod> {
         self.pods.iter().find(|p| p.name == name)
     }
 
-    pub fn node(&self, name: &str) -> Option<&DemoNode> {
+    pub(crate) fn node(&self, name: &str) -> Option<&DemoNode> {
         self.nodes.iter().find(|n| n.name == name)
     }
 
     /// One agent per node, serving mutual TLS on its uplink address and observing its
     /// pods' veths. Pod metadata and the peer list come from the manifests in `manifests`.
-    pub fn start_agents(
+    pub(crate) fn start_agents(
         &self,
         binary: &Path,
         pki: &Pki,
@@ -232,7 +235,13 @@ impl DemoCluster {
     }
 
     /// The relay in the host namespace: discovers the agents through node-a's peer service.
-    pub fn start_relay(&self, binary: &Path, pki: &Pki, logs: &Path, listen: &str) -> Result<Process, DemoError> {
+    pub(crate) fn start_relay(
+        &self,
+        binary: &Path,
+        pki: &Pki,
+        logs: &Path,
+        listen: &str,
+    ) -> Result<Process, DemoError> {
         let first = self.nodes.first().ok_or_else(|| DemoError::Setup("no nodes".into()))?;
         let mut command = Command::new(binary);
         command.args([
