@@ -6,7 +6,7 @@
 //! Hubble API (`observer.Observer`, `peer.Peer`) on TCP `:4244` and a unix socket,
 //! with Prometheus metrics on `:9965`. See `docs/architecture.md` for the stages.
 
-#![warn(unreachable_pub)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod app;
 pub mod cli;

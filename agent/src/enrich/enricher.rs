@@ -63,7 +63,7 @@ impl<S: EventSink> Enricher<S> {
         self
     }
 
-    /// DNS names inside `domain` are not attached to flows (see [`DnsCache::skip_domain`]).
+    /// DNS names inside `domain` are not attached to flows (see `DnsCache::skip_domain`).
     pub fn with_cluster_domain(mut self, domain: &str) -> Self {
         self.dns.skip_domain(domain);
         self

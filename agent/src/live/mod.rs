@@ -1,5 +1,5 @@
 //! The agent follows its configuration while it runs. Two sources deliver
-//! [`Snapshot`]s to one [`apply::Applier`]: the `--config` file, polled by content
+//! [`Snapshot`]s to one `apply::Applier`: the `--config` file, polled by content
 //! (a mounted ConfigMap changes through a symlink swap, which file-change
 //! notifications on the file itself miss), and, in a cluster, the operator's
 //! ConfigMap watched through the API (seconds instead of the kubelet's volume
