@@ -19,6 +19,10 @@ struct Candidate {
 }
 
 fn candidate(api: &FakeApi, identity: &str) -> Candidate {
+    candidate_with_client(api.client(), identity)
+}
+
+fn candidate_with_client(client: kube::Client, identity: &str) -> Candidate {
     let (sender, leading) = watch::channel(false);
     let shutdown = Shutdown::new();
     let election = Election {
@@ -28,7 +32,7 @@ fn candidate(api: &FakeApi, identity: &str) -> Candidate {
         renew_interval: Duration::from_millis(200),
     };
     let task = tokio::spawn(leader::run(
-        api.client(),
+        client,
         "sightline".into(),
         election,
         sender,
@@ -92,4 +96,32 @@ async fn one_leader_a_clean_handover_and_a_takeover_after_a_crash() {
     assert_eq!(lease["spec"]["leaseTransitions"], 3);
     c.shutdown.cancel();
     c.task.await.unwrap();
+}
+
+/// A leader whose requests stop being answered (a partition: the client waits for
+/// its read timeout, minutes) must stop leading before its Lease expires, since a
+/// standby takes over then; otherwise two replicas reconcile at once.
+#[tokio::test]
+async fn a_leader_cut_off_from_the_api_server_steps_down_before_its_lease_expires() {
+    let api = FakeApi::default();
+    let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut a = candidate_with_client(api.client_with_cut(cut.clone()), "replica-a");
+    until_leading(&mut a, Duration::from_secs(5)).await;
+    let mut b = candidate(&api, "replica-b");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!*b.leading.borrow());
+
+    cut.store(true, std::sync::atomic::Ordering::SeqCst);
+    let cut_at = tokio::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(2), a.leading.wait_for(|lead| !*lead))
+        .await
+        .expect("the cut-off leader went on leading up to its lease's expiry")
+        .unwrap();
+    assert!(cut_at.elapsed() < Duration::from_secs(2), "stepped down too late");
+    until_leading(&mut b, Duration::from_secs(5)).await;
+    assert!(!*a.leading.borrow(), "two leaders");
+    assert_eq!(holder(&api), "replica-b");
+    b.shutdown.cancel();
+    b.task.await.unwrap();
+    a.task.abort();
 }

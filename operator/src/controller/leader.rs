@@ -66,6 +66,15 @@ pub struct Election {
     pub renew_interval: Duration,
 }
 
+impl Election {
+    /// How long a leader goes on leading without a successful renewal: two thirds
+    /// of the lease (client-go's 10 s of 15 s), so it has stopped before a standby
+    /// can see the lease expire, even when a request hangs instead of failing.
+    pub fn renew_deadline(&self) -> Duration {
+        self.lease_duration * 2 / 3
+    }
+}
+
 fn spec_for(election: &Election, previous: Option<&LeaseSpec>, now: Timestamp, acquiring: bool) -> LeaseSpec {
     let transitions = previous.and_then(|spec| spec.lease_transitions).unwrap_or(0);
     let held_by_us = previous.and_then(|spec| spec.holder_identity.as_deref()) == Some(election.identity.as_str());
@@ -156,7 +165,17 @@ pub async fn run(
     let api: Api<Lease> = Api::namespaced(client, &namespace);
     let mut last_renewed: Option<tokio::time::Instant> = None;
     loop {
-        match round(&api, &election).await {
+        // A request to an unreachable API server can hang for minutes (the client's
+        // read timeout); a leader must not wait for it past its renew deadline.
+        let deadline = match last_renewed {
+            Some(at) if *leading.borrow() => at + election.renew_deadline(),
+            _ => tokio::time::Instant::now() + election.renew_deadline(),
+        };
+        let outcome = match tokio::time::timeout_at(deadline, round(&api, &election)).await {
+            Ok(outcome) => outcome.map_err(|error| error.to_string()),
+            Err(_) => Err("no answer from the API server before the renew deadline".to_owned()),
+        };
+        match outcome {
             Ok(true) => {
                 if !*leading.borrow() {
                     info!(identity = %election.identity, lease = %election.lease_name, "became leader");
@@ -172,7 +191,7 @@ pub async fn run(
             }
             Err(error) => {
                 warn!(%error, "leader election: the Lease could not be read or written");
-                let stale = last_renewed.is_none_or(|at| at.elapsed() >= election.lease_duration);
+                let stale = last_renewed.is_none_or(|at| at.elapsed() >= election.renew_deadline());
                 if stale && *leading.borrow() {
                     warn!("stepping down: the lease may have expired");
                     leading.send_replace(false);
