@@ -14,6 +14,7 @@ use sightline_operator::controller::reconcile::{error_policy, reconcile};
 use sightline_operator::controller::{Context, Settings, context};
 use sightline_operator::crd::SightlineConfig;
 use support::fake_api::{FakeApi, merge};
+use support::rbac::assert_documented_rbac_grants;
 
 const NS: &str = "sightline";
 const CONFIG: &str = "apis/sightline.dev/v1alpha1/sightlineconfigs/default";
@@ -306,6 +307,8 @@ async fn a_spec_update_rewrites_configuration_and_leaves_certificates_alone() {
     );
     assert_ne!(cluster.condition("ConfigApplied")["reason"], "RestartRequired");
     assert!(cluster.events().iter().any(|(reason, _)| reason == "RollingRestart"));
+    // Including the DaemonSet patch, every call is one the documented roles grant.
+    assert_documented_rbac_grants(&cluster.api.requests(), NS);
 }
 
 #[tokio::test]
@@ -325,6 +328,8 @@ async fn a_secret_deleted_by_hand_is_restored_from_the_same_ca() {
         .collect();
     assert_eq!(issued.len(), 1);
     assert_eq!(issued[0]["series"]["count"], 2, "{}", issued[0]);
+    // Including the Event series' patch, every call is one the documented roles grant.
+    assert_documented_rbac_grants(&cluster.api.requests(), NS);
 }
 
 #[tokio::test]

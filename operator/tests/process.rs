@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::fake_api::FakeApi;
 use support::http_api::{kubeconfig, serve};
+use support::rbac::assert_documented_rbac_grants;
 
 const NS: &str = "sightline";
 const CONFIG: &str = "apis/sightline.dev/v1alpha1/sightlineconfigs/default";
@@ -146,4 +147,14 @@ async fn the_binary_reconciles_while_leading_and_hands_over_on_sigterm() {
         api.get(&lease).unwrap()["spec"]["holderIdentity"].is_null(),
         "the Lease was released for a standby"
     );
+    // Watches, the leader Lease, Events, reads and writes: a real API server with the
+    // documented roles would have refused none of them.
+    let requests = api.requests();
+    for watched in ["sightlineconfigs", "configmaps", "secrets", "nodes"] {
+        assert!(
+            requests.iter().any(|r| r.starts_with("WATCH ") && r.ends_with(watched)),
+            "no watch of {watched}: {requests:#?}"
+        );
+    }
+    assert_documented_rbac_grants(&requests, NS);
 }
