@@ -446,3 +446,35 @@ async fn external_mode_reports_missing_secrets_instead_of_issuing() {
     assert_eq!(cluster.condition("Ready")["status"], "False");
     assert!(cluster.api.list(&format!("api/v1/namespaces/{NS}/secrets/")).is_empty());
 }
+
+/// A leaf with less than `renewBefore` left is re-issued at the next reconcile,
+/// with an Event per Secret and `sightline_tls_rotations_total{kind="leaf"}`
+/// counting each (here `renewBefore` is one second short of `certValidity`).
+#[tokio::test]
+async fn renewals_are_counted_and_announced() {
+    let cluster = cluster(json!({"tls": {"certValidity": "2h", "renewBefore": "7199s"}}));
+    cluster.reconcile().await.unwrap();
+    let first = cluster.secret_data("hubble-server-certs", "tls.crt");
+    assert!(!cluster.metrics.encode().contains("sightline_tls_rotations_total"));
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    cluster.reconcile().await.unwrap();
+    assert_ne!(cluster.secret_data("hubble-server-certs", "tls.crt"), first);
+    let renewed: Vec<String> = cluster
+        .api
+        .list("apis/events.k8s.io/v1/namespaces/default/events/")
+        .into_iter()
+        .filter(|e| e["reason"] == "CertificateRenewed")
+        .map(|e| e["related"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(renewed.len(), LEAVES.len(), "{renewed:?}");
+    let text = cluster.metrics.encode();
+    assert!(
+        text.contains(&format!(
+            "sightline_tls_rotations_total{{kind=\"leaf\"}} {}",
+            LEAVES.len()
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("kind=\"ca\""), "{text}");
+}
