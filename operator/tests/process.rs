@@ -44,7 +44,8 @@ async fn the_binary_reconciles_while_leading_and_hands_over_on_sigterm() {
         CONFIG,
         json!({"apiVersion": "sightline.dev/v1alpha1", "kind": "SightlineConfig",
                "metadata": {"name": "default", "generation": 1, "uid": "u-1"},
-               "spec": {"agent": {"monitorAggregation": "low"}}}),
+               "spec": {"agent": {"monitorAggregation": "low"},
+                        "nodeOverrides": [{"nodeSelector": {"pool": "gpu"}, "agent": {"interfaces": ["ib*"]}}]}}),
     );
     let address = serve(api.clone()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -112,11 +113,27 @@ async fn the_binary_reconciles_while_leading_and_hands_over_on_sigterm() {
             .is_some_and(|restored| restored["metadata"]["uid"] != old["metadata"]["uid"])
     })
     .await;
+    // A node joining the override's pool gets its profile, from the Node watch alone.
+    let configmap = format!("api/v1/namespaces/{NS}/configmaps/sightline-agent-config");
+    let profiles = api.get(&configmap).unwrap()["data"]["node-profiles.yaml"].clone();
+    assert!(!profiles.as_str().unwrap().contains("n1"), "{profiles}");
+    api.insert(
+        "api/v1/nodes/n1",
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "labels": {"pool": "gpu"}}}),
+    );
+    eventually("the relabelled node gets the override", Duration::from_secs(15), || {
+        api.get(&configmap).is_some_and(|cm| {
+            cm["data"]["node-profiles.yaml"]
+                .as_str()
+                .is_some_and(|profiles| profiles.contains("n1"))
+        })
+    })
+    .await;
+
     let mut object = api.get(CONFIG).unwrap();
     object["spec"]["agent"]["monitorAggregation"] = json!("maximum");
     object["metadata"]["generation"] = json!(2);
     api.insert(CONFIG, object);
-    let configmap = format!("api/v1/namespaces/{NS}/configmaps/sightline-agent-config");
     eventually(
         "the new spec reaches the agent ConfigMap",
         Duration::from_secs(15),
