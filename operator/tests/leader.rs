@@ -125,3 +125,49 @@ async fn a_leader_cut_off_from_the_api_server_steps_down_before_its_lease_expire
     b.task.await.unwrap();
     a.task.abort();
 }
+
+/// A holder whose clock runs an hour behind ours writes renew times that look long
+/// expired; as long as it keeps renewing, it holds the Lease. Expiry is judged on
+/// our clock from when we saw its last renewal, so we take over only once it stops.
+#[tokio::test]
+async fn a_holder_with_a_clock_behind_ours_keeps_the_lease_while_it_renews() {
+    let api = FakeApi::default();
+    let path = "apis/coordination.k8s.io/v1/namespaces/sightline/leases/sightline-operator";
+    let write_renewal = |api: &FakeApi| {
+        let behind = k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_hours(1);
+        api.insert(
+            path,
+            serde_json::json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                   "metadata": {"name": "sightline-operator", "namespace": "sightline"},
+                   "spec": {"holderIdentity": "replica-slow-clock", "leaseDurationSeconds": 2,
+                            "renewTime": behind.to_string(), "acquireTime": behind.to_string()}}),
+        );
+    };
+    write_renewal(&api);
+    let renewer = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                write_renewal(&api);
+            }
+        })
+    };
+    let mut b = candidate(&api, "replica-b");
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!*b.leading.borrow(), "took over a Lease that is being renewed");
+    }
+    assert_eq!(holder(&api), "replica-slow-clock");
+
+    renewer.abort();
+    let stopped = tokio::time::Instant::now();
+    until_leading(&mut b, Duration::from_secs(5)).await;
+    assert!(
+        stopped.elapsed() >= Duration::from_millis(1500),
+        "took over before the lease ran out"
+    );
+    assert_eq!(holder(&api), "replica-b");
+    b.shutdown.cancel();
+    b.task.await.unwrap();
+}
