@@ -14,6 +14,7 @@ use sightline_operator::controller::reconcile::{error_policy, reconcile};
 use sightline_operator::controller::{Context, Settings, context};
 use sightline_operator::crd::SightlineConfig;
 use support::fake_api::{FakeApi, merge};
+use support::rbac::assert_documented_rbac_grants;
 
 const NS: &str = "sightline";
 const CONFIG: &str = "apis/sightline.dev/v1alpha1/sightlineconfigs/default";
@@ -306,6 +307,8 @@ async fn a_spec_update_rewrites_configuration_and_leaves_certificates_alone() {
     );
     assert_ne!(cluster.condition("ConfigApplied")["reason"], "RestartRequired");
     assert!(cluster.events().iter().any(|(reason, _)| reason == "RollingRestart"));
+    // Including the DaemonSet patch, every call is one the documented roles grant.
+    assert_documented_rbac_grants(&cluster.api.requests(), NS);
 }
 
 #[tokio::test]
@@ -325,6 +328,8 @@ async fn a_secret_deleted_by_hand_is_restored_from_the_same_ca() {
         .collect();
     assert_eq!(issued.len(), 1);
     assert_eq!(issued[0]["series"]["count"], 2, "{}", issued[0]);
+    // Including the Event series' patch, every call is one the documented roles grant.
+    assert_documented_rbac_grants(&cluster.api.requests(), NS);
 }
 
 #[tokio::test]
@@ -440,4 +445,36 @@ async fn external_mode_reports_missing_secrets_instead_of_issuing() {
     );
     assert_eq!(cluster.condition("Ready")["status"], "False");
     assert!(cluster.api.list(&format!("api/v1/namespaces/{NS}/secrets/")).is_empty());
+}
+
+/// A leaf with less than `renewBefore` left is re-issued at the next reconcile,
+/// with an Event per Secret and `sightline_tls_rotations_total{kind="leaf"}`
+/// counting each (here `renewBefore` is one second short of `certValidity`).
+#[tokio::test]
+async fn renewals_are_counted_and_announced() {
+    let cluster = cluster(json!({"tls": {"certValidity": "2h", "renewBefore": "7199s"}}));
+    cluster.reconcile().await.unwrap();
+    let first = cluster.secret_data("hubble-server-certs", "tls.crt");
+    assert!(!cluster.metrics.encode().contains("sightline_tls_rotations_total"));
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    cluster.reconcile().await.unwrap();
+    assert_ne!(cluster.secret_data("hubble-server-certs", "tls.crt"), first);
+    let renewed: Vec<String> = cluster
+        .api
+        .list("apis/events.k8s.io/v1/namespaces/default/events/")
+        .into_iter()
+        .filter(|e| e["reason"] == "CertificateRenewed")
+        .map(|e| e["related"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(renewed.len(), LEAVES.len(), "{renewed:?}");
+    let text = cluster.metrics.encode();
+    assert!(
+        text.contains(&format!(
+            "sightline_tls_rotations_total{{kind=\"leaf\"}} {}",
+            LEAVES.len()
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("kind=\"ca\""), "{text}");
 }

@@ -29,6 +29,31 @@ fn committed_crd_matches_the_types() {
     );
 }
 
+/// `kubectl` and Helm read YAML 1.1, where a plain `off`, `no` or `on` is a boolean:
+/// the committed CRD must hold the same strings for them as for the generator, or the
+/// `dropEvents` enum would offer `false` instead of `off`.
+#[test]
+fn committed_crd_means_the_same_to_yaml_1_1_readers() {
+    let committed = std::fs::read_to_string(committed_path()).unwrap();
+    let parsed: Value = serde_yaml_ng::from_str(&committed).unwrap();
+    assert_eq!(parsed, serde_json::to_value(SightlineConfig::crd()).unwrap());
+    let drop_events = &parsed["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["agent"]
+        ["properties"]["dropEvents"]["enum"];
+    assert!(
+        drop_events.as_array().unwrap().iter().any(|v| v == "off"),
+        "{drop_events}"
+    );
+    let ambiguous: Vec<&str> = committed
+        .lines()
+        .filter(|line| {
+            sightline_operator::crdgen::YAML_1_1_BOOLEANS
+                .iter()
+                .any(|word| line.trim() == format!("- {word}") || line.ends_with(&format!(": {word}")))
+        })
+        .collect();
+    assert!(ambiguous.is_empty(), "plain YAML 1.1 booleans: {ambiguous:?}");
+}
+
 fn spec_schema() -> Value {
     let crd = serde_json::to_value(SightlineConfig::crd()).unwrap();
     assert_eq!(crd["spec"]["scope"], "Cluster");

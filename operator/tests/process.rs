@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::fake_api::FakeApi;
 use support::http_api::{kubeconfig, serve};
+use support::rbac::assert_documented_rbac_grants;
 
 const NS: &str = "sightline";
 const CONFIG: &str = "apis/sightline.dev/v1alpha1/sightlineconfigs/default";
@@ -43,7 +44,8 @@ async fn the_binary_reconciles_while_leading_and_hands_over_on_sigterm() {
         CONFIG,
         json!({"apiVersion": "sightline.dev/v1alpha1", "kind": "SightlineConfig",
                "metadata": {"name": "default", "generation": 1, "uid": "u-1"},
-               "spec": {"agent": {"monitorAggregation": "low"}}}),
+               "spec": {"agent": {"monitorAggregation": "low"},
+                        "nodeOverrides": [{"nodeSelector": {"pool": "gpu"}, "agent": {"interfaces": ["ib*"]}}]}}),
     );
     let address = serve(api.clone()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -111,11 +113,27 @@ async fn the_binary_reconciles_while_leading_and_hands_over_on_sigterm() {
             .is_some_and(|restored| restored["metadata"]["uid"] != old["metadata"]["uid"])
     })
     .await;
+    // A node joining the override's pool gets its profile, from the Node watch alone.
+    let configmap = format!("api/v1/namespaces/{NS}/configmaps/sightline-agent-config");
+    let profiles = api.get(&configmap).unwrap()["data"]["node-profiles.yaml"].clone();
+    assert!(!profiles.as_str().unwrap().contains("n1"), "{profiles}");
+    api.insert(
+        "api/v1/nodes/n1",
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "labels": {"pool": "gpu"}}}),
+    );
+    eventually("the relabelled node gets the override", Duration::from_secs(15), || {
+        api.get(&configmap).is_some_and(|cm| {
+            cm["data"]["node-profiles.yaml"]
+                .as_str()
+                .is_some_and(|profiles| profiles.contains("n1"))
+        })
+    })
+    .await;
+
     let mut object = api.get(CONFIG).unwrap();
     object["spec"]["agent"]["monitorAggregation"] = json!("maximum");
     object["metadata"]["generation"] = json!(2);
     api.insert(CONFIG, object);
-    let configmap = format!("api/v1/namespaces/{NS}/configmaps/sightline-agent-config");
     eventually(
         "the new spec reaches the agent ConfigMap",
         Duration::from_secs(15),
@@ -146,4 +164,14 @@ async fn the_binary_reconciles_while_leading_and_hands_over_on_sigterm() {
         api.get(&lease).unwrap()["spec"]["holderIdentity"].is_null(),
         "the Lease was released for a standby"
     );
+    // Watches, the leader Lease, Events, reads and writes: a real API server with the
+    // documented roles would have refused none of them.
+    let requests = api.requests();
+    for watched in ["sightlineconfigs", "configmaps", "secrets", "nodes"] {
+        assert!(
+            requests.iter().any(|r| r.starts_with("WATCH ") && r.ends_with(watched)),
+            "no watch of {watched}: {requests:#?}"
+        );
+    }
+    assert_documented_rbac_grants(&requests, NS);
 }

@@ -66,6 +66,15 @@ pub struct Election {
     pub renew_interval: Duration,
 }
 
+impl Election {
+    /// How long a leader goes on leading without a successful renewal: two thirds
+    /// of the lease (client-go's 10 s of 15 s), so it has stopped before a standby
+    /// can see the lease expire, even when a request hangs instead of failing.
+    pub fn renew_deadline(&self) -> Duration {
+        self.lease_duration * 2 / 3
+    }
+}
+
 fn spec_for(election: &Election, previous: Option<&LeaseSpec>, now: Timestamp, acquiring: bool) -> LeaseSpec {
     let transitions = previous.and_then(|spec| spec.lease_transitions).unwrap_or(0);
     let held_by_us = previous.and_then(|spec| spec.holder_identity.as_deref()) == Some(election.identity.as_str());
@@ -87,14 +96,50 @@ fn spec_for(election: &Election, previous: Option<&LeaseSpec>, now: Timestamp, a
     }
 }
 
+/// When this replica first saw the Lease's current record (holder and renew time).
+/// Expiry is judged on the local clock from that moment, as client-go does, so a
+/// holder whose clock runs behind ours is not taken for dead while it renews.
+#[derive(Debug, Default)]
+struct Observed {
+    record: Option<(Option<String>, Option<Timestamp>)>,
+    since: Option<tokio::time::Instant>,
+}
+
+impl Observed {
+    /// The time to judge `spec` at: its renew time plus how long ago we first saw it.
+    fn judging_time(&mut self, spec: Option<&LeaseSpec>) -> Timestamp {
+        let record = spec.map(|spec| {
+            (
+                spec.holder_identity.clone(),
+                spec.renew_time
+                    .as_ref()
+                    .or(spec.acquire_time.as_ref())
+                    .map(|time| time.0),
+            )
+        });
+        let local_now = tokio::time::Instant::now();
+        if self.record != record || self.since.is_none() {
+            self.record = record.clone();
+            self.since = Some(local_now);
+        }
+        let seen_for = self.since.map_or(Duration::ZERO, |since| local_now - since);
+        match record.and_then(|(_, renewed)| renewed) {
+            Some(renewed) => renewed
+                .checked_add(SignedDuration::try_from(seen_for).unwrap_or(SignedDuration::ZERO))
+                .unwrap_or(Timestamp::MAX),
+            None => Timestamp::now(),
+        }
+    }
+}
+
 /// One round: read the Lease, act on the decision. `Ok(true)` when we lead.
-async fn round(api: &Api<Lease>, election: &Election) -> Result<bool, kube::Error> {
+async fn round(api: &Api<Lease>, election: &Election, observed: &mut Observed) -> Result<bool, kube::Error> {
     let current = api.get_opt(&election.lease_name).await?;
     let now = Timestamp::now();
     let decision = decide(
         current.as_ref().and_then(|lease| lease.spec.as_ref()),
         &election.identity,
-        now,
+        observed.judging_time(current.as_ref().and_then(|lease| lease.spec.as_ref())),
     );
     let acquiring = match decision {
         LeaseDecision::Follow { .. } => return Ok(false),
@@ -155,8 +200,19 @@ pub async fn run(
 ) {
     let api: Api<Lease> = Api::namespaced(client, &namespace);
     let mut last_renewed: Option<tokio::time::Instant> = None;
+    let mut observed = Observed::default();
     loop {
-        match round(&api, &election).await {
+        // A request to an unreachable API server can hang for minutes (the client's
+        // read timeout); a leader must not wait for it past its renew deadline.
+        let deadline = match last_renewed {
+            Some(at) if *leading.borrow() => at + election.renew_deadline(),
+            _ => tokio::time::Instant::now() + election.renew_deadline(),
+        };
+        let outcome = match tokio::time::timeout_at(deadline, round(&api, &election, &mut observed)).await {
+            Ok(outcome) => outcome.map_err(|error| error.to_string()),
+            Err(_) => Err("no answer from the API server before the renew deadline".to_owned()),
+        };
+        match outcome {
             Ok(true) => {
                 if !*leading.borrow() {
                     info!(identity = %election.identity, lease = %election.lease_name, "became leader");
@@ -172,7 +228,7 @@ pub async fn run(
             }
             Err(error) => {
                 warn!(%error, "leader election: the Lease could not be read or written");
-                let stale = last_renewed.is_none_or(|at| at.elapsed() >= election.lease_duration);
+                let stale = last_renewed.is_none_or(|at| at.elapsed() >= election.renew_deadline());
                 if stale && *leading.borrow() {
                     warn!("stepping down: the lease may have expired");
                     leading.send_replace(false);

@@ -7,6 +7,7 @@ pub mod context;
 pub mod error;
 pub mod leader;
 pub mod metrics;
+pub mod node_changes;
 pub mod objects;
 pub mod reconcile;
 
@@ -56,9 +57,9 @@ pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> 
             watcher::Config::default(),
         )
         .owns(Api::<Secret>::namespaced(client.clone(), &namespace), owned)
-        // Node labels decide which overrides apply where. Kubelets renew node Leases,
-        // not Nodes, so this fires on node changes, not on every heartbeat.
-        .watches(Api::<Node>::all(client), watcher::Config::default(), |_node| {
+        // Node labels decide which overrides apply where, and the nodes that exist
+        // which agents count; a kubelet's status writes change neither.
+        .watches_stream(node_changes::stream(Api::<Node>::all(client)), |_node| {
             Some(ObjectRef::<SightlineConfig>::new(IN_FORCE_NAME))
         })
         .graceful_shutdown_on(stop)

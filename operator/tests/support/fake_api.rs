@@ -113,10 +113,21 @@ fn label_selector(query: &str) -> Vec<(String, String)> {
 
 impl FakeApi {
     pub fn client(&self) -> Client {
+        self.client_with_cut(Arc::default())
+    }
+
+    /// A client whose requests go unanswered (as across a network partition, until
+    /// the client's read timeout) while `cut` is set.
+    pub fn client_with_cut(&self, cut: Arc<std::sync::atomic::AtomicBool>) -> Client {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let api = self.clone();
         tokio::spawn(async move {
+            let mut unanswered = Vec::new();
             while let Some((request, send)) = handle.next_request().await {
+                if cut.load(std::sync::atomic::Ordering::SeqCst) {
+                    unanswered.push(send);
+                    continue;
+                }
                 let method = request.method().to_string();
                 let path = request.uri().path().to_owned();
                 let query = request.uri().query().unwrap_or_default().to_owned();
@@ -290,6 +301,11 @@ impl FakeApi {
             .unwrap()
             .conflicts
             .push((method.to_owned(), path.to_owned()));
+    }
+
+    /// Logs a request the store does not answer itself (a watch).
+    pub fn record(&self, line: String) {
+        self.store.lock().unwrap().log.push(line);
     }
 
     pub fn requests(&self) -> Vec<String> {

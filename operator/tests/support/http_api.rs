@@ -25,6 +25,7 @@ async fn handle(State(api): State<FakeApi>, request: Request) -> Response {
         .unwrap_or_default()
         .to_owned();
     if query.contains("watch=true") || query.contains("watch=1") {
+        api.record(format!("WATCH {path}"));
         // Changes from now on, one JSON line each; the stream stays open.
         let (collection, selector) = FakeApi::watch_target(&path, &query);
         let changes = tokio_stream::wrappers::BroadcastStream::new(api.subscribe());
