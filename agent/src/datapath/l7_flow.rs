@@ -17,7 +17,7 @@ use sightline_proto::flow::{
 use super::{DecodeError, Decoder, EMITTER_VERSION, InterfaceRole, MONITOR_L7, addresses};
 use crate::event::Event;
 use crate::flow_record::FlowRecord;
-use crate::l7::{L7Message, L7Protocol, Segment};
+use crate::l7::{L7Message, L7Protocol, L7Record, Segment};
 
 /// The fixed part of an `L7Event`, before its payload.
 const HEADER_LEN: usize = size_of::<L7Event>() - L7_MAX_CAPTURE;
@@ -158,15 +158,21 @@ impl Decoder {
             r#type: MONITOR_L7,
             sub_type: 0,
         });
-        flow.summary = message.summary;
-        flow.l7 = Some(Box::new(message.layer7));
+        let (layer7, summary) = message.render();
+        flow.summary = summary;
+        flow.l7 = Some(Box::new(layer7));
         flow.trace_context = message.trace_id.map(|trace_id| {
             Box::new(flow::TraceContext {
-                parent: Some(flow::TraceParent { trace_id }),
+                parent: Some(flow::TraceParent {
+                    trace_id: trace_id.to_string(),
+                }),
             })
         });
         let deferred = &mut flow.deferred;
-        deferred.http_headers = message.http_headers;
+        deferred.http_headers = match message.record {
+            L7Record::Http(http) => http.headers,
+            L7Record::Kafka(_) => None,
+        };
         deferred.uuid = Some(uuid::Builder::from_random_bytes(self.uuids.u128(..).to_le_bytes()).into_uuid());
         deferred.emitter_version = Some(EMITTER_VERSION);
         deferred.node_name = Some(std::sync::Arc::clone(&self.node_name));

@@ -96,8 +96,11 @@ impl L7Stats {
         self.failures[protocol as usize][reason as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn count_record(&self, protocol: L7Protocol) {
-        self.records[protocol as usize].fetch_add(1, Ordering::Relaxed);
+    /// Counts `records` complete records (none: nothing to write).
+    pub(crate) fn count_records(&self, protocol: L7Protocol, records: usize) {
+        if records > 0 {
+            self.records[protocol as usize].fetch_add(records as u64, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn count_eviction(&self) {
