@@ -117,17 +117,13 @@ fn request(bytes: &[u8]) -> Step<RequestHead> {
     let method = method_start..at;
     at += 1;
     let target_start = at;
-    while let Some(&b) = bytes.get(at) {
-        if b == b' ' {
-            break;
-        }
-        if b < b'!' || b == 0x7f {
-            return Err(Stop::Invalid);
-        }
-        at += 1;
-    }
-    if at >= bytes.len() {
-        return Err(Stop::Partial);
+    // Up to the space before the version; controls and DEL are not part of a target.
+    at += bytes[at.min(bytes.len())..]
+        .iter()
+        .position(|&b| b <= b' ' || b == 0x7f)
+        .ok_or(Stop::Partial)?;
+    if bytes[at] != b' ' {
+        return Err(Stop::Invalid);
     }
     let target = target_start..at;
     if target.is_empty() || std::str::from_utf8(&bytes[target.clone()]).is_err() {
@@ -203,16 +199,72 @@ fn skip_empty_lines(bytes: &[u8]) -> Step<usize> {
 }
 
 /// A non-empty token from `at` up to `end`; returns where `end` is.
-fn token(bytes: &[u8], mut at: usize, end: u8) -> Step<usize> {
-    let start = at;
-    loop {
-        match bytes.get(at) {
-            None => return Err(Stop::Partial),
-            Some(&b) if b == end && at > start => return Ok(at),
-            Some(&b) if TOKEN[usize::from(b)] => at += 1,
-            Some(_) => return Err(Stop::Invalid),
+fn token(bytes: &[u8], at: usize, end: u8) -> Step<usize> {
+    let rest = &bytes[at.min(bytes.len())..];
+    match rest.iter().position(|&b| !TOKEN[usize::from(b)]) {
+        None => Err(Stop::Partial),
+        Some(len) if len > 0 && rest[len] == end => Ok(at + len),
+        Some(_) => Err(Stop::Invalid),
+    }
+}
+
+/// Positions of `\n` in a byte string, found eight bytes at a time: the header lines of
+/// a head are short, and one pass over the head beats a search call per line.
+struct Newlines<'a> {
+    bytes: &'a [u8],
+    /// Where the word in `mask` starts.
+    base: usize,
+    /// One high bit per `\n` byte of the current word not yet returned.
+    mask: u64,
+}
+
+impl<'a> Newlines<'a> {
+    fn new(bytes: &'a [u8], from: usize) -> Self {
+        let base = from.min(bytes.len());
+        Self {
+            bytes,
+            base,
+            mask: newline_mask(word_at(bytes, base)),
         }
     }
+
+    /// The first `\n` at or after `from` (which never goes backwards).
+    fn next_from(&mut self, from: usize) -> Option<usize> {
+        loop {
+            while self.mask == 0 {
+                self.base += 8;
+                if self.base >= self.bytes.len() {
+                    return None;
+                }
+                self.mask = newline_mask(word_at(self.bytes, self.base));
+            }
+            let at = self.base + (self.mask.trailing_zeros() / 8) as usize;
+            self.mask &= self.mask - 1;
+            if at >= from {
+                return Some(at);
+            }
+        }
+    }
+}
+
+/// Eight bytes from `at`, zero-padded past the end (a zero byte is no newline).
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    let rest = &bytes[at.min(bytes.len())..];
+    match rest.first_chunk::<8>() {
+        Some(word) => u64::from_le_bytes(*word),
+        None => {
+            let mut word = [0; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            u64::from_le_bytes(word)
+        }
+    }
+}
+
+/// The high bit of each byte of `word` that is `\n` (exact: no carries between bytes).
+fn newline_mask(word: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let x = word ^ 0x0a0a_0a0a_0a0a_0a0a;
+    !(((x & LOW7) + LOW7) | x | LOW7)
 }
 
 /// `HTTP/1.0` or `HTTP/1.1` at `at`: the minor version and where it ends.
@@ -269,6 +321,7 @@ fn fields(bytes: &[u8], mut at: usize) -> Step<Fields> {
     let mut length: Option<u64> = None;
     let mut framing_decided = false;
     let mut count = 0;
+    let mut newlines = Newlines::new(bytes, at);
     loop {
         match bytes.get(at) {
             None => return Err(Stop::Partial),
@@ -288,14 +341,18 @@ fn fields(bytes: &[u8], mut at: usize) -> Step<Fields> {
         if count > MAX_HEADERS {
             return Err(Stop::Invalid);
         }
-        let name_start = at;
-        at = token(bytes, at, b':')?;
-        let name = &bytes[name_start..at];
-        let Some(newline) = memchr::memchr(b'\n', &bytes[at..]) else {
+        let Some(line_end) = newlines.next_from(at) else {
+            // The line is not complete: refuse a bad name now, wait for the rest otherwise.
+            token(bytes, at, b':')?;
             return Err(Stop::Partial);
         };
-        let line_end = at + newline;
-        let value = trim(bytes, at + 1, line_end);
+        let line = &bytes[at..line_end];
+        let name_len = line.iter().position(|&b| !TOKEN[usize::from(b)]).unwrap_or(line.len());
+        if name_len == 0 || line.get(name_len) != Some(&b':') {
+            return Err(Stop::Invalid);
+        }
+        let name = &line[..name_len];
+        let value = trim(bytes, at + name_len + 1, line_end);
         at = line_end + 1;
         // Names are compared by length first: most lines are none of these.
         match name.len() {
@@ -456,6 +513,18 @@ mod tests {
         }
         let many = format!("GET / HTTP/1.1\r\n{}\r\n", "X: y\r\n".repeat(MAX_HEADERS + 1));
         assert_eq!(scan_request(many.as_bytes()), Scan::Invalid);
+    }
+
+    #[test]
+    fn newlines_are_found_exactly_next_to_every_other_byte_value() {
+        let mut bytes: Vec<u8> = (0..=255u8).flat_map(|b| [b, b'\n', b, b, 0x8a, 0x0b]).collect();
+        bytes.extend_from_slice(b"\n\n\x09\n");
+        for from in [0, 1, 7, 8, 9, 100] {
+            let expected: Vec<usize> = (from..bytes.len()).filter(|&at| bytes[at] == b'\n').collect();
+            let mut newlines = Newlines::new(&bytes, from);
+            let found: Vec<usize> = std::iter::from_fn(|| newlines.next_from(from)).collect();
+            assert_eq!(found, expected, "from {from}");
+        }
     }
 
     #[test]
