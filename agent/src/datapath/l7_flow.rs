@@ -24,11 +24,17 @@ const HEADER_LEN: usize = size_of::<L7Event>() - L7_MAX_CAPTURE;
 
 /// The header of an L7 record and its captured payload bytes.
 pub struct CapturedSegment<'a> {
+    /// The flow header: 5-tuple, interface, time, TCP flags.
     pub event: FlowEvent,
+    /// Sequence number of the segment's first payload byte.
     pub tcp_seq: u32,
+    /// The segment's whole payload length on the wire.
     pub payload_len: u32,
+    /// What the program selected the connection for.
     pub protocol: L7Protocol,
+    /// The program's side of the segment (see `Segment::from_client`).
     pub from_client: bool,
+    /// The bytes the program copied (a prefix of the payload).
     pub captured: &'a [u8],
 }
 

@@ -39,13 +39,16 @@ use sightline_proto::flow::{Kafka, L7FlowType, Layer7, layer7::Record};
 /// Application protocol a connection was selected for (by port or by content).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum L7Protocol {
+    /// HTTP/1.0 and HTTP/1.1.
     Http1,
     /// Covers gRPC, which is HTTP/2 with `grpc-status` trailers.
     Http2,
+    /// The Kafka wire protocol.
     Kafka,
 }
 
 impl L7Protocol {
+    /// Every protocol, in label order.
     pub const ALL: [L7Protocol; 3] = [L7Protocol::Http1, L7Protocol::Http2, L7Protocol::Kafka];
 
     /// The name used in metric labels and logs.
@@ -61,7 +64,9 @@ impl L7Protocol {
 /// One captured TCP segment, as the datapath hands it over.
 #[derive(Clone, Copy, Debug)]
 pub struct Segment<'a> {
+    /// The segment's sender.
     pub src: SocketAddr,
+    /// The segment's receiver.
     pub dst: SocketAddr,
     /// What the datapath selected the connection for; a hint, the tracker re-detects from content.
     pub protocol: L7Protocol,
@@ -172,6 +177,7 @@ pub struct L7Settings {
     /// A message head (HTTP/1 head, HTTP/2 header block, Kafka request prefix) buffered
     /// past this many bytes is given up on.
     pub max_head_bytes: usize,
+    /// What is redacted in the records.
     pub redaction: Redaction,
     /// Where the tracker counts; shared with the `/metrics` scrape.
     pub stats: Arc<L7Stats>,
