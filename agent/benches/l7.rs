@@ -8,8 +8,9 @@
 //!
 //! Each protocol has three rows: the tracker alone (segment → `L7Message`), the decoder
 //! (ring record → the `FlowRecord` the ring stores: `l7` and Summary built, header list
-//! still deferred), and the decoder plus materialising the complete `flow.Flow` a reader gets (header list, UUID,
-//! addresses as text): the cost deferred to readers, shown rather than hidden.
+//! still deferred), and the decoder plus materialising the complete `flow.Flow` a reader
+//! gets (header list, UUID, addresses as text): the cost deferred to readers, shown rather
+//! than hidden.
 //!
 //! Before the timings it prints the heap allocations each of them costs.
 
