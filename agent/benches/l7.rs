@@ -1,14 +1,16 @@
 //! L7 parse cost: one HTTP/1.1 request+response pair with ~512-byte heads through the
-//! tracker (stream dedupe, parse, pairing, redaction, Summary), the same two heads through
-//! `httparse` alone as the baseline, and one unary gRPC call over HTTP/2 (HEADERS + DATA
-//! each way plus the trailers) with HPACK.
+//! tracker (stream dedupe, parse, pairing; method, URL, redaction and Summary are built
+//! when a record is read, in the decoder rows), the same two heads through `httparse`
+//! alone as the baseline, and one unary gRPC call over HTTP/2 (HEADERS + DATA each way
+//! plus the trailers) with HPACK.
 //!
 //! `cargo bench -p sightline-agent --bench l7`
 //!
 //! Each protocol has three rows: the tracker alone (segment → `L7Message`), the decoder
-//! (ring record → the `FlowRecord` the ring stores, header list still deferred), and the
-//! decoder plus materialising the complete `flow.Flow` a reader gets (header list, UUID,
-//! addresses as text): the cost deferred to readers, shown rather than hidden.
+//! (ring record → the `FlowRecord` the ring stores: `l7` and Summary built, header list
+//! still deferred), and the decoder plus materialising the complete `flow.Flow` a reader
+//! gets (header list, UUID, addresses as text): the cost deferred to readers, shown rather
+//! than hidden.
 //!
 //! Before the timings it prints the heap allocations each of them costs.
 

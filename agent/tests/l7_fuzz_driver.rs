@@ -81,7 +81,7 @@ fn seed_summaries(target: &str, name: &str) -> Vec<String> {
     };
     segments::run(protocol, prologue, &data)
         .into_iter()
-        .map(|message| message.summary)
+        .map(|message| message.summary())
         .collect()
 }
 

@@ -17,18 +17,24 @@ use sightline_proto::flow::{
 use super::{DecodeError, Decoder, EMITTER_VERSION, InterfaceRole, MONITOR_L7, addresses};
 use crate::event::Event;
 use crate::flow_record::FlowRecord;
-use crate::l7::{L7Message, L7Protocol, Segment};
+use crate::l7::{L7Message, L7Protocol, L7Record, Segment};
 
 /// The fixed part of an `L7Event`, before its payload.
 const HEADER_LEN: usize = size_of::<L7Event>() - L7_MAX_CAPTURE;
 
 /// The header of an L7 record and its captured payload bytes.
 pub struct CapturedSegment<'a> {
+    /// The flow header: 5-tuple, interface, time, TCP flags.
     pub event: FlowEvent,
+    /// Sequence number of the segment's first payload byte.
     pub tcp_seq: u32,
+    /// The segment's whole payload length on the wire.
     pub payload_len: u32,
+    /// What the program selected the connection for.
     pub protocol: L7Protocol,
+    /// The program's side of the segment (see `Segment::from_client`).
     pub from_client: bool,
+    /// The bytes the program copied (a prefix of the payload).
     pub captured: &'a [u8],
 }
 
@@ -158,15 +164,21 @@ impl Decoder {
             r#type: MONITOR_L7,
             sub_type: 0,
         });
-        flow.summary = message.summary;
-        flow.l7 = Some(Box::new(message.layer7));
+        let (layer7, summary) = message.render();
+        flow.summary = summary;
+        flow.l7 = Some(Box::new(layer7));
         flow.trace_context = message.trace_id.map(|trace_id| {
             Box::new(flow::TraceContext {
-                parent: Some(flow::TraceParent { trace_id }),
+                parent: Some(flow::TraceParent {
+                    trace_id: trace_id.to_string(),
+                }),
             })
         });
         let deferred = &mut flow.deferred;
-        deferred.http_headers = message.http_headers;
+        deferred.http_headers = match message.record {
+            L7Record::Http(http) => http.headers,
+            L7Record::Kafka(_) => None,
+        };
         deferred.uuid = Some(uuid::Builder::from_random_bytes(self.uuids.u128(..).to_le_bytes()).into_uuid());
         deferred.emitter_version = Some(EMITTER_VERSION);
         deferred.node_name = Some(std::sync::Arc::clone(&self.node_name));

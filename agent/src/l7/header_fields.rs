@@ -4,41 +4,88 @@
 //! without a reader, so the list is built only when a flow is shown, exported or
 //! filtered by header ([`HeaderFields::to_list`]).
 //!
-//! Layout: per field a little-endian `u32` name length, the name, a `u32` value length
-//! and the value.
+//! Two forms: HTTP/2 fields (decoded by HPACK, so they have to be copied out) are packed,
+//! redacted, per field as a little-endian `u32` name length, the name, a `u32` value length
+//! and the value. HTTP/1 fields are the header lines of the head the record already keeps,
+//! redacted when the list is built.
 
 use std::sync::Arc;
 
 use sightline_proto::flow::HttpHeader;
 
 use super::headers::{canonical_key, sort_headers, text};
+use super::http_record::Span;
+use super::http1_head::field_lines;
 use super::redact::{REDACTED, Redaction};
 
 /// The fields of one HTTP record (never empty: a record without headers has none).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HeaderFields(Arc<[u8]>);
+pub struct HeaderFields(Repr);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Repr {
+    /// Packed as described above, values already redacted.
+    Packed(Arc<[u8]>),
+    /// The header lines (`lines`) of an HTTP/1 head, as the head scanner accepted them.
+    Lines {
+        head: Arc<[u8]>,
+        lines: Span,
+        redaction: Arc<Redaction>,
+    },
+}
 
 impl HeaderFields {
+    /// The header lines of an HTTP/1 head; `None` when there are none.
+    pub(crate) fn http1_lines(head: &Arc<[u8]>, lines: Span, redaction: &Arc<Redaction>) -> Option<Self> {
+        (!lines.of(head).is_empty()).then(|| {
+            Self(Repr::Lines {
+                head: Arc::clone(head),
+                lines,
+                redaction: Arc::clone(redaction),
+            })
+        })
+    }
+
     /// Hubble's header list: keys in Go's canonical form, sorted by key (stable, so a
     /// repeated header keeps its values in arrival order).
     pub fn to_list(&self) -> Vec<HttpHeader> {
-        let mut list: Vec<HttpHeader> = pairs(&self.0)
-            .map(|(name, value)| HttpHeader {
-                key: canonical_key(&text(name)),
-                value: text(value).into_owned(),
-            })
-            .collect();
+        let mut list: Vec<HttpHeader> = match &self.0 {
+            Repr::Packed(packed) => pairs(packed)
+                .map(|(name, value)| HttpHeader {
+                    key: canonical_key(&text(name)),
+                    value: text(value).into_owned(),
+                })
+                .collect(),
+            Repr::Lines { head, lines, redaction } => field_lines(lines.of(head))
+                .map(|(name, value)| {
+                    let name = text(name);
+                    let value = if redaction.keeps_header(&name) {
+                        text(value).into_owned()
+                    } else {
+                        REDACTED.to_owned()
+                    };
+                    HttpHeader {
+                        key: canonical_key(&name),
+                        value,
+                    }
+                })
+                .collect(),
+        };
         sort_headers(&mut list);
         list
     }
 
     /// How many fields there are.
     pub fn len(&self) -> usize {
-        pairs(&self.0).count()
+        match &self.0 {
+            Repr::Packed(packed) => pairs(packed).count(),
+            Repr::Lines { head, lines, .. } => field_lines(lines.of(head)).count(),
+        }
     }
 
+    /// Whether there are no fields (never, for a record's fields: see the type).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 }
 
@@ -90,7 +137,7 @@ impl FieldsBuilder {
     /// The fields collected since the last `clear` or `finish`, or `None` when there
     /// were none; the builder is empty afterwards.
     pub(super) fn finish(&mut self) -> Option<HeaderFields> {
-        let fields = (!self.buf.is_empty()).then(|| HeaderFields(Arc::from(self.buf.as_slice())));
+        let fields = (!self.buf.is_empty()).then(|| HeaderFields(Repr::Packed(Arc::from(self.buf.as_slice()))));
         self.buf.clear();
         fields
     }
@@ -101,10 +148,17 @@ impl FieldsBuilder {
         match fields {
             None => self.finish(),
             Some(fields) if self.buf.is_empty() => Some(fields),
-            Some(fields) => {
-                let joined = [&fields.0[..], &self.buf].concat();
+            Some(HeaderFields(Repr::Packed(packed))) => {
+                let mut joined = Vec::with_capacity(packed.len() + self.buf.len());
+                joined.extend_from_slice(&packed);
+                joined.extend_from_slice(&self.buf);
                 self.buf.clear();
-                Some(HeaderFields(Arc::from(joined)))
+                Some(HeaderFields(Repr::Packed(Arc::from(joined))))
+            }
+            // Trailers follow HTTP/2 headers only, which are always packed.
+            Some(fields) => {
+                self.buf.clear();
+                Some(fields)
             }
         }
     }

@@ -1,23 +1,23 @@
-//! HTTP/1.x: request and response heads (parsed with `httparse`), bodies skipped by
+//! HTTP/1.x: request and response heads (read by `http1_head`), bodies skipped by
 //! Content-Length or chunk sizes (also across uncaptured bytes), responses matched to
 //! requests in order (keep-alive, pipelining), and resynchronisation at the next message
 //! start after garbage or a gap inside a head.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
-use sightline_proto::flow::{Http, L7FlowType, layer7::Record};
+use sightline_proto::flow::L7FlowType;
 
-use super::L7Protocol;
 use super::detect::starts_with_request_line;
-use super::header_fields::{FieldsBuilder, HeaderFields};
-use super::headers::text;
+use super::header_fields::HeaderFields;
+use super::http_record::{HttpRecord, RequestText, Span};
+use super::http1_head::{Framing, RequestHead, ResponseHead, Scan, scan_request, scan_response};
 use super::stats::FailureReason;
-use super::trace_context::{self, TRACEPARENT};
+use super::trace_context::{self, TraceId};
 use super::tracker::{Direction, ParseContext, Parsed, StreamParser};
+use super::{L7Protocol, L7Record};
 
 const PROTOCOL: L7Protocol = L7Protocol::Http1;
-/// Headers per message httparse may return; more is treated as malformed.
-const MAX_HEADERS: usize = 96;
 /// A chunk-size or trailer line longer than this is not chunked encoding.
 const MAX_CHUNK_LINE: usize = 1024;
 
@@ -28,16 +28,16 @@ pub(crate) struct Http1Parser {
     /// Requests waiting for their response, oldest first. `None` stands for a request
     /// known to exist but lost in a gap, so later responses still pair up in order.
     pending: VecDeque<Option<PendingRequest>>,
-    /// Scratch for the header fields of the head being read.
-    fields: FieldsBuilder,
 }
 
 struct PendingRequest {
-    method: String,
-    url: String,
+    /// Method and URL, shared with the response's record.
+    request: RequestText,
+    /// A response to HEAD has no body whatever its headers say.
+    head_request: bool,
     timestamp_ns: u64,
     /// The request's trace, which Hubble also shows on the response.
-    trace_id: Option<String>,
+    trace_id: Option<TraceId>,
 }
 
 /// One direction's framing state.
@@ -210,61 +210,28 @@ impl Http1Parser {
     }
 
     fn parse_head(&mut self, cx: &mut ParseContext<'_>, direction: Direction, bytes: &[u8]) -> HeadOutcome {
-        // Uninitialised: httparse writes only the slots it fills, so a head does not pay
-        // for clearing all of them first.
-        let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         match direction {
-            Direction::ToServer => {
-                let mut request = httparse::Request::new(&mut []);
-                match request.parse_with_uninit_headers(bytes, &mut headers) {
-                    Ok(httparse::Status::Complete(len)) => {
-                        self.on_request(cx, &request);
-                        HeadOutcome::Complete(len)
-                    }
-                    Ok(httparse::Status::Partial) => HeadOutcome::Partial,
-                    Err(_) => HeadOutcome::Invalid,
+            Direction::ToServer => match scan_request(bytes) {
+                Scan::Complete(head) => {
+                    self.on_request(cx, bytes, &head);
+                    HeadOutcome::Complete(head.len)
                 }
-            }
-            Direction::ToClient => {
-                let mut response = httparse::Response::new(&mut []);
-                match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-                    &mut response,
-                    bytes,
-                    &mut headers,
-                ) {
-                    Ok(httparse::Status::Complete(len)) => {
-                        self.on_response(cx, &response);
-                        HeadOutcome::Complete(len)
-                    }
-                    Ok(httparse::Status::Partial) => HeadOutcome::Partial,
-                    Err(_) => HeadOutcome::Invalid,
+                Scan::Partial => HeadOutcome::Partial,
+                Scan::Invalid => HeadOutcome::Invalid,
+            },
+            Direction::ToClient => match scan_response(bytes) {
+                Scan::Complete(head) => {
+                    self.on_response(cx, bytes, &head);
+                    HeadOutcome::Complete(head.len)
                 }
-            }
+                Scan::Partial => HeadOutcome::Partial,
+                Scan::Invalid => HeadOutcome::Invalid,
+            },
         }
     }
 
-    fn on_request(&mut self, cx: &mut ParseContext<'_>, request: &httparse::Request<'_, '_>) {
-        let method = request.method.unwrap_or_default();
-        let target = request.path.unwrap_or_default();
-        let mut url = if target.starts_with('/') || target == "*" {
-            let host = request
-                .headers
-                .iter()
-                .find(|header| header.name.eq_ignore_ascii_case("host"))
-                .map(|header| text(header.value))
-                .unwrap_or_default();
-            let mut url = String::with_capacity("http://".len() + host.len() + target.len());
-            url.push_str("http://");
-            url.push_str(&host);
-            url.push_str(target);
-            url
-        } else {
-            // Absolute form (a request to a proxy) or CONNECT's authority form.
-            target.to_owned()
-        };
-        cx.settings.redaction.redact_url(&mut url);
-        let framing = body_framing(request.headers);
-        self.requests.body = match framing {
+    fn on_request(&mut self, cx: &mut ParseContext<'_>, bytes: &[u8], head: &RequestHead) {
+        self.requests.body = match head.framing {
             Framing::Chunked => Body::ChunkSize,
             Framing::Length(0) | Framing::None => Body::Head,
             Framing::Length(len) => Body::Fixed(len),
@@ -275,37 +242,42 @@ impl Http1Parser {
             }
         };
         let timestamp_ns = self.requests.head_start_ns;
-        let trace_id = request
-            .headers
-            .iter()
-            .find(|header| header.name.eq_ignore_ascii_case(TRACEPARENT))
-            .and_then(|header| trace_context::trace_id(header.value));
+        let trace_id = head
+            .traceparent
+            .clone()
+            .and_then(|value| trace_context::trace_id(&bytes[value]));
+        // The record keeps the head (one copy); method, URL and headers are read from it.
+        let kept: Arc<[u8]> = Arc::from(&bytes[..head.fields.end]);
+        let request = RequestText::http1(
+            Arc::clone(&kept),
+            Span::new(head.method.clone()),
+            head.host.clone().map(Span::new),
+            Span::new(head.target.clone()),
+            cx.redaction,
+        );
         let pending = PendingRequest {
-            method: method.to_owned(),
-            url: url.clone(),
+            head_request: request.method_is(b"HEAD"),
+            request: request.clone(),
             timestamp_ns,
-            trace_id: trace_id.clone(),
-        };
-        let http = Http {
-            code: 0,
-            method: method.to_owned(),
-            url,
-            protocol: protocol_name(request.version).to_owned(),
-            headers: Vec::new(),
+            trace_id,
         };
         cx.out.push(Parsed {
             flow_type: L7FlowType::Request,
             latency_ns: 0,
-            record: Record::Http(http),
+            record: L7Record::Http(HttpRecord {
+                code: 0,
+                protocol: protocol_name(head.minor_version),
+                request,
+                headers: HeaderFields::http1_lines(&kept, Span::new(head.fields.clone()), cx.redaction),
+            }),
             timestamp_ns,
-            headers: header_fields(&mut self.fields, cx, request.headers),
             trace_id,
         });
         self.push_pending(cx, Some(pending));
     }
 
-    fn on_response(&mut self, cx: &mut ParseContext<'_>, response: &httparse::Response<'_, '_>) {
-        let code = response.code.unwrap_or_default();
+    fn on_response(&mut self, cx: &mut ParseContext<'_>, bytes: &[u8], head: &ResponseHead) {
+        let code = head.code;
         let timestamp_ns = self.responses.head_start_ns;
         // Interim responses (100 Continue, 103 Early Hints) precede the real one.
         if (100..200).contains(&code) && code != 101 {
@@ -315,34 +287,37 @@ impl Http1Parser {
         let request = match self.pending.pop_front() {
             Some(Some(request)) => request,
             Some(None) => {
-                self.responses.body = response_body(cx, response.headers, code, false);
+                self.responses.body = response_body(cx, head.framing, code, false);
                 return;
             }
             None => {
                 cx.fail(PROTOCOL, FailureReason::UnmatchedResponse);
-                self.responses.body = response_body(cx, response.headers, code, false);
+                self.responses.body = response_body(cx, head.framing, code, false);
                 return;
             }
         };
-        self.responses.body = response_body(cx, response.headers, code, request.method == "HEAD");
+        self.responses.body = response_body(cx, head.framing, code, request.head_request);
         if code == 101 {
             // The connection speaks another protocol from here on.
             self.requests.body = Body::UntilClose;
             self.responses.body = Body::UntilClose;
         }
-        let http = Http {
-            code: u32::from(code),
-            method: request.method,
-            url: request.url,
-            protocol: protocol_name(response.version).to_owned(),
-            headers: Vec::new(),
+        let headers = if head.fields.is_empty() {
+            None
+        } else {
+            let kept: Arc<[u8]> = Arc::from(&bytes[..head.fields.end]);
+            HeaderFields::http1_lines(&kept, Span::new(head.fields.clone()), cx.redaction)
         };
         cx.out.push(Parsed {
             flow_type: L7FlowType::Response,
             latency_ns: timestamp_ns.saturating_sub(request.timestamp_ns),
-            record: Record::Http(http),
+            record: L7Record::Http(HttpRecord {
+                code: u32::from(code),
+                protocol: protocol_name(head.minor_version),
+                request: request.request,
+                headers,
+            }),
             timestamp_ns,
-            headers: header_fields(&mut self.fields, cx, response.headers),
             trace_id: request.trace_id,
         });
     }
@@ -418,45 +393,11 @@ impl Half {
     }
 }
 
-/// How a message's body is delimited, from its headers (RFC 9112 §6.3).
-enum Framing {
-    None,
-    Chunked,
-    Length(u64),
-    BadLength,
-}
-
-fn body_framing(headers: &[httparse::Header<'_>]) -> Framing {
-    let mut length = None;
-    for header in headers {
-        if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            let chunked_last = header
-                .value
-                .rsplit(|&b| b == b',')
-                .next()
-                .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-            if chunked_last {
-                return Framing::Chunked;
-            }
-        } else if header.name.eq_ignore_ascii_case("content-length") {
-            let parsed = std::str::from_utf8(header.value)
-                .ok()
-                .and_then(|value| value.trim().parse::<u64>().ok());
-            match (parsed, length) {
-                (Some(value), None) => length = Some(value),
-                (Some(value), Some(previous)) if value == previous => {}
-                _ => return Framing::BadLength,
-            }
-        }
-    }
-    length.map_or(Framing::None, Framing::Length)
-}
-
-fn response_body(cx: &mut ParseContext<'_>, headers: &[httparse::Header<'_>], code: u16, head_request: bool) -> Body {
+fn response_body(cx: &mut ParseContext<'_>, framing: Framing, code: u16, head_request: bool) -> Body {
     if head_request || code == 204 || code == 304 {
         return Body::Head;
     }
-    match body_framing(headers) {
+    match framing {
         Framing::Chunked => Body::ChunkSize,
         Framing::Length(0) => Body::Head,
         Framing::Length(len) => Body::Fixed(len),
@@ -477,23 +418,11 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
     u64::from_str_radix(digits, 16).ok()
 }
 
-fn protocol_name(version: Option<u8>) -> &'static str {
-    match version {
-        Some(0) => "HTTP/1.0",
+fn protocol_name(minor_version: u8) -> &'static str {
+    match minor_version {
+        0 => "HTTP/1.0",
         _ => "HTTP/1.1",
     }
-}
-
-fn header_fields(
-    builder: &mut FieldsBuilder,
-    cx: &ParseContext<'_>,
-    headers: &[httparse::Header<'_>],
-) -> Option<HeaderFields> {
-    builder.clear();
-    for header in headers {
-        builder.push(&cx.settings.redaction, header.name.as_bytes(), header.value);
-    }
-    builder.finish()
 }
 
 /// Where the next message starts: at the beginning of `input` or of any line in it.

@@ -47,7 +47,7 @@ fn request_and_response_become_hubble_records_with_latency() {
     let response = &wire.out[1];
     assert_eq!(flow_type(response), L7FlowType::Response);
     assert!(!response.from_client);
-    assert_eq!(response.layer7.latency_ns, 12_000_000);
+    assert_eq!(response.layer7().latency_ns, 12_000_000);
     let http = http_of(response);
     assert_eq!((http.code, http.method.as_str()), (200, "GET"));
     assert_eq!(http.url, "http://shop.svc/index.html");
@@ -362,7 +362,7 @@ fn records_of(requests: &[u8], request_cuts: &[usize], responses: &[u8], respons
     wire.send_cut(false, responses, response_cuts);
     wire.out
         .iter()
-        .map(|m| format!("{:?} {}", m.layer7, m.summary))
+        .map(|m| format!("{:?} {}", m.layer7(), m.summary()))
         .collect()
 }
 

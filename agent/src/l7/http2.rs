@@ -8,14 +8,16 @@
 //! lost, cannot be decoded any more: that is counted once and the connection skipped.
 
 use loona_hpack::Decoder;
-use sightline_proto::flow::{Http, L7FlowType, layer7::Record};
+use sightline_proto::flow::L7FlowType;
 
-use super::L7Protocol;
 use super::detect::HTTP2_PREFACE;
 use super::header_fields::HeaderFields;
+use super::http_record::{HttpRecord, RequestText};
 use super::http2_block::BlockFields;
 use super::stats::FailureReason;
+use super::trace_context::TraceId;
 use super::tracker::{Direction, ParseContext, Parsed, StreamParser};
+use super::{L7Protocol, L7Record};
 
 const PROTOCOL: L7Protocol = L7Protocol::Http2;
 const PROTOCOL_NAME: &str = "HTTP/2";
@@ -52,6 +54,8 @@ pub(crate) struct Http2Parser {
     streams: Vec<(u32, StreamState)>,
     /// The header block being decoded; reused so pseudo-headers cost no allocation.
     fields: BlockFields,
+    /// Where a request's method and URL are put together before its record copies them.
+    request_text: Vec<u8>,
 }
 
 impl Default for Http2Parser {
@@ -69,6 +73,7 @@ impl Default for Http2Parser {
             decoders: [decoder(), decoder()],
             streams: Vec::new(),
             fields: BlockFields::default(),
+            request_text: Vec::new(),
         }
     }
 }
@@ -135,17 +140,17 @@ impl FrameHeader {
 }
 
 struct StreamState {
-    method: String,
-    url: String,
+    /// Method and URL, shared with the response's record.
+    request: RequestText,
     request_ns: u64,
     /// The request's trace, which Hubble also shows on the response.
-    trace_id: Option<String>,
+    trace_id: Option<TraceId>,
     /// The response, held until the stream ends so trailers can join its headers.
     response: Option<HeldResponse>,
 }
 
 struct HeldResponse {
-    http: Http,
+    code: u32,
     headers: Option<HeaderFields>,
     timestamp_ns: u64,
 }
@@ -333,41 +338,36 @@ impl Http2Parser {
             return; // Request trailers: nothing Hubble shows.
         };
         let fields = &mut self.fields;
-        let (scheme, authority, path) = (
-            fields.scheme().unwrap_or("http"),
-            fields.authority().unwrap_or_default(),
-            fields.path().unwrap_or_default(),
+        let request = RequestText::packed(
+            &mut self.request_text,
+            fields.method().unwrap_or_default(),
+            [
+                fields.scheme().unwrap_or("http"),
+                "://",
+                fields.authority().unwrap_or_default(),
+                fields.path().unwrap_or_default(),
+            ],
+            cx.redaction,
         );
-        let mut url = String::with_capacity(scheme.len() + "://".len() + authority.len() + path.len());
-        url.push_str(scheme);
-        url.push_str("://");
-        url.push_str(authority);
-        url.push_str(path);
-        cx.settings.redaction.redact_url(&mut url);
-        let method = fields.method().unwrap_or_default().to_owned();
         let trace_id = fields.trace_id();
-        let stream = StreamState {
-            method: method.clone(),
-            url: url.clone(),
-            request_ns: block.timestamp_ns,
-            trace_id: trace_id.clone(),
-            response: None,
-        };
-        let http = Http {
-            code: 0,
-            method,
-            url,
-            protocol: PROTOCOL_NAME.to_owned(),
-            headers: Vec::new(),
-        };
         cx.out.push(Parsed {
             flow_type: L7FlowType::Request,
             latency_ns: 0,
-            record: Record::Http(http),
+            record: L7Record::Http(HttpRecord {
+                code: 0,
+                protocol: PROTOCOL_NAME,
+                request: request.clone(),
+                headers: fields.take_headers(),
+            }),
             timestamp_ns: block.timestamp_ns,
-            headers: fields.take_headers(),
             trace_id,
         });
+        let stream = StreamState {
+            request,
+            request_ns: block.timestamp_ns,
+            trace_id,
+            response: None,
+        };
         let mut at = at;
         if self.streams.len() >= cx.settings.max_pending_requests.max(1) {
             self.streams.remove(0);
@@ -397,15 +397,8 @@ impl Http2Parser {
                 if (100..200).contains(&code) {
                     return;
                 }
-                let http = Http {
-                    code,
-                    method: stream.method.clone(),
-                    url: stream.url.clone(),
-                    protocol: PROTOCOL_NAME.to_owned(),
-                    headers: Vec::new(),
-                };
                 stream.response = Some(HeldResponse {
-                    http,
+                    code,
                     headers: self.fields.take_headers(),
                     timestamp_ns: block.timestamp_ns,
                 });
@@ -480,9 +473,13 @@ fn emit_finished(cx: &mut ParseContext<'_>, stream: StreamState) {
         Some(held) => cx.out.push(Parsed {
             flow_type: L7FlowType::Response,
             latency_ns: held.timestamp_ns.saturating_sub(stream.request_ns),
-            record: Record::Http(held.http),
+            record: L7Record::Http(HttpRecord {
+                code: held.code,
+                protocol: PROTOCOL_NAME,
+                request: stream.request,
+                headers: held.headers,
+            }),
             timestamp_ns: held.timestamp_ns,
-            headers: held.headers,
             trace_id: stream.trace_id,
         }),
         None => cx.fail(PROTOCOL, FailureReason::UnansweredRequest),

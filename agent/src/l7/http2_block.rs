@@ -8,7 +8,7 @@ use std::ops::Range;
 use super::header_fields::{FieldsBuilder, HeaderFields};
 use super::headers::text;
 use super::redact::Redaction;
-use super::trace_context::{self, TRACEPARENT};
+use super::trace_context::{self, TRACEPARENT, TraceId};
 use loona_hpack::Decoder;
 use loona_hpack::decoder::DecoderError;
 
@@ -97,7 +97,7 @@ impl BlockFields {
     }
 
     /// The trace id of the block's `traceparent`, when it is a valid one.
-    pub(super) fn trace_id(&self) -> Option<String> {
+    pub(super) fn trace_id(&self) -> Option<TraceId> {
         self.get(&self.traceparent)
             .and_then(|value| trace_context::trace_id(value.as_bytes()))
     }

@@ -105,7 +105,7 @@ fn grpc_call_yields_request_and_response_with_grpc_status_trailer() {
         ]
     );
     assert_eq!(flow_type(&wire.out[1]), L7FlowType::Response);
-    assert_eq!(wire.out[1].layer7.latency_ns, 3_000_000);
+    assert_eq!(wire.out[1].layer7().latency_ns, 3_000_000);
     let (request, response) = (http_of(&wire.out[0]), http_of(&wire.out[1]));
     let request_headers: Vec<_> = request.headers.iter().map(|h| h.key.as_str()).collect();
     assert_eq!(request_headers, ["Content-Type", "Te"]);
@@ -340,7 +340,7 @@ fn call_records(client_cuts: &[usize], server_cuts: &[usize]) -> Vec<String> {
     wire.send_cut(false, &responses, server_cuts);
     wire.out
         .iter()
-        .map(|m| format!("{:?} {}", m.layer7, m.summary))
+        .map(|m| format!("{:?} {}", m.layer7(), m.summary()))
         .collect()
 }
 

@@ -6,12 +6,12 @@
 
 use std::collections::VecDeque;
 
-use sightline_proto::flow::{Kafka, L7FlowType, layer7::Record};
+use sightline_proto::flow::{Kafka, L7FlowType};
 
 use super::kafka_wire::{api_key_name, request_head, response_correlation_id, response_error_code, topic_readable};
 use super::stats::FailureReason;
 use super::tracker::{Direction, ParseContext, Parsed, StreamParser};
-use super::{L7Protocol, detect};
+use super::{L7Protocol, L7Record, detect};
 
 const PROTOCOL: L7Protocol = L7Protocol::Kafka;
 /// How much of each message is kept for decoding; headers and topic names fit easily.
@@ -177,14 +177,12 @@ impl KafkaParser {
             correlation_id: head.correlation_id,
             topic: topic.clone(),
         };
-        #[allow(deprecated)] // Hubble still fills the deprecated Kafka record.
-        let record = Record::Kafka(kafka);
+        let record = L7Record::Kafka(kafka);
         cx.out.push(Parsed {
             flow_type: L7FlowType::Request,
             latency_ns: 0,
             record,
             timestamp_ns: message.start_ns,
-            headers: None,
             trace_id: None,
         });
         if self.pending.len() >= cx.settings.max_pending_requests.max(1) {
@@ -227,14 +225,12 @@ impl KafkaParser {
             correlation_id,
             topic: request.topic,
         };
-        #[allow(deprecated)] // Hubble still fills the deprecated Kafka record.
-        let record = Record::Kafka(kafka);
+        let record = L7Record::Kafka(kafka);
         cx.out.push(Parsed {
             flow_type: L7FlowType::Response,
             latency_ns: message.start_ns.saturating_sub(request.timestamp_ns),
             record,
             timestamp_ns: message.start_ns,
-            headers: None,
             trace_id: None,
         });
     }

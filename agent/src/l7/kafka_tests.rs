@@ -199,7 +199,7 @@ fn produce_request_and_response_become_hubble_records() {
         (3, 3, 0)
     );
     assert_eq!(flow_type(&wire.out[1]), L7FlowType::Response);
-    assert_eq!(wire.out[1].layer7.latency_ns, 4_000_000);
+    assert_eq!(wire.out[1].layer7().latency_ns, 4_000_000);
     assert_eq!(kafka_of(&wire.out[1]).api_version, 3);
 }
 
@@ -378,7 +378,7 @@ fn exchange_records(client_cuts: &[usize], server_cuts: &[usize]) -> Vec<String>
     wire.send_cut(false, &responses, server_cuts);
     wire.out
         .iter()
-        .map(|m| format!("{:?} {}", m.layer7, m.summary))
+        .map(|m| format!("{:?} {}", m.layer7(), m.summary()))
         .collect()
 }
 

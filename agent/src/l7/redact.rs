@@ -69,6 +69,7 @@ impl Redaction {
         if self.keeps_header(key) { value } else { REDACTED }
     }
 
+    /// Redacts the values of a built header list in place.
     pub fn headers(&self, headers: &mut [HttpHeader]) {
         if self.headers_allow.is_empty() && self.headers_deny.is_empty() {
             return;
@@ -80,6 +81,7 @@ impl Redaction {
         }
     }
 
+    /// The Kafka API key name as it may be shown.
     pub fn kafka_api_key<'k>(&self, api_key: &'k str) -> &'k str {
         if self.kafka_api_key { REDACTED } else { api_key }
     }

@@ -34,6 +34,7 @@ pub enum FailureReason {
 }
 
 impl FailureReason {
+    /// Every reason, in label order.
     pub const ALL: [FailureReason; 10] = [
         FailureReason::Malformed,
         FailureReason::HeadTooLarge,
@@ -47,6 +48,7 @@ impl FailureReason {
         FailureReason::Evicted,
     ];
 
+    /// The name used in metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
             FailureReason::Malformed => "malformed",
@@ -92,12 +94,16 @@ pub struct L7Stats {
 }
 
 impl L7Stats {
+    /// Counts one failure of `protocol` for `reason`.
     pub fn count_failure(&self, protocol: L7Protocol, reason: FailureReason) {
         self.failures[protocol as usize][reason as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn count_record(&self, protocol: L7Protocol) {
-        self.records[protocol as usize].fetch_add(1, Ordering::Relaxed);
+    /// Counts `records` complete records (none: nothing to write).
+    pub(crate) fn count_records(&self, protocol: L7Protocol, records: usize) {
+        if records > 0 {
+            self.records[protocol as usize].fetch_add(records as u64, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn count_eviction(&self) {
@@ -119,6 +125,7 @@ impl L7Stats {
         self.not_detected.store(capture.not_detected, Ordering::Relaxed);
     }
 
+    /// The capture counters as they are now.
     pub fn capture(&self) -> CaptureCounters {
         CaptureCounters {
             captured: self.captured.load(Ordering::Relaxed),
@@ -127,6 +134,7 @@ impl L7Stats {
         }
     }
 
+    /// Failures of `protocol` counted for `reason`.
     pub fn failures(&self, protocol: L7Protocol, reason: FailureReason) -> u64 {
         self.failures[protocol as usize][reason as usize].load(Ordering::Relaxed)
     }
@@ -140,6 +148,7 @@ impl L7Stats {
         })
     }
 
+    /// Failures of `protocol` for any reason.
     pub fn total_failures(&self, protocol: L7Protocol) -> u64 {
         self.all_failures()
             .filter(|(p, _, _)| *p == protocol)
@@ -147,6 +156,7 @@ impl L7Stats {
             .sum()
     }
 
+    /// Records of `protocol` the tracker completed.
     pub fn records(&self, protocol: L7Protocol) -> u64 {
         self.records[protocol as usize].load(Ordering::Relaxed)
     }

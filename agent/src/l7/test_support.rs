@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use sightline_proto::flow::{Http, Kafka, L7FlowType, layer7::Record};
 
-use super::{L7Message, L7Protocol, L7Settings, L7Tracker, Segment};
+use super::{L7Message, L7Protocol, L7Record, L7Settings, L7Tracker, Segment};
 
 pub(crate) struct Wire {
     pub tracker: L7Tracker,
@@ -93,8 +93,8 @@ impl Wire {
         }
     }
 
-    pub(crate) fn summaries(&self) -> Vec<&str> {
-        self.out.iter().map(|message| message.summary.as_str()).collect()
+    pub(crate) fn summaries(&self) -> Vec<String> {
+        self.out.iter().map(L7Message::summary).collect()
     }
 }
 
@@ -106,14 +106,13 @@ pub(crate) fn http_of(message: &L7Message) -> Http {
     }
 }
 
-#[allow(deprecated)] // Hubble's Kafka record is deprecated but still what it fills.
 pub(crate) fn kafka_of(message: &L7Message) -> &Kafka {
-    match &message.layer7.record {
-        Some(Record::Kafka(kafka)) => kafka,
+    match &message.record {
+        L7Record::Kafka(kafka) => kafka,
         other => panic!("expected a Kafka record, got {other:?}"),
     }
 }
 
 pub(crate) fn flow_type(message: &L7Message) -> L7FlowType {
-    L7FlowType::try_from(message.layer7.r#type).unwrap_or(L7FlowType::UnknownL7Type)
+    message.flow_type
 }

@@ -11,8 +11,34 @@ pub(crate) const TRACEPARENT: &str = "traceparent";
 /// Versions above this are invalid (`ff` is reserved).
 const MAX_VERSION: u8 = 254;
 
+/// A W3C trace id as text: 32 lower-case hex digits, kept inline so a record carries it
+/// without an allocation.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceId([u8; 32]);
+
+impl std::ops::Deref for TraceId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // Built only from validated lower-case hex, which is ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for TraceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl std::fmt::Display for TraceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
 /// The trace id (32 lower-case hex digits) of a valid `traceparent` value.
-pub(crate) fn trace_id(value: &[u8]) -> Option<String> {
+pub(crate) fn trace_id(value: &[u8]) -> Option<TraceId> {
     // Go's header parsing drops the blanks around a value.
     let mut rest = value.trim_ascii();
     let version = hex_part::<1>(&mut rest)?[0];
@@ -29,8 +55,7 @@ pub(crate) fn trace_id(value: &[u8]) -> Option<String> {
     if trace_id == [0; 16] || parent_id == [0; 8] {
         return None;
     }
-    // Lower-case hex is ASCII.
-    std::str::from_utf8(trace_id_text).ok().map(str::to_owned)
+    trace_id_text.try_into().ok().map(TraceId)
 }
 
 /// The text up to the next `-` (all of it when there is none); `rest` moves past the `-`.
@@ -76,7 +101,7 @@ mod tests {
     const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
     fn id(value: &str) -> Option<String> {
-        trace_id(value.as_bytes())
+        trace_id(value.as_bytes()).map(|id| id.to_string())
     }
 
     #[test]

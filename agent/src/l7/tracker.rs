@@ -5,14 +5,16 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use sightline_proto::flow::{L7FlowType, Layer7, layer7::Record};
+use sightline_proto::flow::L7FlowType;
 
-use super::header_fields::HeaderFields;
+use super::redact::Redaction;
 use super::stats::{FailureReason, L7Stats};
 use super::stream::StreamCursor;
-use super::{L7Message, L7Protocol, L7Settings, Segment, detect, http1, http2, kafka, summary};
+use super::trace_context::TraceId;
+use super::{L7Message, L7Protocol, L7Record, L7Settings, Segment, detect, http1, http2, kafka};
 
 /// Which way bytes travel on a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,17 +32,15 @@ impl Direction {
     }
 }
 
-/// A record as a protocol parser produced it, before redaction and the Summary.
+/// A record as a protocol parser produced it, before it gets the connection's ends.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Parsed {
     pub flow_type: L7FlowType,
     pub latency_ns: u64,
-    pub record: Record,
+    pub record: L7Record,
     pub timestamp_ns: u64,
-    /// HTTP header fields, redacted, for the record's list when it is read.
-    pub headers: Option<HeaderFields>,
     /// W3C trace id from the request's `traceparent`.
-    pub trace_id: Option<String>,
+    pub trace_id: Option<TraceId>,
 }
 
 /// What the parsers share while handling one segment.
@@ -48,6 +48,8 @@ pub(crate) struct ParseContext<'a> {
     pub stats: &'a L7Stats,
     pub out: &'a mut Vec<Parsed>,
     pub settings: &'a L7Settings,
+    /// `settings.redaction`, shared with the HTTP records that redact when read.
+    pub redaction: &'a Arc<Redaction>,
 }
 
 impl ParseContext<'_> {
@@ -110,6 +112,7 @@ struct Connection {
 /// Follows L7 connections and turns their segments into `L7Message`s.
 pub struct L7Tracker {
     settings: L7Settings,
+    redaction: Arc<Redaction>,
     connections: FxHashMap<ConnectionKey, Connection>,
     /// Connections by last use, oldest first: the eviction order.
     recency: BTreeMap<u64, ConnectionKey>,
@@ -118,8 +121,10 @@ pub struct L7Tracker {
 }
 
 impl L7Tracker {
+    /// A tracker following no connection yet.
     pub fn new(settings: L7Settings) -> Self {
         Self {
+            redaction: Arc::new(settings.redaction.clone()),
             settings,
             connections: FxHashMap::default(),
             recency: BTreeMap::new(),
@@ -128,6 +133,7 @@ impl L7Tracker {
         }
     }
 
+    /// Where it counts records and failures.
     pub fn stats(&self) -> &L7Stats {
         &self.settings.stats
     }
@@ -174,6 +180,7 @@ impl L7Tracker {
             stats: &self.settings.stats,
             out: &mut self.parsed,
             settings: &self.settings,
+            redaction: &self.redaction,
         };
         if let Some(advance) =
             connection.streams[direction.index()].advance(segment.tcp_seq, segment.payload_len, segment.captured)
@@ -221,6 +228,7 @@ impl L7Tracker {
                 stats: &self.settings.stats,
                 out: &mut self.parsed,
                 settings: &self.settings,
+                redaction: &self.redaction,
             };
             connection.parser.as_dyn().close(&mut cx);
             self.emit(connection.protocol, connection.client, connection.server, out);
@@ -256,35 +264,26 @@ impl L7Tracker {
         }
     }
 
-    /// Redacts what the parsers left to redact and adds the Summary texts.
+    /// Gives the parsed records their connection's ends (and Kafka its API key redaction).
     fn emit(&mut self, protocol: L7Protocol, client: SocketAddr, server: SocketAddr, out: &mut Vec<L7Message>) {
         let redaction = &self.settings.redaction;
+        self.settings.stats.count_records(protocol, self.parsed.len());
         for parsed in self.parsed.drain(..) {
-            self.settings.stats.count_record(protocol);
             let mut record = parsed.record;
-            let summary = match &mut record {
-                // The HTTP parsers redacted URL and headers as they built them.
-                Record::Http(http) => summary::http(parsed.flow_type, http, parsed.latency_ns),
-                #[allow(deprecated)] // Hubble still fills the deprecated Kafka record.
-                Record::Kafka(kafka) => {
-                    kafka.api_key = redaction.kafka_api_key(&kafka.api_key).to_owned();
-                    summary::kafka(parsed.flow_type, kafka)
-                }
-                Record::Dns(_) => String::new(),
-            };
+            if let L7Record::Kafka(kafka) = &mut record
+                && redaction.kafka_api_key
+            {
+                super::redact::REDACTED.clone_into(&mut kafka.api_key);
+            }
             out.push(L7Message {
-                layer7: Layer7 {
-                    r#type: parsed.flow_type as i32,
-                    latency_ns: parsed.latency_ns,
-                    record: Some(record),
-                },
-                summary,
+                flow_type: parsed.flow_type,
+                latency_ns: parsed.latency_ns,
+                record,
+                trace_id: parsed.trace_id,
                 from_client: parsed.flow_type == L7FlowType::Request,
                 client,
                 server,
                 timestamp_ns: parsed.timestamp_ns,
-                http_headers: parsed.headers,
-                trace_id: parsed.trace_id,
             });
         }
     }

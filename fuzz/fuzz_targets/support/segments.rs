@@ -126,10 +126,10 @@ fn converse(protocol: L7Protocol, prologue: &[u8], pieces: &[Piece<'_>]) -> Outc
 
 /// Type and Summary of each record: what a user sees, without the timestamps that
 /// depend on how many segments there were.
-fn seen(records: &[L7Message]) -> Vec<(i32, &str)> {
+fn seen(records: &[L7Message]) -> Vec<(i32, String)> {
     records
         .iter()
-        .map(|message| (message.layer7.r#type, message.summary.as_str()))
+        .map(|message| (message.flow_type as i32, message.summary()))
         .collect()
 }
 
@@ -138,10 +138,14 @@ pub fn run(protocol: L7Protocol, prologue: &[u8], data: &[u8]) -> Vec<L7Message>
     let pieces = pieces(data);
     let outcome = converse(protocol, prologue, &pieces);
     for message in &outcome.records {
-        let flow_type = message.layer7.r#type;
+        // Reading a record builds its Hubble message, header list and Summary: all of it
+        // runs on every input.
+        let layer7 = message.with_header_list();
+        let _ = message.summary();
+        let flow_type = layer7.r#type;
         assert!(flow_type == L7FlowType::Request as i32 || flow_type == L7FlowType::Response as i32);
-        assert!(message.layer7.record.is_some());
-        assert!(message.layer7.latency_ns <= outcome.span_ns);
+        assert!(layer7.record.is_some());
+        assert!(layer7.latency_ns <= outcome.span_ns);
         assert_eq!(message.from_client, flow_type == L7FlowType::Request as i32);
     }
 
