@@ -1,13 +1,10 @@
 //! What an upstream task hands the merge at once: every response its peer's
-//! stream has ready, topped up once after a turn of the runtime when that is only
-//! a few.
+//! stream has ready, up to `UPSTREAM_BATCH`.
 //!
 //! Hubble's Go agents send each response in its own HTTP/2 frame, so a peer's
-//! stream often has one or two responses ready when its task runs. Handed on
-//! alone, each costs a channel send, a wakeup of the merge and, further on, a
-//! write to the client. Yielding once lets the connection tasks read what the
-//! socket already holds; no timer is involved, so a quiet peer's response waits
-//! only for the other tasks that were ready anyway.
+//! stream often has only one or two responses ready when its task runs. Yielding
+//! once to let more arrive before handing them on was tried and gave nothing
+//! measurable (docs/relay.md), so a batch is what is there, and nothing waits.
 
 use std::task::Poll;
 
@@ -18,8 +15,6 @@ use crate::merge::Responses;
 
 /// Most responses of one peer handed over at once.
 pub(super) const UPSTREAM_BATCH: usize = 128;
-/// A batch this short is topped up after one turn of the runtime.
-const SMALL_BATCH: usize = UPSTREAM_BATCH / 4;
 
 /// How a peer's stream ended.
 pub(super) enum End {
@@ -45,26 +40,8 @@ impl<M> Batch<M> {
         batch
     }
 
-    /// Adds what `stream` has ready; if that leaves the batch short, yields to the
-    /// runtime once and adds what arrived meanwhile.
+    /// Adds what `stream` has ready without waiting, up to `UPSTREAM_BATCH`.
     pub(super) async fn fill(&mut self, stream: &mut Responses<M>) {
-        self.take_ready(stream).await;
-        if self.items.len() < SMALL_BATCH && self.end.is_none() {
-            tokio::task::yield_now().await;
-            self.take_ready(stream).await;
-        }
-    }
-
-    fn add(&mut self, next: Option<Result<M, Status>>) {
-        match next {
-            Some(Ok(item)) => self.items.push(item),
-            Some(Err(status)) => self.end = Some(End::Failed(status)),
-            None => self.end = Some(End::Finished),
-        }
-    }
-
-    /// Adds what the stream has ready without waiting, up to `UPSTREAM_BATCH`.
-    async fn take_ready(&mut self, stream: &mut Responses<M>) {
         std::future::poll_fn(|cx| {
             while self.end.is_none() && self.items.len() < UPSTREAM_BATCH {
                 match stream.poll_next_unpin(cx) {
@@ -75,6 +52,14 @@ impl<M> Batch<M> {
             Poll::Ready(())
         })
         .await;
+    }
+
+    fn add(&mut self, next: Option<Result<M, Status>>) {
+        match next {
+            Some(Ok(item)) => self.items.push(item),
+            Some(Err(status)) => self.end = Some(End::Failed(status)),
+            None => self.end = Some(End::Finished),
+        }
     }
 }
 

@@ -144,9 +144,6 @@ impl<M: Merge> Fanout<M> {
                         for message in batch.drain(..) {
                             self.on_upstream(message).await?;
                         }
-                        if self.sink.is_short() {
-                            self.top_up(&mut upstream, &mut batch).await?;
-                        }
                     }
                     () = sleep_until(deadline) => self.merging.on_deadline(&mut self.sink).await?,
                     _ = refresh.tick(), if self.follow => self.reconcile_peers().await?,
@@ -157,29 +154,6 @@ impl<M: Merge> Fanout<M> {
         .await;
         drop(result);
         // Dropping `self` aborts every upstream task, which cancels their RPCs.
-    }
-
-    /// Lets the runtime run every other ready task and poll the I/O driver once,
-    /// then routes what the upstream streams handed over meanwhile, so a short batch
-    /// is not written to the client alone. Waits for no timer: only for work
-    /// already under way on this runtime.
-    async fn top_up(
-        &mut self,
-        upstream: &mut mpsc::Receiver<Upstream<M>>,
-        batch: &mut Vec<Upstream<M>>,
-    ) -> Result<(), ClientGone> {
-        tokio::task::yield_now().await;
-        while batch.len() < UPSTREAM_BATCHES_AT_ONCE {
-            match upstream.try_recv() {
-                Ok(message) => batch.push(message),
-                // Empty, or every sender gone: the loop's next `recv_many` tells which.
-                Err(_) => break,
-            }
-        }
-        for message in batch.drain(..) {
-            self.on_upstream(message).await?;
-        }
-        Ok(())
     }
 
     async fn on_upstream(&mut self, message: Upstream<M>) -> Result<(), ClientGone> {

@@ -61,12 +61,6 @@ impl<M: crate::merge::Merge> ClientSink<M> {
         self.arrival = Instant::now();
     }
 
-    /// Whether what is queued for the client would make a short write: worth
-    /// waiting one turn of the runtime for more.
-    pub(super) fn is_short(&self) -> bool {
-        !self.pending.is_empty() && self.pending.len() < CLIENT_BATCH / 4
-    }
-
     /// Queues a response the relay made itself, outside the merge's order (the
     /// opening node status).
     pub(super) fn push(&mut self, item: M) {

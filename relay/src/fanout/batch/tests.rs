@@ -1,5 +1,3 @@
-use std::task::Poll;
-
 use futures::StreamExt;
 use tonic::Status;
 
@@ -55,31 +53,4 @@ async fn a_busy_peer_is_handed_over_in_bounded_batches_in_order() {
         }
     }
     assert_eq!(seen, (0..total).collect::<Vec<_>>());
-}
-
-/// One response, then nothing until the runtime has had a turn (the connection
-/// task reading the next frame), then a second, then silence.
-fn one_then_another_after_a_turn() -> Responses<u32> {
-    let mut step = 0;
-    futures::stream::poll_fn(move |cx| {
-        step += 1;
-        match step {
-            1 => Poll::Ready(Some(Ok(1))),
-            2 => {
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-            3 => Poll::Ready(Some(Ok(2))),
-            _ => Poll::Pending,
-        }
-    })
-    .boxed()
-}
-
-#[tokio::test]
-async fn a_response_that_arrives_while_the_batch_forms_joins_it() {
-    let mut stream = one_then_another_after_a_turn();
-    let batch = next_batch(&mut stream).await;
-    assert_eq!(batch.items, [1, 2]);
-    assert!(batch.end.is_none());
 }
