@@ -40,16 +40,49 @@ impl std::fmt::Display for TraceId {
 /// The trace id (32 lower-case hex digits) of a valid `traceparent` value.
 pub(crate) fn trace_id(value: &[u8]) -> Option<TraceId> {
     // Go's header parsing drops the blanks around a value.
-    let mut rest = value.trim_ascii();
-    let version = hex_part::<1>(&mut rest)?[0];
-    if version > MAX_VERSION {
+    let value = value.trim_ascii();
+    canonical(value).unwrap_or_else(|| general(value))
+}
+
+/// Any shape: the parts split at each `-`.
+fn general(mut rest: &[u8]) -> Option<TraceId> {
+    let version = hex_part::<1>(&mut rest);
+    let trace_id_text = part(&mut rest);
+    let parent_id = hex_part::<8>(&mut rest);
+    let flags = hex_part::<1>(&mut rest);
+    valid(version, trace_id_text, parent_id, flags, !rest.is_empty())
+}
+
+/// The value as every version-00 sender writes it (55 bytes, dashes at fixed places),
+/// read without searching for the dashes; `None` when it has another shape, for the
+/// general reading. A dash anywhere else fails a hex part here as it fails a part's
+/// length there, so both readings agree.
+fn canonical(value: &[u8]) -> Option<Option<TraceId>> {
+    let value: &[u8; 55] = value.try_into().ok()?;
+    if value[2] != b'-' || value[35] != b'-' || value[52] != b'-' {
         return None;
     }
-    let trace_id_text = part(&mut rest);
+    Some(valid(
+        decode_hex::<1>(&value[..2]),
+        &value[3..35],
+        decode_hex::<8>(&value[36..52]),
+        decode_hex::<1>(&value[53..]),
+        false,
+    ))
+}
+
+/// The propagator's rules over the decoded parts; `more` says parts follow the flags.
+fn valid(
+    version: Option<[u8; 1]>,
+    trace_id_text: &[u8],
+    parent_id: Option<[u8; 8]>,
+    flags: Option<[u8; 1]>,
+    more: bool,
+) -> Option<TraceId> {
+    let version = version?[0];
     let trace_id = decode_hex::<16>(trace_id_text)?;
-    let parent_id = hex_part::<8>(&mut rest)?;
-    let flags = hex_part::<1>(&mut rest)?[0];
-    if version == 0 && (!rest.is_empty() || flags > 2) {
+    let (parent_id, flags) = (parent_id?, flags?[0]);
+    if version > MAX_VERSION || (version == 0 && (more || flags > 2)) {
         return None;
     }
     if trace_id == [0; 16] || parent_id == [0; 8] {
@@ -74,24 +107,31 @@ fn hex_part<const N: usize>(rest: &mut &[u8]) -> Option<[u8; N]> {
     decode_hex(part(rest))
 }
 
-/// Exactly `2 * N` lower-case hex digits.
+/// Lower-case hex digit values; every other byte has a high nibble set.
+static HEX: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut digit = 0;
+    while digit < 16 {
+        table[b"0123456789abcdef"[digit] as usize] = digit as u8;
+        digit += 1;
+    }
+    table
+};
+
+/// Exactly `2 * N` lower-case hex digits. One table lookup per digit and a single check at
+/// the end: a trace id is 32 digits, and a branch per digit cost more than the lookups.
 fn decode_hex<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
     if text.len() != 2 * N {
         return None;
     }
     let mut out = [0; N];
+    let mut seen = 0u8;
     for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        let (high, low) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
+        seen |= high | low;
+        *byte = high << 4 | low;
     }
-    Some(out)
-}
-
-fn nibble(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        _ => None,
-    }
+    (seen & 0xf0 == 0).then_some(out)
 }
 
 #[cfg(test)]
@@ -137,6 +177,29 @@ mod tests {
     fn upper_case_hex_is_refused_as_opentelemetry_refuses_it() {
         assert_eq!(id("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"), None);
         assert_eq!(id("00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01"), None);
+    }
+
+    #[test]
+    fn the_fixed_layout_reading_agrees_with_the_general_one_on_every_one_byte_change() {
+        let valid = VALID.as_bytes();
+        for at in 0..valid.len() {
+            for byte in [b'-', b'0', b'1', b'f', b'F', b'g', b' ', 0xff] {
+                let mut value = valid.to_vec();
+                value[at] = byte;
+                assert_eq!(
+                    trace_id(&value),
+                    general(&value),
+                    "{:?}",
+                    String::from_utf8_lossy(&value)
+                );
+            }
+        }
+        for version in ["00", "01", "fe", "ff"] {
+            for flags in ["00", "02", "03", "ff"] {
+                let value = format!("{version}{}{flags}", &VALID[2..53]);
+                assert_eq!(trace_id(value.as_bytes()), general(value.as_bytes()), "{value}");
+            }
+        }
     }
 
     #[test]

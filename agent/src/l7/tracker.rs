@@ -4,6 +4,7 @@
 //! `max_connections` the least recently used connection is dropped and counted.
 
 use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -150,17 +151,22 @@ impl L7Tracker {
         if segment.payload_len == 0 && !segment.fin_or_rst {
             return;
         }
-        if !self.connections.contains_key(&key) {
-            if segment.payload_len == 0 {
-                return;
-            }
+        // Only a full table needs the extra lookup (to evict before a new connection);
+        // otherwise one `entry` finds or makes the connection.
+        if self.connections.len() >= self.settings.max_connections.max(1)
+            && segment.payload_len > 0
+            && !self.connections.contains_key(&key)
+        {
             self.make_room(out);
-            let connection = self.open(segment);
-            self.connections.insert(key, connection);
-            self.settings.stats.set_connections(self.connections.len());
         }
-        let Some(connection) = self.connections.get_mut(&key) else {
-            return;
+        let followed = self.connections.len();
+        let connection = match self.connections.entry(key) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(_) if segment.payload_len == 0 => return,
+            Entry::Vacant(entry) => {
+                self.settings.stats.set_connections(followed + 1);
+                entry.insert(Self::open(segment))
+            }
         };
         // A connection that is already the most recent keeps its place: consecutive
         // segments of one connection are the common case and need no reordering.
@@ -241,7 +247,7 @@ impl L7Tracker {
     /// gRPC's 50051 lies inside Linux's ephemeral range, above many clients' ports. A
     /// client's first bytes decide the protocol over the port's hint; a server's are not
     /// looked at (h2's first SETTINGS frame also parses as a Kafka request header).
-    fn open(&self, segment: &Segment<'_>) -> Connection {
+    fn open(segment: &Segment<'_>) -> Connection {
         let src_is_client = segment.from_client;
         let protocol = if src_is_client {
             detect(segment.captured).unwrap_or(segment.protocol)
