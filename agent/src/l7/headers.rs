@@ -6,6 +6,8 @@ use std::borrow::Cow;
 
 use sightline_proto::flow::HttpHeader;
 
+use super::http1_head::TOKEN;
+
 /// The bytes as text, invalid UTF-8 replaced. Valid text (nearly always ASCII) takes the
 /// standard library's fast validation instead of the chunked lossy decoder.
 pub(crate) fn text(bytes: &[u8]) -> Cow<'_, str> {
@@ -19,22 +21,6 @@ pub(crate) fn text(bytes: &[u8]) -> Cow<'_, str> {
 pub(crate) fn sort_headers(list: &mut [HttpHeader]) {
     list.sort_by(|a, b| a.key.cmp(&b.key));
 }
-
-/// RFC 9110 token characters.
-const TOKEN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
-            );
-        b += 1;
-    }
-    table
-};
 
 /// Go's `CanonicalMIMEHeaderKey`: upper case at the start and after each `-`, lower case
 /// elsewhere; keys with bytes outside a token are left as they are.

@@ -61,8 +61,8 @@ pub(super) struct ResponseHead {
     pub framing: Framing,
 }
 
-/// RFC 9110 token characters (methods, header names).
-static TOKEN: [bool; 256] = {
+/// RFC 9110 token characters (methods, header names; also canonical header keys).
+pub(super) static TOKEN: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0;
     while b < 256 {
