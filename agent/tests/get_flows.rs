@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use sightline_agent::event::Event;
 use sightline_proto::flow::{FlowFilter, LostEvent, LostEventSource};
 use sightline_proto::observer::{GetFlowsRequest, get_flows_response::ResponseTypes};
@@ -398,22 +396,11 @@ async fn follow_streams_new_flows_at_once() {
     let mut agent = start(&[]).await;
     agent.publish_flow(flow(0, 100));
     let mut client = agent.observer().await;
-    let mut stream = client
-        .get_flows(GetFlowsRequest {
-            follow: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = support::follow(&mut client).await;
     for i in 1..=3 {
         agent.publish_flow(flow(i, 100));
         // The newest event arrives without waiting for a later write.
-        let got = tokio::time::timeout(Duration::from_secs(5), stream.message())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let got = support::next(&mut stream).await;
         assert_eq!(uuids(&[got]), ids(&[i]));
     }
     let mut last = client
@@ -437,26 +424,13 @@ async fn follow_streams_new_flows_at_once() {
 async fn a_reader_that_falls_behind_gets_one_aggregated_ring_lost_event() {
     let mut agent = start(&["--event-buffer-capacity", "7"]).await;
     let mut client = agent.observer().await;
-    let mut stream = client
-        .get_flows(GetFlowsRequest {
-            follow: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = support::follow(&mut client).await;
     for i in 0..100 {
         agent.publish_flow(flow(i, 100));
     }
     let mut got = Vec::new();
     for _ in 0..8 {
-        got.push(
-            tokio::time::timeout(Duration::from_secs(5), stream.message())
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap(),
-        );
+        got.push(support::next(&mut stream).await);
     }
     // What is still in the ring comes first; the loss is reported once the reader catches up.
     assert_eq!(uuids(&got), ids(&[93, 94, 95, 96, 97, 98, 99]));

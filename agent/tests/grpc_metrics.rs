@@ -88,24 +88,13 @@ async fn events_a_follower_missed_to_the_writer_count_as_hubble_ring_buffer_loss
         "at 0 before any loss:\n{before}"
     );
     let mut client = agent.observer().await;
-    let mut stream = client
-        .get_flows(GetFlowsRequest {
-            follow: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = support::follow(&mut client).await;
     for i in 0..100 {
         agent.publish_flow(support::flow(i, 100));
     }
     let mut reported = 0;
     while reported == 0 {
-        let response = tokio::time::timeout(Duration::from_secs(5), stream.message())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let response = support::next(&mut stream).await;
         if let Some(ResponseTypes::LostEvents(lost)) = response.response_types {
             assert_eq!(lost.source, LostEventSource::HubbleRingBuffer as i32);
             reported = lost.num_events_lost;

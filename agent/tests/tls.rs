@@ -12,8 +12,8 @@ use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use sightline_proto::observer::ServerStatusRequest;
 use sightline_proto::observer::observer_client::ObserverClient;
-use sightline_proto::observer::{GetFlowsRequest, ServerStatusRequest};
 use sightline_proto::peer::NotifyRequest;
 use sightline_proto::peer::peer_client::PeerClient;
 use support::{flow, start, uuids};
@@ -182,14 +182,7 @@ async fn certificates_reload_without_dropping_open_streams() {
     let channel = tls_channel(address, client_config(&old_ca, Some(old_client.clone())))
         .await
         .unwrap();
-    let mut open = ObserverClient::new(channel)
-        .get_flows(GetFlowsRequest {
-            follow: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut open = support::follow(&mut ObserverClient::new(channel)).await;
 
     pki.write(&new_ca, &new_ca);
     let reloaded = tokio::time::timeout(Duration::from_secs(10), async {
@@ -205,11 +198,7 @@ async fn certificates_reload_without_dropping_open_streams() {
     );
 
     agent.publish_flow(flow(1, 100));
-    let got = tokio::time::timeout(Duration::from_secs(5), open.message())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let got = support::next(&mut open).await;
     assert_eq!(
         uuids(&[got]),
         vec!["f1"],

@@ -124,6 +124,24 @@ pub fn flow(id: u64, seconds: i64) -> Flow {
     f
 }
 
+/// A follow-mode GetFlows stream without history: what is published from now on.
+pub async fn follow(client: &mut ObserverClient<Channel>) -> tonic::Streaming<GetFlowsResponse> {
+    let request = GetFlowsRequest {
+        follow: true,
+        ..Default::default()
+    };
+    client.get_flows(request).await.unwrap().into_inner()
+}
+
+/// The stream's next response; a stream that stays quiet for 5 s fails the test.
+pub async fn next(stream: &mut tonic::Streaming<GetFlowsResponse>) -> GetFlowsResponse {
+    tokio::time::timeout(std::time::Duration::from_secs(5), stream.message())
+        .await
+        .expect("a response within 5 s")
+        .unwrap()
+        .expect("the stream is still open")
+}
+
 /// Runs a non-follow request to the end and returns every response.
 pub async fn collect(client: &mut ObserverClient<Channel>, request: GetFlowsRequest) -> Vec<GetFlowsResponse> {
     let mut stream = client.get_flows(request).await.unwrap().into_inner();
