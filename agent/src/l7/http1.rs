@@ -261,7 +261,7 @@ impl Http1Parser {
             timestamp_ns,
             trace_id,
         };
-        cx.out.push(Parsed {
+        cx.push(Parsed {
             flow_type: L7FlowType::Request,
             latency_ns: 0,
             record: L7Record::Http(HttpRecord {
@@ -308,7 +308,7 @@ impl Http1Parser {
             let kept: Arc<[u8]> = Arc::from(&bytes[..head.fields.end]);
             HeaderFields::http1_lines(&kept, Span::new(head.fields.clone()), cx.redaction)
         };
-        cx.out.push(Parsed {
+        cx.push(Parsed {
             flow_type: L7FlowType::Response,
             latency_ns: timestamp_ns.saturating_sub(request.timestamp_ns),
             record: L7Record::Http(HttpRecord {

@@ -350,7 +350,7 @@ impl Http2Parser {
             cx.redaction,
         );
         let trace_id = fields.trace_id();
-        cx.out.push(Parsed {
+        cx.push(Parsed {
             flow_type: L7FlowType::Request,
             latency_ns: 0,
             record: L7Record::Http(HttpRecord {
@@ -470,7 +470,7 @@ fn header_fragment<'p>(frame: &FrameHeader, payload: &'p [u8]) -> Option<&'p [u8
 
 fn emit_finished(cx: &mut ParseContext<'_>, stream: StreamState) {
     match stream.response {
-        Some(held) => cx.out.push(Parsed {
+        Some(held) => cx.push(Parsed {
             flow_type: L7FlowType::Response,
             latency_ns: held.timestamp_ns.saturating_sub(stream.request_ns),
             record: L7Record::Http(HttpRecord {

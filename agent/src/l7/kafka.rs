@@ -178,7 +178,7 @@ impl KafkaParser {
             topic: topic.clone(),
         };
         let record = L7Record::Kafka(kafka);
-        cx.out.push(Parsed {
+        cx.push(Parsed {
             flow_type: L7FlowType::Request,
             latency_ns: 0,
             record,
@@ -226,7 +226,7 @@ impl KafkaParser {
             topic: request.topic,
         };
         let record = L7Record::Kafka(kafka);
-        cx.out.push(Parsed {
+        cx.push(Parsed {
             flow_type: L7FlowType::Response,
             latency_ns: message.start_ns.saturating_sub(request.timestamp_ns),
             record,

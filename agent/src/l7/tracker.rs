@@ -47,15 +47,59 @@ pub(crate) struct Parsed {
 /// What the parsers share while handling one segment.
 pub(crate) struct ParseContext<'a> {
     pub stats: &'a L7Stats,
-    pub out: &'a mut Vec<Parsed>,
+    /// Where finished records go, straight from the parser: a record is a few hundred
+    /// bytes, and moving each through a staging list cost a measurable share of a pair.
+    out: &'a mut Vec<L7Message>,
     pub settings: &'a L7Settings,
     /// `settings.redaction`, shared with the HTTP records that redact when read.
     pub redaction: &'a Arc<Redaction>,
+    /// The connection's ends, which every record carries.
+    client: SocketAddr,
+    server: SocketAddr,
 }
 
-impl ParseContext<'_> {
+impl<'a> ParseContext<'a> {
+    fn new(
+        settings: &'a L7Settings,
+        redaction: &'a Arc<Redaction>,
+        out: &'a mut Vec<L7Message>,
+        (client, server): (SocketAddr, SocketAddr),
+    ) -> Self {
+        Self {
+            stats: &settings.stats,
+            out,
+            settings,
+            redaction,
+            client,
+            server,
+        }
+    }
+
     pub(super) fn fail(&mut self, protocol: L7Protocol, reason: FailureReason) {
         self.stats.count_failure(protocol, reason);
+    }
+
+    /// Hands a finished record over with the connection's ends (and Kafka its API key
+    /// redaction). Inlined so that the parser builds the record in place, not on its
+    /// stack for a copy.
+    #[inline(always)]
+    pub(super) fn push(&mut self, parsed: Parsed) {
+        let mut record = parsed.record;
+        if let L7Record::Kafka(kafka) = &mut record
+            && self.redaction.kafka_api_key
+        {
+            super::redact::REDACTED.clone_into(&mut kafka.api_key);
+        }
+        self.out.push(L7Message {
+            flow_type: parsed.flow_type,
+            latency_ns: parsed.latency_ns,
+            record,
+            trace_id: parsed.trace_id,
+            from_client: parsed.flow_type == L7FlowType::Request,
+            client: self.client,
+            server: self.server,
+            timestamp_ns: parsed.timestamp_ns,
+        });
     }
 }
 
@@ -160,7 +204,6 @@ pub struct L7Tracker {
     /// Connections by last use, oldest first: the eviction order.
     recency: BTreeMap<u64, ConnectionKey>,
     clock: u64,
-    parsed: Vec<Parsed>,
 }
 
 impl L7Tracker {
@@ -172,7 +215,6 @@ impl L7Tracker {
             connections: FxHashMap::default(),
             recency: BTreeMap::new(),
             clock: 0,
-            parsed: Vec::new(),
         }
     }
 
@@ -224,12 +266,9 @@ impl L7Tracker {
         } else {
             Direction::ToClient
         };
-        let mut cx = ParseContext {
-            stats: &self.settings.stats,
-            out: &mut self.parsed,
-            settings: &self.settings,
-            redaction: &self.redaction,
-        };
+        let (client, server, protocol) = (connection.client, connection.server, connection.protocol);
+        let before = out.len();
+        let mut cx = ParseContext::new(&self.settings, &self.redaction, out, (client, server));
         if let Some(advance) =
             connection.streams[direction.index()].advance(segment.tcp_seq, segment.payload_len, segment.captured)
         {
@@ -249,14 +288,13 @@ impl L7Tracker {
         if segment.fin_or_rst {
             connection.closed[direction.index()] = true;
         }
-        let (client, server, protocol) = (connection.client, connection.server, connection.protocol);
         if connection.closed.iter().all(|closed| *closed) {
             connection.parser.as_dyn().close(&mut cx);
             self.recency.remove(&connection.last_used);
             self.connections.remove(&key);
             self.settings.stats.set_connections(self.connections.len());
         }
-        self.emit(protocol, client, server, out);
+        self.settings.stats.count_records(protocol, out.len() - before);
     }
 
     /// Drops the least recently used connection when the table is full.
@@ -272,14 +310,17 @@ impl L7Tracker {
             self.settings
                 .stats
                 .count_failure(connection.protocol, FailureReason::Evicted);
-            let mut cx = ParseContext {
-                stats: &self.settings.stats,
-                out: &mut self.parsed,
-                settings: &self.settings,
-                redaction: &self.redaction,
-            };
+            let before = out.len();
+            let mut cx = ParseContext::new(
+                &self.settings,
+                &self.redaction,
+                out,
+                (connection.client, connection.server),
+            );
             connection.parser.as_dyn().close(&mut cx);
-            self.emit(connection.protocol, connection.client, connection.server, out);
+            self.settings
+                .stats
+                .count_records(connection.protocol, out.len() - before);
         }
     }
 
@@ -309,30 +350,6 @@ impl L7Tracker {
             closed: [false; 2],
             parser: Parser::new(protocol),
             last_used: 0,
-        }
-    }
-
-    /// Gives the parsed records their connection's ends (and Kafka its API key redaction).
-    fn emit(&mut self, protocol: L7Protocol, client: SocketAddr, server: SocketAddr, out: &mut Vec<L7Message>) {
-        let redaction = &self.settings.redaction;
-        self.settings.stats.count_records(protocol, self.parsed.len());
-        for parsed in self.parsed.drain(..) {
-            let mut record = parsed.record;
-            if let L7Record::Kafka(kafka) = &mut record
-                && redaction.kafka_api_key
-            {
-                super::redact::REDACTED.clone_into(&mut kafka.api_key);
-            }
-            out.push(L7Message {
-                flow_type: parsed.flow_type,
-                latency_ns: parsed.latency_ns,
-                record,
-                trace_id: parsed.trace_id,
-                from_client: parsed.flow_type == L7FlowType::Request,
-                client,
-                server,
-                timestamp_ns: parsed.timestamp_ns,
-            });
         }
     }
 }
