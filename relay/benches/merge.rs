@@ -22,6 +22,8 @@ mod support;
 
 #[path = "merge/go_framed.rs"]
 mod go_framed;
+#[path = "merge/own_core.rs"]
+mod own_core;
 
 use std::time::{Duration, Instant};
 
@@ -347,15 +349,30 @@ fn relay_runtime() -> tokio::runtime::Runtime {
 const GO_FRAMED_FLOWS: u64 = 65_534;
 
 /// Relay CPU per flow from 2 agents of `GO_FRAMED_FLOWS` each, Sightline-framed
-/// and Go-framed, in the same run.
+/// and Go-framed, in the same run: first with every thread on every core, then with
+/// the relay's thread on a core of its own.
 async fn go_framed_rows(relay_runtime: &tokio::runtime::Runtime) {
+    go_framed_pair(relay_runtime, "shared cores").await;
+    // The relay runtime's threads exist by now; blocking-pool threads spawned later
+    // inherit the CPUs of the thread that spawns them.
+    let Some(own_core) = own_core::OwnCore::pin(RELAY_THREAD) else {
+        println!("| relay on a core of its own | one CPU only: not measured | — |");
+        return;
+    };
+    go_framed_pair(relay_runtime, "relay on a core of its own").await;
+    drop(own_core);
+}
+
+async fn go_framed_pair(relay_runtime: &tokio::runtime::Runtime, cores: &str) {
     let mut agents = Vec::new();
     for i in 0..2 {
         agents.push(upstream_agent(&format!("node-{i}"), GO_FRAMED_FLOWS as i64, i, None).await);
     }
     let relay = start_relay(relay_runtime, &agents, None).await;
     let (rate, relay_cpu) = merged(&relay, 2 * GO_FRAMED_FLOWS).await;
-    println!("| 2 Sightline agents × 65 534 flows, batched frames | {rate:.0} flows/s, relay CPU {relay_cpu} | — |");
+    println!(
+        "| 2 Sightline agents × 65 534 flows, batched frames, {cores} | {rate:.0} flows/s, relay CPU {relay_cpu} | — |"
+    );
     relay.shutdown().await;
     drop(agents);
 
@@ -373,7 +390,7 @@ async fn go_framed_rows(relay_runtime: &tokio::runtime::Runtime) {
     support::until_connected(&relay, 2).await;
     let (rate, relay_cpu) = merged(&relay, 2 * GO_FRAMED_FLOWS).await;
     println!(
-        "| 2 Go-framed agents × 65 534 flows ({} bytes each), one response per frame | {rate:.0} flows/s, relay CPU {relay_cpu} | — |",
+        "| 2 Go-framed agents × 65 534 flows ({} bytes each), one response per frame, {cores} | {rate:.0} flows/s, relay CPU {relay_cpu} | — |",
         go_agents[0].mean_response_bytes
     );
     relay.shutdown().await;
@@ -381,6 +398,13 @@ async fn go_framed_rows(relay_runtime: &tokio::runtime::Runtime) {
 
 #[tokio::main]
 async fn main() {
+    // As the binary does: with no subscriber, `tracing`'s `log` fallback runs for every
+    // span h2 opens, a cost a deployed relay does not have.
+    let quiet = sightline_common::logging::LogArgs {
+        log_level: Some("warn".to_owned()),
+        log_format: sightline_common::logging::LogFormat::Text,
+    };
+    quiet.init().expect("log set-up");
     println!("| measurement | value | vs baseline |");
     println!("|---|---|---|");
     // `cargo bench -p sightline-relay --bench merge -- go-framed`: only the framing rows.

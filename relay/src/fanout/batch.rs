@@ -30,10 +30,13 @@ pub(super) struct Batch<M> {
 }
 
 impl<M> Batch<M> {
-    /// A batch opened by what the stream yielded when its task woke.
-    pub(super) fn starting_with(first: Option<Result<M, Status>>) -> Self {
+    /// A batch opened by what the stream yielded when its task woke, with room for
+    /// `expected` responses (what the previous batch held: a stream's batches run at
+    /// about the size its peer's framing gives, and growing from empty reallocated a
+    /// full one six times).
+    pub(super) fn starting_with(first: Option<Result<M, Status>>, expected: usize) -> Self {
         let mut batch = Self {
-            items: Vec::new(),
+            items: Vec::with_capacity(expected.clamp(1, UPSTREAM_BATCH)),
             end: None,
         };
         batch.add(first);

@@ -55,6 +55,7 @@ pub(super) async fn run<M: Merge>(call: Call<M>, tx: mpsc::Sender<Upstream<M>>) 
             return;
         }
     };
+    let mut last_batch_len = 0;
     loop {
         let first = match idle_timeout {
             None => stream.next().await,
@@ -67,9 +68,10 @@ pub(super) async fn run<M: Merge>(call: Call<M>, tx: mpsc::Sender<Upstream<M>>) 
                 }
             },
         };
-        let mut batch = Batch::starting_with(first);
+        let mut batch = Batch::starting_with(first, last_batch_len);
         batch.fill(&mut stream).await;
         let Batch { items, end } = batch;
+        last_batch_len = items.len();
         if !items.is_empty() && tx.send(Upstream::Items(name.clone(), id, items)).await.is_err() {
             return;
         }

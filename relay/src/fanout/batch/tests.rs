@@ -6,7 +6,7 @@ use crate::merge::Responses;
 
 async fn next_batch(stream: &mut Responses<u32>) -> Batch<u32> {
     let first = stream.next().await;
-    let mut batch = Batch::starting_with(first);
+    let mut batch = Batch::starting_with(first, 0);
     batch.fill(stream).await;
     batch
 }
