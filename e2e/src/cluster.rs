@@ -53,8 +53,7 @@ impl Node {
     }
 
     fn octet2(&self) -> u8 {
-        // Spread processes (nextest runs one per test) over 10.16.0.0/12-ish space.
-        16 + (std::process::id() % 200) as u8
+        pod_octet2(std::process::id())
     }
 
     /// Creates a pod: a new namespace with `eth0` up and addressed, its peer enslaved
@@ -112,4 +111,27 @@ fn ifindex(netns: &Netns, name: &str) -> Result<u32> {
             command: format!("ip link show {name}"),
             stderr: text.into_owned(),
         })
+}
+
+/// The second octet of a process's pod addresses: processes (nextest runs one per test)
+/// are spread over 200 values in 10.16.0.0–10.231.255.255, skipping Kubernetes' default
+/// Service range 10.96.0.0/12. Tests give their Services ClusterIPs there (10.96.0.10);
+/// a pod whose own /24 held that address would look for it on its link instead of
+/// sending it to the node, and fail with "no route to host".
+fn pod_octet2(pid: u32) -> u8 {
+    let spread = (pid % 200) as u8;
+    if spread < 80 { 16 + spread } else { 112 + (spread - 80) }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::pod_octet2;
+
+    #[test]
+    fn pod_subnets_stay_out_of_the_service_range_and_the_demo_s() {
+        let used: std::collections::BTreeSet<u8> = (0..1000).map(pod_octet2).collect();
+        assert_eq!(used.len(), 200, "every process slot has its own octet");
+        assert!(used.iter().all(|octet| !(96..112).contains(octet)), "{used:?}");
+        assert!(used.iter().all(|octet| (16..250).contains(octet)), "{used:?}");
+    }
 }

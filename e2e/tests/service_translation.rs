@@ -109,55 +109,46 @@ fn manifests(client: &Pod, web: &Pod, dns: &Pod) -> String {
 /// Serves one exchange on the web pod's 8080 (at its address of `to`'s family) and
 /// runs a client against it from `namespace` to `to:port`, which must get "world" back.
 fn exchange(web: &Pod, namespace: &Netns, to: impl Into<IpAddr>, port: u16) {
-    let to = to.into();
-    let family = if to.is_ipv6() { Family::V6 } else { Family::V4 };
+    exchanges(web, &[(namespace, to.into(), port)]);
+}
+
+/// Runs each client in turn against one listener on the web pod's 8080, bound once for
+/// all of them: binding the port again right after the previous connection closed has
+/// failed with "address in use" about once in a few hundred runs over IPv6.
+fn exchanges(web: &Pod, clients: &[(&Netns, IpAddr, u16)]) {
+    let Some(&(_, first, _)) = clients.first() else {
+        return;
+    };
+    let family = if first.is_ipv6() { Family::V6 } else { Family::V4 };
     let listen = SocketAddr::new(family.of(web), 8080);
     let listener = web
         .netns
         .run(move || TcpListener::bind(listen))
         .expect("ns")
         .expect("listen");
+    let count = clients.len();
     let server = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().expect("accept");
-        let mut request = [0u8; 5];
-        stream.read_exact(&mut request).expect("request");
-        stream.write_all(b"world").expect("reply");
-    });
-    let answer = namespace
-        .run(move || {
-            let mut stream = connect(SocketAddr::from((to, port)));
-            stream.write_all(b"hello").expect("send");
-            let mut answer = Vec::new();
-            stream.read_to_end(&mut answer).expect("answer");
-            answer
-        })
-        .expect("client ns");
-    assert_eq!(answer, b"world");
-    server.join().expect("server");
-}
-
-/// Connects, trying again when neighbour resolution failed. Under parallel test load
-/// the first connection through a fresh bridge and DNAT has, about once in a few hundred
-/// runs, ended in "no route to host" after the kernel's three ARP probes (the cause was
-/// not found: the agent attaches only TCX programs to these veths). The flows asserted
-/// below come from the connection that succeeds; the neighbour tables at the failure go
-/// to stderr.
-fn connect(to: SocketAddr) -> TcpStream {
-    const ATTEMPTS: usize = 3;
-    for attempt in 1.. {
-        match TcpStream::connect_timeout(&to, Duration::from_secs(5)) {
-            Ok(stream) => return stream,
-            Err(error) if error.kind() == std::io::ErrorKind::HostUnreachable && attempt < ATTEMPTS => {
-                let neighbours = std::process::Command::new("ip").args(["neigh", "show"]).output();
-                eprintln!(
-                    "connect to {to}, attempt {attempt}: {error}; neighbours: {}",
-                    neighbours.map_or_else(|e| e.to_string(), |o| String::from_utf8_lossy(&o.stdout).into_owned())
-                );
-            }
-            Err(error) => panic!("connect to {to}: {error}"),
+        for _ in 0..count {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let mut request = [0u8; 5];
+            stream.read_exact(&mut request).expect("request");
+            stream.write_all(b"world").expect("reply");
         }
+    });
+    for &(namespace, to, port) in clients {
+        let answer = namespace
+            .run(move || {
+                let mut stream = TcpStream::connect_timeout(&SocketAddr::from((to, port)), Duration::from_secs(5))
+                    .unwrap_or_else(|error| panic!("connect to {to}:{port}: {error}"));
+                stream.write_all(b"hello").expect("send");
+                let mut answer = Vec::new();
+                stream.read_to_end(&mut answer).expect("answer");
+                answer
+            })
+            .expect("client ns");
+        assert_eq!(answer, b"world", "from {to}:{port}");
     }
-    unreachable!("the loop returns or panics")
+    server.join().expect("server");
 }
 
 /// What netfilter translated and must never show in a flow.
@@ -460,9 +451,14 @@ fn node_port_on_any_node_address(family: Family) {
     );
     let agent = EnrichedAgent::start(&node, &cluster, &[&client, &web, &dns]);
 
-    exchange(&web, &remote.netns, uplink_address, WEB_NODE_PORT);
-    exchange(&web, &client.netns, family.gateway(&web), WEB_NODE_PORT);
-    exchange(&web, &client.netns, cluster_ip, 80);
+    exchanges(
+        &web,
+        &[
+            (&remote.netns, uplink_address, WEB_NODE_PORT),
+            (&client.netns, family.gateway(&web), WEB_NODE_PORT),
+            (&client.netns, cluster_ip, 80),
+        ],
+    );
 
     let (client_ip, web_ip) = (family.of(&client), family.of(&web));
     let at = |flow: &Flow, pod: &Pod| on_interface(flow, pod.host_ifindex) && is_tcp(flow);
