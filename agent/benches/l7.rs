@@ -263,8 +263,7 @@ impl Ring {
         event.payload[..captured].copy_from_slice(&bytes[..captured]);
         self.seq[index] = self.seq[index].wrapping_add(bytes.len() as u32);
         self.now += 1_000;
-        // SAFETY: L7Event is repr(C) plain data with explicit padding.
-        unsafe { std::slice::from_raw_parts((&event as *const L7Event).cast::<u8>(), size_of::<L7Event>()) }.to_vec()
+        sightline_bpf_common::record_bytes(&event).to_vec()
     }
 
     /// Sequence numbers of the records are fixed, so the same records are replayed by

@@ -594,10 +594,7 @@ fn datapath_flows(count: usize) -> Vec<Event> {
             event.key.ip_version = 4;
             event.key.ifindex = 7;
             event.key.hook = hook::TC_INGRESS;
-            // SAFETY: FlowEvent is repr(C) plain data with explicit padding.
-            let bytes = unsafe {
-                std::slice::from_raw_parts((&event as *const FlowEvent).cast::<u8>(), size_of::<FlowEvent>())
-            };
+            let bytes = sightline_bpf_common::record_bytes(&event);
             let Event::Flow(mut record) = decoder.decode(bytes).unwrap() else {
                 unreachable!("a trace record decodes to a flow")
             };

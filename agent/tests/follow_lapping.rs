@@ -90,10 +90,8 @@ fn datapath_event(decoder: &mut Decoder, seq: u32) -> Event {
     event.key.ip_version = 4;
     event.key.ifindex = IFINDEX;
     event.key.hook = hook::TC_INGRESS;
-    // SAFETY: FlowEvent is repr(C) plain data with explicit padding, read as bytes
-    // the way the ring-buffer reader hands them to the decoder.
-    let bytes =
-        unsafe { std::slice::from_raw_parts((&event as *const FlowEvent).cast::<u8>(), size_of::<FlowEvent>()) };
+    // As the ring-buffer reader hands a record to the decoder.
+    let bytes = sightline_bpf_common::record_bytes(&event);
     decoder.decode(bytes).unwrap()
 }
 

@@ -557,9 +557,8 @@ fn decoder_cost(rows: &mut Vec<[String; 4]>) {
     }
 }
 
-fn as_bytes<T>(value: &T) -> Vec<u8> {
-    // SAFETY: repr(C) plain data with explicit padding.
-    unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+fn as_bytes<T: aya::Pod>(value: &T) -> Vec<u8> {
+    sightline_bpf_common::record_bytes(value).to_vec()
 }
 
 fn main() {

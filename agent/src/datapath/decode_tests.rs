@@ -9,9 +9,8 @@ use sightline_proto::flow::{DropReason, Flow, Verdict};
 use super::*;
 use crate::event::Event;
 
-fn bytes<T>(value: &T) -> Vec<u8> {
-    // SAFETY: the event types are repr(C) plain data with explicit padding.
-    unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+fn bytes<T: aya::Pod>(value: &T) -> Vec<u8> {
+    sightline_bpf_common::record_bytes(value).to_vec()
 }
 
 fn tcp_event(flags: u16, from_client: bool) -> FlowEvent {

@@ -54,8 +54,7 @@ fn segment(payload: &[u8], from_client: bool, tcp_seq: u32, timestamp_ns: u64) -
         payload: [0; L7_MAX_CAPTURE],
     };
     event.payload[..payload.len()].copy_from_slice(payload);
-    // SAFETY: L7Event is repr(C) plain data with explicit padding.
-    unsafe { std::slice::from_raw_parts((&event as *const L7Event).cast::<u8>(), size_of::<L7Event>()) }.to_vec()
+    sightline_bpf_common::record_bytes(&event).to_vec()
 }
 
 /// The request and response flows the decoder makes of one exchange.

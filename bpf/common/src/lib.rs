@@ -316,6 +316,20 @@ mod pod {
     unsafe impl aya::Pod for super::L7ConnKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::L7ConnState {}
+    // SAFETY: as above (ring records: their sizes, asserted below, are the sums of their
+    // fields).
+    unsafe impl aya::Pod for super::DnsEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::L7Event {}
+}
+
+/// The bytes of a record as a program writes it into a map or the ring buffer, for
+/// tests and benches that feed the agent's decoder without a kernel.
+#[cfg(feature = "user")]
+pub fn record_bytes<T: aya::Pod>(record: &T) -> &[u8] {
+    // SAFETY: `Pod` types are plain data without implicit padding, so every one of the
+    // `size_of::<T>()` bytes behind the reference is initialised, for as long as it lives.
+    unsafe { core::slice::from_raw_parts((record as *const T).cast::<u8>(), core::mem::size_of::<T>()) }
 }
 
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 48);
