@@ -134,27 +134,13 @@ const RELAY_THREAD: &str = "relay-rt";
 /// Read from `schedstat` (nanoseconds on the CPU) rather than `stat`, whose 10 ms
 /// ticks made one tick 0.08 µs per flow in the 131 068-flow rows.
 fn relay_cpu_seconds() -> f64 {
-    let mut nanos = 0u64;
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
-    };
-    for task in tasks.flatten() {
-        let Ok(comm) = std::fs::read_to_string(task.path().join("comm")) else {
-            continue;
-        };
-        if comm.trim_end() != RELAY_THREAD {
-            continue;
-        }
+    let nanos: u64 = own_core::threads()
+        .into_iter()
+        .filter(|(_, name)| name == RELAY_THREAD)
+        .filter_map(|(tid, _)| std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok())
         // "<time on the CPU, ns> <time waiting to run, ns> <timeslices>"
-        let Ok(schedstat) = std::fs::read_to_string(task.path().join("schedstat")) else {
-            continue;
-        };
-        nanos += schedstat
-            .split_whitespace()
-            .next()
-            .and_then(|t| t.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
+        .filter_map(|schedstat| schedstat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
     nanos as f64 / 1e9
 }
 

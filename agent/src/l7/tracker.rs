@@ -46,7 +46,6 @@ pub(crate) struct Parsed {
 
 /// What the parsers share while handling one segment.
 pub(crate) struct ParseContext<'a> {
-    pub stats: &'a L7Stats,
     /// Where finished records go, straight from the parser: a record is a few hundred
     /// bytes, and moving each through a staging list cost a measurable share of a pair.
     out: &'a mut Vec<L7Message>,
@@ -66,7 +65,6 @@ impl<'a> ParseContext<'a> {
         (client, server): (SocketAddr, SocketAddr),
     ) -> Self {
         Self {
-            stats: &settings.stats,
             out,
             settings,
             redaction,
@@ -76,7 +74,7 @@ impl<'a> ParseContext<'a> {
     }
 
     pub(super) fn fail(&mut self, protocol: L7Protocol, reason: FailureReason) {
-        self.stats.count_failure(protocol, reason);
+        self.settings.stats.count_failure(protocol, reason);
     }
 
     /// Hands a finished record over with the connection's ends (and Kafka its API key
@@ -283,7 +281,7 @@ impl L7Tracker {
                 parser.gap(&mut cx, direction, advance.gap_after);
             }
         } else if segment.payload_len > 0 {
-            cx.stats.count_duplicate();
+            cx.settings.stats.count_duplicate();
         }
         if segment.fin_or_rst {
             connection.closed[direction.index()] = true;

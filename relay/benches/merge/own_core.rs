@@ -11,7 +11,8 @@ pub struct OwnCore {
     all: String,
 }
 
-fn threads() -> Vec<(String, String)> {
+/// The bench process's threads: (thread id, thread name).
+pub fn threads() -> Vec<(String, String)> {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return Vec::new();
     };
