@@ -17,6 +17,7 @@ use tower::service_fn;
 use sightline_proto::codec::STREAM_MAX_FRAME_SIZE;
 
 use crate::address::PeerAddress;
+use crate::coalesce::Coalescing;
 use crate::tls::Reloading;
 
 /// How often an idle connection is probed; a vanished peer is noticed within
@@ -42,6 +43,11 @@ pub enum DialError {
     #[error("connecting: timed out after {0:?}")]
     /// The connection did not complete within `--dial-timeout`.
     Timeout(Duration),
+}
+
+/// Agents' byte streams reach h2 with runs of DATA frames joined (see [`crate::coalesce`]).
+fn joined<T>(stream: T) -> Coalescing<T> {
+    Coalescing::new(stream, STREAM_MAX_FRAME_SIZE)
 }
 
 type Connecting<'a> = std::pin::Pin<Box<dyn Future<Output = Result<Channel, tonic::transport::Error>> + Send + 'a>>;
@@ -99,7 +105,7 @@ impl Dialer {
                 let path = path.clone();
                 let connector = service_fn(move |_: Uri| {
                     let path = path.clone();
-                    async move { UnixStream::connect(path).await.map(TokioIo::new) }
+                    async move { UnixStream::connect(path).await.map(|unix| TokioIo::new(joined(unix))) }
                 });
                 Box::pin(endpoint.connect_with_connector(connector)) as Connecting<'_>
             }
@@ -112,7 +118,7 @@ impl Dialer {
                         async move {
                             let tcp = TcpStream::connect(host_port).await?;
                             tcp.set_nodelay(true)?;
-                            Ok::<_, std::io::Error>(TokioIo::new(tcp))
+                            Ok::<_, std::io::Error>(TokioIo::new(joined(tcp)))
                         }
                     });
                     Box::pin(endpoint.connect_with_connector(connector)) as Connecting<'_>
@@ -128,7 +134,7 @@ impl Dialer {
                             let tcp = TcpStream::connect(host_port).await?;
                             tcp.set_nodelay(true)?;
                             let stream = TlsConnector::from(tls.current()).connect(name, tcp).await?;
-                            Ok::<_, std::io::Error>(TokioIo::new(stream))
+                            Ok::<_, std::io::Error>(TokioIo::new(joined(stream)))
                         }
                     });
                     Box::pin(endpoint.connect_with_connector(connector)) as Connecting<'_>

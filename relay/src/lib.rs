@@ -13,6 +13,7 @@
 
 pub mod address;
 pub mod app;
+mod coalesce;
 pub mod config;
 pub mod dial;
 pub mod discovery;
