@@ -20,10 +20,12 @@ const HEADER: usize = 9;
 const DATA: u8 = 0x0;
 const END_STREAM: u8 = 0x1;
 const PADDED: u8 = 0x8;
-/// The read buffer starts at this size and doubles while reads fill it, up to
-/// [`MAX_READ`]: an idle agent connection holds 16 KiB, a busy one reads 64 KiB at once.
+/// The read buffer starts at this size, doubles while reads fill it, up to
+/// [`MAX_READ`] (one batch of the socket's low-water mark), and halves again while
+/// reads use less than a quarter of it: a quiet agent's connection holds 16 KiB,
+/// a busy one reads its batch at once.
 const FIRST_READ: usize = 16 * 1024;
-const MAX_READ: usize = 64 * 1024;
+const MAX_READ: usize = crate::low_water::BATCH;
 
 /// An HTTP/2 client connection's byte stream with runs of DATA frames joined.
 ///
@@ -141,8 +143,8 @@ impl<T> Coalescing<T> {
         let wanted = self.filled + self.read_size;
         if self.buffer.len() < wanted {
             self.buffer.resize(wanted, 0);
-        } else if self.buffer.len() > wanted + MAX_READ {
-            // Grown for one large frame: give the memory back.
+        } else if self.buffer.len() > 2 * wanted {
+            // Grown for a large frame or a busy spell: give the memory back.
             self.buffer.truncate(wanted);
             self.buffer.shrink_to_fit();
         }
@@ -181,6 +183,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for Coalescing<T> {
                 this.eof = true;
             } else if got == asked && this.read_size < MAX_READ {
                 this.read_size *= 2;
+            } else if got < this.read_size / 4 && this.read_size > FIRST_READ {
+                this.read_size /= 2;
             }
             this.filled += got;
         }

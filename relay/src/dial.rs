@@ -18,6 +18,7 @@ use sightline_proto::codec::STREAM_MAX_FRAME_SIZE;
 
 use crate::address::PeerAddress;
 use crate::coalesce::Coalescing;
+use crate::low_water::LowWater;
 use crate::tls::Reloading;
 
 /// How often an idle connection is probed; a vanished peer is noticed within
@@ -118,7 +119,7 @@ impl Dialer {
                         async move {
                             let tcp = TcpStream::connect(host_port).await?;
                             tcp.set_nodelay(true)?;
-                            Ok::<_, std::io::Error>(TokioIo::new(joined(tcp)))
+                            Ok::<_, std::io::Error>(TokioIo::new(joined(LowWater::new(tcp))))
                         }
                     });
                     Box::pin(endpoint.connect_with_connector(connector)) as Connecting<'_>
@@ -133,7 +134,9 @@ impl Dialer {
                         async move {
                             let tcp = TcpStream::connect(host_port).await?;
                             tcp.set_nodelay(true)?;
-                            let stream = TlsConnector::from(tls.current()).connect(name, tcp).await?;
+                            let stream = TlsConnector::from(tls.current())
+                                .connect(name, LowWater::new(tcp))
+                                .await?;
                             Ok::<_, std::io::Error>(TokioIo::new(joined(stream)))
                         }
                     });

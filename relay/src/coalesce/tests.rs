@@ -245,3 +245,21 @@ async fn a_frame_larger_than_one_read_is_gathered_whole() {
     let received = decode(&through(split(&encode(&sent), 3, 30_000), 8192).await);
     assert_eq!(meaning(&received), meaning(&sent));
 }
+
+#[tokio::test]
+async fn a_busy_spell_grows_the_read_buffer_and_a_quiet_one_gives_it_back() {
+    let busy = encode(&go_framed_answer(2_000));
+    let mut pieces = vec![busy];
+    pieces.extend((0..40).map(|k| encode(&[frame(DATA, 0, 1, &[k; 100])])));
+    let mut reader = Coalescing::new(Pieces(pieces.into()), MAX_FRAME);
+    let (mut largest, mut buf) = (0, vec![0; 300 * 1024]);
+    while reader.read(&mut buf).await.expect("in-memory reads do not fail") > 0 {
+        largest = largest.max(reader.buffer.len());
+    }
+    assert!(largest >= super::MAX_READ, "busy reads used at most {largest} bytes");
+    assert!(
+        reader.buffer.len() <= 2 * super::FIRST_READ,
+        "{} bytes still held after 40 small reads",
+        reader.buffer.len()
+    );
+}
