@@ -20,6 +20,8 @@ const HEADER: usize = 9;
 const DATA: u8 = 0x0;
 const END_STREAM: u8 = 0x1;
 const PADDED: u8 = 0x8;
+/// DATA frames of this size or more are not joined (Sightline agents send 60 KiB).
+const LARGE_FRAME: usize = 16 * 1024;
 /// The read buffer starts at this size, doubles while reads fill it, up to
 /// [`MAX_READ`] (one batch of the socket's low-water mark), and halves again while
 /// reads use less than a quarter of it: a quiet agent's connection holds 16 KiB,
@@ -43,6 +45,8 @@ pub(crate) struct Coalescing<T> {
     read_size: usize,
     /// Joined frames never exceed this, the largest frame h2 accepts from the peer.
     max_frame: usize,
+    /// Payload bytes of a large DATA frame still to pass on as they arrive.
+    streaming: usize,
     /// A frame announced more than `max_frame`: from then on bytes pass untouched,
     /// so h2 sees the peer's error as sent and reports it.
     raw: bool,
@@ -70,15 +74,29 @@ impl<T> Coalescing<T> {
             filled: 0,
             read_size: FIRST_READ,
             max_frame: usize::try_from(max_frame).unwrap_or(usize::MAX),
+            streaming: 0,
             raw: false,
             eof: false,
         }
     }
 
-    /// Rewrites every complete frame after `composed`, joining DATA runs.
+    /// Rewrites every complete frame after `composed`, joining DATA runs; a large
+    /// DATA frame is passed on as its bytes arrive.
     fn compose(&mut self) {
         let mut run: Option<Run> = None;
-        while !self.raw && self.filled - self.parsed >= HEADER {
+        while !self.raw {
+            if self.streaming > 0 {
+                let take = self.streaming.min(self.filled - self.parsed);
+                if take == 0 {
+                    break;
+                }
+                self.shift(self.parsed..self.parsed + take);
+                self.streaming -= take;
+                continue;
+            }
+            if self.filled - self.parsed < HEADER {
+                break;
+            }
             let header = &self.buffer[self.parsed..self.parsed + HEADER];
             let len = usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
             let (kind, flags) = (header[3], header[4]);
@@ -86,6 +104,14 @@ impl<T> Coalescing<T> {
             if len > self.max_frame {
                 self.raw = true;
                 break;
+            }
+            if kind == DATA && len >= LARGE_FRAME {
+                // Already as large as joining would make it (a Sightline agent's
+                // batch): hand it on as it comes instead of gathering it whole.
+                self.close(run.take());
+                self.shift(self.parsed..self.parsed + HEADER);
+                self.streaming = len;
+                continue;
             }
             let end = self.parsed + HEADER + len;
             if end > self.filled {
@@ -108,21 +134,27 @@ impl<T> Coalescing<T> {
                 };
                 current.len += len;
                 current.ended = flags & END_STREAM != 0;
-                self.buffer.copy_within(self.parsed + HEADER..end, self.composed);
-                self.composed += len;
+                self.parsed += HEADER;
+                self.shift(self.parsed..end);
             } else {
                 self.close(run.take());
-                self.buffer.copy_within(self.parsed..end, self.composed);
-                self.composed += HEADER + len;
+                self.shift(self.parsed..end);
             }
-            self.parsed = end;
         }
         self.close(run);
         if self.raw {
-            self.buffer.copy_within(self.parsed..self.filled, self.composed);
-            self.composed += self.filled - self.parsed;
-            self.parsed = self.filled;
+            self.shift(self.parsed..self.filled);
         }
+    }
+
+    /// Moves `bytes` (starting at `parsed`) to the end of what is composed.
+    fn shift(&mut self, bytes: std::ops::Range<usize>) {
+        let len = bytes.len();
+        if bytes.start != self.composed {
+            self.buffer.copy_within(bytes, self.composed);
+        }
+        self.composed += len;
+        self.parsed += len;
     }
 
     fn close(&mut self, run: Option<Run>) {

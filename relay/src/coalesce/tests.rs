@@ -235,7 +235,7 @@ async fn a_frame_cut_short_by_the_peer_reaches_h2_before_the_end() {
 }
 
 #[tokio::test]
-async fn a_frame_larger_than_one_read_is_gathered_whole() {
+async fn a_frame_larger_than_one_read_passes_in_pieces() {
     let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
     let sent = vec![
         frame(DATA, 0, 1, b"small"),
@@ -262,4 +262,34 @@ async fn a_busy_spell_grows_the_read_buffer_and_a_quiet_one_gives_it_back() {
         "{} bytes still held after 40 small reads",
         reader.buffer.len()
     );
+}
+
+#[tokio::test]
+async fn small_frames_join_around_large_ones_passed_as_they_come() {
+    let mut sent = vec![frame(HEADERS, 0x4, 1, b"h")];
+    for k in 0..120usize {
+        let len = match k % 7 {
+            3 => 40_000,
+            5 => super::LARGE_FRAME - 1 + k % 2,
+            _ => 700 + k,
+        };
+        let payload: Vec<u8> = (0..len).map(|i| (i * 31 + k) as u8).collect();
+        sent.push(frame(DATA, 0, 1, &payload));
+    }
+    sent.push(frame(DATA, END_STREAM, 1, b"last"));
+    let bytes = encode(&sent);
+    for seed in 1..30u64 {
+        let max_piece = [1, 500, 9_000, 70_000, 300_000][seed as usize % 5];
+        let received = decode(&through(split(&bytes, seed, max_piece), [9, 8192, 70_000][seed as usize % 3]).await);
+        assert_eq!(meaning(&received), meaning(&sent), "seed {seed}, pieces ≤ {max_piece}");
+        let large_sent = sent.iter().filter(|f| f.payload.len() >= super::LARGE_FRAME).count();
+        let large_received = received
+            .iter()
+            .filter(|f| f.payload.len() >= super::LARGE_FRAME)
+            .count();
+        assert!(
+            large_received >= large_sent,
+            "seed {seed}: large frames reach h2 as sent"
+        );
+    }
 }
