@@ -12,7 +12,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -51,6 +51,8 @@ pub(crate) struct Coalescing<T> {
     /// so h2 sees the peer's error as sent and reports it.
     raw: bool,
     eof: bool,
+    /// A read error that came after bytes h2 has not seen yet.
+    failed: Option<io::Error>,
 }
 
 /// A run of DATA frames being joined: where its header goes.
@@ -77,6 +79,7 @@ impl<T> Coalescing<T> {
             streaming: 0,
             raw: false,
             eof: false,
+            failed: None,
         }
     }
 
@@ -206,20 +209,50 @@ impl<T: AsyncRead + Unpin> AsyncRead for Coalescing<T> {
             if this.handed < this.composed {
                 continue;
             }
+            if let Some(error) = this.failed.take() {
+                return Poll::Ready(Err(error));
+            }
             this.make_room();
-            let asked = this.buffer.len() - this.filled;
-            let mut read = ReadBuf::new(&mut this.buffer[this.filled..]);
-            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut read))?;
+            if let Some(early) = this.fill(cx) {
+                return early;
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> Coalescing<T> {
+    /// Reads until `inner` has nothing more ready or the buffer is full, so a TLS
+    /// stream (which hands over a few records per read) still yields whole runs.
+    /// `Some` when the caller must return: nothing arrived yet, or an error.
+    fn fill(&mut self, cx: &mut Context<'_>) -> Option<Poll<io::Result<()>>> {
+        let started = self.filled;
+        while self.filled < self.buffer.len() {
+            let mut read = ReadBuf::new(&mut self.buffer[self.filled..]);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Pending if self.filled > started => break,
+                Poll::Pending => return Some(Poll::Pending),
+                // Bytes read before it go to h2 first; the error comes next.
+                Poll::Ready(Err(e)) if self.filled > started => {
+                    self.failed = Some(e);
+                    break;
+                }
+                Poll::Ready(Err(e)) => return Some(Poll::Ready(Err(e))),
+            }
             let got = read.filled().len();
             if got == 0 {
-                this.eof = true;
-            } else if got == asked && this.read_size < MAX_READ {
-                this.read_size *= 2;
-            } else if got < this.read_size / 4 && this.read_size > FIRST_READ {
-                this.read_size /= 2;
+                self.eof = true;
+                break;
             }
-            this.filled += got;
+            self.filled += got;
         }
+        let got = self.filled - started;
+        if self.filled == self.buffer.len() && self.read_size < MAX_READ {
+            self.read_size *= 2;
+        } else if got < self.read_size / 4 && self.read_size > FIRST_READ {
+            self.read_size /= 2;
+        }
+        None
     }
 }
 

@@ -34,6 +34,9 @@ pub(crate) struct LowWater {
     unsupported: bool,
     timer: Pin<Box<Sleep>>,
     armed: bool,
+    /// Reads the timer made, for tests that must see the batching path taken.
+    #[cfg(test)]
+    timer_reads: usize,
 }
 
 impl LowWater {
@@ -44,6 +47,8 @@ impl LowWater {
             unsupported: false,
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             armed: false,
+            #[cfg(test)]
+            timer_reads: 0,
         }
     }
 
@@ -76,23 +81,41 @@ impl LowWater {
     }
 
     /// Below the low-water mark tokio holds the socket unreadable, so read it directly.
-    fn read_below_mark(&mut self, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let socket = socket2::SockRef::from(&self.tcp);
-        match (&*socket).read(buf.initialize_unfilled()) {
-            Ok(got) => {
-                buf.advance(got);
-                Poll::Ready(Ok(()))
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // Nothing queued: back to waking on the first byte, with no timer.
-                // Setting the mark re-checks the queue, so a byte that came in
-                // between still wakes the reader. Should the kernel refuse, the
-                // mark stays high and so does the timer.
-                self.batch(false);
+    fn read_below_mark(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        #[cfg(test)]
+        {
+            self.timer_reads += 1;
+        }
+        match self.read_directly(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            done => return Poll::Ready(done),
+        }
+        // Nothing queued: back to waking on the first byte, with no timer.
+        if self.batch(false) {
+            // A byte that came in before the mark dropped may have raised no
+            // wakeup (kernels before 4.18 do not re-check the queue): look once more.
+            return match self.read_directly(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+                done => Poll::Ready(done),
+            };
+        }
+        // The kernel kept the high mark: keep the timer going instead.
+        self.timer.as_mut().reset(Instant::now() + DELAY);
+        self.armed = true;
+        match self.timer.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                cx.waker().wake_by_ref();
                 Poll::Pending
             }
-            Err(e) => Poll::Ready(Err(e)),
         }
+    }
+
+    fn read_directly(&self, buf: &mut ReadBuf<'_>) -> io::Result<()> {
+        let socket = socket2::SockRef::from(&self.tcp);
+        let got = (&*socket).read(buf.initialize_unfilled())?;
+        buf.advance(got);
+        Ok(())
     }
 }
 
@@ -120,7 +143,7 @@ impl AsyncRead for LowWater {
             return Poll::Pending;
         }
         this.armed = false;
-        this.read_below_mark(buf)
+        this.read_below_mark(cx, buf)
     }
 }
 

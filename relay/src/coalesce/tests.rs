@@ -11,11 +11,23 @@ const HEADERS: u8 = 0x1;
 const SETTINGS: u8 = 0x4;
 const MAX_FRAME: u32 = 256 * 1024;
 
-/// A peer whose bytes arrive in the given pieces, then EOF.
-struct Pieces(VecDeque<Vec<u8>>);
+/// A peer whose bytes arrive in the given pieces, then EOF; every other read finds
+/// nothing ready yet, as a socket between segments does.
+struct Pieces(VecDeque<Vec<u8>>, bool);
+
+impl Pieces {
+    fn new(pieces: Vec<Vec<u8>>) -> Self {
+        Self(pieces.into(), false)
+    }
+}
 
 impl AsyncRead for Pieces {
-    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        self.1 = !self.1;
+        if self.1 {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         if let Some(mut piece) = self.0.pop_front() {
             let take = piece.len().min(buf.remaining());
             buf.put_slice(&piece[..take]);
@@ -69,7 +81,7 @@ fn decode(mut bytes: &[u8]) -> Vec<Frame> {
 
 /// Everything h2 would read, through a reader that takes `h2_read` bytes at a time.
 async fn through(pieces: Vec<Vec<u8>>, h2_read: usize) -> Vec<u8> {
-    let mut reader = Coalescing::new(Pieces(pieces.into()), MAX_FRAME);
+    let mut reader = Coalescing::new(Pieces::new(pieces), MAX_FRAME);
     let mut out = Vec::new();
     let mut buf = vec![0; h2_read];
     loop {
@@ -251,7 +263,7 @@ async fn a_busy_spell_grows_the_read_buffer_and_a_quiet_one_gives_it_back() {
     let busy = encode(&go_framed_answer(2_000));
     let mut pieces = vec![busy];
     pieces.extend((0..40).map(|k| encode(&[frame(DATA, 0, 1, &[k; 100])])));
-    let mut reader = Coalescing::new(Pieces(pieces.into()), MAX_FRAME);
+    let mut reader = Coalescing::new(Pieces::new(pieces), MAX_FRAME);
     let (mut largest, mut buf) = (0, vec![0; 300 * 1024]);
     while reader.read(&mut buf).await.expect("in-memory reads do not fail") > 0 {
         largest = largest.max(reader.buffer.len());
@@ -282,14 +294,50 @@ async fn small_frames_join_around_large_ones_passed_as_they_come() {
         let max_piece = [1, 500, 9_000, 70_000, 300_000][seed as usize % 5];
         let received = decode(&through(split(&bytes, seed, max_piece), [9, 8192, 70_000][seed as usize % 3]).await);
         assert_eq!(meaning(&received), meaning(&sent), "seed {seed}, pieces ≤ {max_piece}");
-        let large_sent = sent.iter().filter(|f| f.payload.len() >= super::LARGE_FRAME).count();
-        let large_received = received
-            .iter()
-            .filter(|f| f.payload.len() >= super::LARGE_FRAME)
-            .count();
-        assert!(
-            large_received >= large_sent,
-            "seed {seed}: large frames reach h2 as sent"
-        );
+        for large in sent.iter().filter(|f| f.payload.len() >= super::LARGE_FRAME) {
+            assert!(
+                received.contains(large),
+                "seed {seed}: a large frame did not reach h2 as sent"
+            );
+        }
     }
+}
+
+#[tokio::test]
+async fn a_joined_frame_never_exceeds_the_largest_frame_h2_accepts() {
+    let sent: Vec<Frame> = (0..60u8).map(|k| frame(DATA, 0, 1, &[k; 700])).collect();
+    let mut reader = Coalescing::new(Pieces::new(vec![encode(&sent)]), 4096);
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out).await.expect("in-memory reads do not fail");
+    let received = decode(&out);
+    assert_eq!(meaning(&received), meaning(&sent));
+    assert!(
+        received.len() > 1,
+        "42 000 bytes under a 4096-byte limit need several frames"
+    );
+    assert!(
+        received.iter().all(|f| f.payload.len() <= 4096),
+        "a frame over the limit h2 set"
+    );
+}
+
+#[tokio::test]
+async fn bytes_read_before_an_error_reach_h2_before_it() {
+    struct FailsAfter(Option<Vec<u8>>);
+    impl AsyncRead for FailsAfter {
+        fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            match self.0.take() {
+                Some(bytes) => buf.put_slice(&bytes),
+                None => return Poll::Ready(Err(io::Error::from(io::ErrorKind::ConnectionReset))),
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+    let sent = vec![frame(DATA, 0, 1, b"one"), frame(DATA, 0, 1, b"two")];
+    let mut reader = Coalescing::new(FailsAfter(Some(encode(&sent))), MAX_FRAME);
+    let mut buf = vec![0; 1024];
+    let got = reader.read(&mut buf).await.expect("the bytes come first");
+    assert_eq!(meaning(&decode(&buf[..got])), meaning(&sent));
+    let error = reader.read(&mut buf).await.expect_err("then the error");
+    assert_eq!(error.kind(), io::ErrorKind::ConnectionReset);
 }

@@ -35,6 +35,10 @@ async fn read_first(agent: &mut TcpStream, relay: &mut LowWater) {
         .expect("the first bytes wake the reader")
         .expect("read");
     assert_eq!(&buf[..got], b"first");
+    assert!(
+        relay.batching,
+        "the kernel took the low-water mark after the first bytes"
+    );
 }
 
 #[tokio::test]
@@ -45,6 +49,10 @@ async fn a_response_smaller_than_the_batch_is_not_left_waiting() {
     let response = vec![7u8; 760];
     agent.write_all(&response).await.expect("write");
     assert_eq!(read_exactly(&mut relay, response.len()).await, response);
+    assert!(
+        relay.timer_reads >= 1,
+        "the response came below the mark, so the timer read it"
+    );
 }
 
 #[tokio::test]
@@ -73,6 +81,10 @@ async fn a_quiet_connection_sleeps_until_its_next_byte() {
     // Finding the socket empty, finding it still empty when the timer fires, and
     // the byte: a timer left running would poll ~75 times in 300 ms.
     assert!(polls <= 5, "a quiet connection was polled {polls} times in 300 ms");
+    assert!(
+        relay.timer_reads >= 1,
+        "the timer looked once before the connection went quiet"
+    );
     drop(writer.await.expect("writer"));
 }
 
