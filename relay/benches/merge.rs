@@ -279,12 +279,18 @@ async fn start_relay(
     agents: &[UpstreamAgent],
     tls: Option<&Pki>,
 ) -> sightline_relay::app::RunningRelay {
-    let mut args: Vec<String> = vec![
-        "--dial-timeout".into(),
-        "10s".into(),
-        "--peers".into(),
-        peers(agents.iter().map(|a| (a.name.as_str(), a.address))),
-    ];
+    let peers = peers(agents.iter().map(|a| (a.name.as_str(), a.address)));
+    relay_for(runtime, peers, agents.len(), tls).await
+}
+
+/// A relay on `runtime` with `peers` (`name=address,…`), once all `count` are connected.
+async fn relay_for(
+    runtime: &tokio::runtime::Runtime,
+    peers: String,
+    count: usize,
+    tls: Option<&Pki>,
+) -> sightline_relay::app::RunningRelay {
+    let mut args: Vec<String> = vec!["--dial-timeout".into(), "10s".into(), "--peers".into(), peers];
     match tls {
         Some(pki) => args.extend([
             "--tls-hubble-server-ca-files".into(),
@@ -303,7 +309,7 @@ async fn start_relay(
         })
         .await
         .expect("relay task");
-    support::until_connected(&relay, agents.len()).await;
+    support::until_connected(&relay, count).await;
     relay
 }
 
@@ -362,24 +368,27 @@ async fn go_framed_pair(relay_runtime: &tokio::runtime::Runtime, cores: &str) {
     relay.shutdown().await;
     drop(agents);
 
-    let mut go_agents = Vec::new();
-    for i in 0..2 {
-        go_agents.push(go_framed::GoFramedAgent::start(&format!("go-{i}"), GO_FRAMED_FLOWS, i).await);
+    for tls in [None, Some(Pki::new())] {
+        let agent_tls = tls.as_ref().map(|pki| go_framed::AgentTls {
+            cert: pki.agent_cert.clone().into(),
+            key: pki.agent_key.clone().into(),
+            client_ca: pki.ca.clone().into(),
+        });
+        let mut go_agents = Vec::new();
+        for i in 0..2 {
+            let name = format!("go-{i}");
+            go_agents.push(go_framed::GoFramedAgent::start(&name, GO_FRAMED_FLOWS, i, agent_tls.as_ref()).await);
+        }
+        let peers = peers(go_agents.iter().map(|a| (a.name.as_str(), a.address)));
+        let relay = relay_for(relay_runtime, peers, go_agents.len(), tls.as_ref()).await;
+        let (rate, relay_cpu) = merged(&relay, 2 * GO_FRAMED_FLOWS).await;
+        println!(
+            "| 2 Go-framed agents × 65 534 flows ({} bytes each), one response per frame{}, {cores} | {rate:.0} flows/s, relay CPU {relay_cpu} | — |",
+            go_agents[0].mean_response_bytes,
+            if tls.is_some() { ", mutual TLS 1.3" } else { "" }
+        );
+        relay.shutdown().await;
     }
-    let peers = peers(go_agents.iter().map(|a| (a.name.as_str(), a.address)));
-    let relay = relay_runtime
-        .spawn(
-            async move { support::relay(&["--disable-client-tls", "--dial-timeout", "10s", "--peers", &peers]).await },
-        )
-        .await
-        .expect("relay task");
-    support::until_connected(&relay, 2).await;
-    let (rate, relay_cpu) = merged(&relay, 2 * GO_FRAMED_FLOWS).await;
-    println!(
-        "| 2 Go-framed agents × 65 534 flows ({} bytes each), one response per frame, {cores} | {rate:.0} flows/s, relay CPU {relay_cpu} | — |",
-        go_agents[0].mean_response_bytes
-    );
-    relay.shutdown().await;
 }
 
 #[tokio::main]

@@ -16,8 +16,8 @@ use support::streams::{collect_all, flow_node, nanos};
 async fn responses_sent_one_per_frame_arrive_whole_and_in_each_agents_order() {
     const FLOWS: u64 = 5_000;
     let agents = [
-        GoFramedAgent::start("node-a", FLOWS, 0).await,
-        GoFramedAgent::start("node-b", FLOWS, 1).await,
+        GoFramedAgent::start("node-a", FLOWS, 0, None).await,
+        GoFramedAgent::start("node-b", FLOWS, 1, None).await,
     ];
     let peers = agents
         .iter()

@@ -36,8 +36,16 @@ pub struct GoFramedAgent {
     _stop: tokio_util::sync::DropGuard,
 }
 
+/// Certificates for an agent that serves mutual TLS 1.3, as Hubble agents do.
+pub struct AgentTls {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    pub client_ca: std::path::PathBuf,
+}
+
 impl GoFramedAgent {
-    pub async fn start(name: &str, flows: u64, node_index: i64) -> Self {
+    /// Serves plaintext, or mutual TLS with `tls`.
+    pub async fn start(name: &str, flows: u64, node_index: i64, tls: Option<&AgentTls>) -> Self {
         let history: Vec<Bytes> = (0..flows)
             .map(|k| {
                 // Interleaved clocks: every agent's k-th flow lands between the others'.
@@ -54,13 +62,32 @@ impl GoFramedAgent {
             Replay(Arc::new(history)),
             CodecPair::<OneFrameEncoder, ProstDecoder<GetFlowsRequest>>::new(),
         );
-        let incoming = TcpListenerStream::new(listener);
         let cancelled = stop.clone().cancelled_owned();
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(router)
-                .serve_with_incoming_shutdown(incoming, cancelled),
-        );
+        let server = tonic::transport::Server::builder().add_service(router);
+        match tls {
+            None => {
+                let incoming = TcpListenerStream::new(listener);
+                tokio::spawn(server.serve_with_incoming_shutdown(incoming, cancelled));
+            }
+            Some(files) => {
+                let (identity, ca) = (
+                    sightline_common::tls::KeyPairFiles {
+                        cert: files.cert.clone(),
+                        key: files.key.clone(),
+                    },
+                    vec![files.client_ca.clone()],
+                );
+                let config = sightline_common::tls::Reloading::watch(
+                    "bench agent certificate",
+                    vec![files.cert.clone(), files.key.clone(), files.client_ca.clone()],
+                    std::time::Duration::from_secs(3600),
+                    move || sightline_common::tls::server_config(&identity, &ca),
+                )
+                .expect("agent TLS");
+                let incoming = sightline_common::listen::tls_incoming(listener, config, stop.clone());
+                tokio::spawn(server.serve_with_incoming_shutdown(incoming, cancelled));
+            }
+        }
         Self {
             name: name.to_owned(),
             address,
