@@ -25,6 +25,16 @@ async fn read_exactly(reader: &mut LowWater, len: usize) -> Vec<u8> {
     got
 }
 
+/// Reads to the end of the stream, failing after `within` (a stall under the mark).
+async fn read_to_end(reader: &mut LowWater, within: Duration) -> Vec<u8> {
+    let mut got = Vec::new();
+    tokio::time::timeout(within, reader.read_to_end(&mut got))
+        .await
+        .expect("the stream and its end arrived")
+        .expect("read");
+    got
+}
+
 /// Reads what the first write sent; a read shorter than its buffer leaves the
 /// socket marked empty, so the next bytes must wake the reader on their own.
 async fn read_first(agent: &mut TcpStream, relay: &mut LowWater) {
@@ -102,11 +112,7 @@ async fn a_stream_of_many_batches_arrives_whole_and_in_order() {
             agent.shutdown().await.expect("shutdown");
         })
     };
-    let mut received = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), relay.read_to_end(&mut received))
-        .await
-        .expect("the stream and its end arrived")
-        .expect("read");
+    let received = read_to_end(&mut relay, Duration::from_secs(30)).await;
     writer.await.expect("writer");
     assert_eq!(received.len(), sent.len());
     assert!(received == sent, "bytes arrived changed or out of order");
@@ -115,14 +121,8 @@ async fn a_stream_of_many_batches_arrives_whole_and_in_order() {
 #[tokio::test]
 async fn the_end_of_the_stream_is_seen_below_the_mark() {
     let (mut agent, mut relay) = pair().await;
-    agent.write_all(b"start").await.expect("write");
-    read_exactly(&mut relay, 5).await;
+    read_first(&mut agent, &mut relay).await;
     agent.write_all(b"tail").await.expect("write");
     agent.shutdown().await.expect("shutdown");
-    let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), relay.read_to_end(&mut rest))
-        .await
-        .expect("the end arrived")
-        .expect("read");
-    assert_eq!(rest, b"tail");
+    assert_eq!(read_to_end(&mut relay, Duration::from_secs(5)).await, b"tail");
 }
